@@ -1,0 +1,87 @@
+use std::path::PathBuf;
+
+/// Errors of recops-core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file system operation failed on `path`.
+    #[error("{action} {path}: {source}{hint}", hint = io_hint(source))]
+    Io {
+        /// What was being done ("cannot create directory", "cannot read", ...).
+        action: &'static str,
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A config file is invalid: it does not parse, has an unknown key, a wrong type,
+    /// or a value that fails validation.
+    #[error("invalid config {file}{at}: {message}", at = key_suffix(key))]
+    Config {
+        /// The config file (or `<built-in default>` for the embedded copy).
+        file: PathBuf,
+        /// Dotted key path of the offending value, when known (`alerts.high_latency.threshold`).
+        key: Option<String>,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+
+    /// A `${VAR}` reference in a config file names an environment variable that is not set
+    /// and has no default.
+    #[error(
+        "invalid config {file} line {line}: environment variable {var} is not set \
+         (write ${{{var}:-default}} to give a default)"
+    )]
+    MissingEnvVar {
+        /// The config file.
+        file: PathBuf,
+        /// 1-based line of the reference.
+        line: usize,
+        /// The variable name.
+        var: String,
+    },
+
+    /// A name used to build a path (model id, pipeline name, ...) is not a plain name.
+    #[error("invalid {what} {value:?}: expected only lowercase letters, digits and '_'")]
+    InvalidName {
+        /// What kind of name it is ("model_id", "pipeline name").
+        what: &'static str,
+        /// The rejected value.
+        value: String,
+    },
+
+    /// Telemetry was initialised twice or could not be installed.
+    #[error("cannot initialise logging: {0}")]
+    Telemetry(String),
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Builds an [`Error::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn io_hint(source: &std::io::Error) -> &'static str {
+    match source.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            " (is the recops home read-only? check its permissions or pass another --home)"
+        }
+        _ => "",
+    }
+}
+
+fn key_suffix(key: &Option<String>) -> String {
+    match key {
+        Some(k) if !k.is_empty() && k != "." => format!(" at key `{k}`"),
+        _ => String::new(),
+    }
+}

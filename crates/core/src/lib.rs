@@ -1,0 +1,50 @@
+//! recops-core: the foundation every recops crate and binary stands on.
+//!
+//! - [`Home`]: the home folder and every path in it (the only place that knows them).
+//! - [`load_config`] / [`parse_config`]: YAML and JSON config with `${VAR}` and
+//!   `${VAR:-default}` substitution, unknown-key rejection, and errors that name the
+//!   file, the key path and what was expected; [`Validate`] for semantic checks.
+//! - [`RecopsConfig`]: `config/recops.yaml` (service address, logging, locks, health).
+//! - [`Clock`], [`SystemClock`], [`FixedClock`]: time as a dependency, so tests never sleep.
+//! - [`write_atomic`]: temp file in the same folder, fsync, rename.
+//! - [`LogFile`]: spec-format text logs (`YYYY-MM-DD HH:MM:SS | LEVEL | message`),
+//!   rotated daily with a bounded number of kept files.
+//! - [`telemetry::init`]: the `tracing` subscriber of a binary (stderr + log file).
+//!
+//! ```
+//! use recops_core::{Home, RecopsConfig, write_atomic};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let home = Home::new(dir.path());
+//! // No config file in the home: the built-in default applies.
+//! let config = RecopsConfig::load(&home)?;
+//! assert_eq!(config.service.port, 8000);
+//! write_atomic(&home.registry(), br#"{"current_best": null, "models": {}}"#)?;
+//! assert!(home.registry().exists());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod clock;
+mod config;
+mod error;
+mod fsutil;
+mod home;
+mod logfile;
+mod settings;
+pub mod telemetry;
+
+pub use clock::{Clock, FixedClock, SharedClock, SystemClock, format_timestamp, parse_timestamp};
+pub use config::{
+    ConfigFormat, EnvSource, ProcessEnv, Validate, load_config, load_config_with_env, parse_config,
+};
+pub use error::{Error, Result};
+pub use fsutil::{
+    commit_temp, ensure_dir, ensure_parent, sync_parent, temp_path_for, validate_name,
+    write_atomic, write_atomic_with,
+};
+pub use home::{HOME_ENV, Home};
+pub use logfile::{LogFile, LogFileOptions, LogLevel, format_line, rotated_files};
+pub use settings::{
+    DEFAULT_RECOPS_CONFIG, HealthSettings, LockSettings, LoggingSettings, RecopsConfig,
+    ServiceSettings,
+};

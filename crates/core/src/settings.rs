@@ -1,0 +1,172 @@
+//! `config/recops.yaml`: the settings owned by recops-core.
+
+use serde::Deserialize;
+
+use crate::config::{Validate, load_config};
+use crate::error::Result;
+use crate::home::Home;
+
+/// The shipped `config/recops.yaml`, used when the home has none.
+pub const DEFAULT_RECOPS_CONFIG: &str = include_str!("../../../config/recops.yaml");
+
+/// `config/recops.yaml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RecopsConfig {
+    /// The recommender service.
+    pub service: ServiceSettings,
+    /// Text log files.
+    #[serde(default)]
+    pub logging: LoggingSettings,
+    /// Pipeline locks.
+    #[serde(default)]
+    pub locks: LockSettings,
+    /// Health checks.
+    pub health: HealthSettings,
+}
+
+/// `service:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// Address the recommender binds to (default `127.0.0.1`).
+    pub host: String,
+    /// Port the recommender listens on (default 8000).
+    pub port: u16,
+    /// URL the jobs use to reach the service (default `http://127.0.0.1:8000`).
+    pub url: String,
+}
+
+/// `logging:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSettings {
+    /// Rotated daily files kept per log (default 14).
+    pub max_files: usize,
+}
+
+impl Default for LoggingSettings {
+    fn default() -> Self {
+        LoggingSettings { max_files: 14 }
+    }
+}
+
+/// `locks:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LockSettings {
+    /// A pipeline lock held longer than this many hours is stale (default 24).
+    pub stale_after_hours: f64,
+}
+
+impl Default for LockSettings {
+    fn default() -> Self {
+        LockSettings {
+            stale_after_hours: 24.0,
+        }
+    }
+}
+
+/// `health:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthSettings {
+    /// Files the data check requires, relative to the home.
+    pub required_files: Vec<String>,
+}
+
+impl Validate for RecopsConfig {
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if self.service.host.trim().is_empty() {
+            p.push((
+                "service.host".into(),
+                "expected an address such as 127.0.0.1".into(),
+            ));
+        }
+        if !(self.service.url.starts_with("http://") || self.service.url.starts_with("https://")) {
+            p.push((
+                "service.url".into(),
+                format!(
+                    "expected an http:// or https:// URL, got {:?}",
+                    self.service.url
+                ),
+            ));
+        }
+        if !(self.locks.stale_after_hours > 0.0) {
+            p.push((
+                "locks.stale_after_hours".into(),
+                "expected a number of hours > 0".into(),
+            ));
+        }
+        for (i, f) in self.health.required_files.iter().enumerate() {
+            if f.starts_with('/') || f.split('/').any(|c| c == "..") {
+                p.push((
+                    format!("health.required_files[{i}]"),
+                    format!("expected a path inside the home, got {f:?}"),
+                ));
+            }
+        }
+        p
+    }
+}
+
+impl RecopsConfig {
+    /// Loads `config/recops.yaml` of `home`, or the built-in default.
+    pub fn load(home: &Home) -> Result<Self> {
+        load_config(&home.recops_config(), DEFAULT_RECOPS_CONFIG)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigFormat, parse_config};
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    #[test]
+    fn shipped_config_parses_without_environment() {
+        let cfg: RecopsConfig = parse_config(
+            DEFAULT_RECOPS_CONFIG,
+            Path::new("config/recops.yaml"),
+            ConfigFormat::Yaml,
+            &HashMap::new(),
+        )
+        .unwrap();
+        assert_eq!(cfg.service.port, 8000);
+        assert_eq!(cfg.service.host, "127.0.0.1");
+        assert_eq!(cfg.locks.stale_after_hours, 24.0);
+        assert_eq!(cfg.health.required_files.len(), 4);
+    }
+
+    #[test]
+    fn environment_overrides_port() {
+        let env = HashMap::from([("RECOPS_SERVICE_PORT".to_owned(), "9100".to_owned())]);
+        let cfg: RecopsConfig = parse_config(
+            DEFAULT_RECOPS_CONFIG,
+            Path::new("recops.yaml"),
+            ConfigFormat::Yaml,
+            &env,
+        )
+        .unwrap();
+        assert_eq!(cfg.service.port, 9100);
+    }
+
+    #[test]
+    fn bad_values_are_all_reported() {
+        let text = DEFAULT_RECOPS_CONFIG
+            .replace("stale_after_hours: 24", "stale_after_hours: 0")
+            .replace("- data/processed/interactions.parquet", "- ../secret");
+        let err = parse_config::<RecopsConfig>(
+            &text,
+            Path::new("recops.yaml"),
+            ConfigFormat::Yaml,
+            &HashMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("locks.stale_after_hours"), "{err}");
+        assert!(err.contains("health.required_files[0]"), "{err}");
+    }
+}
