@@ -1,1 +1,4 @@
-//! e2e
+//! End-to-end tests of the recops binaries on temporary homes.
+#![allow(clippy::unwrap_used)]
+
+mod stats;

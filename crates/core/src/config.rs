@@ -172,10 +172,19 @@ fn parse_yaml<T: DeserializeOwned>(
             e.into_inner()
         })
     });
-    result.map_err(|e| Error::Config {
-        file: file.to_path_buf(),
-        key: key.into_inner(),
-        message: e.to_string(),
+    result.map_err(|e| {
+        // saphyr renders `error: line L column C: ...` plus a snippet of the source
+        // (original text, so no substituted secret) labelled `<input>`.
+        let rendered = e.to_string();
+        let message = rendered
+            .strip_prefix("error: ")
+            .unwrap_or(&rendered)
+            .replace("<input>", &file.display().to_string());
+        Error::Config {
+            file: file.to_path_buf(),
+            key: key.into_inner(),
+            message,
+        }
     })
 }
 
@@ -475,6 +484,8 @@ email:
         assert!(msg.contains("alerts.high_latency.chanels"), "{msg}");
         assert!(msg.contains("unknown field `chanels`"), "{msg}");
         assert!(msg.contains("line 5"), "{msg}");
+        assert!(msg.contains("--> x.yaml:5:5"), "{msg}");
+        assert!(!msg.contains(": error:"), "{msg}");
     }
 
     #[test]

@@ -85,3 +85,29 @@ fn key_suffix(key: &Option<String>) -> String {
         _ => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_name_the_path_and_suggest_the_cause() {
+        let e = Error::io(
+            "cannot create directory",
+            "/srv/recops/logs",
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("cannot create directory /srv/recops/logs: "),
+            "{msg}"
+        );
+        assert!(msg.contains("read-only"), "{msg}");
+        let other = Error::io(
+            "cannot read",
+            "/x",
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        );
+        assert!(!other.to_string().contains("read-only"));
+    }
+}

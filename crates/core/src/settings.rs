@@ -93,7 +93,7 @@ impl Validate for RecopsConfig {
                 ),
             ));
         }
-        if !(self.locks.stale_after_hours > 0.0) {
+        if self.locks.stale_after_hours.is_nan() || self.locks.stale_after_hours <= 0.0 {
             p.push((
                 "locks.stale_after_hours".into(),
                 "expected a number of hours > 0".into(),

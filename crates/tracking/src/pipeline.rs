@@ -1,0 +1,718 @@
+//! `PipelineTracker`: every pipeline execution in `logs/pipeline_metrics.db`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Duration, Utc};
+use recops_core::{Home, SharedClock, SystemClock, format_timestamp, parse_timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::db;
+use crate::error::{Error, Result};
+
+/// Free-form JSON metadata of a run.
+pub type Metadata = Map<String, Value>;
+
+/// The spec's schema of `pipeline_runs` and its indexes (schema version 1).
+pub const PIPELINE_SCHEMA: &str = "\
+CREATE TABLE IF NOT EXISTS pipeline_runs (
+    run_id TEXT PRIMARY KEY,
+    pipeline_name TEXT NOT NULL,
+    status TEXT NOT NULL,  -- 'running', 'success', 'failed', 'cancelled'
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    duration_seconds REAL,
+    error_message TEXT,
+    metadata TEXT  -- JSON
+);
+
+CREATE INDEX IF NOT EXISTS idx_pipeline_name_status ON pipeline_runs(pipeline_name, status);
+CREATE INDEX IF NOT EXISTS idx_started_at ON pipeline_runs(started_at);
+";
+
+/// Status of a pipeline run, stored as the spec's strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// `running`
+    Running,
+    /// `success`
+    Success,
+    /// `failed`
+    Failed,
+    /// `cancelled`
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Success => "success",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "running" => Ok(RunStatus::Running),
+            "success" => Ok(RunStatus::Success),
+            "failed" => Ok(RunStatus::Failed),
+            "cancelled" => Ok(RunStatus::Cancelled),
+            other => Err(Error::InvalidInput {
+                what: "run status",
+                message: format!("{other:?}; expected one of running, success, failed, cancelled"),
+            }),
+        }
+    }
+}
+
+/// One pipeline execution, as the spec's `PipelineRun` dataclass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRun {
+    /// `{pipeline_name}_{12 hex digits}`.
+    pub run_id: String,
+    /// The pipeline (`data_refresh`, `model_training`, `scheduler.health_check`, ...).
+    pub pipeline_name: String,
+    /// Current status.
+    pub status: RunStatus,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// RFC 3339 end time, once finished.
+    pub finished_at: Option<String>,
+    /// Seconds from start to finish, once finished.
+    pub duration_seconds: Option<f64>,
+    /// Why the run failed (or was marked stale).
+    pub error_message: Option<String>,
+    /// Free-form metadata; `complete_run` merges its metadata into it.
+    pub metadata: Metadata,
+}
+
+/// Counts and rates of one pipeline over a period, in the spec's shape.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineStat {
+    /// Runs that succeeded.
+    pub success: u64,
+    /// Runs that failed.
+    pub failed: u64,
+    /// Runs still running.
+    pub running: u64,
+    /// Runs cancelled (not counted in `success_rate`).
+    pub cancelled: u64,
+    /// Mean duration of the successful runs; `null` when there were none.
+    pub avg_duration_seconds: Option<f64>,
+    /// `success / (success + failed)`; `null` when no run has finished yet.
+    pub success_rate: Option<f64>,
+}
+
+/// `get_stats(days)` result: `{period_days, stats_by_pipeline: {name: PipelineStat}}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipelineStats {
+    /// The period covered, in days back from now.
+    pub period_days: u32,
+    /// Per pipeline, by name.
+    pub stats_by_pipeline: BTreeMap<String, PipelineStat>,
+}
+
+/// Tracks pipeline runs in SQLite (`logs/pipeline_metrics.db`, WAL mode).
+///
+/// Safe to share between threads, and several processes may write the same database at
+/// once: writes wait for each other (busy timeout) instead of failing.
+#[derive(Debug)]
+pub struct PipelineTracker {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    clock: SharedClock,
+}
+
+impl PipelineTracker {
+    /// Opens the tracker of `home` (`logs/pipeline_metrics.db`) with the system clock.
+    pub fn open(home: &Home) -> Result<Self> {
+        Self::open_path(&home.pipeline_db(), SystemClock::shared())
+    }
+
+    /// Opens (creating or migrating) the database at `path`.
+    pub fn open_path(path: &Path, clock: SharedClock) -> Result<Self> {
+        let conn = db::open(path, &[PIPELINE_SCHEMA])?;
+        Ok(PipelineTracker {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            clock,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts tracking a run of `pipeline_name` and returns its `run_id`.
+    /// `metadata` must be a JSON object (or null).
+    pub fn start_run(&self, pipeline_name: &str, metadata: Value) -> Result<String> {
+        let name = pipeline_name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(Error::InvalidInput {
+                what: "pipeline name",
+                message: format!("{pipeline_name:?}; expected 1 to 200 characters"),
+            });
+        }
+        let metadata = as_object(metadata)?;
+        let run_id = format!(
+            "{name}_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let now = format_timestamp(self.clock.now());
+        let conn = self.conn();
+        conn.prepare_cached(
+            "INSERT INTO pipeline_runs (run_id, pipeline_name, status, started_at, metadata) \
+             VALUES (?1, ?2, 'running', ?3, ?4)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                run_id,
+                name,
+                now,
+                Value::Object(metadata).to_string()
+            ])
+        })
+        .map_err(db::on(&self.path))?;
+        Ok(run_id)
+    }
+
+    /// Marks a running run as `success`, merging `metadata` (an object or null) into
+    /// the run's metadata.
+    pub fn complete_run(&self, run_id: &str, metadata: Value) -> Result<()> {
+        let extra = as_object(metadata)?;
+        self.finish(run_id, RunStatus::Success, None, extra)
+    }
+
+    /// Marks a running run as `failed` with `error_message`.
+    pub fn fail_run(&self, run_id: &str, error_message: &str) -> Result<()> {
+        self.finish(
+            run_id,
+            RunStatus::Failed,
+            Some(error_message),
+            Metadata::new(),
+        )
+    }
+
+    /// [`fail_run`](Self::fail_run) that also merges `metadata` (counts reached before
+    /// the failure, the reason code, ...).
+    pub fn fail_run_with(&self, run_id: &str, error_message: &str, metadata: Value) -> Result<()> {
+        let extra = as_object(metadata)?;
+        self.finish(run_id, RunStatus::Failed, Some(error_message), extra)
+    }
+
+    /// Marks a running run as `cancelled`.
+    pub fn cancel_run(&self, run_id: &str) -> Result<()> {
+        self.finish(run_id, RunStatus::Cancelled, None, Metadata::new())
+    }
+
+    fn finish(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        error: Option<&str>,
+        extra: Metadata,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        let row: Option<(String, String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT status, started_at, metadata FROM pipeline_runs WHERE run_id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(&on)?;
+        let Some((current, started_at, metadata)) = row else {
+            return Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            });
+        };
+        if current != RunStatus::Running.as_str() {
+            return Err(Error::RunAlreadyFinished {
+                run_id: run_id.to_owned(),
+                status: current,
+            });
+        }
+        let mut meta = parse_metadata(metadata.as_deref());
+        meta.extend(extra);
+        let duration = duration_since(&started_at, now);
+        tx.prepare_cached(
+            "UPDATE pipeline_runs SET status = ?1, finished_at = ?2, duration_seconds = ?3, \
+             error_message = ?4, metadata = ?5 WHERE run_id = ?6",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                status.as_str(),
+                format_timestamp(now),
+                duration,
+                error,
+                Value::Object(meta).to_string(),
+                run_id
+            ])
+        })
+        .map_err(&on)?;
+        tx.commit().map_err(&on)
+    }
+
+    /// The run with this id, if any.
+    pub fn get_run(&self, run_id: &str) -> Result<Option<PipelineRun>> {
+        let conn = self.conn();
+        conn.prepare_cached(&format!("{SELECT_RUN} WHERE run_id = ?1"))
+            .and_then(|mut st| st.query_row([run_id], read_run).optional())
+            .map_err(db::on(&self.path))
+    }
+
+    /// The newest runs first, optionally of one pipeline and/or one status.
+    pub fn get_recent_runs(
+        &self,
+        pipeline_name: Option<&str>,
+        limit: usize,
+        status: Option<RunStatus>,
+    ) -> Result<Vec<PipelineRun>> {
+        let conn = self.conn();
+        let sql = format!(
+            "{SELECT_RUN} WHERE (?1 IS NULL OR pipeline_name = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY started_at DESC, rowid DESC LIMIT ?3"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut st = conn.prepare_cached(&sql).map_err(db::on(&self.path))?;
+        let rows = st
+            .query_map(
+                params![pipeline_name, status.map(RunStatus::as_str), limit],
+                read_run,
+            )
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db::on(&self.path))?;
+        Ok(rows)
+    }
+
+    /// Per-pipeline counts, mean duration and success rate of the runs started in the
+    /// last `days` days.
+    pub fn get_stats(&self, days: u32) -> Result<PipelineStats> {
+        let cutoff = format_timestamp(self.clock.now() - Duration::days(i64::from(days)));
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT pipeline_name, status, COUNT(*), AVG(duration_seconds) FROM pipeline_runs \
+                 WHERE started_at >= ?1 GROUP BY pipeline_name, status",
+            )
+            .map_err(db::on(&self.path))?;
+        let rows = st
+            .query_map([cutoff], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db::on(&self.path))?;
+        let mut by: BTreeMap<String, PipelineStat> = BTreeMap::new();
+        for (name, status, count, avg) in rows {
+            let s = by.entry(name).or_default();
+            let count = u64::try_from(count).unwrap_or(0);
+            match status.parse::<RunStatus>() {
+                Ok(RunStatus::Success) => {
+                    s.success += count;
+                    s.avg_duration_seconds = avg;
+                }
+                Ok(RunStatus::Failed) => s.failed += count,
+                Ok(RunStatus::Running) => s.running += count,
+                Ok(RunStatus::Cancelled) => s.cancelled += count,
+                Err(_) => {}
+            }
+        }
+        for s in by.values_mut() {
+            let finished = s.success + s.failed;
+            s.success_rate = (finished > 0).then(|| s.success as f64 / finished as f64);
+        }
+        Ok(PipelineStats {
+            period_days: days,
+            stats_by_pipeline: by,
+        })
+    }
+
+    /// Whether a run of `pipeline_name` is currently marked running.
+    pub fn is_pipeline_running(&self, pipeline_name: &str) -> Result<bool> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM pipeline_runs WHERE pipeline_name = ?1 AND status = 'running')",
+        )
+        .and_then(|mut st| st.query_row([pipeline_name], |r| r.get(0)))
+        .map_err(db::on(&self.path))
+    }
+
+    /// Marks runs that have been `running` for more than `max_running_hours` as
+    /// `failed` (their process most likely died) and returns how many there were.
+    pub fn cleanup_stale_runs(&self, max_running_hours: f64) -> Result<usize> {
+        let now = self.clock.now();
+        let cutoff = now - Duration::milliseconds((max_running_hours * 3_600_000.0) as i64);
+        let message = format!(
+            "stale run: still running after more than {max_running_hours} hours; marked failed by cleanup"
+        );
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        let stale: Vec<(String, String)> = tx
+            .prepare_cached(
+                "SELECT run_id, started_at FROM pipeline_runs WHERE status = 'running' AND started_at < ?1",
+            )
+            .and_then(|mut st| {
+                st.query_map([format_timestamp(cutoff)], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(&on)?;
+        for (run_id, started_at) in &stale {
+            tx.execute(
+                "UPDATE pipeline_runs SET status = 'failed', finished_at = ?1, duration_seconds = ?2, \
+                 error_message = ?3 WHERE run_id = ?4",
+                params![format_timestamp(now), duration_since(started_at, now), message, run_id],
+            )
+            .map_err(&on)?;
+            tracing::warn!(run_id = %run_id, started_at = %started_at, "stale pipeline run marked failed");
+        }
+        tx.commit().map_err(&on)?;
+        Ok(stale.len())
+    }
+}
+
+const SELECT_RUN: &str = "SELECT run_id, pipeline_name, status, started_at, finished_at, \
+                          duration_seconds, error_message, metadata FROM pipeline_runs";
+
+fn read_run(r: &Row<'_>) -> rusqlite::Result<PipelineRun> {
+    let status: String = r.get(2)?;
+    let status = status.parse::<RunStatus>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(PipelineRun {
+        run_id: r.get(0)?,
+        pipeline_name: r.get(1)?,
+        status,
+        started_at: r.get(3)?,
+        finished_at: r.get(4)?,
+        duration_seconds: r.get(5)?,
+        error_message: r.get(6)?,
+        metadata: parse_metadata(r.get::<_, Option<String>>(7)?.as_deref()),
+    })
+}
+
+fn as_object(v: Value) -> Result<Metadata> {
+    match v {
+        Value::Null => Ok(Metadata::new()),
+        Value::Object(m) => Ok(m),
+        other => Err(Error::InvalidInput {
+            what: "metadata",
+            message: format!("expected a JSON object, got {other}"),
+        }),
+    }
+}
+
+fn parse_metadata(text: Option<&str>) -> Metadata {
+    match text.map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => m,
+        Some(Ok(Value::Null)) | None => Metadata::new(),
+        Some(Ok(other)) => Metadata::from_iter([("value".to_owned(), other)]),
+        Some(Err(_)) => Metadata::from_iter([(
+            "unparsed_metadata".to_owned(),
+            Value::String(text.unwrap_or_default().to_owned()),
+        )]),
+    }
+}
+
+fn duration_since(started_at: &str, now: DateTime<Utc>) -> Option<f64> {
+    parse_timestamp(started_at).map(|s| (now - s).num_microseconds().unwrap_or(0) as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use recops_core::FixedClock;
+    use serde_json::json;
+
+    fn tracker() -> (tempfile::TempDir, FixedClock, PipelineTracker) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 0, 0).unwrap());
+        let t = PipelineTracker::open_path(
+            &dir.path().join("logs/pipeline_metrics.db"),
+            clock.shared(),
+        )
+        .unwrap();
+        (dir, clock, t)
+    }
+
+    #[test]
+    fn start_complete_records_duration_and_merges_metadata() {
+        let (_d, clock, t) = tracker();
+        let id = t.start_run("data_refresh", json!({"force": true})).unwrap();
+        assert!(id.starts_with("data_refresh_") && id.len() == "data_refresh_".len() + 12);
+        assert!(t.is_pipeline_running("data_refresh").unwrap());
+        clock.advance(Duration::milliseconds(45_200));
+        t.complete_run(&id, json!({"records_processed": 1000}))
+            .unwrap();
+        let run = t.get_run(&id).unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Success);
+        assert_eq!(run.duration_seconds, Some(45.2));
+        assert_eq!(run.started_at, "2025-01-15T10:00:00.000000+00:00");
+        assert_eq!(
+            run.finished_at.as_deref(),
+            Some("2025-01-15T10:00:45.200000+00:00")
+        );
+        assert_eq!(run.metadata["force"], json!(true));
+        assert_eq!(run.metadata["records_processed"], json!(1000));
+        assert!(!t.is_pipeline_running("data_refresh").unwrap());
+    }
+
+    #[test]
+    fn fail_and_cancel_set_status_and_error() {
+        let (_d, _c, t) = tracker();
+        let a = t.start_run("model_training", Value::Null).unwrap();
+        let b = t.start_run("model_training", Value::Null).unwrap();
+        t.fail_run(&a, "NaN in factors").unwrap();
+        t.cancel_run(&b).unwrap();
+        let a = t.get_run(&a).unwrap().unwrap();
+        assert_eq!(a.status, RunStatus::Failed);
+        assert_eq!(a.error_message.as_deref(), Some("NaN in factors"));
+        assert_eq!(t.get_run(&b).unwrap().unwrap().status, RunStatus::Cancelled);
+    }
+
+    #[test]
+    fn finishing_a_missing_or_finished_run_is_an_error() {
+        let (_d, _c, t) = tracker();
+        let err = t
+            .complete_run("nope_000000000000", Value::Null)
+            .unwrap_err();
+        assert!(matches!(err, Error::RunNotFound { .. }), "{err}");
+        let id = t.start_run("x", Value::Null).unwrap();
+        t.complete_run(&id, Value::Null).unwrap();
+        for err in [
+            t.complete_run(&id, Value::Null).unwrap_err(),
+            t.fail_run(&id, "late").unwrap_err(),
+            t.cancel_run(&id).unwrap_err(),
+        ] {
+            assert!(
+                matches!(&err, Error::RunAlreadyFinished { status, .. } if status == "success"),
+                "{err}"
+            );
+        }
+        assert!(t.get_run("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        let (_d, _c, t) = tracker();
+        assert!(t.start_run("", Value::Null).is_err());
+        assert!(t.start_run("x", json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn recent_runs_filter_order_and_limit() {
+        let (_d, clock, t) = tracker();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let name = if i % 2 == 0 { "a" } else { "b" };
+            let id = t.start_run(name, json!({"i": i})).unwrap();
+            if i < 3 {
+                t.complete_run(&id, Value::Null).unwrap();
+            }
+            ids.push(id);
+            clock.advance(Duration::seconds(1));
+        }
+        let all = t.get_recent_runs(None, 10, None).unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>(),
+            ids.iter().rev().cloned().collect::<Vec<_>>()
+        );
+        let a = t.get_recent_runs(Some("a"), 10, None).unwrap();
+        assert_eq!(a.len(), 3);
+        let a_ok = t
+            .get_recent_runs(Some("a"), 10, Some(RunStatus::Success))
+            .unwrap();
+        assert_eq!(a_ok.len(), 2);
+        let limited = t
+            .get_recent_runs(None, 2, Some(RunStatus::Running))
+            .unwrap();
+        assert_eq!(limited.len(), 2);
+        assert_eq!(limited[0].run_id, ids[4]);
+    }
+
+    #[test]
+    fn stats_count_rates_and_mean_duration_within_the_period() {
+        let (_d, clock, t) = tracker();
+        // An old run outside the 7-day window.
+        let old = t.start_run("data_refresh", Value::Null).unwrap();
+        t.fail_run(&old, "old").unwrap();
+        clock.advance(Duration::days(10));
+        // 5 successes of 40, 42, 44, 46, 48 s; 1 failure; 1 running.
+        for k in 0..5 {
+            let id = t.start_run("data_refresh", Value::Null).unwrap();
+            clock.advance(Duration::seconds(40 + 2 * k));
+            t.complete_run(&id, Value::Null).unwrap();
+        }
+        let f = t.start_run("data_refresh", Value::Null).unwrap();
+        clock.advance(Duration::seconds(500));
+        t.fail_run(&f, "boom").unwrap();
+        t.start_run("data_refresh", Value::Null).unwrap();
+        let c = t.start_run("drift_detection", Value::Null).unwrap();
+        t.cancel_run(&c).unwrap();
+
+        let stats = t.get_stats(7).unwrap();
+        assert_eq!(stats.period_days, 7);
+        let s = &stats.stats_by_pipeline["data_refresh"];
+        assert_eq!((s.success, s.failed, s.running, s.cancelled), (5, 1, 1, 0));
+        assert_eq!(s.avg_duration_seconds, Some(44.0));
+        assert!((s.success_rate.unwrap() - 5.0 / 6.0).abs() < 1e-12);
+        let d = &stats.stats_by_pipeline["drift_detection"];
+        assert_eq!(d.cancelled, 1);
+        assert_eq!(d.success_rate, None);
+        assert_eq!(d.avg_duration_seconds, None);
+        // The JSON shape of the spec.
+        let v = serde_json::to_value(&stats).unwrap();
+        assert_eq!(v["stats_by_pipeline"]["data_refresh"]["success"], json!(5));
+        assert!(v["stats_by_pipeline"]["data_refresh"]["success_rate"].is_f64());
+        // With a 30-day window the old failure counts too.
+        let s30 = &t.get_stats(30).unwrap().stats_by_pipeline["data_refresh"];
+        assert_eq!(s30.failed, 2);
+    }
+
+    #[test]
+    fn cleanup_marks_only_runs_older_than_the_limit() {
+        let (_d, clock, t) = tracker();
+        let old = t.start_run("model_training", Value::Null).unwrap();
+        clock.advance(Duration::hours(20));
+        let young = t.start_run("model_training", Value::Null).unwrap();
+        clock.advance(Duration::hours(5));
+        assert_eq!(t.cleanup_stale_runs(24.0).unwrap(), 1);
+        let old = t.get_run(&old).unwrap().unwrap();
+        assert_eq!(old.status, RunStatus::Failed);
+        assert_eq!(old.duration_seconds, Some(25.0 * 3600.0));
+        assert!(old.error_message.unwrap().contains("stale"));
+        assert_eq!(
+            t.get_run(&young).unwrap().unwrap().status,
+            RunStatus::Running
+        );
+        assert_eq!(t.cleanup_stale_runs(24.0).unwrap(), 0);
+    }
+
+    #[test]
+    fn schema_matches_the_spec_ddl() {
+        let (_d, _c, t) = tracker();
+        // The spec's DDL, verbatim, in a fresh database.
+        let spec = Connection::open_in_memory().unwrap();
+        spec.execute_batch(
+            "CREATE TABLE pipeline_runs (
+                run_id TEXT PRIMARY KEY,
+                pipeline_name TEXT NOT NULL,
+                status TEXT NOT NULL,
+                started_at TEXT NOT NULL,
+                finished_at TEXT,
+                duration_seconds REAL,
+                error_message TEXT,
+                metadata TEXT
+            );
+            CREATE INDEX idx_pipeline_name_status ON pipeline_runs(pipeline_name, status);
+            CREATE INDEX idx_started_at ON pipeline_runs(started_at);",
+        )
+        .unwrap();
+        let ours = t.conn();
+        let describe = |c: &Connection| {
+            let cols: Vec<(String, String, i64, i64)> = c
+                .prepare("PRAGMA table_info(pipeline_runs)")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(5)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let mut idx: Vec<(String, String)> = c
+                .prepare(
+                    "SELECT il.name, group_concat(ii.name, ',') FROM pragma_index_list('pipeline_runs') il \
+                     JOIN pragma_index_info(il.name) ii WHERE il.origin = 'c' GROUP BY il.name",
+                )
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            idx.sort();
+            (cols, idx)
+        };
+        assert_eq!(describe(&ours), describe(&spec));
+        let (_, idx) = describe(&ours);
+        assert_eq!(
+            idx,
+            vec![
+                (
+                    "idx_pipeline_name_status".to_owned(),
+                    "pipeline_name,status".to_owned()
+                ),
+                ("idx_started_at".to_owned(), "started_at".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_database_made_by_the_python_tracker_is_migrated_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipeline_metrics.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE pipeline_runs (run_id TEXT PRIMARY KEY, pipeline_name TEXT NOT NULL,
+                 status TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT,
+                 duration_seconds REAL, error_message TEXT, metadata TEXT);
+                 INSERT INTO pipeline_runs VALUES ('data_refresh_abc', 'data_refresh', 'success',
+                 '2025-01-15T10:00:00.123456', '2025-01-15T10:00:45.323456', 45.2, NULL, '{\"force\": true}');",
+            )
+            .unwrap();
+        }
+        let t = PipelineTracker::open_path(&path, SystemClock::shared()).unwrap();
+        let run = t.get_run("data_refresh_abc").unwrap().unwrap();
+        assert_eq!(run.duration_seconds, Some(45.2));
+        assert_eq!(run.metadata["force"], json!(true));
+        let v: i64 = t
+            .conn()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 1);
+        let n: i64 = t
+            .conn()
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+}

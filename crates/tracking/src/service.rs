@@ -1,0 +1,483 @@
+//! `ServiceMetricsStore`: per-minute request rollups of the recommender service in
+//! `logs/service_metrics.db`, and the window metrics the alert rules read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use recops_core::{Home, format_timestamp, parse_timestamp};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+
+use crate::db;
+use crate::error::{Error, Result};
+use crate::histogram::LatencyHistogram;
+
+/// Schema version 1 of `service_metrics.db`.
+///
+/// One row per (minute, endpoint, model_id). The latency histogram is stored as JSON
+/// `[[bucket, count], ...]` (see [`LatencyHistogram`]) so percentiles of any window are
+/// exact merges of its minutes; p50/p95/p99 of the minute are also stored for plain SQL.
+pub const SERVICE_SCHEMA: &str = "\
+CREATE TABLE IF NOT EXISTS request_rollups (
+    minute TEXT NOT NULL,              -- RFC 3339 UTC start of the minute
+    endpoint TEXT NOT NULL,            -- route, e.g. /recommend
+    model_id TEXT NOT NULL DEFAULT '', -- model that served ('' when none)
+    request_count INTEGER NOT NULL,
+    error_count INTEGER NOT NULL,      -- responses with status >= 500
+    fallback_count INTEGER NOT NULL,   -- popularity fallbacks (unknown users)
+    latency_sum_ms REAL NOT NULL,
+    latency_min_ms REAL,
+    latency_max_ms REAL,
+    latency_p50_ms REAL,
+    latency_p95_ms REAL,
+    latency_p99_ms REAL,
+    latency_hist TEXT NOT NULL,        -- JSON [[bucket, count], ...]
+    PRIMARY KEY (minute, endpoint, model_id)
+);
+
+CREATE INDEX IF NOT EXISTS idx_rollups_minute ON request_rollups(minute);
+";
+
+/// The requests of one endpoint and model during one minute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MinuteRollup {
+    /// Start of the minute (seconds are truncated when stored).
+    pub minute: DateTime<Utc>,
+    /// Route (`/recommend`).
+    pub endpoint: String,
+    /// Model that served, `""` when none.
+    pub model_id: String,
+    /// Requests.
+    pub request_count: u64,
+    /// Responses with status >= 500.
+    pub error_count: u64,
+    /// Responses that fell back to popular items.
+    pub fallback_count: u64,
+    /// Latencies of the requests.
+    pub latency: LatencyHistogram,
+}
+
+/// Metrics of a time window, as the alert rules of the spec read them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowMetrics {
+    /// Window start (inclusive).
+    pub from: DateTime<Utc>,
+    /// Window end (exclusive).
+    pub to: DateTime<Utc>,
+    /// Requests in the window.
+    pub request_count: u64,
+    /// Server errors.
+    pub error_count: u64,
+    /// Fallbacks.
+    pub fallback_count: u64,
+    /// Mean latency; `None` without requests.
+    pub avg_latency_ms: Option<f64>,
+    /// Median latency.
+    pub p50_latency_ms: Option<f64>,
+    /// 95th percentile latency.
+    pub p95_latency_ms: Option<f64>,
+    /// 99th percentile latency.
+    pub p99_latency_ms: Option<f64>,
+    /// `error_count / request_count`; `None` without requests.
+    pub error_rate: Option<f64>,
+    /// `fallback_count / request_count`; `None` without requests.
+    pub fallback_rate: Option<f64>,
+}
+
+impl WindowMetrics {
+    /// The metrics by the names alert rules use (`avg_latency_ms`, `p95_latency_ms`,
+    /// `p99_latency_ms`, `error_rate`, `fallback_rate`, `request_count`). Metrics that
+    /// are undefined for an empty window are left out, so no rule fires on them.
+    pub fn alert_metrics(&self) -> BTreeMap<String, f64> {
+        let mut m = BTreeMap::new();
+        m.insert("request_count".to_owned(), self.request_count as f64);
+        for (name, v) in [
+            ("avg_latency_ms", self.avg_latency_ms),
+            ("p50_latency_ms", self.p50_latency_ms),
+            ("p95_latency_ms", self.p95_latency_ms),
+            ("p99_latency_ms", self.p99_latency_ms),
+            ("error_rate", self.error_rate),
+            ("fallback_rate", self.fallback_rate),
+        ] {
+            if let Some(v) = v {
+                m.insert(name.to_owned(), v);
+            }
+        }
+        m
+    }
+}
+
+/// Stores per-minute request rollups (`logs/service_metrics.db`, WAL mode).
+///
+/// The service's background task calls [`record`](Self::record) about once a minute
+/// with what it aggregated in memory; rows of the same minute, endpoint and model merge.
+#[derive(Debug)]
+pub struct ServiceMetricsStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl ServiceMetricsStore {
+    /// Opens the store of `home` (`logs/service_metrics.db`).
+    pub fn open(home: &Home) -> Result<Self> {
+        Self::open_path(&home.service_db())
+    }
+
+    /// Opens (creating or migrating) the database at `path`.
+    pub fn open_path(path: &Path) -> Result<Self> {
+        let conn = db::open(path, &[SERVICE_SCHEMA])?;
+        Ok(ServiceMetricsStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds rollups, merging into existing rows of the same minute, endpoint and model,
+    /// in one transaction.
+    pub fn record(&self, rollups: &[MinuteRollup]) -> Result<()> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        for r in rollups {
+            let minute = format_timestamp(truncate_minute(r.minute));
+            let existing = tx
+                .prepare_cached(
+                    "SELECT request_count, error_count, fallback_count, latency_sum_ms, \
+                     latency_min_ms, latency_max_ms, latency_hist FROM request_rollups \
+                     WHERE minute = ?1 AND endpoint = ?2 AND model_id = ?3",
+                )
+                .and_then(|mut st| {
+                    st.query_row(params![minute, r.endpoint, r.model_id], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, i64>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, f64>(3)?,
+                            row.get::<_, Option<f64>>(4)?,
+                            row.get::<_, Option<f64>>(5)?,
+                            row.get::<_, String>(6)?,
+                        ))
+                    })
+                    .optional()
+                })
+                .map_err(&on)?;
+            let (mut requests, mut errors, mut fallbacks) =
+                (r.request_count, r.error_count, r.fallback_count);
+            let mut hist = r.latency.clone();
+            if let Some((rc, ec, fc, sum, min, max, buckets)) = existing {
+                requests += to_u64(rc);
+                errors += to_u64(ec);
+                fallbacks += to_u64(fc);
+                hist.merge(&stored_histogram(&self.path, sum, min, max, &buckets)?);
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO request_rollups (minute, endpoint, model_id, request_count, \
+                 error_count, fallback_count, latency_sum_ms, latency_min_ms, latency_max_ms, \
+                 latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_hist) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    minute,
+                    r.endpoint,
+                    r.model_id,
+                    to_i64(requests),
+                    to_i64(errors),
+                    to_i64(fallbacks),
+                    hist.sum_ms(),
+                    hist.min_ms(),
+                    hist.max_ms(),
+                    hist.quantile_ms(0.5),
+                    hist.quantile_ms(0.95),
+                    hist.quantile_ms(0.99),
+                    buckets_json(&hist),
+                ])
+            })
+            .map_err(&on)?;
+        }
+        tx.commit().map_err(&on)
+    }
+
+    /// The rollups with `from <= minute < to`, optionally of one endpoint, oldest first.
+    pub fn rollups(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> Result<Vec<MinuteRollup>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT minute, endpoint, model_id, request_count, error_count, fallback_count, \
+                 latency_sum_ms, latency_min_ms, latency_max_ms, latency_hist FROM request_rollups \
+                 WHERE minute >= ?1 AND minute < ?2 AND (?3 IS NULL OR endpoint = ?3) \
+                 ORDER BY minute, endpoint, model_id",
+            )
+            .map_err(db::on(&self.path))?;
+        let rows = st
+            .query_map(
+                params![format_timestamp(from), format_timestamp(to), endpoint],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, i64>(4)?,
+                        row.get::<_, i64>(5)?,
+                        row.get::<_, f64>(6)?,
+                        row.get::<_, Option<f64>>(7)?,
+                        row.get::<_, Option<f64>>(8)?,
+                        row.get::<_, String>(9)?,
+                    ))
+                },
+            )
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db::on(&self.path))?;
+        rows.into_iter()
+            .map(
+                |(minute, endpoint, model_id, rc, ec, fc, sum, min, max, buckets)| {
+                    Ok(MinuteRollup {
+                        minute: parse_timestamp(&minute).ok_or_else(|| Error::InvalidInput {
+                            what: "stored minute",
+                            message: format!(
+                                "{minute:?} in {} is not a timestamp",
+                                self.path.display()
+                            ),
+                        })?,
+                        endpoint,
+                        model_id,
+                        request_count: to_u64(rc),
+                        error_count: to_u64(ec),
+                        fallback_count: to_u64(fc),
+                        latency: stored_histogram(&self.path, sum, min, max, &buckets)?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Aggregates `from <= minute < to` (optionally one endpoint) into the metrics the
+    /// alert rules use.
+    pub fn window(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> Result<WindowMetrics> {
+        let mut hist = LatencyHistogram::new();
+        let (mut requests, mut errors, mut fallbacks) = (0u64, 0u64, 0u64);
+        for r in self.rollups(from, to, endpoint)? {
+            requests += r.request_count;
+            errors += r.error_count;
+            fallbacks += r.fallback_count;
+            hist.merge(&r.latency);
+        }
+        let rate = |n: u64| (requests > 0).then(|| n as f64 / requests as f64);
+        Ok(WindowMetrics {
+            from,
+            to,
+            request_count: requests,
+            error_count: errors,
+            fallback_count: fallbacks,
+            avg_latency_ms: hist.mean_ms(),
+            p50_latency_ms: hist.quantile_ms(0.5),
+            p95_latency_ms: hist.quantile_ms(0.95),
+            p99_latency_ms: hist.quantile_ms(0.99),
+            error_rate: rate(errors),
+            fallback_rate: rate(fallbacks),
+        })
+    }
+
+    /// Deletes rollups older than `cutoff` and returns how many rows went.
+    pub fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        self.conn()
+            .execute(
+                "DELETE FROM request_rollups WHERE minute < ?1",
+                [format_timestamp(cutoff)],
+            )
+            .map_err(db::on(&self.path))
+    }
+}
+
+/// The start of the minute holding `t`.
+pub fn truncate_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::minutes(1)).unwrap_or(t)
+}
+
+fn buckets_json(h: &LatencyHistogram) -> String {
+    serde_json::to_string(h.buckets()).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn stored_histogram(
+    path: &Path,
+    sum: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+    buckets: &str,
+) -> Result<LatencyHistogram> {
+    let pairs: Vec<(u16, u64)> =
+        serde_json::from_str(buckets).map_err(|e| Error::InvalidInput {
+            what: "stored latency histogram",
+            message: format!("in {}: {e}", path.display()),
+        })?;
+    Ok(LatencyHistogram::from_parts(
+        sum,
+        min.unwrap_or(0.0),
+        max.unwrap_or(0.0),
+        &pairs,
+    ))
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn rollup(
+        minute: DateTime<Utc>,
+        endpoint: &str,
+        latencies: &[f64],
+        errors: u64,
+        fallbacks: u64,
+    ) -> MinuteRollup {
+        let mut h = LatencyHistogram::new();
+        latencies.iter().for_each(|&l| h.record(l));
+        MinuteRollup {
+            minute,
+            endpoint: endpoint.to_owned(),
+            model_id: "als_20250115_103000".to_owned(),
+            request_count: latencies.len() as u64,
+            error_count: errors,
+            fallback_count: fallbacks,
+            latency: h,
+        }
+    }
+
+    #[test]
+    fn window_metrics_merge_minutes_and_skip_other_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServiceMetricsStore::open_path(&dir.path().join("service_metrics.db")).unwrap();
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
+        // 10:00 minute: 100 requests at 10 ms; 10:01: 100 at 400 ms; /health ignored.
+        store
+            .record(&[
+                rollup(
+                    t0 + Duration::seconds(17),
+                    "/recommend",
+                    &[10.0; 100],
+                    2,
+                    30,
+                ),
+                rollup(
+                    t0 + Duration::minutes(1),
+                    "/recommend",
+                    &[400.0; 100],
+                    8,
+                    30,
+                ),
+                rollup(t0, "/health", &[1000.0; 50], 0, 0),
+            ])
+            .unwrap();
+        let w = store
+            .window(t0, t0 + Duration::hours(1), Some("/recommend"))
+            .unwrap();
+        assert_eq!(w.request_count, 200);
+        assert_eq!(w.error_count, 10);
+        assert!((w.avg_latency_ms.unwrap() - 205.0).abs() < 1e-9);
+        assert!((w.error_rate.unwrap() - 0.05).abs() < 1e-12);
+        assert!((w.fallback_rate.unwrap() - 0.3).abs() < 1e-12);
+        let p95 = w.p95_latency_ms.unwrap();
+        assert!((p95 - 400.0).abs() / 400.0 < 0.1, "{p95}");
+        let p50 = w.p50_latency_ms.unwrap();
+        assert!((p50 - 10.0).abs() / 10.0 < 0.1, "{p50}");
+        let m = w.alert_metrics();
+        assert_eq!(m["request_count"], 200.0);
+        assert!(m.contains_key("avg_latency_ms") && m.contains_key("p99_latency_ms"));
+
+        // Only the second minute.
+        let w2 = store
+            .window(
+                t0 + Duration::minutes(1),
+                t0 + Duration::minutes(2),
+                Some("/recommend"),
+            )
+            .unwrap();
+        assert_eq!(w2.request_count, 100);
+        assert_eq!(w2.avg_latency_ms, Some(400.0));
+    }
+
+    #[test]
+    fn rows_of_the_same_minute_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServiceMetricsStore::open_path(&dir.path().join("s.db")).unwrap();
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
+        store
+            .record(&[rollup(t0, "/recommend", &[5.0, 5.0], 0, 1)])
+            .unwrap();
+        store
+            .record(&[rollup(
+                t0 + Duration::seconds(30),
+                "/recommend",
+                &[15.0, 15.0],
+                1,
+                0,
+            )])
+            .unwrap();
+        let rows = store.rollups(t0, t0 + Duration::minutes(1), None).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].request_count, 4);
+        assert_eq!(rows[0].error_count, 1);
+        assert_eq!(rows[0].fallback_count, 1);
+        assert_eq!(rows[0].latency.mean_ms(), Some(10.0));
+        assert_eq!(rows[0].minute, t0);
+    }
+
+    #[test]
+    fn an_empty_window_has_no_rates_and_fires_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServiceMetricsStore::open_path(&dir.path().join("s.db")).unwrap();
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
+        let w = store.window(t0, t0 + Duration::hours(1), None).unwrap();
+        assert_eq!(w.request_count, 0);
+        assert_eq!(w.error_rate, None);
+        assert_eq!(w.alert_metrics().len(), 1);
+    }
+
+    #[test]
+    fn prune_removes_old_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServiceMetricsStore::open_path(&dir.path().join("s.db")).unwrap();
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
+        store
+            .record(&[
+                rollup(t0, "/recommend", &[1.0], 0, 0),
+                rollup(t0 + Duration::days(8), "/recommend", &[1.0], 0, 0),
+            ])
+            .unwrap();
+        assert_eq!(store.prune_before(t0 + Duration::days(1)).unwrap(), 1);
+        assert_eq!(
+            store
+                .rollups(t0, t0 + Duration::days(30), None)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}

@@ -1,0 +1,677 @@
+//! `TrainingTracker`: training runs and their iterations in `logs/training_metrics.db`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use recops_core::{Home, SharedClock, SystemClock, format_timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::db;
+use crate::error::{Error, Result};
+
+/// The spec's schema of `training_runs` and `iteration_metrics` (schema version 1),
+/// plus an index to read one run's iterations quickly.
+pub const TRAINING_SCHEMA: &str = "\
+CREATE TABLE IF NOT EXISTS training_runs (
+    run_id TEXT PRIMARY KEY,
+    model_type TEXT,  -- 'als' or 'bpr'
+    started_at TIMESTAMP,
+    completed_at TIMESTAMP,
+    status TEXT,  -- 'running', 'completed', 'failed'
+    hyperparameters TEXT,  -- JSON
+    recall_at_10 REAL,
+    ndcg_at_10 REAL,
+    coverage REAL,
+    baseline_recall_at_10 REAL,
+    improvement_pct REAL,
+    training_time_seconds REAL,
+    data_version TEXT,
+    git_commit TEXT,
+    artifacts_path TEXT,
+    model_id TEXT,  -- Registry model_id
+    registered_at TIMESTAMP,
+    registry_status TEXT  -- 'active', 'archived', 'failed'
+);
+
+CREATE TABLE IF NOT EXISTS iteration_metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT,
+    iteration INT,
+    timestamp TIMESTAMP,
+    loss REAL,
+    validation_recall REAL,
+    validation_ndcg REAL,
+    wall_time_seconds REAL,
+    FOREIGN KEY (run_id) REFERENCES training_runs(run_id)
+);
+
+CREATE INDEX IF NOT EXISTS idx_iteration_metrics_run ON iteration_metrics(run_id, iteration);
+";
+
+/// Status of a training run: `running`, `completed`, `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainingStatus {
+    /// `running`
+    Running,
+    /// `completed`
+    Completed,
+    /// `failed`
+    Failed,
+}
+
+/// Registry status recorded on a training run: `active`, `archived`, `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryStatus {
+    /// `active`: registered and usable.
+    Active,
+    /// `archived`: registered, then archived.
+    Archived,
+    /// `failed`: registration failed or was refused (did not beat the baseline).
+    Failed,
+}
+
+macro_rules! string_enum {
+    ($t:ty, $what:literal, { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            /// The stored string.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),+ }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s {
+                    $($s => Ok(Self::$v),)+
+                    other => Err(Error::InvalidInput {
+                        what: $what,
+                        message: format!("{other:?}; expected one of {}", [$($s),+].join(", ")),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(TrainingStatus, "training status", {
+    Running => "running", Completed => "completed", Failed => "failed",
+});
+string_enum!(RegistryStatus, "registry status", {
+    Active => "active", Archived => "archived", Failed => "failed",
+});
+
+/// What is known when a training run starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTrainingRun {
+    /// `als` or `bpr`.
+    pub model_type: String,
+    /// The hyperparameters, stored as JSON.
+    pub hyperparameters: Value,
+    /// The `data_version` of the training data.
+    pub data_version: Option<String>,
+    /// The git commit of the code, when known.
+    pub git_commit: Option<String>,
+}
+
+/// One training iteration (epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct IterationRecord {
+    /// 1-based iteration number.
+    pub iteration: u32,
+    /// Training loss, when computed.
+    pub loss: Option<f64>,
+    /// Validation recall@10, when evaluated.
+    pub validation_recall: Option<f64>,
+    /// Validation ndcg@10, when evaluated.
+    pub validation_ndcg: Option<f64>,
+    /// Seconds the iteration took.
+    pub wall_time_seconds: f64,
+}
+
+/// The evaluation of a finished training run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrainingOutcome {
+    /// recall@10 on the evaluation split.
+    pub recall_at_10: f64,
+    /// ndcg@10 on the evaluation split.
+    pub ndcg_at_10: f64,
+    /// coverage@10.
+    pub coverage: f64,
+    /// The popularity baseline's recall@10 on the same split.
+    pub baseline_recall_at_10: f64,
+    /// Improvement over the baseline in percent.
+    pub improvement_pct: f64,
+    /// Seconds of training.
+    pub training_time_seconds: f64,
+    /// Where the model files are.
+    pub artifacts_path: Option<String>,
+}
+
+/// A row of `training_runs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingRun {
+    /// Run id.
+    pub run_id: String,
+    /// `als` or `bpr`.
+    pub model_type: Option<String>,
+    /// RFC 3339 start.
+    pub started_at: Option<String>,
+    /// RFC 3339 end.
+    pub completed_at: Option<String>,
+    /// Status.
+    pub status: Option<TrainingStatus>,
+    /// Hyperparameters (JSON).
+    pub hyperparameters: Value,
+    /// recall@10.
+    pub recall_at_10: Option<f64>,
+    /// ndcg@10.
+    pub ndcg_at_10: Option<f64>,
+    /// coverage@10.
+    pub coverage: Option<f64>,
+    /// Baseline recall@10.
+    pub baseline_recall_at_10: Option<f64>,
+    /// Improvement over the baseline, percent.
+    pub improvement_pct: Option<f64>,
+    /// Training seconds.
+    pub training_time_seconds: Option<f64>,
+    /// Data version trained on.
+    pub data_version: Option<String>,
+    /// Code version.
+    pub git_commit: Option<String>,
+    /// Model files.
+    pub artifacts_path: Option<String>,
+    /// Registry model id, once registered.
+    pub model_id: Option<String>,
+    /// When registered.
+    pub registered_at: Option<String>,
+    /// Registry status.
+    pub registry_status: Option<RegistryStatus>,
+}
+
+/// A row of `iteration_metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IterationMetric {
+    /// Row id.
+    pub id: i64,
+    /// The training run.
+    pub run_id: String,
+    /// Iteration number.
+    pub iteration: u32,
+    /// RFC 3339 time it was logged.
+    pub timestamp: String,
+    /// Loss.
+    pub loss: Option<f64>,
+    /// Validation recall@10.
+    pub validation_recall: Option<f64>,
+    /// Validation ndcg@10.
+    pub validation_ndcg: Option<f64>,
+    /// Seconds of the iteration.
+    pub wall_time_seconds: Option<f64>,
+}
+
+/// Records training runs and every iteration in SQLite (`logs/training_metrics.db`).
+#[derive(Debug)]
+pub struct TrainingTracker {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    clock: SharedClock,
+}
+
+impl TrainingTracker {
+    /// Opens the tracker of `home` (`logs/training_metrics.db`) with the system clock.
+    pub fn open(home: &Home) -> Result<Self> {
+        Self::open_path(&home.training_db(), SystemClock::shared())
+    }
+
+    /// Opens (creating or migrating) the database at `path`.
+    pub fn open_path(path: &Path, clock: SharedClock) -> Result<Self> {
+        let conn = db::open(path, &[TRAINING_SCHEMA])?;
+        Ok(TrainingTracker {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            clock,
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a run (`status = running`) and returns its id, `train_{model_type}_{12 hex}`.
+    pub fn start_run(&self, run: &NewTrainingRun) -> Result<String> {
+        recops_core::validate_name("model type", &run.model_type)?;
+        let run_id = format!(
+            "train_{}_{}",
+            run.model_type,
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        self.conn()
+            .execute(
+                "INSERT INTO training_runs (run_id, model_type, started_at, status, hyperparameters, \
+                 data_version, git_commit) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
+                params![
+                    run_id,
+                    run.model_type,
+                    format_timestamp(self.clock.now()),
+                    run.hyperparameters.to_string(),
+                    run.data_version,
+                    run.git_commit
+                ],
+            )
+            .map_err(db::on(&self.path))?;
+        Ok(run_id)
+    }
+
+    /// Records one iteration of a running run.
+    pub fn log_iteration(&self, run_id: &str, it: &IterationRecord) -> Result<()> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        require_running(&tx, run_id, &self.path)?;
+        tx.prepare_cached(
+            "INSERT INTO iteration_metrics (run_id, iteration, timestamp, loss, validation_recall, \
+             validation_ndcg, wall_time_seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                run_id,
+                it.iteration,
+                format_timestamp(self.clock.now()),
+                it.loss,
+                it.validation_recall,
+                it.validation_ndcg,
+                it.wall_time_seconds
+            ])
+        })
+        .map_err(&on)?;
+        tx.commit().map_err(&on)
+    }
+
+    /// Marks a running run `completed` with its evaluation.
+    pub fn complete_run(&self, run_id: &str, outcome: &TrainingOutcome) -> Result<()> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        require_running(&tx, run_id, &self.path)?;
+        tx.execute(
+            "UPDATE training_runs SET status = 'completed', completed_at = ?1, recall_at_10 = ?2, \
+             ndcg_at_10 = ?3, coverage = ?4, baseline_recall_at_10 = ?5, improvement_pct = ?6, \
+             training_time_seconds = ?7, artifacts_path = ?8 WHERE run_id = ?9",
+            params![
+                format_timestamp(self.clock.now()),
+                outcome.recall_at_10,
+                outcome.ndcg_at_10,
+                outcome.coverage,
+                outcome.baseline_recall_at_10,
+                outcome.improvement_pct,
+                outcome.training_time_seconds,
+                outcome.artifacts_path,
+                run_id
+            ],
+        )
+        .map_err(&on)?;
+        tx.commit().map_err(&on)
+    }
+
+    /// Marks a running run `failed`. (The spec's table has no error column: the reason
+    /// goes to the pipeline run and the training log.)
+    pub fn fail_run(&self, run_id: &str) -> Result<()> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        require_running(&tx, run_id, &self.path)?;
+        tx.execute(
+            "UPDATE training_runs SET status = 'failed', completed_at = ?1 WHERE run_id = ?2",
+            params![format_timestamp(self.clock.now()), run_id],
+        )
+        .map_err(&on)?;
+        tx.commit().map_err(&on)
+    }
+
+    /// Records the registry outcome of a run: its model id, status and the time now.
+    pub fn attach_registry(
+        &self,
+        run_id: &str,
+        model_id: &str,
+        status: RegistryStatus,
+    ) -> Result<()> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE training_runs SET model_id = ?1, registered_at = ?2, registry_status = ?3 \
+                 WHERE run_id = ?4",
+                params![
+                    model_id,
+                    format_timestamp(self.clock.now()),
+                    status.as_str(),
+                    run_id
+                ],
+            )
+            .map_err(db::on(&self.path))?;
+        if n == 0 {
+            return Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Updates the registry status of every run that produced `model_id` (when a model
+    /// is archived). Returns the number of rows changed.
+    pub fn set_registry_status(&self, model_id: &str, status: RegistryStatus) -> Result<usize> {
+        self.conn()
+            .execute(
+                "UPDATE training_runs SET registry_status = ?1 WHERE model_id = ?2",
+                params![status.as_str(), model_id],
+            )
+            .map_err(db::on(&self.path))
+    }
+
+    /// The run with this id.
+    pub fn get_run(&self, run_id: &str) -> Result<Option<TrainingRun>> {
+        self.conn()
+            .prepare_cached(&format!("{SELECT_TRAINING} WHERE run_id = ?1"))
+            .and_then(|mut st| st.query_row([run_id], read_training).optional())
+            .map_err(db::on(&self.path))
+    }
+
+    /// Runs, newest first, optionally of one model type.
+    pub fn list_runs(&self, model_type: Option<&str>, limit: usize) -> Result<Vec<TrainingRun>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(&format!(
+                "{SELECT_TRAINING} WHERE (?1 IS NULL OR model_type = ?1) \
+                 ORDER BY started_at DESC, rowid DESC LIMIT ?2"
+            ))
+            .map_err(db::on(&self.path))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        st.query_map(params![model_type, limit], read_training)
+            .and_then(|rows| rows.collect())
+            .map_err(db::on(&self.path))
+    }
+
+    /// The iterations of a run, in order.
+    pub fn iterations(&self, run_id: &str) -> Result<Vec<IterationMetric>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT id, run_id, iteration, timestamp, loss, validation_recall, validation_ndcg, \
+                 wall_time_seconds FROM iteration_metrics WHERE run_id = ?1 ORDER BY iteration, id",
+            )
+            .map_err(db::on(&self.path))?;
+        st.query_map([run_id], |r| {
+            Ok(IterationMetric {
+                id: r.get(0)?,
+                run_id: r.get(1)?,
+                iteration: r.get(2)?,
+                timestamp: r.get(3)?,
+                loss: r.get(4)?,
+                validation_recall: r.get(5)?,
+                validation_ndcg: r.get(6)?,
+                wall_time_seconds: r.get(7)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db::on(&self.path))
+    }
+}
+
+fn require_running(tx: &rusqlite::Transaction<'_>, run_id: &str, path: &Path) -> Result<()> {
+    let status: Option<Option<String>> = tx
+        .query_row(
+            "SELECT status FROM training_runs WHERE run_id = ?1",
+            [run_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db::on(path))?;
+    match status {
+        None => Err(Error::RunNotFound {
+            run_id: run_id.to_owned(),
+        }),
+        Some(Some(s)) if s == TrainingStatus::Running.as_str() => Ok(()),
+        Some(s) => Err(Error::RunAlreadyFinished {
+            run_id: run_id.to_owned(),
+            status: s.unwrap_or_default(),
+        }),
+    }
+}
+
+const SELECT_TRAINING: &str = "SELECT run_id, model_type, started_at, completed_at, status, \
+    hyperparameters, recall_at_10, ndcg_at_10, coverage, baseline_recall_at_10, improvement_pct, \
+    training_time_seconds, data_version, git_commit, artifacts_path, model_id, registered_at, \
+    registry_status FROM training_runs";
+
+fn read_training(r: &Row<'_>) -> rusqlite::Result<TrainingRun> {
+    let hyper: Option<String> = r.get(5)?;
+    Ok(TrainingRun {
+        run_id: r.get(0)?,
+        model_type: r.get(1)?,
+        started_at: r.get(2)?,
+        completed_at: r.get(3)?,
+        status: r.get::<_, Option<String>>(4)?.and_then(|s| s.parse().ok()),
+        hyperparameters: hyper
+            .and_then(|h| serde_json::from_str(&h).ok())
+            .unwrap_or(Value::Null),
+        recall_at_10: r.get(6)?,
+        ndcg_at_10: r.get(7)?,
+        coverage: r.get(8)?,
+        baseline_recall_at_10: r.get(9)?,
+        improvement_pct: r.get(10)?,
+        training_time_seconds: r.get(11)?,
+        data_version: r.get(12)?,
+        git_commit: r.get(13)?,
+        artifacts_path: r.get(14)?,
+        model_id: r.get(15)?,
+        registered_at: r.get(16)?,
+        registry_status: r.get::<_, Option<String>>(17)?.and_then(|s| s.parse().ok()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone, Utc};
+    use recops_core::FixedClock;
+    use serde_json::json;
+
+    fn tracker() -> (tempfile::TempDir, FixedClock, TrainingTracker) {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap());
+        let t = TrainingTracker::open_path(&dir.path().join("training_metrics.db"), clock.shared())
+            .unwrap();
+        (dir, clock, t)
+    }
+
+    fn new_run() -> NewTrainingRun {
+        NewTrainingRun {
+            model_type: "als".into(),
+            hyperparameters: json!({"factors": 64, "regularization": 0.05, "iterations": 15, "alpha": 10}),
+            data_version: Some("d41d8cd9".into()),
+            git_commit: None,
+        }
+    }
+
+    #[test]
+    fn a_run_with_iterations_evaluation_and_registration() {
+        let (_d, clock, t) = tracker();
+        let id = t.start_run(&new_run()).unwrap();
+        for i in 1..=3 {
+            clock.advance(Duration::seconds(15));
+            t.log_iteration(
+                &id,
+                &IterationRecord {
+                    iteration: i,
+                    loss: Some(100.0 / f64::from(i)),
+                    validation_recall: Some(0.1 * f64::from(i)),
+                    validation_ndcg: Some(0.05 * f64::from(i)),
+                    wall_time_seconds: 15.0,
+                },
+            )
+            .unwrap();
+        }
+        t.complete_run(
+            &id,
+            &TrainingOutcome {
+                recall_at_10: 0.234,
+                ndcg_at_10: 0.189,
+                coverage: 0.4,
+                baseline_recall_at_10: 0.145,
+                improvement_pct: 61.4,
+                training_time_seconds: 45.2,
+                artifacts_path: Some("artifacts/cf/als_20250115_103000".into()),
+            },
+        )
+        .unwrap();
+        t.attach_registry(&id, "als_20250115_103000", RegistryStatus::Active)
+            .unwrap();
+        let run = t.get_run(&id).unwrap().unwrap();
+        assert_eq!(run.status, Some(TrainingStatus::Completed));
+        assert_eq!(run.ndcg_at_10, Some(0.189));
+        assert_eq!(run.hyperparameters["factors"], json!(64));
+        assert_eq!(run.model_id.as_deref(), Some("als_20250115_103000"));
+        assert_eq!(run.registry_status, Some(RegistryStatus::Active));
+        assert_eq!(run.data_version.as_deref(), Some("d41d8cd9"));
+        let its = t.iterations(&id).unwrap();
+        assert_eq!(its.len(), 3);
+        assert_eq!(its[2].iteration, 3);
+        assert_eq!(its[0].loss, Some(100.0));
+        assert_eq!(its[1].timestamp, "2025-01-15T10:30:30.000000+00:00");
+
+        assert_eq!(
+            t.set_registry_status("als_20250115_103000", RegistryStatus::Archived)
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            t.get_run(&id).unwrap().unwrap().registry_status,
+            Some(RegistryStatus::Archived)
+        );
+    }
+
+    #[test]
+    fn finished_runs_take_no_more_iterations_and_missing_runs_are_errors() {
+        let (_d, _c, t) = tracker();
+        let id = t.start_run(&new_run()).unwrap();
+        t.fail_run(&id).unwrap();
+        assert_eq!(
+            t.get_run(&id).unwrap().unwrap().status,
+            Some(TrainingStatus::Failed)
+        );
+        assert!(matches!(
+            t.log_iteration(&id, &IterationRecord::default())
+                .unwrap_err(),
+            Error::RunAlreadyFinished { .. }
+        ));
+        assert!(matches!(
+            t.fail_run("nope").unwrap_err(),
+            Error::RunNotFound { .. }
+        ));
+        assert!(matches!(
+            t.attach_registry("nope", "als_1", RegistryStatus::Failed)
+                .unwrap_err(),
+            Error::RunNotFound { .. }
+        ));
+    }
+
+    #[test]
+    fn list_runs_filters_by_type_newest_first() {
+        let (_d, clock, t) = tracker();
+        let a = t.start_run(&new_run()).unwrap();
+        clock.advance(Duration::seconds(1));
+        let b = t
+            .start_run(&NewTrainingRun {
+                model_type: "bpr".into(),
+                ..new_run()
+            })
+            .unwrap();
+        clock.advance(Duration::seconds(1));
+        let c = t.start_run(&new_run()).unwrap();
+        let all: Vec<_> = t
+            .list_runs(None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(all, vec![c.clone(), b, a.clone()]);
+        let als: Vec<_> = t
+            .list_runs(Some("als"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(als, vec![c, a]);
+    }
+
+    #[test]
+    fn schema_has_the_spec_columns() {
+        let (_d, _c, t) = tracker();
+        let cols = |table: &str| -> Vec<(String, String)> {
+            t.conn()
+                .prepare(&format!("PRAGMA table_info({table})"))
+                .unwrap()
+                .query_map([], |r| Ok((r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let names = |v: Vec<(String, String)>| {
+            v.into_iter()
+                .map(|(n, t)| format!("{n} {t}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(cols("training_runs")),
+            [
+                "run_id TEXT",
+                "model_type TEXT",
+                "started_at TIMESTAMP",
+                "completed_at TIMESTAMP",
+                "status TEXT",
+                "hyperparameters TEXT",
+                "recall_at_10 REAL",
+                "ndcg_at_10 REAL",
+                "coverage REAL",
+                "baseline_recall_at_10 REAL",
+                "improvement_pct REAL",
+                "training_time_seconds REAL",
+                "data_version TEXT",
+                "git_commit TEXT",
+                "artifacts_path TEXT",
+                "model_id TEXT",
+                "registered_at TIMESTAMP",
+                "registry_status TEXT"
+            ]
+        );
+        assert_eq!(
+            names(cols("iteration_metrics")),
+            [
+                "id INTEGER",
+                "run_id TEXT",
+                "iteration INT",
+                "timestamp TIMESTAMP",
+                "loss REAL",
+                "validation_recall REAL",
+                "validation_ndcg REAL",
+                "wall_time_seconds REAL"
+            ]
+        );
+    }
+}
