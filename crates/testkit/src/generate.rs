@@ -1,5 +1,7 @@
 //! The seeded generator of shop data.
 
+use std::collections::HashSet;
+
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
@@ -251,6 +253,20 @@ impl Dataset {
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// Where a row's product is drawn from.
+#[derive(Clone, Copy)]
+enum Source {
+    Trending,
+    Cluster,
+    Global,
+}
+/// Share of rows allowed to repeat a (user, product) pair without redrawing.
+const REPURCHASE_RATE: f64 = 0.05;
+/// Exponent of the Zipf law of product popularity (by rank).
+const ZIPF_EXPONENT: f64 = 1.2;
+/// Redraws of a product the user already rated.
+const REDRAWS: usize = 8;
+
 /// Generates a data set. Deterministic in `config` (seed included).
 ///
 /// ```
@@ -293,7 +309,10 @@ pub fn generate(config: &GenConfig) -> Result<Dataset> {
     for i in (1..rank.len()).rev() {
         rank.swap(i, rng.index(i + 1));
     }
-    let popularity: Vec<f64> = rank.iter().map(|&r| 1.0 / (r as f64 + 1.0)).collect();
+    let popularity: Vec<f64> = rank
+        .iter()
+        .map(|&r| (r as f64 + 1.0).powf(-ZIPF_EXPONENT))
+        .collect();
     let global = Weighted::new(popularity.iter().copied());
     let cluster_items: Vec<Vec<usize>> = (0..config.clusters)
         .map(|c| (0..n_base).filter(|&j| products[j].cluster == c).collect())
@@ -328,6 +347,7 @@ pub fn generate(config: &GenConfig) -> Result<Dataset> {
     let out_cluster_rating = Weighted::new([0.06, 0.08, 0.20, 0.33, 0.33]);
 
     let mut rows = Vec::with_capacity(config.interactions);
+    let mut rated: HashSet<(usize, usize)> = HashSet::with_capacity(config.interactions);
     while rows.len() < config.interactions {
         let in_window = window > 0 && rng.chance(p_window);
         let day = if in_window {
@@ -346,16 +366,37 @@ pub fn generate(config: &GenConfig) -> Result<Dataset> {
 
         let u = activity.sample(&mut rng).unwrap_or(0);
         let cluster = user_clusters[u];
-        let (item, in_cluster) =
-            if in_window && drift.new_items > 0 && rng.chance(drift.trending_share) {
-                (n_base + trending.sample(&mut rng).unwrap_or(0), true)
-            } else if rng.chance(config.in_cluster_share) && !cluster_items[cluster].is_empty() {
-                let k = cluster_samplers[cluster].sample(&mut rng).unwrap_or(0);
+        // Customers seldom review the same product twice: a repeat is redrawn (a few
+        // times), except for the occasional re-purchase.
+        let repurchase = rng.chance(REPURCHASE_RATE);
+        // Where the product comes from is decided once; redraws stay in that source.
+        let source = if in_window && drift.new_items > 0 && rng.chance(drift.trending_share) {
+            Source::Trending
+        } else if rng.chance(config.in_cluster_share) && !cluster_items[cluster].is_empty() {
+            Source::Cluster
+        } else {
+            Source::Global
+        };
+        let pick = |rng: &mut Rng| match source {
+            Source::Trending => (n_base + trending.sample(rng).unwrap_or(0), true),
+            Source::Cluster => {
+                let k = cluster_samplers[cluster].sample(rng).unwrap_or(0);
                 (cluster_items[cluster][k], true)
-            } else {
-                let j = global.sample(&mut rng).unwrap_or(0);
+            }
+            Source::Global => {
+                let j = global.sample(rng).unwrap_or(0);
                 (j, products[j].cluster == cluster)
-            };
+            }
+        };
+        let mut choice = pick(&mut rng);
+        for _ in 0..REDRAWS {
+            if repurchase || !rated.contains(&(u, choice.0)) {
+                break;
+            }
+            choice = pick(&mut rng);
+        }
+        let (item, in_cluster) = choice;
+        rated.insert((u, item));
         let base = if in_cluster {
             &in_cluster_rating
         } else {
@@ -439,7 +480,7 @@ pub fn generate(config: &GenConfig) -> Result<Dataset> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashMap;
 
     #[test]
     fn deterministic_and_sized_as_asked() {
@@ -484,9 +525,15 @@ mod tests {
         c.sort_unstable_by(|a, b| b.cmp(a));
         let top10: usize = c.iter().take(c.len() / 10).sum();
         assert!(
-            top10 as f64 / n > 0.35,
+            top10 as f64 / n > 0.3,
             "top 10% of items: {}",
             top10 as f64 / n
+        );
+        let bottom_half: usize = c.iter().skip(c.len() / 2).sum();
+        assert!(
+            (bottom_half as f64 / n) < 0.2,
+            "bottom half: {}",
+            bottom_half as f64 / n
         );
     }
 
