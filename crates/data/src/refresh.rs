@@ -310,7 +310,7 @@ pub fn refresh(
     // (and re-ingesting identical rows after a crash is a no-op, so the footer's
     // record of staging files is only needed when the data changes).
     let must_write_table = report.changed;
-    let must_write_outputs = report.changed || kind == RefreshKind::Full || !outputs_consistent;
+    let must_write_outputs = report.changed || options.force_full || !outputs_consistent;
     // Build the derived outputs while the table is written.
     let (write_result, derived) = rayon::join(
         || {
