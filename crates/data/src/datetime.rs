@@ -21,7 +21,12 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// A value without an offset is read as UTC (what pandas does with naive timestamps).
 /// Returns `None` for anything else, including impossible dates (`2025-02-30`).
 pub fn parse_cmt_date(text: &str) -> Option<i64> {
-    let b = text.trim().as_bytes();
+    parse_cmt_date_bytes(text.as_bytes())
+}
+
+/// [`parse_cmt_date`] on raw bytes (surrounding ASCII whitespace ignored).
+pub(crate) fn parse_cmt_date_bytes(b: &[u8]) -> Option<i64> {
+    let b = b.trim_ascii();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }

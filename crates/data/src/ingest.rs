@@ -400,11 +400,22 @@ fn parse_csv_chunk(
         if rec.len() != n_fields {
             problems.push(format!("expected {n_fields} fields, found {}", rec.len()));
         }
-        let user = check_id(field(USER), "user_id", &mut problems);
-        let product = check_id(field(PRODUCT), "product_id", &mut problems);
-        let rating = check_rating(field(RATING).map(Text::Bytes), &mut problems);
-        let date = check_date(field(DATE).map(Text::Bytes), &mut problems);
-        let comment = match field(COMMENT).map(std::str::from_utf8) {
+        // Fast paths on the bytes for the usual well-formed values; anything else
+        // goes through the full checks, which also say what is wrong.
+        let user = field(USER)
+            .and_then(ascii_i64)
+            .or_else(|| check_id(field(USER), "user_id", &mut problems));
+        let product = field(PRODUCT)
+            .and_then(ascii_i64)
+            .or_else(|| check_id(field(PRODUCT), "product_id", &mut problems));
+        let rating = match field(RATING) {
+            Some([d @ b'1'..=b'5']) => Some(d - b'0'),
+            raw => check_rating(raw.map(Text::Bytes), &mut problems),
+        };
+        let date = field(DATE)
+            .and_then(crate::datetime::parse_cmt_date_bytes)
+            .or_else(|| check_date(field(DATE).map(Text::Bytes), &mut problems));
+        let comment = match field(COMMENT).map(simdutf8::basic::from_utf8) {
             Some(Ok("")) | None => None,
             Some(Ok(c)) => Some(c),
             Some(Err(_)) => {
@@ -442,6 +453,26 @@ impl<'a> Text<'a> {
             Text::Str(s) => Some(s),
         }
     }
+}
+
+/// A plain decimal integer (optional sign, ASCII digits, no spaces) without overflow.
+fn ascii_i64(b: &[u8]) -> Option<i64> {
+    let (neg, digits) = match b {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(if neg { -v } else { v })
 }
 
 fn check_id(raw: Option<&[u8]>, name: &str, problems: &mut Vec<String>) -> Option<i64> {

@@ -59,6 +59,7 @@
 mod config;
 mod datetime;
 mod error;
+mod fxhash;
 mod ingest;
 mod matrix;
 mod merge;

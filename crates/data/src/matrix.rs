@@ -11,6 +11,7 @@ use serde::Deserialize;
 use sprs::CsMat;
 
 use crate::error::{Error, Result};
+use crate::fxhash::FxHashMap;
 use crate::parquet_io::write_parquet_atomic;
 use crate::split::{Entry, Split};
 use crate::table::{DATA_VERSION_KEY, Interactions};
@@ -210,8 +211,13 @@ impl UserMetadata {
         let mut quality_sum = vec![0f64; n];
         let mut first = vec![i64::MAX; n];
         let mut last = vec![i64::MIN; n];
+        let index: FxHashMap<i64, usize> = user_ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i))
+            .collect();
         for i in 0..table.len() {
-            let Ok(u) = user_ids.binary_search(&table.user_id[i]) else {
+            let Some(&u) = index.get(&table.user_id[i]) else {
                 continue;
             };
             count[u] += 1;

@@ -1,11 +1,12 @@
 //! Merge with dedup on (user_id, product_id, cmt_date): the newest row wins.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::fxhash::FxBuild;
 use crate::table::Interactions;
 
 /// What a merge did.
@@ -38,49 +39,44 @@ fn key(t: &Interactions, i: usize) -> Key {
     (t.user_id[i], t.product_id[i], t.cmt_date[i])
 }
 
-/// FxHash (rustc's hasher): a multiply-rotate hash, several times faster than SipHash
-/// on integer keys; the keys are not attacker-chosen in a way that matters here.
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_i64(&mut self, v: i64) {
-        self.write_u64(v as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxBuild = BuildHasherDefault<FxHasher>;
-
 /// Marks the last row of each (user_id, product_id, cmt_date) key: `keep[i]` is false
 /// when a later row has the same key. Returns the mask and the number of rows dropped.
+///
+/// Rows are sharded by key hash and the shards checked in parallel (a key's rows all
+/// land in the same shard, in order).
 pub fn dedup_last(t: &Interactions) -> (Vec<bool>, usize) {
     let n = t.len();
+    let shards = if n < 50_000 {
+        1
+    } else {
+        4 * rayon::current_num_threads()
+    };
+    let build = FxBuild::default();
+    let shard_of: Vec<u8> = (0..n)
+        .into_par_iter()
+        .map(|i| (build.hash_one(key(t, i)) >> 56) as usize % shards)
+        .map(|s| s as u8)
+        .collect();
+    let dropped: Vec<Vec<usize>> = (0..shards)
+        .into_par_iter()
+        .map(|s| {
+            let rows: Vec<usize> = (0..n).filter(|&i| usize::from(shard_of[i]) == s).collect();
+            let mut seen: HashSet<Key, FxBuild> =
+                HashSet::with_capacity_and_hasher(rows.len(), FxBuild::default());
+            rows.iter()
+                .rev()
+                .filter(|&&i| !seen.insert(key(t, i)))
+                .copied()
+                .collect()
+        })
+        .collect();
     let mut keep = vec![true; n];
-    let mut seen: HashSet<Key, FxBuild> = HashSet::with_capacity_and_hasher(n, FxBuild::default());
-    let mut dropped = 0;
-    for i in (0..n).rev() {
-        if !seen.insert(key(t, i)) {
-            keep[i] = false;
-            dropped += 1;
-        }
+    let mut count = 0;
+    for i in dropped.into_iter().flatten() {
+        keep[i] = false;
+        count += 1;
     }
-    (keep, dropped)
+    (keep, count)
 }
 
 /// Merges `incoming` (staging rows, oldest file first, each file in order) into
@@ -95,7 +91,7 @@ pub fn dedup_last(t: &Interactions) -> (Vec<bool>, usize) {
 /// `existing` is trusted to be free of them (it was written by a merge).
 pub fn merge(
     existing: Interactions,
-    incoming: &Interactions,
+    incoming: Interactions,
     recheck_existing: bool,
 ) -> (Interactions, MergeStats) {
     let mut stats = MergeStats {
@@ -103,7 +99,7 @@ pub fn merge(
         incoming: incoming.len(),
         ..MergeStats::default()
     };
-    let (mut keep_in, dup_in) = dedup_last(incoming);
+    let (mut keep_in, dup_in) = dedup_last(&incoming);
     stats.duplicates_in_incoming = dup_in;
     let (mut keep_ex, dup_ex) = if recheck_existing {
         dedup_last(&existing)
@@ -112,14 +108,15 @@ pub fn merge(
     };
     stats.duplicates_in_existing = dup_ex;
 
-    let mut index: HashMap<Key, usize, FxBuild> =
-        HashMap::with_capacity_and_hasher(incoming.len() - dup_in, FxBuild::default());
-    for (j, _) in keep_in.iter().enumerate().filter(|(_, k)| **k) {
-        index.insert(key(incoming, j), j);
-    }
-    let matches: Vec<(usize, usize)> = if index.is_empty() {
+    // Only keys present on both sides need a look; an empty side needs none.
+    let matches: Vec<(usize, usize)> = if existing.is_empty() || incoming.is_empty() {
         Vec::new()
     } else {
+        let mut index: HashMap<Key, usize, FxBuild> =
+            HashMap::with_capacity_and_hasher(incoming.len() - dup_in, FxBuild::default());
+        for (j, _) in keep_in.iter().enumerate().filter(|(_, k)| **k) {
+            index.insert(key(&incoming, j), j);
+        }
         (0..existing.len())
             .into_par_iter()
             .filter(|&i| keep_ex[i])
@@ -138,10 +135,18 @@ pub fn merge(
         }
     }
     stats.added = incoming.len() - dup_in - stats.unchanged - stats.replaced;
-    let merged = if stats.replaced == 0 && dup_ex == 0 {
-        existing.concat(&incoming.filter(&keep_in))
+    let kept = |t: Interactions, keep: &[bool]| {
+        if keep.iter().all(|&k| k) {
+            t
+        } else {
+            t.filter(keep)
+        }
+    };
+    let incoming = kept(incoming, &keep_in);
+    let merged = if existing.is_empty() {
+        incoming
     } else {
-        existing.filter(&keep_ex).concat(&incoming.filter(&keep_in))
+        kept(existing, &keep_ex).concat(&incoming)
     };
     stats.total = merged.len();
     (merged, stats)
@@ -180,7 +185,7 @@ mod tests {
             (3, 10, 3, Some("c"), 100),               // identical: no change
             (1, 10, 5, Some("a"), 101),               // same pair, new date: a new row
         ]);
-        let (m, s) = merge(existing, &incoming, false);
+        let (m, s) = merge(existing, incoming.clone(), false);
         let rows: Vec<_> = (0..m.len())
             .map(|i| (m.user_id[i], m.rating[i], m.comment(i), m.cmt_date[i]))
             .collect();
@@ -208,15 +213,35 @@ mod tests {
             }
         );
         // Merging the same input again changes nothing.
-        let (again, s2) = merge(m.clone(), &incoming, false);
+        let (again, s2) = merge(m.clone(), incoming, false);
         assert_eq!(again, m);
         assert_eq!((s2.added, s2.replaced), (0, 0));
     }
 
     #[test]
+    fn sharded_dedup_matches_a_plain_scan() {
+        let n = 120_000;
+        let rows: Vec<_> = (0..n as i64)
+            .map(|i| (i % 1_000, i % 7, 5, None, i % 3))
+            .collect();
+        let table = t(&rows);
+        let (keep, dropped) = dedup_last(&table);
+        let mut seen = HashSet::new();
+        let mut expected = vec![true; n];
+        for i in (0..n).rev() {
+            if !seen.insert(key(&table, i)) {
+                expected[i] = false;
+            }
+        }
+        assert_eq!(keep, expected);
+        assert_eq!(dropped, expected.iter().filter(|k| !**k).count());
+        assert!(dropped > 0);
+    }
+
+    #[test]
     fn full_rebuild_rechecks_existing_duplicates() {
         let existing = t(&[(1, 1, 1, None, 5), (1, 1, 2, None, 5)]);
-        let (m, s) = merge(existing, &Interactions::default(), true);
+        let (m, s) = merge(existing, Interactions::default(), true);
         assert_eq!(m.rating, vec![2]);
         assert_eq!(s.duplicates_in_existing, 1);
     }
@@ -231,9 +256,9 @@ mod tests {
         ) {
             let to_rows = |v: &[(i64, i64, u8, i64)]| v.iter().map(|&(u, p, r, d)| (u, p, r, None, d)).collect::<Vec<_>>();
             let existing = t(&to_rows(&ex));
-            let (existing, _) = merge(Interactions::default(), &existing, false);
+            let (existing, _) = merge(Interactions::default(), existing, false);
             let incoming = t(&to_rows(&inc));
-            let (m, s) = merge(existing.clone(), &incoming, false);
+            let (m, s) = merge(existing.clone(), incoming.clone(), false);
             let all = existing.clone().concat(&incoming);
             let (keep, _) = dedup_last(&all);
             let mut expected: Vec<_> = (0..all.len()).filter(|&i| keep[i]).map(|i| (key(&all, i), all.rating[i])).collect();

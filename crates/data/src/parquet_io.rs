@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::ProjectionMask;
@@ -18,9 +18,11 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::Compression;
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::column::writer::ColumnCloseResult;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -38,9 +40,32 @@ pub(crate) fn write_parquet_atomic(
     columns: &[ArrayRef],
     kv: &[(String, String)],
 ) -> Result<()> {
+    write_parquet_reusing(path, schema, columns, kv, None)
+}
+
+/// A Parquet file read into memory, kept so a rewrite can copy its encoded row groups.
+#[derive(Debug, Clone)]
+pub(crate) struct ParquetSource {
+    pub(crate) bytes: Bytes,
+    pub(crate) metadata: Arc<ParquetMetaData>,
+    pub(crate) schema: SchemaRef,
+}
+
+/// Like [`write_parquet_atomic`], but when `source` is a file of the same schema whose
+/// leading full row groups (`ROW_GROUP_ROWS` rows each) hold exactly the first rows of
+/// `columns`, those row groups are copied as encoded bytes instead of being encoded
+/// again. The result is the same table in the same row-group layout; an incremental
+/// refresh then encodes only the last, partial row group and the new rows.
+pub(crate) fn write_parquet_reusing(
+    path: &Path,
+    schema: &SchemaRef,
+    columns: &[ArrayRef],
+    kv: &[(String, String)],
+    source: Option<&ParquetSource>,
+) -> Result<()> {
     recops_core::ensure_parent(path)?;
     let tmp = recops_core::temp_path_for(path);
-    let result = write_parquet_to(&tmp, schema, columns, kv);
+    let result = write_parquet_to(&tmp, schema, columns, kv, source);
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -54,18 +79,35 @@ fn write_parquet_to(
     schema: &SchemaRef,
     columns: &[ArrayRef],
     kv: &[(String, String)],
+    source: Option<&ParquetSource>,
 ) -> Result<()> {
     let perr = |e| Error::parquet(tmp, e);
     let rows = columns.first().map_or(0, |c| c.len());
-    let mut props = WriterProperties::builder()
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(Some(
             kv.iter()
                 .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
                 .collect(),
-        ))
-        .build();
+        ));
+    // Free text (comments) and timestamps are mostly unique: a dictionary costs a hash
+    // per value and is abandoned anyway. Min/max statistics of text help no reader.
+    for field in schema.fields() {
+        let col = ColumnPath::from(field.name().as_str());
+        match field.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 => {
+                builder = builder
+                    .set_column_dictionary_enabled(col.clone(), false)
+                    .set_column_statistics_enabled(col, EnabledStatistics::None);
+            }
+            DataType::Timestamp(_, _) => {
+                builder = builder.set_column_dictionary_enabled(col, false);
+            }
+            _ => {}
+        }
+    }
+    let mut props = builder.build();
     add_encoded_arrow_schema_to_metadata(schema, &mut props);
     let props = Arc::new(props);
     let parquet_schema = ArrowSchemaConverter::new()
@@ -82,18 +124,42 @@ fn write_parquet_to(
     .map_err(perr)?;
     let factory = ArrowRowGroupWriterFactory::new(&writer, Arc::clone(schema));
 
-    // (row group, column) pairs, encoded in parallel, appended in order.
-    let groups: Vec<(usize, usize)> = (0..rows.div_ceil(ROW_GROUP_ROWS).max(1))
+    // Leading full row groups of the source, copied as they are.
+    let reused = source.map_or(0, |src| reusable_groups(src, schema, rows));
+    if let Some(src) = source.filter(|_| reused > 0) {
+        for rg in &src.metadata.row_groups()[..reused] {
+            let mut out = writer.next_row_group().map_err(perr)?;
+            for column in rg.columns() {
+                let close = ColumnCloseResult {
+                    bytes_written: column.compressed_size().max(0) as u64,
+                    rows_written: rg.num_rows().max(0) as u64,
+                    metadata: column.clone(),
+                    bloom_filter: None,
+                    column_index: None,
+                    offset_index: None,
+                };
+                out.append_column(&src.bytes, close).map_err(perr)?;
+            }
+            out.close().map_err(perr)?;
+        }
+    }
+    let start = reused * ROW_GROUP_ROWS;
+
+    // (row group, column) pairs of the rest, encoded in parallel, appended in order.
+    let remaining = rows - start;
+    let groups: Vec<(usize, usize)> = (0..remaining
+        .div_ceil(ROW_GROUP_ROWS)
+        .max(usize::from(reused == 0)))
         .map(|g| {
             (
-                g * ROW_GROUP_ROWS,
-                ROW_GROUP_ROWS.min(rows - g * ROW_GROUP_ROWS),
+                start + g * ROW_GROUP_ROWS,
+                ROW_GROUP_ROWS.min(remaining - g * ROW_GROUP_ROWS),
             )
         })
         .collect();
     let mut jobs = Vec::with_capacity(groups.len() * columns.len());
     for (g, _) in groups.iter().enumerate() {
-        let writers = factory.create_column_writers(g).map_err(perr)?;
+        let writers = factory.create_column_writers(reused + g).map_err(perr)?;
         if writers.len() != columns.len() {
             return Err(Error::invalid(
                 "parquet schema",
@@ -133,6 +199,24 @@ fn write_parquet_to(
     Ok(())
 }
 
+/// How many leading row groups of `src` can be copied into a file of `rows` rows of
+/// `schema`: same Arrow schema, full groups only (the caller guarantees those rows are
+/// unchanged and first).
+fn reusable_groups(src: &ParquetSource, schema: &SchemaRef, rows: usize) -> usize {
+    if src.schema.fields() != schema.fields() {
+        return 0;
+    }
+    let full = src
+        .metadata
+        .row_groups()
+        .iter()
+        .take_while(|rg| {
+            rg.num_rows() == ROW_GROUP_ROWS as i64 && rg.columns().len() == schema.fields().len()
+        })
+        .count();
+    full.min(rows / ROW_GROUP_ROWS)
+}
+
 /// A Parquet file read into memory.
 pub(crate) struct ParquetContent {
     /// The record batches, one or more per row group, in file order.
@@ -143,6 +227,8 @@ pub(crate) struct ParquetContent {
     pub(crate) kv: HashMap<String, String>,
     /// Total rows.
     pub(crate) rows: usize,
+    /// The file itself (bytes, metadata, full Arrow schema).
+    pub(crate) source: ParquetSource,
 }
 
 /// Reads the footer of a Parquet file: its Arrow schema, key-value metadata and rows.
@@ -205,11 +291,17 @@ pub(crate) fn read_parquet(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<P
             Arc::new(arrow_schema::Schema::new(fields))
         }
     };
+    let source = ParquetSource {
+        bytes,
+        metadata: Arc::clone(meta.metadata()),
+        schema: Arc::clone(meta.schema()),
+    };
     Ok(ParquetContent {
         batches,
         schema,
         kv,
         rows,
+        source,
     })
 }
 

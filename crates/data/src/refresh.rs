@@ -37,8 +37,8 @@ use crate::merge::{MergeStats, merge};
 use crate::npz::{read_csr_npz, write_csr_npz};
 use crate::parquet_io::read_parquet_footer;
 use crate::table::{
-    IngestedFile, Interactions, ReadOptions, TableMeta, read_interactions, read_interactions_meta,
-    write_interactions,
+    IngestedFile, Interactions, ReadOptions, TableMeta, read_interactions_meta,
+    read_interactions_source, write_interactions_reusing,
 };
 use crate::training::TrainingData;
 use crate::version::{DataManifest, content_hash, data_version};
@@ -187,7 +187,7 @@ pub fn refresh(
     }
 
     let results: Vec<Result<StagingBatch>> = pending.par_iter().map(read_staging_file).collect();
-    let mut batches = Vec::with_capacity(results.len());
+    let mut batches: Vec<StagingBatch> = Vec::with_capacity(results.len());
     let mut problems = Vec::new();
     for r in results {
         match r {
@@ -277,20 +277,23 @@ pub fn refresh(
         });
     }
 
-    let existing = match &previous {
+    let (existing, source) = match &previous {
         Some(_) => {
-            let (mut t, _) = read_interactions(&table_path, ReadOptions::default())?;
+            let (mut t, _, source) = read_interactions_source(&table_path, ReadOptions::default())?;
             if kind == RefreshKind::Full {
                 t.rescore();
             }
-            t
+            (t, Some(source))
         }
-        None => Interactions::default(),
+        None => (Interactions::default(), None),
     };
     timer.lap("load_existing");
-    let incoming = concat_batches(&batches);
-    let (merged, stats) = merge(existing, &incoming, kind == RefreshKind::Full);
-    drop(incoming);
+    let incoming = concat_batches(&mut batches);
+    let (merged, stats) = merge(existing, incoming, kind == RefreshKind::Full);
+    // Rows were only appended: the previous file's full row groups can be copied.
+    let source = source.filter(|_| {
+        kind == RefreshKind::Incremental && stats.replaced == 0 && stats.duplicates_in_existing == 0
+    });
     report.merge = stats;
     let version = data_version(&merged);
     report.changed = previous_version.as_deref() != Some(version.as_str());
@@ -320,7 +323,7 @@ pub fn refresh(
                     last_ingest: ingest.clone(),
                     rows: merged.len(),
                 };
-                write_interactions(&table_path, &merged, &meta)
+                write_interactions_reusing(&table_path, &merged, &meta, source.as_ref())
             } else {
                 Ok(())
             }
@@ -518,11 +521,16 @@ fn already_committed(f: &StagingFile, previous: Option<&TableMeta>) -> Result<bo
     Ok(content_hash(&bytes) == record.content_hash)
 }
 
-fn concat_batches(batches: &[StagingBatch]) -> Interactions {
-    match batches {
-        [] => Interactions::default(),
-        [one] => one.rows.clone(),
-        many => crate::table::concat_all(many.iter().map(|b| b.rows.clone()).collect(), true),
+/// Moves the rows out of the batches (their counts stay), oldest file first.
+fn concat_batches(batches: &mut [StagingBatch]) -> Interactions {
+    let mut parts: Vec<Interactions> = batches
+        .iter_mut()
+        .map(|b| std::mem::take(&mut b.rows))
+        .collect();
+    match parts.len() {
+        0 => Interactions::default(),
+        1 => parts.pop().unwrap_or_default(),
+        _ => crate::table::concat_all(parts, true),
     }
 }
 

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::parquet_io::{read_parquet, read_parquet_footer, write_parquet_atomic};
+use crate::parquet_io::{ParquetSource, read_parquet, read_parquet_footer, write_parquet_reusing};
 use crate::split::RawInteraction;
 
 /// Footer key holding the [data version](crate::data_version) of the table.
@@ -272,6 +272,18 @@ impl Interactions {
 /// file or the new one, never a torn one. The footer records `meta`'s data version and
 /// ingested files.
 pub fn write_interactions(path: &Path, table: &Interactions, meta: &TableMeta) -> Result<()> {
+    write_interactions_reusing(path, table, meta, None)
+}
+
+/// [`write_interactions`] that copies the encoded leading row groups of `source` (the
+/// previous file) when `table` starts with exactly its rows (see
+/// [`write_parquet_reusing`]).
+pub(crate) fn write_interactions_reusing(
+    path: &Path,
+    table: &Interactions,
+    meta: &TableMeta,
+    source: Option<&ParquetSource>,
+) -> Result<()> {
     table
         .check()
         .map_err(|reason| Error::invalid(WHAT, path, reason))?;
@@ -284,7 +296,7 @@ pub fn write_interactions(path: &Path, table: &Interactions, meta: &TableMeta) -
     }
     let ingest = serde_json::to_string(&meta.last_ingest).unwrap_or_else(|_| "[]".to_owned());
     kv.push((LAST_INGEST_KEY.to_owned(), ingest));
-    write_parquet_atomic(path, &interactions_schema(), &columns, &kv)
+    write_parquet_reusing(path, &interactions_schema(), &columns, &kv, source)
 }
 
 /// Reads only the footer of `interactions.parquet` (fast: no row data).
@@ -317,6 +329,15 @@ fn meta_from_kv(kv: &HashMap<String, String>, rows: usize) -> TableMeta {
 /// is read as UTC), `comment_quality` as f32 or f64 (recomputed when absent). Ratings
 /// outside 1..=5 and nulls in required columns are errors naming the row.
 pub fn read_interactions(path: &Path, options: ReadOptions) -> Result<(Interactions, TableMeta)> {
+    read_interactions_source(path, options).map(|(t, m, _)| (t, m))
+}
+
+/// [`read_interactions`], also returning the file as read (for
+/// [`write_interactions_reusing`]).
+pub(crate) fn read_interactions_source(
+    path: &Path,
+    options: ReadOptions,
+) -> Result<(Interactions, TableMeta, ParquetSource)> {
     if !path.exists() {
         return Err(Error::NoProcessedData {
             path: path.to_path_buf(),
@@ -375,7 +396,11 @@ pub fn read_interactions(path: &Path, options: ReadOptions) -> Result<(Interacti
     } else {
         table = concat_all(parts, options.comments);
     }
-    Ok((table, meta_from_kv(&content.kv, content.rows)))
+    Ok((
+        table,
+        meta_from_kv(&content.kv, content.rows),
+        content.source,
+    ))
 }
 
 pub(crate) fn concat_all(parts: Vec<Interactions>, comments: bool) -> Interactions {
@@ -627,6 +652,54 @@ mod tests {
         let (back, meta) = read_interactions(&path, ReadOptions::default()).unwrap();
         assert_eq!(meta.rows, n);
         assert_eq!(back, t);
+    }
+
+    #[test]
+    fn appending_reuses_full_row_groups_and_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.parquet");
+        let rg = crate::parquet_io::ROW_GROUP_ROWS;
+        let make = |n: usize| Interactions {
+            user_id: (0..n as i64).collect(),
+            product_id: (0..n as i64).map(|i| i % 31).collect(),
+            rating: (0..n).map(|i| (i % 5) as u8 + 1).collect(),
+            comment: Some(
+                (0..n)
+                    .map(|i| (i % 4 != 0).then(|| format!("bình luận {i}")))
+                    .collect(),
+            ),
+            cmt_date: (0..n as i64).map(|i| i * 1_000).collect(),
+            comment_quality: (0..n).map(|i| (i % 11) as f32 / 10.0).collect(),
+        };
+        let first = make(2 * rg + 500);
+        write_interactions(&path, &first, &TableMeta::default()).unwrap();
+        let (back, _, source) = read_interactions_source(&path, ReadOptions::default()).unwrap();
+        assert_eq!(back, first);
+        assert_eq!(source.metadata.num_row_groups(), 3);
+        // The same rows plus more: two full groups copied, the rest encoded.
+        let second = make(2 * rg + 900);
+        let meta = TableMeta {
+            data_version: Some("v2".into()),
+            ..TableMeta::default()
+        };
+        write_interactions_reusing(&path, &second, &meta, Some(&source)).unwrap();
+        let (back, m, src2) = read_interactions_source(&path, ReadOptions::default()).unwrap();
+        assert_eq!(back, second);
+        assert_eq!(m.data_version.as_deref(), Some("v2"));
+        let sizes: Vec<i64> = src2
+            .metadata
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(sizes, vec![rg as i64, rg as i64, 900]);
+        // The same table as encoding everything afresh.
+        let fresh = dir.path().join("fresh.parquet");
+        write_interactions(&fresh, &second, &meta).unwrap();
+        assert_eq!(
+            read_interactions(&fresh, ReadOptions::default()).unwrap().0,
+            back
+        );
     }
 
     #[test]

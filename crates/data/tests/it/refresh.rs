@@ -450,7 +450,10 @@ fn committed_files_left_in_staging_are_archived_not_ingested_again() {
     assert_eq!(r.recovered_files.len(), 1);
     assert_eq!(r.new_records, 0);
     assert!(names(&home.staging_dir()).is_empty());
-    assert_eq!(names(&home.staging_archive_dir()), std::slice::from_ref(name));
+    assert_eq!(
+        names(&home.staging_archive_dir()),
+        std::slice::from_ref(name)
+    );
     assert!(!orphan.exists());
     let mut expected = before;
     expected.remove(&orphan);
