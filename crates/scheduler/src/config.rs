@@ -344,8 +344,8 @@ fn check_executable(path: &Path) -> Result<(), String> {
         )),
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-            "job binary {} does not exist (build the job binaries next to the scheduler, \
-             or set `binary` to its path)",
+            "job binary {} does not exist (set `binary` to the program's path, or pass \
+             --bin-dir)",
             path.display()
         )),
         Err(e) => Err(format!("job binary {}: {e}", path.display())),
@@ -412,12 +412,19 @@ mod tests {
                 .unwrap();
         loaded.check_binaries().unwrap();
         let no_bins = tempfile::tempdir().unwrap();
-        let e = LoadedConfig::load_with_env(&Home::new(home_dir.path()), no_bins.path(), &HashMap::new())
-            .unwrap()
-            .check_binaries()
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("6 problems") && e.contains("data-refresh does not exist"), "{e}");
+        let e = LoadedConfig::load_with_env(
+            &Home::new(home_dir.path()),
+            no_bins.path(),
+            &HashMap::new(),
+        )
+        .unwrap()
+        .check_binaries()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("6 problems") && e.contains("data-refresh does not exist"),
+            "{e}"
+        );
         assert_eq!(loaded.timezone, chrono_tz::Asia::Ho_Chi_Minh);
         let dr = loaded.job("data_refresh").unwrap();
         assert_eq!(dr.binary, bins.path().join("data-refresh"));
@@ -452,7 +459,10 @@ mod tests {
         let e = load_text(text, bins.path()).unwrap_err().to_string();
         assert!(e.contains("config/scheduler_config.json"), "{e}");
         assert!(e.contains("3 problems"), "{e}");
-        assert!(e.contains("`timezone`: unknown time zone \"Asia/Saigon_City\""), "{e}");
+        assert!(
+            e.contains("`timezone`: unknown time zone \"Asia/Saigon_City\""),
+            "{e}"
+        );
         assert!(e.contains("`jobs.data_refresh.cron`"), "{e}");
         assert!(e.contains("4 fields; expected 5"), "{e}");
         assert!(e.contains("`jobs.health_check.timeout_minutes`"), "{e}");
@@ -464,7 +474,10 @@ mod tests {
         let text = r#"{"timezone": "UTC", "jobs": {"data_refresh":
             {"enabled": true, "cron": "0 2 * * *", "timeout_minutes": 30, "timeout_minuts": 5}}}"#;
         let e = load_text(text, bins.path()).unwrap_err().to_string();
-        assert!(e.contains("at key `jobs.data_refresh.timeout_minuts`"), "{e}");
+        assert!(
+            e.contains("at key `jobs.data_refresh.timeout_minuts`"),
+            "{e}"
+        );
         assert!(e.contains("unknown field `timeout_minuts`"), "{e}");
         let text = r#"{"timezone": "UTC", "jobz": {}}"#;
         let e = load_text(text, bins.path()).unwrap_err().to_string();
@@ -487,7 +500,10 @@ mod tests {
         assert!(e.contains("2 problems"), "{e}");
         assert!(e.contains("`jobs.health_check.binary`"), "{e}");
         assert!(e.contains("health-check does not exist"), "{e}");
-        assert!(e.contains("`jobs.odd.binary`") && e.contains("not executable"), "{e}");
+        assert!(
+            e.contains("`jobs.odd.binary`") && e.contains("not executable"),
+            "{e}"
+        );
         assert!(!e.contains("jobs.old"), "{e}");
         // Loading alone (for --list) succeeds and says which binary is missing.
         let home = tempfile::tempdir().unwrap();
@@ -528,6 +544,9 @@ mod tests {
             "a_job": {"cron": "0 2 * * *", "timeout_minutes": 1}}}"#;
         let cfg = load_text(text, bins.path()).unwrap();
         let e = cfg.job("nope").unwrap_err().to_string();
-        assert!(e.contains("unknown job \"nope\"") && e.contains("a_job"), "{e}");
+        assert!(
+            e.contains("unknown job \"nope\"") && e.contains("a_job"),
+            "{e}"
+        );
     }
 }

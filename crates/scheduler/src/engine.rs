@@ -38,6 +38,9 @@ pub struct SchedulerOptions {
     pub alerts: Arc<dyn AlertSink>,
     /// How often the loop wakes up to reap jobs and look for due fires.
     pub poll_interval: StdDuration,
+    /// Refuse to open when an enabled job's binary is missing (default true; a
+    /// one-off `--run-now` only needs its own job's binary, checked when it runs).
+    pub require_all_binaries: bool,
 }
 
 impl SchedulerOptions {
@@ -48,6 +51,7 @@ impl SchedulerOptions {
             clock: SystemClock::shared(),
             alerts: Arc::new(NoAlertSink),
             poll_interval: StdDuration::from_millis(500),
+            require_all_binaries: true,
         }
     }
 }
@@ -89,6 +93,22 @@ impl JobOutcome {
     /// True when the job succeeded.
     pub fn success(&self) -> bool {
         self.status == "success"
+    }
+
+    /// One line for people: `data_refresh success in 90.0 s (output: ...)`.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{} {} in {:.1} s{} (run {}, output: {})\n",
+            self.job,
+            self.status,
+            self.duration_seconds,
+            self.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default(),
+            self.run_id,
+            self.job_log.display()
+        )
     }
 }
 
@@ -150,8 +170,10 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Opens the scheduler of `home`: loads and validates
-    /// `config/scheduler_config.json`, checks every enabled job's binary, opens the
-    /// state database, the pipeline tracker and `logs/scheduler/scheduler.log`.
+    /// `config/scheduler_config.json`, checks every enabled job's binary (see
+    /// [`SchedulerOptions::require_all_binaries`]), opens the state database, the
+    /// pipeline tracker and `logs/scheduler/scheduler.log`. A refused config writes
+    /// nothing.
     pub fn open(home: &Home, options: SchedulerOptions) -> Result<Self> {
         let root = std::path::absolute(home.root()).map_err(|e| Error::Io {
             action: format!("cannot resolve the home {}", home.root().display()),
@@ -159,7 +181,9 @@ impl Scheduler {
         })?;
         let home = Home::new(root);
         let config = LoadedConfig::load(&home, &options.bin_dir)?;
-        config.check_binaries()?;
+        if options.require_all_binaries {
+            config.check_binaries()?;
+        }
         let max_log_files = RecopsConfig::load(&home)?.logging.max_files;
         let state = StateStore::open(&home.scheduler_state_db())?;
         let tracker = PipelineTracker::open_path(&home.pipeline_db(), options.clock.clone())?;
@@ -248,7 +272,9 @@ impl Scheduler {
             return Err(Error::AlreadyRunning {
                 pid: h.map(|h| h.pid).unwrap_or_default(),
                 host: h.map(|h| h.host.clone()).unwrap_or_else(|| "?".into()),
-                since: h.map(|h| h.started_at.clone()).unwrap_or_else(|| "?".into()),
+                since: h
+                    .map(|h| h.started_at.clone())
+                    .unwrap_or_else(|| "?".into()),
             });
         }
         self.lock = Some(lock);
@@ -278,8 +304,9 @@ impl Scheduler {
                 job.last_fire = now;
                 job.next_fire = None;
                 self.state.set_fires(&name, now, None)?;
-                self.log
-                    .info(&format!("Job disabled: {name} (enabled=false in the config)"));
+                self.log.info(&format!(
+                    "Job disabled: {name} (enabled=false in the config)"
+                ));
                 continue;
             }
             self.plan_and_fire(i, now, true)?;
@@ -333,11 +360,10 @@ impl Scheduler {
     fn close_dead_claim(&self, job: &str, claim: &RunningClaim, now: DateTime<Utc>) {
         let error = "the scheduler supervising this run exited before it finished; \
                      its outcome is unknown (see the job log)";
-        match self.tracker.fail_run_with(
-            &claim.run_id,
-            error,
-            json!({"reason": "orphaned"}),
-        ) {
+        match self
+            .tracker
+            .fail_run_with(&claim.run_id, error, json!({"reason": "orphaned"}))
+        {
             Ok(())
             | Err(recops_tracking::Error::RunAlreadyFinished { .. })
             | Err(recops_tracking::Error::RunNotFound { .. }) => {}
@@ -394,7 +420,12 @@ impl Scheduler {
         let tz = self.config.timezone;
         let job = &self.jobs[i];
         let name = job.spec.name.clone();
-        let plan = plan_fires(&job.spec.schedule, job.last_fire, now, job.spec.catch_up_grace);
+        let plan = plan_fires(
+            &job.spec.schedule,
+            job.last_fire,
+            now,
+            job.spec.catch_up_grace,
+        );
         if let Some(s) = plan.skipped {
             let count = if s.capped {
                 format!("more than {}", s.count)
@@ -421,7 +452,8 @@ impl Scheduler {
             job.last_fire = plan.last_fire;
             job.next_fire = plan.next_fire;
         }
-        self.state.set_fires(&name, plan.last_fire, plan.next_fire)?;
+        self.state
+            .set_fires(&name, plan.last_fire, plan.next_fire)?;
         if let Some(due) = plan.due {
             if due.trigger == Trigger::CatchUp || at_start && due.late_by > Duration::zero() {
                 self.log.info(&format!(
@@ -609,8 +641,10 @@ impl Scheduler {
         let end = match run.process.poll() {
             Ok(end) => end,
             Err(e) => {
-                self.log
-                    .error(&format!("Cannot check job {name} (process group {}): {e}", run.process.pgid()));
+                self.log.error(&format!(
+                    "Cannot check job {name} (process group {}): {e}",
+                    run.process.pgid()
+                ));
                 None
             }
         };
@@ -763,7 +797,12 @@ impl Scheduler {
             job: name.clone(),
             run_id: run_id.to_owned(),
             trigger,
-            status: if reason.is_none() { "success" } else { "failed" }.to_owned(),
+            status: if reason.is_none() {
+                "success"
+            } else {
+                "failed"
+            }
+            .to_owned(),
             duration_seconds: duration.num_milliseconds() as f64 / 1000.0,
             reason,
             error,
@@ -813,8 +852,7 @@ impl Scheduler {
                 continue;
             }
             let since = job.last_success.unwrap_or(job.first_seen);
-            let Some(o) =
-                check_overdue(&job.spec.schedule, since, job.last_success.is_some(), now)
+            let Some(o) = check_overdue(&job.spec.schedule, since, job.last_success.is_some(), now)
             else {
                 continue;
             };
@@ -822,7 +860,10 @@ impl Scheduler {
             let last = if o.ever_succeeded {
                 format!("last success {}", format_local(o.since, tz))
             } else {
-                format!("no success since the scheduler first saw it at {}", format_local(o.since, tz))
+                format!(
+                    "no success since the scheduler first saw it at {}",
+                    format_local(o.since, tz)
+                )
             };
             self.log.error(&format!(
                 "Job overdue: {name} | {last} | {} without success, more than twice its period \
@@ -942,7 +983,23 @@ impl Scheduler {
     /// another instance of the job runs. A stop request terminates it (reason
     /// `shutdown`).
     pub fn run_now(&mut self, job: &str, stop: &StopSignal) -> Result<JobOutcome> {
-        self.config.job(job)?;
+        let spec = self.config.job(job)?;
+        if let Some(problem) = self
+            .config
+            .binary_problem(job)
+            .map(str::to_owned)
+            .or_else(|| {
+                // Disabled jobs are not checked at load.
+                (!spec.binary.is_file())
+                    .then(|| format!("job binary {} does not exist", spec.binary.display()))
+            })
+        {
+            return Err(Error::Core(recops_core::Error::Config {
+                file: self.config.file.clone(),
+                key: Some(format!("jobs.{job}.binary")),
+                message: problem,
+            }));
+        }
         let i = self
             .jobs
             .iter()

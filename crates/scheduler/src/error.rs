@@ -48,7 +48,9 @@ pub enum Error {
     },
 
     /// The job is running now (started by the scheduler or another `--run-now`).
-    #[error("job {job} is already running (process group {pgid}, run {run_id}); not starting another")]
+    #[error(
+        "job {job} is already running (process group {pgid}, run {run_id}); not starting another"
+    )]
     JobRunning {
         /// The job id.
         job: String,

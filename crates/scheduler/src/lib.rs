@@ -52,8 +52,8 @@ pub use log::{completed_line, starting_line};
 pub use process::{group_alive, process_alive};
 pub use schedule::{
     CronSchedule, DueFire, FirePlan, MAX_COUNTED_MISSES, MAX_DEFAULT_CATCH_UP_GRACE,
-    ON_TIME_TOLERANCE, Overdue, SkippedFires, Trigger, check_overdue, format_local,
-    human_duration, plan_fires,
+    ON_TIME_TOLERANCE, Overdue, SkippedFires, Trigger, check_overdue, format_local, human_duration,
+    plan_fires,
 };
 pub use state::{JobState, RunningClaim, StateStore};
 pub use stop::StopSignal;

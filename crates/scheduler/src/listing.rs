@@ -170,6 +170,27 @@ pub struct ConfigCheck {
     pub disabled: Vec<String>,
 }
 
+impl ConfigCheck {
+    /// One line for people: `config OK: <file> (time zone ...; enabled: ...)`.
+    pub fn to_text(&self) -> String {
+        format!(
+            "config OK: {} (time zone {}; enabled: {}; disabled: {})\n",
+            self.config_file.display(),
+            self.timezone,
+            if self.enabled.is_empty() {
+                "none".to_owned()
+            } else {
+                self.enabled.join(", ")
+            },
+            if self.disabled.is_empty() {
+                "none".to_owned()
+            } else {
+                self.disabled.join(", ")
+            }
+        )
+    }
+}
+
 /// Loads and validates the scheduler config of `home` and checks every enabled job's
 /// binary: the same checks the scheduler makes at start.
 pub fn check_config(home: &Home, bin_dir: &Path) -> Result<ConfigCheck> {

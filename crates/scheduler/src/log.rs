@@ -17,11 +17,7 @@ pub fn starting_line(job: &str, trigger: Trigger, scheduled: Option<&str>) -> St
 
 /// `Job completed: data_refresh | duration=90s | status=success` (the spec's line);
 /// a failure adds ` | reason=... | error=...`.
-pub fn completed_line(
-    job: &str,
-    duration: Duration,
-    failure: Option<(&str, &str)>,
-) -> String {
+pub fn completed_line(job: &str, duration: Duration, failure: Option<(&str, &str)>) -> String {
     let secs = (duration.num_milliseconds().max(0) as f64 / 1000.0).round() as i64;
     match failure {
         None => format!("Job completed: {job} | duration={secs}s | status=success"),
@@ -94,7 +90,11 @@ mod tests {
             "Job completed: model_training | duration=7200s | status=failed | reason=timeout | error=timed out after 2h"
         );
         assert_eq!(
-            starting_line("data_refresh", Trigger::CatchUp, Some("2025-01-15 02:00 +07")),
+            starting_line(
+                "data_refresh",
+                Trigger::CatchUp,
+                Some("2025-01-15 02:00 +07")
+            ),
             "Starting job: data_refresh | trigger=catch-up | scheduled=2025-01-15 02:00 +07"
         );
         assert_eq!(

@@ -260,10 +260,7 @@ mod tests {
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.contains("out\n") && text.contains("err\n"), "{text}");
         let cwd = std::fs::canonicalize(dir.path()).unwrap();
-        assert!(
-            text.contains(&format!("hello {}", cwd.display())),
-            "{text}"
-        );
+        assert!(text.contains(&format!("hello {}", cwd.display())), "{text}");
         assert!(!p.group_alive());
         assert!(!process_alive(u32::try_from(p.pgid()).unwrap()));
         assert!(process_alive(std::process::id()));

@@ -397,10 +397,7 @@ mod tests {
             ]
         );
         assert!(got.windows(2).all(|w| w[1] - w[0] == Duration::hours(24)));
-        assert_eq!(
-            format_local(got[0], s.timezone()),
-            "2025-03-29 02:00 +07"
-        );
+        assert_eq!(format_local(got[0], s.timezone()), "2025-03-29 02:00 +07");
         let nov = s.upcoming(utc(2025, 11, 1, 0, 0), 3);
         assert!(
             nov.windows(2)
@@ -518,7 +515,12 @@ mod tests {
     fn an_on_time_fire_runs_as_cron() {
         let s = sched("0 2 * * *", "Asia/Ho_Chi_Minh");
         let fire = utc(2025, 1, 14, 19, 0);
-        let plan = plan_fires(&s, fire - Duration::days(1), fire + Duration::seconds(1), None);
+        let plan = plan_fires(
+            &s,
+            fire - Duration::days(1),
+            fire + Duration::seconds(1),
+            None,
+        );
         assert_eq!(
             plan.due,
             Some(DueFire {
@@ -570,7 +572,10 @@ mod tests {
         );
         assert_eq!(plan.due, None);
         let skipped = plan.skipped.unwrap();
-        assert_eq!((skipped.count, skipped.first, skipped.last), (1, fire, fire));
+        assert_eq!(
+            (skipped.count, skipped.first, skipped.last),
+            (1, fire, fire)
+        );
         assert_eq!(plan.last_fire, fire);
         // An explicit grace overrides the default.
         let plan = plan_fires(
@@ -582,7 +587,12 @@ mod tests {
         assert_eq!(plan.due.unwrap().trigger, Trigger::CatchUp);
         // Hourly job: grace is 30 min.
         let h = sched("0 * * * *", "Asia/Ho_Chi_Minh");
-        let plan = plan_fires(&h, fire - Duration::hours(1), fire + Duration::minutes(31), None);
+        let plan = plan_fires(
+            &h,
+            fire - Duration::hours(1),
+            fire + Duration::minutes(31),
+            None,
+        );
         assert_eq!(plan.due, None);
         assert_eq!(plan.skipped.unwrap().grace, Duration::minutes(30));
     }
@@ -608,14 +618,20 @@ mod tests {
     fn overdue_after_twice_the_period_without_success() {
         let s = sched("0 2 * * *", "Asia/Ho_Chi_Minh");
         let success = utc(2025, 1, 14, 19, 5);
-        assert_eq!(check_overdue(&s, success, true, success + Duration::hours(47)), None);
+        assert_eq!(
+            check_overdue(&s, success, true, success + Duration::hours(47)),
+            None
+        );
         let o = check_overdue(&s, success, true, success + Duration::hours(49)).unwrap();
         assert_eq!(o.period, Duration::days(1));
         assert_eq!(o.silent_for, Duration::hours(49));
         // A weekday job is not overdue over a weekend: its period there is 3 days.
         let wd = sched("0 9 * * 1-5", "Asia/Ho_Chi_Minh");
         let fri = utc(2025, 1, 17, 2, 5); // Fri 09:05 +07
-        assert_eq!(check_overdue(&wd, fri, true, fri + Duration::hours(70)), None);
+        assert_eq!(
+            check_overdue(&wd, fri, true, fri + Duration::hours(70)),
+            None
+        );
     }
 
     #[test]

@@ -416,7 +416,10 @@ mod tests {
         // ensure() does not reset an existing row.
         s.set_fires("data_refresh", t(2), Some(t(2) + Duration::days(1)))
             .unwrap();
-        assert_eq!(s.ensure("data_refresh", t(5)).unwrap().last_fire, Some(t(2)));
+        assert_eq!(
+            s.ensure("data_refresh", t(5)).unwrap().last_fire,
+            Some(t(2))
+        );
 
         assert_eq!(
             s.claim("data_refresh", &claim("r1", t(2)), &|_| true)

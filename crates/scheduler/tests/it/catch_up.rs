@@ -35,7 +35,10 @@ fn a_missed_fire_within_the_grace_runs_once_as_catch_up_and_older_ones_are_logge
     );
     let msgs = messages(&f.log());
     assert!(
-        msgs.contains(&"INFO | Catch-up: data_refresh | missed fire 2025-01-15 02:00 +07 | late by 1h 30m".to_owned()),
+        msgs.contains(
+            &"INFO | Catch-up: data_refresh | missed fire 2025-01-15 02:00 +07 | late by 1h 30m"
+                .to_owned()
+        ),
         "{msgs:#?}"
     );
     assert!(

@@ -16,7 +16,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use recops_core::{FixedClock, Home};
-use recops_scheduler::{AlertSink, SchedulerAlert, Scheduler, SchedulerOptions};
+use recops_scheduler::{AlertSink, Scheduler, SchedulerAlert, SchedulerOptions};
 use recops_tracking::{PipelineRun, PipelineTracker};
 use serde_json::{Value, json};
 

@@ -38,7 +38,11 @@ fn a_job_failing_for_two_periods_raises_job_overdue_once_then_resolves() {
         assert_eq!(a.job, "data_refresh");
         assert_eq!(a.severity, AlertSeverity::Critical);
         assert!(!a.resolved);
-        assert!(a.message.contains("has not succeeded for 2d"), "{}", a.message);
+        assert!(
+            a.message.contains("has not succeeded for 2d"),
+            "{}",
+            a.message
+        );
     }
     let msgs = messages(&f.log());
     assert!(
@@ -72,10 +76,17 @@ fn a_job_failing_for_two_periods_raises_job_overdue_once_then_resolves() {
         assert_eq!(alerts[1].severity, AlertSeverity::Info);
     }
     assert_eq!(
-        s.state().get("data_refresh").unwrap().unwrap().overdue_since,
+        s.state()
+            .get("data_refresh")
+            .unwrap()
+            .unwrap()
+            .overdue_since,
         None
     );
-    assert!(f.log().contains("| INFO | Job overdue resolved: data_refresh"));
+    assert!(
+        f.log()
+            .contains("| INFO | Job overdue resolved: data_refresh")
+    );
     s.shutdown(&StopSignal::new()).unwrap();
 }
 

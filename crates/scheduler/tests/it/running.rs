@@ -40,7 +40,10 @@ fn a_due_job_runs_with_the_home_and_is_recorded_and_logged_in_the_spec_format() 
     );
 
     let msgs = messages(&f.log());
-    assert!(msgs.contains(&"INFO | Starting job: data_refresh".to_owned()), "{msgs:#?}");
+    assert!(
+        msgs.contains(&"INFO | Starting job: data_refresh".to_owned()),
+        "{msgs:#?}"
+    );
     assert!(
         msgs.contains(
             &"INFO | Job completed: data_refresh | duration=90s | status=success".to_owned()
@@ -48,8 +51,8 @@ fn a_due_job_runs_with_the_home_and_is_recorded_and_logged_in_the_spec_format() 
         "{msgs:#?}"
     );
     assert!(
-        msgs.iter()
-            .any(|m| m == "INFO | Scheduled job: data_refresh | cron=0 2 * * * | next=2025-01-15 02:00 +07"),
+        msgs.iter().any(|m| m
+            == "INFO | Scheduled job: data_refresh | cron=0 2 * * * | next=2025-01-15 02:00 +07"),
         "{msgs:#?}"
     );
 
@@ -116,7 +119,9 @@ fn failing_and_crashing_jobs_are_recorded_failed_and_the_scheduler_keeps_going()
 
     // The next hour the healthy job runs again.
     f.clock.set(hcm(15, 2, 0, 0));
-    tick_until(&mut s, "second health check", |s| s.running_jobs().is_empty());
+    tick_until(&mut s, "second health check", |s| {
+        s.running_jobs().is_empty()
+    });
     assert_eq!(f.runs("health_check").len(), 2);
     assert_eq!(f.runs("data_refresh").len(), 1);
 }
@@ -127,10 +132,7 @@ fn a_job_still_running_at_its_next_fire_is_skipped_not_started_twice() {
     let release = f.work().join("release");
     f.script(
         "slow",
-        &format!(
-            "while [ ! -f {} ]; do sleep 0.02; done",
-            release.display()
-        ),
+        &format!("while [ ! -f {} ]; do sleep 0.02; done", release.display()),
     );
     f.write_config(
         r#"{"timezone": "Asia/Ho_Chi_Minh", "jobs": {
@@ -154,7 +156,10 @@ fn a_job_still_running_at_its_next_fire_is_skipped_not_started_twice() {
         .filter(|m| m.starts_with("WARNING | Skipping job: slow | previous run still running"))
         .collect();
     assert_eq!(skipped.len(), 2, "{skipped:#?}");
-    assert!(skipped[1].ends_with("| scheduled=2025-01-15 10:02 +07"), "{skipped:#?}");
+    assert!(
+        skipped[1].ends_with("| scheduled=2025-01-15 10:02 +07"),
+        "{skipped:#?}"
+    );
 
     // Another process (a `--run-now`) is refused while the scheduler's instance runs.
     let mut other = f.scheduler();
@@ -172,8 +177,13 @@ fn a_job_still_running_at_its_next_fire_is_skipped_not_started_twice() {
     tick_until(&mut s, "slow finished", |s| s.running_jobs().is_empty());
     f.clock.set(hcm(15, 10, 3, 0));
     s.tick().unwrap();
-    assert!(s.running_pgid("slow").is_some(), "runs again at the next fire");
-    tick_until(&mut s, "slow finished again", |s| s.running_jobs().is_empty());
+    assert!(
+        s.running_pgid("slow").is_some(),
+        "runs again at the next fire"
+    );
+    tick_until(&mut s, "slow finished again", |s| {
+        s.running_jobs().is_empty()
+    });
     assert_eq!(f.runs("slow").len(), 2);
 }
 
@@ -193,7 +203,10 @@ fn run_now_runs_a_disabled_job_manually_and_a_second_scheduler_is_refused() {
     let runs = f.runs("model_training");
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].metadata["trigger"], json!("manual"));
-    assert!(f.log().contains("| INFO | Starting job: model_training | trigger=manual"));
+    assert!(
+        f.log()
+            .contains("| INFO | Starting job: model_training | trigger=manual")
+    );
     assert!(f.job_log("model_training").contains("trained"));
     match s.run_now("nope", &StopSignal::new()) {
         Err(e @ Error::UnknownJob { .. }) => {
@@ -207,7 +220,10 @@ fn run_now_runs_a_disabled_job_manually_and_a_second_scheduler_is_refused() {
     let mut b = f.scheduler();
     let e = b.start().unwrap_err();
     assert!(matches!(e, Error::AlreadyRunning { .. }), "{e}");
-    assert!(e.to_string().contains(&std::process::id().to_string()), "{e}");
+    assert!(
+        e.to_string().contains(&std::process::id().to_string()),
+        "{e}"
+    );
     a.shutdown(&StopSignal::new()).unwrap();
     // Once stopped, another scheduler may start.
     f.scheduler().start().unwrap();
@@ -234,7 +250,10 @@ fn a_binary_that_vanished_is_recorded_as_a_failed_start_and_the_scheduler_goes_o
             .starts_with("cannot start job model_deployment"),
         "{run:?}"
     );
-    assert_eq!(s.state().get("model_deployment").unwrap().unwrap().running, None);
+    assert_eq!(
+        s.state().get("model_deployment").unwrap().unwrap().running,
+        None
+    );
 }
 
 #[test]
@@ -250,7 +269,11 @@ fn list_shows_the_next_three_fires_in_the_configured_time_zone() {
     );
     let listing = list_jobs(&f.home, &f.bins, hcm(15, 12, 0, 0), 3).unwrap();
     assert_eq!(listing.timezone, "Asia/Ho_Chi_Minh");
-    let dr = listing.jobs.iter().find(|j| j.job == "data_refresh").unwrap();
+    let dr = listing
+        .jobs
+        .iter()
+        .find(|j| j.job == "data_refresh")
+        .unwrap();
     assert_eq!(
         dr.next_fires_local,
         vec![
@@ -261,12 +284,24 @@ fn list_shows_the_next_three_fires_in_the_configured_time_zone() {
     );
     assert_eq!(dr.next_fires[0], "2025-01-16T02:00:00+07:00");
     assert!(dr.binary_problem.is_none());
-    let bert = listing.jobs.iter().find(|j| j.job == "bert_embeddings").unwrap();
+    let bert = listing
+        .jobs
+        .iter()
+        .find(|j| j.job == "bert_embeddings")
+        .unwrap();
     assert_eq!(bert.next_fires_local[0], "Tue 2025-01-21 03:00 +07");
-    assert!(bert.binary_problem.as_deref().unwrap().contains("does not exist"));
+    assert!(
+        bert.binary_problem
+            .as_deref()
+            .unwrap()
+            .contains("does not exist")
+    );
     let table = listing.to_table();
     assert!(table.contains("JOB"), "{table}");
-    assert!(table.contains("model_training   no       0 3 * * 0"), "{table}");
+    assert!(
+        table.contains("model_training   no       0 3 * * 0"),
+        "{table}"
+    );
     assert!(table.contains("- (disabled)"), "{table}");
     // Listing creates nothing in the home.
     assert!(!f.home.scheduler_state_db().exists());

@@ -25,7 +25,10 @@ fn shutdown_waits_for_running_jobs_and_starts_no_new_one() {
     );
     f.script("health-check", "exit 0");
     f.config(
-        &[("data_refresh", "0 2 * * *", 30.0), ("health_check", "5 * * * *", 5.0)],
+        &[
+            ("data_refresh", "0 2 * * *", 30.0),
+            ("health_check", "5 * * * *", 5.0),
+        ],
         json!({"shutdown_grace_seconds": 600}),
     );
     let mut s = f.scheduler();
@@ -48,7 +51,10 @@ fn shutdown_waits_for_running_jobs_and_starts_no_new_one() {
     releaser.join().unwrap();
 
     assert_eq!(f.runs("data_refresh")[0].status, RunStatus::Success);
-    assert!(f.runs("health_check").is_empty(), "no job starts while stopping");
+    assert!(
+        f.runs("health_check").is_empty(),
+        "no job starts while stopping"
+    );
     assert!(f.job_log("data_refresh").contains("done"));
     let msgs = messages(&f.log());
     let stopping = msgs
@@ -202,7 +208,9 @@ fn a_run_whose_supervisor_and_processes_are_gone_is_closed_at_start() {
     let run = tracker.get_run(&run_id).unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.metadata["reason"], json!("orphaned"));
-    assert!(f.log().contains("| WARNING | Job completed: health_check | duration=3600s | status=failed | reason=orphaned"));
+    assert!(f.log().contains(
+        "| WARNING | Job completed: health_check | duration=3600s | status=failed | reason=orphaned"
+    ));
     // At noon sharp the hourly job is on time and runs normally.
     tick_until(&mut s, "noon run", |s| s.running_jobs().is_empty());
     assert_eq!(f.runs("health_check").len(), 2);

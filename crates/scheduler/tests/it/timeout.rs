@@ -58,7 +58,11 @@ fn a_timeout_kills_the_whole_process_group_grandchildren_included() {
         s.tick().unwrap();
     }
     assert!(alive(gc_pid), "the grandchild ignores SIGTERM");
-    assert_eq!(s.running_jobs(), vec!["data_refresh"], "waits for the grace");
+    assert_eq!(
+        s.running_jobs(),
+        vec!["data_refresh"],
+        "waits for the grace"
+    );
 
     // After the kill grace: SIGKILL to the group.
     f.clock.advance(Duration::seconds(5));
@@ -100,7 +104,10 @@ fn a_timeout_kills_the_whole_process_group_grandchildren_included() {
         )),
         "{msgs:#?}"
     );
-    assert_eq!(s.state().get("data_refresh").unwrap().unwrap().running, None);
+    assert_eq!(
+        s.state().get("data_refresh").unwrap().unwrap().running,
+        None
+    );
 }
 
 #[test]
