@@ -72,16 +72,26 @@ fn scripts() -> Vec<(&'static str, &'static str)> {
 fn check_config_accepts_a_good_config_and_names_file_key_and_reason_of_a_bad_one() {
     let s = setup(CONFIG, &scripts());
     let out = scheduler(&s, &["--check-config", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["enabled"], serde_json::json!(["data_refresh", "health_check"]));
+    assert_eq!(
+        v["enabled"],
+        serde_json::json!(["data_refresh", "health_check"])
+    );
     assert_eq!(v["disabled"], serde_json::json!(["model_training"]));
 
     let bad = setup(&CONFIG.replace("0 2 * * *", "0 2 * *"), &scripts());
     let out = scheduler(&bad, &["--check-config"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("scheduler_config.json at key `jobs.data_refresh.cron`"), "{err}");
+    assert!(
+        err.contains("scheduler_config.json at key `jobs.data_refresh.cron`"),
+        "{err}"
+    );
     assert!(err.contains("expected 5"), "{err}");
     // The scheduler itself refuses to start with the same message.
     let out = scheduler(&bad, &[]);
@@ -96,24 +106,38 @@ fn check_config_accepts_a_good_config_and_names_file_key_and_reason_of_a_bad_one
 fn list_prints_three_next_fires_per_job() {
     let s = setup(CONFIG, &scripts());
     let out = scheduler(&s, &["--list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let jobs = v["jobs"].as_array().unwrap();
     assert_eq!(jobs.len(), 3);
     for j in jobs {
         assert_eq!(j["next_fires"].as_array().unwrap().len(), 3, "{j}");
-        assert!(j["next_fires"][0].as_str().unwrap().ends_with("+07:00"), "{j}");
+        assert!(
+            j["next_fires"][0].as_str().unwrap().ends_with("+07:00"),
+            "{j}"
+        );
     }
     let out = scheduler(&s, &["--list"]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("NEXT FIRES") && text.contains("data_refresh"), "{text}");
+    assert!(
+        text.contains("NEXT FIRES") && text.contains("data_refresh"),
+        "{text}"
+    );
 }
 
 #[test]
 fn run_now_runs_records_and_reports_success_failure_and_timeout() {
     let s = setup(CONFIG, &scripts());
     let out = scheduler(&s, &["--run-now", "data_refresh", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], "success");
     assert_eq!(v["trigger"], "manual");
@@ -137,8 +161,14 @@ fn run_now_runs_records_and_reports_success_failure_and_timeout() {
     assert_eq!(out.status.code(), Some(2));
 
     let log = std::fs::read_to_string(Home::new(&s.home).scheduler_log()).unwrap();
-    assert!(log.contains("| INFO | Starting job: data_refresh | trigger=manual"), "{log}");
-    assert!(log.contains("| INFO | Job completed: data_refresh | duration="), "{log}");
+    assert!(
+        log.contains("| INFO | Starting job: data_refresh | trigger=manual"),
+        "{log}"
+    );
+    assert!(
+        log.contains("| INFO | Job completed: data_refresh | duration="),
+        "{log}"
+    );
     let stats = recops_tracking::PipelineTracker::open(&Home::new(&s.home))
         .unwrap()
         .get_stats(1)
@@ -173,7 +203,10 @@ fn the_daemon_refuses_a_twin_and_stops_cleanly_on_sigterm() {
     let twin = scheduler(&s, &[]);
     assert_eq!(twin.status.code(), Some(1));
     let err = String::from_utf8_lossy(&twin.stderr);
-    assert!(err.contains("another scheduler is already running"), "{err}");
+    assert!(
+        err.contains("another scheduler is already running"),
+        "{err}"
+    );
     assert!(err.contains(&daemon.id().to_string()), "{err}");
 
     let killed = Command::new("kill")
@@ -191,5 +224,8 @@ fn the_daemon_refuses_a_twin_and_stops_cleanly_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
     let text = wait_for(&log, "Scheduler stopped");
-    assert!(text.contains("| INFO | Scheduler stopping: no job running"), "{text}");
+    assert!(
+        text.contains("| INFO | Scheduler stopping: no job running"),
+        "{text}"
+    );
 }

@@ -309,7 +309,7 @@ impl Scheduler {
                 ));
                 continue;
             }
-            self.plan_and_fire(i, now, true)?;
+            self.plan_and_fire(i, now)?;
             let job = &self.jobs[i];
             if let Some(next) = job.next_fire {
                 self.log.info(&format!(
@@ -398,7 +398,7 @@ impl Scheduler {
             if !job.spec.enabled || job.next_fire.is_some_and(|n| now < n) {
                 continue;
             }
-            if let Err(e) = self.plan_and_fire(i, now, false) {
+            if let Err(e) = self.plan_and_fire(i, now) {
                 self.log.error(&format!(
                     "Cannot schedule job {}: {e:#}",
                     self.jobs[i].spec.name
@@ -416,7 +416,7 @@ impl Scheduler {
         first_error.map_or(Ok(()), Err)
     }
 
-    fn plan_and_fire(&mut self, i: usize, now: DateTime<Utc>, at_start: bool) -> Result<()> {
+    fn plan_and_fire(&mut self, i: usize, now: DateTime<Utc>) -> Result<()> {
         let tz = self.config.timezone;
         let job = &self.jobs[i];
         let name = job.spec.name.clone();
@@ -452,10 +452,14 @@ impl Scheduler {
             job.last_fire = plan.last_fire;
             job.next_fire = plan.next_fire;
         }
-        self.state
-            .set_fires(&name, plan.last_fire, plan.next_fire)?;
+        // A state write that fails must not cost the run: log it and go on.
+        let saved = self.state.set_fires(&name, plan.last_fire, plan.next_fire);
+        if let Err(e) = &saved {
+            self.log
+                .error(&format!("Cannot update the scheduler state of {name}: {e}"));
+        }
         if let Some(due) = plan.due {
-            if due.trigger == Trigger::CatchUp || at_start && due.late_by > Duration::zero() {
+            if due.trigger == Trigger::CatchUp {
                 self.log.info(&format!(
                     "Catch-up: {name} | missed fire {} | late by {}",
                     format_local(due.scheduled_at, tz),
@@ -464,7 +468,7 @@ impl Scheduler {
             }
             self.fire(i, due, now)?;
         }
-        Ok(())
+        saved
     }
 
     fn fire(&mut self, i: usize, due: DueFire, now: DateTime<Utc>) -> Result<()> {

@@ -399,10 +399,7 @@ mod tests {
         assert!(got.windows(2).all(|w| w[1] - w[0] == Duration::hours(24)));
         assert_eq!(format_local(got[0], s.timezone()), "2025-03-29 02:00 +07");
         let nov = s.upcoming(utc(2025, 11, 1, 0, 0), 3);
-        assert!(
-            nov.windows(2)
-                .all(|w| w[1].clone() - w[0].clone() == Duration::hours(24))
-        );
+        assert!(nov.windows(2).all(|w| w[1] - w[0] == Duration::hours(24)));
     }
 
     #[test]

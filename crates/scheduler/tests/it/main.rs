@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 
 /// Records the alerts it is given.
 #[derive(Debug, Default)]
-pub struct RecordingSink {
-    pub alerts: Mutex<Vec<SchedulerAlert>>,
+pub(crate) struct RecordingSink {
+    pub(crate) alerts: Mutex<Vec<SchedulerAlert>>,
 }
 
 impl AlertSink for RecordingSink {
@@ -34,16 +34,16 @@ impl AlertSink for RecordingSink {
 }
 
 /// A temporary home with a folder of job scripts and a fixed clock.
-pub struct Fixture {
-    pub dir: tempfile::TempDir,
-    pub home: Home,
-    pub bins: PathBuf,
-    pub clock: FixedClock,
-    pub alerts: Arc<RecordingSink>,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) home: Home,
+    pub(crate) bins: PathBuf,
+    pub(crate) clock: FixedClock,
+    pub(crate) alerts: Arc<RecordingSink>,
 }
 
 /// 2025-01-15 `h:m:s` in Ho Chi Minh City (UTC+7).
-pub fn hcm(day: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
+pub(crate) fn hcm(day: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
     chrono_tz::Asia::Ho_Chi_Minh
         .with_ymd_and_hms(2025, 1, day, h, m, s)
         .unwrap()
@@ -51,7 +51,7 @@ pub fn hcm(day: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
 }
 
 impl Fixture {
-    pub fn new(now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(now: DateTime<Utc>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path().join("home"));
         let bins = dir.path().join("bin");
@@ -67,14 +67,14 @@ impl Fixture {
     }
 
     /// A scratch folder for the scripts' marker files.
-    pub fn work(&self) -> PathBuf {
+    pub(crate) fn work(&self) -> PathBuf {
         let p = self.dir.path().join("work");
         std::fs::create_dir_all(&p).unwrap();
         p
     }
 
     /// Writes an executable sh script `name` into the binary folder.
-    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+    pub(crate) fn script(&self, name: &str, body: &str) -> PathBuf {
         let p = self.bins.join(name);
         std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -83,7 +83,7 @@ impl Fixture {
 
     /// Writes `config/scheduler_config.json` (Ho Chi Minh time, 1 s kill grace unless
     /// `extra` says otherwise) with `jobs` as (id, cron, timeout minutes).
-    pub fn config(&self, jobs: &[(&str, &str, f64)], extra: Value) -> PathBuf {
+    pub(crate) fn config(&self, jobs: &[(&str, &str, f64)], extra: Value) -> PathBuf {
         let mut j = serde_json::Map::new();
         for (name, cron, timeout) in jobs {
             j.insert(
@@ -100,14 +100,14 @@ impl Fixture {
         self.write_config(&serde_json::to_string_pretty(&v).unwrap())
     }
 
-    pub fn write_config(&self, text: &str) -> PathBuf {
+    pub(crate) fn write_config(&self, text: &str) -> PathBuf {
         let path = self.home.scheduler_config();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         path
     }
 
-    pub fn options(&self) -> SchedulerOptions {
+    pub(crate) fn options(&self) -> SchedulerOptions {
         let mut o = SchedulerOptions::new(&self.bins);
         o.clock = self.clock.shared();
         o.alerts = self.alerts.clone();
@@ -115,11 +115,11 @@ impl Fixture {
         o
     }
 
-    pub fn scheduler(&self) -> Scheduler {
+    pub(crate) fn scheduler(&self) -> Scheduler {
         Scheduler::open(&self.home, self.options()).unwrap()
     }
 
-    pub fn runs(&self, job: &str) -> Vec<PipelineRun> {
+    pub(crate) fn runs(&self, job: &str) -> Vec<PipelineRun> {
         let tracker = PipelineTracker::open(&self.home).unwrap();
         let mut runs = tracker
             .get_recent_runs(Some(&format!("scheduler.{job}")), 1000, None)
@@ -128,18 +128,18 @@ impl Fixture {
         runs
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.home.scheduler_log()).unwrap_or_default()
     }
 
-    pub fn job_log(&self, job: &str) -> String {
+    pub(crate) fn job_log(&self, job: &str) -> String {
         std::fs::read_to_string(self.home.job_log(job).unwrap()).unwrap_or_default()
     }
 }
 
 /// Ticks (with short real pauses, the jobs being real processes) until `cond` holds;
 /// fails after 15 s.
-pub fn tick_until(s: &mut Scheduler, what: &str, cond: impl Fn(&Scheduler) -> bool) {
+pub(crate) fn tick_until(s: &mut Scheduler, what: &str, cond: impl Fn(&Scheduler) -> bool) {
     for _ in 0..1500 {
         s.tick().unwrap();
         if cond(s) {
@@ -151,7 +151,7 @@ pub fn tick_until(s: &mut Scheduler, what: &str, cond: impl Fn(&Scheduler) -> bo
 }
 
 /// Waits (real time, up to 15 s) until `path` exists.
-pub fn wait_for_file(path: &Path) {
+pub(crate) fn wait_for_file(path: &Path) {
     for _ in 0..1500 {
         if path.exists() {
             return;
@@ -162,7 +162,7 @@ pub fn wait_for_file(path: &Path) {
 }
 
 /// True while `pid` exists and is not a zombie.
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let after = &stat[stat.rfind(')').unwrap() + 2..];
@@ -172,7 +172,7 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-pub fn read_pid(path: &Path) -> u32 {
+pub(crate) fn read_pid(path: &Path) -> u32 {
     wait_for_file(path);
     for _ in 0..500 {
         if let Ok(pid) = std::fs::read_to_string(path).unwrap().trim().parse() {
@@ -184,7 +184,7 @@ pub fn read_pid(path: &Path) -> u32 {
 }
 
 /// Lines of the scheduler log, without their timestamp: `LEVEL | message`.
-pub fn messages(log: &str) -> Vec<String> {
+pub(crate) fn messages(log: &str) -> Vec<String> {
     log.lines()
         .map(|l| {
             assert!(
