@@ -22,6 +22,17 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// The state database was written by a newer recops.
+    #[error(
+        "scheduler state {path} has schema version {found}, newer than this recops understands (1); upgrade recops"
+    )]
+    StateTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// The version found.
+        found: i64,
+    },
+
     /// A job id that the config does not define.
     #[error("unknown job {job:?}: {file} defines {known}")]
     UnknownJob {

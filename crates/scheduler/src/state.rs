@@ -119,9 +119,10 @@ impl StateStore {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;
         if version > 1 {
-            return Err(err(rusqlite::Error::InvalidParameterName(format!(
-                "schema version {version} is newer than this recops understands (1); upgrade recops"
-            ))));
+            return Err(Error::StateTooNew {
+                path: path.to_path_buf(),
+                found: version,
+            });
         }
         if version < 1 {
             tx.execute_batch(SCHEMA_V1).map_err(err)?;
@@ -470,5 +471,18 @@ mod tests {
         assert_eq!(s.get("j").unwrap().unwrap().running.unwrap().run_id, "r2");
         s.release("j", "r2").unwrap();
         assert_eq!(s.get("j").unwrap().unwrap().running, None);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_not_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(StateStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        drop(conn);
+        let e = StateStore::open(&path).unwrap_err();
+        assert!(matches!(e, Error::StateTooNew { found: 7, .. }), "{e}");
+        assert!(e.to_string().contains("s.db"), "{e}");
     }
 }
