@@ -229,3 +229,27 @@ fn the_daemon_refuses_a_twin_and_stops_cleanly_on_sigterm() {
         "{text}"
     );
 }
+
+#[test]
+fn recops_init_writes_the_default_scheduler_config_and_keeps_an_edited_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let recops = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_recops"))
+            .arg("--home")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("RECOPS_HOME")
+            .output()
+            .unwrap()
+    };
+    assert!(recops(&["init"]).status.success());
+    let path = Home::new(dir.path()).scheduler_config();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        recops_scheduler::DEFAULT_SCHEDULER_CONFIG
+    );
+    std::fs::write(&path, "{}").unwrap();
+    let out = recops(&["init"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("kept     {}", path.display())));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}");
+}
