@@ -664,10 +664,14 @@ impl AlertManager {
                 (false, _) => "disabled".to_owned(),
                 (true, Some(r)) => format!("not configured: {r}"),
                 (true, None) => format!(
-                    "ready ({}:{} {:?}, to {})",
+                    "ready ({}:{} {}, to {})",
                     email.smtp_server.trim(),
                     email.smtp_port,
-                    email.security,
+                    match email.security {
+                        crate::config::SmtpSecurity::Starttls => "starttls",
+                        crate::config::SmtpSecurity::Tls => "tls",
+                        crate::config::SmtpSecurity::None => "plain",
+                    },
                     email.recipients.join(", ")
                 ),
             },
@@ -891,7 +895,7 @@ impl AlertManager {
                 tracing::debug!(alert, "{what} not configured: {reason}");
                 self.log(
                     LogLevel::Warning,
-                    &format!("{what} not configured ({reason}): {alert} not sent by {channel}"),
+                    &format!("{what} not configured: {reason}; {alert} not sent by {channel}"),
                 );
             }
             Delivery::Disabled | Delivery::Silenced { .. } => {}
@@ -997,5 +1001,127 @@ mod tests {
             "pipeline_data_refresh_failed"
         );
         assert_eq!(clean_name("  "), "unnamed_alert");
+    }
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (i, cell) in row.iter().enumerate() {
+            line.push(' ');
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                let pad = widths[i].saturating_sub(cell.chars().count()) + 1;
+                line.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map_or_else(
+        || "-".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+impl std::fmt::Display for AlertOverview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Channels")?;
+        for (c, status) in &self.channels {
+            writeln!(f, "  {:<6} {status}", c.as_str())?;
+        }
+        writeln!(f, "\nRules")?;
+        let mut rows = vec![
+            ["NAME", "CONDITION", "SEVERITY", "CHANNELS", "FOR", "REPEAT"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for r in &self.rules {
+            rows.push(vec![
+                r.alert_name.clone(),
+                r.condition.clone(),
+                r.severity.to_string(),
+                r.channels
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                r.for_evaluations.to_string(),
+                r.repeat_interval.clone(),
+            ]);
+        }
+        f.write_str(&table(&rows))?;
+        writeln!(f, "\nState")?;
+        if let Some(e) = &self.state_error {
+            writeln!(f, "  unavailable: {e}")?;
+        } else if self.states.is_empty() {
+            writeln!(f, "  no alert evaluated yet")?;
+        } else {
+            let mut rows = vec![
+                [
+                    "NAME",
+                    "STATUS",
+                    "FIRING SINCE",
+                    "LAST NOTIFIED",
+                    "SENT",
+                    "LAST VALUE",
+                    "RESOLVED",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ];
+            for s in &self.states {
+                let firing = s.status != crate::state::AlertStatus::Ok;
+                rows.push(vec![
+                    s.alert_name.clone(),
+                    s.status.to_string(),
+                    if firing {
+                        when(s.firing_since)
+                    } else {
+                        "-".into()
+                    },
+                    when(s.last_notified_at),
+                    s.notification_count.to_string(),
+                    s.last_value
+                        .map_or_else(|| "-".into(), |v| round_for_display(v).to_string()),
+                    when(s.resolved_at),
+                ]);
+            }
+            f.write_str(&table(&rows))?;
+        }
+        writeln!(f, "\nSilences")?;
+        if self.state_error.is_none() && self.silences.is_empty() {
+            writeln!(f, "  none")?;
+        } else if !self.silences.is_empty() {
+            let mut rows = vec![
+                ["MATCHER", "UNTIL", "REASON", "BY"]
+                    .map(String::from)
+                    .to_vec(),
+            ];
+            for s in &self.silences {
+                rows.push(vec![
+                    s.matcher.clone(),
+                    when(Some(s.until)),
+                    s.reason.clone(),
+                    s.created_by.clone().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            f.write_str(&table(&rows))?;
+        }
+        Ok(())
     }
 }
