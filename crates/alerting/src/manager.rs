@@ -756,9 +756,11 @@ impl AlertManager {
         if guard.is_none() {
             match LogFile::open(
                 self.log_path.clone(),
+                // Lines are stamped and files rotated by the wall clock: the file is
+                // real, whatever clock decides alert timing.
                 LogFileOptions {
                     max_files: self.config.logging.max_files,
-                    clock: self.clock.clone(),
+                    clock: SystemClock::shared(),
                 },
             ) {
                 Ok(f) => *guard = Some(f),
