@@ -992,20 +992,6 @@ pub fn send_pipeline_alert(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn alert_names_are_cleaned() {
-        assert_eq!(
-            clean_name("pipeline_Data-Refresh_failed"),
-            "pipeline_data_refresh_failed"
-        );
-        assert_eq!(clean_name("  "), "unnamed_alert");
-    }
-}
-
 fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
@@ -1125,5 +1111,19 @@ impl std::fmt::Display for AlertOverview {
             f.write_str(&table(&rows))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_names_are_cleaned() {
+        assert_eq!(
+            clean_name("pipeline_Data-Refresh_failed"),
+            "pipeline_data_refresh_failed"
+        );
+        assert_eq!(clean_name("  "), "unnamed_alert");
     }
 }
