@@ -395,3 +395,32 @@ fn a_broken_state_database_does_not_lose_alerts() {
         "{log}"
     );
 }
+
+#[test]
+fn concurrent_jobs_notify_a_breach_once() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<recops_alerting::AlertManager>();
+
+    let home = TestHome::new(
+        "alerts:\n  high_error_rate:\n    threshold: 0.05\n    severity: critical\n    channels: [log]\n",
+    );
+    let managers: Vec<_> = (0..4).map(|_| home.manager()).collect();
+    let actions: Vec<Action> = std::thread::scope(|s| {
+        let handles: Vec<_> = managers
+            .iter()
+            .map(|m| {
+                s.spawn(move || action_of(&m.process(&[("error_rate", 0.3)]), "high_error_rate"))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let notified = actions
+        .iter()
+        .filter(|a| matches!(a, Action::Notified { .. }))
+        .count();
+    assert_eq!(notified, 1, "{actions:?}");
+    assert_eq!(
+        lines_with(&home.alerts_log(), "high_error_rate triggered").len(),
+        1
+    );
+}
