@@ -1,5 +1,6 @@
 //! End-to-end tests of the recops binaries on temporary homes.
 #![allow(clippy::unwrap_used)]
 
+mod alert;
 mod scheduler;
 mod stats;
