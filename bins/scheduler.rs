@@ -89,7 +89,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ExitCode::FAILURE
         });
     } else {
-        Scheduler::open(&home, SchedulerOptions::new(bin_dir))?.run(&stop)?;
+        let options = SchedulerOptions {
+            alerts: recops_automation::SchedulerAlerts::for_home(&home),
+            ..SchedulerOptions::new(bin_dir)
+        };
+        Scheduler::open(&home, options)?.run(&stop)?;
     }
     Ok(ExitCode::SUCCESS)
 }

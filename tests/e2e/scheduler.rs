@@ -253,3 +253,45 @@ fn recops_init_writes_the_default_scheduler_config_and_keeps_an_edited_one() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("kept     {}", path.display())));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}");
 }
+
+#[test]
+fn the_daemon_raises_job_overdue_through_the_alerting_log_channel() {
+    let config = r#"{"timezone": "Asia/Ho_Chi_Minh", "jobs": {
+        "yearly_report": {"cron": "0 2 1 1 *", "timeout_minutes": 1, "binary": "data-refresh"}}}"#;
+    let s = setup(config, &scripts());
+    let home = Home::new(&s.home);
+    // The scheduler has known the job for three years and it never succeeded: more
+    // than twice its (yearly) period.
+    let first_seen = chrono::Utc::now() - chrono::Duration::days(3 * 365);
+    recops_scheduler::StateStore::open(&home.scheduler_state_db())
+        .unwrap()
+        .ensure("yearly_report", first_seen)
+        .unwrap();
+    let mut daemon = command(&s, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let alerts = wait_for(&home.alerts_log(), "job_overdue_yearly_report");
+    assert!(
+        alerts.contains(
+            "| CRITICAL | alerting | job_overdue_yearly_report: Job yearly_report has not succeeded"
+        ),
+        "{alerts}"
+    );
+    let log = wait_for(&home.scheduler_log(), "Job overdue: yearly_report");
+    assert!(
+        log.contains("| ERROR | Job overdue: yearly_report | no success since"),
+        "{log}"
+    );
+    Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while daemon.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the scheduler did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(daemon.wait().unwrap().code(), Some(0));
+}

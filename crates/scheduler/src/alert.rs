@@ -46,7 +46,7 @@ pub struct SchedulerAlert {
     pub name: &'static str,
     /// The job concerned.
     pub job: String,
-    /// `critical` when it fires, `info` when it resolves.
+    /// The alert's severity (`critical` for `job_overdue`), the same when it resolves.
     pub severity: AlertSeverity,
     /// False when the alert fires, true when the condition has cleared (the job
     /// succeeded again).
@@ -57,10 +57,27 @@ pub struct SchedulerAlert {
     pub last_success: Option<DateTime<Utc>>,
 }
 
-/// Where scheduler alerts go. Implementations must not block for long and must not
-/// fail the scheduler: report delivery problems through their own logs.
+impl SchedulerAlert {
+    /// The alert's name for one job: `job_overdue_<job>` (as the spec's
+    /// `pipeline_<pipeline>_<status>`), so each job has its own alert state and
+    /// `job_overdue_*` silences them all.
+    pub fn alert_name(&self) -> String {
+        format!("{}_{}", self.name, self.job)
+    }
+}
+
+/// Where scheduler alerts go.
+///
+/// The scheduler calls [`send`](Self::send) with `resolved: false` when a job becomes
+/// overdue and again at every overdue check (about once a minute) while it stays
+/// overdue, and once with `resolved: true` when the job succeeds again. A sink
+/// therefore deduplicates, as `recops_alerting::AlertManager::observe` does (one
+/// notification, a reminder after the repeat interval, a resolved notice).
+/// Implementations must not block for long and must not fail the scheduler: they
+/// report delivery problems through their own logs.
 pub trait AlertSink: Send + Sync + fmt::Debug {
-    /// Delivers `alert`; returns whether at least one channel accepted it.
+    /// Hands over the current state of `alert`; returns whether a notification went out
+    /// on at least one channel.
     fn send(&self, alert: &SchedulerAlert) -> bool;
 }
 

@@ -786,7 +786,7 @@ impl Scheduler {
                 self.alerts.send(&SchedulerAlert {
                     name: JOB_OVERDUE,
                     job: name.clone(),
-                    severity: AlertSeverity::Info,
+                    severity: AlertSeverity::Critical,
                     resolved: true,
                     message,
                     last_success: Some(now),
@@ -846,13 +846,15 @@ impl Scheduler {
         }
     }
 
-    /// The dead-man's switch: alerts `job_overdue` once per episode for each enabled
-    /// job (not running now) that has not succeeded within twice its period.
+    /// The dead-man's switch: for each enabled job (not running now) that has not
+    /// succeeded within twice its period, logs `Job overdue` once per episode and
+    /// hands a `job_overdue` alert to the sink at every check (the sink deduplicates
+    /// and reminds).
     fn check_overdue_jobs(&mut self, now: DateTime<Utc>) {
         let tz = self.config.timezone;
         for i in 0..self.jobs.len() {
             let job = &self.jobs[i];
-            if !job.spec.enabled || job.running.is_some() || job.overdue_since.is_some() {
+            if !job.spec.enabled || job.running.is_some() {
                 continue;
             }
             let since = job.last_success.unwrap_or(job.first_seen);
@@ -869,12 +871,6 @@ impl Scheduler {
                     format_local(o.since, tz)
                 )
             };
-            self.log.error(&format!(
-                "Job overdue: {name} | {last} | {} without success, more than twice its period \
-                 of {}",
-                human_duration(o.silent_for),
-                human_duration(o.period)
-            ));
             let message = format!(
                 "Job {name} has not succeeded for {} ({last}); its schedule `{}` ({}) runs it \
                  every {}. Check logs/scheduler/scheduler.log and logs/scheduler/jobs/{name}.log.",
@@ -883,10 +879,18 @@ impl Scheduler {
                 tz.name(),
                 human_duration(o.period)
             );
-            self.jobs[i].overdue_since = Some(now);
-            if let Err(e) = self.state.set_overdue(&name, Some(now)) {
-                self.log
-                    .error(&format!("Cannot update the scheduler state of {name}: {e}"));
+            if job.overdue_since.is_none() {
+                self.log.error(&format!(
+                    "Job overdue: {name} | {last} | {} without success, more than twice its \
+                     period of {}",
+                    human_duration(o.silent_for),
+                    human_duration(o.period)
+                ));
+                self.jobs[i].overdue_since = Some(now);
+                if let Err(e) = self.state.set_overdue(&name, Some(now)) {
+                    self.log
+                        .error(&format!("Cannot update the scheduler state of {name}: {e}"));
+                }
             }
             self.alerts.send(&SchedulerAlert {
                 name: JOB_OVERDUE,

@@ -128,8 +128,18 @@ impl Fixture {
         runs
     }
 
+    /// The scheduler log, rotated parts (oldest first) included: a new scheduler's log
+    /// file rotates on its first line when the fixed clock's day differs from the
+    /// file's modification day.
     pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(self.home.scheduler_log()).unwrap_or_default()
+        let path = self.home.scheduler_log();
+        let mut parts = recops_core::rotated_files(&path);
+        parts.reverse();
+        parts.push(path);
+        parts
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect()
     }
 
     pub(crate) fn job_log(&self, job: &str) -> String {

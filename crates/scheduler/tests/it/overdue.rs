@@ -51,10 +51,28 @@ fn a_job_failing_for_two_periods_raises_job_overdue_once_then_resolves() {
         )),
         "{msgs:#?}"
     );
-    // Checked again later: no second alert for the same episode.
-    f.clock.advance(Duration::minutes(30));
+    // Checked again a minute later: the sink hears it still holds (and deduplicates);
+    // the scheduler log says it once per episode.
+    f.clock.advance(Duration::seconds(59));
     s.tick().unwrap();
-    assert_eq!(f.alerts.alerts.lock().unwrap().len(), 1);
+    assert_eq!(
+        f.alerts.alerts.lock().unwrap().len(),
+        1,
+        "checked once a minute"
+    );
+    f.clock.advance(Duration::seconds(1));
+    s.tick().unwrap();
+    {
+        let alerts = f.alerts.alerts.lock().unwrap();
+        assert_eq!(alerts.len(), 2);
+        assert!(!alerts[1].resolved);
+        assert_eq!(alerts[1].alert_name(), "job_overdue_data_refresh");
+    }
+    let overdue_lines = messages(&f.log())
+        .iter()
+        .filter(|m| m.starts_with("ERROR | Job overdue:"))
+        .count();
+    assert_eq!(overdue_lines, 1);
     assert!(
         s.state()
             .get("data_refresh")
@@ -71,9 +89,10 @@ fn a_job_failing_for_two_periods_raises_job_overdue_once_then_resolves() {
     tick_until(&mut s, "run finished", |s| s.running_jobs().is_empty());
     {
         let alerts = f.alerts.alerts.lock().unwrap();
-        assert_eq!(alerts.len(), 2);
-        assert!(alerts[1].resolved);
-        assert_eq!(alerts[1].severity, AlertSeverity::Info);
+        let last = alerts.last().unwrap();
+        assert!(last.resolved);
+        assert_eq!(last.severity, AlertSeverity::Critical);
+        assert!(last.message.contains("succeeded again"), "{}", last.message);
     }
     assert_eq!(
         s.state()
@@ -91,7 +110,7 @@ fn a_job_failing_for_two_periods_raises_job_overdue_once_then_resolves() {
 }
 
 #[test]
-fn the_overdue_episode_survives_a_restart_without_a_second_alert() {
+fn the_overdue_episode_survives_a_restart_without_a_second_log_line() {
     let f = Fixture::new(hcm(15, 1, 0, 0));
     f.script("health-check", "exit 1");
     f.config(&[("health_check", "0 * * * *", 5.0)], json!({}));
@@ -109,6 +128,14 @@ fn the_overdue_episode_survives_a_restart_without_a_second_alert() {
     s.start().unwrap();
     f.clock.advance(Duration::minutes(2));
     s.tick().unwrap();
-    assert_eq!(f.alerts.alerts.lock().unwrap().len(), 1);
+    // Still overdue: the sink hears it again, the log line is not repeated.
+    let alerts = f.alerts.alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 2);
+    assert!(alerts.iter().all(|a| !a.resolved));
+    let lines = f
+        .log()
+        .matches("| ERROR | Job overdue: health_check")
+        .count();
+    assert_eq!(lines, 1);
     s.shutdown(&StopSignal::new()).unwrap();
 }
