@@ -177,6 +177,11 @@ fn run_now_runs_records_and_reports_success_failure_and_timeout() {
     assert_eq!(stats.stats_by_pipeline["scheduler.health_check"].failed, 1);
 }
 
+fn sigterm(child: &std::process::Child) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+}
+
 fn wait_for(path: &Path, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -209,11 +214,7 @@ fn the_daemon_refuses_a_twin_and_stops_cleanly_on_sigterm() {
     );
     assert!(err.contains(&daemon.id().to_string()), "{err}");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    sigterm(&daemon);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = daemon.try_wait().unwrap() {
@@ -284,10 +285,7 @@ fn the_daemon_raises_job_overdue_through_the_alerting_log_channel() {
         log.contains("| ERROR | Job overdue: yearly_report | no success since"),
         "{log}"
     );
-    Command::new("kill")
-        .args(["-TERM", &daemon.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(&daemon);
     let deadline = Instant::now() + Duration::from_secs(20);
     while daemon.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the scheduler did not stop");
