@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use recops_alerting::{AlertManager, SendReport, Severity};
 use recops_core::{Home, SharedClock, SystemClock};
 use recops_data::{DataConfig, RefreshOptions, RefreshReport};
 use recops_tracking::{LockHolder, PipelineLock, PipelineTracker};
@@ -65,6 +66,9 @@ pub struct DataRefreshResult {
     /// What the refresh did.
     #[serde(flatten)]
     pub report: Option<RefreshReport>,
+    /// The completion alert (`pipeline_data_refresh_success`) and what each channel did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<SendReport>,
     /// Wall time of the run.
     pub duration_seconds: f64,
 }
@@ -88,7 +92,8 @@ pub fn refresh_data(
 /// Runs the data refresh: takes the `data_refresh` lock (returns `Skipped` when another
 /// run holds it), records the run in `logs/pipeline_metrics.db` with the counts in its
 /// metadata, runs [`recops_data::refresh`] (find staging files, count, incremental or
-/// full, validate, archive) and sends the completion or failure alert.
+/// full, validate, archive) and sends the completion (info) or failure (warning) alert
+/// through recops-alerting (`pipeline_data_refresh_success` / `_failed`).
 ///
 /// A failure is recorded as a failed run, alerted, and returned as
 /// [`Error::JobFailed`]; the processed data is unchanged (see [`recops_data::refresh`]).
@@ -112,6 +117,7 @@ pub fn refresh_data_with(home: &Home, options: &DataRefreshOptions) -> Result<Da
             message: Some(message),
             holder,
             report: None,
+            alert: None,
             duration_seconds: started.elapsed().as_secs_f64(),
         });
     }
@@ -146,7 +152,7 @@ pub fn refresh_data_with(home: &Home, options: &DataRefreshOptions) -> Result<Da
             tracker.complete_run(&run_id, run_metadata(&report))?;
             let message = completion_message(&report);
             info!(run_id = %run_id, "data refresh completed: {message}");
-            notify(home, "success", &message, Severity::Info);
+            let alert = notify(home, &options.clock, "success", &message, Severity::Info);
             Ok(DataRefreshResult {
                 status: JobStatus::Success,
                 pipeline: PIPELINE,
@@ -154,6 +160,7 @@ pub fn refresh_data_with(home: &Home, options: &DataRefreshOptions) -> Result<Da
                 message: None,
                 holder: None,
                 report: Some(report),
+                alert,
                 duration_seconds: started.elapsed().as_secs_f64(),
             })
         }
@@ -163,7 +170,7 @@ pub fn refresh_data_with(home: &Home, options: &DataRefreshOptions) -> Result<Da
             if let Err(te) = tracker.fail_run_with(&run_id, &text, json!({"error": text})) {
                 warn!(run_id = %run_id, error = %te, "cannot record the failed run");
             }
-            notify(home, "failed", &text, Severity::Warning);
+            notify(home, &options.clock, "failed", &text, Severity::Warning);
             Err(Error::JobFailed {
                 pipeline: PIPELINE,
                 run_id,
@@ -213,26 +220,22 @@ fn completion_message(r: &RefreshReport) -> String {
     )
 }
 
-/// Alert severity of a pipeline notification.
-#[derive(Debug, Clone, Copy)]
-enum Severity {
-    Info,
-    Warning,
-}
-
-/// The spec's `send_pipeline_alert(pipeline_name, status, message, severity)`.
-///
-/// recops-alerting has not landed on main yet: until it does, the notification is the
-/// log line below (stderr and `logs/data_refresh.log`). Wiring: replace the body with
-/// `recops_alerting::send_pipeline_alert(home, PIPELINE, status, message, severity)`.
-fn notify(home: &Home, status: &str, message: &str, severity: Severity) {
-    let _ = home;
-    match severity {
-        Severity::Info => {
-            info!(alert = %format!("pipeline_{PIPELINE}_{status}"), "Pipeline: {PIPELINE} | Status: {status} | {message}")
-        }
-        Severity::Warning => {
-            warn!(alert = %format!("pipeline_{PIPELINE}_{status}"), "Pipeline: {PIPELINE} | Status: {status} | {message}")
+/// The spec's `send_pipeline_alert(pipeline_name, status, message, severity)` through
+/// recops-alerting (`pipeline_data_refresh_success` / `pipeline_data_refresh_failed`).
+/// An alerts config that does not load must not fail the job: it is logged and the
+/// notification is skipped.
+fn notify(
+    home: &Home,
+    clock: &SharedClock,
+    status: &str,
+    message: &str,
+    severity: Severity,
+) -> Option<SendReport> {
+    match AlertManager::builder(home).clock(clock.clone()).build() {
+        Ok(alerts) => Some(alerts.send_pipeline_alert(PIPELINE, status, message, severity)),
+        Err(e) => {
+            error!(error = %format!("{e:#}"), "alerting is unavailable: the data refresh alert was not sent");
+            None
         }
     }
 }

@@ -7,6 +7,8 @@
 //!
 //! - [`data_refresh`]: staging files -> processed interactions and training matrix
 //!   (spec Component 7).
+//! - [`SchedulerAlerts`] delivers the scheduler's `job_overdue` alerts through
+//!   recops-alerting (the scheduler itself depends on tracking only).
 //!
 //! More modules arrive with their issues: `model_training`, `model_deployment`,
 //! `drift_detection`, `health_check`, `bert_embeddings`.
@@ -25,5 +27,7 @@
 
 pub mod data_refresh;
 mod error;
+mod scheduler_alerts;
 
 pub use error::{Error, Result};
+pub use scheduler_alerts::SchedulerAlerts;

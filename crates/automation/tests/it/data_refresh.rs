@@ -58,6 +58,15 @@ fn a_run_is_tracked_with_its_counts_and_archives_the_files() {
     assert!(v["files"][0]["archived_to"].is_string());
     assert!(v["files"][0]["rejected_file"].is_string());
 
+    // The completion alert went through recops-alerting (the log channel at least).
+    let alert = result.alert.as_ref().unwrap();
+    assert_eq!(alert.alert_name, "pipeline_data_refresh_success");
+    assert!(alert.channels[&recops_alerting::Channel::Log].is_sent());
+    let log = std::fs::read_to_string(home.alerts_log()).unwrap();
+    assert!(log.contains("pipeline_data_refresh_success"), "{log}");
+    assert!(log.contains("new_records="), "{log}");
+    assert_eq!(v["alert"]["alert_name"], "pipeline_data_refresh_success");
+
     // Nothing new: a second tracked run that changes nothing.
     let again = refresh_data(home, false, None).unwrap();
     let v = serde_json::to_value(&again).unwrap();
@@ -95,6 +104,16 @@ fn a_failed_run_is_recorded_with_the_reason() {
             .contains("ratings.csv")
     );
     assert_eq!(runs[0].metadata["force_full"], true);
+    // The failure alert names the file (warning severity).
+    let log = std::fs::read_to_string(home.alerts_log()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("pipeline_data_refresh_failed"))
+        .unwrap();
+    assert!(
+        line.contains("WARNING") && line.contains("ratings.csv"),
+        "{line}"
+    );
     // The file stayed in staging.
     assert!(home.staging_dir().join("ratings.csv").exists());
     assert!(!home.interactions().exists());
