@@ -1,6 +1,6 @@
 //! `scipy.sparse.load_npz` reads our npz and we read `save_npz`'s, checked with a real
-//! Python when one with scipy is available: `RECOPS_PYTHON`, else `venv-ref/bin/python`
-//! or `.ci/venv/bin/python` of the repository. CI installs it and sets
+//! Python when one with scipy is available: `RECOPS_PYTHON`, else `venv-ci/bin/python`
+//! or `venv-ref/bin/python` of the repository. `.ci/run` installs `venv-ci` and sets
 //! `RECOPS_REQUIRE_SCIPY=1`, which turns a missing scipy into a failure.
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ fn python_with_scipy() -> Option<PathBuf> {
         .into_iter()
         .chain([
             root.join("venv-ref/bin/python"),
-            root.join(".ci/venv/bin/python"),
+            root.join("venv-ci/bin/python"),
         ]);
     for py in candidates {
         let ok = Command::new(&py)

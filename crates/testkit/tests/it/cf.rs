@@ -83,7 +83,7 @@ fn item_item_cf_beats_popularity() {
     let r_pop = recall_at_10(&popularity, &train, &test, ni);
     let r_cf = recall_at_10(&item_item, &train, &test, ni);
     assert!(
-        r_cf > 1.3 * r_pop,
+        r_cf > 1.5 * r_pop,
         "item-item recall@10 {r_cf:.4} vs popularity {r_pop:.4}"
     );
 }
