@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use recops_automation::data_refresh::{DataRefreshResult, refresh_data};
+use recops_automation::data_refresh::refresh_data;
 use recops_core::{Home, RecopsConfig, telemetry};
 
 /// Turns new interaction files dropped into data/staging/ (CSV or Parquet with
@@ -63,31 +63,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
-        print!("{}", summary(&result));
+        println!("{result}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn summary(r: &DataRefreshResult) -> String {
-    let value = serde_json::to_value(r).unwrap_or_default();
-    let field = |k: &str| {
-        value
-            .get(k)
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "-".into())
-    };
-    match &r.message {
-        Some(m) => format!("{m}\n"),
-        None => format!(
-            "data_refresh {}: type={} files={} new_records={} rejected={} total_records={} changed={} data_version={}\n",
-            field("status"),
-            field("type"),
-            r.report.as_ref().map_or(0, |x| x.files.len()),
-            field("new_records"),
-            field("rejected_records"),
-            field("total_records"),
-            field("changed"),
-            field("data_version")
-        ),
-    }
 }

@@ -86,7 +86,14 @@ fn gen_data_then_data_refresh_builds_the_processed_data() {
     let out = bin("data-refresh").args(["--home", home]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("type=\"no_new_data\""), "{text}");
+    assert!(
+        text.starts_with("data_refresh success (run data_refresh_"),
+        "{text}"
+    );
+    assert!(
+        text.contains(": no new data, 0 files, 0 new records (0 rejected), 3000 total, unchanged"),
+        "{text}"
+    );
     // `recops stats` sees both runs.
     let out = bin("recops")
         .args(["--home", home, "stats", "--json"])

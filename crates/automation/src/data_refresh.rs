@@ -73,6 +73,44 @@ pub struct DataRefreshResult {
     pub duration_seconds: f64,
 }
 
+/// One line for people: `data_refresh success (run data_refresh_…): incremental, 1 file,
+/// 12 new records (0 rejected), 20012 total, changed, data version xxh3-128:…`.
+impl std::fmt::Display for DataRefreshResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(m) = &self.message {
+            return f.write_str(m);
+        }
+        let status = match self.status {
+            JobStatus::Success => "success",
+            JobStatus::Skipped => "skipped",
+        };
+        write!(f, "{PIPELINE} {status}")?;
+        if let Some(id) = &self.run_id {
+            write!(f, " (run {id})")?;
+        }
+        if let Some(r) = &self.report {
+            let kind = match r.kind {
+                recops_data::RefreshKind::NoNewData => "no new data",
+                recops_data::RefreshKind::Repair => "repair of derived outputs",
+                recops_data::RefreshKind::Incremental => "incremental",
+                recops_data::RefreshKind::Full => "full",
+            };
+            write!(
+                f,
+                ": {kind}, {} file{}, {} new records ({} rejected), {} total, {}, data version {}",
+                r.files.len(),
+                if r.files.len() == 1 { "" } else { "s" },
+                r.new_records,
+                r.rejected_records,
+                r.total_records,
+                if r.changed { "changed" } else { "unchanged" },
+                r.data_version.as_deref().unwrap_or("-")
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The spec's `refresh_data(force_full, staging_dir)` on `home`, with the real clock.
 pub fn refresh_data(
     home: &Home,
