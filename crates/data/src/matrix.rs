@@ -29,8 +29,25 @@ pub fn confidence(rating: f32, alpha: f32) -> f32 {
 /// The confidence matrix of `cells` (for example `split.train`): rows are users,
 /// columns items, value `1 + alpha * rating`, CSR with sorted column indices, shape
 /// (`split.n_users()`, `split.n_items()`).
+///
+/// Cells outside the split's shape (from another split) are ignored.
 pub fn confidence_matrix(split: &Split, cells: &[Entry], alpha: f32) -> CsMat<f32> {
     let rows = split.n_users();
+    let cols = split.n_items();
+    let in_range: Vec<Entry>;
+    let cells = if cells
+        .iter()
+        .all(|e| (e.user as usize) < rows && (e.item as usize) < cols)
+    {
+        cells
+    } else {
+        in_range = cells
+            .iter()
+            .filter(|e| (e.user as usize) < rows && (e.item as usize) < cols)
+            .copied()
+            .collect();
+        &in_range
+    };
     let mut indptr = vec![0usize; rows + 1];
     for e in cells {
         indptr[e.user as usize + 1] += 1;

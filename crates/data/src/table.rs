@@ -152,7 +152,7 @@ impl Interactions {
             .collect()
     }
 
-    /// The rows where `keep` is true, in order.
+    /// The rows where `keep` is true, in order (`keep` is read up to the table's length).
     pub fn filter(&self, keep: &[bool]) -> Interactions {
         fn pick<T: Copy>(v: &[T], keep: &[bool]) -> Vec<T> {
             v.iter()
@@ -168,6 +168,7 @@ impl Interactions {
                 // Same lengths by construction; fall back to a row-by-row copy.
                 Err(_) => keep
                     .iter()
+                    .take(c.len())
                     .enumerate()
                     .filter(|(_, k)| **k)
                     .map(|(i, _)| (!c.is_null(i)).then(|| c.value(i)))
