@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod alert;
+mod data_refresh;
 mod scheduler;
 mod stats;

@@ -84,6 +84,10 @@ impl Home {
     pub fn recops_config(&self) -> PathBuf {
         self.join("config/recops.yaml")
     }
+    /// `config/data_config.yaml`: data refresh settings (recops-data).
+    pub fn data_config(&self) -> PathBuf {
+        self.join("config/data_config.yaml")
+    }
 
     // ---- data/ ------------------------------------------------------------------
 
@@ -118,6 +122,11 @@ impl Home {
     /// `data/processed/user_metadata.parquet`
     pub fn user_metadata(&self) -> PathBuf {
         self.join("data/processed/user_metadata.parquet")
+    }
+    /// `data/processed/data_version.json`: the content hash of the processed
+    /// interactions and the derived outputs built from it (written last by a refresh).
+    pub fn data_version_file(&self) -> PathBuf {
+        self.join("data/processed/data_version.json")
     }
     /// `data/published_data/data_product.csv`: the product catalog.
     pub fn product_catalog(&self) -> PathBuf {
@@ -275,6 +284,11 @@ mod tests {
             "reports/drift/drift_report_20250120.json"
         );
         assert_eq!(rel(home.checkpoints_dir("als").unwrap()), "checkpoints/als");
+        assert_eq!(rel(home.data_config()), "config/data_config.yaml");
+        assert_eq!(
+            rel(home.data_version_file()),
+            "data/processed/data_version.json"
+        );
     }
 
     #[test]
