@@ -1,0 +1,1 @@
+//! recops-registry (in progress).
