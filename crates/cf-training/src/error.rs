@@ -53,6 +53,13 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// The run was stopped on request after `iteration` (checkpoints stay for `--resume`).
+    #[error("training interrupted after iteration {iteration}; run again with --resume to continue")]
+    Interrupted {
+        /// The last completed iteration.
+        iteration: usize,
+    },
+
     /// A value has the wrong shape.
     #[error("{what}: expected {expected}, got {got}")]
     ShapeMismatch {

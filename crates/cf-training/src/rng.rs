@@ -18,6 +18,7 @@ pub(crate) fn mix(mut z: u64) -> u64 {
 
 impl Rng {
     /// A generator for `seed`.
+    #[cfg(test)]
     pub(crate) fn new(seed: u64) -> Self {
         Rng { state: mix(seed) }
     }
