@@ -7,6 +7,18 @@ pub enum Error {
     /// A tracking problem (databases, locks).
     #[error(transparent)]
     Tracking(#[from] recops_tracking::Error),
+    /// A training problem (data, config, divergence, model files).
+    #[error(transparent)]
+    Training(#[from] recops_cf_training::Error),
+    /// A registry problem.
+    #[error(transparent)]
+    Registry(#[from] recops_registry::Error),
+    /// The training data could not be loaded.
+    #[error("cannot load the training data: {0}")]
+    Data(String),
+    /// A request the job cannot honour.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// `Result` with [`Error`] as the default error.

@@ -5,9 +5,13 @@
 //! through the component crates, alert on completion or failure, and return a
 //! serialisable result that the job's binary prints as JSON.
 //!
-//! Modules arrive with their issues: `data_refresh`, `model_training`,
-//! `model_deployment`, `drift_detection`, `health_check`, `bert_embeddings`.
+//! - [`model_training`]: train ALS and BPR, register the ones that beat the popularity
+//!   baseline, alert on degradation (spec Component 2).
+//!
+//! Modules arrive with their issues: `data_refresh`, `model_deployment`,
+//! `drift_detection`, `health_check`, `bert_embeddings`.
 
 mod error;
+pub mod model_training;
 
 pub use error::{Error, Result};
