@@ -169,7 +169,9 @@ fn bench_table(r: &recops_cf_training::BenchReport) -> String {
         "MODEL", "RECALL@10", "NDCG@10", "COVERAGE@10", "S/ITERATION", "SECONDS"
     ));
     for (name, m) in &r.results {
-        let per = m.seconds_per_iteration.map_or("-".into(), |v| format!("{v:.5}"));
+        let per = m
+            .seconds_per_iteration
+            .map_or("-".into(), |v| format!("{v:.5}"));
         let total = m.seconds_total.map_or("-".into(), |v| format!("{v:.3}"));
         out.push_str(&format!(
             "{name:<11}{:>12.5}{:>12.5}{:>14.5}{per:>16}{total:>12}\n",

@@ -19,8 +19,8 @@ use recops_core::{Home, SharedClock};
 use recops_data::Split;
 use recops_registry::{NewModel, Registry};
 use recops_tracking::{
-    IterationRecord, NewTrainingRun, PipelineLock, PipelineTracker, RegistryStatus, TrainingOutcome,
-    TrainingTracker,
+    IterationRecord, NewTrainingRun, PipelineLock, PipelineTracker, RegistryStatus,
+    TrainingOutcome, TrainingTracker,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -174,7 +174,11 @@ impl std::fmt::Debug for JobContext<'_> {
 }
 
 /// Runs the job with the given data source and alert sink (see the module docs).
-pub fn train_models_with(home: &Home, options: &TrainModelsOptions, ctx: &JobContext<'_>) -> Result<TrainModelsReport> {
+pub fn train_models_with(
+    home: &Home,
+    options: &TrainModelsOptions,
+    ctx: &JobContext<'_>,
+) -> Result<TrainModelsReport> {
     if options.auto_deploy {
         return Err(Error::Unsupported(
             "--auto-deploy needs the model-deployment job, which is not part of this build yet; \
@@ -215,9 +219,16 @@ pub fn train_models_with(home: &Home, options: &TrainModelsOptions, ctx: &JobCon
     match result {
         Ok(mut report) => {
             report.run_id = Some(run_id.clone());
-            let failed: Vec<&ModelReport> = report.models.iter().filter(|m| m.status == "failed").collect();
+            let failed: Vec<&ModelReport> = report
+                .models
+                .iter()
+                .filter(|m| m.status == "failed")
+                .collect();
             if failed.is_empty() {
-                tracker.complete_run(&run_id, json!({ "models": report.models, "current_best": report.current_best }))?;
+                tracker.complete_run(
+                    &run_id,
+                    json!({ "models": report.models, "current_best": report.current_best }),
+                )?;
                 ctx.alerts.send(
                     &format!("pipeline_{PIPELINE}_success"),
                     &format!("Pipeline: {PIPELINE}\nStatus: success\n{}", report.message),
@@ -259,13 +270,27 @@ pub fn train_models_with(home: &Home, options: &TrainModelsOptions, ctx: &JobCon
     }
 }
 
-fn run_job(home: &Home, options: &TrainModelsOptions, types: &[ModelType], ctx: &JobContext<'_>) -> Result<TrainModelsReport> {
+fn run_job(
+    home: &Home,
+    options: &TrainModelsOptions,
+    types: &[ModelType],
+    ctx: &JobContext<'_>,
+) -> Result<TrainModelsReport> {
     let (split, data_version) = ctx.data.load(home)?;
     let registry = Registry::with_clock(home, ctx.clock.clone());
     let training = TrainingTracker::open_path(&home.training_db(), ctx.clock.clone())?;
     let mut models = Vec::new();
     for &mt in types {
-        let report = match train_one(home, options, mt, &split, &data_version, &registry, &training, ctx) {
+        let report = match train_one(
+            home,
+            options,
+            mt,
+            &split,
+            &data_version,
+            &registry,
+            &training,
+            ctx,
+        ) {
             Ok(r) => r,
             Err(e) => ModelReport::new(mt, "failed", e.to_string()),
         };
@@ -302,16 +327,15 @@ fn train_one(
     ctx: &JobContext<'_>,
 ) -> Result<ModelReport> {
     let reg = registry.load()?;
-    if !options.force_retrain {
-        if let Some((id, entry)) = reg.latest_registered(mt.as_str()) {
-            if entry.data_version == data_version {
-                return Ok(ModelReport::new(
-                    mt,
-                    "skipped",
-                    format!("data version {data_version} unchanged since {id}; use --force to retrain"),
-                ));
-            }
-        }
+    if !options.force_retrain
+        && let Some((id, entry)) = reg.latest_registered(mt.as_str())
+        && entry.data_version == data_version
+    {
+        return Ok(ModelReport::new(
+            mt,
+            "skipped",
+            format!("data version {data_version} unchanged since {id}; use --force to retrain"),
+        ));
     }
     let config = TrainConfig::load(home, mt)?;
     let warm = if config.training().warm_start {
@@ -349,7 +373,10 @@ fn train_one(
     let outcome = train(
         home,
         &config,
-        TrainData { split, data_version },
+        TrainData {
+            split,
+            data_version,
+        },
         TrainOptions {
             resume: options.resume,
             warm_start: warm.as_ref(),
@@ -440,7 +467,11 @@ fn train_one(
         );
         training.attach_registry(&run_id, &model_id, RegistryStatus::Failed)?;
         log.warning(&format!("Not registered: {model_id} ({reason})"));
-        ctx.alerts.send(&format!("{mt}_not_registered"), &format!("{model_id} {reason}"), AlertSeverity::Warning);
+        ctx.alerts.send(
+            &format!("{mt}_not_registered"),
+            &format!("{model_id} {reason}"),
+            AlertSeverity::Warning,
+        );
         report.message = reason;
     }
     Ok(report)
@@ -463,18 +494,31 @@ mod tests {
     impl DataSource for Synthetic {
         fn load(&self, _home: &Home) -> Result<(Split, String)> {
             if self.fail {
-                return Err(Error::Data("data/processed/interactions.parquet: no such file".into()));
+                return Err(Error::Data(
+                    "data/processed/interactions.parquet: no such file".into(),
+                ));
             }
             let mut s = 7u64;
             let mut next = |n: u64| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 (s >> 33) % n
             };
             let mut rows = Vec::new();
             for u in 0..160i64 {
                 for t in 0..15i64 {
-                    let item = if next(100) < 85 { (u % 4) + 4 * (next(15) as i64).min(next(15) as i64) } else { next(60) as i64 };
-                    rows.push(RawInteraction { user_id: u, item_id: item, rating: 4.0, timestamp: t * 10 + next(5) as i64 });
+                    let item = if next(100) < 85 {
+                        (u % 4) + 4 * (next(15) as i64).min(next(15) as i64)
+                    } else {
+                        next(60) as i64
+                    };
+                    rows.push(RawInteraction {
+                        user_id: u,
+                        item_id: item,
+                        rating: 4.0,
+                        timestamp: t * 10 + next(5) as i64,
+                    });
                 }
             }
             Ok((temporal_split(&rows), self.version.clone()))
@@ -486,7 +530,10 @@ mod tests {
 
     impl AlertSink for Recorded {
         fn send(&self, alert_name: &str, _message: &str, severity: AlertSeverity) {
-            self.0.lock().unwrap().push((alert_name.to_owned(), severity));
+            self.0
+                .lock()
+                .unwrap()
+                .push((alert_name.to_owned(), severity));
         }
     }
 
@@ -518,16 +565,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
         small_configs(&home);
-        let data = Synthetic { version: "v1".into(), fail: false };
+        let data = Synthetic {
+            version: "v1".into(),
+            fail: false,
+        };
         let alerts = Recorded::default();
-        let report = train_models_with(&home, &TrainModelsOptions::default(), &ctx(&data, &alerts)).unwrap();
+        let report =
+            train_models_with(&home, &TrainModelsOptions::default(), &ctx(&data, &alerts)).unwrap();
         assert_eq!(report.status, "success", "{report:?}");
         let statuses: Vec<&str> = report.models.iter().map(|m| m.status.as_str()).collect();
         assert_eq!(statuses, ["registered", "registered"], "{report:?}");
         let registry = Registry::open(&home);
         let file = registry.load().unwrap();
         assert_eq!(file.models.len(), 2);
-        assert_eq!(file.current_best, file.best_active().map(|(k, _)| k.clone()));
+        assert_eq!(
+            file.current_best,
+            file.best_active().map(|(k, _)| k.clone())
+        );
         assert_eq!(report.current_best, file.current_best);
         assert!(file.models.values().all(|m| m.data_version == "v1"));
         // Tracking: a successful pipeline run, training runs with every iteration.
@@ -541,15 +595,31 @@ mod tests {
         assert_eq!(tr[0].model_id, report.models[0].model_id);
         let its = training.iterations(&tr[0].run_id).unwrap();
         assert_eq!(its.len(), report.models[0].iterations_run.unwrap());
-        assert!(its.iter().all(|i| i.loss.is_some() && i.validation_ndcg.is_some()));
+        assert!(
+            its.iter()
+                .all(|i| i.loss.is_some() && i.validation_ndcg.is_some())
+        );
         let log = std::fs::read_to_string(home.cf_log("als").unwrap()).unwrap();
-        let registered = format!("| INFO | Registered to registry: {}", report.models[0].model_id.as_deref().unwrap());
+        let registered = format!(
+            "| INFO | Registered to registry: {}",
+            report.models[0].model_id.as_deref().unwrap()
+        );
         assert!(log.contains(&registered), "{log}");
-        assert_eq!(alerts.0.lock().unwrap().last().unwrap(), &("pipeline_model_training_success".to_owned(), AlertSeverity::Info));
+        assert_eq!(
+            alerts.0.lock().unwrap().last().unwrap(),
+            &(
+                "pipeline_model_training_success".to_owned(),
+                AlertSeverity::Info
+            )
+        );
 
         // Same data again: both skipped.
-        let again = train_models_with(&home, &TrainModelsOptions::default(), &ctx(&data, &alerts)).unwrap();
-        assert!(again.models.iter().all(|m| m.status == "skipped"), "{again:?}");
+        let again =
+            train_models_with(&home, &TrainModelsOptions::default(), &ctx(&data, &alerts)).unwrap();
+        assert!(
+            again.models.iter().all(|m| m.status == "skipped"),
+            "{again:?}"
+        );
         assert_eq!(registry.load().unwrap().models.len(), 2);
 
         // A much worse ALS (1 factor, 1 iteration), forced: critical degradation alert.
@@ -558,11 +628,25 @@ mod tests {
             "model:\n  factors: 1\n  iterations: 1\ntraining:\n  bert_init: false\n  threads: 1\n",
         )
         .unwrap();
-        let opts = TrainModelsOptions { model_types: vec![ModelType::Als], force_retrain: true, ..Default::default() };
+        let opts = TrainModelsOptions {
+            model_types: vec![ModelType::Als],
+            force_retrain: true,
+            ..Default::default()
+        };
         let worse = train_models_with(&home, &opts, &ctx(&data, &alerts)).unwrap();
         assert!(worse.models[0].degraded, "{worse:?}");
-        assert!(alerts.0.lock().unwrap().contains(&("model_degradation".to_owned(), AlertSeverity::Critical)));
-        assert_eq!(registry.load().unwrap().current_best, file.current_best, "a worse model never becomes current_best");
+        assert!(
+            alerts
+                .0
+                .lock()
+                .unwrap()
+                .contains(&("model_degradation".to_owned(), AlertSeverity::Critical))
+        );
+        assert_eq!(
+            registry.load().unwrap().current_best,
+            file.current_best,
+            "a worse model never becomes current_best"
+        );
     }
 
     #[test]
@@ -570,23 +654,51 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
         let alerts = Recorded::default();
-        let broken = Synthetic { version: "v1".into(), fail: true };
-        let report = train_models_with(&home, &TrainModelsOptions::default(), &ctx(&broken, &alerts)).unwrap();
+        let broken = Synthetic {
+            version: "v1".into(),
+            fail: true,
+        };
+        let report = train_models_with(
+            &home,
+            &TrainModelsOptions::default(),
+            &ctx(&broken, &alerts),
+        )
+        .unwrap();
         assert_eq!(report.status, "failed");
         assert!(!report.ok());
-        assert!(report.message.contains("interactions.parquet"), "{}", report.message);
-        let runs = PipelineTracker::open(&home).unwrap().get_recent_runs(Some(PIPELINE), 10, None).unwrap();
+        assert!(
+            report.message.contains("interactions.parquet"),
+            "{}",
+            report.message
+        );
+        let runs = PipelineTracker::open(&home)
+            .unwrap()
+            .get_recent_runs(Some(PIPELINE), 10, None)
+            .unwrap();
         assert_eq!(runs[0].status, recops_tracking::RunStatus::Failed);
-        assert_eq!(alerts.0.lock().unwrap()[0], ("pipeline_model_training_failed".to_owned(), AlertSeverity::Critical));
+        assert_eq!(
+            alerts.0.lock().unwrap()[0],
+            (
+                "pipeline_model_training_failed".to_owned(),
+                AlertSeverity::Critical
+            )
+        );
 
-        let opts = TrainModelsOptions { auto_deploy: true, ..Default::default() };
+        let opts = TrainModelsOptions {
+            auto_deploy: true,
+            ..Default::default()
+        };
         let err = train_models_with(&home, &opts, &ctx(&broken, &alerts)).unwrap_err();
         assert!(err.to_string().contains("model-deployment"), "{err}");
 
         // Another holder of the lock: nothing done.
         let _held = PipelineLock::acquire(&home, PIPELINE).unwrap();
-        let data = Synthetic { version: "v1".into(), fail: false };
-        let locked = train_models_with(&home, &TrainModelsOptions::default(), &ctx(&data, &alerts)).unwrap();
+        let data = Synthetic {
+            version: "v1".into(),
+            fail: false,
+        };
+        let locked =
+            train_models_with(&home, &TrainModelsOptions::default(), &ctx(&data, &alerts)).unwrap();
         assert_eq!(locked.status, "locked");
         assert!(locked.message.contains("in progress"));
     }

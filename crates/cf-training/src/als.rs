@@ -378,8 +378,7 @@ mod tests {
                 }
             }
         }
-        l += reg
-            * (sum_squares(x.as_slice()) + sum_squares(y.as_slice()));
+        l += reg * (sum_squares(x.as_slice()) + sum_squares(y.as_slice()));
         l / (conf_sum + (m.n_users() * m.n_items() - m.nnz()) as f64)
     }
 
@@ -392,8 +391,14 @@ mod tests {
             for _ in 0..8 {
                 let loss = als.iterate();
                 let naive = naive_loss(&m, als.users(), als.items(), 0.05);
-                assert!((loss - naive).abs() < 1e-4 * naive.max(1.0), "{solver:?} {loss} vs {naive}");
-                assert!(loss <= last + 1e-6, "{solver:?}: loss went up {last} -> {loss}");
+                assert!(
+                    (loss - naive).abs() < 1e-4 * naive.max(1.0),
+                    "{solver:?} {loss} vs {naive}"
+                );
+                assert!(
+                    loss <= last + 1e-6,
+                    "{solver:?}: loss went up {last} -> {loss}"
+                );
                 last = loss;
             }
             // The model separates the two taste groups.
@@ -407,7 +412,10 @@ mod tests {
     fn results_do_not_depend_on_the_thread_count() {
         let m = toy();
         let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| {
                 let mut als = Als::new(params(Solver::Cg), &m, 3);
                 for _ in 0..3 {
@@ -421,7 +429,12 @@ mod tests {
 
     #[test]
     fn rows_without_interactions_get_zero_factors() {
-        let cells = [Entry { user: 0, item: 0, rating: 5.0, timestamp: 0 }];
+        let cells = [Entry {
+            user: 0,
+            item: 0,
+            rating: 5.0,
+            timestamp: 0,
+        }];
         let m = Interactions::from_entries(2, 2, &cells, |e| 1.0 + e.rating).unwrap();
         let mut als = Als::new(params(Solver::Cg), &m, 1);
         als.iterate();

@@ -112,16 +112,30 @@ pub fn read_interactions_csv(path: &Path) -> Result<Vec<RawInteraction>> {
     };
     let header = match lines.next() {
         Some(h) => h.map_err(|e| Error::io("cannot read", path, e))?,
-        None => return Err(csv_err(1, "empty file; expected a header user_id,item_id,rating,timestamp".into())),
+        None => {
+            return Err(csv_err(
+                1,
+                "empty file; expected a header user_id,item_id,rating,timestamp".into(),
+            ));
+        }
     };
-    let names: Vec<&str> = header.trim_start_matches('\u{feff}').split(',').map(str::trim).collect();
+    let names: Vec<&str> = header
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .map(str::trim)
+        .collect();
     let col = |name: &str| {
         names
             .iter()
             .position(|n| *n == name)
             .ok_or_else(|| csv_err(1, format!("missing column {name:?}; header is {header:?}, expected user_id,item_id,rating,timestamp")))
     };
-    let (cu, ci, cr, ct) = (col("user_id")?, col("item_id")?, col("rating")?, col("timestamp")?);
+    let (cu, ci, cr, ct) = (
+        col("user_id")?,
+        col("item_id")?,
+        col("rating")?,
+        col("timestamp")?,
+    );
     let width = names.len();
     let mut rows = Vec::new();
     for (n, line) in lines.enumerate() {
@@ -132,7 +146,10 @@ pub fn read_interactions_csv(path: &Path) -> Result<Vec<RawInteraction>> {
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if fields.len() != width {
-            return Err(csv_err(lineno, format!("expected {width} fields, found {}", fields.len())));
+            return Err(csv_err(
+                lineno,
+                format!("expected {width} fields, found {}", fields.len()),
+            ));
         }
         let int = |i: usize, name: &str| {
             fields[i]
@@ -194,14 +211,19 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
                 let seed = options.als.training.seed;
                 let (secs, metrics) = pool.install(|| -> Result<_> {
                     let start = Instant::now();
-                    let conf = Interactions::from_entries(nu, ni, &split.train, |e| 1.0 + alpha * e.rating)?;
+                    let conf = Interactions::from_entries(nu, ni, &split.train, |e| {
+                        1.0 + alpha * e.rating
+                    })?;
                     let mut als = Als::new(params, &conf, seed);
                     for _ in 0..iterations {
                         als.iterate();
                     }
                     let secs = start.elapsed().as_secs_f64();
                     check_finite(als.users().all_finite() && als.items().all_finite(), "als")?;
-                    Ok((secs, evaluate_factors(als.users(), als.items(), &train_bin, &test, &[10])))
+                    Ok((
+                        secs,
+                        evaluate_factors(als.users(), als.items(), &train_bin, &test, &[10]),
+                    ))
                 })?;
                 ("als", result_of(&metrics, Some((secs, iterations))))
             }
@@ -225,7 +247,10 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
                     }
                     let secs = start.elapsed().as_secs_f64();
                     check_finite(bpr.users().all_finite() && bpr.items().all_finite(), "bpr")?;
-                    Ok((secs, evaluate_factors(bpr.users(), bpr.items(), &train_bin, &test, &[10])))
+                    Ok((
+                        secs,
+                        evaluate_factors(bpr.users(), bpr.items(), &train_bin, &test, &[10]),
+                    ))
                 })?;
                 ("bpr", result_of(&metrics, Some((secs, iterations))))
             }

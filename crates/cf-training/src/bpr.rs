@@ -81,8 +81,8 @@ impl<'a> Bpr<'a> {
         }
         let mut rng = Rng::stream(seed, &[0xB92, 2]);
         let mut items = Factors::zeros(data.n_items(), d);
-        for i in 0..data.n_items() {
-            let has = item_counts[i] > 0;
+        for (i, &count) in item_counts.iter().enumerate() {
+            let has = count > 0;
             for v in items.row_mut(i).iter_mut() {
                 let r = rng.unit_f32();
                 *v = if has { (r - 0.5) / k as f32 } else { 0.0 };
@@ -205,8 +205,10 @@ impl<'a> Bpr<'a> {
             user_slices.push(head);
             rest = tail;
         }
-        let mut item_rows: Vec<Vec<&mut [f32]>> =
-            group_items.iter().map(|g| Vec::with_capacity(g.len())).collect();
+        let mut item_rows: Vec<Vec<&mut [f32]>> = group_items
+            .iter()
+            .map(|g| Vec::with_capacity(g.len()))
+            .collect();
         for (i, row) in self.items.as_mut_slice().chunks_exact_mut(d).enumerate() {
             item_rows[group_of[i] as usize].push(row);
         }
@@ -352,7 +354,11 @@ fn sgd_step(x: &mut [f32], yp: &mut [f32], yn: &mut [f32], lr: f32, reg: f32) ->
     let mut acc = [0.0f32; LANES];
     let mut tail = 0.0f32;
     {
-        let (cx, cp, cn) = (x.chunks_exact(LANES), yp.chunks_exact(LANES), yn.chunks_exact(LANES));
+        let (cx, cp, cn) = (
+            x.chunks_exact(LANES),
+            yp.chunks_exact(LANES),
+            yn.chunks_exact(LANES),
+        );
         let (tx, tp, tn) = (cx.remainder(), cp.remainder(), cn.remainder());
         for ((a, b), c) in cx.zip(cp).zip(cn) {
             for l in 0..LANES {
@@ -430,7 +436,10 @@ mod tests {
 
     fn train(threads: usize, epochs: u64) -> (Factors, Factors, EpochStats) {
         let m = clustered();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let mut bpr = Bpr::new(params(), &m, 11, threads);
             let mut last = EpochStats::default();
@@ -447,7 +456,12 @@ mod tests {
         for threads in [1, 2, 3] {
             let (_, _, first) = train(threads, 1);
             let (u, i, last) = train(threads, 60);
-            assert!(last.loss < first.loss, "threads {threads}: {} -> {}", first.loss, last.loss);
+            assert!(
+                last.loss < first.loss,
+                "threads {threads}: {} -> {}",
+                first.loss,
+                last.loss
+            );
             assert!(last.correct as f64 / last.trained as f64 > 0.9);
             // User 0 (even) prefers even items.
             let even = crate::kernels::dot(u.row(0), i.row(2));

@@ -99,7 +99,10 @@ pub(crate) fn save(
         message: e.to_string(),
     })?;
     meta.insert("state".to_owned(), json);
-    let mut tensors = vec![("user_factors", Tensor::Matrix(users)), ("item_factors", Tensor::Matrix(items))];
+    let mut tensors = vec![
+        ("user_factors", Tensor::Matrix(users)),
+        ("item_factors", Tensor::Matrix(items)),
+    ];
     if let Some((bu, bi)) = best {
         tensors.push(("best_user_factors", Tensor::Matrix(bu)));
         tensors.push(("best_item_factors", Tensor::Matrix(bi)));
@@ -132,7 +135,10 @@ pub(crate) fn load_latest(dir: &Path) -> Result<Option<Checkpoint>> {
     )
     .map_err(|e| bad(format!("unreadable training state: {e}")))?;
     let best = if d.has("best_user_factors") {
-        Some((d.matrix("best_user_factors")?, d.matrix("best_item_factors")?))
+        Some((
+            d.matrix("best_user_factors")?,
+            d.matrix("best_item_factors")?,
+        ))
     } else {
         None
     };

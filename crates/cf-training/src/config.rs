@@ -271,23 +271,70 @@ fn check(p: &mut Problems, ok: bool, key: &str, msg: &str) {
     }
 }
 
-fn check_common(p: &mut Problems, factors: usize, reg: f32, iterations: usize, t: &TrainingSection, e: &EvaluationSection) {
-    check(p, (1..=4096).contains(&factors), "model.factors", "expected an integer from 1 to 4096");
-    check(p, reg.is_finite() && reg >= 0.0, "model.regularization", "expected a number >= 0");
-    check(p, (1..=100_000).contains(&iterations), "model.iterations", "expected an integer from 1 to 100000");
-    check(p, t.threads <= 1024, "training.threads", "expected 0 (all cores) to 1024");
+fn check_common(
+    p: &mut Problems,
+    factors: usize,
+    reg: f32,
+    iterations: usize,
+    t: &TrainingSection,
+    e: &EvaluationSection,
+) {
+    check(
+        p,
+        (1..=4096).contains(&factors),
+        "model.factors",
+        "expected an integer from 1 to 4096",
+    );
+    check(
+        p,
+        reg.is_finite() && reg >= 0.0,
+        "model.regularization",
+        "expected a number >= 0",
+    );
+    check(
+        p,
+        (1..=100_000).contains(&iterations),
+        "model.iterations",
+        "expected an integer from 1 to 100000",
+    );
+    check(
+        p,
+        t.threads <= 1024,
+        "training.threads",
+        "expected 0 (all cores) to 1024",
+    );
     let es = &t.early_stopping;
-    check(p, es.patience >= 1, "training.early_stopping.patience", "expected an integer >= 1");
+    check(
+        p,
+        es.patience >= 1,
+        "training.early_stopping.patience",
+        "expected an integer >= 1",
+    );
     check(
         p,
         es.min_delta.is_finite() && es.min_delta >= 0.0,
         "training.early_stopping.min_delta",
         "expected a number >= 0",
     );
-    check(p, es.eval_every >= 1, "training.early_stopping.eval_every", "expected an integer >= 1");
-    check(p, !e.k_values.is_empty(), "evaluation.k_values", "expected at least one cut-off, e.g. [10, 20]");
+    check(
+        p,
+        es.eval_every >= 1,
+        "training.early_stopping.eval_every",
+        "expected an integer >= 1",
+    );
+    check(
+        p,
+        !e.k_values.is_empty(),
+        "evaluation.k_values",
+        "expected at least one cut-off, e.g. [10, 20]",
+    );
     for (i, k) in e.k_values.iter().enumerate() {
-        check(p, (1..=1000).contains(k), &format!("evaluation.k_values[{i}]"), "expected an integer from 1 to 1000");
+        check(
+            p,
+            (1..=1000).contains(k),
+            &format!("evaluation.k_values[{i}]"),
+            "expected an integer from 1 to 1000",
+        );
     }
 }
 
@@ -295,9 +342,26 @@ impl Validate for AlsConfig {
     fn problems(&self) -> Problems {
         let mut p = Vec::new();
         let m = &self.model;
-        check_common(&mut p, m.factors, m.regularization, m.iterations, &self.training, &self.evaluation);
-        check(&mut p, m.alpha.is_finite() && m.alpha >= 0.0, "model.alpha", "expected a number >= 0");
-        check(&mut p, (1..=1000).contains(&m.cg_steps), "model.cg_steps", "expected an integer from 1 to 1000");
+        check_common(
+            &mut p,
+            m.factors,
+            m.regularization,
+            m.iterations,
+            &self.training,
+            &self.evaluation,
+        );
+        check(
+            &mut p,
+            m.alpha.is_finite() && m.alpha >= 0.0,
+            "model.alpha",
+            "expected a number >= 0",
+        );
+        check(
+            &mut p,
+            (1..=1000).contains(&m.cg_steps),
+            "model.cg_steps",
+            "expected an integer from 1 to 1000",
+        );
         if m.solver == Solver::Cholesky && m.regularization <= 0.0 {
             p.push((
                 "model.regularization".into(),
@@ -312,7 +376,14 @@ impl Validate for BprConfig {
     fn problems(&self) -> Problems {
         let mut p = Vec::new();
         let m = &self.model;
-        check_common(&mut p, m.factors, m.regularization, m.iterations, &self.training, &self.evaluation);
+        check_common(
+            &mut p,
+            m.factors,
+            m.regularization,
+            m.iterations,
+            &self.training,
+            &self.evaluation,
+        );
         check(
             &mut p,
             m.learning_rate.is_finite() && m.learning_rate > 0.0 && m.learning_rate <= 10.0,
@@ -345,7 +416,12 @@ mod tests {
     use std::path::Path;
 
     fn parse<T: serde::de::DeserializeOwned + Validate>(text: &str) -> recops_core::Result<T> {
-        parse_config(text, Path::new("config/x.yaml"), ConfigFormat::Yaml, &HashMap::<String, String>::new())
+        parse_config(
+            text,
+            Path::new("config/x.yaml"),
+            ConfigFormat::Yaml,
+            &HashMap::<String, String>::new(),
+        )
     }
 
     #[test]
@@ -357,12 +433,23 @@ mod tests {
         let t = &als.training;
         assert!(!t.use_gpu && t.bert_init && !t.warm_start);
         assert_eq!(t.checkpoint_every, 5);
-        assert_eq!(t.early_stopping, EarlyStopping { enabled: true, patience: 5, min_delta: 0.001, eval_every: 1 });
+        assert_eq!(
+            t.early_stopping,
+            EarlyStopping {
+                enabled: true,
+                patience: 5,
+                min_delta: 0.001,
+                eval_every: 1
+            }
+        );
         assert_eq!(als.evaluation.k_values, vec![10, 20]);
         assert_eq!(als.evaluation.metrics.len(), 3);
         let bpr: BprConfig = parse(DEFAULT_BPR_CONFIG).unwrap();
         assert_eq!((bpr.model.factors, bpr.model.iterations), (64, 100));
-        assert_eq!((bpr.model.learning_rate, bpr.model.regularization), (0.01, 0.01));
+        assert_eq!(
+            (bpr.model.learning_rate, bpr.model.regularization),
+            (0.01, 0.01)
+        );
         // The spec's minimal file (no extra keys) gives the same model section.
         let spec: AlsConfig = parse(
             "model:\n  factors: 64\n  regularization: 0.05\n  iterations: 15\n  alpha: 10\n\
@@ -377,15 +464,31 @@ mod tests {
 
     #[test]
     fn typos_and_bad_values_name_the_key() {
-        let e = parse::<AlsConfig>("model:\n  factor: 64\n").unwrap_err().to_string();
-        assert!(e.contains("model.factor") && e.contains("unknown field"), "{e}");
-        let e = parse::<AlsConfig>("model:\n  factors: 0\n  regularization: -1\n").unwrap_err().to_string();
-        assert!(e.contains("model.factors") && e.contains("model.regularization"), "{e}");
-        let e = parse::<BprConfig>("model:\n  learning_rate: 0\n").unwrap_err().to_string();
+        let e = parse::<AlsConfig>("model:\n  factor: 64\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("model.factor") && e.contains("unknown field"),
+            "{e}"
+        );
+        let e = parse::<AlsConfig>("model:\n  factors: 0\n  regularization: -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("model.factors") && e.contains("model.regularization"),
+            "{e}"
+        );
+        let e = parse::<BprConfig>("model:\n  learning_rate: 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("model.learning_rate"), "{e}");
-        let e = parse::<AlsConfig>("model:\n  solver: lu\n").unwrap_err().to_string();
+        let e = parse::<AlsConfig>("model:\n  solver: lu\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("model.solver"), "{e}");
-        let e = parse::<AlsConfig>("model: {}\ntraining:\n  early_stoping: {}\n").unwrap_err().to_string();
+        let e = parse::<AlsConfig>("model: {}\ntraining:\n  early_stoping: {}\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("early_stoping"), "{e}");
     }
 }

@@ -54,7 +54,9 @@ pub enum Error {
     },
 
     /// The run was stopped on request after `iteration` (checkpoints stay for `--resume`).
-    #[error("training interrupted after iteration {iteration}; run again with --resume to continue")]
+    #[error(
+        "training interrupted after iteration {iteration}; run again with --resume to continue"
+    )]
     Interrupted {
         /// The last completed iteration.
         iteration: usize,

@@ -153,11 +153,9 @@ where
             rec += r;
             nd += n;
             for &i in list.iter().take(k) {
-                if let Some(s) = seen.get_mut(i as usize) {
-                    if !*s {
-                        *s = true;
-                        distinct += 1;
-                    }
+                if let Some(s) = seen.get_mut(i as usize).filter(|s| !**s) {
+                    *s = true;
+                    distinct += 1;
                 }
             }
         }
@@ -229,7 +227,11 @@ pub fn popularity_order(train: &Interactions) -> Vec<u32> {
 }
 
 /// The popularity baseline: every user gets the most popular items they have not had.
-pub fn popularity_baseline(train: &Interactions, test: &Interactions, k_values: &[usize]) -> Metrics {
+pub fn popularity_baseline(
+    train: &Interactions,
+    test: &Interactions,
+    k_values: &[usize],
+) -> Metrics {
     let order = popularity_order(train);
     evaluate_rankings(test, k_values, |u, n| {
         let seen = train.user_row(u).0;
@@ -316,7 +318,10 @@ mod tests {
         let items = Factors::from_vec(5, 1, vec![1.0, 3.0, 3.0, 2.0, 3.0]).unwrap();
         assert_eq!(top_n_for_user(&[1.0], &items, &[], 3), vec![1, 2, 4]);
         assert_eq!(top_n_for_user(&[1.0], &items, &[2], 3), vec![1, 4, 3]);
-        assert_eq!(top_n_for_user(&[1.0], &items, &[0, 1, 2, 3, 4], 3), Vec::<u32>::new());
+        assert_eq!(
+            top_n_for_user(&[1.0], &items, &[0, 1, 2, 3, 4], 3),
+            Vec::<u32>::new()
+        );
     }
 
     proptest! {
@@ -338,13 +343,13 @@ mod tests {
             let (ri, ni) = recall_ndcg(&rel, &rel, k);
             prop_assert!((ri - 1.0).abs() < 1e-12 && (ni - 1.0).abs() < 1e-12);
             // Moving a hit earlier never lowers ndcg.
-            if let Some(pos) = ranked_unique.iter().take(k).position(|i| rel.contains(i)) {
-                if pos > 0 {
-                    let mut better = ranked_unique.clone();
-                    better.swap(pos, pos - 1);
-                    let (_, nb) = recall_ndcg(&better, &rel, k);
-                    prop_assert!(nb + 1e-12 >= n);
-                }
+            if let Some(pos) = ranked_unique.iter().take(k).position(|i| rel.contains(i))
+                && pos > 0
+            {
+                let mut better = ranked_unique.clone();
+                better.swap(pos, pos - 1);
+                let (_, nb) = recall_ndcg(&better, &rel, k);
+                prop_assert!(nb + 1e-12 >= n);
             }
         }
 

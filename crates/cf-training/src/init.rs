@@ -141,7 +141,9 @@ pub fn project_embeddings(
     for m in &mut mean {
         *m /= n as f64;
     }
-    let a = Mat::<f64>::from_fn(n, dim, |i, j| f64::from(emb.vectors.row(matched[i].1)[j]) - mean[j]);
+    let a = Mat::<f64>::from_fn(n, dim, |i, j| {
+        f64::from(emb.vectors.row(matched[i].1)[j]) - mean[j]
+    });
     let svd = a.thin_svd().map_err(|e| Error::InvalidInput {
         what: "product embeddings",
         message: format!("the SVD did not converge: {e:?}"),
@@ -157,7 +159,13 @@ pub fn project_embeddings(
         }
     }
     let mean_norm = (0..n)
-        .map(|i| proj[i * k..(i + 1) * k].iter().map(|v| v * v).sum::<f64>().sqrt())
+        .map(|i| {
+            proj[i * k..(i + 1) * k]
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>()
+                .sqrt()
+        })
         .sum::<f64>()
         / n as f64;
     let scale = if mean_norm > 0.0 {
@@ -248,7 +256,10 @@ mod tests {
         assert_eq!(n, 4);
         let d = |a: usize, b: usize| crate::kernels::dot(items.row(a), items.row(b));
         assert!(d(0, 1) > 0.0 && d(2, 3) > 0.0 && d(0, 2) < 0.0, "{items:?}");
-        assert!(items.row(4)[0] >= 5.0, "item without embedding keeps its init");
+        assert!(
+            items.row(4)[0] >= 5.0,
+            "item without embedding keeps its init"
+        );
         let norm = (0..4).map(|r| d(r, r).sqrt()).sum::<f32>() / 4.0;
         assert!((norm - 0.5).abs() < 1e-3, "{norm}");
     }
@@ -262,7 +273,13 @@ mod tests {
         let write = |t: &[(&str, Tensor<'_>)], meta: HashMap<String, String>| {
             std::fs::write(&p, encode(&p, t, meta).unwrap()).unwrap();
         };
-        write(&[("embeddings", Tensor::Matrix(&m)), ("product_ids", Tensor::Ids(&ids))], HashMap::new());
+        write(
+            &[
+                ("embeddings", Tensor::Matrix(&m)),
+                ("product_ids", Tensor::Ids(&ids)),
+            ],
+            HashMap::new(),
+        );
         assert_eq!(read_product_embeddings(&p).unwrap().product_ids, ids);
         // Other names, ids in metadata.
         let mut meta = HashMap::new();

@@ -96,11 +96,7 @@ pub(crate) fn matvec(m: &[f32], v: &[f32], out: &mut [f32]) {
         o[2] = sum8(&a2) + t[2];
         o[3] = sum8(&a3) + t[3];
     }
-    for (row, o) in rows
-        .remainder()
-        .chunks_exact(k)
-        .zip(outs.into_remainder())
-    {
+    for (row, o) in rows.remainder().chunks_exact(k).zip(outs.into_remainder()) {
         *o = dot(row, v);
     }
 }
@@ -162,7 +158,10 @@ mod tests {
     use super::*;
 
     fn naive_dot(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>() as f32
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum::<f64>() as f32
     }
 
     #[test]
@@ -181,7 +180,10 @@ mod tests {
             matvec(&m, &a, &mut out);
             for r in 0..k {
                 let want = naive_dot(&m[r * k..(r + 1) * k], &a);
-                assert!((out[r] - want).abs() < 1e-3 * (1.0 + want.abs()), "k={k} r={r}");
+                assert!(
+                    (out[r] - want).abs() < 1e-3 * (1.0 + want.abs()),
+                    "k={k} r={r}"
+                );
             }
         }
     }

@@ -79,6 +79,6 @@ pub use model::{
     TrainingSummary, mapping_fingerprint,
 };
 pub use trainer::{
-    IterationReport, TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog,
-    new_model_id, thousands, train,
+    IterationReport, TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, new_model_id,
+    thousands, train,
 };

@@ -250,7 +250,10 @@ impl CfModel {
         let mut meta = HashMap::new();
         meta.insert("model_id".to_owned(), self.meta.model_id.clone());
         meta.insert("type".to_owned(), self.meta.model_type.to_string());
-        meta.insert("mapping_fingerprint".to_owned(), self.meta.mapping_fingerprint.clone());
+        meta.insert(
+            "mapping_fingerprint".to_owned(),
+            self.meta.mapping_fingerprint.clone(),
+        );
         let bytes = encode(
             &tensors_path,
             &[
@@ -273,7 +276,8 @@ impl CfModel {
     /// Loads and checks the model in `dir` (see the module docs for what is refused).
     pub fn load(dir: &Path) -> Result<Self> {
         let meta_path = dir.join(MODEL_META_FILE);
-        let text = std::fs::read(&meta_path).map_err(|e| Error::io("cannot read", &meta_path, e))?;
+        let text =
+            std::fs::read(&meta_path).map_err(|e| Error::io("cannot read", &meta_path, e))?;
         let meta: ModelMeta = serde_json::from_slice(&text).map_err(|e| Error::ModelFile {
             path: meta_path.clone(),
             message: e.to_string(),
@@ -288,7 +292,8 @@ impl CfModel {
             });
         }
         let tensors_path = dir.join(MODEL_TENSORS_FILE);
-        let bytes = std::fs::read(&tensors_path).map_err(|e| Error::io("cannot read", &tensors_path, e))?;
+        let bytes =
+            std::fs::read(&tensors_path).map_err(|e| Error::io("cannot read", &tensors_path, e))?;
         let d = Decoded::parse(&tensors_path, &bytes)?;
         let model = CfModel {
             user_factors: d.matrix("user_factors")?,
@@ -348,7 +353,11 @@ impl CfModel {
     /// `exclude` (external item ids). `None` for an unknown user.
     pub fn recommend(&self, user_id: i64, n: usize, exclude: &[i64]) -> Option<Vec<(i64, f32)>> {
         let u = self.user_index(user_id)?;
-        let mut ex: Vec<u32> = exclude.iter().filter_map(|&i| self.item_index(i)).map(|i| i as u32).collect();
+        let mut ex: Vec<u32> = exclude
+            .iter()
+            .filter_map(|&i| self.item_index(i))
+            .map(|i| i as u32)
+            .collect();
         ex.sort_unstable();
         let user = self.user_factors.row(u);
         Some(

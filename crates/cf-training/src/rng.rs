@@ -60,7 +60,9 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map(|_| Rng::stream(42, &[1, 2]).next_u64()).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| Rng::stream(42, &[1, 2]).next_u64())
+            .collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         let mut x = Rng::stream(42, &[1, 2]);
         let mut y = Rng::stream(42, &[2, 1]);
@@ -79,6 +81,9 @@ mod tests {
             let f = r.unit_f32();
             assert!((0.0..1.0).contains(&f));
         }
-        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

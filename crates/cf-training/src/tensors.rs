@@ -47,7 +47,8 @@ pub(crate) fn encode(
                 .map_err(|e| bad(path, format!("cannot encode tensor {n}: {e}")))
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize(views, Some(metadata)).map_err(|e| bad(path, format!("cannot encode: {e}")))
+    safetensors::serialize(views, Some(metadata))
+        .map_err(|e| bad(path, format!("cannot encode: {e}")))
 }
 
 fn bad(path: &Path, message: String) -> Error {
@@ -85,9 +86,12 @@ impl<'a> Decoded<'a> {
     }
 
     fn view(&self, name: &str) -> Result<TensorView<'a>> {
-        self.st
-            .tensor(name)
-            .map_err(|_| bad(self.path, format!("missing tensor {name:?} (has {:?})", self.names())))
+        self.st.tensor(name).map_err(|_| {
+            bad(
+                self.path,
+                format!("missing tensor {name:?} (has {:?})", self.names()),
+            )
+        })
     }
 
     /// A 2-D tensor as f32 (f32 stored; f16/bf16/f64 are converted).
@@ -95,10 +99,20 @@ impl<'a> Decoded<'a> {
         let v = self.view(name)?;
         let shape = v.shape().to_vec();
         if shape.len() != 2 {
-            return Err(bad(self.path, format!("tensor {name:?} has shape {shape:?}; expected 2 dimensions")));
+            return Err(bad(
+                self.path,
+                format!("tensor {name:?} has shape {shape:?}; expected 2 dimensions"),
+            ));
         }
-        let values = floats(v.dtype(), v.data())
-            .ok_or_else(|| bad(self.path, format!("tensor {name:?} has dtype {:?}; expected F32, F64, F16 or BF16", v.dtype())))?;
+        let values = floats(v.dtype(), v.data()).ok_or_else(|| {
+            bad(
+                self.path,
+                format!(
+                    "tensor {name:?} has dtype {:?}; expected F32, F64, F16 or BF16",
+                    v.dtype()
+                ),
+            )
+        })?;
         Factors::from_vec(shape[0], shape[1], values)
     }
 
@@ -106,20 +120,43 @@ impl<'a> Decoded<'a> {
     pub(crate) fn ids(&self, name: &str) -> Result<Vec<i64>> {
         let v = self.view(name)?;
         if v.shape().len() != 1 {
-            return Err(bad(self.path, format!("tensor {name:?} has shape {:?}; expected 1 dimension", v.shape())));
+            return Err(bad(
+                self.path,
+                format!(
+                    "tensor {name:?} has shape {:?}; expected 1 dimension",
+                    v.shape()
+                ),
+            ));
         }
         let d = v.data();
         let out: Option<Vec<i64>> = match v.dtype() {
-            Dtype::I64 => Some(d.chunks_exact(8).map(|c| i64::from_le_bytes(arr8(c))).collect()),
+            Dtype::I64 => Some(
+                d.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(arr8(c)))
+                    .collect(),
+            ),
             Dtype::U64 => d
                 .chunks_exact(8)
                 .map(|c| i64::try_from(u64::from_le_bytes(arr8(c))).ok())
                 .collect(),
-            Dtype::I32 => Some(d.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes(arr4(c)))).collect()),
-            Dtype::U32 => Some(d.chunks_exact(4).map(|c| i64::from(u32::from_le_bytes(arr4(c)))).collect()),
+            Dtype::I32 => Some(
+                d.chunks_exact(4)
+                    .map(|c| i64::from(i32::from_le_bytes(arr4(c))))
+                    .collect(),
+            ),
+            Dtype::U32 => Some(
+                d.chunks_exact(4)
+                    .map(|c| i64::from(u32::from_le_bytes(arr4(c))))
+                    .collect(),
+            ),
             _ => None,
         };
-        out.ok_or_else(|| bad(self.path, format!("tensor {name:?} has dtype {:?}; expected I64", v.dtype())))
+        out.ok_or_else(|| {
+            bad(
+                self.path,
+                format!("tensor {name:?} has dtype {:?}; expected I64", v.dtype()),
+            )
+        })
     }
 
     /// True when the file has a tensor `name`.
@@ -151,9 +188,21 @@ fn arr4(c: &[u8]) -> [u8; 4] {
 
 fn floats(dtype: Dtype, d: &[u8]) -> Option<Vec<f32>> {
     match dtype {
-        Dtype::F32 => Some(d.chunks_exact(4).map(|c| f32::from_le_bytes(arr4(c))).collect()),
-        Dtype::F64 => Some(d.chunks_exact(8).map(|c| f64::from_le_bytes(arr8(c)) as f32).collect()),
-        Dtype::F16 => Some(d.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()),
+        Dtype::F32 => Some(
+            d.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(arr4(c)))
+                .collect(),
+        ),
+        Dtype::F64 => Some(
+            d.chunks_exact(8)
+                .map(|c| f64::from_le_bytes(arr8(c)) as f32)
+                .collect(),
+        ),
+        Dtype::F16 => Some(
+            d.chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+        ),
         Dtype::BF16 => Some(
             d.chunks_exact(2)
                 .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
@@ -196,13 +245,23 @@ mod tests {
         let p = Path::new("x.safetensors");
         let mut meta = HashMap::new();
         meta.insert("k".to_owned(), "v".to_owned());
-        let bytes = encode(p, &[("m", Tensor::Matrix(&f)), ("ids", Tensor::Ids(&ids))], meta).unwrap();
+        let bytes = encode(
+            p,
+            &[("m", Tensor::Matrix(&f)), ("ids", Tensor::Ids(&ids))],
+            meta,
+        )
+        .unwrap();
         let d = Decoded::parse(p, &bytes).unwrap();
         assert_eq!(d.matrix("m").unwrap(), f);
         assert_eq!(d.ids("ids").unwrap(), ids);
         assert_eq!(d.metadata("k"), Some("v"));
         assert!(d.matrix("ids").is_err());
-        assert!(d.matrix("nope").unwrap_err().to_string().contains("missing tensor"));
+        assert!(
+            d.matrix("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("missing tensor")
+        );
         assert_eq!(f16_to_f32(0x3c00), 1.0);
         assert_eq!(f16_to_f32(0xc000), -2.0);
         assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));

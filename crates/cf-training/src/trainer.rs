@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Local, Utc};
-use recops_core::{Home, LogFile, LogFileOptions, LogLevel, SharedClock, SystemClock, format_timestamp};
+use recops_core::{
+    Home, LogFile, LogFileOptions, LogLevel, SharedClock, SystemClock, format_timestamp,
+};
 use recops_data::{Entry, Split, holdout_split};
 use serde::{Deserialize, Serialize};
 
@@ -19,7 +21,9 @@ use crate::error::{Error, Result};
 use crate::eval::{Metrics, evaluate_factors, improvement_pct, popularity_baseline};
 use crate::init::{mean_row_norm, project_embeddings, read_product_embeddings, warm_start_rows};
 use crate::matrix::{Factors, Interactions};
-use crate::model::{CfModel, MODEL_FORMAT_VERSION, ModelMeta, ModelType, TrainingSummary, mapping_fingerprint};
+use crate::model::{
+    CfModel, MODEL_FORMAT_VERSION, ModelMeta, ModelType, TrainingSummary, mapping_fingerprint,
+};
 
 /// The config of one training run.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +136,9 @@ impl TrainingLog {
                 ..LogFileOptions::default()
             },
         )?;
-        Ok(TrainingLog { file: Arc::new(file) })
+        Ok(TrainingLog {
+            file: Arc::new(file),
+        })
     }
 
     /// Writes one line (and emits it as a `tracing` event).
@@ -259,7 +265,7 @@ pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -270,7 +276,11 @@ pub fn thousands(n: usize) -> String {
 /// A model id `{type}_{YYYYMMDD_HHMMSS}` (local time) not yet used in `home`
 /// (`_2`, `_3`, ... appended when the second is taken).
 pub fn new_model_id(home: &Home, model_type: ModelType, at: DateTime<Utc>) -> Result<String> {
-    let base = format!("{}_{}", model_type, at.with_timezone(&Local).format("%Y%m%d_%H%M%S"));
+    let base = format!(
+        "{}_{}",
+        model_type,
+        at.with_timezone(&Local).format("%Y%m%d_%H%M%S")
+    );
     let mut id = base.clone();
     let mut n = 2;
     while home.model_dir(&id)?.exists() {
@@ -304,7 +314,11 @@ impl Engine<'_> {
 fn fingerprint_cells(cells: &[Entry]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for e in cells {
-        for v in [u64::from(e.user), u64::from(e.item), u64::from(e.rating.to_bits())] {
+        for v in [
+            u64::from(e.user),
+            u64::from(e.item),
+            u64::from(e.rating.to_bits()),
+        ] {
             h ^= v;
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -315,14 +329,21 @@ fn fingerprint_cells(cells: &[Entry]) -> u64 {
 /// Trains one model: see the module docs. On success the model files are written and
 /// returned; on any failure (empty data, divergence, I/O) nothing is written to
 /// `artifacts/` and the error says why, also in the training log.
-pub fn train(home: &Home, config: &TrainConfig, data: TrainData<'_>, mut options: TrainOptions<'_>) -> Result<TrainOutcome> {
+pub fn train(
+    home: &Home,
+    config: &TrainConfig,
+    data: TrainData<'_>,
+    mut options: TrainOptions<'_>,
+) -> Result<TrainOutcome> {
     let mt = config.model_type();
     let log = TrainingLog::open(home, mt, options.clock.clone())?;
     let result = train_inner(home, config, data, &mut options, &log);
-    if let Err(e) = &result {
-        if !matches!(e, Error::Interrupted { .. }) {
-            log.error(&format!("Training failed: {e}"));
-        }
+    if let Some(e) = result
+        .as_ref()
+        .err()
+        .filter(|e| !matches!(e, Error::Interrupted { .. }))
+    {
+        log.error(&format!("Training failed: {e}"));
     }
     result
 }
@@ -340,7 +361,10 @@ fn train_inner(
     let k = config.factors();
     let iterations = config.iterations();
     let ks = config.evaluation().ks();
-    log.info(&format!("========== {} Training Started ==========", mt.upper()));
+    log.info(&format!(
+        "========== {} Training Started ==========",
+        mt.upper()
+    ));
     log.info(&config.config_line());
     log.info(&format!(
         "Training data: {} users × {} items",
@@ -457,7 +481,9 @@ fn train_inner(
     } else {
         let n = checkpoint::clear(&ckpt_dir);
         if n > 0 {
-            log.info(&format!("Discarded {n} checkpoints of an earlier {mt} run (use --resume to continue one)"));
+            log.info(&format!(
+                "Discarded {n} checkpoints of an earlier {mt} run (use --resume to continue one)"
+            ));
         }
     }
 
@@ -475,13 +501,15 @@ fn train_inner(
             early = c.state.early.clone();
             history = c.state.history.clone();
             best = c.best;
-            let started = recops_core::parse_timestamp(&c.state.started_at).unwrap_or_else(|| options.clock.now());
+            let started = recops_core::parse_timestamp(&c.state.started_at)
+                .unwrap_or_else(|| options.clock.now());
             (started, c.state.model_id, c.state.init, c.users, c.items)
         }
         None => {
             let started = options.clock.now();
             let id = new_model_id(home, mt, started)?;
-            let (init, u, i) = initial_factors(home, config, split, &fit_m, options.warm_start, log)?;
+            let (init, u, i) =
+                initial_factors(home, config, split, &fit_m, options.warm_start, log)?;
             (started, id, init, u, i)
         }
     };
@@ -525,13 +553,25 @@ fn train_inner(
         let loss = pool.install(|| engine.step(it - 1));
         let (u, i) = engine.factors();
         if !loss.is_finite() {
-            return Err(Error::Diverged { model_type: mt.to_string(), iteration: it, what: "loss" });
+            return Err(Error::Diverged {
+                model_type: mt.to_string(),
+                iteration: it,
+                what: "loss",
+            });
         }
         if !u.all_finite() {
-            return Err(Error::Diverged { model_type: mt.to_string(), iteration: it, what: "user factors" });
+            return Err(Error::Diverged {
+                model_type: mt.to_string(),
+                iteration: it,
+                what: "user factors",
+            });
         }
         if !i.all_finite() {
-            return Err(Error::Diverged { model_type: mt.to_string(), iteration: it, what: "item factors" });
+            return Err(Error::Diverged {
+                model_type: mt.to_string(),
+                iteration: it,
+                what: "item factors",
+            });
         }
         let mut report = IterationReport {
             iteration: it,
@@ -541,7 +581,7 @@ fn train_inner(
             validation_ndcg: None,
             wall_time_seconds: 0.0,
         };
-        if validate && (it % es.eval_every == 0 || it == iterations) {
+        if validate && (it.is_multiple_of(es.eval_every) || it == iterations) {
             let m = pool.install(|| evaluate_factors(u, i, &fit_bin, &val_m, &[10]));
             let ndcg = m.ndcg(10);
             report.validation_recall = Some(m.recall(10));
@@ -566,7 +606,11 @@ fn train_inner(
         if let Some(cb) = options.on_iteration.as_mut() {
             cb(&report);
         }
-        if tr.checkpoint_every > 0 && it % tr.checkpoint_every == 0 && it < iterations && !stopped_early {
+        if tr.checkpoint_every > 0
+            && it.is_multiple_of(tr.checkpoint_every)
+            && it < iterations
+            && !stopped_early
+        {
             let state = CheckpointState {
                 iteration: it,
                 run_fingerprint: run_fingerprint.clone(),
@@ -694,7 +738,10 @@ fn initial_factors(
     let cols = mt.columns(k);
     let (nu, ni) = (split.n_users(), split.n_items());
     let (mut users, mut items) = match mt {
-        ModelType::Als => (random_factors(nu, k, tr.seed, 1), random_factors(ni, k, tr.seed, 2)),
+        ModelType::Als => (
+            random_factors(nu, k, tr.seed, 1),
+            random_factors(ni, k, tr.seed, 2),
+        ),
         ModelType::Bpr => {
             let b = Bpr::new(
                 BprParams {
@@ -742,13 +789,17 @@ fn initial_factors(
             ));
         } else {
             match read_product_embeddings(&path) {
-                Err(e) => log.warning(&format!("bert_init: cannot use the product embeddings ({e}); using random init")),
+                Err(e) => log.warning(&format!(
+                    "bert_init: cannot use the product embeddings ({e}); using random init"
+                )),
                 Ok(emb) => {
                     let target = mean_row_norm(&items, k);
                     let dim = emb.vectors.cols();
                     let n = project_embeddings(&emb, &split.item_ids, k, target, &mut items)?;
                     if n == 0 {
-                        log.warning("bert_init: no item of the data has an embedding; using random init");
+                        log.warning(
+                            "bert_init: no item of the data has an embedding; using random init",
+                        );
                     } else {
                         log.info(&format!(
                             "BERT init: {} of {} items from product embeddings ({dim} dims -> {k} by SVD)",

@@ -93,7 +93,11 @@ impl RegistryFile {
         self.models
             .iter()
             .filter(|(_, m)| m.status == ModelStatus::Active && m.model_type == model_type)
-            .max_by(|a, b| a.1.registered_at.cmp(&b.1.registered_at).then_with(|| a.0.cmp(b.0)))
+            .max_by(|a, b| {
+                a.1.registered_at
+                    .cmp(&b.1.registered_at)
+                    .then_with(|| a.0.cmp(b.0))
+            })
     }
 
     /// The newest model of `model_type` whatever its status.
@@ -101,7 +105,11 @@ impl RegistryFile {
         self.models
             .iter()
             .filter(|(_, m)| m.model_type == model_type)
-            .max_by(|a, b| a.1.registered_at.cmp(&b.1.registered_at).then_with(|| a.0.cmp(b.0)))
+            .max_by(|a, b| {
+                a.1.registered_at
+                    .cmp(&b.1.registered_at)
+                    .then_with(|| a.0.cmp(b.0))
+            })
     }
 
     /// The entry of `current_best`, if set and present.
@@ -177,7 +185,10 @@ impl Registry {
     /// The registry of `home` with a given clock.
     pub fn with_clock(home: &Home, clock: SharedClock) -> Self {
         let path = home.registry();
-        let mut lock_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        let mut lock_name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         lock_name.push(".lock");
         Registry {
             lock_path: path.with_file_name(lock_name),
@@ -206,7 +217,8 @@ impl Registry {
             .write(true)
             .open(&self.lock_path)
             .map_err(|e| Error::io("cannot open", &self.lock_path, e))?;
-        file.lock().map_err(|e| Error::io("cannot lock", &self.lock_path, e))?;
+        file.lock()
+            .map_err(|e| Error::io("cannot lock", &self.lock_path, e))?;
         Ok(Locked { file })
     }
 
@@ -214,20 +226,24 @@ impl Registry {
     pub fn load(&self) -> Result<RegistryFile> {
         let text = match std::fs::read(&self.path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryFile::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(RegistryFile::default());
+            }
             Err(e) => return Err(Error::io("cannot read", &self.path, e)),
         };
         let reg: RegistryFile = serde_json::from_slice(&text).map_err(|e| Error::Corrupt {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        if let Some(cb) = &reg.current_best {
-            if !reg.models.contains_key(cb) {
-                return Err(Error::Corrupt {
-                    path: self.path.clone(),
-                    message: format!("current_best {cb:?} is not one of the models"),
-                });
-            }
+        if let Some(cb) = reg
+            .current_best
+            .as_ref()
+            .filter(|cb| !reg.models.contains_key(*cb))
+        {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                message: format!("current_best {cb:?} is not one of the models"),
+            });
         }
         Ok(reg)
     }
@@ -295,7 +311,9 @@ impl Registry {
                         model_id: id.to_owned(),
                     })?;
                     if entry.status != ModelStatus::Active {
-                        return Err(Error::Archived { model_id: id.to_owned() });
+                        return Err(Error::Archived {
+                            model_id: id.to_owned(),
+                        });
                     }
                     Some(id.to_owned())
                 }
@@ -313,9 +331,12 @@ impl Registry {
     pub fn archive(&self, model_id: &str, reason: &str) -> Result<Option<String>> {
         let mut after = None;
         self.update("archive", Some(model_id), reason, |reg| {
-            let entry = reg.models.get_mut(model_id).ok_or_else(|| Error::NotFound {
-                model_id: model_id.to_owned(),
-            })?;
+            let entry = reg
+                .models
+                .get_mut(model_id)
+                .ok_or_else(|| Error::NotFound {
+                    model_id: model_id.to_owned(),
+                })?;
             entry.status = ModelStatus::Archived;
             if reg.current_best.as_deref() == Some(model_id) {
                 reg.current_best = reg.best_active().map(|(k, _)| k.clone());
@@ -326,7 +347,13 @@ impl Registry {
         Ok(after)
     }
 
-    fn update<F>(&self, operation: &str, model_id: Option<&str>, reason: &str, change: F) -> Result<()>
+    fn update<F>(
+        &self,
+        operation: &str,
+        model_id: Option<&str>,
+        reason: &str,
+        change: F,
+    ) -> Result<()>
     where
         F: FnOnce(&mut RegistryFile) -> Result<()>,
     {
@@ -427,7 +454,11 @@ mod tests {
         NewModel {
             model_id: id.into(),
             model_type: id.split('_').next().unwrap().into(),
-            metrics: [("ndcg@10".to_owned(), ndcg), ("recall@10".to_owned(), ndcg * 1.2)].into(),
+            metrics: [
+                ("ndcg@10".to_owned(), ndcg),
+                ("recall@10".to_owned(), ndcg * 1.2),
+            ]
+            .into(),
             baseline: [("recall@10".to_owned(), 0.1)].into(),
             data_version: "v1".into(),
         }
@@ -437,27 +468,40 @@ mod tests {
     fn register_promote_archive_list_get_with_audit_lines() {
         let (_d, home, clock, reg) = setup();
         assert_eq!(reg.load().unwrap(), RegistryFile::default());
-        reg.register(&model(&home, "als_20250115_103000", 0.18), "beats baseline").unwrap();
+        reg.register(&model(&home, "als_20250115_103000", 0.18), "beats baseline")
+            .unwrap();
         clock.advance(Duration::minutes(1));
-        reg.register(&model(&home, "bpr_20250115_103100", 0.20), "beats baseline").unwrap();
-        assert_eq!(reg.promote(None, "best ndcg@10").unwrap().as_deref(), Some("bpr_20250115_103100"));
+        reg.register(&model(&home, "bpr_20250115_103100", 0.20), "beats baseline")
+            .unwrap();
+        assert_eq!(
+            reg.promote(None, "best ndcg@10").unwrap().as_deref(),
+            Some("bpr_20250115_103100")
+        );
         // Explicit promotion.
         assert_eq!(
-            reg.promote(Some("als_20250115_103000"), "operator choice").unwrap().as_deref(),
+            reg.promote(Some("als_20250115_103000"), "operator choice")
+                .unwrap()
+                .as_deref(),
             Some("als_20250115_103000")
         );
         // Archiving the current best elects the best remaining active model.
         assert_eq!(
-            reg.archive("als_20250115_103000", "superseded").unwrap().as_deref(),
+            reg.archive("als_20250115_103000", "superseded")
+                .unwrap()
+                .as_deref(),
             Some("bpr_20250115_103100")
         );
         assert!(matches!(
             reg.promote(Some("als_20250115_103000"), "x").unwrap_err(),
             Error::Archived { .. }
         ));
-        assert!(matches!(reg.promote(Some("nope"), "x").unwrap_err(), Error::NotFound { .. }));
         assert!(matches!(
-            reg.register(&model(&home, "bpr_20250115_103100", 0.3), "again").unwrap_err(),
+            reg.promote(Some("nope"), "x").unwrap_err(),
+            Error::NotFound { .. }
+        ));
+        assert!(matches!(
+            reg.register(&model(&home, "bpr_20250115_103100", 0.3), "again")
+                .unwrap_err(),
             Error::AlreadyRegistered { .. }
         ));
         let file = reg.load().unwrap();
@@ -470,15 +514,32 @@ mod tests {
         // The spec's shape on disk.
         let raw: Value = serde_json::from_slice(&std::fs::read(reg.path()).unwrap()).unwrap();
         let m = &raw["models"]["bpr_20250115_103100"];
-        for key in ["path", "model_type", "metrics", "baseline", "status", "registered_at", "data_version"] {
+        for key in [
+            "path",
+            "model_type",
+            "metrics",
+            "baseline",
+            "status",
+            "registered_at",
+            "data_version",
+        ] {
             assert!(m.get(key).is_some(), "missing {key}");
         }
         // One audit line per operation.
         let audit = reg.audit().unwrap();
         let ops: Vec<&str> = audit.iter().map(|a| a.operation.as_str()).collect();
-        assert_eq!(ops, ["register", "register", "promote", "promote", "archive"]);
-        assert_eq!(audit[3].previous_current_best.as_deref(), Some("bpr_20250115_103100"));
-        assert_eq!(audit[3].current_best.as_deref(), Some("als_20250115_103000"));
+        assert_eq!(
+            ops,
+            ["register", "register", "promote", "promote", "archive"]
+        );
+        assert_eq!(
+            audit[3].previous_current_best.as_deref(),
+            Some("bpr_20250115_103100")
+        );
+        assert_eq!(
+            audit[3].current_best.as_deref(),
+            Some("als_20250115_103000")
+        );
         assert_eq!(audit[3].reason, "operator choice");
         assert_eq!(audit[4].model_id.as_deref(), Some("als_20250115_103000"));
     }
@@ -488,7 +549,9 @@ mod tests {
         let (_d, home, _c, reg) = setup();
         std::fs::create_dir_all(reg.path().parent().unwrap()).unwrap();
         std::fs::write(reg.path(), b"{\"current_best\": 3").unwrap();
-        let err = reg.register(&model(&home, "als_20250101_000000", 0.1), "x").unwrap_err();
+        let err = reg
+            .register(&model(&home, "als_20250101_000000", 0.1), "x")
+            .unwrap_err();
         assert!(err.to_string().contains("invalid registry"), "{err}");
         assert_eq!(std::fs::read(reg.path()).unwrap(), b"{\"current_best\": 3");
         assert!(reg.audit().unwrap().is_empty());
@@ -498,8 +561,13 @@ mod tests {
     fn unknown_fields_survive_a_rewrite_and_names_are_checked() {
         let (_d, home, _c, reg) = setup();
         std::fs::create_dir_all(reg.path().parent().unwrap()).unwrap();
-        std::fs::write(reg.path(), br#"{"current_best": null, "models": {}, "owner": "ml-team"}"#).unwrap();
-        reg.register(&model(&home, "als_20250101_000000", 0.1), "x").unwrap();
+        std::fs::write(
+            reg.path(),
+            br#"{"current_best": null, "models": {}, "owner": "ml-team"}"#,
+        )
+        .unwrap();
+        reg.register(&model(&home, "als_20250101_000000", 0.1), "x")
+            .unwrap();
         let raw: Value = serde_json::from_slice(&std::fs::read(reg.path()).unwrap()).unwrap();
         assert_eq!(raw["owner"], "ml-team");
         let mut bad = model(&home, "als_20250101_000001", 0.1);
@@ -507,6 +575,11 @@ mod tests {
         assert!(reg.register(&bad, "x").is_err());
         let mut missing = model(&home, "als_20250101_000002", 0.1);
         missing.model_id = "als_20990101_000000".into();
-        assert!(reg.register(&missing, "x").unwrap_err().to_string().contains("without files"));
+        assert!(
+            reg.register(&missing, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("without files")
+        );
     }
 }

@@ -26,7 +26,13 @@ impl TestRng {
 
 /// `users` users in `clusters` taste clusters; each has ~`per_user` interactions, 85 % in
 /// its cluster's items (popular ones more often), the rest anywhere.
-pub(crate) fn clustered(seed: u64, users: i64, items: i64, clusters: i64, per_user: usize) -> Vec<RawInteraction> {
+pub(crate) fn clustered(
+    seed: u64,
+    users: i64,
+    items: i64,
+    clusters: i64,
+    per_user: usize,
+) -> Vec<RawInteraction> {
     let mut rng = TestRng(seed);
     let mut rows = Vec::new();
     for u in 0..users {
@@ -61,7 +67,13 @@ pub(crate) fn clock() -> FixedClock {
 }
 
 fn parse<T: serde::de::DeserializeOwned + recops_core::Validate>(text: &str) -> T {
-    parse_config(text, Path::new("test.yaml"), ConfigFormat::Yaml, &HashMap::<String, String>::new()).unwrap()
+    parse_config(
+        text,
+        Path::new("test.yaml"),
+        ConfigFormat::Yaml,
+        &HashMap::<String, String>::new(),
+    )
+    .unwrap()
 }
 
 /// The shipped ALS config made small: 16 factors, no BERT init, 1 thread.

@@ -54,7 +54,13 @@ fn two_processes_registering_at_once_both_land() {
     let children: Vec<_> = (1..=2)
         .map(|who| {
             Command::new(std::env::current_exe().unwrap())
-                .args(["--ignored", "--exact", "child_entry", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "child_entry",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env(HOME, dir.path())
                 .env(WHO, who.to_string())
                 .stdout(Stdio::piped())
@@ -71,12 +77,19 @@ fn two_processes_registering_at_once_both_land() {
     let registry = Registry::open(&home);
     let file = registry.load().unwrap();
     assert_eq!(file.models.len(), 2 * PER_CHILD, "a registration was lost");
-    assert!(file.models.values().all(|m| m.status == ModelStatus::Active));
+    assert!(
+        file.models
+            .values()
+            .all(|m| m.status == ModelStatus::Active)
+    );
     // The best ndcg@10 overall is child 2's last model.
     assert_eq!(file.current_best, Some(id(2, PER_CHILD - 1)));
     let audit = registry.audit().unwrap();
     assert_eq!(audit.len(), 4 * PER_CHILD, "one audit line per operation");
-    assert_eq!(audit.iter().filter(|a| a.operation == "register").count(), 2 * PER_CHILD);
+    assert_eq!(
+        audit.iter().filter(|a| a.operation == "register").count(),
+        2 * PER_CHILD
+    );
     let pids: std::collections::HashSet<u32> = audit.iter().map(|a| a.pid).collect();
     assert_eq!(pids.len(), 2);
     // Each audit line's previous current_best is the one the line before left.
