@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use recops_alerting::{AlertManager, Severity, Threshold};
 use recops_cf_training::{
     CfModel, IterationReport, ModelType, TrainConfig, TrainData, TrainOptions, TrainingLog, train,
 };
@@ -49,6 +50,38 @@ pub enum AlertSeverity {
 pub trait AlertSink {
     /// Sends one alert.
     fn send(&self, alert_name: &str, message: &str, severity: AlertSeverity);
+
+    /// The relative ndcg@10 drop that raises `model_degradation` (0.1).
+    fn degradation_threshold(&self) -> f64 {
+        DEGRADATION_THRESHOLD
+    }
+}
+
+/// The alert manager of `config/alerts_config.yaml`: e-mail, Slack and
+/// `logs/service/alerts.log` as the rules say; `model_degradation`'s threshold comes
+/// from its rule.
+impl AlertSink for AlertManager {
+    fn send(&self, alert_name: &str, message: &str, severity: AlertSeverity) {
+        let severity = match severity {
+            AlertSeverity::Info => Severity::Info,
+            AlertSeverity::Warning => Severity::Warning,
+            AlertSeverity::Critical => Severity::Critical,
+        };
+        let report = self.send_alert(alert_name, message, severity, None);
+        tracing::debug!(alert = alert_name, report = ?report.success_map(), "alert sent");
+    }
+
+    fn degradation_threshold(&self) -> f64 {
+        match self
+            .config()
+            .alerts
+            .get("model_degradation")
+            .map(|r| r.threshold)
+        {
+            Some(Threshold::Number(t)) if t.is_finite() && t >= 0.0 => t,
+            _ => DEGRADATION_THRESHOLD,
+        }
+    }
 }
 
 /// Alerts as `tracing` events (the job's log); the default until the alert manager is
@@ -425,14 +458,15 @@ fn train_one(
     let new_ndcg = outcome.metrics.ndcg(10);
     if let Some((best_id, best)) = reg.current() {
         let best_ndcg = best.score();
-        if best_ndcg.is_finite() && new_ndcg < best_ndcg * (1.0 - DEGRADATION_THRESHOLD) {
+        let threshold = ctx.alerts.degradation_threshold();
+        if best_ndcg.is_finite() && new_ndcg < best_ndcg * (1.0 - threshold) {
             report.degraded = true;
             ctx.alerts.send(
                 "model_degradation",
                 &format!(
                     "model_degradation triggered: {model_id} ndcg@10={new_ndcg:.4} is {:.1}% below current best {best_id} ndcg@10={best_ndcg:.4} (threshold {:.0}%)",
                     (1.0 - new_ndcg / best_ndcg) * 100.0,
-                    DEGRADATION_THRESHOLD * 100.0
+                    threshold * 100.0
                 ),
                 AlertSeverity::Critical,
             );
@@ -646,6 +680,31 @@ mod tests {
             registry.load().unwrap().current_best,
             file.current_best,
             "a worse model never becomes current_best"
+        );
+    }
+
+    #[test]
+    fn the_alert_manager_sink_uses_the_model_degradation_rule_and_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::create_dir_all(home.config_dir()).unwrap();
+        std::fs::write(
+            home.alerts_config(),
+            "alerts:\n  model_degradation:\n    threshold: 0.25\n    severity: critical\n    channels: [log]\n",
+        )
+        .unwrap();
+        let manager = AlertManager::load(&home).unwrap();
+        assert_eq!(AlertSink::degradation_threshold(&manager), 0.25);
+        AlertSink::send(
+            &manager,
+            "model_degradation",
+            "model_degradation triggered: test",
+            AlertSeverity::Critical,
+        );
+        let log = std::fs::read_to_string(home.alerts_log()).unwrap();
+        assert!(
+            log.contains("| CRITICAL | alerting | model_degradation"),
+            "{log}"
         );
     }
 
