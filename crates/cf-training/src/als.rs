@@ -243,12 +243,11 @@ fn solve_cg(
     for (r, q) in s.r.iter_mut().zip(&s.q) {
         *r = -q;
     }
-    for t in 0..n {
-        let yi = yrow(y, idx[t], k);
-        let d = dot(yi, x);
-        s.dots[t] = d;
-        let ci = conf[t];
-        axpy(ci - (ci - 1.0) * d, yi, &mut s.r);
+    for (d, &i) in s.dots.iter_mut().zip(idx) {
+        *d = dot(yrow(y, i, k), x);
+    }
+    for ((&d, &i), &c) in s.dots.iter().zip(idx).zip(conf) {
+        axpy(c - (c - 1.0) * d, yrow(y, i, k), &mut s.r);
     }
     s.p.copy_from_slice(&s.r);
     let mut rsold = dot(&s.r, &s.r);
@@ -256,11 +255,12 @@ fn solve_cg(
         for _ in 0..steps {
             matvec(g, &s.p, &mut s.gp);
             s.ap.copy_from_slice(&s.gp);
-            for t in 0..n {
-                let yi = yrow(y, idx[t], k);
-                let d = dot(yi, &s.p);
-                s.pdots[t] = d;
-                axpy((conf[t] - 1.0) * d, yi, &mut s.ap);
+            // Dots first (independent, they pipeline), then the weighted sum.
+            for (pd, &i) in s.pdots.iter_mut().zip(idx) {
+                *pd = dot(yrow(y, i, k), &s.p);
+            }
+            for ((&pd, &i), &c) in s.pdots.iter().zip(idx).zip(conf) {
+                axpy((c - 1.0) * pd, yrow(y, i, k), &mut s.ap);
             }
             let pap = dot(&s.p, &s.ap);
             if pap <= 0.0 || !pap.is_finite() {

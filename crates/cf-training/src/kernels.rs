@@ -8,7 +8,7 @@
 const LANES: usize = 16;
 
 /// `a · b` over the common length.
-#[inline]
+#[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -40,70 +40,66 @@ fn reduce(acc: &[f32; LANES]) -> f32 {
 }
 
 /// `y += alpha * x` over the common length.
-#[inline]
+#[inline(always)]
 pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &mut y[..n]);
     let mut cy = y.chunks_exact_mut(LANES);
     let mut cx = x.chunks_exact(LANES);
     for (yy, xx) in (&mut cy).zip(&mut cx) {
+        // Load, compute, store through a local array: the vectoriser then needs no
+        // aliasing facts (which inlining may lose).
+        let mut t = [0.0f32; LANES];
+        t.copy_from_slice(yy);
         for l in 0..LANES {
-            yy[l] += alpha * xx[l];
+            t[l] += alpha * xx[l];
         }
+        yy.copy_from_slice(&t);
     }
     for (yy, xx) in cy.into_remainder().iter_mut().zip(cx.remainder()) {
         *yy += alpha * xx;
     }
 }
 
-/// `out = m · v` for a square row-major `k × k` matrix `m` (`k = v.len()`).
+/// `out = m · v` for a **symmetric** row-major `k × k` matrix `m` (`k = v.len()`),
+/// computed as `Σ_c v[c] · m[c, :]` over blocks of 32 columns held in registers (no
+/// horizontal sums, one broadcast per row).
 #[inline]
 pub(crate) fn matvec(m: &[f32], v: &[f32], out: &mut [f32]) {
+    const BLOCK: usize = 32;
     let k = v.len();
-    // Four rows at a time share the loads of `v`.
-    let mut rows = m[..k * k].chunks_exact(4 * k);
-    let mut outs = out[..k].chunks_exact_mut(4);
-    for (block, o) in (&mut rows).zip(&mut outs) {
-        let (r0, rest) = block.split_at(k);
-        let (r1, rest) = rest.split_at(k);
-        let (r2, r3) = rest.split_at(k);
-        let mut a0 = [0.0f32; 8];
-        let mut a1 = [0.0f32; 8];
-        let mut a2 = [0.0f32; 8];
-        let mut a3 = [0.0f32; 8];
-        let full = k - k % 8;
-        let mut c = 0;
-        while c < full {
-            let vv = &v[c..c + 8];
-            let (x0, x1, x2, x3) = (&r0[c..c + 8], &r1[c..c + 8], &r2[c..c + 8], &r3[c..c + 8]);
-            for l in 0..8 {
-                a0[l] += x0[l] * vv[l];
-                a1[l] += x1[l] * vv[l];
-                a2[l] += x2[l] * vv[l];
-                a3[l] += x3[l] * vv[l];
+    let m = &m[..k * k];
+    let out = &mut out[..k];
+    let mut j0 = 0;
+    while j0 + BLOCK <= k {
+        let mut acc = [0.0f32; BLOCK];
+        for (c, &vc) in v.iter().enumerate() {
+            let row = &m[c * k + j0..c * k + j0 + BLOCK];
+            for l in 0..BLOCK {
+                acc[l] += vc * row[l];
             }
-            c += 8;
         }
-        let mut t = [0.0f32; 4];
-        for c in full..k {
-            t[0] += r0[c] * v[c];
-            t[1] += r1[c] * v[c];
-            t[2] += r2[c] * v[c];
-            t[3] += r3[c] * v[c];
+        out[j0..j0 + BLOCK].copy_from_slice(&acc);
+        j0 += BLOCK;
+    }
+    while j0 + 8 <= k {
+        let mut acc = [0.0f32; 8];
+        for (c, &vc) in v.iter().enumerate() {
+            let row = &m[c * k + j0..c * k + j0 + 8];
+            for l in 0..8 {
+                acc[l] += vc * row[l];
+            }
         }
-        o[0] = sum8(&a0) + t[0];
-        o[1] = sum8(&a1) + t[1];
-        o[2] = sum8(&a2) + t[2];
-        o[3] = sum8(&a3) + t[3];
+        out[j0..j0 + 8].copy_from_slice(&acc);
+        j0 += 8;
     }
-    for (row, o) in rows.remainder().chunks_exact(k).zip(outs.into_remainder()) {
-        *o = dot(row, v);
+    for j in j0..k {
+        let mut acc = 0.0f32;
+        for (c, &vc) in v.iter().enumerate() {
+            acc += vc * m[c * k + j];
+        }
+        out[j] = acc;
     }
-}
-
-#[inline(always)]
-fn sum8(a: &[f32; 8]) -> f32 {
-    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
 }
 
 /// Adds `Σ rows_iᵀ rows_i` (rows of width `k`) to the row-major `k × k` matrix `g`.
@@ -175,7 +171,13 @@ mod tests {
             for i in 0..k {
                 assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
             }
-            let m: Vec<f32> = (0..k * k).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
+            // A symmetric matrix.
+            let m: Vec<f32> = (0..k * k)
+                .map(|i| {
+                    let (r, c) = (i / k, i % k);
+                    (((r.min(c) * 7 + r.max(c) * 3) % 13) as f32) - 6.0
+                })
+                .collect();
             let mut out = vec![0.0; k];
             matvec(&m, &a, &mut out);
             for r in 0..k {
