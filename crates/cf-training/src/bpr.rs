@@ -300,39 +300,65 @@ fn run_block(
         return (st, loss);
     }
     let (n_cells, n_pool) = (n as u32, b.pool.len() as u32);
-    for _ in 0..n {
-        let (lu, pos) = b.cells[rng.below(n_cells) as usize];
-        let neg = b.pool[rng.below(n_pool) as usize];
-        let u = b.user_offset + lu as usize;
-        if pos == neg {
-            st.skipped += 1;
-            continue;
+    // Samples are drawn in batches and their rows touched before any is trained, so the
+    // cache misses of a batch overlap instead of queueing one after another. The random
+    // draws and the update order are exactly those of one-by-one processing.
+    const BATCH: usize = 32;
+    let mut batch = [(0u32, 0u32, 0u32); BATCH];
+    let mut left = n;
+    while left > 0 {
+        let m = left.min(BATCH);
+        left -= m;
+        let mut touch = 0.0f32;
+        let mut touch_i = 0u32;
+        for slot in batch.iter_mut().take(m) {
+            let (lu, pos) = b.cells[rng.below(n_cells) as usize];
+            let neg = b.pool[rng.below(n_pool) as usize];
+            *slot = (lu, pos, neg);
         }
-        if p.verify_negatives {
-            let neg_item = b.group_items[neg as usize];
-            let row = &b.csr_indices[b.csr_indptr[u]..b.csr_indptr[u + 1]];
-            if row.binary_search(&neg_item).is_ok() {
+        for &(lu, pos, neg) in &batch[..m] {
+            let xu = lu as usize * d;
+            for off in (0..d).step_by(16) {
+                touch += users.get(xu + off).copied().unwrap_or(0.0);
+                touch += items[pos as usize].get(off).copied().unwrap_or(0.0);
+                touch += items[neg as usize].get(off).copied().unwrap_or(0.0);
+            }
+            let u = b.user_offset + lu as usize;
+            touch_i ^= b.csr_indices.get(b.csr_indptr[u]).copied().unwrap_or(0);
+        }
+        std::hint::black_box((touch, touch_i));
+        for &(lu, pos, neg) in &batch[..m] {
+            let u = b.user_offset + lu as usize;
+            if pos == neg {
                 st.skipped += 1;
                 continue;
             }
-        }
-        let (pos, neg) = (pos as usize, neg as usize);
-        let (yp, yn) = if pos < neg {
-            let (a, b) = items.split_at_mut(neg);
-            (&mut *a[pos], &mut *b[0])
-        } else {
-            let (a, b) = items.split_at_mut(pos);
-            (&mut *b[0], &mut *a[neg])
-        };
-        let xu = &mut users[lu as usize * d..(lu as usize + 1) * d];
-        let (x, z) = sgd_step(xu, yp, yn, p.learning_rate, p.regularization);
-        st.trained += 1;
-        if x > 0.0 {
-            st.correct += 1;
-        }
-        // -ln σ(x) = -ln z - x with z = 1 / (1 + e^x); below 1e-13 for x > 30.
-        if x < 30.0 {
-            loss += f64::from(-z.ln() - x);
+            if p.verify_negatives {
+                let neg_item = b.group_items[neg as usize];
+                let row = &b.csr_indices[b.csr_indptr[u]..b.csr_indptr[u + 1]];
+                if row.binary_search(&neg_item).is_ok() {
+                    st.skipped += 1;
+                    continue;
+                }
+            }
+            let (pos, neg) = (pos as usize, neg as usize);
+            let (yp, yn) = if pos < neg {
+                let (a, b) = items.split_at_mut(neg);
+                (&mut *a[pos], &mut *b[0])
+            } else {
+                let (a, b) = items.split_at_mut(pos);
+                (&mut *b[0], &mut *a[neg])
+            };
+            let xu = &mut users[lu as usize * d..(lu as usize + 1) * d];
+            let (x, z) = sgd_step(xu, yp, yn, p.learning_rate, p.regularization);
+            st.trained += 1;
+            if x > 0.0 {
+                st.correct += 1;
+            }
+            // -ln σ(x) = -ln z - x with z = 1 / (1 + e^x); below 1e-13 for x > 30.
+            if x < 30.0 {
+                loss += f64::from(-z.ln() - x);
+            }
         }
     }
     (st, loss)
