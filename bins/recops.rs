@@ -133,6 +133,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Init => {
+            let target = home.scheduler_config();
+            if target.exists() {
+                println!("kept     {}", target.display());
+            } else {
+                let text = recops_scheduler::DEFAULT_SCHEDULER_CONFIG.as_bytes();
+                recops_core::write_atomic(&target, text)
+                    .with_context(|| format!("writing {}", target.display()))?;
+                println!("written  {}", target.display());
+            }
             let target = home.recops_config();
             if target.exists() {
                 println!("kept     {}", target.display());

@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod alert;
+mod scheduler;
 mod stats;

@@ -10,8 +10,13 @@
 //!
 //! Modules arrive with their issues: `data_refresh`, `model_deployment`,
 //! `drift_detection`, `health_check`, `bert_embeddings`.
+//!
+//! [`SchedulerAlerts`] delivers the scheduler's `job_overdue` alerts through
+//! recops-alerting (the scheduler itself depends on tracking only).
 
 mod error;
 pub mod model_training;
+mod scheduler_alerts;
 
 pub use error::{Error, Result};
+pub use scheduler_alerts::SchedulerAlerts;
