@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod alert;
+mod bench_cf;
 mod scheduler;
 mod stats;
