@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use crate::kernels::{add_gram, axpy, cholesky_solve, dot, matvec};
+use crate::kernels::{add_gram, axpy, axpy_k, cholesky_solve, dot, dot_k, matvec, wide};
 use crate::matrix::{Csr, Factors, Interactions};
 use crate::rng::Rng;
 
@@ -194,29 +194,53 @@ fn solve_side(c: Csr<'_>, x: &mut Factors, y: &Factors, p: AlsParams) -> f64 {
         .map_init(
             || Scratch::new(k),
             |s, (task, rows)| {
-                let mut loss = 0.0f64;
-                for (j, xr) in rows.chunks_exact_mut(k).enumerate() {
-                    let row = task * ROWS_PER_TASK + j;
-                    let range = c.range(row);
-                    if range.is_empty() {
-                        xr.fill(0.0);
-                        continue;
-                    }
-                    let idx = &c.indices[range.clone()];
-                    let conf = &c.data[range];
-                    loss += match p.solver {
-                        Solver::Cg => solve_cg(xr, idx, conf, yv, &g, p.cg_steps, s),
-                        Solver::Cholesky => solve_cholesky(xr, idx, conf, yv, &g, s),
-                    };
-                }
-                loss
+                let g = &g[..];
+                wide(
+                    #[inline(always)]
+                    |fused| {
+                        if fused {
+                            solve_rows::<true>(c, rows, task * ROWS_PER_TASK, yv, g, p, s)
+                        } else {
+                            solve_rows::<false>(c, rows, task * ROWS_PER_TASK, yv, g, p, s)
+                        }
+                    },
+                )
             },
         )
         .collect();
     partials.iter().sum()
 }
 
-#[inline]
+/// Solves the rows of one task (rows `first..`), returns their loss terms.
+#[inline(always)]
+fn solve_rows<const F: bool>(
+    c: Csr<'_>,
+    rows: &mut [f32],
+    first: usize,
+    yv: &[f32],
+    g: &[f32],
+    p: AlsParams,
+    s: &mut Scratch,
+) -> f64 {
+    let k = p.factors;
+    let mut loss = 0.0f64;
+    for (j, xr) in rows.chunks_exact_mut(k).enumerate() {
+        let range = c.range(first + j);
+        if range.is_empty() {
+            xr.fill(0.0);
+            continue;
+        }
+        let idx = &c.indices[range.clone()];
+        let conf = &c.data[range];
+        loss += match p.solver {
+            Solver::Cg => solve_cg::<F>(xr, idx, conf, yv, g, p.cg_steps, s),
+            Solver::Cholesky => solve_cholesky::<F>(xr, idx, conf, yv, g, s),
+        };
+    }
+    loss
+}
+
+#[inline(always)]
 fn yrow(y: &[f32], i: u32, k: usize) -> &[f32] {
     let i = i as usize;
     &y[i * k..(i + 1) * k]
@@ -225,7 +249,8 @@ fn yrow(y: &[f32], i: u32, k: usize) -> &[f32] {
 /// Conjugate gradient on `A x = b` with `A = G + Σ (c−1) y yᵀ`, `b = Σ c y`, starting
 /// from the current `x`. Tracks `G x` and the dots `x·y_i` through the steps so the
 /// row's loss comes out without another pass.
-fn solve_cg(
+#[inline(always)]
+fn solve_cg<const F: bool>(
     x: &mut [f32],
     idx: &[u32],
     conf: &[f32],
@@ -239,39 +264,39 @@ fn solve_cg(
     s.dots.resize(n, 0.0);
     s.pdots.resize(n, 0.0);
     // r = b - A x; q = G x.
-    matvec(g, x, &mut s.q);
+    matvec::<F>(g, x, &mut s.q);
     for (r, q) in s.r.iter_mut().zip(&s.q) {
         *r = -q;
     }
     for (d, &i) in s.dots.iter_mut().zip(idx) {
-        *d = dot(yrow(y, i, k), x);
+        *d = dot_k::<F>(yrow(y, i, k), x);
     }
     for ((&d, &i), &c) in s.dots.iter().zip(idx).zip(conf) {
-        axpy(c - (c - 1.0) * d, yrow(y, i, k), &mut s.r);
+        axpy_k::<F>(c - (c - 1.0) * d, yrow(y, i, k), &mut s.r);
     }
     s.p.copy_from_slice(&s.r);
-    let mut rsold = dot(&s.r, &s.r);
+    let mut rsold = dot_k::<F>(&s.r, &s.r);
     if rsold >= 1e-20 {
         for _ in 0..steps {
-            matvec(g, &s.p, &mut s.gp);
+            matvec::<F>(g, &s.p, &mut s.gp);
             s.ap.copy_from_slice(&s.gp);
             // Dots first (independent, they pipeline), then the weighted sum.
             for (pd, &i) in s.pdots.iter_mut().zip(idx) {
-                *pd = dot(yrow(y, i, k), &s.p);
+                *pd = dot_k::<F>(yrow(y, i, k), &s.p);
             }
             for ((&pd, &i), &c) in s.pdots.iter().zip(idx).zip(conf) {
-                axpy((c - 1.0) * pd, yrow(y, i, k), &mut s.ap);
+                axpy_k::<F>((c - 1.0) * pd, yrow(y, i, k), &mut s.ap);
             }
-            let pap = dot(&s.p, &s.ap);
+            let pap = dot_k::<F>(&s.p, &s.ap);
             if pap <= 0.0 || !pap.is_finite() {
                 break;
             }
             let alpha = rsold / pap;
-            axpy(alpha, &s.p, x);
-            axpy(-alpha, &s.ap, &mut s.r);
-            axpy(alpha, &s.gp, &mut s.q);
-            axpy(alpha, &s.pdots, &mut s.dots);
-            let rsnew = dot(&s.r, &s.r);
+            axpy_k::<F>(alpha, &s.p, x);
+            axpy_k::<F>(-alpha, &s.ap, &mut s.r);
+            axpy_k::<F>(alpha, &s.gp, &mut s.q);
+            axpy_k::<F>(alpha, &s.pdots, &mut s.dots);
+            let rsnew = dot_k::<F>(&s.r, &s.r);
             if rsnew < 1e-20 {
                 break;
             }
@@ -282,12 +307,13 @@ fn solve_cg(
             rsold = rsnew;
         }
     }
-    row_loss(x, &s.q, &s.dots, conf)
+    row_loss::<F>(x, &s.q, &s.dots, conf)
 }
 
 /// `xᵀq + Σ [(c−1)d² − 2cd + c]` with `q = G x`, `d = x·y_i`.
-fn row_loss(x: &[f32], q: &[f32], dots: &[f32], conf: &[f32]) -> f64 {
-    let mut l = f64::from(dot(x, q));
+#[inline(always)]
+fn row_loss<const F: bool>(x: &[f32], q: &[f32], dots: &[f32], conf: &[f32]) -> f64 {
+    let mut l = f64::from(dot_k::<F>(x, q));
     for (&d, &c) in dots.iter().zip(conf) {
         let (d, c) = (f64::from(d), f64::from(c));
         l += (c - 1.0) * d * d - 2.0 * c * d + c;
@@ -297,7 +323,8 @@ fn row_loss(x: &[f32], q: &[f32], dots: &[f32], conf: &[f32]) -> f64 {
 
 /// Exact solve: builds `A = G + Σ (c−1) y yᵀ`, `b = Σ c y`, Cholesky. Falls back to the
 /// previous `x` if `A` is not positive definite (only possible with λ = 0).
-fn solve_cholesky(
+#[inline(always)]
+fn solve_cholesky<const F: bool>(
     x: &mut [f32],
     idx: &[u32],
     conf: &[f32],
@@ -311,21 +338,22 @@ fn solve_cholesky(
     s.r.fill(0.0);
     for (&i, &c) in idx.iter().zip(conf) {
         let yi = yrow(y, i, k);
-        axpy(c, yi, &mut s.r);
+        axpy_k::<F>(c, yi, &mut s.r);
         let w = c - 1.0;
         if w != 0.0 {
             for (a, arow) in yi.iter().zip(s.a.chunks_exact_mut(k)) {
-                axpy(w * a, yi, arow);
+                axpy_k::<F>(w * a, yi, arow);
             }
         }
     }
     if cholesky_solve(&mut s.a, &mut s.r) {
         x.copy_from_slice(&s.r);
     }
-    matvec(g, x, &mut s.q);
+    matvec::<F>(g, x, &mut s.q);
     s.dots.clear();
-    s.dots.extend(idx.iter().map(|&i| dot(yrow(y, i, k), x)));
-    row_loss(x, &s.q, &s.dots, conf)
+    s.dots
+        .extend(idx.iter().map(|&i| dot_k::<F>(yrow(y, i, k), x)));
+    row_loss::<F>(x, &s.q, &s.dots, conf)
 }
 
 #[cfg(test)]

@@ -1,8 +1,32 @@
 //! Hand-written f32 kernels for the hot loops, shaped so the compiler vectorises them:
-//! fixed-width lane arrays (`LANES` independent accumulators) over `chunks_exact`, then a
-//! scalar tail. They are plain safe Rust; the code generator turns the lane loops into
-//! SIMD instructions of the target (SSE2 on the x86-64 baseline, wider with
-//! `-C target-cpu`).
+//! fixed-width lane arrays (`LANES` independent accumulators) over `as_chunks`, then a
+//! scalar tail. They are plain safe Rust and `#[inline(always)]`, so the callers compile
+//! them twice: for the x86-64 baseline (SSE2, `FUSED = false`: separate multiply and
+//! add) and, inside [`wide`], for AVX2 with fused multiply-add (`FUSED = true`) when the
+//! CPU has it (runtime detection through `pulp`, which keeps this crate free of
+//! `unsafe`). Results are reproducible on one machine; FMA rounds differently, so an
+//! AVX2 machine and an SSE-only one may differ in the last bits.
+
+/// Runs `f` compiled for AVX2 + FMA when the CPU has them (`f` gets `true`), else as
+/// plain baseline code (`f` gets `false`). `f` must be `#[inline(always)]` all the way
+/// down for the wide instructions to be used.
+#[inline(always)]
+pub(crate) fn wide<R>(f: impl FnOnce(bool) -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v3) = pulp::x86::V3::try_new() {
+        return v3.vectorize(
+            #[inline(always)]
+            || f(true),
+        );
+    }
+    f(false)
+}
+
+/// `a * b + c`, fused when `FUSED` (only inside [`wide`], where FMA is available).
+#[inline(always)]
+pub(crate) fn fmadd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED { a.mul_add(b, c) } else { a * b + c }
+}
 
 /// Independent accumulators per loop: enough to hide add latency and fill SIMD registers.
 const LANES: usize = 16;
@@ -10,62 +34,70 @@ const LANES: usize = 16;
 /// `a · b` over the common length.
 #[inline(always)]
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_k::<false>(a, b)
+}
+
+/// [`dot`], fused or not.
+#[inline(always)]
+pub(crate) fn dot_k<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; LANES];
-    let ca = a.chunks_exact(LANES);
-    let cb = b.chunks_exact(LANES);
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
+    let (ca, ta) = a[..n].as_chunks::<8>();
+    let (cb, tb) = b[..n].as_chunks::<8>();
+    // One 8-lane accumulator (one 256-bit register, two 128-bit ones); the dots of
+    // consecutive rows are independent, so the CPU overlaps their add chains.
+    let mut acc = [0.0f32; 8];
+    for (x, y) in ca.iter().zip(cb) {
+        let mut t = acc;
+        for l in 0..8 {
+            t[l] = fmadd::<FUSED>(x[l], y[l], t[l]);
         }
+        acc = t;
     }
     let mut tail = 0.0f32;
     for (x, y) in ta.iter().zip(tb) {
-        tail += x * y;
+        tail = fmadd::<FUSED>(*x, *y, tail);
     }
-    reduce(&acc) + tail
+    sum8(&acc) + tail
 }
 
-/// Pairwise sum of the lanes (a fixed order, so results are reproducible).
+/// Tree sum of 8 lanes (a fixed order, so results are reproducible).
 #[inline(always)]
-fn reduce(acc: &[f32; LANES]) -> f32 {
-    let mut h = [0.0f32; LANES / 2];
-    for l in 0..LANES / 2 {
-        h[l] = acc[l] + acc[l + LANES / 2];
-    }
-    let q = [h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]];
+fn sum8(v: &[f32; 8]) -> f32 {
+    let q = [v[0] + v[4], v[1] + v[5], v[2] + v[6], v[3] + v[7]];
     (q[0] + q[2]) + (q[1] + q[3])
 }
 
 /// `y += alpha * x` over the common length.
 #[inline(always)]
 pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    axpy_k::<false>(alpha, x, y);
+}
+
+/// [`axpy`], fused or not.
+#[inline(always)]
+pub(crate) fn axpy_k<const FUSED: bool>(alpha: f32, x: &[f32], y: &mut [f32]) {
     let n = x.len().min(y.len());
-    let (x, y) = (&x[..n], &mut y[..n]);
-    let mut cy = y.chunks_exact_mut(LANES);
-    let mut cx = x.chunks_exact(LANES);
-    for (yy, xx) in (&mut cy).zip(&mut cx) {
+    let (cy, ty) = y[..n].as_chunks_mut::<LANES>();
+    let (cx, tx) = x[..n].as_chunks::<LANES>();
+    for (yy, xx) in cy.iter_mut().zip(cx) {
         // Load, compute, store through a local array: the vectoriser then needs no
         // aliasing facts (which inlining may lose).
-        let mut t = [0.0f32; LANES];
-        t.copy_from_slice(yy);
+        let mut t = *yy;
         for l in 0..LANES {
-            t[l] += alpha * xx[l];
+            t[l] = fmadd::<FUSED>(alpha, xx[l], t[l]);
         }
-        yy.copy_from_slice(&t);
+        *yy = t;
     }
-    for (yy, xx) in cy.into_remainder().iter_mut().zip(cx.remainder()) {
-        *yy += alpha * xx;
+    for (yy, xx) in ty.iter_mut().zip(tx) {
+        *yy = fmadd::<FUSED>(alpha, *xx, *yy);
     }
 }
 
 /// `out = m · v` for a **symmetric** row-major `k × k` matrix `m` (`k = v.len()`),
 /// computed as `Σ_c v[c] · m[c, :]` over blocks of 32 columns held in registers (no
 /// horizontal sums, one broadcast per row).
-#[inline]
-pub(crate) fn matvec(m: &[f32], v: &[f32], out: &mut [f32]) {
+#[inline(always)]
+pub(crate) fn matvec<const FUSED: bool>(m: &[f32], v: &[f32], out: &mut [f32]) {
     const BLOCK: usize = 32;
     let k = v.len();
     let m = &m[..k * k];
@@ -76,7 +108,7 @@ pub(crate) fn matvec(m: &[f32], v: &[f32], out: &mut [f32]) {
         for (c, &vc) in v.iter().enumerate() {
             let row = &m[c * k + j0..c * k + j0 + BLOCK];
             for l in 0..BLOCK {
-                acc[l] += vc * row[l];
+                acc[l] = fmadd::<FUSED>(vc, row[l], acc[l]);
             }
         }
         out[j0..j0 + BLOCK].copy_from_slice(&acc);
@@ -87,7 +119,7 @@ pub(crate) fn matvec(m: &[f32], v: &[f32], out: &mut [f32]) {
         for (c, &vc) in v.iter().enumerate() {
             let row = &m[c * k + j0..c * k + j0 + 8];
             for l in 0..8 {
-                acc[l] += vc * row[l];
+                acc[l] = fmadd::<FUSED>(vc, row[l], acc[l]);
             }
         }
         out[j0..j0 + 8].copy_from_slice(&acc);
@@ -96,7 +128,7 @@ pub(crate) fn matvec(m: &[f32], v: &[f32], out: &mut [f32]) {
     for j in j0..k {
         let mut acc = 0.0f32;
         for (c, &vc) in v.iter().enumerate() {
-            acc += vc * m[c * k + j];
+            acc = fmadd::<FUSED>(vc, m[c * k + j], acc);
         }
         out[j] = acc;
     }
@@ -179,7 +211,15 @@ mod tests {
                 })
                 .collect();
             let mut out = vec![0.0; k];
-            matvec(&m, &a, &mut out);
+            matvec::<false>(&m, &a, &mut out);
+            let mut fused = vec![0.0; k];
+            wide(|f| {
+                if f {
+                    matvec::<true>(&m, &a, &mut fused)
+                } else {
+                    matvec::<false>(&m, &a, &mut fused)
+                }
+            });
             for r in 0..k {
                 let want = naive_dot(&m[r * k..(r + 1) * k], &a);
                 assert!(
