@@ -40,6 +40,12 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// [`dot`], fused or not.
 #[inline(always)]
 pub(crate) fn dot_k<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
+    // Inside `wide` the auto-vectoriser makes 2-lane FMAs of this reduction; explicit
+    // 256-bit vectors do better. (`try_new` is a cached flag read.)
+    #[cfg(target_arch = "x86_64")]
+    if FUSED && let Some(simd) = pulp::x86::V3::try_new() {
+        return dot_v3(simd, a, b);
+    }
     let n = a.len().min(b.len());
     let (ca, ta) = a[..n].as_chunks::<8>();
     let (cb, tb) = b[..n].as_chunks::<8>();
@@ -58,6 +64,25 @@ pub(crate) fn dot_k<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
         tail = fmadd::<FUSED>(*x, *y, tail);
     }
     sum8(&acc) + tail
+}
+
+/// [`dot`] with explicit AVX2 vectors (only called inside [`wide`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn dot_v3(simd: pulp::x86::V3, a: &[f32], b: &[f32]) -> f32 {
+    use pulp::Simd;
+    let n = a.len().min(b.len());
+    let (ah, at) = pulp::x86::V3::as_simd_f32s(&a[..n]);
+    let (bh, bt) = pulp::x86::V3::as_simd_f32s(&b[..n]);
+    let mut acc = simd.splat_f32s(0.0);
+    for (x, y) in ah.iter().zip(bh) {
+        acc = simd.mul_add_f32s(*x, *y, acc);
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in at.iter().zip(bt) {
+        tail = x.mul_add(*y, tail);
+    }
+    simd.reduce_sum_f32s(acc) + tail
 }
 
 /// Tree sum of 8 lanes (a fixed order, so results are reproducible).
