@@ -223,6 +223,25 @@ mod tests {
             let a: Vec<f32> = (0..k).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..k).map(|i| (i as f32 * 0.11).cos()).collect();
             assert!((dot(&a, &b) - naive_dot(&a, &b)).abs() < 1e-4, "k={k}");
+            let fused = wide(|f| {
+                if f {
+                    dot_k::<true>(&a, &b)
+                } else {
+                    dot_k::<false>(&a, &b)
+                }
+            });
+            assert!((fused - naive_dot(&a, &b)).abs() < 1e-4, "k={k}");
+            let mut yf = b.clone();
+            wide(|f| {
+                if f {
+                    axpy_k::<true>(0.5, &a, &mut yf)
+                } else {
+                    axpy_k::<false>(0.5, &a, &mut yf)
+                }
+            });
+            for i in 0..k {
+                assert!((yf[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
+            }
             let mut y = b.clone();
             axpy(0.5, &a, &mut y);
             for i in 0..k {
