@@ -38,6 +38,24 @@ enum Command {
     /// Write the default config files into <home>/config for editing (existing files
     /// are kept).
     Init,
+    /// Benchmark ALS, BPR and the popularity baseline on a CSV
+    /// (user_id,item_id,rating,timestamp) with the ARCHITECTURE split: training seconds
+    /// per iteration and recall/ndcg/coverage@10. Hyperparameters come from the home's
+    /// als_config.yaml / bpr_config.yaml (built-in defaults when absent).
+    BenchCf {
+        /// The interactions CSV.
+        #[arg(long, value_name = "CSV")]
+        data: PathBuf,
+        /// Models to run, comma-separated: als, bpr, popularity.
+        #[arg(long, value_delimiter = ',', default_value = "als,bpr,popularity")]
+        models: Vec<recops_cf_training::BenchModel>,
+        /// Training threads.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads: u16,
+        /// Print the JSON report (the shape shared/bench/cf_vs_implicit.py reads).
+        #[arg(long)]
+        json: bool,
+    },
     /// Alerts: send a test alert, silence an alert, list rules, state and silences
     /// (config/alerts_config.yaml, logs/alert_state.db, logs/service/alerts.log).
     Alert {
@@ -171,45 +189,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Init => {
-            let target = home.scheduler_config();
-            if target.exists() {
-                println!("kept     {}", target.display());
-            } else {
-                let text = recops_scheduler::DEFAULT_SCHEDULER_CONFIG.as_bytes();
-                recops_core::write_atomic(&target, text)
-                    .with_context(|| format!("writing {}", target.display()))?;
-                println!("written  {}", target.display());
-            }
-            let target = home.recops_config();
-            if target.exists() {
-                println!("kept     {}", target.display());
-            } else {
-                recops_core::write_atomic(&target, recops_core::DEFAULT_RECOPS_CONFIG.as_bytes())
-                    .with_context(|| format!("writing {}", target.display()))?;
-                println!("written  {}", target.display());
-            }
-            let target = home.data_config();
-            if target.exists() {
-                println!("kept     {}", target.display());
-            } else {
-                recops_core::write_atomic(&target, recops_data::DEFAULT_DATA_CONFIG.as_bytes())
-                    .with_context(|| format!("writing {}", target.display()))?;
-                println!("written  {}", target.display());
-            }
-            let target = home.alerts_config();
-            if target.exists() {
-                println!("kept     {}", target.display());
-            } else {
-                recops_core::write_atomic(
-                    &target,
-                    recops_alerting::DEFAULT_ALERTS_CONFIG.as_bytes(),
-                )
-                .with_context(|| format!("writing {}", target.display()))?;
-                println!("written  {}", target.display());
+            // Every default config file, written only where the home has none.
+            for (target, text) in [
+                (home.recops_config(), recops_core::DEFAULT_RECOPS_CONFIG),
+                (home.alerts_config(), recops_alerting::DEFAULT_ALERTS_CONFIG),
+                (
+                    home.scheduler_config(),
+                    recops_scheduler::DEFAULT_SCHEDULER_CONFIG,
+                ),
+                (home.data_config(), recops_data::DEFAULT_DATA_CONFIG),
+                (home.als_config(), recops_cf_training::DEFAULT_ALS_CONFIG),
+                (home.bpr_config(), recops_cf_training::DEFAULT_BPR_CONFIG),
+            ] {
+                if target.exists() {
+                    println!("kept     {}", target.display());
+                } else {
+                    recops_core::write_atomic(&target, text.as_bytes())
+                        .with_context(|| format!("writing {}", target.display()))?;
+                    println!("written  {}", target.display());
+                }
             }
         }
         Command::Alert { action } => return alert(&home, action),
         Command::GenData(a) => gen_data(&home, &a)?,
+        Command::BenchCf {
+            data,
+            models,
+            threads,
+            json,
+        } => {
+            let rows = recops_cf_training::read_interactions_csv(&data)?;
+            let options = recops_cf_training::BenchOptions {
+                models,
+                threads: usize::from(threads),
+                als: recops_cf_training::AlsConfig::load(&home)?,
+                bpr: recops_cf_training::BprConfig::load(&home)?,
+            };
+            let report = recops_cf_training::bench_cf(&rows, &options)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", bench_table(&report));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -337,6 +359,29 @@ fn stats_table(stats: &PipelineStats, db: &str) -> String {
         out.push_str(&format!(
             "{name:<width$}  {:>7}  {:>6}  {:>7}  {:>9}  {avg:>12}  {rate:>12}\n",
             s.success, s.failed, s.running, s.cancelled
+        ));
+    }
+    out
+}
+
+fn bench_table(r: &recops_cf_training::BenchReport) -> String {
+    let s = &r.split;
+    let mut out = format!(
+        "split: {} users, {} items, {} train, {} test, {} test users\n",
+        s.users, s.items, s.train, s.test, s.test_users
+    );
+    out.push_str(&format!(
+        "{:<11}{:>12}{:>12}{:>14}{:>16}{:>12}\n",
+        "MODEL", "RECALL@10", "NDCG@10", "COVERAGE@10", "S/ITERATION", "SECONDS"
+    ));
+    for (name, m) in &r.results {
+        let per = m
+            .seconds_per_iteration
+            .map_or("-".into(), |v| format!("{v:.5}"));
+        let total = m.seconds_total.map_or("-".into(), |v| format!("{v:.3}"));
+        out.push_str(&format!(
+            "{name:<11}{:>12.5}{:>12.5}{:>14.5}{per:>16}{total:>12}\n",
+            m.recall_at_10, m.ndcg_at_10, m.coverage_at_10
         ));
     }
     out

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod alert;
+mod bench_cf;
 mod data_refresh;
+mod model_training;
 mod scheduler;
 mod stats;

@@ -22,6 +22,16 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+
+    /// A training problem (data, config, divergence, model files).
+    #[error(transparent)]
+    Training(#[from] recops_cf_training::Error),
+    /// A registry problem.
+    #[error(transparent)]
+    Registry(#[from] recops_registry::Error),
+    /// A request the job cannot honour.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// `Result` with [`Error`] as the default error.

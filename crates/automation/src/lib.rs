@@ -7,11 +7,13 @@
 //!
 //! - [`data_refresh`]: staging files -> processed interactions and training matrix
 //!   (spec Component 7).
+//! - [`model_training`]: train ALS and BPR, register the ones that beat the popularity
+//!   baseline, alert on degradation (spec Component 2).
 //! - [`SchedulerAlerts`] delivers the scheduler's `job_overdue` alerts through
 //!   recops-alerting (the scheduler itself depends on tracking only).
 //!
-//! More modules arrive with their issues: `model_training`, `model_deployment`,
-//! `drift_detection`, `health_check`, `bert_embeddings`.
+//! More modules arrive with their issues: `model_deployment`, `drift_detection`,
+//! `health_check`, `bert_embeddings`.
 //!
 //! ```
 //! use recops_automation::data_refresh::{JobStatus, refresh_data};
@@ -27,6 +29,7 @@
 
 pub mod data_refresh;
 mod error;
+pub mod model_training;
 mod scheduler_alerts;
 
 pub use error::{Error, Result};
