@@ -40,6 +40,9 @@ struct RouteHistogram {
     sum_ns: AtomicU64,
 }
 
+/// Rollups being gathered, by (minute, route index, model id).
+type RollupMap = BTreeMap<(DateTime<Utc>, usize, String), MinuteRollup>;
+
 /// Service metrics. All counters are lock-free except the per-minute rollup map.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -49,7 +52,7 @@ pub(crate) struct Metrics {
     fallbacks: AtomicU64,
     reload_success: AtomicU64,
     reload_failure: AtomicU64,
-    rollups: Mutex<BTreeMap<(DateTime<Utc>, usize, String), MinuteRollup>>,
+    rollups: Mutex<RollupMap>,
     started_at: DateTime<Utc>,
 }
 
