@@ -92,6 +92,8 @@ impl Deployer {
     /// A deployer for `options.service_url`, recording to `history`
     /// (`logs/deployment_history.json`).
     pub fn new(options: DeployOptions, history: PathBuf, clock: SharedClock) -> Result<Self> {
+        // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::blocking::Client::builder()
             .timeout(options.request_timeout)
             .build()

@@ -63,6 +63,8 @@ pub fn check_service_health(service_url: &str, timeout: Duration) -> ServiceHeal
             response,
             error: Some(error),
         };
+    // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = match reqwest::blocking::Client::builder()
         .timeout(timeout)
         .build()
