@@ -84,6 +84,19 @@ impl Home {
     pub fn recops_config(&self) -> PathBuf {
         self.join("config/recops.yaml")
     }
+    /// `config/embeddings.yaml`: the text-embedding model and the embeddings job.
+    pub fn embeddings_config(&self) -> PathBuf {
+        self.join("config/embeddings.yaml")
+    }
+
+    // ---- models/ ----------------------------------------------------------------
+
+    /// `models/`: ONNX Runtime and text-embedding models installed by
+    /// `scripts/fetch_models.sh --models-dir <home>/models` (optional; the repository's
+    /// `models/` folder is used when the home has none).
+    pub fn models_dir(&self) -> PathBuf {
+        self.join("models")
+    }
 
     // ---- data/ ------------------------------------------------------------------
 
@@ -265,6 +278,12 @@ mod tests {
             "reports/drift/drift_report_20250120.json"
         );
         assert_eq!(rel(home.checkpoints_dir("als").unwrap()), "checkpoints/als");
+        assert_eq!(rel(home.embeddings_config()), "config/embeddings.yaml");
+        assert_eq!(rel(home.models_dir()), "models");
+        assert_eq!(
+            rel(home.product_embeddings()),
+            "data/content_based_embeddings/product_embeddings.safetensors"
+        );
     }
 
     #[test]
