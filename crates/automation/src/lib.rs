@@ -8,6 +8,7 @@
 //! Modules arrive with their issues: `data_refresh`, `model_training`,
 //! `model_deployment`, `drift_detection`, `health_check`, `bert_embeddings`.
 
+pub mod bert_embeddings;
 mod error;
 
 pub use error::{Error, Result};

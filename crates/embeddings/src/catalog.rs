@@ -60,7 +60,19 @@ pub struct Catalog {
 /// `product_id` that is not an integer, a duplicate `product_id`, a malformed row, or a
 /// catalog with no products.
 pub fn read_catalog(path: &Path) -> Result<Catalog> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::Catalog {
+                path: path.to_path_buf(),
+                line: None,
+                message: "file not found; export the catalog there (CSV with columns \
+                          product_id, name, brand, category, description)"
+                    .to_owned(),
+            });
+        }
+        Err(e) => return Err(Error::io("cannot read", path, e)),
+    };
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(file);
     let bad = |line: Option<u64>, message: String| Error::Catalog {
         path: path.to_path_buf(),
@@ -81,11 +93,9 @@ pub fn read_catalog(path: &Path) -> Result<Catalog> {
         .copied()
         .filter(|c| index(c).is_none())
         .collect();
-    let (Some(id_col), Some(name_col), Some(desc_col)) = (
-        index("product_id"),
-        index("name"),
-        index("description"),
-    ) else {
+    let (Some(id_col), Some(name_col), Some(desc_col)) =
+        (index("product_id"), index("name"), index("description"))
+    else {
         return Err(bad(
             Some(1),
             format!(
@@ -154,7 +164,10 @@ pub fn read_catalog(path: &Path) -> Result<Catalog> {
 fn csv_message(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::Utf8 { err, .. } => {
-            format!("not valid UTF-8 (field {}); save the file as UTF-8", err.field() + 1)
+            format!(
+                "not valid UTF-8 (field {}); save the file as UTF-8",
+                err.field() + 1
+            )
         }
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
@@ -213,11 +226,17 @@ mod tests {
     fn bad_ids_duplicates_and_ragged_rows_name_their_line() {
         let (_d, path) = write("product_id,name,description\n1,a,b\nx2,c,d\n");
         let msg = read_catalog(&path).unwrap_err().to_string();
-        assert!(msg.contains("line 3: product_id \"x2\" is not an integer"), "{msg}");
+        assert!(
+            msg.contains("line 3: product_id \"x2\" is not an integer"),
+            "{msg}"
+        );
 
         let (_d, path) = write("product_id,name,description\n1,a,b\n2,c,d\n1,e,f\n");
         let msg = read_catalog(&path).unwrap_err().to_string();
-        assert!(msg.contains("line 4: product_id 1 already appears on line 2"), "{msg}");
+        assert!(
+            msg.contains("line 4: product_id 1 already appears on line 2"),
+            "{msg}"
+        );
 
         let (_d, path) = write("product_id,name,description\n1,a,b\n2,c\n");
         let msg = read_catalog(&path).unwrap_err().to_string();
@@ -239,6 +258,6 @@ mod tests {
 
         let missing = dir.path().join("nope.csv");
         let msg = read_catalog(&missing).unwrap_err().to_string();
-        assert!(msg.contains("nope.csv"), "{msg}");
+        assert!(msg.contains("nope.csv: file not found"), "{msg}");
     }
 }

@@ -328,8 +328,7 @@ pub fn mean_pool_normalize(
 
 fn run_hint(message: &str, seq_len: usize, max_length: usize) -> String {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("indices") || lower.contains("broadcast") || lower.contains("out of range")
-    {
+    if lower.contains("indices") || lower.contains("broadcast") || lower.contains("out of range") {
         format!(
             "{message} (sequence length {seq_len}; if the model supports fewer than \
              {max_length} tokens, lower model.max_length_tokens in config/embeddings.yaml)"
@@ -393,7 +392,11 @@ fn open_session(env: &ort::environment::Environment, spec: &ModelSpec) -> Result
 
 /// Checks the inputs and output; returns whether `token_type_ids` is an input.
 fn check_signature(session: &Session, path: &Path) -> Result<bool> {
-    let inputs: Vec<String> = session.inputs().iter().map(|o| o.name().to_owned()).collect();
+    let inputs: Vec<String> = session
+        .inputs()
+        .iter()
+        .map(|o| o.name().to_owned())
+        .collect();
     let outputs: Vec<String> = session
         .outputs()
         .iter()

@@ -7,8 +7,8 @@ pub(crate) const SETUP_HINT: &str =
 /// Errors of recops-embeddings.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file system operation failed on `path`.
-    #[error("{action} {path}: {source}")]
+    /// A file system operation failed on `path` (the cause is the source).
+    #[error("{action} {path}")]
     Io {
         /// What was being done ("cannot read", ...).
         action: &'static str,
@@ -58,7 +58,9 @@ pub enum Error {
     },
 
     /// A model file (model.onnx or tokenizer.json) does not exist.
-    #[error("{what} not found: {path}; {SETUP_HINT}, or set model.model_dir in config/embeddings.yaml")]
+    #[error(
+        "{what} not found: {path}; {SETUP_HINT}, or set model.model_dir in config/embeddings.yaml"
+    )]
     ModelMissing {
         /// "model" or "tokenizer".
         what: &'static str,
@@ -168,7 +170,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Error::Io {
             action,
             path: path.into(),
@@ -189,7 +195,10 @@ fn join_paths(paths: &[PathBuf]) -> String {
 }
 
 fn detail_suffix(detail: &Option<String>) -> String {
-    detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+    detail
+        .as_ref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default()
 }
 
 fn line_suffix(line: Option<u64>) -> String {
@@ -206,7 +215,10 @@ mod tests {
             searched: vec![PathBuf::from("/m/onnxruntime/libonnxruntime.so.1.32.0")],
         };
         let msg = e.to_string();
-        assert!(msg.contains("/m/onnxruntime/libonnxruntime.so.1.32.0"), "{msg}");
+        assert!(
+            msg.contains("/m/onnxruntime/libonnxruntime.so.1.32.0"),
+            "{msg}"
+        );
         assert!(msg.contains("scripts/fetch_models.sh"), "{msg}");
         assert!(msg.contains("ORT_DYLIB_PATH"), "{msg}");
     }

@@ -134,7 +134,9 @@ impl<'e> ProductEmbedder<'e> {
             let row = *reusable.get(&catalog.products[i].product_id)?;
             (prev.text_sha256[row] == hashes[i]).then_some(row)
         };
-        let todo: Vec<usize> = (0..texts.len()).filter(|&i| reuse_row(i).is_none()).collect();
+        let todo: Vec<usize> = (0..texts.len())
+            .filter(|&i| reuse_row(i).is_none())
+            .collect();
         match &full_reason {
             Some(reason) => tracing::info!(
                 products = texts.len(),
@@ -164,7 +166,11 @@ impl<'e> ProductEmbedder<'e> {
         let model_seconds = model_started.elapsed().as_secs_f64();
 
         let mut vectors = vec![0f32; texts.len() * dim];
-        let mut fresh = todo.iter().enumerate().map(|(k, &i)| (i, k)).collect::<HashMap<_, _>>();
+        let mut fresh = todo
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| (i, k))
+            .collect::<HashMap<_, _>>();
         for i in 0..texts.len() {
             let out = &mut vectors[i * dim..(i + 1) * dim];
             match (fresh.remove(&i), reuse_row(i), &previous) {

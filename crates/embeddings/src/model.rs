@@ -115,12 +115,23 @@ impl ModelSpec {
     /// Resolves the model of `config` in `home`: the model folder, `model.json` and the
     /// runtime library (config, `ORT_DYLIB_PATH`, then the models folder).
     pub fn from_config(config: &EmbeddingsConfig, home: &Home) -> Result<Self> {
-        let dir = config.model_dir(home);
         let runtime = find_runtime_library(
             config.onnxruntime_library(home).as_deref(),
             &config.models_dir(home),
         )?;
-        let mut spec = Self::from_dir(&dir, runtime)?;
+        let mut spec = Self::model_from_config(config, home)?;
+        spec.runtime_library = runtime;
+        Ok(spec)
+    }
+
+    /// The identity of the model `config` names, without looking for the runtime: what
+    /// the vectors would be compared against (for freshness checks).
+    pub fn configured_identity(config: &EmbeddingsConfig, home: &Home) -> Result<ModelIdentity> {
+        Self::model_from_config(config, home)?.identity()
+    }
+
+    fn model_from_config(config: &EmbeddingsConfig, home: &Home) -> Result<Self> {
+        let mut spec = Self::from_dir(&config.model_dir(home), PathBuf::new())?;
         if let Some(prefix) = &config.model.prefix {
             spec.prefix = prefix.clone();
         }
@@ -190,7 +201,11 @@ impl ModelSpec {
         };
         for (file, path, actual) in [
             (MODEL_FILE, &self.model_path, &identity.model_sha256),
-            (TOKENIZER_FILE, &self.tokenizer_path, &identity.tokenizer_sha256),
+            (
+                TOKENIZER_FILE,
+                &self.tokenizer_path,
+                &identity.tokenizer_sha256,
+            ),
         ] {
             if let Some(rec) = d.files.get(file)
                 && !rec.sha256.eq_ignore_ascii_case(actual)
@@ -315,7 +330,10 @@ mod tests {
             sha256_file(&dir.path().join("a.txt")).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-        assert_eq!(hex(&sha256_text("abc")), sha256_file(&dir.path().join("a.txt")).unwrap());
+        assert_eq!(
+            hex(&sha256_text("abc")),
+            sha256_file(&dir.path().join("a.txt")).unwrap()
+        );
     }
 
     #[test]
@@ -325,7 +343,12 @@ mod tests {
         assert_eq!(spec.prefix, "");
         assert_eq!(spec.max_length, 512);
         assert!(spec.descriptor_path.is_none());
-        let folder = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+        let folder = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         assert_eq!(spec.name, folder);
         spec.verify(&spec.identity().unwrap()).unwrap();
     }
@@ -358,7 +381,10 @@ mod tests {
         assert_eq!(spec.name, "tiny");
         assert_eq!(spec.prefix, "passage: ");
         assert_eq!(spec.max_length, 64);
-        let err = spec.verify(&spec.identity().unwrap()).unwrap_err().to_string();
+        let err = spec
+            .verify(&spec.identity().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tokenizer.json has sha256"), "{err}");
         assert!(err.contains("model.json records"), "{err}");
     }
@@ -370,7 +396,10 @@ mod tests {
         assert!(err.to_string().contains("\"cls\""), "{err}");
         let dir = folder_with(&[("model.json", "{not json")]);
         let err = ModelDescriptor::read(&dir.path().join("model.json")).unwrap_err();
-        assert!(err.to_string().starts_with("invalid model description"), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid model description"),
+            "{err}"
+        );
     }
 
     #[test]

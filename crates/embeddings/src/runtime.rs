@@ -51,9 +51,9 @@ pub(crate) fn find_runtime_library_with(
         .map(|e| e.path())
         .filter(|p| {
             p.is_file()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("libonnxruntime.so") || n == "libonnxruntime.dylib")
+                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with("libonnxruntime.so") || n == "libonnxruntime.dylib"
+                })
         })
         .collect();
     // `libonnxruntime.so.1.32.0` sorts after `libonnxruntime.so`: prefer the versioned
@@ -69,7 +69,9 @@ pub(crate) fn find_runtime_library_with(
 
 fn version_key(path: &Path) -> Vec<u64> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.split('.').filter_map(|part| part.parse().ok()).collect()
+    name.split('.')
+        .filter_map(|part| part.parse().ok())
+        .collect()
 }
 
 /// The process's ONNX Runtime: loaded once, from one file.
@@ -78,11 +80,9 @@ static RUNTIME: OnceLock<Mutex<Option<(PathBuf, Environment)>>> = OnceLock::new(
 /// Loads ONNX Runtime from `library` (once per process) and returns its environment.
 /// Asking for another file later in the same process is an error.
 pub(crate) fn environment(library: &Path) -> Result<Environment> {
-    let canonical = library
-        .canonicalize()
-        .map_err(|_| Error::RuntimeMissing {
-            searched: vec![library.to_path_buf()],
-        })?;
+    let canonical = library.canonicalize().map_err(|_| Error::RuntimeMissing {
+        searched: vec![library.to_path_buf()],
+    })?;
     let cell = RUNTIME.get_or_init(|| Mutex::new(None));
     let mut guard = cell.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((loaded, env)) = guard.as_ref() {

@@ -202,7 +202,9 @@ fn metadata_map(m: &EmbeddingsMetadata) -> HashMap<String, String> {
     ])
 }
 
-fn parse_metadata(meta: &HashMap<String, String>) -> std::result::Result<EmbeddingsMetadata, String> {
+fn parse_metadata(
+    meta: &HashMap<String, String>,
+) -> std::result::Result<EmbeddingsMetadata, String> {
     let get = |key: &str| {
         meta.get(key)
             .cloned()
@@ -272,7 +274,10 @@ pub(crate) mod tests {
         assert_eq!(back, file);
         assert_eq!(back.vector(1), &[1.0, 1.5, 2.0, 2.5]);
         // No temporary file is left next to it.
-        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
+            1
+        );
     }
 
     #[test]
