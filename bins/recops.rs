@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use recops_alerting::{AlertManager, Channel, parse_duration};
 use recops_automation::bert_embeddings;
 use recops_core::{Home, telemetry};
 use recops_tracking::{PipelineStats, PipelineTracker};
@@ -43,6 +44,50 @@ enum Command {
     /// Write the default config files into <home>/config for editing (existing files
     /// are kept).
     Init,
+    /// Alerts: send a test alert, silence an alert, list rules, state and silences
+    /// (config/alerts_config.yaml, logs/alert_state.db, logs/service/alerts.log).
+    Alert {
+        #[command(subcommand)]
+        action: AlertCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertCommand {
+    /// Send a test alert (`recops_test`, info) to check a channel's settings. Exits 1
+    /// when a channel fails or is not configured, and says why.
+    Test {
+        /// Channel to test (email, slack, log); repeat for several. Default: all three.
+        #[arg(long, value_parser = |s: &str| s.parse::<Channel>().map_err(|e| e.to_string()))]
+        channel: Vec<Channel>,
+        /// Print the per-channel result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Silence an alert: no e-mail or Slack for it until the silence ends (the log
+    /// still records it). NAME may end in '*' to match a prefix (pipeline_*).
+    Silence {
+        /// Alert name (high_latency) or prefix ending in '*'.
+        name: String,
+        /// How long: 30m, 2h, 1d, 1h30m.
+        #[arg(long = "for", value_name = "DURATION", value_parser = |s: &str| parse_duration(s).map_err(|e| e.to_string()))]
+        duration: chrono::Duration,
+        /// Why (shown in the log and in `recops alert list`).
+        #[arg(long)]
+        reason: String,
+    },
+    /// End a silence early.
+    Unsilence {
+        /// The alert name or prefix given to `recops alert silence`.
+        name: String,
+    },
+    /// Show channels, rules, alert state (firing since, last notified, notifications
+    /// sent) and silences in force.
+    List {
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -106,6 +151,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("writing {}", target.display()))?;
                 println!("written  {}", target.display());
             }
+            let target = home.scheduler_config();
+            if target.exists() {
+                println!("kept     {}", target.display());
+            } else {
+                let text = recops_scheduler::DEFAULT_SCHEDULER_CONFIG.as_bytes();
+                recops_core::write_atomic(&target, text)
+                    .with_context(|| format!("writing {}", target.display()))?;
+                println!("written  {}", target.display());
+            }
             let target = home.recops_config();
             if target.exists() {
                 println!("kept     {}", target.display());
@@ -113,6 +167,70 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 recops_core::write_atomic(&target, recops_core::DEFAULT_RECOPS_CONFIG.as_bytes())
                     .with_context(|| format!("writing {}", target.display()))?;
                 println!("written  {}", target.display());
+            }
+            let target = home.alerts_config();
+            if target.exists() {
+                println!("kept     {}", target.display());
+            } else {
+                recops_core::write_atomic(
+                    &target,
+                    recops_alerting::DEFAULT_ALERTS_CONFIG.as_bytes(),
+                )
+                .with_context(|| format!("writing {}", target.display()))?;
+                println!("written  {}", target.display());
+            }
+        }
+        Command::Alert { action } => return alert(&home, action),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn alert(home: &Home, action: AlertCommand) -> anyhow::Result<ExitCode> {
+    let alerts = AlertManager::load(home)?;
+    match action {
+        AlertCommand::Test { channel, json } => {
+            let channels = if channel.is_empty() {
+                Channel::ALL.to_vec()
+            } else {
+                channel
+            };
+            let report = alerts.send_test(&channels);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            return Ok(if report.all_sent() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        AlertCommand::Silence {
+            name,
+            duration,
+            reason,
+        } => {
+            let s = alerts.silence_for(&name, duration, &reason)?;
+            println!(
+                "silenced {} until {} ({})",
+                s.matcher,
+                s.until.format("%Y-%m-%d %H:%M UTC"),
+                s.reason
+            );
+        }
+        AlertCommand::Unsilence { name } => {
+            if !alerts.unsilence(&name)? {
+                anyhow::bail!("no silence named {name:?} (see `recops alert list`)");
+            }
+            println!("silence of {name} removed");
+        }
+        AlertCommand::List { json } => {
+            let overview = alerts.overview();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&overview)?);
+            } else {
+                print!("{overview}");
             }
         }
     }

@@ -6,10 +6,11 @@
 //! `data/content_based_embeddings/product_embeddings.safetensors` from
 //! `data/published_data/data_product.csv` (only products whose text changed go through
 //! the model, or the statistics say why all did), complete or fail the run, and alert
-//! on failure. [`check`] is the spec's freshness check (`--check`).
+//! on failure (`pipeline_bert_embeddings_failed` through recops-alerting). [`check`] is the spec's freshness check (`--check`).
 
 use std::path::PathBuf;
 
+use recops_alerting::{Severity, send_pipeline_alert};
 use recops_core::{Clock, Home, SystemClock};
 use recops_embeddings::{
     EmbeddingsConfig, Encoder, Freshness, FreshnessOptions, GenerateOptions, GenerationStats,
@@ -139,15 +140,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Alerts that the job failed. The alerting crate is wired here when it lands; until
-/// then the failure is an ERROR line in the job's log (and the failed run in
-/// `logs/pipeline_metrics.db`), which is what the alerting log channel records too.
-fn alert_failure(_home: &Home, message: &str) {
-    tracing::error!(
-        pipeline = PIPELINE,
-        status = "failed",
-        "ALERT pipeline_{PIPELINE}_failed: {message}"
-    );
+/// Alerts that the job failed: `pipeline_bert_embeddings_failed`, severity warning (the
+/// previous vectors stay in place, so it is for today, not for now), on the channels
+/// of config/alerts_config.yaml. Alerting problems are logged, never raised.
+fn alert_failure(home: &Home, message: &str) {
+    let sent = send_pipeline_alert(home, PIPELINE, "failed", message, Severity::Warning);
+    if !sent.as_ref().is_some_and(|r| r.any_sent()) {
+        tracing::error!("the failure alert of {PIPELINE} reached no channel");
+    }
 }
 
 /// The result of [`check`]: the spec's freshness fields, plus why the configured model
@@ -500,6 +500,13 @@ mod tests {
             Some(error_chain(&err).as_str())
         );
         assert_eq!(std::fs::read(home.product_embeddings()).unwrap(), before);
+        // The failure was alerted (the log channel is always on).
+        let alerts = std::fs::read_to_string(home.alerts_log()).unwrap();
+        assert!(
+            alerts.contains("pipeline_bert_embeddings_failed"),
+            "{alerts}"
+        );
+        assert!(alerts.contains("data_product.csv"), "{alerts}");
         // The lock was released.
         assert!(PipelineLock::acquire(&home, PIPELINE).unwrap().acquired());
     }

@@ -7,8 +7,13 @@
 //!
 //! Modules arrive with their issues: `data_refresh`, `model_training`,
 //! `model_deployment`, `drift_detection`, `health_check`, `bert_embeddings`.
+//!
+//! [`SchedulerAlerts`] delivers the scheduler's `job_overdue` alerts through
+//! recops-alerting (the scheduler itself depends on tracking only).
 
 pub mod bert_embeddings;
 mod error;
+mod scheduler_alerts;
 
 pub use error::{Error, Result};
+pub use scheduler_alerts::SchedulerAlerts;

@@ -184,6 +184,11 @@ impl Home {
     pub fn alert_state_db(&self) -> PathBuf {
         self.join("logs/alert_state.db")
     }
+    /// `logs/scheduler_state.db`: per scheduled job, its last fire, last success, next
+    /// fire and the instance running now.
+    pub fn scheduler_state_db(&self) -> PathBuf {
+        self.join("logs/scheduler_state.db")
+    }
     /// `logs/locks/`: one `<pipeline>.lock` file per [pipeline lock](crate).
     pub fn locks_dir(&self) -> PathBuf {
         self.join("logs/locks")
@@ -269,6 +274,11 @@ mod tests {
         assert_eq!(rel(home.cf_log("bpr").unwrap()), "logs/cf/bpr.log");
         assert_eq!(rel(home.alerts_log()), "logs/service/alerts.log");
         assert_eq!(rel(home.scheduler_log()), "logs/scheduler/scheduler.log");
+        assert_eq!(rel(home.scheduler_state_db()), "logs/scheduler_state.db");
+        assert_eq!(
+            rel(home.job_log("data_refresh").unwrap()),
+            "logs/scheduler/jobs/data_refresh.log"
+        );
         assert_eq!(
             rel(home.train_confidence()),
             "data/processed/X_train_confidence.npz"

@@ -1,0 +1,72 @@
+//! recops-alerting: the alerts every recops job sends (spec Component 5).
+//!
+//! - [`AlertManager`]: loads `config/alerts_config.yaml` ([`AlertsConfig`]) and sends
+//!   alerts on three [`Channel`]s: **email** (lettre over SMTP, STARTTLS by default,
+//!   HTML body, subject `[SEVERITY] alert_name`), **slack** (incoming webhook, the
+//!   spec's emoji per [`Severity`], 10 s timeout) and **log** (`logs/service/alerts.log`,
+//!   `YYYY-MM-DD HH:MM:SS | WARNING | alerting | high_latency triggered: ...`).
+//!   [`AlertManager::send_alert`] returns a [`SendReport`], whose
+//!   [`success_map`](SendReport::success_map) is the spec's `{channel: bool}`. A dead
+//!   mail server or Slack never panics or errors: the channel reports `false`, the log
+//!   says why (secrets redacted, see [`Secret`]), e-mail and Slack are retried with
+//!   exponential backoff first.
+//! - Rules: [`AlertManager::check_alert_conditions`] is the spec's stateless check
+//!   ([`TriggeredAlert`]s); [`AlertManager::process`] adds what on-call people rely on:
+//!   `for_evaluations` consecutive breaches before firing, one notification and then
+//!   a reminder only after `repeat_interval_hours` (default 4), a resolved notice when
+//!   the condition clears, and [silences](AlertManager::silence). State lives in
+//!   `logs/alert_state.db` ([`AlertState`]). [`AlertManager::observe`] applies the same
+//!   to a condition a job computes itself.
+//! - [`AlertManager::send_pipeline_alert`] (and the free [`send_pipeline_alert`]) is the
+//!   spec's pipeline helper.
+//!
+//! Everything is synchronous (jobs are synchronous code); do not call it from inside
+//! an async runtime's worker thread (the Slack client runs its own small runtime).
+//!
+//! ```
+//! use recops_alerting::{AlertManager, Channel, Severity};
+//! use recops_core::Home;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let home = Home::new(dir.path());
+//! // No config in the home: the shipped default applies; with no SMTP or Slack
+//! // settings in the environment only the log channel delivers.
+//! let alerts = AlertManager::load(&home)?;
+//! let report = alerts.send_alert("model_deployed", "als_20250115_103000 is live",
+//!                                Severity::Info, Some(&[Channel::Log]));
+//! assert_eq!(report.success_map()[&Channel::Log], true);
+//!
+//! let triggered = alerts.check_alert_conditions(&[("avg_latency_ms", 215.3)]);
+//! assert_eq!(triggered[0].message(), "high_latency triggered: avg_latency_ms=215.3 > 200");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod config;
+mod duration;
+mod email;
+mod error;
+mod manager;
+mod model;
+mod notice;
+mod report;
+mod retry;
+mod rules;
+mod slack;
+mod state;
+
+pub use config::{
+    AlertRule, AlertsConfig, DEFAULT_ALERTS, DEFAULT_ALERTS_CONFIG, EmailConfig, LoggingConfig,
+    NotificationSettings, SPEC_LOG_FORMAT, SeverityChannels, SlackConfig, SmtpSecurity,
+    default_metric_for,
+};
+pub use duration::{format_duration, parse_duration};
+pub use error::{Error, Result};
+pub use manager::{
+    Action, AlertManager, AlertManagerBuilder, AlertOverview, Evaluation, LOGGER_NAME, RuleSummary,
+    TEST_ALERT_NAME, send_pipeline_alert,
+};
+pub use model::{Channel, Comparison, Secret, Severity, Threshold};
+pub use report::{Delivery, SendReport};
+pub use retry::{RetryPolicy, SharedSleeper, Sleeper, ThreadSleeper};
+pub use rules::{Metrics, TriggeredAlert};
+pub use state::{ALERT_STATE_SCHEMA, AlertState, AlertStatus, Silence};

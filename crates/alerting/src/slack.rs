@@ -1,0 +1,130 @@
+//! The Slack channel: an incoming-webhook POST with reqwest.
+
+use std::sync::Once;
+
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde_json::json;
+
+use crate::config::SlackConfig;
+use crate::model::redact;
+use crate::notice::Notice;
+use crate::report::Delivery;
+use crate::retry::{Attempt, RetryPolicy, Sleeper, secs, with_retries};
+
+/// Installs rustls' ring crypto provider as the process default (once; a provider
+/// installed earlier by the binary is kept).
+pub(crate) fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The HTTP client of the Slack channel (timeout from `slack.timeout_secs`).
+pub(crate) fn build_client(cfg: &SlackConfig) -> Result<Client, String> {
+    install_crypto_provider();
+    Client::builder()
+        .timeout(secs(cfg.timeout_secs))
+        .user_agent(concat!("recops/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot create the HTTP client: {}", chain(&e.without_url())))
+}
+
+/// Posts `notice` to the webhook, retrying timeouts, connection errors, 429 and 5xx.
+pub(crate) fn send(
+    cfg: &SlackConfig,
+    client: Result<&Client, &String>,
+    notice: &Notice,
+    policy: &RetryPolicy,
+    sleeper: &dyn Sleeper,
+) -> Delivery {
+    if !cfg.enabled {
+        return Delivery::Disabled;
+    }
+    if cfg.webhook_url.is_empty() {
+        return Delivery::NotConfigured {
+            reason: "slack.webhook_url is empty (set SLACK_WEBHOOK_URL)".to_owned(),
+        };
+    }
+    let client = match client {
+        Ok(c) => c,
+        Err(reason) => {
+            return Delivery::Failed {
+                attempts: 0,
+                reason: reason.clone(),
+            };
+        }
+    };
+    let payload = json!({
+        "text": notice.slack_text(),
+        "channel": cfg.channel,
+    });
+    let scrub = |s: String| redact(&s, &[&cfg.webhook_url]);
+    let timeout = cfg.timeout_secs;
+    let (result, attempts) = with_retries(policy, sleeper, |_| {
+        match client
+            .post(cfg.webhook_url.expose().trim())
+            .json(&payload)
+            .send()
+        {
+            Ok(resp) => {
+                let status = resp.status();
+                if status.is_success() {
+                    return Attempt::Ok(());
+                }
+                let body: String = resp
+                    .text()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+                    .replace(['\n', '\r'], " ");
+                let reason = scrub(format!(
+                    "Slack webhook answered HTTP {status}: {}",
+                    body.trim()
+                ));
+                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                    Attempt::Transient(reason)
+                } else {
+                    Attempt::Permanent(reason)
+                }
+            }
+            Err(e) => {
+                let e = e.without_url();
+                if e.is_builder() {
+                    Attempt::Permanent(scrub(format!(
+                        "slack.webhook_url is not a valid URL: {}",
+                        chain(&e)
+                    )))
+                } else if e.is_timeout() {
+                    Attempt::Transient(format!("Slack webhook timed out after {timeout} s"))
+                } else {
+                    Attempt::Transient(scrub(format!("Slack webhook unreachable: {}", chain(&e))))
+                }
+            }
+        }
+    });
+    match result {
+        Ok(()) => Delivery::Sent {
+            attempts,
+            to: cfg.channel.clone(),
+        },
+        Err(reason) => Delivery::Failed { attempts, reason },
+    }
+}
+
+/// An error and its causes, `a: b: c`, without repeating a cause already in the text.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}

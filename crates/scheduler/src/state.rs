@@ -1,0 +1,488 @@
+//! The scheduler's state in SQLite (`logs/scheduler_state.db`): per job, its last
+//! fire, next fire, last run and success, overdue flag, and the instance running now.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use recops_core::{format_timestamp, parse_timestamp};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS scheduler_jobs (
+    job TEXT PRIMARY KEY,
+    first_seen TEXT NOT NULL,       -- when the scheduler first saw the job
+    last_fire TEXT,                 -- newest scheduled fire handled (run, caught up or skipped)
+    next_fire TEXT,                 -- next scheduled fire (null when disabled)
+    last_started TEXT,
+    last_finished TEXT,
+    last_status TEXT,               -- 'success' or 'failed'
+    last_run_id TEXT,               -- pipeline_runs.run_id of the last run
+    last_success TEXT,
+    overdue_since TEXT,             -- set while a job_overdue alert is active
+    running_run_id TEXT,            -- the instance running now, if any
+    running_owner_pid INTEGER,      -- the process supervising it (scheduler or --run-now)
+    running_pgid INTEGER,           -- its process group (null while it is being started)
+    running_since TEXT,
+    running_trigger TEXT,
+    running_scheduled_at TEXT
+);
+";
+
+/// The instance of a job running now, as recorded in the state database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunningClaim {
+    /// Its `pipeline_runs` row.
+    pub run_id: String,
+    /// The process supervising it (the scheduler, or a `scheduler --run-now`).
+    pub owner_pid: u32,
+    /// Its process group, once started.
+    pub pgid: Option<i64>,
+    /// When it started.
+    pub since: DateTime<Utc>,
+    /// `cron`, `manual` or `catch-up`.
+    pub trigger: String,
+    /// The fire it runs for (none for manual runs).
+    pub scheduled_at: Option<DateTime<Utc>>,
+}
+
+/// One job's row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobState {
+    /// The job id.
+    pub job: String,
+    /// When the scheduler first saw the job.
+    pub first_seen: DateTime<Utc>,
+    /// The newest scheduled fire handled.
+    pub last_fire: Option<DateTime<Utc>>,
+    /// The next scheduled fire.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// Start of the last run.
+    pub last_started: Option<DateTime<Utc>>,
+    /// End of the last run.
+    pub last_finished: Option<DateTime<Utc>>,
+    /// `success` or `failed`.
+    pub last_status: Option<String>,
+    /// `pipeline_runs.run_id` of the last run.
+    pub last_run_id: Option<String>,
+    /// End of the last successful run.
+    pub last_success: Option<DateTime<Utc>>,
+    /// Since when a `job_overdue` alert is active.
+    pub overdue_since: Option<DateTime<Utc>>,
+    /// The instance running now.
+    pub running: Option<RunningClaim>,
+}
+
+/// The state database. Safe to share between threads; several processes (the
+/// scheduler and `--run-now`) may use it at once.
+#[derive(Debug)]
+pub struct StateStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    format_timestamp(t)
+}
+
+fn opt_ts(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(format_timestamp)
+}
+
+fn parse_opt(s: Option<String>) -> Option<DateTime<Utc>> {
+    s.as_deref().and_then(parse_timestamp)
+}
+
+impl StateStore {
+    /// Opens (creating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        recops_core::ensure_parent(path)?;
+        let err = |e| Error::State {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let mut conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(StdDuration::from_secs(30)).map_err(err)?;
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(err)?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")
+            .map_err(err)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version > 1 {
+            return Err(Error::StateTooNew {
+                path: path.to_path_buf(),
+                found: version,
+            });
+        }
+        if version < 1 {
+            tx.execute_batch(SCHEMA_V1).map_err(err)?;
+            tx.pragma_update(None, "user_version", 1).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(StateStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |e| Error::State {
+            path: self.path.clone(),
+            source: e,
+        }
+    }
+
+    /// The row of `job`, if the scheduler has seen it.
+    pub fn get(&self, job: &str) -> Result<Option<JobState>> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT * FROM scheduler_jobs WHERE job = ?1",
+            [job],
+            read_state,
+        )
+        .optional()
+        .map_err(self.err())
+    }
+
+    /// Every row, by job id.
+    pub fn all(&self) -> Result<Vec<JobState>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT * FROM scheduler_jobs ORDER BY job")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], read_state)
+            .map_err(self.err())?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())?;
+        Ok(rows)
+    }
+
+    /// The row of `job`, created (first seen now, last fire now) if missing.
+    pub fn ensure(&self, job: &str, now: DateTime<Utc>) -> Result<JobState> {
+        {
+            let conn = self.conn();
+            conn.execute(
+                "INSERT OR IGNORE INTO scheduler_jobs (job, first_seen, last_fire) VALUES (?1, ?2, ?2)",
+                params![job, ts(now)],
+            )
+            .map_err(self.err())?;
+        }
+        self.get(job)?.ok_or_else(|| Error::State {
+            path: self.path.clone(),
+            source: rusqlite::Error::QueryReturnedNoRows,
+        })
+    }
+
+    /// Records the newest fire handled and the next one.
+    pub fn set_fires(
+        &self,
+        job: &str,
+        last_fire: DateTime<Utc>,
+        next_fire: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE scheduler_jobs SET last_fire = ?2, next_fire = ?3 WHERE job = ?1",
+                params![job, ts(last_fire), opt_ts(next_fire)],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Claims `job` for the run `claim` unless a live instance holds it: returns the
+    /// live holder's claim instead. `is_live` decides whether an existing claim still
+    /// runs; a dead one is returned through `on_dead` before it is replaced, so its
+    /// run can be closed.
+    pub fn claim(
+        &self,
+        job: &str,
+        claim: &RunningClaim,
+        is_live: &dyn Fn(&RunningClaim) -> bool,
+    ) -> Result<ClaimOutcome> {
+        let mut conn = self.conn();
+        let err = self.err();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let existing = tx
+            .query_row(
+                "SELECT * FROM scheduler_jobs WHERE job = ?1",
+                [job],
+                read_state,
+            )
+            .optional()
+            .map_err(&err)?
+            .and_then(|s| s.running);
+        if let Some(holder) = &existing
+            && is_live(holder)
+        {
+            return Ok(ClaimOutcome::Busy(holder.clone()));
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO scheduler_jobs (job, first_seen, last_fire) VALUES (?1, ?2, ?2)",
+            params![job, ts(claim.since)],
+        )
+        .map_err(&err)?;
+        tx.execute(
+            "UPDATE scheduler_jobs SET running_run_id = ?2, running_owner_pid = ?3, \
+             running_pgid = ?4, running_since = ?5, running_trigger = ?6, \
+             running_scheduled_at = ?7, last_started = ?5 WHERE job = ?1",
+            params![
+                job,
+                claim.run_id,
+                claim.owner_pid,
+                claim.pgid,
+                ts(claim.since),
+                claim.trigger,
+                opt_ts(claim.scheduled_at)
+            ],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)?;
+        Ok(match existing {
+            Some(dead) => ClaimOutcome::ClaimedAfterDead(dead),
+            None => ClaimOutcome::Claimed,
+        })
+    }
+
+    /// Records the process group of the run `run_id` of `job`.
+    pub fn set_pgid(&self, job: &str, run_id: &str, pgid: i64) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE scheduler_jobs SET running_pgid = ?3 WHERE job = ?1 AND running_run_id = ?2",
+                params![job, run_id, pgid],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Makes `owner_pid` the supervisor of the run `run_id` (a restarted scheduler
+    /// adopting a job its predecessor started).
+    pub fn set_owner(&self, job: &str, run_id: &str, owner_pid: u32) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE scheduler_jobs SET running_owner_pid = ?3 WHERE job = ?1 AND running_run_id = ?2",
+                params![job, run_id, owner_pid],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Records the end of the run `run_id` and releases its claim. A success clears
+    /// the overdue flag.
+    pub fn finish(
+        &self,
+        job: &str,
+        run_id: &str,
+        finished_at: DateTime<Utc>,
+        success: bool,
+    ) -> Result<()> {
+        let status = if success { "success" } else { "failed" };
+        let conn = self.conn();
+        conn.execute(
+            "UPDATE scheduler_jobs SET last_finished = ?3, last_status = ?4, last_run_id = ?2, \
+             last_success = CASE WHEN ?5 THEN ?3 ELSE last_success END, \
+             overdue_since = CASE WHEN ?5 THEN NULL ELSE overdue_since END \
+             WHERE job = ?1",
+            params![job, run_id, ts(finished_at), status, success],
+        )
+        .map_err(self.err())?;
+        conn.execute(
+            "UPDATE scheduler_jobs SET running_run_id = NULL, running_owner_pid = NULL, \
+             running_pgid = NULL, running_since = NULL, running_trigger = NULL, \
+             running_scheduled_at = NULL WHERE job = ?1 AND running_run_id = ?2",
+            params![job, run_id],
+        )
+        .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Releases the claim of `run_id` without recording a run (it never started).
+    pub fn release(&self, job: &str, run_id: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE scheduler_jobs SET running_run_id = NULL, running_owner_pid = NULL, \
+                 running_pgid = NULL, running_since = NULL, running_trigger = NULL, \
+                 running_scheduled_at = NULL WHERE job = ?1 AND running_run_id = ?2",
+                params![job, run_id],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Sets or clears the overdue flag.
+    pub fn set_overdue(&self, job: &str, since: Option<DateTime<Utc>>) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE scheduler_jobs SET overdue_since = ?2 WHERE job = ?1",
+                params![job, opt_ts(since)],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+}
+
+/// The result of [`StateStore::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The job is now claimed by the caller.
+    Claimed,
+    /// Claimed, replacing a claim whose instance is gone (its run must be closed).
+    ClaimedAfterDead(RunningClaim),
+    /// A live instance holds the job.
+    Busy(RunningClaim),
+}
+
+fn read_state(r: &Row<'_>) -> rusqlite::Result<JobState> {
+    let running = match r.get::<_, Option<String>>("running_run_id")? {
+        Some(run_id) => Some(RunningClaim {
+            run_id,
+            owner_pid: r
+                .get::<_, Option<i64>>("running_owner_pid")?
+                .unwrap_or_default()
+                .try_into()
+                .unwrap_or_default(),
+            pgid: r.get("running_pgid")?,
+            since: parse_opt(r.get("running_since")?).unwrap_or_default(),
+            trigger: r
+                .get::<_, Option<String>>("running_trigger")?
+                .unwrap_or_default(),
+            scheduled_at: parse_opt(r.get("running_scheduled_at")?),
+        }),
+        None => None,
+    };
+    Ok(JobState {
+        job: r.get("job")?,
+        first_seen: parse_opt(r.get("first_seen")?).unwrap_or_default(),
+        last_fire: parse_opt(r.get("last_fire")?),
+        next_fire: parse_opt(r.get("next_fire")?),
+        last_started: parse_opt(r.get("last_started")?),
+        last_finished: parse_opt(r.get("last_finished")?),
+        last_status: r.get("last_status")?,
+        last_run_id: r.get("last_run_id")?,
+        last_success: parse_opt(r.get("last_success")?),
+        overdue_since: parse_opt(r.get("overdue_since")?),
+        running,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+
+    fn t(h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 1, 15, h, 0, 0).unwrap()
+    }
+
+    fn claim(run_id: &str, since: DateTime<Utc>) -> RunningClaim {
+        RunningClaim {
+            run_id: run_id.into(),
+            owner_pid: 42,
+            pgid: None,
+            since,
+            trigger: "cron".into(),
+            scheduled_at: Some(since),
+        }
+    }
+
+    #[test]
+    fn state_survives_reopen_and_tracks_fires_runs_and_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/scheduler_state.db");
+        let s = StateStore::open(&path).unwrap();
+        let st = s.ensure("data_refresh", t(1)).unwrap();
+        assert_eq!(st.first_seen, t(1));
+        assert_eq!(st.last_fire, Some(t(1)));
+        // ensure() does not reset an existing row.
+        s.set_fires("data_refresh", t(2), Some(t(2) + Duration::days(1)))
+            .unwrap();
+        assert_eq!(
+            s.ensure("data_refresh", t(5)).unwrap().last_fire,
+            Some(t(2))
+        );
+
+        assert_eq!(
+            s.claim("data_refresh", &claim("r1", t(2)), &|_| true)
+                .unwrap(),
+            ClaimOutcome::Claimed
+        );
+        s.set_pgid("data_refresh", "r1", 777).unwrap();
+        s.set_overdue("data_refresh", Some(t(1))).unwrap();
+        drop(s);
+
+        let s = StateStore::open(&path).unwrap();
+        let st = s.get("data_refresh").unwrap().unwrap();
+        let running = st.running.unwrap();
+        assert_eq!((running.run_id.as_str(), running.pgid), ("r1", Some(777)));
+        assert_eq!(st.next_fire, Some(t(2) + Duration::days(1)));
+        s.finish("data_refresh", "r1", t(3), true).unwrap();
+        let st = s.get("data_refresh").unwrap().unwrap();
+        assert_eq!(st.running, None);
+        assert_eq!(st.last_success, Some(t(3)));
+        assert_eq!(st.last_status.as_deref(), Some("success"));
+        assert_eq!(st.overdue_since, None);
+        // A failure keeps the last success.
+        s.claim("data_refresh", &claim("r2", t(4)), &|_| true)
+            .unwrap();
+        s.finish("data_refresh", "r2", t(5), false).unwrap();
+        let st = s.get("data_refresh").unwrap().unwrap();
+        assert_eq!(st.last_success, Some(t(3)));
+        assert_eq!(st.last_status.as_deref(), Some("failed"));
+        assert_eq!(st.last_run_id.as_deref(), Some("r2"));
+        assert_eq!(s.all().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_live_claim_blocks_a_second_instance_and_a_dead_one_is_handed_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateStore::open(&dir.path().join("s.db")).unwrap();
+        s.claim("j", &claim("r1", t(1)), &|_| true).unwrap();
+        match s.claim("j", &claim("r2", t(2)), &|_| true).unwrap() {
+            ClaimOutcome::Busy(h) => assert_eq!(h.run_id, "r1"),
+            other => panic!("{other:?}"),
+        }
+        match s.claim("j", &claim("r2", t(2)), &|_| false).unwrap() {
+            ClaimOutcome::ClaimedAfterDead(h) => assert_eq!(h.run_id, "r1"),
+            other => panic!("{other:?}"),
+        }
+        // Finishing an old run does not release the new claim.
+        s.finish("j", "r1", t(3), false).unwrap();
+        assert_eq!(s.get("j").unwrap().unwrap().running.unwrap().run_id, "r2");
+        s.release("j", "r2").unwrap();
+        assert_eq!(s.get("j").unwrap().unwrap().running, None);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_not_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(StateStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        drop(conn);
+        let e = StateStore::open(&path).unwrap_err();
+        assert!(matches!(e, Error::StateTooNew { found: 7, .. }), "{e}");
+        assert!(e.to_string().contains("s.db"), "{e}");
+    }
+}
