@@ -239,3 +239,54 @@ fn init_writes_the_embeddings_config_once() {
         "edited"
     );
 }
+
+#[test]
+fn fetch_models_check_finds_missing_and_tampered_files() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch_models.sh");
+    let dir = tempfile::tempdir().unwrap();
+    let check = || {
+        Command::new("bash")
+            .arg(&script)
+            .args(["--check", "--models-dir"])
+            .arg(dir.path())
+            .env_remove("RECOPS_MODELS_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing or damaged"), "{err}");
+    assert!(err.contains("libonnxruntime.so.1.32.0"), "{err}");
+    assert!(err.contains("run: "), "{err}");
+
+    // A complete folder: the real runtime library and a model whose model.json
+    // records the sha256 of its files.
+    let Some(rt) = runtime() else { return };
+    let ort_dir = dir.path().join("onnxruntime");
+    std::fs::create_dir_all(&ort_dir).unwrap();
+    std::os::unix::fs::symlink(&rt, ort_dir.join("libonnxruntime.so.1.32.0")).unwrap();
+    let model = dir.path().join("multilingual-e5-small");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("model.onnx"), "m").unwrap();
+    std::fs::write(model.join("tokenizer.json"), "t").unwrap();
+    let sha = |f: &str| recops_embeddings::sha256_file(&model.join(f)).unwrap();
+    let desc = serde_json::json!({"files": {
+        "model.onnx": {"sha256": sha("model.onnx")},
+        "tokenizer.json": {"sha256": sha("tokenizer.json")},
+    }});
+    std::fs::write(model.join("model.json"), desc.to_string()).unwrap();
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ready"));
+
+    std::fs::write(model.join("tokenizer.json"), "changed").unwrap();
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("multilingual-e5-small"), "{err}");
+}
