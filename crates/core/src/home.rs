@@ -89,6 +89,20 @@ impl Home {
         self.join("config/data_config.yaml")
     }
 
+    /// `config/embeddings.yaml`: the text-embedding model and the embeddings job.
+    pub fn embeddings_config(&self) -> PathBuf {
+        self.join("config/embeddings.yaml")
+    }
+
+    // ---- models/ ----------------------------------------------------------------
+
+    /// `models/`: ONNX Runtime and text-embedding models installed by
+    /// `scripts/fetch_models.sh --models-dir <home>/models` (optional; the repository's
+    /// `models/` folder is used when the home has none).
+    pub fn models_dir(&self) -> PathBuf {
+        self.join("models")
+    }
+
     // ---- data/ ------------------------------------------------------------------
 
     /// `data/staging/`: new interaction files are dropped here.
@@ -288,6 +302,12 @@ mod tests {
         assert_eq!(
             rel(home.data_version_file()),
             "data/processed/data_version.json"
+        );
+        assert_eq!(rel(home.embeddings_config()), "config/embeddings.yaml");
+        assert_eq!(rel(home.models_dir()), "models");
+        assert_eq!(
+            rel(home.product_embeddings()),
+            "data/content_based_embeddings/product_embeddings.safetensors"
         );
     }
 

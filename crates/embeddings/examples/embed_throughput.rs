@@ -1,0 +1,77 @@
+//! Throughput harness for the Encoder, the Rust side of benches/embeddings_compare.sh:
+//! embeds every line of a text file with the same settings as
+//! benches/embeddings_python.py and prints one JSON line (texts, seconds,
+//! texts_per_second; best of --repeat runs after a one-text warm-up).
+//!
+//! ```text
+//! cargo run --release -p recops-embeddings --example embed_throughput -- \
+//!     --model-dir models/multilingual-e5-small --texts texts.txt \
+//!     [--batch-size 32] [--threads 2] [--max-length 256] [--prefix "passage: "] \
+//!     [--sort] [--repeat 3] [--vectors-out F]
+//! ```
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use recops_embeddings::{
+    EmbedOptions, Encoder, ModelSpec, find_runtime_library, repository_models_dir,
+};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut model_dir, mut texts_path, mut out) = (None, None, None);
+    let (mut batch, mut threads, mut max_len, mut repeat) = (32usize, 2usize, 256usize, 3usize);
+    let (mut prefix, mut sort) = ("passage: ".to_owned(), false);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
+        match a.as_str() {
+            "--model-dir" => model_dir = Some(PathBuf::from(value())),
+            "--texts" => texts_path = Some(PathBuf::from(value())),
+            "--batch-size" => batch = value().parse().unwrap(),
+            "--threads" => threads = value().parse().unwrap(),
+            "--max-length" => max_len = value().parse().unwrap(),
+            "--prefix" => prefix = value(),
+            "--repeat" => repeat = value().parse().unwrap(),
+            "--vectors-out" => out = Some(PathBuf::from(value())),
+            "--sort" => sort = true,
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let model_dir =
+        model_dir.unwrap_or_else(|| repository_models_dir().join("multilingual-e5-small"));
+    let texts = std::fs::read_to_string(texts_path.expect("--texts FILE is required")).unwrap();
+    let texts: Vec<&str> = texts.lines().collect();
+    let runtime = find_runtime_library(None, &repository_models_dir()).unwrap();
+    let mut spec = ModelSpec::from_dir(&model_dir, runtime).unwrap();
+    spec.prefix = prefix;
+    spec.max_length = max_len;
+    spec.intra_op_threads = threads;
+    let mut encoder = Encoder::open(spec).unwrap(); // includes a one-text test run
+    let options = EmbedOptions {
+        batch_size: batch,
+        sort_by_length: sort,
+    };
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..repeat.max(1) {
+        let t0 = Instant::now();
+        let v = encoder.embed(&texts, &options, &mut |_| {}).unwrap();
+        best = best.min(t0.elapsed().as_secs_f64());
+        last = Some(v);
+    }
+    if let (Some(path), Some(v)) = (out, last) {
+        let bytes: Vec<u8> = v.vectors.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(path, bytes).unwrap();
+    }
+    println!(
+        "{{\"impl\": \"rust\", \"texts\": {}, \"seconds\": {:.3}, \"texts_per_second\": {:.1}, \"sorted\": {}}}",
+        texts.len(),
+        best,
+        texts.len() as f64 / best,
+        sort
+    );
+}

@@ -1,0 +1,282 @@
+//! `config/embeddings.yaml`: the text-embedding model and the bert-embeddings job.
+
+use std::path::{Path, PathBuf};
+
+use recops_core::{Home, Validate, load_config};
+use serde::Deserialize;
+
+use crate::error::Result;
+
+/// The shipped `config/embeddings.yaml`, used when the home has none.
+pub const DEFAULT_EMBEDDINGS_CONFIG: &str = include_str!("../../../config/embeddings.yaml");
+
+/// The model folder name that `scripts/fetch_models.sh` installs.
+pub const DEFAULT_MODEL_NAME: &str = "multilingual-e5-small";
+
+/// `config/embeddings.yaml`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsConfig {
+    /// Which model and runtime to use.
+    pub model: ModelSettings,
+    /// How product embeddings are generated.
+    #[serde(default)]
+    pub generation: GenerationSettings,
+    /// When embeddings count as stale.
+    #[serde(default)]
+    pub freshness: FreshnessSettings,
+}
+
+/// `model:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    /// Folder set up by `scripts/fetch_models.sh`; empty = `<home>/models` when it
+    /// exists, else the repository's `models/`.
+    #[serde(default)]
+    pub models_dir: String,
+    /// Folder with `model.onnx` + `tokenizer.json` (+ optional `model.json`); empty =
+    /// `<models_dir>/multilingual-e5-small`.
+    #[serde(default)]
+    pub model_dir: String,
+    /// ONNX Runtime shared library; empty = `$ORT_DYLIB_PATH`, else
+    /// `<models_dir>/onnxruntime/libonnxruntime.so.*`.
+    #[serde(default)]
+    pub onnxruntime_library: String,
+    /// Text put before every product text; `None` = the model's own (model.json).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Tokens per text including special tokens (default 256); longer texts are
+    /// truncated. Capped by the model's maximum.
+    #[serde(default = "default_max_length")]
+    pub max_length_tokens: usize,
+    /// ONNX Runtime intra-op threads; 0 = the runtime's choice (one per core).
+    #[serde(default)]
+    pub intra_op_threads: usize,
+}
+
+/// `generation:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationSettings {
+    /// Texts per forward pass (default 32, the spec's).
+    pub batch_size: usize,
+    /// Batch texts of similar token length together (default true): less padding,
+    /// identical vectors.
+    #[serde(default = "default_true")]
+    pub sort_by_length: bool,
+}
+
+/// `freshness:` section.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessSettings {
+    /// Embeddings older than this many days are stale (default 30, the spec's).
+    pub stale_after_days: u32,
+}
+
+fn default_max_length() -> usize {
+    256
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for GenerationSettings {
+    fn default() -> Self {
+        GenerationSettings {
+            batch_size: 32,
+            sort_by_length: true,
+        }
+    }
+}
+
+impl Default for FreshnessSettings {
+    fn default() -> Self {
+        FreshnessSettings {
+            stale_after_days: 30,
+        }
+    }
+}
+
+impl Validate for EmbeddingsConfig {
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if !(3..=8192).contains(&self.model.max_length_tokens) {
+            p.push((
+                "model.max_length_tokens".into(),
+                format!(
+                    "expected 3..=8192 tokens (room for the special tokens), got {}",
+                    self.model.max_length_tokens
+                ),
+            ));
+        }
+        if self.model.intra_op_threads > 1024 {
+            p.push((
+                "model.intra_op_threads".into(),
+                format!(
+                    "expected 0 (automatic) to 1024 threads, got {}",
+                    self.model.intra_op_threads
+                ),
+            ));
+        }
+        if !(1..=4096).contains(&self.generation.batch_size) {
+            p.push((
+                "generation.batch_size".into(),
+                format!(
+                    "expected 1..=4096 texts, got {}",
+                    self.generation.batch_size
+                ),
+            ));
+        }
+        if self.freshness.stale_after_days == 0 {
+            p.push((
+                "freshness.stale_after_days".into(),
+                "expected a number of days > 0".into(),
+            ));
+        }
+        p
+    }
+}
+
+impl EmbeddingsConfig {
+    /// Loads `config/embeddings.yaml` of `home`, or the built-in default.
+    pub fn load(home: &Home) -> Result<Self> {
+        Ok(load_config(
+            &home.embeddings_config(),
+            DEFAULT_EMBEDDINGS_CONFIG,
+        )?)
+    }
+
+    /// The models folder: `model.models_dir` (relative to the home), else
+    /// `<home>/models` when it exists, else the repository's `models/`
+    /// ([`repository_models_dir`]).
+    pub fn models_dir(&self, home: &Home) -> PathBuf {
+        if !self.model.models_dir.trim().is_empty() {
+            return home.root().join(self.model.models_dir.trim());
+        }
+        let in_home = home.models_dir();
+        if in_home.is_dir() {
+            in_home
+        } else {
+            repository_models_dir()
+        }
+    }
+
+    /// The model folder: `model.model_dir` (relative to the home), else
+    /// `<models_dir>/multilingual-e5-small`.
+    pub fn model_dir(&self, home: &Home) -> PathBuf {
+        if !self.model.model_dir.trim().is_empty() {
+            return home.root().join(self.model.model_dir.trim());
+        }
+        self.models_dir(home).join(DEFAULT_MODEL_NAME)
+    }
+
+    /// `model.onnxruntime_library` (relative to the home), if set.
+    pub fn onnxruntime_library(&self, home: &Home) -> Option<PathBuf> {
+        let s = self.model.onnxruntime_library.trim();
+        (!s.is_empty()).then(|| home.root().join(s))
+    }
+}
+
+/// The `models/` folder of the recops repository this crate was built from, where
+/// `scripts/fetch_models.sh` installs by default.
+pub fn repository_models_dir() -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match crate_dir.parent().and_then(Path::parent) {
+        Some(repo) => repo.join("models"),
+        None => crate_dir.join("models"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recops_core::{ConfigFormat, parse_config};
+    use std::collections::HashMap;
+
+    fn parse(text: &str, env: &HashMap<String, String>) -> recops_core::Result<EmbeddingsConfig> {
+        parse_config(
+            text,
+            Path::new("config/embeddings.yaml"),
+            ConfigFormat::Yaml,
+            env,
+        )
+    }
+
+    #[test]
+    fn shipped_config_parses_with_the_spec_defaults() {
+        let cfg = parse(DEFAULT_EMBEDDINGS_CONFIG, &HashMap::new()).unwrap();
+        assert_eq!(cfg.generation.batch_size, 32);
+        assert_eq!(cfg.freshness.stale_after_days, 30);
+        assert_eq!(cfg.model.max_length_tokens, 256);
+        assert_eq!(cfg.model.prefix, None);
+        assert!(cfg.model.models_dir.is_empty());
+        assert!(cfg.generation.sort_by_length);
+    }
+
+    #[test]
+    fn environment_points_at_another_models_folder() {
+        let env = HashMap::from([("RECOPS_MODELS_DIR".to_owned(), "/srv/models".to_owned())]);
+        let cfg = parse(DEFAULT_EMBEDDINGS_CONFIG, &env).unwrap();
+        let home = Home::new("/srv/recops");
+        assert_eq!(cfg.models_dir(&home), PathBuf::from("/srv/models"));
+        assert_eq!(
+            cfg.model_dir(&home),
+            PathBuf::from("/srv/models/multilingual-e5-small")
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_home() {
+        let text = DEFAULT_EMBEDDINGS_CONFIG
+            .replace(
+                "model_dir: ${RECOPS_EMBEDDINGS_MODEL_DIR:-}",
+                "model_dir: models/phobert",
+            )
+            .replace(
+                "onnxruntime_library: \"\"",
+                "onnxruntime_library: lib/libonnxruntime.so",
+            );
+        let cfg = parse(&text, &HashMap::new()).unwrap();
+        let home = Home::new("/srv/recops");
+        assert_eq!(
+            cfg.model_dir(&home),
+            PathBuf::from("/srv/recops/models/phobert")
+        );
+        assert_eq!(
+            cfg.onnxruntime_library(&home),
+            Some(PathBuf::from("/srv/recops/lib/libonnxruntime.so"))
+        );
+    }
+
+    #[test]
+    fn without_a_models_folder_in_the_home_the_repository_one_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let cfg = parse(DEFAULT_EMBEDDINGS_CONFIG, &HashMap::new()).unwrap();
+        assert_eq!(cfg.models_dir(&home), repository_models_dir());
+        std::fs::create_dir(home.models_dir()).unwrap();
+        assert_eq!(cfg.models_dir(&home), home.models_dir());
+    }
+
+    #[test]
+    fn bad_values_are_all_reported_with_their_keys() {
+        let text = DEFAULT_EMBEDDINGS_CONFIG
+            .replace("batch_size: 32", "batch_size: 0")
+            .replace("stale_after_days: 30", "stale_after_days: 0")
+            .replace("max_length_tokens: 256", "max_length_tokens: 2");
+        let err = parse(&text, &HashMap::new()).unwrap_err().to_string();
+        assert!(err.contains("generation.batch_size"), "{err}");
+        assert!(err.contains("freshness.stale_after_days"), "{err}");
+        assert!(err.contains("model.max_length_tokens"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = DEFAULT_EMBEDDINGS_CONFIG.replace("batch_size: 32", "batch_sise: 32");
+        let err = parse(&text, &HashMap::new()).unwrap_err().to_string();
+        assert!(err.contains("batch_sise"), "{err}");
+    }
+}
