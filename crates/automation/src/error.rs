@@ -12,7 +12,7 @@ pub enum Error {
     Data(#[from] recops_data::Error),
 
     /// A tracked job run failed; the run is recorded as failed and an alert was sent.
-    #[error("{pipeline} run {run_id} failed: {source}")]
+    #[error("{pipeline} run {run_id} failed")]
     JobFailed {
         /// The pipeline (`data_refresh`, ...).
         pipeline: &'static str,
@@ -26,13 +26,12 @@ pub enum Error {
     /// A training problem (data, config, divergence, model files).
     #[error(transparent)]
     Training(#[from] recops_cf_training::Error),
+    /// A drift detection problem (processed data, report).
+    #[error(transparent)]
+    Drift(#[from] recops_drift::Error),
     /// A registry problem.
     #[error(transparent)]
     Registry(#[from] recops_registry::Error),
-    /// A request the job cannot honour.
-    #[error("{0}")]
-    Unsupported(String),
-
     /// A file or process operation failed.
     #[error("{action}: {path}")]
     Io {

@@ -7,13 +7,18 @@
 //!
 //! - [`data_refresh`]: staging files -> processed interactions and training matrix
 //!   (spec Component 7).
+//! - [`drift_detection`]: rating, popularity and interaction drift of the last week,
+//!   reports, the `data_drift` alert, optional retraining (spec Component 4).
+//! - [`health_check`]: service, data, model, pipelines, embeddings and service metrics
+//!   in one report, with an alert while unhealthy (spec Component 3).
 //! - [`model_training`]: train ALS and BPR, register the ones that beat the popularity
 //!   baseline, alert on degradation (spec Component 2).
+//! - [`model_deployment`]: deploy the registry's best model to the recommender with hot
+//!   reload, verification and rollback (spec Component 6).
 //! - [`SchedulerAlerts`] delivers the scheduler's `job_overdue` alerts through
 //!   recops-alerting (the scheduler itself depends on tracking only).
 //!
-//! More modules arrive with their issues: `model_deployment`, `drift_detection`,
-//! `health_check`, `bert_embeddings`.
+//! More modules arrive with their issues: `health_check`, `bert_embeddings`.
 //!
 //! ```
 //! use recops_automation::data_refresh::{JobStatus, refresh_data};
@@ -29,7 +34,10 @@
 
 pub mod bert_embeddings;
 pub mod data_refresh;
+pub mod drift_detection;
 mod error;
+pub mod health_check;
+pub mod model_deployment;
 pub mod model_training;
 mod scheduler_alerts;
 

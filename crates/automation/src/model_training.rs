@@ -8,7 +8,8 @@
 //! popularity baseline and promote the best ndcg@10 among active models, raise a
 //! critical `model_degradation` alert when its ndcg@10 is more than 10 % below the
 //! current best's -> complete or fail the pipeline run -> completion or failure alert.
-//! `auto_deploy` is refused until the deployment job exists.
+//! `auto_deploy` (in [`train_models`]) deploys the new `current_best` with the
+//! [model-deployment job](crate::model_deployment) once training is done.
 
 use std::collections::BTreeMap;
 
@@ -26,7 +27,7 @@ use recops_tracking::{
 use serde::Serialize;
 use serde_json::json;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Pipeline name (lock, pipeline runs, alerts).
 pub const PIPELINE: &str = "model_training";
@@ -135,7 +136,17 @@ pub fn train_models(home: &Home, options: &TrainModelsOptions) -> Result<TrainMo
         alerts,
         clock: SystemClock::shared(),
     };
-    train_models_with(home, options, &ctx)
+    let mut report = train_models_with(home, options, &ctx)?;
+    // `auto_deploy`: once training has released its lock, deploy the new current_best.
+    if options.auto_deploy && report.ok() && report.current_best.is_some() {
+        let deployment = crate::model_deployment::deploy_model(
+            home,
+            &crate::model_deployment::DeployJobOptions::default(),
+        )?;
+        report.message = format!("{}; deployment: {}", report.message, deployment.message);
+        report.deployment = Some(deployment);
+    }
+    Ok(report)
 }
 
 /// What to do.
@@ -214,12 +225,17 @@ pub struct TrainModelsReport {
     pub current_best: Option<String>,
     /// A one-line summary.
     pub message: String,
+    /// The deployment of `current_best` when `auto_deploy` was asked (by
+    /// [`train_models`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<crate::model_deployment::DeployJobResult>,
 }
 
 impl TrainModelsReport {
-    /// True unless a model failed or the data could not be loaded.
+    /// True unless a model failed, the data could not be loaded, or the automatic
+    /// deployment failed.
     pub fn ok(&self) -> bool {
-        self.status != "failed"
+        self.status != "failed" && self.deployment.as_ref().is_none_or(|d| d.ok())
     }
 }
 
@@ -245,13 +261,6 @@ pub fn train_models_with(
     options: &TrainModelsOptions,
     ctx: &JobContext<'_>,
 ) -> Result<TrainModelsReport> {
-    if options.auto_deploy {
-        return Err(Error::Unsupported(
-            "--auto-deploy needs the model-deployment job, which is not part of this build yet; \
-             train without it and deploy the registry's current_best with model-deployment"
-                .into(),
-        ));
-    }
     let types = if options.model_types.is_empty() {
         ModelType::all().to_vec()
     } else {
@@ -269,6 +278,7 @@ pub fn train_models_with(
             data_version: None,
             models: Vec::new(),
             current_best: None,
+            deployment: None,
             message: format!("another {PIPELINE} run is in progress{holder}; nothing done"),
         });
     }
@@ -330,6 +340,7 @@ pub fn train_models_with(
                 data_version: None,
                 models: Vec::new(),
                 current_best: None,
+                deployment: None,
                 message: msg,
             })
         }
@@ -374,6 +385,7 @@ fn run_job(
         data_version: Some(data_version),
         models,
         current_best: current_best.clone(),
+        deployment: None,
         message: format!(
             "{summary}; current_best {}",
             current_best.as_deref().unwrap_or("none")
@@ -547,6 +559,7 @@ fn train_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use chrono::{TimeZone, Utc};
     use recops_core::FixedClock;
     use recops_data::{RawInteraction, temporal_split};
@@ -742,7 +755,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_recorded_and_alerted_and_auto_deploy_is_refused() {
+    fn failures_are_recorded_and_alerted() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
         let alerts = Recorded::default();
@@ -775,13 +788,6 @@ mod tests {
                 AlertSeverity::Critical
             )
         );
-
-        let opts = TrainModelsOptions {
-            auto_deploy: true,
-            ..Default::default()
-        };
-        let err = train_models_with(&home, &opts, &ctx(&broken, &alerts)).unwrap_err();
-        assert!(err.to_string().contains("model-deployment"), "{err}");
 
         // Another holder of the lock: nothing done.
         let _held = PipelineLock::acquire(&home, PIPELINE).unwrap();

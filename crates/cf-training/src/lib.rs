@@ -55,6 +55,7 @@ mod kernels;
 mod matrix;
 mod model;
 mod rng;
+mod serving_index;
 mod tensors;
 mod trainer;
 
@@ -78,6 +79,7 @@ pub use model::{
     CfModel, MODEL_FORMAT_VERSION, MODEL_META_FILE, MODEL_TENSORS_FILE, ModelMeta, ModelType,
     TrainingSummary, mapping_fingerprint,
 };
+pub use serving_index::{SERVING_INDEX_FILE, ServingIndex};
 pub use trainer::{
     IterationReport, TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, new_model_id,
     thousands, train,

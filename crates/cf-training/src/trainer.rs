@@ -706,6 +706,10 @@ fn train_inner(
         item_factors: items,
     };
     let model_dir = home.model_dir(&model_id)?;
+    // The serving index first: `model.json`, written last by `save`, marks the folder
+    // complete.
+    recops_core::ensure_dir(&model_dir)?;
+    crate::ServingIndex::from_split(split).save(&model_dir)?;
     model.save(&model_dir)?;
     log.info(&format!("Model saved to {}", model_dir.display()));
     Ok(TrainOutcome {

@@ -25,6 +25,24 @@ pub struct DriftInput {
 }
 
 impl DriftInput {
+    /// Reads the columns drift needs from `data/processed/interactions.parquet` of
+    /// `home` (comments are skipped) and returns them with the table's data version.
+    pub fn load(home: &recops_core::Home) -> crate::Result<(Self, Option<String>)> {
+        let (t, meta) = recops_data::read_interactions(
+            &home.interactions(),
+            recops_data::ReadOptions { comments: false },
+        )?;
+        Ok((
+            DriftInput {
+                user_id: t.user_id,
+                product_id: t.product_id,
+                rating: t.rating,
+                cmt_date: t.cmt_date,
+            },
+            meta.data_version,
+        ))
+    }
+
     /// Number of interactions.
     pub fn len(&self) -> usize {
         self.cmt_date.len()

@@ -7,6 +7,10 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] recops_core::Error),
 
+    /// The processed interactions could not be read.
+    #[error(transparent)]
+    Data(#[from] recops_data::Error),
+
     /// A report could not be produced.
     #[error("cannot write drift report {path}: {message}")]
     Report {

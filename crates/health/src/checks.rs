@@ -96,8 +96,27 @@ pub fn check_service_health(service_url: &str, timeout: Duration) -> ServiceHeal
             None,
             None,
         ),
-        Err(e) => unhealthy(format!("service unreachable at {url}: {e}"), None, None),
+        Err(e) => unhealthy(
+            format!("service unreachable at {url}: {}", error_chain(&e)),
+            None,
+            None,
+        ),
     }
+}
+
+/// An error and its causes in one line (`error sending request: ... : Connection refused`),
+/// the innermost cause being what an operator needs.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
 }
 
 /// One required file.
@@ -340,4 +359,173 @@ mod tests {
         let bad = check_pipeline_health(&dir.path().join("bad.db"), 7, 0.5);
         assert!(!bad.healthy && bad.error.unwrap().contains("not an SQLite database"));
     }
+}
+
+/// `check_model_health`: registry found, `current_best` set, its files present and
+/// loadable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelHealth {
+    /// All of the above.
+    pub healthy: bool,
+    /// healthy / unhealthy.
+    pub status: ComponentStatus,
+    /// The registry's best model.
+    pub current_best: Option<String>,
+    /// Models in the registry.
+    pub total_models: usize,
+    /// Its folder exists.
+    pub model_exists: bool,
+    /// Its files load (shapes and mappings consistent).
+    pub model_loads: bool,
+    /// Why it is unhealthy.
+    pub error: Option<String>,
+}
+
+/// Checks `artifacts/cf/registry.json` and the files of its `current_best`;
+/// `load` opens a model folder the way the service does and says why it cannot.
+pub fn check_model_health(home: &Home, load: &dyn Fn(&Path) -> Result<(), String>) -> ModelHealth {
+    let mut h = ModelHealth {
+        healthy: false,
+        status: ComponentStatus::Unhealthy,
+        current_best: None,
+        total_models: 0,
+        model_exists: false,
+        model_loads: false,
+        error: None,
+    };
+    if !home.registry().exists() {
+        h.error = Some(format!(
+            "Registry not found at {}",
+            home.registry().display()
+        ));
+        return h;
+    }
+    let registry = match recops_registry::Registry::open(home).load() {
+        Ok(r) => r,
+        Err(e) => {
+            h.error = Some(e.to_string());
+            return h;
+        }
+    };
+    h.total_models = registry.models.len();
+    let Some(best) = registry.current_best.clone() else {
+        h.error = Some("No current best model".into());
+        return h;
+    };
+    h.current_best = Some(best.clone());
+    let dir = match home.model_dir(&best) {
+        Ok(d) => d,
+        Err(e) => {
+            h.error = Some(e.to_string());
+            return h;
+        }
+    };
+    h.model_exists = dir.is_dir();
+    if !h.model_exists {
+        h.error = Some(format!("model folder {} is missing", dir.display()));
+        return h;
+    }
+    match load(&dir) {
+        Ok(()) => {
+            h.model_loads = true;
+            h.healthy = true;
+            h.status = ComponentStatus::Healthy;
+        }
+        Err(e) => h.error = Some(e),
+    }
+    h
+}
+
+/// Freshness of the product embeddings (spec Component 8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmbeddingsHealth {
+    /// Not broken (a missing, stale or mismatched file is a warning, not a failure).
+    pub healthy: bool,
+    /// healthy / warning / unhealthy.
+    pub status: ComponentStatus,
+    /// An embeddings file exists.
+    pub configured: bool,
+    /// Whole days since the file was written.
+    pub age_days: Option<i64>,
+    /// Older than the limit (30 days) or made by another model.
+    pub is_stale: Option<bool>,
+    /// Number of vectors.
+    pub num_embeddings: Option<usize>,
+    /// Vector length.
+    pub embedding_dim: Option<usize>,
+    /// The configured model differs from the one that made the vectors.
+    pub model_mismatch: Option<bool>,
+    /// What deserves a look, in one line.
+    pub message: Option<String>,
+}
+
+/// Reads `data/content_based_embeddings/product_embeddings.safetensors` of `home`
+/// and compares it with `config/embeddings.yaml`: missing = "not configured"
+/// (warning), stale or made by another model = warning, unreadable = unhealthy.
+pub fn check_embeddings_health(home: &Home, clock: &dyn recops_core::Clock) -> EmbeddingsHealth {
+    use recops_embeddings::{
+        EmbeddingsConfig, FreshnessOptions, ModelSpec, check_embedding_freshness,
+    };
+    let mut h = EmbeddingsHealth {
+        healthy: true,
+        status: ComponentStatus::Healthy,
+        configured: false,
+        age_days: None,
+        is_stale: None,
+        num_embeddings: None,
+        embedding_dim: None,
+        model_mismatch: None,
+        message: None,
+    };
+    let path = home.product_embeddings();
+    if !path.exists() {
+        h.status = ComponentStatus::Warning;
+        h.message = Some(format!(
+            "not configured: no embeddings at {} (run bert-embeddings)",
+            path.display()
+        ));
+        return h;
+    }
+    h.configured = true;
+    let config = match EmbeddingsConfig::load(home) {
+        Ok(c) => c,
+        Err(e) => {
+            h.healthy = false;
+            h.status = ComponentStatus::Unhealthy;
+            h.message = Some(e.to_string());
+            return h;
+        }
+    };
+    // Without the model files the vectors can still be aged; the comparison is skipped.
+    let expected = ModelSpec::configured_identity(&config, home).ok();
+    match check_embedding_freshness(
+        &path,
+        &FreshnessOptions {
+            clock,
+            stale_after_days: config.freshness.stale_after_days,
+            expected: expected.as_ref(),
+        },
+    ) {
+        Ok(f) => {
+            h.age_days = Some(f.age_days);
+            h.is_stale = Some(f.is_stale);
+            h.num_embeddings = Some(f.num_embeddings);
+            h.embedding_dim = Some(f.embedding_dim);
+            h.model_mismatch = Some(f.model_mismatch);
+            if f.is_stale {
+                h.status = ComponentStatus::Warning;
+                h.message = Some(if f.model_mismatch {
+                    format!("made by another model: {}", f.mismatch_reasons.join("; "))
+                } else {
+                    format!("{} days old (limit {})", f.age_days, f.stale_after_days)
+                });
+            }
+        }
+        Err(e) => {
+            h.healthy = false;
+            h.status = ComponentStatus::Unhealthy;
+            h.message = Some(e.to_string());
+        }
+    }
+    h
 }

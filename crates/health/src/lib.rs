@@ -20,7 +20,8 @@ mod checks;
 mod error;
 
 pub use checks::{
-    ComponentStatus, DataHealth, FileStatus, PipelineHealth, ServiceHealth, ServiceMetricsHealth,
-    check_data_health, check_pipeline_health, check_service_health, read_service_metrics,
+    ComponentStatus, DataHealth, EmbeddingsHealth, FileStatus, ModelHealth, PipelineHealth,
+    ServiceHealth, ServiceMetricsHealth, check_data_health, check_embeddings_health,
+    check_model_health, check_pipeline_health, check_service_health, read_service_metrics,
 };
 pub use error::{Error, Result};

@@ -51,7 +51,7 @@ use recops_tracking::ServiceMetricsStore;
 pub use error::{Error, Result};
 pub use model::{ModelParts, Recommendation, ScoredItem, ServingModel};
 pub use server::{ADMIN_TOKEN_ENV, ServiceOptions};
-pub use source::ModelSource;
+pub use source::{HomeModelSource, ModelSource};
 
 /// A service running on its own Tokio runtime thread.
 #[derive(Debug)]
@@ -148,6 +148,57 @@ impl Drop for RunningService {
     fn drop(&mut self) {
         let _ = self.stop();
     }
+}
+
+/// Runs the recommender of `home` on `host:port` until SIGINT or SIGTERM: models from
+/// the home's registry, request rollups to `logs/service_metrics.db`. This is what
+/// the `recommender` binary calls.
+pub fn run(home: &recops_core::Home, host: &str, port: u16, options: ServiceOptions) -> Result<()> {
+    let addr = format!("{host}:{port}");
+    let store = Arc::new(ServiceMetricsStore::open(home)?);
+    let source: Arc<dyn ModelSource> = Arc::new(HomeModelSource::new(home.clone()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("recops-serving-worker")
+        .build()
+        .map_err(|e| Error::Bind {
+            addr: addr.clone(),
+            source: e,
+        })?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| Error::Bind {
+                addr: addr.clone(),
+                source: e,
+            })?;
+        serve(
+            listener,
+            source,
+            Some(store),
+            options,
+            recops_core::SystemClock::shared(),
+            shutdown_signal(),
+        )
+        .await
+    })
+}
+
+/// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+    tracing::info!("shutdown requested: finishing requests in flight");
 }
 
 /// Serves on `listener` until `shutdown` completes: loads the initial model, runs the
