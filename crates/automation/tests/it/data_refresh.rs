@@ -85,7 +85,11 @@ fn a_failed_run_is_recorded_with_the_reason() {
     t.stage("ratings.csv", "user_id,product_id,comment\n1,2,x\n")
         .unwrap();
     let err = refresh_data(home, true, None).unwrap_err();
-    let msg = err.to_string();
+    // The message and its causes, as `{:#}` prints them in the binaries.
+    let msg = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ");
     assert!(matches!(err, Error::JobFailed { .. }), "{msg}");
     assert!(msg.starts_with("data_refresh run data_refresh_"), "{msg}");
     assert!(
