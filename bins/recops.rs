@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use recops_alerting::{AlertManager, Channel, parse_duration};
 use recops_automation::bert_embeddings;
@@ -26,6 +25,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole system once on generated sample data: set up the embedding model,
+    /// generate the spec's 26,000 users x 2,200 products with drift in the last week,
+    /// refresh the data, embed the products, train ALS and BPR, start the recommender,
+    /// deploy the best model with verification, check health, detect drift, and print
+    /// what happened and where every file is. The home defaults to ./demo-home (a home
+    /// made by an earlier demo is reset; any other non-empty folder is refused).
+    Demo(DemoArgs),
     /// Pipeline statistics: runs per pipeline by status, mean duration and success rate
     /// over the last N days (from logs/pipeline_metrics.db).
     Stats {
@@ -176,6 +182,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Demo(args) = &cli.command {
+        return demo(cli.home.clone(), args);
+    }
     telemetry::init(telemetry::TelemetryOptions {
         default_filter: "warn".into(),
         ..Default::default()
@@ -214,31 +223,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Init => {
-            // Every default config file, written only where the home has none.
-            for (target, text) in [
-                (home.recops_config(), recops_core::DEFAULT_RECOPS_CONFIG),
-                (home.alerts_config(), recops_alerting::DEFAULT_ALERTS_CONFIG),
-                (
-                    home.scheduler_config(),
-                    recops_scheduler::DEFAULT_SCHEDULER_CONFIG,
-                ),
-                (home.data_config(), recops_data::DEFAULT_DATA_CONFIG),
-                (home.als_config(), recops_cf_training::DEFAULT_ALS_CONFIG),
-                (home.bpr_config(), recops_cf_training::DEFAULT_BPR_CONFIG),
-                (
-                    home.embeddings_config(),
-                    recops_embeddings::DEFAULT_EMBEDDINGS_CONFIG,
-                ),
-            ] {
-                if target.exists() {
-                    println!("kept     {}", target.display());
-                } else {
-                    recops_core::write_atomic(&target, text.as_bytes())
-                        .with_context(|| format!("writing {}", target.display()))?;
-                    println!("written  {}", target.display());
-                }
+            for (path, written) in recops_automation::write_default_configs(&home)? {
+                let verb = if written { "written" } else { "kept   " };
+                println!("{verb}  {}", path.display());
             }
         }
+        Command::Demo(_) => {}
         Command::Alert { action } => return alert(&home, action),
         Command::GenData(a) => gen_data(&home, &a)?,
         Command::BenchCf {
@@ -431,4 +421,73 @@ enum ModelsAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `recops demo` options.
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Keep the recommender and the scheduler running until Ctrl-C.
+    #[arg(long)]
+    keep_running: bool,
+    /// Port of the recommender on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Generated users.
+    #[arg(long, default_value_t = 26_000)]
+    users: usize,
+    /// Generated products.
+    #[arg(long, default_value_t = 2_200)]
+    products: usize,
+    /// Generated interactions.
+    #[arg(long, default_value_t = 1_000_000)]
+    interactions: usize,
+    /// Seed of the data generator.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Skip the embedding model set-up and the BERT step (training uses random init).
+    #[arg(long)]
+    skip_embeddings: bool,
+}
+
+fn demo(home: Option<PathBuf>, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    use recops_automation::demo::{DemoOptions, prepare_home, run_demo};
+    // First, before any thread starts: Ctrl-C / SIGTERM become a stop request.
+    let stop = recops_scheduler::StopSignal::new();
+    if args.keep_running {
+        stop.install_os_handlers()?;
+    }
+    let dir = home.unwrap_or_else(|| PathBuf::from("demo-home"));
+    let home = prepare_home(&dir)?;
+    let log_file = home.logs_dir().join("demo.log");
+    telemetry::init(telemetry::TelemetryOptions {
+        log_file: Some(log_file.clone()),
+        stderr: false,
+        ..Default::default()
+    })?;
+    let options = DemoOptions {
+        home: dir,
+        port: args.port,
+        users: args.users,
+        products: args.products,
+        interactions: args.interactions,
+        seed: args.seed,
+        skip_embeddings: args.skip_embeddings,
+        log_file,
+    };
+    let started = std::time::Instant::now();
+    let demo = run_demo(&home, &options, &mut std::io::stdout())?;
+    println!("\nrecops demo finished in {:.1} s\n", started.elapsed().as_secs_f64());
+    for line in &demo.summary {
+        println!("{line}");
+    }
+    if args.keep_running {
+        println!("\nThe recommender and the scheduler keep running; Ctrl-C stops them.");
+        let bin_dir = recops_scheduler::default_bin_dir()?;
+        let mut options = recops_scheduler::SchedulerOptions::new(bin_dir);
+        options.alerts = recops_automation::SchedulerAlerts::for_home(&home);
+        let mut scheduler = recops_scheduler::Scheduler::open(&home, options)?;
+        scheduler.run(&stop)?;
+    }
+    demo.service.shutdown()?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -34,12 +34,15 @@
 
 pub mod bert_embeddings;
 pub mod data_refresh;
+pub mod demo;
 pub mod drift_detection;
 mod error;
+mod init;
 pub mod health_check;
 pub mod model_deployment;
 pub mod model_training;
 mod scheduler_alerts;
 
 pub use error::{Error, Result};
+pub use init::{default_configs, write_default_configs};
 pub use scheduler_alerts::SchedulerAlerts;

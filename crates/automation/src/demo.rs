@@ -1,0 +1,397 @@
+//! `recops demo`: the whole system once, on generated sample data, in a fresh home.
+//!
+//! Steps: embedding model set-up (when missing) -> sample data (the spec's size, with
+//! drift in the last week) -> data refresh -> BERT embeddings -> ALS and BPR training
+//! -> the recommender on 127.0.0.1 -> deployment with verification -> health check ->
+//! drift detection -> a summary. A failing step stops the demo with its name, the reason
+//! and the log to read.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use recops_core::{Home, SystemClock};
+use recops_serving::{HomeModelSource, ModelSource, RunningService, ServiceOptions, ServingModel};
+use recops_testkit::{DriftOptions, GenConfig, generate, write_dataset};
+use recops_tracking::ServiceMetricsStore;
+use serde::Serialize;
+
+use crate::bert_embeddings::{BertEmbeddingsOptions, check_models, fetch_models};
+use crate::data_refresh::refresh_data;
+use crate::drift_detection::{DriftJobOptions, detect_drift};
+use crate::error::{Error, Result};
+use crate::health_check::{HealthJobOptions, run_health_check};
+use crate::model_deployment::{DeployJobOptions, deploy_model};
+use crate::model_training::{TrainModelsOptions, train_models};
+
+/// A file in a fresh demo home marking it as the demo's: only such a home is reset by
+/// a later `recops demo`.
+pub const DEMO_MARKER: &str = ".recops-demo";
+
+/// What the demo does.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The home (default `./demo-home`).
+    pub home: PathBuf,
+    /// Port of the recommender (default 8000; 0 = any free port).
+    pub port: u16,
+    /// Generated users (default 26,000, the spec's size).
+    pub users: usize,
+    /// Generated products (default 2,200).
+    pub products: usize,
+    /// Generated interactions (default 1,000,000).
+    pub interactions: usize,
+    /// Seed of the generator.
+    pub seed: u64,
+    /// Skip the embedding model and the BERT step (training then uses random init).
+    pub skip_embeddings: bool,
+    /// The log file the steps write to (for the failure message).
+    pub log_file: PathBuf,
+}
+
+impl DemoOptions {
+    /// The spec's size in `home`, service on `port`.
+    pub fn new(home: PathBuf, port: u16) -> Self {
+        let size = GenConfig::spec_size();
+        DemoOptions {
+            log_file: Home::new(&home).logs_dir().join("demo.log"),
+            home,
+            port,
+            users: size.users,
+            products: size.products,
+            interactions: size.interactions,
+            seed: size.seed,
+            skip_embeddings: false,
+        }
+    }
+}
+
+/// One finished step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// Step name.
+    pub name: &'static str,
+    /// Wall time.
+    pub seconds: f64,
+    /// One line on what it did.
+    pub detail: String,
+}
+
+/// Everything the demo did; the service is still running inside.
+#[derive(Debug)]
+pub struct Demo {
+    /// The home.
+    pub home: Home,
+    /// The steps, in order.
+    pub steps: Vec<StepReport>,
+    /// The running recommender.
+    pub service: RunningService,
+    /// Lines of the final summary.
+    pub summary: Vec<String>,
+}
+
+/// Prepares `options.home`: creates it, or resets a home made by an earlier demo;
+/// refuses any other non-empty folder so no data is ever deleted by mistake.
+pub fn prepare_home(dir: &Path) -> Result<Home> {
+    let marker = dir.join(DEMO_MARKER);
+    let non_empty = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if non_empty {
+        if !marker.exists() {
+            return Err(Error::Demo(format!(
+                "{} exists and was not made by `recops demo`; pass --home with a new folder \
+                 (nothing was changed)",
+                dir.display()
+            )));
+        }
+        std::fs::remove_dir_all(dir).map_err(|e| recops_core::Error::io("cannot reset the demo home", dir, e))?;
+    }
+    recops_core::ensure_dir(dir)?;
+    recops_core::write_atomic(&marker, b"created by recops demo; `recops demo` may reset this folder\n")?;
+    let home = Home::new(dir);
+    crate::write_default_configs(&home)?;
+    Ok(home)
+}
+
+/// Serves the registry's models but starts without one, so the demo's deployment step
+/// shows a real deployment (reload + verification).
+struct StartEmpty(HomeModelSource);
+
+impl ModelSource for StartEmpty {
+    fn initial_model_id(&self) -> recops_serving::Result<Option<String>> {
+        Ok(None)
+    }
+    fn load(&self, model_id: &str) -> recops_serving::Result<ServingModel> {
+        self.0.load(model_id)
+    }
+}
+
+/// Runs the demo in `home` (made by [`prepare_home`]), writing a progress line per
+/// step to `out`.
+pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Result<Demo> {
+    let home = home.clone();
+    let total_steps = 9;
+    let mut steps: Vec<StepReport> = Vec::new();
+    let mut n = 0;
+    let log = options.log_file.display().to_string();
+    let mut step = |name: &'static str, out: &mut dyn Write, f: &mut dyn FnMut() -> Result<String>| -> Result<()> {
+        n += 1;
+        let _ = write!(out, "[{n}/{total_steps}] {name} ... ");
+        let _ = out.flush();
+        let started = Instant::now();
+        match f() {
+            Ok(detail) => {
+                let seconds = started.elapsed().as_secs_f64();
+                let _ = writeln!(out, "done in {seconds:.1} s: {detail}");
+                steps.push(StepReport { name, seconds, detail });
+                Ok(())
+            }
+            Err(e) => {
+                let _ = writeln!(out, "FAILED");
+                Err(Error::Demo(format!(
+                    "step {n} ({name}) failed: {}; details in {log}",
+                    chain(&e)
+                )))
+            }
+        }
+    };
+
+    let _ = writeln!(out, "recops demo in {}", home.root().display());
+
+    step("embedding model and ONNX Runtime", out, &mut || {
+        if options.skip_embeddings {
+            return Ok("skipped (--skip-embeddings)".into());
+        }
+        if let Ok(check) = check_models(&home) {
+            return Ok(format!("{} ready ({} dims)", check.model, check.dim));
+        }
+        if !fetch_models(&home, false)? {
+            return Err(Error::Demo(
+                "scripts/fetch_models.sh failed (see its output above)".into(),
+            ));
+        }
+        let check = check_models(&home)?;
+        Ok(format!("{} installed ({} dims)", check.model, check.dim))
+    })?;
+
+    step("sample data", out, &mut || {
+        let config = GenConfig {
+            users: options.users,
+            products: options.products,
+            interactions: options.interactions,
+            seed: options.seed,
+            drift: DriftOptions {
+                rating_shift: -0.8,
+                new_items: (options.products / 50).max(3),
+                volume_factor: 1.4,
+                ..DriftOptions::default()
+            },
+            ..GenConfig::default()
+        };
+        let ds = generate(&config).map_err(|e| Error::Demo(e.to_string()))?;
+        let s = write_dataset(&home, &ds, 4).map_err(|e| Error::Demo(e.to_string()))?;
+        Ok(format!(
+            "{} interactions of {} users on {} products in {} staging files, drift in the last week",
+            s.interactions,
+            s.users,
+            s.products,
+            s.staging_files.len()
+        ))
+    })?;
+
+    step("data refresh", out, &mut || {
+        let r = refresh_data(&home, false, None)?;
+        Ok(r.to_string())
+    })?;
+
+    step("BERT embeddings", out, &mut || {
+        if options.skip_embeddings {
+            return Ok("skipped (--skip-embeddings): training uses random initialisation".into());
+        }
+        let o = crate::bert_embeddings::run(
+            &home,
+            &BertEmbeddingsOptions {
+                progress: true,
+                ..BertEmbeddingsOptions::default()
+            },
+        )?;
+        Ok(crate::bert_embeddings::outcome_summary(&o))
+    })?;
+
+    step("model training (ALS, BPR)", out, &mut || {
+        let r = train_models(&home, &TrainModelsOptions::default())?;
+        if !r.ok() {
+            return Err(Error::Demo(r.message));
+        }
+        Ok(r.message)
+    })?;
+
+    let mut service: Option<RunningService> = None;
+    step("recommender service", out, &mut || {
+        let listener = TcpListener::bind(("127.0.0.1", options.port)).map_err(|e| {
+            Error::Demo(format!(
+                "cannot listen on 127.0.0.1:{}: {e} (is another recommender running? pass --port)",
+                options.port
+            ))
+        })?;
+        let store = Arc::new(ServiceMetricsStore::open(&home)?);
+        let s = RunningService::start(
+            listener,
+            Arc::new(StartEmpty(HomeModelSource::new(home.clone()))),
+            Some(store),
+            ServiceOptions {
+                admin_token: std::env::var(recops_serving::ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+                ..ServiceOptions::default()
+            },
+            SystemClock::shared(),
+        )
+        .map_err(|e| Error::Demo(e.to_string()))?;
+        let addr = s.addr();
+        service = Some(s);
+        Ok(format!("listening on http://{addr} (no model yet)"))
+    })?;
+    let service = service.ok_or_else(|| Error::Demo("the service did not start".into()))?;
+    let url = format!("http://{}", service.addr());
+
+    step("model deployment", out, &mut || {
+        let r = deploy_model(
+            &home,
+            &DeployJobOptions {
+                service_url: Some(url.clone()),
+                ..DeployJobOptions::default()
+            },
+        )?;
+        if !r.ok() {
+            return Err(Error::Demo(r.message));
+        }
+        Ok(r.message)
+    })?;
+
+    // A little traffic, so the service metrics and the health check have something.
+    warm_up(&url, &home);
+
+    let mut health_status = String::new();
+    step("health check", out, &mut || {
+        let r = run_health_check(
+            &home,
+            &HealthJobOptions {
+                service_url: Some(url.clone()),
+                ..HealthJobOptions::default()
+            },
+        )?;
+        health_status = r.status.to_owned();
+        let warnings = r.problems();
+        Ok(if warnings.is_empty() {
+            r.status.to_owned()
+        } else {
+            format!("{} ({})", r.status, warnings.join("; "))
+        })
+    })?;
+
+    let mut drift_line = String::new();
+    step("drift detection", out, &mut || {
+        let r = detect_drift(&home, &DriftJobOptions::default())?;
+        drift_line = r.message.clone();
+        Ok(format!(
+            "{}; report {}",
+            r.message,
+            r.report_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        ))
+    })?;
+
+    let summary = summary_lines(&home, &url, &health_status, &drift_line);
+    Ok(Demo {
+        home,
+        steps,
+        service,
+        summary,
+    })
+}
+
+/// Sends a few hundred recommendation requests (known and unknown users).
+fn warm_up(url: &str, home: &Home) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Ok(client) = reqwest::blocking::Client::builder().build() else {
+        return;
+    };
+    let users: Vec<i64> = recops_registry::Registry::open(home)
+        .current_best()
+        .ok()
+        .flatten()
+        .and_then(|(id, _)| recops_cf_training::CfModel::load_id(home, &id).ok())
+        .map(|m| m.user_ids.iter().step_by(97).take(200).copied().collect())
+        .unwrap_or_default();
+    for (i, u) in users.iter().enumerate() {
+        let user = if i % 10 == 9 { -1 - i as i64 } else { *u };
+        let _ = client
+            .post(format!("{url}/recommend"))
+            .json(&serde_json::json!({"user_id": user, "topk": 10}))
+            .send();
+    }
+}
+
+fn summary_lines(home: &Home, url: &str, health: &str, drift: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Ok(reg) = recops_registry::Registry::open(home).load() {
+        for (id, m) in &reg.models {
+            let get = |k: &str| m.metrics.get(k).copied().unwrap_or(f64::NAN);
+            let base = |k: &str| m.baseline.get(k).copied().unwrap_or(f64::NAN);
+            lines.push(format!(
+                "trained   {id}: recall@10 {:.4} (popularity {:.4}), ndcg@10 {:.4} (popularity {:.4}), coverage@10 {:.3}{}",
+                get("recall@10"),
+                base("recall@10"),
+                get("ndcg@10"),
+                base("ndcg@10"),
+                get("coverage@10"),
+                if reg.current_best.as_deref() == Some(id) { "  <- current_best" } else { "" }
+            ));
+        }
+        if let Some(best) = &reg.current_best {
+            lines.push(format!("deployed  {best} on {url}"));
+        }
+    }
+    lines.push(format!("health    {health}"));
+    lines.push(format!("drift     {drift}"));
+    lines.push(String::new());
+    let root = home.root().display().to_string();
+    for (what, path) in [
+        ("interactions", home.interactions()),
+        ("training matrix", home.train_confidence()),
+        ("embeddings", home.product_embeddings()),
+        ("registry", home.registry()),
+        ("pipeline runs", home.pipeline_db()),
+        ("training runs", home.training_db()),
+        ("service metrics", home.service_db()),
+        ("deployments", home.deployment_history()),
+        ("alerts", home.alerts_log()),
+        ("training logs", home.logs_dir().join("cf")),
+        ("health log", home.health_check_log()),
+        ("drift reports", home.drift_reports_dir()),
+    ] {
+        lines.push(format!("{what:<16} {}", path.display()));
+    }
+    lines.push(String::new());
+    lines.push("try:".into());
+    lines.push(format!("  curl -s {url}/health"));
+    lines.push(format!(
+        "  curl -s -X POST {url}/recommend -H 'content-type: application/json' -d '{{\"user_id\": 100000, \"topk\": 5}}'"
+    ));
+    lines.push(format!("  curl -s {url}/metrics | head"));
+    lines.push(format!("  recops --home {root} stats"));
+    lines.push(format!("  health-check --home {root} --service-url {url}"));
+    lines
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
