@@ -44,12 +44,37 @@ enum Command {
     /// Write the default config files into <home>/config for editing (existing files
     /// are kept).
     Init,
+    /// Benchmark ALS, BPR and the popularity baseline on a CSV
+    /// (user_id,item_id,rating,timestamp) with the ARCHITECTURE split: training seconds
+    /// per iteration and recall/ndcg/coverage@10. Hyperparameters come from the home's
+    /// als_config.yaml / bpr_config.yaml (built-in defaults when absent).
+    BenchCf {
+        /// The interactions CSV.
+        #[arg(long, value_name = "CSV")]
+        data: PathBuf,
+        /// Models to run, comma-separated: als, bpr, popularity.
+        #[arg(long, value_delimiter = ',', default_value = "als,bpr,popularity")]
+        models: Vec<recops_cf_training::BenchModel>,
+        /// Training threads.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=1024))]
+        threads: u16,
+        /// Print the JSON report (the shape shared/bench/cf_vs_implicit.py reads).
+        #[arg(long)]
+        json: bool,
+    },
     /// Alerts: send a test alert, silence an alert, list rules, state and silences
     /// (config/alerts_config.yaml, logs/alert_state.db, logs/service/alerts.log).
     Alert {
         #[command(subcommand)]
         action: AlertCommand,
     },
+    /// Generate a synthetic shop data set (seeded): interactions as CSV files in
+    /// <home>/data/staging/ and the product catalog as
+    /// <home>/data/published_data/data_product.csv. Users fall into taste clusters,
+    /// items have long-tail popularity, ratings lean to 4-5, comments are Vietnamese.
+    /// The default size runs through the whole pipeline in seconds; the spec's size is
+    /// --users 26000 --products 2200 --interactions 1000000.
+    GenData(GenDataArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +113,55 @@ enum AlertCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct GenDataArgs {
+    /// Users.
+    #[arg(long, default_value_t = 1_000)]
+    users: usize,
+    /// Products in the catalog.
+    #[arg(long, default_value_t = 200)]
+    products: usize,
+    /// Interaction rows.
+    #[arg(long, default_value_t = 20_000)]
+    interactions: usize,
+    /// Seed: the same flags give the same files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Number of staging CSV files (consecutive date ranges).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    files: u32,
+    /// First day of the data (YYYY-MM-DD).
+    #[arg(long, default_value = "2024-01-01")]
+    start_date: chrono::NaiveDate,
+    /// Length of the period in days.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// Drift: length of the drift window at the end of the period, in days.
+    #[arg(long, default_value_t = 7)]
+    drift_window_days: u32,
+    /// Drift: added to ratings in the window (e.g. -1.5).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    drift_rating_shift: f64,
+    /// Drift: new products that trend in the window.
+    #[arg(long, default_value_t = 0)]
+    drift_new_items: usize,
+    /// Drift: share of window interactions going to the new products.
+    #[arg(long, default_value_t = 0.3)]
+    drift_trending_share: f64,
+    /// Drift: daily volume in the window relative to before (2.0 doubles it).
+    #[arg(long, default_value_t = 1.0)]
+    drift_volume_factor: f64,
+    /// Share of rows repeated with the same (user, product, date), to exercise dedup.
+    #[arg(long, default_value_t = 0.0)]
+    duplicate_rate: f64,
+    /// Share of rows made invalid, to exercise validation.
+    #[arg(long, default_value_t = 0.0)]
+    invalid_rate: f64,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -140,49 +214,94 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Init => {
-            let target = home.embeddings_config();
-            if target.exists() {
-                println!("kept     {}", target.display());
-            } else {
-                recops_core::write_atomic(
-                    &target,
-                    recops_embeddings::DEFAULT_EMBEDDINGS_CONFIG.as_bytes(),
-                )
-                .with_context(|| format!("writing {}", target.display()))?;
-                println!("written  {}", target.display());
-            }
-            let target = home.scheduler_config();
-            if target.exists() {
-                println!("kept     {}", target.display());
-            } else {
-                let text = recops_scheduler::DEFAULT_SCHEDULER_CONFIG.as_bytes();
-                recops_core::write_atomic(&target, text)
-                    .with_context(|| format!("writing {}", target.display()))?;
-                println!("written  {}", target.display());
-            }
-            let target = home.recops_config();
-            if target.exists() {
-                println!("kept     {}", target.display());
-            } else {
-                recops_core::write_atomic(&target, recops_core::DEFAULT_RECOPS_CONFIG.as_bytes())
-                    .with_context(|| format!("writing {}", target.display()))?;
-                println!("written  {}", target.display());
-            }
-            let target = home.alerts_config();
-            if target.exists() {
-                println!("kept     {}", target.display());
-            } else {
-                recops_core::write_atomic(
-                    &target,
-                    recops_alerting::DEFAULT_ALERTS_CONFIG.as_bytes(),
-                )
-                .with_context(|| format!("writing {}", target.display()))?;
-                println!("written  {}", target.display());
+            // Every default config file, written only where the home has none.
+            for (target, text) in [
+                (home.recops_config(), recops_core::DEFAULT_RECOPS_CONFIG),
+                (home.alerts_config(), recops_alerting::DEFAULT_ALERTS_CONFIG),
+                (
+                    home.scheduler_config(),
+                    recops_scheduler::DEFAULT_SCHEDULER_CONFIG,
+                ),
+                (home.data_config(), recops_data::DEFAULT_DATA_CONFIG),
+                (home.als_config(), recops_cf_training::DEFAULT_ALS_CONFIG),
+                (home.bpr_config(), recops_cf_training::DEFAULT_BPR_CONFIG),
+                (
+                    home.embeddings_config(),
+                    recops_embeddings::DEFAULT_EMBEDDINGS_CONFIG,
+                ),
+            ] {
+                if target.exists() {
+                    println!("kept     {}", target.display());
+                } else {
+                    recops_core::write_atomic(&target, text.as_bytes())
+                        .with_context(|| format!("writing {}", target.display()))?;
+                    println!("written  {}", target.display());
+                }
             }
         }
         Command::Alert { action } => return alert(&home, action),
+        Command::GenData(a) => gen_data(&home, &a)?,
+        Command::BenchCf {
+            data,
+            models,
+            threads,
+            json,
+        } => {
+            let rows = recops_cf_training::read_interactions_csv(&data)?;
+            let options = recops_cf_training::BenchOptions {
+                models,
+                threads: usize::from(threads),
+                als: recops_cf_training::AlsConfig::load(&home)?,
+                bpr: recops_cf_training::BprConfig::load(&home)?,
+            };
+            let report = recops_cf_training::bench_cf(&rows, &options)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", bench_table(&report));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn gen_data(home: &Home, a: &GenDataArgs) -> anyhow::Result<()> {
+    let config = recops_testkit::GenConfig {
+        users: a.users,
+        products: a.products,
+        interactions: a.interactions,
+        seed: a.seed,
+        start: a.start_date,
+        days: a.days,
+        duplicate_rate: a.duplicate_rate,
+        invalid_rate: a.invalid_rate,
+        drift: recops_testkit::DriftOptions {
+            window_days: a.drift_window_days,
+            rating_shift: a.drift_rating_shift,
+            new_items: a.drift_new_items,
+            trending_share: a.drift_trending_share,
+            volume_factor: a.drift_volume_factor,
+        },
+        ..recops_testkit::GenConfig::default()
+    };
+    let ds = recops_testkit::generate(&config)?;
+    let summary = recops_testkit::write_dataset(home, &ds, a.files as usize)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "generated {} interactions of {} users on {} products (seed {})",
+            summary.interactions, summary.users, summary.products, summary.seed
+        );
+        for f in &summary.staging_files {
+            println!("written  {}", f.display());
+        }
+        println!("written  {}", summary.catalog.display());
+        if let Some(d) = &summary.drift_window_start {
+            println!("drift injected from {d}");
+        }
+    }
+    Ok(())
 }
 
 fn alert(home: &Home, action: AlertCommand) -> anyhow::Result<ExitCode> {
@@ -269,6 +388,29 @@ fn stats_table(stats: &PipelineStats, db: &str) -> String {
         out.push_str(&format!(
             "{name:<width$}  {:>7}  {:>6}  {:>7}  {:>9}  {avg:>12}  {rate:>12}\n",
             s.success, s.failed, s.running, s.cancelled
+        ));
+    }
+    out
+}
+
+fn bench_table(r: &recops_cf_training::BenchReport) -> String {
+    let s = &r.split;
+    let mut out = format!(
+        "split: {} users, {} items, {} train, {} test, {} test users\n",
+        s.users, s.items, s.train, s.test, s.test_users
+    );
+    out.push_str(&format!(
+        "{:<11}{:>12}{:>12}{:>14}{:>16}{:>12}\n",
+        "MODEL", "RECALL@10", "NDCG@10", "COVERAGE@10", "S/ITERATION", "SECONDS"
+    ));
+    for (name, m) in &r.results {
+        let per = m
+            .seconds_per_iteration
+            .map_or("-".into(), |v| format!("{v:.5}"));
+        let total = m.seconds_total.map_or("-".into(), |v| format!("{v:.3}"));
+        out.push_str(&format!(
+            "{name:<11}{:>12.5}{:>12.5}{:>14.5}{per:>16}{total:>12}\n",
+            m.recall_at_10, m.ndcg_at_10, m.coverage_at_10
         ));
     }
     out

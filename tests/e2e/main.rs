@@ -2,6 +2,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod alert;
+mod bench_cf;
 mod bert_embeddings;
+mod data_refresh;
+mod model_training;
 mod scheduler;
 mod stats;

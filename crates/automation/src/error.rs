@@ -7,6 +7,32 @@ pub enum Error {
     /// A tracking problem (databases, locks).
     #[error(transparent)]
     Tracking(#[from] recops_tracking::Error),
+    /// A data problem (staging files, processed data).
+    #[error(transparent)]
+    Data(#[from] recops_data::Error),
+
+    /// A tracked job run failed; the run is recorded as failed and an alert was sent.
+    #[error("{pipeline} run {run_id} failed: {source}")]
+    JobFailed {
+        /// The pipeline (`data_refresh`, ...).
+        pipeline: &'static str,
+        /// The run id in `logs/pipeline_metrics.db`.
+        run_id: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A training problem (data, config, divergence, model files).
+    #[error(transparent)]
+    Training(#[from] recops_cf_training::Error),
+    /// A registry problem.
+    #[error(transparent)]
+    Registry(#[from] recops_registry::Error),
+    /// A request the job cannot honour.
+    #[error("{0}")]
+    Unsupported(String),
+
     /// A file or process operation failed.
     #[error("{action}: {path}")]
     Io {

@@ -84,6 +84,11 @@ impl Home {
     pub fn recops_config(&self) -> PathBuf {
         self.join("config/recops.yaml")
     }
+    /// `config/data_config.yaml`: data refresh settings (recops-data).
+    pub fn data_config(&self) -> PathBuf {
+        self.join("config/data_config.yaml")
+    }
+
     /// `config/embeddings.yaml`: the text-embedding model and the embeddings job.
     pub fn embeddings_config(&self) -> PathBuf {
         self.join("config/embeddings.yaml")
@@ -131,6 +136,11 @@ impl Home {
     /// `data/processed/user_metadata.parquet`
     pub fn user_metadata(&self) -> PathBuf {
         self.join("data/processed/user_metadata.parquet")
+    }
+    /// `data/processed/data_version.json`: the content hash of the processed
+    /// interactions and the derived outputs built from it (written last by a refresh).
+    pub fn data_version_file(&self) -> PathBuf {
+        self.join("data/processed/data_version.json")
     }
     /// `data/published_data/data_product.csv`: the product catalog.
     pub fn product_catalog(&self) -> PathBuf {
@@ -288,6 +298,11 @@ mod tests {
             "reports/drift/drift_report_20250120.json"
         );
         assert_eq!(rel(home.checkpoints_dir("als").unwrap()), "checkpoints/als");
+        assert_eq!(rel(home.data_config()), "config/data_config.yaml");
+        assert_eq!(
+            rel(home.data_version_file()),
+            "data/processed/data_version.json"
+        );
         assert_eq!(rel(home.embeddings_config()), "config/embeddings.yaml");
         assert_eq!(rel(home.models_dir()), "models");
         assert_eq!(

@@ -45,6 +45,6 @@ pub use fsutil::{
 pub use home::{HOME_ENV, Home};
 pub use logfile::{LogFile, LogFileOptions, LogLevel, format_line, rotated_files};
 pub use settings::{
-    DEFAULT_RECOPS_CONFIG, HealthSettings, LockSettings, LoggingSettings, RecopsConfig,
-    ServiceSettings,
+    DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
+    RecopsConfig, ServiceSettings,
 };

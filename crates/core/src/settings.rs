@@ -23,6 +23,9 @@ pub struct RecopsConfig {
     pub locks: LockSettings,
     /// Health checks.
     pub health: HealthSettings,
+    /// Drift detection windows and thresholds.
+    #[serde(default)]
+    pub drift: DriftSettings,
 }
 
 /// `service:` section.
@@ -75,6 +78,44 @@ pub struct HealthSettings {
     pub required_files: Vec<String>,
 }
 
+/// `drift:` section: windows and thresholds of drift detection (spec Component 4).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftSettings {
+    /// Length of the "new" window, in days before the newest interaction (default 7).
+    pub new_window_days: u32,
+    /// Length of the "historical" window before it, in days; absent = all earlier data.
+    pub historical_days: Option<u32>,
+    /// A window with fewer interactions yields `insufficient_data` (default 200).
+    pub min_interactions: usize,
+    /// Rating drift when a rating's share moves more than this (default 0.1).
+    pub rating_threshold: f64,
+    /// Size of the popularity top-K (default 100).
+    pub top_k: usize,
+    /// Popularity shift when the top-K Jaccard similarity falls below this (default 0.8).
+    pub jaccard_threshold: f64,
+    /// Interaction drift when volume per day or activity per user changes by more than
+    /// this fraction (default 0.2).
+    pub interaction_change_threshold: f64,
+    /// Run the training job when drift severity is high (default false).
+    pub retrain_on_drift: bool,
+}
+
+impl Default for DriftSettings {
+    fn default() -> Self {
+        DriftSettings {
+            new_window_days: 7,
+            historical_days: None,
+            min_interactions: 200,
+            rating_threshold: 0.1,
+            top_k: 100,
+            jaccard_threshold: 0.8,
+            interaction_change_threshold: 0.2,
+            retrain_on_drift: false,
+        }
+    }
+}
+
 impl Validate for RecopsConfig {
     fn problems(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
@@ -98,6 +139,31 @@ impl Validate for RecopsConfig {
                 "locks.stale_after_hours".into(),
                 "expected a number of hours > 0".into(),
             ));
+        }
+        let d = &self.drift;
+        if d.new_window_days == 0 {
+            p.push((
+                "drift.new_window_days".into(),
+                "expected at least 1 day".into(),
+            ));
+        }
+        if d.top_k == 0 {
+            p.push(("drift.top_k".into(), "expected at least 1".into()));
+        }
+        for (key, v) in [
+            ("drift.rating_threshold", d.rating_threshold),
+            ("drift.jaccard_threshold", d.jaccard_threshold),
+            (
+                "drift.interaction_change_threshold",
+                d.interaction_change_threshold,
+            ),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                p.push((
+                    key.into(),
+                    format!("expected a fraction between 0 and 1, got {v}"),
+                ));
+            }
         }
         for (i, f) in self.health.required_files.iter().enumerate() {
             if f.starts_with('/') || f.split('/').any(|c| c == "..") {

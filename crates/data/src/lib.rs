@@ -1,6 +1,23 @@
 //! recops-data: interactions, staging ingest, merge, comment quality, training matrices
 //! and the deterministic temporal split of ARCHITECTURE.md.
 //!
+//! - [`Interactions`]: the interaction table of the fixed contracts (user_id i64,
+//!   product_id i64, rating 1..=5, comment nullable UTF-8, cmt_date timestamp µs UTC,
+//!   comment_quality f32), read and written as Parquet ([`read_interactions`],
+//!   [`write_interactions`]; atomic, snappy, parallel).
+//! - Staging ingest: [`find_staging_files`] and [`read_staging_file`] for CSV and
+//!   Parquet with per-row validation ([`RejectedRow`], [`write_rejected`]).
+//! - [`merge`]: dedup on (user_id, product_id, cmt_date), newest wins.
+//! - [`comment_quality`]: the spec's Vietnamese keyword score on NFC lowercase text.
+//! - The training matrix: [`temporal_split`], [`confidence`] / [`confidence_matrix`],
+//!   [`Mappings`] (`user_item_mappings.json`), [`UserMetadata`]
+//!   (`user_metadata.parquet`), and [`write_csr_npz`] / [`read_csr_npz`]
+//!   (`X_train_confidence.npz` in `scipy.sparse.save_npz` layout).
+//! - [`data_version`]: a content hash of the processed interactions, in the table's
+//!   footer and in `data_version.json` ([`DataManifest`]).
+//! - [`refresh`]: the data steps of the data-refresh job, crash-safe, and
+//!   [`TrainingData::load`] for the training job.
+//!
 //! ```
 //! use recops_data::{RawInteraction, temporal_split};
 //!
@@ -13,9 +30,64 @@
 //! assert_eq!(split.test.len(), 1);
 //! assert_eq!(split.item_ids[split.test[0].item as usize], 104);
 //! ```
+//!
+//! A refresh on a home, then the training data:
+//!
+//! ```
+//! use recops_core::Home;
+//! use recops_data::{DataConfig, RefreshKind, RefreshOptions, TrainingData, refresh};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let home = Home::new(dir.path());
+//! std::fs::create_dir_all(home.staging_dir())?;
+//! std::fs::write(
+//!     home.staging_dir().join("ratings.csv"),
+//!     "user_id,product_id,rating,comment,cmt_date\n\
+//!      1,10,5,Kem thấm nhanh,2025-01-15 10:30:00\n\
+//!      1,11,9,out of range,2025-01-15\n",
+//! )?;
+//! let options = RefreshOptions { force_full: false, staging_dir: None, now: chrono::Utc::now() };
+//! let report = refresh(&home, &DataConfig::default(), &options)?;
+//! assert_eq!(report.kind, RefreshKind::Full);
+//! assert_eq!((report.new_records, report.rejected_records), (1, 1));
+//! let data = TrainingData::load(&home)?;
+//! assert_eq!(data.split.user_ids, vec![1]);
+//! assert_eq!(Some(data.data_version), report.data_version);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+mod config;
+mod datetime;
 mod error;
+mod fxhash;
+mod ingest;
+mod matrix;
+mod merge;
+mod npz;
+mod parquet_io;
+mod quality;
+mod refresh;
 mod split;
+mod table;
+mod training;
+mod version;
 
-pub use error::{Error, Result};
+pub use config::{DEFAULT_DATA_CONFIG, DataConfig, RefreshSettings};
+pub use datetime::{format_micros, parse_cmt_date};
+pub use error::{Error, FileProblem, Result};
+pub use ingest::{
+    RejectedRow, STAGING_COLUMNS, StagingBatch, StagingFile, StagingFormat, StagingScan,
+    find_staging_files, read_staging_file, write_rejected,
+};
+pub use matrix::{Mappings, UserMetadata, confidence, confidence_matrix, user_metadata_schema};
+pub use merge::{MergeStats, dedup_last, merge};
+pub use npz::{NpzCompression, read_csr_npz, write_csr_npz};
+pub use quality::{NEGATIVE_KEYWORDS, POSITIVE_KEYWORDS, comment_quality, normalize_comment};
+pub use refresh::{FileReport, RefreshKind, RefreshOptions, RefreshReport, refresh};
 pub use split::{Entry, RawInteraction, Split, holdout_split, temporal_split};
+pub use table::{
+    DATA_VERSION_KEY, IngestedFile, Interactions, LAST_INGEST_KEY, ReadOptions, TableMeta,
+    interactions_schema, read_interactions, read_interactions_meta, write_interactions,
+};
+pub use training::TrainingData;
+pub use version::{DATA_VERSION_PREFIX, DataManifest, content_hash, data_version};

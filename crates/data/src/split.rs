@@ -8,7 +8,9 @@
 //!   also items seen only in held-out rows;
 //! - no RNG. `shared/bench/cf_vs_implicit.py` implements the same rule.
 
-use std::collections::HashMap;
+use rayon::prelude::*;
+
+use crate::fxhash::index_ids;
 
 /// Users with at least this many interactions hold some out.
 const MIN_INTERACTIONS_FOR_HOLDOUT: usize = 5;
@@ -66,40 +68,45 @@ impl Split {
 }
 
 /// Splits interactions by the rule of ARCHITECTURE.md. `rows` is in file/table order.
+///
+/// Sort-based and parallel (rayon): one sort by (user, item, timestamp, row) collapses
+/// each pair to its latest row, then each user's cells are ordered by
+/// (timestamp, item). A million rows take a fraction of a second.
 pub fn temporal_split(rows: &[RawInteraction]) -> Split {
-    let mut user_ids: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
-    user_ids.sort_unstable();
-    user_ids.dedup();
-    let mut item_ids: Vec<i64> = rows.iter().map(|r| r.item_id).collect();
-    item_ids.sort_unstable();
-    item_ids.dedup();
-    let user_index: HashMap<i64, u32> = index_of(&user_ids);
-    let item_index: HashMap<i64, u32> = index_of(&item_ids);
-
-    // Collapse each (user, item) to its latest interaction; on equal timestamps the
-    // later row wins (rows are visited in order, so `>=` keeps the later one).
-    let mut latest: HashMap<(u32, u32), (f32, i64)> = HashMap::with_capacity(rows.len());
-    for r in rows {
-        let key = (user_index[&r.user_id], item_index[&r.item_id]);
-        match latest.get_mut(&key) {
-            Some(cell) if r.timestamp >= cell.1 => *cell = (r.rating, r.timestamp),
-            Some(_) => {}
-            None => {
-                latest.insert(key, (r.rating, r.timestamp));
-            }
-        }
-    }
-    let mut cells: Vec<Entry> = latest
-        .into_iter()
-        .map(|((user, item), (rating, timestamp))| Entry {
-            user,
-            item,
-            rating,
-            timestamp,
+    let ((user_ids, user_index), (item_ids, item_index)) = rayon::join(
+        || index_ids(rows.iter().map(|r| r.user_id)),
+        || index_ids(rows.iter().map(|r| r.item_id)),
+    );
+    // (user << 32 | item, timestamp, row): sorting puts each pair's latest row last
+    // (on equal timestamps the later row, as its index is larger).
+    let mut keyed: Vec<(u64, i64, u32)> = rows
+        .par_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let u = u64::from(user_index.get(&r.user_id).copied().unwrap_or(0));
+            let it = u64::from(item_index.get(&r.item_id).copied().unwrap_or(0));
+            ((u << 32) | it, r.timestamp, i as u32)
         })
         .collect();
-    // Item ids ascend with column indices, so ordering by column is ordering by id.
-    cells.sort_unstable_by_key(|e| (e.user, e.timestamp, e.item));
+    keyed.par_sort_unstable();
+    let mut cells: Vec<Entry> = keyed
+        .par_chunk_by(|a, b| a.0 == b.0)
+        .map(|group| {
+            let (key, timestamp, row) = group[group.len() - 1];
+            Entry {
+                user: (key >> 32) as u32,
+                item: key as u32,
+                rating: rows[row as usize].rating,
+                timestamp,
+            }
+        })
+        .collect();
+    drop(keyed);
+    // Cells are grouped by user; order each user's by (timestamp, item). Item ids
+    // ascend with column indices, so ordering by column is ordering by id.
+    cells
+        .par_chunk_by_mut(|a, b| a.user == b.user)
+        .for_each(|g| g.sort_unstable_by_key(|e| (e.timestamp, e.item)));
     let (train, test) = holdout_split(&cells);
     Split {
         user_ids,
@@ -128,13 +135,6 @@ pub fn holdout_split(cells: &[Entry]) -> (Vec<Entry>, Vec<Entry>) {
         held.extend_from_slice(&group[n - n_held..]);
     }
     (train, held)
-}
-
-fn index_of(ids: &[i64]) -> HashMap<i64, u32> {
-    ids.iter()
-        .enumerate()
-        .map(|(i, &id)| (id, i as u32))
-        .collect()
 }
 
 #[cfg(test)]
@@ -224,7 +224,62 @@ mod tests {
         );
     }
 
+    /// The first, HashMap-based implementation: the reference for the sort-based one.
+    fn reference_split(rows: &[RawInteraction]) -> Split {
+        use std::collections::HashMap;
+        let mut user_ids: Vec<i64> = rows.iter().map(|r| r.user_id).collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let mut item_ids: Vec<i64> = rows.iter().map(|r| r.item_id).collect();
+        item_ids.sort_unstable();
+        item_ids.dedup();
+        let ui: HashMap<i64, u32> = user_ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
+        let ii: HashMap<i64, u32> = item_ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
+        let mut latest: HashMap<(u32, u32), (f32, i64)> = HashMap::new();
+        for r in rows {
+            let key = (ui[&r.user_id], ii[&r.item_id]);
+            match latest.get_mut(&key) {
+                Some(cell) if r.timestamp >= cell.1 => *cell = (r.rating, r.timestamp),
+                Some(_) => {}
+                None => {
+                    latest.insert(key, (r.rating, r.timestamp));
+                }
+            }
+        }
+        let mut cells: Vec<Entry> = latest
+            .into_iter()
+            .map(|((user, item), (rating, timestamp))| Entry {
+                user,
+                item,
+                rating,
+                timestamp,
+            })
+            .collect();
+        cells.sort_unstable_by_key(|e| (e.user, e.timestamp, e.item));
+        let (train, test) = holdout_split(&cells);
+        Split {
+            user_ids,
+            item_ids,
+            train,
+            test,
+        }
+    }
+
     proptest! {
+        #[test]
+        fn same_as_the_reference_implementation(raw in prop::collection::vec((-5i64..30, -3i64..40, 1u8..=5, 0i64..20), 0..600)) {
+            let rows: Vec<_> = raw.iter().map(|&(u, i, rt, t)| r(u, i, f32::from(rt), t)).collect();
+            prop_assert_eq!(temporal_split(&rows), reference_split(&rows));
+        }
+
         #[test]
         fn split_invariants(raw in prop::collection::vec((0i64..20, 0i64..30, 1u8..=5, 0i64..50), 0..400)) {
             let rows: Vec<_> = raw.iter().map(|&(u, i, rt, t)| r(u, i, f32::from(rt), t)).collect();

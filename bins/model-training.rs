@@ -1,0 +1,89 @@
+//! `model-training`: the spec's `python -m automation.model_training` (Component 2).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use recops_automation::model_training::{TrainModelsOptions, train_models};
+use recops_cf_training::ModelType;
+use recops_core::{Home, RecopsConfig, telemetry};
+
+/// Trains ALS and BPR on the processed interactions (data/processed/), compares each
+/// with the popularity baseline, registers the ones that beat it in
+/// artifacts/cf/registry.json and promotes the best ndcg@10 to current_best.
+///
+/// A type is skipped when the data has not changed since its last registered model
+/// (--force retrains). Progress goes to logs/cf/{als,bpr}.log and
+/// logs/training_metrics.db; a new model more than 10% below the current best's
+/// ndcg@10 raises the critical model_degradation alert. Configs:
+/// config/als_config.yaml, config/bpr_config.yaml.
+/// Exit code: 0 success (or another training run holds the lock), 1 failure, 2 usage.
+#[derive(Debug, Parser)]
+#[command(name = "model-training", version, about, verbatim_doc_comment)]
+struct Cli {
+    /// The recops home folder.
+    #[arg(long, env = "RECOPS_HOME", value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Model types to train (als, bpr); repeat or comma-separate. Default: both.
+    #[arg(long = "model", value_delimiter = ',', value_parser = |s: &str| s.parse::<ModelType>().map_err(|e| e.to_string()))]
+    models: Vec<ModelType>,
+    /// Retrain even when the data has not changed since the last registered model.
+    #[arg(long)]
+    force: bool,
+    /// Continue an interrupted run from its newest checkpoint (checkpoints/<type>/).
+    #[arg(long)]
+    resume: bool,
+    /// Deploy the new best model afterwards (needs the model-deployment job).
+    #[arg(long)]
+    auto_deploy: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"status": "failed", "error": format!("{e:#}")})
+                );
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let home = Home::resolve(cli.home.clone())?;
+    telemetry::init(telemetry::TelemetryOptions {
+        log_file: Some(home.command_log("model_training")?),
+        max_files: RecopsConfig::load(&home)?.logging.max_files,
+        ..Default::default()
+    })?;
+    let options = TrainModelsOptions {
+        model_types: cli.models.clone(),
+        force_retrain: cli.force,
+        auto_deploy: cli.auto_deploy,
+        resume: cli.resume,
+    };
+    let report = train_models(&home, &options)?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.message);
+        for m in &report.models {
+            println!("{:<4} {:<15} {}", m.model_type, m.status, m.message);
+        }
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

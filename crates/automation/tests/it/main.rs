@@ -1,0 +1,4 @@
+//! recops-automation integration tests: the jobs on temporary homes.
+#![allow(clippy::unwrap_used)]
+
+mod data_refresh;

@@ -1,0 +1,297 @@
+//! `recops bench-cf`: trains ALS, BPR and the popularity baseline on a CSV with the
+//! ARCHITECTURE split and reports training time and metrics@10, in the JSON shape that
+//! `shared/bench/cf_vs_implicit.py` reads.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::time::Instant;
+
+use recops_data::{RawInteraction, Split, temporal_split};
+use serde::Serialize;
+
+use crate::als::{Als, AlsParams};
+use crate::bpr::{Bpr, BprParams};
+use crate::config::{AlsConfig, BprConfig};
+use crate::error::{Error, Result};
+use crate::eval::{Metrics, evaluate_factors, popularity_baseline};
+use crate::matrix::Interactions;
+
+/// A model `bench-cf` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchModel {
+    /// ALS with the ALS config's model section.
+    Als,
+    /// BPR with the BPR config's model section.
+    Bpr,
+    /// The popularity baseline.
+    Popularity,
+}
+
+impl std::str::FromStr for BenchModel {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "als" => Ok(BenchModel::Als),
+            "bpr" => Ok(BenchModel::Bpr),
+            "popularity" => Ok(BenchModel::Popularity),
+            other => Err(Error::InvalidInput {
+                what: "model",
+                message: format!("{other:?}; expected als, bpr or popularity"),
+            }),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Models, in order.
+    pub models: Vec<BenchModel>,
+    /// Training threads.
+    pub threads: usize,
+    /// ALS hyperparameters (`model:`) and seed.
+    pub als: AlsConfig,
+    /// BPR hyperparameters (`model:`) and seed.
+    pub bpr: BprConfig,
+}
+
+/// The split's size.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BenchSplit {
+    /// Users (rows).
+    pub users: usize,
+    /// Items (columns).
+    pub items: usize,
+    /// Training cells.
+    pub train: usize,
+    /// Held-out cells.
+    pub test: usize,
+    /// Users with held-out cells.
+    pub test_users: usize,
+}
+
+/// One model's result.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BenchResult {
+    /// Training seconds (matrix build, initialisation and all iterations; no data
+    /// loading, no evaluation). Absent for popularity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_total: Option<f64>,
+    /// `seconds_total / iterations`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_per_iteration: Option<f64>,
+    /// Iterations run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+    /// recall@10 on the held-out cells.
+    pub recall_at_10: f64,
+    /// ndcg@10.
+    pub ndcg_at_10: f64,
+    /// coverage@10.
+    pub coverage_at_10: f64,
+}
+
+/// The whole report (`{"split": ..., "results": {...}}`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BenchReport {
+    /// Split sizes.
+    pub split: BenchSplit,
+    /// Results by model name.
+    pub results: std::collections::BTreeMap<String, BenchResult>,
+}
+
+/// Reads a CSV with a header naming `user_id`, `item_id`, `rating`, `timestamp`
+/// (any order, other columns ignored).
+pub fn read_interactions_csv(path: &Path) -> Result<Vec<RawInteraction>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let mut lines = BufReader::new(file).lines();
+    let csv_err = |line: usize, message: String| Error::Csv {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let header = match lines.next() {
+        Some(h) => h.map_err(|e| Error::io("cannot read", path, e))?,
+        None => {
+            return Err(csv_err(
+                1,
+                "empty file; expected a header user_id,item_id,rating,timestamp".into(),
+            ));
+        }
+    };
+    let names: Vec<&str> = header
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let col = |name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| csv_err(1, format!("missing column {name:?}; header is {header:?}, expected user_id,item_id,rating,timestamp")))
+    };
+    let (cu, ci, cr, ct) = (
+        col("user_id")?,
+        col("item_id")?,
+        col("rating")?,
+        col("timestamp")?,
+    );
+    let width = names.len();
+    let mut rows = Vec::new();
+    for (n, line) in lines.enumerate() {
+        let lineno = n + 2;
+        let line = line.map_err(|e| Error::io("cannot read", path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != width {
+            return Err(csv_err(
+                lineno,
+                format!("expected {width} fields, found {}", fields.len()),
+            ));
+        }
+        let int = |i: usize, name: &str| {
+            fields[i]
+                .parse::<i64>()
+                .map_err(|_| csv_err(lineno, format!("{name} {:?} is not an integer", fields[i])))
+        };
+        let rating: f32 = fields[cr]
+            .parse()
+            .ok()
+            .filter(|r: &f32| r.is_finite())
+            .ok_or_else(|| csv_err(lineno, format!("rating {:?} is not a number", fields[cr])))?;
+        rows.push(RawInteraction {
+            user_id: int(cu, "user_id")?,
+            item_id: int(ci, "item_id")?,
+            rating,
+            timestamp: int(ct, "timestamp")?,
+        });
+    }
+    Ok(rows)
+}
+
+/// Runs the benchmark on `rows`.
+pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<BenchReport> {
+    let split = temporal_split(rows);
+    if split.train.is_empty() {
+        return Err(Error::EmptyData {
+            model_type: "bench".into(),
+            detail: "the file has no interactions".into(),
+        });
+    }
+    let (nu, ni) = (split.n_users(), split.n_items());
+    let test = Interactions::from_entries(nu, ni, &split.test, |_| 1.0)?;
+    let train_bin = Interactions::from_entries(nu, ni, &split.train, |_| 1.0)?;
+    let test_users = (0..nu).filter(|&u| !test.user_row(u).0.is_empty()).count();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.threads.max(1))
+        .build()
+        .map_err(|e| Error::ThreadPool {
+            threads: options.threads,
+            message: e.to_string(),
+        })?;
+    let mut results = std::collections::BTreeMap::new();
+    for model in &options.models {
+        let (name, result) = match model {
+            BenchModel::Popularity => {
+                let m = pool.install(|| popularity_baseline(&train_bin, &test, &[10]));
+                ("popularity", result_of(&m, None))
+            }
+            BenchModel::Als => {
+                let m = &options.als.model;
+                let params = AlsParams {
+                    factors: m.factors,
+                    regularization: m.regularization,
+                    solver: m.solver,
+                    cg_steps: m.cg_steps,
+                };
+                let alpha = m.alpha;
+                let iterations = m.iterations;
+                let seed = options.als.training.seed;
+                let (secs, metrics) = pool.install(|| -> Result<_> {
+                    let start = Instant::now();
+                    let conf = Interactions::from_entries(nu, ni, &split.train, |e| {
+                        1.0 + alpha * e.rating
+                    })?;
+                    let mut als = Als::new(params, &conf, seed);
+                    for _ in 0..iterations {
+                        als.iterate();
+                    }
+                    let secs = start.elapsed().as_secs_f64();
+                    check_finite(als.users().all_finite() && als.items().all_finite(), "als")?;
+                    Ok((
+                        secs,
+                        evaluate_factors(als.users(), als.items(), &train_bin, &test, &[10]),
+                    ))
+                })?;
+                ("als", result_of(&metrics, Some((secs, iterations))))
+            }
+            BenchModel::Bpr => {
+                let m = &options.bpr.model;
+                let params = BprParams {
+                    factors: m.factors,
+                    learning_rate: m.learning_rate,
+                    regularization: m.regularization,
+                    verify_negatives: m.verify_negatives,
+                };
+                let iterations = m.iterations;
+                let seed = options.bpr.training.seed;
+                let threads = options.threads.max(1);
+                let (secs, metrics) = pool.install(|| -> Result<_> {
+                    let start = Instant::now();
+                    let data = Interactions::from_entries(nu, ni, &split.train, |_| 1.0)?;
+                    let mut bpr = Bpr::new(params, &data, seed, threads);
+                    for e in 0..iterations {
+                        bpr.epoch(e as u64);
+                    }
+                    let secs = start.elapsed().as_secs_f64();
+                    check_finite(bpr.users().all_finite() && bpr.items().all_finite(), "bpr")?;
+                    Ok((
+                        secs,
+                        evaluate_factors(bpr.users(), bpr.items(), &train_bin, &test, &[10]),
+                    ))
+                })?;
+                ("bpr", result_of(&metrics, Some((secs, iterations))))
+            }
+        };
+        results.insert(name.to_owned(), result);
+    }
+    Ok(BenchReport {
+        split: split_sizes(&split, test_users),
+        results,
+    })
+}
+
+fn check_finite(ok: bool, model: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Diverged {
+            model_type: model.into(),
+            iteration: 0,
+            what: "factors",
+        })
+    }
+}
+
+fn split_sizes(split: &Split, test_users: usize) -> BenchSplit {
+    BenchSplit {
+        users: split.n_users(),
+        items: split.n_items(),
+        train: split.train.len(),
+        test: split.test.len(),
+        test_users,
+    }
+}
+
+fn result_of(m: &Metrics, timing: Option<(f64, usize)>) -> BenchResult {
+    BenchResult {
+        seconds_total: timing.map(|t| t.0),
+        seconds_per_iteration: timing.map(|(s, n)| s / n.max(1) as f64),
+        iterations: timing.map(|t| t.1),
+        recall_at_10: m.recall(10),
+        ndcg_at_10: m.ndcg(10),
+        coverage_at_10: m.coverage(10),
+    }
+}

@@ -1,0 +1,295 @@
+//! Hand-written f32 kernels for the hot loops, shaped so the compiler vectorises them:
+//! fixed-width lane arrays (`LANES` independent accumulators) over `as_chunks`, then a
+//! scalar tail. They are plain safe Rust and `#[inline(always)]`, so the callers compile
+//! them twice: for the x86-64 baseline (SSE2, `FUSED = false`: separate multiply and
+//! add) and, inside [`wide`], for AVX2 with fused multiply-add (`FUSED = true`) when the
+//! CPU has it (runtime detection through `pulp`, which keeps this crate free of
+//! `unsafe`). Results are reproducible on one machine; FMA rounds differently, so an
+//! AVX2 machine and an SSE-only one may differ in the last bits.
+
+/// Runs `f` compiled for AVX2 + FMA when the CPU has them (`f` gets `true`), else as
+/// plain baseline code (`f` gets `false`). `f` must be `#[inline(always)]` all the way
+/// down for the wide instructions to be used.
+#[inline(always)]
+pub(crate) fn wide<R>(f: impl FnOnce(bool) -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v3) = pulp::x86::V3::try_new() {
+        return v3.vectorize(
+            #[inline(always)]
+            || f(true),
+        );
+    }
+    f(false)
+}
+
+/// `a * b + c`, fused when `FUSED` (only inside [`wide`], where FMA is available).
+#[inline(always)]
+pub(crate) fn fmadd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Independent accumulators per loop: enough to hide add latency and fill SIMD registers.
+const LANES: usize = 16;
+
+/// `a · b` over the common length.
+#[inline(always)]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_k::<false>(a, b)
+}
+
+/// [`dot`], fused or not.
+#[inline(always)]
+pub(crate) fn dot_k<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
+    // Inside `wide` the auto-vectoriser makes 2-lane FMAs of this reduction; explicit
+    // 256-bit vectors do better. (`try_new` is a cached flag read.)
+    #[cfg(target_arch = "x86_64")]
+    if FUSED && let Some(simd) = pulp::x86::V3::try_new() {
+        return dot_v3(simd, a, b);
+    }
+    let n = a.len().min(b.len());
+    let (ca, ta) = a[..n].as_chunks::<8>();
+    let (cb, tb) = b[..n].as_chunks::<8>();
+    // One 8-lane accumulator (one 256-bit register, two 128-bit ones); the dots of
+    // consecutive rows are independent, so the CPU overlaps their add chains.
+    let mut acc = [0.0f32; 8];
+    for (x, y) in ca.iter().zip(cb) {
+        let mut t = acc;
+        for l in 0..8 {
+            t[l] = fmadd::<FUSED>(x[l], y[l], t[l]);
+        }
+        acc = t;
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in ta.iter().zip(tb) {
+        tail = fmadd::<FUSED>(*x, *y, tail);
+    }
+    sum8(&acc) + tail
+}
+
+/// [`dot`] with explicit AVX2 vectors (only called inside [`wide`]).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn dot_v3(simd: pulp::x86::V3, a: &[f32], b: &[f32]) -> f32 {
+    use pulp::Simd;
+    let n = a.len().min(b.len());
+    let (ah, at) = pulp::x86::V3::as_simd_f32s(&a[..n]);
+    let (bh, bt) = pulp::x86::V3::as_simd_f32s(&b[..n]);
+    let mut acc = simd.splat_f32s(0.0);
+    for (x, y) in ah.iter().zip(bh) {
+        acc = simd.mul_add_f32s(*x, *y, acc);
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in at.iter().zip(bt) {
+        tail = x.mul_add(*y, tail);
+    }
+    simd.reduce_sum_f32s(acc) + tail
+}
+
+/// Tree sum of 8 lanes (a fixed order, so results are reproducible).
+#[inline(always)]
+fn sum8(v: &[f32; 8]) -> f32 {
+    let q = [v[0] + v[4], v[1] + v[5], v[2] + v[6], v[3] + v[7]];
+    (q[0] + q[2]) + (q[1] + q[3])
+}
+
+/// `y += alpha * x` over the common length.
+#[inline(always)]
+pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    axpy_k::<false>(alpha, x, y);
+}
+
+/// [`axpy`], fused or not.
+#[inline(always)]
+pub(crate) fn axpy_k<const FUSED: bool>(alpha: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let (cy, ty) = y[..n].as_chunks_mut::<LANES>();
+    let (cx, tx) = x[..n].as_chunks::<LANES>();
+    for (yy, xx) in cy.iter_mut().zip(cx) {
+        // Load, compute, store through a local array: the vectoriser then needs no
+        // aliasing facts (which inlining may lose).
+        let mut t = *yy;
+        for l in 0..LANES {
+            t[l] = fmadd::<FUSED>(alpha, xx[l], t[l]);
+        }
+        *yy = t;
+    }
+    for (yy, xx) in ty.iter_mut().zip(tx) {
+        *yy = fmadd::<FUSED>(alpha, *xx, *yy);
+    }
+}
+
+/// `out = m · v` for a **symmetric** row-major `k × k` matrix `m` (`k = v.len()`),
+/// computed as `Σ_c v[c] · m[c, :]` over blocks of 32 columns held in registers (no
+/// horizontal sums, one broadcast per row).
+#[inline(always)]
+pub(crate) fn matvec<const FUSED: bool>(m: &[f32], v: &[f32], out: &mut [f32]) {
+    const BLOCK: usize = 32;
+    let k = v.len();
+    let m = &m[..k * k];
+    let out = &mut out[..k];
+    let mut j0 = 0;
+    while j0 + BLOCK <= k {
+        let mut acc = [0.0f32; BLOCK];
+        for (c, &vc) in v.iter().enumerate() {
+            let row = &m[c * k + j0..c * k + j0 + BLOCK];
+            for l in 0..BLOCK {
+                acc[l] = fmadd::<FUSED>(vc, row[l], acc[l]);
+            }
+        }
+        out[j0..j0 + BLOCK].copy_from_slice(&acc);
+        j0 += BLOCK;
+    }
+    while j0 + 8 <= k {
+        let mut acc = [0.0f32; 8];
+        for (c, &vc) in v.iter().enumerate() {
+            let row = &m[c * k + j0..c * k + j0 + 8];
+            for l in 0..8 {
+                acc[l] = fmadd::<FUSED>(vc, row[l], acc[l]);
+            }
+        }
+        out[j0..j0 + 8].copy_from_slice(&acc);
+        j0 += 8;
+    }
+    for j in j0..k {
+        let mut acc = 0.0f32;
+        for (c, &vc) in v.iter().enumerate() {
+            acc = fmadd::<FUSED>(vc, m[c * k + j], acc);
+        }
+        out[j] = acc;
+    }
+}
+
+/// Adds `Σ rows_iᵀ rows_i` (rows of width `k`) to the row-major `k × k` matrix `g`.
+pub(crate) fn add_gram(rows: &[f32], k: usize, g: &mut [f32]) {
+    for row in rows.chunks_exact(k) {
+        for (a, grow) in row.iter().zip(g.chunks_exact_mut(k)) {
+            if *a != 0.0 {
+                axpy(*a, row, grow);
+            }
+        }
+    }
+}
+
+/// Solves `a x = b` in place (`b` becomes `x`) for a symmetric positive definite
+/// row-major `k × k` matrix `a` by Cholesky (`a` is overwritten by its factor).
+/// Returns false when `a` is not positive definite.
+pub(crate) fn cholesky_solve(a: &mut [f32], b: &mut [f32]) -> bool {
+    let k = b.len();
+    // a = L Lᵀ, L stored in the lower triangle (row-major).
+    for j in 0..k {
+        let (row_j, below) = a[j * k..k * k].split_at_mut(k);
+        let d = row_j[j] - dot(&row_j[..j], &row_j[..j]);
+        if d <= 0.0 || !d.is_finite() {
+            return false;
+        }
+        let d = d.sqrt();
+        row_j[j] = d;
+        let inv = 1.0 / d;
+        // Rows below j: L[i][j] = (a[i][j] - L[i][..j]·L[j][..j]) / L[j][j].
+        for row_i in below.chunks_exact_mut(k) {
+            row_i[j] = (row_i[j] - dot(&row_i[..j], &row_j[..j])) * inv;
+        }
+    }
+    // Forward: L y = b.
+    for i in 0..k {
+        let row = &a[i * k..i * k + i];
+        b[i] = (b[i] - dot(row, &b[..i])) / a[i * k + i];
+    }
+    // Backward: Lᵀ x = y.
+    for i in (0..k).rev() {
+        let mut s = b[i];
+        for j in i + 1..k {
+            s -= a[j * k + i] * b[j];
+        }
+        b[i] = s / a[i * k + i];
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_dot(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum::<f64>() as f32
+    }
+
+    #[test]
+    fn dot_axpy_matvec_match_naive_for_all_lengths() {
+        for k in [1usize, 3, 7, 8, 15, 16, 17, 31, 64, 65, 100] {
+            let a: Vec<f32> = (0..k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k).map(|i| (i as f32 * 0.11).cos()).collect();
+            assert!((dot(&a, &b) - naive_dot(&a, &b)).abs() < 1e-4, "k={k}");
+            let fused = wide(|f| {
+                if f {
+                    dot_k::<true>(&a, &b)
+                } else {
+                    dot_k::<false>(&a, &b)
+                }
+            });
+            assert!((fused - naive_dot(&a, &b)).abs() < 1e-4, "k={k}");
+            let mut yf = b.clone();
+            wide(|f| {
+                if f {
+                    axpy_k::<true>(0.5, &a, &mut yf)
+                } else {
+                    axpy_k::<false>(0.5, &a, &mut yf)
+                }
+            });
+            for i in 0..k {
+                assert!((yf[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
+            }
+            let mut y = b.clone();
+            axpy(0.5, &a, &mut y);
+            for i in 0..k {
+                assert!((y[i] - (b[i] + 0.5 * a[i])).abs() < 1e-6);
+            }
+            // A symmetric matrix.
+            let m: Vec<f32> = (0..k * k)
+                .map(|i| {
+                    let (r, c) = (i / k, i % k);
+                    (((r.min(c) * 7 + r.max(c) * 3) % 13) as f32) - 6.0
+                })
+                .collect();
+            let mut out = vec![0.0; k];
+            matvec::<false>(&m, &a, &mut out);
+            let mut fused = vec![0.0; k];
+            wide(|f| {
+                if f {
+                    matvec::<true>(&m, &a, &mut fused)
+                } else {
+                    matvec::<false>(&m, &a, &mut fused)
+                }
+            });
+            for r in 0..k {
+                let want = naive_dot(&m[r * k..(r + 1) * k], &a);
+                assert!(
+                    (out[r] - want).abs() < 1e-3 * (1.0 + want.abs()),
+                    "k={k} r={r}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cholesky_solves_a_known_system() {
+        // A = [[4, 2], [2, 3]], b = [2, 1] -> x = [0.5, 0].
+        let mut a = vec![4.0, 2.0, 2.0, 3.0];
+        let mut b = vec![2.0, 1.0];
+        assert!(cholesky_solve(&mut a, &mut b));
+        assert!((b[0] - 0.5).abs() < 1e-6 && b[1].abs() < 1e-6, "{b:?}");
+        let mut not_pd = vec![1.0, 2.0, 2.0, 1.0];
+        assert!(!cholesky_solve(&mut not_pd, &mut [1.0, 1.0]));
+    }
+
+    #[test]
+    fn gram_is_the_sum_of_outer_products() {
+        let rows = vec![1.0, 2.0, 3.0, 4.0];
+        let mut g = vec![0.0; 4];
+        add_gram(&rows, 2, &mut g);
+        assert_eq!(g, vec![10.0, 14.0, 14.0, 20.0]);
+    }
+}

@@ -1,0 +1,816 @@
+//! The training run: config -> data -> init -> iterations with validation, early
+//! stopping and checkpoints -> evaluation against the popularity baseline -> model files,
+//! with the spec's lines in `logs/cf/<type>.log`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Local, Utc};
+use recops_core::{
+    Home, LogFile, LogFileOptions, LogLevel, SharedClock, SystemClock, format_timestamp,
+};
+use recops_data::{Entry, Split, holdout_split};
+use serde::{Deserialize, Serialize};
+
+use crate::als::{Als, AlsParams, random_factors};
+use crate::bpr::{Bpr, BprParams};
+use crate::checkpoint::{self, CheckpointState, EarlyState};
+use crate::config::{AlsConfig, BprConfig, EvaluationSection, TrainingSection};
+use crate::error::{Error, Result};
+use crate::eval::{Metrics, evaluate_factors, improvement_pct, popularity_baseline};
+use crate::init::{mean_row_norm, project_embeddings, read_product_embeddings, warm_start_rows};
+use crate::matrix::{Factors, Interactions};
+use crate::model::{
+    CfModel, MODEL_FORMAT_VERSION, ModelMeta, ModelType, TrainingSummary, mapping_fingerprint,
+};
+
+/// The config of one training run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainConfig {
+    /// ALS.
+    Als(AlsConfig),
+    /// BPR.
+    Bpr(BprConfig),
+}
+
+impl TrainConfig {
+    /// Loads the config of `model_type` from `home` (or the built-in default).
+    pub fn load(home: &Home, model_type: ModelType) -> Result<Self> {
+        Ok(match model_type {
+            ModelType::Als => TrainConfig::Als(AlsConfig::load(home)?),
+            ModelType::Bpr => TrainConfig::Bpr(BprConfig::load(home)?),
+        })
+    }
+
+    /// `als` or `bpr`.
+    pub fn model_type(&self) -> ModelType {
+        match self {
+            TrainConfig::Als(_) => ModelType::Als,
+            TrainConfig::Bpr(_) => ModelType::Bpr,
+        }
+    }
+
+    /// The `training:` section.
+    pub fn training(&self) -> &TrainingSection {
+        match self {
+            TrainConfig::Als(c) => &c.training,
+            TrainConfig::Bpr(c) => &c.training,
+        }
+    }
+
+    /// The `evaluation:` section.
+    pub fn evaluation(&self) -> &EvaluationSection {
+        match self {
+            TrainConfig::Als(c) => &c.evaluation,
+            TrainConfig::Bpr(c) => &c.evaluation,
+        }
+    }
+
+    /// Latent factors.
+    pub fn factors(&self) -> usize {
+        match self {
+            TrainConfig::Als(c) => c.model.factors,
+            TrainConfig::Bpr(c) => c.model.factors,
+        }
+    }
+
+    /// Configured iterations.
+    pub fn iterations(&self) -> usize {
+        match self {
+            TrainConfig::Als(c) => c.model.iterations,
+            TrainConfig::Bpr(c) => c.model.iterations,
+        }
+    }
+
+    /// Hyperparameters and options as JSON (stored with the run and the model).
+    pub fn hyperparameters(&self) -> serde_json::Value {
+        let (model, training) = match self {
+            TrainConfig::Als(c) => (serde_json::to_value(c.model), &c.training),
+            TrainConfig::Bpr(c) => (serde_json::to_value(c.model), &c.training),
+        };
+        let mut v = model.unwrap_or(serde_json::Value::Null);
+        if let serde_json::Value::Object(m) = &mut v {
+            m.insert("seed".into(), training.seed.into());
+            m.insert("threads".into(), training.effective_threads().into());
+            m.insert("bert_init".into(), training.bert_init.into());
+            m.insert("warm_start".into(), training.warm_start.into());
+            m.insert(
+                "early_stopping".into(),
+                serde_json::to_value(training.early_stopping).unwrap_or_default(),
+            );
+        }
+        v
+    }
+
+    /// The spec's `Config: ...` line.
+    pub fn config_line(&self) -> String {
+        match self {
+            TrainConfig::Als(c) => format!(
+                "Config: factors={}, regularization={}, iterations={}",
+                c.model.factors, c.model.regularization, c.model.iterations
+            ),
+            TrainConfig::Bpr(c) => format!(
+                "Config: factors={}, learning_rate={}, regularization={}, iterations={}",
+                c.model.factors, c.model.learning_rate, c.model.regularization, c.model.iterations
+            ),
+        }
+    }
+}
+
+/// The training log `logs/cf/<type>.log` (spec line format). Writing never fails a run:
+/// a write error is reported through `tracing` instead.
+#[derive(Debug, Clone)]
+pub struct TrainingLog {
+    file: Arc<LogFile>,
+}
+
+impl TrainingLog {
+    /// Opens the log of `model_type` in `home`, stamping lines with `clock`.
+    pub fn open(home: &Home, model_type: ModelType, clock: SharedClock) -> Result<Self> {
+        let path = home.cf_log(model_type.as_str())?;
+        let file = LogFile::open(
+            path,
+            LogFileOptions {
+                clock,
+                ..LogFileOptions::default()
+            },
+        )?;
+        Ok(TrainingLog {
+            file: Arc::new(file),
+        })
+    }
+
+    /// Writes one line (and emits it as a `tracing` event).
+    pub fn line(&self, level: LogLevel, message: &str) {
+        match level {
+            LogLevel::Error | LogLevel::Critical => tracing::error!("{message}"),
+            LogLevel::Warning => tracing::warn!("{message}"),
+            _ => tracing::info!("{message}"),
+        }
+        if let Err(e) = self.file.write_line(level, None, message) {
+            tracing::warn!(path = %self.file.path().display(), error = %e, "cannot write training log");
+        }
+    }
+
+    /// An INFO line.
+    pub fn info(&self, message: &str) {
+        self.line(LogLevel::Info, message);
+    }
+
+    /// A WARNING line.
+    pub fn warning(&self, message: &str) {
+        self.line(LogLevel::Warning, message);
+    }
+
+    /// An ERROR line.
+    pub fn error(&self, message: &str) {
+        self.line(LogLevel::Error, message);
+    }
+}
+
+/// One iteration, as logged and tracked.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IterationReport {
+    /// 1-based iteration.
+    pub iteration: usize,
+    /// Configured iterations.
+    pub iterations: usize,
+    /// Training loss (ALS: normalised objective; BPR: mean `-ln σ(x_uij)`).
+    pub loss: f64,
+    /// Validation recall@10, when validated this iteration.
+    pub validation_recall: Option<f64>,
+    /// Validation ndcg@10, when validated this iteration.
+    pub validation_ndcg: Option<f64>,
+    /// Seconds of the iteration (training and validation).
+    pub wall_time_seconds: f64,
+}
+
+/// The data of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a> {
+    /// The ARCHITECTURE split.
+    pub split: &'a Split,
+    /// Version of the data (recorded in the model and registry).
+    pub data_version: &'a str,
+}
+
+/// Options of a run besides the config.
+pub struct TrainOptions<'a> {
+    /// Continue from the newest checkpoint of this model type (same config and data).
+    pub resume: bool,
+    /// The latest model of the same type, used when `training.warm_start` is true.
+    pub warm_start: Option<&'a CfModel>,
+    /// Time source for the model id, timestamps and log lines.
+    pub clock: SharedClock,
+    /// Called after every iteration (the job records it in `TrainingTracker`).
+    pub on_iteration: Option<&'a mut dyn FnMut(&IterationReport)>,
+    /// Stop as if the process were killed after this many iterations of this call
+    /// (checkpoints written so far stay); returns [`Error::Interrupted`]. For testing
+    /// resume.
+    pub interrupt_after: Option<usize>,
+}
+
+impl Default for TrainOptions<'_> {
+    fn default() -> Self {
+        TrainOptions {
+            resume: false,
+            warm_start: None,
+            clock: SystemClock::shared(),
+            on_iteration: None,
+            interrupt_after: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TrainOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainOptions")
+            .field("resume", &self.resume)
+            .field("warm_start", &self.warm_start.map(|m| &m.meta.model_id))
+            .field("interrupt_after", &self.interrupt_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of a run: the model (already written to `model_dir`) and its evaluation.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// The model.
+    pub model: CfModel,
+    /// `artifacts/cf/<model_id>/`.
+    pub model_dir: PathBuf,
+    /// Test metrics for every K.
+    pub metrics: Metrics,
+    /// The popularity baseline on the same split.
+    pub baseline: Metrics,
+    /// recall@10 improvement over the baseline, percent.
+    pub improvement_pct: f64,
+    /// True when recall@10 beats the baseline's (the condition for registering).
+    pub beats_baseline: bool,
+    /// Every iteration.
+    pub history: Vec<IterationReport>,
+    /// Seconds of training (iterations and validation, over all resumed parts).
+    pub training_time_seconds: f64,
+    /// True when early stopping ended the run.
+    pub stopped_early: bool,
+    /// The iteration whose factors were kept.
+    pub best_iteration: usize,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// Groups a number with commas: 26000 -> "26,000".
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A model id `{type}_{YYYYMMDD_HHMMSS}` (local time) not yet used in `home`
+/// (`_2`, `_3`, ... appended when the second is taken).
+pub fn new_model_id(home: &Home, model_type: ModelType, at: DateTime<Utc>) -> Result<String> {
+    let base = format!(
+        "{}_{}",
+        model_type,
+        at.with_timezone(&Local).format("%Y%m%d_%H%M%S")
+    );
+    let mut id = base.clone();
+    let mut n = 2;
+    while home.model_dir(&id)?.exists() {
+        id = format!("{base}_{n}");
+        n += 1;
+    }
+    Ok(id)
+}
+
+enum Engine<'a> {
+    Als(Als<'a>),
+    Bpr(Bpr<'a>),
+}
+
+impl Engine<'_> {
+    fn step(&mut self, iteration: usize) -> f64 {
+        match self {
+            Engine::Als(a) => a.iterate(),
+            Engine::Bpr(b) => b.epoch(iteration as u64).loss,
+        }
+    }
+
+    fn factors(&self) -> (&Factors, &Factors) {
+        match self {
+            Engine::Als(a) => (a.users(), a.items()),
+            Engine::Bpr(b) => (b.users(), b.items()),
+        }
+    }
+}
+
+fn fingerprint_cells(cells: &[Entry]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for e in cells {
+        for v in [
+            u64::from(e.user),
+            u64::from(e.item),
+            u64::from(e.rating.to_bits()),
+        ] {
+            h ^= v;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Trains one model: see the module docs. On success the model files are written and
+/// returned; on any failure (empty data, divergence, I/O) nothing is written to
+/// `artifacts/` and the error says why, also in the training log.
+pub fn train(
+    home: &Home,
+    config: &TrainConfig,
+    data: TrainData<'_>,
+    mut options: TrainOptions<'_>,
+) -> Result<TrainOutcome> {
+    let mt = config.model_type();
+    let log = TrainingLog::open(home, mt, options.clock.clone())?;
+    let result = train_inner(home, config, data, &mut options, &log);
+    if let Some(e) = result
+        .as_ref()
+        .err()
+        .filter(|e| !matches!(e, Error::Interrupted { .. }))
+    {
+        log.error(&format!("Training failed: {e}"));
+    }
+    result
+}
+
+fn train_inner(
+    home: &Home,
+    config: &TrainConfig,
+    data: TrainData<'_>,
+    options: &mut TrainOptions<'_>,
+    log: &TrainingLog,
+) -> Result<TrainOutcome> {
+    let mt = config.model_type();
+    let split = data.split;
+    let tr = config.training();
+    let k = config.factors();
+    let iterations = config.iterations();
+    let ks = config.evaluation().ks();
+    log.info(&format!(
+        "========== {} Training Started ==========",
+        mt.upper()
+    ));
+    log.info(&config.config_line());
+    log.info(&format!(
+        "Training data: {} users × {} items",
+        thousands(split.n_users()),
+        thousands(split.n_items())
+    ));
+    if split.n_users() == 0 || split.n_items() == 0 || split.train.is_empty() {
+        return Err(Error::EmptyData {
+            model_type: mt.to_string(),
+            detail: format!(
+                "{} users, {} items, {} training interactions (run the data refresh first)",
+                split.n_users(),
+                split.n_items(),
+                split.train.len()
+            ),
+        });
+    }
+    if k > split.n_items() {
+        return Err(Error::FactorsExceedItems {
+            factors: k,
+            items: split.n_items(),
+        });
+    }
+    if tr.use_gpu {
+        log.warning("use_gpu: true is not supported (no GPU backend); training on the CPU");
+    }
+    let threads = tr.effective_threads();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::ThreadPool {
+            threads,
+            message: e.to_string(),
+        })?;
+
+    // Fit / validation parts: early stopping validates on a hold-out of the training
+    // part, never on the evaluation rows.
+    let es = tr.early_stopping;
+    let (fit, val) = if es.enabled {
+        holdout_split(&split.train)
+    } else {
+        (split.train.clone(), Vec::new())
+    };
+    let validate = es.enabled && !val.is_empty();
+    if es.enabled && val.is_empty() {
+        log.warning("No user has enough training interactions for a validation hold-out; early stopping is off for this run");
+    }
+    let (nu, ni) = (split.n_users(), split.n_items());
+    let (fit_m, fit_bin, val_m, train_bin, test_m) = pool.install(|| -> Result<_> {
+        let fit_m = match config {
+            TrainConfig::Als(c) => {
+                let alpha = c.model.alpha;
+                Interactions::from_entries(nu, ni, &fit, |e| 1.0 + alpha * e.rating)?
+            }
+            TrainConfig::Bpr(_) => Interactions::from_entries(nu, ni, &fit, |_| 1.0)?,
+        };
+        Ok((
+            fit_m,
+            Interactions::from_entries(nu, ni, &fit, |_| 1.0)?,
+            Interactions::from_entries(nu, ni, &val, |_| 1.0)?,
+            Interactions::from_entries(nu, ni, &split.train, |_| 1.0)?,
+            Interactions::from_entries(nu, ni, &split.test, |_| 1.0)?,
+        ))
+    })?;
+    let idle_users = (0..nu).filter(|&u| fit_m.user_row(u).0.is_empty()).count();
+    let idle_items = (0..ni).filter(|&i| fit_m.item_row(i).0.is_empty()).count();
+    if idle_users + idle_items > 0 {
+        log.warning(&format!(
+            "{} users and {} items have no training interactions; their factors stay zero",
+            thousands(idle_users),
+            thousands(idle_items)
+        ));
+    }
+
+    let cols = mt.columns(k);
+    let run_fingerprint = format!(
+        "{:016x}-{}-{}",
+        fingerprint_cells(&split.train) ^ fingerprint_cells(&split.test).rotate_left(1),
+        mapping_fingerprint(&split.user_ids, &split.item_ids),
+        serde_json::to_string(&config.hyperparameters()).unwrap_or_default()
+    );
+    let ckpt_dir = home.checkpoints_dir(mt.as_str())?;
+    let mut start_iteration = 0usize;
+    let mut elapsed = 0.0f64;
+    let mut early = EarlyState {
+        best_iteration: 0,
+        best_ndcg: None,
+        bad_evals: 0,
+    };
+    let mut history: Vec<IterationReport> = Vec::new();
+    let mut best: Option<(Factors, Factors)> = None;
+    let mut resumed: Option<checkpoint::Checkpoint> = None;
+    if options.resume {
+        match checkpoint::load_latest(&ckpt_dir)? {
+            Some(c) if c.state.run_fingerprint != run_fingerprint => {
+                return Err(Error::Checkpoint {
+                    path: c.path,
+                    message: "it was made with a different config or different data; run without --resume to start over".into(),
+                });
+            }
+            Some(c) => {
+                log.info(&format!(
+                    "Resuming from checkpoint {} (iteration {})",
+                    c.path.display(),
+                    c.state.iteration
+                ));
+                resumed = Some(c);
+            }
+            None => log.warning(&format!(
+                "--resume: no checkpoint in {}; starting from scratch",
+                ckpt_dir.display()
+            )),
+        }
+    } else {
+        let n = checkpoint::clear(&ckpt_dir);
+        if n > 0 {
+            log.info(&format!(
+                "Discarded {n} checkpoints of an earlier {mt} run (use --resume to continue one)"
+            ));
+        }
+    }
+
+    let (started_at, model_id, init, users0, items0) = match resumed {
+        Some(c) => {
+            let ok = |f: &Factors, rows: usize| f.rows() == rows && f.cols() == cols;
+            if !ok(&c.users, nu) || !ok(&c.items, ni) {
+                return Err(Error::Checkpoint {
+                    path: c.path,
+                    message: format!("factor shapes do not match {nu} users x {ni} items x {cols}"),
+                });
+            }
+            start_iteration = c.state.iteration;
+            elapsed = c.state.elapsed_seconds;
+            early = c.state.early.clone();
+            history = c.state.history.clone();
+            best = c.best;
+            let started = recops_core::parse_timestamp(&c.state.started_at)
+                .unwrap_or_else(|| options.clock.now());
+            (started, c.state.model_id, c.state.init, c.users, c.items)
+        }
+        None => {
+            let started = options.clock.now();
+            let id = new_model_id(home, mt, started)?;
+            let (init, u, i) =
+                initial_factors(home, config, split, &fit_m, options.warm_start, log)?;
+            (started, id, init, u, i)
+        }
+    };
+
+    let mut engine = match config {
+        TrainConfig::Als(c) => Engine::Als(Als::with_factors(
+            AlsParams {
+                factors: k,
+                regularization: c.model.regularization,
+                solver: c.model.solver,
+                cg_steps: c.model.cg_steps,
+            },
+            &fit_m,
+            users0,
+            items0,
+        )),
+        TrainConfig::Bpr(c) => Engine::Bpr(Bpr::with_factors(
+            BprParams {
+                factors: k,
+                learning_rate: c.model.learning_rate,
+                regularization: c.model.regularization,
+                verify_negatives: c.model.verify_negatives,
+            },
+            &fit_m,
+            users0,
+            items0,
+            tr.seed,
+            threads,
+        )),
+    };
+
+    let mut stopped_early = false;
+    let mut ran_here = 0usize;
+    if start_iteration >= iterations || early.bad_evals >= es.patience && validate {
+        stopped_early = start_iteration < iterations;
+    }
+    let mut it = start_iteration;
+    while it < iterations && !stopped_early {
+        it += 1;
+        let t0 = Instant::now();
+        let loss = pool.install(|| engine.step(it - 1));
+        let (u, i) = engine.factors();
+        if !loss.is_finite() {
+            return Err(Error::Diverged {
+                model_type: mt.to_string(),
+                iteration: it,
+                what: "loss",
+            });
+        }
+        if !u.all_finite() {
+            return Err(Error::Diverged {
+                model_type: mt.to_string(),
+                iteration: it,
+                what: "user factors",
+            });
+        }
+        if !i.all_finite() {
+            return Err(Error::Diverged {
+                model_type: mt.to_string(),
+                iteration: it,
+                what: "item factors",
+            });
+        }
+        let mut report = IterationReport {
+            iteration: it,
+            iterations,
+            loss,
+            validation_recall: None,
+            validation_ndcg: None,
+            wall_time_seconds: 0.0,
+        };
+        if validate && (it.is_multiple_of(es.eval_every) || it == iterations) {
+            let m = pool.install(|| evaluate_factors(u, i, &fit_bin, &val_m, &[10]));
+            let ndcg = m.ndcg(10);
+            report.validation_recall = Some(m.recall(10));
+            report.validation_ndcg = Some(ndcg);
+            let improved = early.best_ndcg.is_none_or(|b| ndcg > b + es.min_delta);
+            if improved {
+                early.best_ndcg = Some(ndcg);
+                early.best_iteration = it;
+                early.bad_evals = 0;
+                best = Some((u.clone(), i.clone()));
+            } else {
+                early.bad_evals += 1;
+                if early.bad_evals >= es.patience {
+                    stopped_early = true;
+                }
+            }
+        }
+        report.wall_time_seconds = t0.elapsed().as_secs_f64();
+        elapsed += report.wall_time_seconds;
+        log.info(&format!("Iteration {it}/{iterations} | loss={loss:.4}"));
+        history.push(report);
+        if let Some(cb) = options.on_iteration.as_mut() {
+            cb(&report);
+        }
+        if tr.checkpoint_every > 0
+            && it.is_multiple_of(tr.checkpoint_every)
+            && it < iterations
+            && !stopped_early
+        {
+            let state = CheckpointState {
+                iteration: it,
+                run_fingerprint: run_fingerprint.clone(),
+                model_id: model_id.clone(),
+                started_at: format_timestamp(started_at),
+                init: init.clone(),
+                elapsed_seconds: elapsed,
+                early: early.clone(),
+                history: history.clone(),
+            };
+            let (u, i) = engine.factors();
+            checkpoint::save(&ckpt_dir, &state, u, i, best.as_ref().map(|(a, b)| (a, b)))?;
+        }
+        ran_here += 1;
+        if options.interrupt_after == Some(ran_here) && it < iterations && !stopped_early {
+            return Err(Error::Interrupted { iteration: it });
+        }
+    }
+    if stopped_early {
+        log.info(&format!(
+            "Early stopping at iteration {it}: best validation ndcg@10={:.4} at iteration {}",
+            early.best_ndcg.unwrap_or(0.0),
+            early.best_iteration
+        ));
+    }
+    let (users, items, best_iteration) = match best {
+        Some((u, i)) if validate => (u, i, early.best_iteration),
+        _ => {
+            let (u, i) = engine.factors();
+            (u.clone(), i.clone(), it)
+        }
+    };
+    drop(engine);
+    log.info(&format!("Training completed in {elapsed:.1}s"));
+
+    // Evaluation on the held-out rows, training items filtered, and the baseline.
+    let (metrics, baseline) = pool.install(|| {
+        (
+            evaluate_factors(&users, &items, &train_bin, &test_m, &ks),
+            popularity_baseline(&train_bin, &test_m, &ks),
+        )
+    });
+    let names = &config.evaluation().metrics;
+    let mut eval_line = String::from("Evaluation: ");
+    let mut parts = Vec::new();
+    for m in &metrics.at {
+        parts.push(format!("recall@{}={:.4}", m.k, m.recall));
+        parts.push(format!("ndcg@{}={:.4}", m.k, m.ndcg));
+        parts.push(format!("coverage@{}={:.4}", m.k, m.coverage));
+    }
+    eval_line.push_str(&parts.join(", "));
+    log.info(&eval_line);
+    log.info(&format!(
+        "Baseline (popularity): recall@10={:.4}, ndcg@10={:.4}",
+        baseline.recall(10),
+        baseline.ndcg(10)
+    ));
+    let improvement = improvement_pct(metrics.recall(10), baseline.recall(10));
+    log.info(&format!("Improvement: {improvement:+.1}%"));
+    let beats = metrics.users > 0 && metrics.recall(10) > baseline.recall(10);
+    if metrics.users == 0 {
+        log.warning("No held-out users: the model cannot be compared with the baseline and will not be registered");
+    }
+
+    let model = CfModel {
+        meta: ModelMeta {
+            format_version: MODEL_FORMAT_VERSION,
+            model_id: model_id.clone(),
+            model_type: mt,
+            factors: k,
+            hyperparameters: config.hyperparameters(),
+            metrics: metrics.to_map(names),
+            baseline: baseline.to_map(names),
+            improvement_pct: improvement,
+            data_version: data.data_version.to_owned(),
+            created_at: format_timestamp(options.clock.now()),
+            n_users: nu,
+            n_items: ni,
+            mapping_fingerprint: mapping_fingerprint(&split.user_ids, &split.item_ids),
+            training: TrainingSummary {
+                iterations_run: it,
+                best_iteration,
+                stopped_early,
+                training_time_seconds: elapsed,
+                threads,
+                init,
+                validation_ndcg_at_10: early.best_ndcg,
+            },
+        },
+        user_ids: split.user_ids.clone(),
+        item_ids: split.item_ids.clone(),
+        user_factors: users,
+        item_factors: items,
+    };
+    let model_dir = home.model_dir(&model_id)?;
+    model.save(&model_dir)?;
+    log.info(&format!("Model saved to {}", model_dir.display()));
+    Ok(TrainOutcome {
+        model,
+        model_dir,
+        metrics,
+        baseline,
+        improvement_pct: improvement,
+        beats_baseline: beats,
+        history,
+        training_time_seconds: elapsed,
+        stopped_early,
+        best_iteration,
+        started_at,
+    })
+}
+
+/// Random, warm-start or embedding initialisation. Returns (description, users, items).
+fn initial_factors(
+    home: &Home,
+    config: &TrainConfig,
+    split: &Split,
+    fit: &Interactions,
+    warm: Option<&CfModel>,
+    log: &TrainingLog,
+) -> Result<(String, Factors, Factors)> {
+    let mt = config.model_type();
+    let tr = config.training();
+    let k = config.factors();
+    let cols = mt.columns(k);
+    let (nu, ni) = (split.n_users(), split.n_items());
+    let (mut users, mut items) = match mt {
+        ModelType::Als => (
+            random_factors(nu, k, tr.seed, 1),
+            random_factors(ni, k, tr.seed, 2),
+        ),
+        ModelType::Bpr => {
+            let b = Bpr::new(
+                BprParams {
+                    factors: k,
+                    learning_rate: 0.0,
+                    regularization: 0.0,
+                    verify_negatives: true,
+                },
+                fit,
+                tr.seed,
+                1,
+            );
+            b.into_factors()
+        }
+    };
+    if tr.warm_start {
+        match warm {
+            Some(old) if old.meta.model_type == mt && old.user_factors.cols() == cols => {
+                let (cu, ci) = warm_start_rows(old, &split.user_ids, &split.item_ids, &mut users, &mut items);
+                log.info(&format!(
+                    "Warm start from {}: {} of {} users and {} of {} items",
+                    old.meta.model_id,
+                    thousands(cu),
+                    thousands(nu),
+                    thousands(ci),
+                    thousands(ni)
+                ));
+                return Ok((format!("warm_start:{}", old.meta.model_id), users, items));
+            }
+            Some(old) => log.warning(&format!(
+                "warm_start: model {} is {} with {} columns, this run is {mt} with {cols}; using random init",
+                old.meta.model_id,
+                old.meta.model_type,
+                old.user_factors.cols()
+            )),
+            None => log.warning(&format!("warm_start: no earlier {mt} model found; using random init")),
+        }
+    }
+    if tr.bert_init {
+        let path = home.product_embeddings();
+        if !path.exists() {
+            log.warning(&format!(
+                "bert_init: no product embeddings at {} (run bert-embeddings); using random init",
+                path.display()
+            ));
+        } else {
+            match read_product_embeddings(&path) {
+                Err(e) => log.warning(&format!(
+                    "bert_init: cannot use the product embeddings ({e}); using random init"
+                )),
+                Ok(emb) => {
+                    let target = mean_row_norm(&items, k);
+                    let dim = emb.vectors.cols();
+                    let n = project_embeddings(&emb, &split.item_ids, k, target, &mut items)?;
+                    if n == 0 {
+                        log.warning(
+                            "bert_init: no item of the data has an embedding; using random init",
+                        );
+                    } else {
+                        log.info(&format!(
+                            "BERT init: {} of {} items from product embeddings ({dim} dims -> {k} by SVD)",
+                            thousands(n),
+                            thousands(ni)
+                        ));
+                        return Ok(("bert".into(), users, items));
+                    }
+                }
+            }
+        }
+    }
+    Ok(("random".into(), users, items))
+}

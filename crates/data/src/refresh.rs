@@ -1,0 +1,620 @@
+//! The data steps of a refresh (spec Component 7): staging files in, processed data
+//! out, crash-safe. The job around it (lock, tracking, alerts) lives in
+//! `recops-automation`.
+//!
+//! Order of writes, and why a kill at any point is safe:
+//! 1. rejected rows go to `data/staging/rejected/` (a report; harmless to repeat);
+//! 2. `interactions.parquet` is replaced atomically — the commit point. Its footer
+//!    records the staging files whose rows it holds;
+//! 3. the derived outputs (`X_train_confidence.npz`, `user_item_mappings.json`,
+//!    `user_metadata.parquet`) are replaced atomically, then `data_version.json`
+//!    names the data version they were built from;
+//! 4. the staging files are moved to `data/staging/archive/`.
+//!
+//! Killed before 2: nothing changed, the staging files are still there. Killed
+//! between 2 and 4: the next run sees that the staging files' rows are already
+//! committed (same name, size and content hash as the footer records), archives them
+//! without ingesting them again, and rebuilds derived outputs whose manifest does not
+//! name the current data version.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use rayon::prelude::*;
+use recops_core::{Home, format_timestamp};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::config::DataConfig;
+use crate::error::{Error, FileProblem, Result};
+use crate::ingest::{
+    StagingBatch, StagingFile, StagingFormat, find_staging_files, read_staging_file, write_rejected,
+};
+use crate::matrix::{Mappings, UserMetadata, confidence_matrix};
+use crate::merge::{MergeStats, merge};
+use crate::npz::{read_csr_npz, write_csr_npz};
+use crate::parquet_io::read_parquet_footer;
+use crate::table::{
+    IngestedFile, Interactions, ReadOptions, TableMeta, read_interactions_meta,
+    read_interactions_source, write_interactions_reusing,
+};
+use crate::training::TrainingData;
+use crate::version::{DataManifest, content_hash, data_version};
+
+/// Options of [`refresh`].
+#[derive(Debug, Clone)]
+pub struct RefreshOptions {
+    /// Rebuild everything even for a few new rows (`--force-full`).
+    pub force_full: bool,
+    /// Where new files are picked up (default: the home's `data/staging/`). Archived
+    /// and rejected files always go to the home's `data/staging/archive/` and
+    /// `data/staging/rejected/`.
+    pub staging_dir: Option<PathBuf>,
+    /// The time of the run (names of rejected/archived files, `created_at`).
+    pub now: DateTime<Utc>,
+}
+
+/// What kind of refresh ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshKind {
+    /// No staging files and the outputs are consistent: nothing to do.
+    NoNewData,
+    /// No staging files, but the derived outputs did not match the interactions (an
+    /// interrupted run): they were rebuilt.
+    Repair,
+    /// At most `incremental_max_new_rows` new rows merged into the existing data; only
+    /// the new comments are scored.
+    Incremental,
+    /// Everything rebuilt: all rows re-checked and re-scored, all outputs rewritten.
+    Full,
+}
+
+/// One staging file of a refresh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileReport {
+    /// File name.
+    pub name: String,
+    /// CSV or Parquet.
+    pub format: StagingFormat,
+    /// Data rows in the file.
+    pub rows: usize,
+    /// Valid rows.
+    pub valid: usize,
+    /// Rejected rows.
+    pub rejected: usize,
+    /// Where the rejected rows were written.
+    pub rejected_file: Option<PathBuf>,
+    /// Where the file was archived.
+    pub archived_to: Option<PathBuf>,
+}
+
+/// The result of [`refresh`] (the spec's `type`, `new_records`, `total_records`, and
+/// what an operator needs besides).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefreshReport {
+    /// Incremental, full, repair or nothing to do.
+    #[serde(rename = "type")]
+    pub kind: RefreshKind,
+    /// Valid rows read from staging files.
+    pub new_records: usize,
+    /// Rows rejected by validation.
+    pub rejected_records: usize,
+    /// Rows of `interactions.parquet` after the refresh.
+    pub total_records: usize,
+    /// Rows before.
+    pub previous_records: usize,
+    /// What the merge did (added, replaced, unchanged, duplicates).
+    pub merge: MergeStats,
+    /// Data version after the refresh (`None` when there is no data at all).
+    pub data_version: Option<String>,
+    /// Data version before.
+    pub previous_data_version: Option<String>,
+    /// Whether `interactions.parquet` changed.
+    pub changed: bool,
+    /// Whether the derived outputs were (re)written.
+    pub outputs_written: bool,
+    /// Users (matrix rows).
+    pub users: usize,
+    /// Items (matrix columns).
+    pub items: usize,
+    /// Training cells (non-zeros of `X_train_confidence.npz`).
+    pub train_interactions: usize,
+    /// Held-out cells.
+    pub test_interactions: usize,
+    /// The staging files processed in this run.
+    pub files: Vec<FileReport>,
+    /// Staging files whose rows an interrupted earlier run had already committed:
+    /// archived now, not ingested again.
+    pub recovered_files: Vec<FileReport>,
+    /// Staging entries skipped (hidden files, other extensions).
+    pub ignored_files: Vec<PathBuf>,
+    /// Seconds per phase (read, merge, write, validate, archive).
+    pub timings_seconds: BTreeMap<String, f64>,
+}
+
+/// Runs the data steps of a refresh on `home` with `config` (see the module docs for
+/// the order of writes). The caller holds the `data_refresh` pipeline lock.
+///
+/// Fails, changing nothing, when a staging file cannot be ingested at all
+/// ([`Error::BadStagingFiles`] names every such file and why; they stay in staging).
+pub fn refresh(
+    home: &Home,
+    config: &DataConfig,
+    options: &RefreshOptions,
+) -> Result<RefreshReport> {
+    let mut timer = Timer::new();
+    let staging_dir = options
+        .staging_dir
+        .clone()
+        .unwrap_or_else(|| home.staging_dir());
+    let stamp = options.now.format("%Y%m%dT%H%M%SZ").to_string();
+    let processed = home.ensure_dir(home.processed_dir())?;
+    remove_orphan_temp_files(&processed, home);
+
+    let table_path = home.interactions();
+    let previous = if table_path.exists() {
+        Some(read_interactions_meta(&table_path)?)
+    } else {
+        None
+    };
+    let scan = find_staging_files(&staging_dir)?;
+    for p in &scan.ignored {
+        warn!(path = %p.display(), "ignoring staging entry: not a .csv or .parquet file (or hidden)");
+    }
+
+    // Finish an interrupted run: files already committed are archived, not re-read.
+    let mut recovered_files = Vec::new();
+    let mut pending = Vec::new();
+    for f in scan.files {
+        if already_committed(&f, previous.as_ref())? {
+            warn!(file = %f.name, "staging file was committed by an interrupted run; archiving it now");
+            let archived = archive(home, &f, &stamp)?;
+            recovered_files.push(FileReport {
+                name: f.name.clone(),
+                format: f.format,
+                rows: 0,
+                valid: 0,
+                rejected: 0,
+                rejected_file: None,
+                archived_to: Some(archived),
+            });
+        } else {
+            pending.push(f);
+        }
+    }
+
+    let results: Vec<Result<StagingBatch>> = pending.par_iter().map(read_staging_file).collect();
+    let mut batches: Vec<StagingBatch> = Vec::with_capacity(results.len());
+    let mut problems = Vec::new();
+    for r in results {
+        match r {
+            Ok(b) => batches.push(b),
+            Err(Error::BadStagingFile { file, reason }) => {
+                problems.push(FileProblem { file, reason })
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::BadStagingFiles { problems });
+    }
+    let new_records: usize = batches.iter().map(|b| b.rows.len()).sum();
+    let rejected_records: usize = batches.iter().map(|b| b.rejected.len()).sum();
+    timer.lap("read");
+    info!(
+        files = batches.len(),
+        new_records, rejected_records, "staging files read"
+    );
+
+    let manifest = DataManifest::read(&home.data_version_file()).ok().flatten();
+    let previous_version = previous.as_ref().and_then(|m| m.data_version.clone());
+    let outputs_consistent = previous_version.is_some()
+        && manifest.as_ref().map(|m| &m.data_version) == previous_version.as_ref()
+        && derived_outputs_exist(home);
+    let threshold = config.refresh.incremental_max_new_rows;
+    let kind = match (&previous, batches.is_empty()) {
+        (None, true) => RefreshKind::NoNewData,
+        (Some(_), true) if options.force_full => RefreshKind::Full,
+        (Some(_), true) if outputs_consistent => RefreshKind::NoNewData,
+        (Some(_), true) => RefreshKind::Repair,
+        (None, false) => RefreshKind::Full,
+        (Some(_), false) if options.force_full || new_records > threshold => RefreshKind::Full,
+        (Some(_), false) => RefreshKind::Incremental,
+    };
+    info!(
+        ?kind,
+        new_records,
+        threshold,
+        force_full = options.force_full,
+        "refresh decided"
+    );
+
+    let mut report = RefreshReport {
+        kind,
+        new_records,
+        rejected_records,
+        total_records: previous.as_ref().map_or(0, |m| m.rows),
+        previous_records: previous.as_ref().map_or(0, |m| m.rows),
+        merge: MergeStats::default(),
+        data_version: previous_version.clone(),
+        previous_data_version: previous_version.clone(),
+        changed: false,
+        outputs_written: false,
+        users: manifest.as_ref().map_or(0, |m| m.users),
+        items: manifest.as_ref().map_or(0, |m| m.items),
+        train_interactions: manifest.as_ref().map_or(0, |m| m.train_interactions),
+        test_interactions: manifest.as_ref().map_or(0, |m| m.test_interactions),
+        files: Vec::new(),
+        recovered_files,
+        ignored_files: scan.ignored,
+        timings_seconds: BTreeMap::new(),
+    };
+    if kind == RefreshKind::NoNewData {
+        report.timings_seconds = timer.finish();
+        return Ok(report);
+    }
+
+    // Rejected rows: a report, written before the commit so it is never missing.
+    let rejected_dir = home.staging_rejected_dir();
+    for b in &batches {
+        let written = if b.rejected.is_empty() {
+            None
+        } else {
+            home.ensure_dir(rejected_dir.clone())?;
+            write_rejected(&rejected_dir, &b.file.name, &stamp, &b.rejected)?
+        };
+        report.files.push(FileReport {
+            name: b.file.name.clone(),
+            format: b.file.format,
+            rows: b.total_rows,
+            valid: b.rows.len(),
+            rejected: b.rejected.len(),
+            rejected_file: written,
+            archived_to: None,
+        });
+    }
+
+    let (existing, source) = match &previous {
+        Some(_) => {
+            let (mut t, _, source) = read_interactions_source(&table_path, ReadOptions::default())?;
+            if kind == RefreshKind::Full {
+                t.rescore();
+            }
+            (t, Some(source))
+        }
+        None => (Interactions::default(), None),
+    };
+    timer.lap("load_existing");
+    let incoming = concat_batches(&mut batches);
+    let (merged, stats) = merge(existing, incoming, kind == RefreshKind::Full);
+    // Rows were only appended: the previous file's full row groups can be copied.
+    let source = source.filter(|_| {
+        kind == RefreshKind::Incremental && stats.replaced == 0 && stats.duplicates_in_existing == 0
+    });
+    report.merge = stats;
+    let version = data_version(&merged);
+    report.changed = previous_version.as_deref() != Some(version.as_str());
+    report.total_records = merged.len();
+    report.data_version = Some(version.clone());
+    timer.lap("merge");
+
+    let ingest: Vec<IngestedFile> = batches
+        .iter()
+        .map(|b| IngestedFile {
+            name: b.file.name.clone(),
+            size_bytes: b.file.size_bytes,
+            content_hash: b.content_hash.clone(),
+        })
+        .collect();
+    // Unchanged data is not rewritten: running twice on the same input changes nothing
+    // (and re-ingesting identical rows after a crash is a no-op, so the footer's
+    // record of staging files is only needed when the data changes).
+    let must_write_table = report.changed;
+    let must_write_outputs = report.changed || options.force_full || !outputs_consistent;
+    // Build the derived outputs while the table is written.
+    let (write_result, derived) = rayon::join(
+        || {
+            if must_write_table {
+                let meta = TableMeta {
+                    data_version: Some(version.clone()),
+                    last_ingest: ingest.clone(),
+                    rows: merged.len(),
+                };
+                write_interactions_reusing(&table_path, &merged, &meta, source.as_ref())
+            } else {
+                Ok(())
+            }
+        },
+        || {
+            must_write_outputs
+                .then(|| Derived::build(&merged, &version, config.refresh.confidence_alpha))
+        },
+    );
+    write_result?;
+    if must_write_table {
+        info!(rows = merged.len(), data_version = %version, "interactions committed");
+    }
+    timer.lap("write_interactions");
+    if let Some(d) = &derived {
+        d.write(home, config, options.now)?;
+        report.outputs_written = true;
+        info!(
+            users = d.training.split.n_users(),
+            items = d.training.split.n_items(),
+            "outputs written"
+        );
+    }
+    timer.lap("write_outputs");
+
+    let checked = validate_outputs(home, &version, merged.len())?;
+    report.users = checked.users;
+    report.items = checked.items;
+    report.train_interactions = checked.train_interactions;
+    report.test_interactions = checked.test_interactions;
+    timer.lap("validate");
+
+    for (b, f) in batches.iter().zip(report.files.iter_mut()) {
+        f.archived_to = Some(archive(home, &b.file, &stamp)?);
+    }
+    if !batches.is_empty() {
+        info!(files = batches.len(), "staging files archived");
+    }
+    timer.lap("archive");
+    report.timings_seconds = timer.finish();
+    Ok(report)
+}
+
+/// The derived outputs, computed from the merged table.
+struct Derived {
+    training: TrainingData,
+    matrix: sprs::CsMat<f32>,
+    metadata: UserMetadata,
+}
+
+impl Derived {
+    fn build(table: &Interactions, version: &str, alpha: f32) -> Derived {
+        let training = TrainingData::from_interactions(table, version.to_owned());
+        let (matrix, metadata) = rayon::join(
+            || confidence_matrix(&training.split, &training.split.train, alpha),
+            || UserMetadata::compute(table, &training.split.user_ids),
+        );
+        Derived {
+            training,
+            matrix,
+            metadata,
+        }
+    }
+
+    fn write(&self, home: &Home, config: &DataConfig, now: DateTime<Utc>) -> Result<()> {
+        let version = &self.training.data_version;
+        let mappings: Mappings = self.training.mappings();
+        let ((npz, meta), map) = rayon::join(
+            || {
+                rayon::join(
+                    || {
+                        write_csr_npz(
+                            &home.train_confidence(),
+                            &self.matrix,
+                            config.refresh.npz_compression,
+                        )
+                    },
+                    || self.metadata.write(&home.user_metadata(), version),
+                )
+            },
+            || mappings.write(&home.user_item_mappings()),
+        );
+        npz?;
+        meta?;
+        map?;
+        let split = &self.training.split;
+        DataManifest {
+            data_version: version.clone(),
+            created_at: format_timestamp(now),
+            interactions: self.training.interactions,
+            users: split.n_users(),
+            items: split.n_items(),
+            train_interactions: split.train.len(),
+            test_interactions: split.test.len(),
+            confidence_alpha: config.refresh.confidence_alpha,
+        }
+        .write(&home.data_version_file())
+    }
+}
+
+/// Checks what a refresh left on disk against what it meant to write.
+fn validate_outputs(home: &Home, version: &str, rows: usize) -> Result<DataManifest> {
+    let fail = |path: PathBuf, reason: String| Error::Validation { path, reason };
+    let table = read_interactions_meta(&home.interactions())?;
+    if table.rows != rows || table.data_version.as_deref() != Some(version) {
+        return Err(fail(
+            home.interactions(),
+            format!(
+                "expected {rows} rows of {version}, found {} rows of {:?}",
+                table.rows, table.data_version
+            ),
+        ));
+    }
+    let manifest = DataManifest::read(&home.data_version_file())?
+        .ok_or_else(|| fail(home.data_version_file(), "missing".to_owned()))?;
+    if manifest.data_version != version || manifest.interactions != rows {
+        return Err(fail(
+            home.data_version_file(),
+            format!(
+                "names {} ({} rows), expected {version} ({rows} rows)",
+                manifest.data_version, manifest.interactions
+            ),
+        ));
+    }
+    let matrix = read_csr_npz(&home.train_confidence())?;
+    if matrix.shape() != (manifest.users, manifest.items)
+        || matrix.nnz() != manifest.train_interactions
+    {
+        return Err(fail(
+            home.train_confidence(),
+            format!(
+                "shape {:?} with {} values, expected ({}, {}) with {}",
+                matrix.shape(),
+                matrix.nnz(),
+                manifest.users,
+                manifest.items,
+                manifest.train_interactions
+            ),
+        ));
+    }
+    let mappings = Mappings::read(&home.user_item_mappings())?;
+    if mappings.user_ids.len() != manifest.users
+        || mappings.item_ids.len() != manifest.items
+        || mappings.data_version != version
+    {
+        return Err(fail(
+            home.user_item_mappings(),
+            format!(
+                "{} users and {} items of {:?}, expected {} and {} of {version}",
+                mappings.user_ids.len(),
+                mappings.item_ids.len(),
+                mappings.data_version,
+                manifest.users,
+                manifest.items
+            ),
+        ));
+    }
+    let (_, kv, meta_rows) = read_parquet_footer(&home.user_metadata())?;
+    if meta_rows != manifest.users
+        || kv.get(crate::table::DATA_VERSION_KEY).map(String::as_str) != Some(version)
+    {
+        return Err(fail(
+            home.user_metadata(),
+            format!(
+                "{meta_rows} users, expected {} of {version}",
+                manifest.users
+            ),
+        ));
+    }
+    Ok(manifest)
+}
+
+fn derived_outputs_exist(home: &Home) -> bool {
+    [
+        home.train_confidence(),
+        home.user_item_mappings(),
+        home.user_metadata(),
+    ]
+    .iter()
+    .all(|p| p.exists())
+}
+
+fn already_committed(f: &StagingFile, previous: Option<&TableMeta>) -> Result<bool> {
+    let Some(meta) = previous else {
+        return Ok(false);
+    };
+    let Some(record) = meta
+        .last_ingest
+        .iter()
+        .find(|r| r.name == f.name && r.size_bytes == f.size_bytes)
+    else {
+        return Ok(false);
+    };
+    let bytes = std::fs::read(&f.path).map_err(|e| Error::io("cannot read", &f.path, e))?;
+    Ok(content_hash(&bytes) == record.content_hash)
+}
+
+/// Moves the rows out of the batches (their counts stay), oldest file first.
+fn concat_batches(batches: &mut [StagingBatch]) -> Interactions {
+    let mut parts: Vec<Interactions> = batches
+        .iter_mut()
+        .map(|b| std::mem::take(&mut b.rows))
+        .collect();
+    match parts.len() {
+        0 => Interactions::default(),
+        1 => parts.pop().unwrap_or_default(),
+        _ => crate::table::concat_all(parts, true),
+    }
+}
+
+/// Moves a processed staging file to the archive, never overwriting: a name already
+/// there gets the run's stamp (`ratings.20250115T020000Z.csv`), then a counter.
+fn archive(home: &Home, f: &StagingFile, stamp: &str) -> Result<PathBuf> {
+    let dir = home.ensure_dir(home.staging_archive_dir())?;
+    let mut target = dir.join(&f.name);
+    let (stem, ext) = match f.name.rsplit_once('.') {
+        Some((s, e)) => (s.to_owned(), format!(".{e}")),
+        None => (f.name.clone(), String::new()),
+    };
+    let mut n = 0;
+    while target.exists() {
+        n += 1;
+        let suffix = if n == 1 {
+            stamp.to_owned()
+        } else {
+            format!("{stamp}.{n}")
+        };
+        target = dir.join(format!("{stem}.{suffix}{ext}"));
+    }
+    std::fs::rename(&f.path, &target).map_err(|e| Error::io("cannot archive", &f.path, e))?;
+    recops_core::sync_parent(&target)?;
+    Ok(target)
+}
+
+/// Removes temporary files that a killed run left next to the processed outputs
+/// (`.interactions.parquet.tmp.<pid>.<n>`, ...). Only called under the pipeline lock.
+fn remove_orphan_temp_files(dir: &Path, home: &Home) {
+    let outputs: Vec<String> = [
+        home.interactions(),
+        home.train_confidence(),
+        home.user_item_mappings(),
+        home.user_metadata(),
+        home.data_version_file(),
+    ]
+    .iter()
+    .filter_map(|p| {
+        p.file_name()
+            .map(|n| format!(".{}.tmp.", n.to_string_lossy()))
+    })
+    .collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if outputs.iter().any(|o| name.starts_with(o.as_str())) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    warn!(file = %name, "removed a temporary file left by an interrupted refresh")
+                }
+                Err(err) => {
+                    warn!(file = %name, error = %err, "cannot remove a leftover temporary file")
+                }
+            }
+        }
+    }
+}
+
+struct Timer {
+    last: Instant,
+    laps: BTreeMap<String, f64>,
+}
+
+impl Timer {
+    fn new() -> Timer {
+        Timer {
+            last: Instant::now(),
+            laps: BTreeMap::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &str) {
+        let now = Instant::now();
+        self.laps
+            .insert(name.to_owned(), (now - self.last).as_secs_f64());
+        self.last = now;
+    }
+
+    fn finish(mut self) -> BTreeMap<String, f64> {
+        let total: f64 = self.laps.values().sum::<f64>() + self.last.elapsed().as_secs_f64();
+        self.laps.insert("total".to_owned(), total);
+        self.laps
+    }
+}

@@ -1,0 +1,481 @@
+//! Deploy, verify and roll back over the service's HTTP API.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use recops_core::{SharedClock, format_timestamp};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::history::{
+    DeploymentAction, DeploymentHistory, DeploymentRecord, DeploymentStatus, RollbackStatus,
+    Verification,
+};
+
+/// How to reach the service and what to do on failure.
+#[derive(Debug, Clone)]
+pub struct DeployOptions {
+    /// Base URL of the recommender (`http://127.0.0.1:8000`).
+    pub service_url: String,
+    /// Verify the deployment from outside (spec default: true).
+    pub verify: bool,
+    /// Roll back automatically when verification fails (spec default: true).
+    pub rollback_on_failure: bool,
+    /// Bearer token for `/reload_model` (`RECOPS_ADMIN_TOKEN`).
+    pub admin_token: Option<String>,
+    /// Timeout of `/health` and `/recommend` calls (spec: 5 s and 10 s; default 10 s).
+    pub request_timeout: Duration,
+    /// Timeout of `/reload_model` (spec: 30 s; default 60 s: large models take time).
+    pub reload_timeout: Duration,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        DeployOptions {
+            service_url: "http://127.0.0.1:8000".into(),
+            verify: true,
+            rollback_on_failure: true,
+            admin_token: None,
+            request_timeout: Duration::from_secs(10),
+            reload_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Users to verify a model with: some the model knows (each must get a personalised
+/// answer) and one it does not (it must get the popularity fallback).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestUsers {
+    /// Known users, drawn from the model's mappings.
+    pub known: Vec<i64>,
+    /// A user id the model does not know.
+    pub unknown: i64,
+}
+
+impl TestUsers {
+    /// Up to `n` known users spread evenly over `user_ids`, and an unknown id (one more
+    /// than the largest).
+    pub fn sample(user_ids: &[i64], n: usize) -> Self {
+        let known = if user_ids.is_empty() || n == 0 {
+            Vec::new()
+        } else {
+            let step = (user_ids.len() / n).max(1);
+            user_ids.iter().step_by(step).take(n).copied().collect()
+        };
+        let unknown = user_ids.iter().max().map_or(-1, |m| m.saturating_add(1));
+        TestUsers { known, unknown }
+    }
+}
+
+/// What [`Deployer::deploy`] did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentOutcome {
+    /// `deployed`, `unchanged` (already live), `failed` or `rolled_back`.
+    pub result: &'static str,
+    /// The record appended to the history (absent for `unchanged`).
+    pub record: Option<DeploymentRecord>,
+    /// A one-line summary for people.
+    pub message: String,
+}
+
+/// Deploys models to one recommender service and keeps the history.
+#[derive(Debug)]
+pub struct Deployer {
+    client: reqwest::blocking::Client,
+    options: DeployOptions,
+    history: PathBuf,
+    clock: SharedClock,
+}
+
+impl Deployer {
+    /// A deployer for `options.service_url`, recording to `history`
+    /// (`logs/deployment_history.json`).
+    pub fn new(options: DeployOptions, history: PathBuf, clock: SharedClock) -> Result<Self> {
+        // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::blocking::Client::builder()
+            .timeout(options.request_timeout)
+            .build()
+            .map_err(|e| Error::Client(e.to_string()))?;
+        Ok(Deployer {
+            client,
+            options,
+            history,
+            clock,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.options.service_url.trim_end_matches('/'))
+    }
+
+    /// The model the service serves now: `Ok(None)` when it runs without a model,
+    /// `Err(reason)` when it cannot be reached.
+    pub fn current_model(&self) -> std::result::Result<Option<String>, String> {
+        let resp = self
+            .client
+            .get(self.url("/health"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .map_err(|e| format!("service unreachable at {}: {}", self.options.service_url, e))?;
+        let status = resp.status();
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        match body.get("model_id") {
+            Some(Value::String(id)) => Ok(Some(id.clone())),
+            _ if status.is_success() || status.as_u16() == 503 => Ok(None),
+            _ => Err(format!("GET /health answered {status}")),
+        }
+    }
+
+    /// Asks the service to load `model_id`. `Err` carries the service's reason.
+    pub fn reload(&self, model_id: &str) -> std::result::Result<(), String> {
+        let mut req = self
+            .client
+            .post(self.url("/reload_model"))
+            .timeout(self.options.reload_timeout)
+            .json(&json!({ "model_id": model_id }));
+        if let Some(token) = &self.options.admin_token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req
+            .send()
+            .map_err(|e| format!("POST /reload_model failed: {e}"))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        let reason = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given");
+        Err(format!("POST /reload_model answered {status}: {reason}"))
+    }
+
+    /// The spec's `verify_deployment`, fixed: every known test user must get a
+    /// non-empty personalised answer from `expected_model_id`, and the unknown user a
+    /// non-empty fallback.
+    pub fn verify(&self, expected_model_id: &str, users: &TestUsers) -> Verification {
+        let mut v = Verification::default();
+        match self
+            .client
+            .get(self.url("/health"))
+            .timeout(Duration::from_secs(5))
+            .send()
+        {
+            Ok(resp) => {
+                v.health_check = resp.status().is_success();
+                if !v.health_check {
+                    v.errors
+                        .push(format!("GET /health answered {}", resp.status()));
+                }
+                let body: Value = resp.json().unwrap_or(Value::Null);
+                let served = body.get("model_id").and_then(Value::as_str);
+                v.model_id_match = served == Some(expected_model_id);
+                if !v.model_id_match {
+                    v.errors.push(format!(
+                        "service reports model {}, expected {expected_model_id}",
+                        served.unwrap_or("none")
+                    ));
+                }
+            }
+            Err(e) => v.errors.push(format!("health check failed: {e}")),
+        }
+        if users.known.is_empty() {
+            v.errors.push("no known test users to verify with".into());
+        }
+        let mut all_ok = !users.known.is_empty();
+        let checks = users
+            .known
+            .iter()
+            .map(|&u| (u, false))
+            .chain(std::iter::once((users.unknown, true)));
+        for (user, expect_fallback) in checks {
+            if let Err(e) = self.check_user(user, expect_fallback, expected_model_id) {
+                all_ok = false;
+                v.errors.push(e);
+            }
+        }
+        v.recommendations_work = all_ok;
+        v
+    }
+
+    fn check_user(
+        &self,
+        user: i64,
+        expect_fallback: bool,
+        model_id: &str,
+    ) -> std::result::Result<(), String> {
+        let resp = self
+            .client
+            .post(self.url("/recommend"))
+            .json(&json!({"user_id": user, "topk": 5}))
+            .send()
+            .map_err(|e| format!("recommendation for user {user} failed: {e}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(format!("recommendation for user {user} answered {status}"));
+        }
+        let body: Value = resp
+            .json()
+            .map_err(|e| format!("recommendation for user {user} is not JSON: {e}"))?;
+        let items = body
+            .get("items")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if items == 0 {
+            return Err(format!("recommendation for user {user} is empty"));
+        }
+        if body.get("model_id").and_then(Value::as_str) != Some(model_id) {
+            return Err(format!(
+                "recommendation for user {user} came from another model"
+            ));
+        }
+        let fallback = body
+            .get("fallback")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if fallback != expect_fallback {
+            return Err(if expect_fallback {
+                format!("unknown user {user} did not get the popularity fallback")
+            } else {
+                format!("known user {user} got the popularity fallback")
+            });
+        }
+        Ok(())
+    }
+
+    /// The spec's `deploy_model` with its result recorded in the history:
+    /// reload `model_id`, verify it, roll back to the previous model when verification
+    /// fails. Service failures give a `failed` record, never an `Err`; `Err` means the
+    /// history could not be written. `users_of(model_id)` gives the test users of a
+    /// model (the rollback target is verified with its own users).
+    pub fn deploy(
+        &self,
+        model_id: &str,
+        users_of: &dyn Fn(&str) -> TestUsers,
+    ) -> Result<DeploymentOutcome> {
+        let started = Instant::now();
+        let timestamp = format_timestamp(self.clock.now());
+        let previous = match self.current_model() {
+            Ok(p) => p,
+            Err(reason) => {
+                let record = self
+                    .record(timestamp, model_id, None, DeploymentStatus::Failed, started)
+                    .with_reason(reason.clone());
+                return self.finish(
+                    record,
+                    "failed",
+                    format!("deployment of {model_id} failed: {reason}"),
+                );
+            }
+        };
+        if previous.as_deref() == Some(model_id) {
+            return Ok(DeploymentOutcome {
+                result: "unchanged",
+                record: None,
+                message: format!("{model_id} is already live; nothing to do"),
+            });
+        }
+        if let Err(reason) = self.reload(model_id) {
+            let record = self
+                .record(
+                    timestamp,
+                    model_id,
+                    previous.clone(),
+                    DeploymentStatus::Failed,
+                    started,
+                )
+                .with_reason(format!("{reason}; the previous model keeps serving"));
+            return self.finish(
+                record,
+                "failed",
+                format!("deployment of {model_id} failed: {reason}"),
+            );
+        }
+        if !self.options.verify {
+            let record = self.record(
+                timestamp,
+                model_id,
+                previous,
+                DeploymentStatus::Success,
+                started,
+            );
+            return self.finish(
+                record,
+                "deployed",
+                format!("{model_id} deployed (not verified)"),
+            );
+        }
+        let verification = self.verify(model_id, &users_of(model_id));
+        if verification.success() {
+            let mut record = self.record(
+                timestamp,
+                model_id,
+                previous,
+                DeploymentStatus::Success,
+                started,
+            );
+            record.verification = Some(verification);
+            return self.finish(
+                record,
+                "deployed",
+                format!("{model_id} deployed and verified"),
+            );
+        }
+        let mut record = self.record(
+            timestamp,
+            model_id,
+            previous.clone(),
+            DeploymentStatus::Failed,
+            started,
+        );
+        record.reason = Some(format!(
+            "verification failed: {}",
+            verification.errors.join("; ")
+        ));
+        record.verification = Some(verification);
+        match (&previous, self.options.rollback_on_failure) {
+            (Some(prev), true) => {
+                tracing::warn!(model_id, previous = %prev, "verification failed: rolling back");
+                record.rollback_triggered = true;
+                let (status, rv) = self.rollback_to(prev, &users_of(prev));
+                record.rollback_status = Some(status);
+                record.rollback_verification = Some(rv);
+                record.duration_seconds = started.elapsed().as_secs_f64();
+                let message = match status {
+                    RollbackStatus::Success => {
+                        format!("{model_id} failed verification; rolled back to {prev}")
+                    }
+                    RollbackStatus::Failed => format!(
+                        "{model_id} failed verification and the rollback to {prev} FAILED: check the service"
+                    ),
+                };
+                self.finish(record, "rolled_back", message)
+            }
+            (None, true) => {
+                record.reason = Some(format!(
+                    "{}; no previous model to roll back to",
+                    record.reason.unwrap_or_default()
+                ));
+                self.finish(
+                    record,
+                    "failed",
+                    format!("{model_id} failed verification and there is no previous model"),
+                )
+            }
+            (_, false) => self.finish(
+                record,
+                "failed",
+                format!("{model_id} failed verification (rollback disabled)"),
+            ),
+        }
+    }
+
+    /// Reloads `model_id` and verifies it; the spec's `rollback_deployment`.
+    pub fn rollback_to(&self, model_id: &str, users: &TestUsers) -> (RollbackStatus, Verification) {
+        if let Err(reason) = self.reload(model_id) {
+            let v = Verification {
+                errors: vec![reason],
+                ..Verification::default()
+            };
+            return (RollbackStatus::Failed, v);
+        }
+        let v = self.verify(model_id, users);
+        let status = if v.success() {
+            RollbackStatus::Success
+        } else {
+            RollbackStatus::Failed
+        };
+        (status, v)
+    }
+
+    /// `model-deployment --rollback`: returns the service to the model that served
+    /// before the newest successful deployment, verifies it and records it.
+    pub fn rollback(&self, users_of: &dyn Fn(&str) -> TestUsers) -> Result<DeploymentOutcome> {
+        let started = Instant::now();
+        let timestamp = format_timestamp(self.clock.now());
+        let history = DeploymentHistory::load(&self.history)?;
+        let last = history.last_success().ok_or_else(|| {
+            Error::NoRollbackTarget("no successful deployment in the history".into())
+        })?;
+        let target = last.previous_model_id.clone().ok_or_else(|| {
+            Error::NoRollbackTarget(format!("{} was the first model deployed", last.model_id))
+        })?;
+        let current = self.current_model().ok().flatten();
+        let (status, v) = self.rollback_to(&target, &users_of(&target));
+        let mut record = self.record(
+            timestamp,
+            &target,
+            current,
+            if status == RollbackStatus::Success {
+                DeploymentStatus::Success
+            } else {
+                DeploymentStatus::Failed
+            },
+            started,
+        );
+        record.action = DeploymentAction::Rollback;
+        if !v.success() {
+            record.reason = Some(format!(
+                "rollback verification failed: {}",
+                v.errors.join("; ")
+            ));
+        }
+        record.verification = Some(v);
+        let (result, message) = match status {
+            RollbackStatus::Success => ("deployed", format!("rolled back to {target}")),
+            RollbackStatus::Failed => ("failed", format!("rollback to {target} failed")),
+        };
+        self.finish(record, result, message)
+    }
+
+    fn record(
+        &self,
+        timestamp: String,
+        model_id: &str,
+        previous: Option<String>,
+        status: DeploymentStatus,
+        started: Instant,
+    ) -> DeploymentRecord {
+        DeploymentRecord {
+            timestamp,
+            model_id: model_id.to_owned(),
+            previous_model_id: previous,
+            status,
+            verification: None,
+            rollback_triggered: false,
+            rollback_status: None,
+            rollback_verification: None,
+            action: DeploymentAction::Deploy,
+            reason: None,
+            duration_seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn finish(
+        &self,
+        record: DeploymentRecord,
+        result: &'static str,
+        message: String,
+    ) -> Result<DeploymentOutcome> {
+        DeploymentHistory::append(&self.history, record.clone())?;
+        match record.status {
+            DeploymentStatus::Success => tracing::info!(model_id = %record.model_id, "{message}"),
+            DeploymentStatus::Failed => tracing::error!(model_id = %record.model_id, "{message}"),
+        }
+        Ok(DeploymentOutcome {
+            result,
+            record: Some(record),
+            message,
+        })
+    }
+}
+
+impl DeploymentRecord {
+    fn with_reason(mut self, reason: String) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+}

@@ -1,0 +1,195 @@
+//! `logs/deployment_history.json` in the spec's format.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The three checks of the spec's `verify_deployment`, plus what went wrong.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// `GET /health` answered 200.
+    pub health_check: bool,
+    /// The service reports the expected model id.
+    pub model_id_match: bool,
+    /// Every test user got a non-empty answer from the expected model (known users a
+    /// personalised one, the unknown user a popularity fallback).
+    pub recommendations_work: bool,
+    /// Why a check failed, one line per problem.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+impl Verification {
+    /// All three checks passed.
+    pub fn success(&self) -> bool {
+        self.health_check && self.model_id_match && self.recommendations_work
+    }
+}
+
+/// How a deployment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    /// The model is serving and verified.
+    Success,
+    /// The deployment did not take (reload refused, service down, or verification
+    /// failed).
+    Failed,
+}
+
+/// Outcome of a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackStatus {
+    /// The previous model serves again and passed verification.
+    Success,
+    /// The rollback failed; the service state must be checked by a person.
+    Failed,
+}
+
+/// What a record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentAction {
+    /// A deployment of a new model.
+    #[default]
+    Deploy,
+    /// An operator-requested return to the previous model (`--rollback`).
+    Rollback,
+}
+
+/// One entry of `deployments`: the spec's fields plus `action`, `reason`,
+/// `rollback_verification` and `duration_seconds`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentRecord {
+    /// RFC 3339 time the deployment started.
+    pub timestamp: String,
+    /// The model deployed.
+    pub model_id: String,
+    /// The model serving before.
+    pub previous_model_id: Option<String>,
+    /// `success` or `failed`.
+    pub status: DeploymentStatus,
+    /// Verification of the new model (absent when not verified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+    /// Whether an automatic rollback ran.
+    pub rollback_triggered: bool,
+    /// Outcome of that rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_status: Option<RollbackStatus>,
+    /// Verification of the model rolled back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_verification: Option<Verification>,
+    /// Deploy or operator rollback.
+    #[serde(default)]
+    pub action: DeploymentAction,
+    /// Why it failed, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Wall time of the whole deployment.
+    #[serde(default)]
+    pub duration_seconds: f64,
+}
+
+/// The history file: `{"deployments": [...]}`, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentHistory {
+    /// Every deployment, oldest first.
+    pub deployments: Vec<DeploymentRecord>,
+}
+
+impl DeploymentHistory {
+    /// Reads the history at `path`; a missing file is an empty history. A file that is
+    /// not the spec's format is an error and is never overwritten.
+    pub fn load(path: &Path) -> Result<Self> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::CorruptHistory {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(recops_core::Error::io("cannot read", path, e).into()),
+        }
+    }
+
+    /// Appends `record` to the history at `path` (read, append, atomic replace).
+    pub fn append(path: &Path, record: DeploymentRecord) -> Result<()> {
+        let mut history = Self::load(path)?;
+        history.deployments.push(record);
+        let text = serde_json::to_vec_pretty(&history).map_err(|e| Error::CorruptHistory {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        recops_core::write_atomic(path, &text)?;
+        Ok(())
+    }
+
+    /// The newest successful deployment, if any.
+    pub fn last_success(&self) -> Option<&DeploymentRecord> {
+        self.deployments
+            .iter()
+            .rev()
+            .find(|d| d.status == DeploymentStatus::Success)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_example_parses_and_round_trips() {
+        let spec = r#"{
+          "deployments": [
+            {"timestamp": "2025-01-15T10:00:00", "model_id": "als_20250115_100000",
+             "previous_model_id": "als_20250110_090000", "status": "success",
+             "verification": {"health_check": true, "model_id_match": true, "recommendations_work": true},
+             "rollback_triggered": false},
+            {"timestamp": "2025-01-16T10:00:00", "model_id": "bpr_20250116_100000",
+             "previous_model_id": "als_20250115_100000", "status": "failed",
+             "verification": {"health_check": true, "model_id_match": true, "recommendations_work": false},
+             "rollback_triggered": true, "rollback_status": "success"}
+          ]
+        }"#;
+        let h: DeploymentHistory = serde_json::from_str(spec).unwrap();
+        assert_eq!(h.deployments.len(), 2);
+        assert_eq!(
+            h.deployments[1].rollback_status,
+            Some(RollbackStatus::Success)
+        );
+        assert_eq!(h.last_success().unwrap().model_id, "als_20250115_100000");
+        let again: DeploymentHistory =
+            serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+        assert_eq!(again, h);
+    }
+
+    #[test]
+    fn a_corrupt_history_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment_history.json");
+        std::fs::write(&path, b"{\"deployments\": [tr").unwrap();
+        let record = DeploymentRecord {
+            timestamp: "t".into(),
+            model_id: "als_1".into(),
+            previous_model_id: None,
+            status: DeploymentStatus::Success,
+            verification: None,
+            rollback_triggered: false,
+            rollback_status: None,
+            rollback_verification: None,
+            action: DeploymentAction::Deploy,
+            reason: None,
+            duration_seconds: 0.0,
+        };
+        let err = DeploymentHistory::append(&path, record.clone()).unwrap_err();
+        assert!(err.to_string().contains("deployment_history.json"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"deployments\": [tr");
+        std::fs::remove_file(&path).unwrap();
+        DeploymentHistory::append(&path, record.clone()).unwrap();
+        DeploymentHistory::append(&path, record).unwrap();
+        assert_eq!(DeploymentHistory::load(&path).unwrap().deployments.len(), 2);
+    }
+}

@@ -1,0 +1,32 @@
+//! recops-deploy: deploy a model to the recommender service, verify it from outside,
+//! roll back when it is wrong, and keep `logs/deployment_history.json`.
+//!
+//! - [`Deployer::deploy`]: the spec's `deploy_model` — `POST /reload_model`, then
+//!   [`Deployer::verify`] (health, model id, and recommendations for **every** test user,
+//!   plus the fallback for an unknown user), then an automatic rollback to the previous
+//!   model when verification fails. Deploying the model already live is a no-op.
+//! - [`Deployer::rollback`]: `model-deployment --rollback`.
+//! - [`DeploymentHistory`]: the history file, written atomically; a corrupt file is
+//!   refused and never overwritten.
+//!
+//! The service is reached over HTTP only; which model to deploy and which users to test
+//! with are decided by the caller (the `model_deployment` job reads the registry).
+//!
+//! ```
+//! use recops_deploy::TestUsers;
+//!
+//! let users = TestUsers::sample(&[10, 20, 30, 40, 50, 60], 3);
+//! assert_eq!(users.known, vec![10, 30, 50]);
+//! assert_eq!(users.unknown, 61);
+//! ```
+
+mod deployer;
+mod error;
+mod history;
+
+pub use deployer::{DeployOptions, Deployer, DeploymentOutcome, TestUsers};
+pub use error::{Error, Result};
+pub use history::{
+    DeploymentAction, DeploymentHistory, DeploymentRecord, DeploymentStatus, RollbackStatus,
+    Verification,
+};

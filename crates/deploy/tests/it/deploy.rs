@@ -1,0 +1,228 @@
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use recops_core::FixedClock;
+use recops_deploy::{
+    DeployOptions, Deployer, DeploymentAction, DeploymentHistory, DeploymentStatus, RollbackStatus,
+    TestUsers,
+};
+use recops_serving::{
+    Error, ModelParts, ModelSource, RunningService, ServiceOptions, ServingModel,
+};
+
+struct Models(HashMap<String, ModelParts>, Option<String>);
+
+impl ModelSource for Models {
+    fn initial_model_id(&self) -> recops_serving::Result<Option<String>> {
+        Ok(self.1.clone())
+    }
+    fn load(&self, model_id: &str) -> recops_serving::Result<ServingModel> {
+        let parts = self
+            .0
+            .get(model_id)
+            .cloned()
+            .ok_or_else(|| Error::ModelUnavailable {
+                model_id: model_id.into(),
+                reason: "not in the registry".into(),
+            })?;
+        ServingModel::new(parts)
+    }
+}
+
+/// 20 users x 10 items. With `broken_user`, that user has seen every item, so the model
+/// loads (the service's own smoke test passes) but answers that user with nothing:
+/// a model built to fail verification.
+fn model(id: &str, broken_user: Option<usize>) -> ModelParts {
+    let (nu, ni) = (20usize, 10usize);
+    let mut indptr = vec![0];
+    let mut indices = Vec::new();
+    for u in 0..nu {
+        if Some(u) == broken_user {
+            indices.extend(0..ni as u32);
+        } else {
+            indices.push((u % ni) as u32);
+        }
+        indptr.push(indices.len());
+    }
+    ModelParts {
+        model_id: id.into(),
+        model_type: "als".into(),
+        user_ids: (0..nu as i64).map(|u| 100 + u).collect(),
+        item_ids: (0..ni as i64).map(|i| 9000 + i).collect(),
+        factors: 2,
+        user_factors: (0..nu * 2).map(|x| (x % 5) as f32 + 1.0).collect(),
+        item_factors: (0..ni * 2).map(|x| (x % 7) as f32).collect(),
+        seen_indptr: indptr,
+        seen_indices: indices,
+        item_popularity: (0..ni as u32).rev().collect(),
+    }
+}
+
+fn start(initial: Option<&str>) -> RunningService {
+    let mut models = HashMap::new();
+    for (id, broken) in [
+        ("als_20250110_090000", None),
+        ("als_20250115_100000", None),
+        ("bpr_20250116_100000", Some(10)),
+    ] {
+        models.insert(id.to_owned(), model(id, broken));
+    }
+    let source = Arc::new(Models(models, initial.map(str::to_owned)));
+    RunningService::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        source,
+        None,
+        ServiceOptions {
+            admin_token: Some("tok".into()),
+            ..ServiceOptions::default()
+        },
+        FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 0, 0).unwrap()).shared(),
+    )
+    .unwrap()
+}
+
+fn deployer(service_url: String, dir: &std::path::Path) -> Deployer {
+    Deployer::new(
+        DeployOptions {
+            service_url,
+            admin_token: Some("tok".into()),
+            ..DeployOptions::default()
+        },
+        dir.join("logs/deployment_history.json"),
+        FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 16, 5, 0, 0).unwrap()).shared(),
+    )
+    .unwrap()
+}
+
+/// Every model is tested with all its 20 users (and an unknown one).
+fn users(_: &str) -> TestUsers {
+    TestUsers::sample(&(100..120).collect::<Vec<_>>(), 20)
+}
+
+#[test]
+fn deploy_verify_then_automatic_rollback_of_a_model_that_fails_verification() {
+    let service = start(Some("als_20250110_090000"));
+    let dir = tempfile::tempdir().unwrap();
+    let d = deployer(format!("http://{}", service.addr()), dir.path());
+
+    let ok = d.deploy("als_20250115_100000", &users).unwrap();
+    assert_eq!(ok.result, "deployed", "{}", ok.message);
+    let rec = ok.record.unwrap();
+    assert_eq!(
+        rec.previous_model_id.as_deref(),
+        Some("als_20250110_090000")
+    );
+    assert!(rec.verification.as_ref().unwrap().success());
+
+    // Deploying the live model again does nothing.
+    let same = d.deploy("als_20250115_100000", &users).unwrap();
+    assert_eq!(same.result, "unchanged");
+    assert!(same.record.is_none());
+
+    // The BPR model loads but user 110 gets nothing: verification fails, rollback.
+    let bad = d.deploy("bpr_20250116_100000", &users).unwrap();
+    assert_eq!(bad.result, "rolled_back", "{}", bad.message);
+    let rec = bad.record.unwrap();
+    assert_eq!(rec.status, DeploymentStatus::Failed);
+    let v = rec.verification.as_ref().unwrap();
+    assert!(v.health_check && v.model_id_match && !v.recommendations_work);
+    assert!(
+        v.errors.iter().any(|e| e.contains("user 110")),
+        "{:?}",
+        v.errors
+    );
+    assert!(rec.rollback_triggered);
+    assert_eq!(rec.rollback_status, Some(RollbackStatus::Success));
+    assert_eq!(
+        d.current_model().unwrap().as_deref(),
+        Some("als_20250115_100000")
+    );
+
+    let history =
+        DeploymentHistory::load(&dir.path().join("logs/deployment_history.json")).unwrap();
+    assert_eq!(history.deployments.len(), 2);
+    assert_eq!(history.deployments[0].status, DeploymentStatus::Success);
+    assert_eq!(
+        history.deployments[1].rollback_status,
+        Some(RollbackStatus::Success)
+    );
+}
+
+#[test]
+fn a_refused_reload_is_recorded_and_the_old_model_keeps_serving() {
+    let service = start(Some("als_20250110_090000"));
+    let dir = tempfile::tempdir().unwrap();
+    let d = deployer(format!("http://{}", service.addr()), dir.path());
+    let out = d.deploy("als_20991231_000000", &users).unwrap();
+    assert_eq!(out.result, "failed");
+    let rec = out.record.unwrap();
+    assert!(
+        rec.reason.as_deref().unwrap().contains("404"),
+        "{:?}",
+        rec.reason
+    );
+    assert!(!rec.rollback_triggered);
+    assert_eq!(
+        d.current_model().unwrap().as_deref(),
+        Some("als_20250110_090000")
+    );
+}
+
+#[test]
+fn a_service_that_is_down_gives_a_failed_record_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that was free a moment ago: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = deployer(format!("http://127.0.0.1:{port}"), dir.path());
+    let out = d.deploy("als_20250115_100000", &users).unwrap();
+    assert_eq!(out.result, "failed");
+    assert!(out.record.unwrap().reason.unwrap().contains("unreachable"));
+    let history =
+        DeploymentHistory::load(&dir.path().join("logs/deployment_history.json")).unwrap();
+    assert_eq!(history.deployments.len(), 1);
+}
+
+#[test]
+fn operator_rollback_returns_to_the_previous_model() {
+    let service = start(Some("als_20250110_090000"));
+    let dir = tempfile::tempdir().unwrap();
+    let d = deployer(format!("http://{}", service.addr()), dir.path());
+    assert_eq!(
+        d.deploy("als_20250115_100000", &users).unwrap().result,
+        "deployed"
+    );
+    let out = d.rollback(&users).unwrap();
+    assert_eq!(out.result, "deployed", "{}", out.message);
+    let rec = out.record.unwrap();
+    assert_eq!(rec.action, DeploymentAction::Rollback);
+    assert_eq!(rec.model_id, "als_20250110_090000");
+    assert_eq!(
+        d.current_model().unwrap().as_deref(),
+        Some("als_20250110_090000")
+    );
+}
+
+#[test]
+fn a_wrong_admin_token_fails_the_deployment_with_the_reason() {
+    let service = start(Some("als_20250110_090000"));
+    let dir = tempfile::tempdir().unwrap();
+    let d = Deployer::new(
+        DeployOptions {
+            service_url: format!("http://{}", service.addr()),
+            admin_token: Some("nope".into()),
+            ..DeployOptions::default()
+        },
+        dir.path().join("h.json"),
+        FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 16, 5, 0, 0).unwrap()).shared(),
+    )
+    .unwrap();
+    let out = d.deploy("als_20250115_100000", &users).unwrap();
+    assert_eq!(out.result, "failed");
+    assert!(out.record.unwrap().reason.unwrap().contains("401"));
+}

@@ -1,0 +1,595 @@
+//! The spec's three drift detectors, on fair windows, with statistical extras.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use recops_core::DriftSettings;
+use serde::{Deserialize, Serialize};
+
+use crate::stats;
+
+/// Microseconds per day.
+const DAY_MICROS: i64 = 86_400_000_000;
+
+/// The interaction columns drift detection reads (one entry per interaction).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DriftInput {
+    /// User ids.
+    pub user_id: Vec<i64>,
+    /// Product ids.
+    pub product_id: Vec<i64>,
+    /// Ratings 1..=5 (others are ignored by the rating detector).
+    pub rating: Vec<u8>,
+    /// Interaction times, microseconds since the Unix epoch (UTC).
+    pub cmt_date: Vec<i64>,
+}
+
+impl DriftInput {
+    /// Number of interactions.
+    pub fn len(&self) -> usize {
+        self.cmt_date.len()
+    }
+
+    /// True without interactions.
+    pub fn is_empty(&self) -> bool {
+        self.cmt_date.is_empty()
+    }
+}
+
+/// Severity of a drift, ordered low < medium < high.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Nothing to act on.
+    Low,
+    /// Worth a look.
+    Medium,
+    /// Act: retrain, review the pipeline.
+    High,
+}
+
+impl Severity {
+    /// `low`, `medium` or `high`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+/// The two windows compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Windows {
+    /// Start of the historical window (its first interaction).
+    pub historical_from: Option<DateTime<Utc>>,
+    /// End of the historical window = start of the new one.
+    pub cutoff: Option<DateTime<Utc>>,
+    /// End of the new window (the newest interaction).
+    pub new_to: Option<DateTime<Utc>>,
+    /// Length of the historical window in days.
+    pub historical_days: f64,
+    /// Length of the new window in days.
+    pub new_days: f64,
+    /// Interactions in the historical window.
+    pub historical_count: usize,
+    /// Interactions in the new window.
+    pub new_count: usize,
+    /// True when a window has fewer interactions than `min_interactions`: the
+    /// detectors then report `insufficient_data` and no drift.
+    pub insufficient_data: bool,
+}
+
+/// Result of the rating detector (spec fields plus chi-square, PSI and JS distance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RatingDrift {
+    /// `max_difference > threshold` (the spec's rule decides).
+    pub drift_detected: bool,
+    /// high (> 0.2), medium (> 0.1), low.
+    pub severity: Severity,
+    /// Largest absolute difference between the rating shares.
+    pub max_difference: f64,
+    /// `{historical: {rating: share}, new: {...}, differences: {...}}`.
+    pub rating_comparison: RatingComparison,
+    /// Chi-square test of homogeneity of the two rating count vectors.
+    pub chi_square: Option<f64>,
+    /// Its p-value (small = the distributions differ).
+    pub chi_square_p_value: Option<f64>,
+    /// Population Stability Index (bands 0.1 / 0.25).
+    pub psi: f64,
+    /// PSI band: `stable` (< 0.1), `moderate` (< 0.25), `large`.
+    pub psi_band: String,
+    /// Jensen–Shannon distance (base 2).
+    pub js_distance: f64,
+    /// True when a window had too few interactions to judge.
+    pub insufficient_data: bool,
+}
+
+/// Shares per rating 1..=5.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RatingComparison {
+    /// Historical shares by rating.
+    pub historical: std::collections::BTreeMap<u8, f64>,
+    /// New shares by rating.
+    pub new: std::collections::BTreeMap<u8, f64>,
+    /// Absolute differences by rating.
+    pub differences: std::collections::BTreeMap<u8, f64>,
+}
+
+/// Result of the popularity detector (spec fields plus rank-biased overlap).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PopularityDrift {
+    /// `jaccard_similarity < 0.8` (the spec's rule decides).
+    pub shift_detected: bool,
+    /// Jaccard similarity of the two top-K sets.
+    pub jaccard_similarity: f64,
+    /// Products entering the top-K, most popular first.
+    pub new_trending: Vec<i64>,
+    /// Products leaving the top-K, formerly most popular first.
+    pub dropped_out: Vec<i64>,
+    /// Products in both top-K sets.
+    pub stable_count: usize,
+    /// Rank-biased overlap (p = 0.9) of the two top-K rankings.
+    pub rank_biased_overlap: f64,
+    /// K.
+    pub top_k: usize,
+    /// True when a window had too few interactions to judge.
+    pub insufficient_data: bool,
+}
+
+/// Activity figures of a window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InteractionStats {
+    /// Interactions in the window.
+    pub total_interactions: usize,
+    /// Interactions per day.
+    pub interactions_per_day: f64,
+    /// Mean interactions per active user over a `new_window_days` window (for the
+    /// historical side, the mean over its consecutive windows of that length).
+    pub avg_interactions_per_user: f64,
+    /// Distinct users.
+    pub active_users: usize,
+}
+
+/// Result of the interaction detector (spec fields plus per-day figures).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InteractionDrift {
+    /// `|volume_change| > 20 %` or `|user_activity_change| > 20 %`.
+    pub drift_detected: bool,
+    /// Change in interactions per day, percent.
+    pub volume_change_pct: f64,
+    /// Change in interactions per active user per window, percent.
+    pub user_activity_change_pct: f64,
+    /// Share of the new window's users never seen before, percent.
+    pub new_users_pct: f64,
+    /// Historical figures.
+    pub historical: InteractionStats,
+    /// New figures.
+    pub new: InteractionStats,
+    /// True when a window had too few interactions to judge.
+    pub insufficient_data: bool,
+}
+
+/// All three detectors on one data set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftResults {
+    /// The windows compared.
+    pub windows: Windows,
+    /// Rating drift.
+    pub rating_drift: RatingDrift,
+    /// Popularity drift.
+    pub popularity_drift: PopularityDrift,
+    /// Interaction drift.
+    pub interaction_drift: InteractionDrift,
+    /// The spec's overall severity: the rating severity, or high when popularity
+    /// shifted or interactions drifted.
+    pub overall_severity: Severity,
+    /// The spec's recommendations.
+    pub recommendations: Vec<String>,
+}
+
+/// Runs the three detectors: "new" is the last `new_window_days` (7) before the newest
+/// interaction, "historical" everything before it (or the last `historical_days`
+/// when set). Volumes are compared per day and user activity per window of equal
+/// length, so the same behaviour over windows of different lengths is not drift.
+pub fn detect_drift(input: &DriftInput, cfg: &DriftSettings) -> DriftResults {
+    let n = input.len();
+    let newest = input.cmt_date.iter().copied().max();
+    let window = i64::from(cfg.new_window_days) * DAY_MICROS;
+    let cutoff = newest.map(|t| t - window);
+    let hist_start = match (cutoff, cfg.historical_days) {
+        (Some(c), Some(days)) => Some(c - i64::from(days) * DAY_MICROS),
+        _ => None,
+    };
+    let is_new = |t: i64| cutoff.is_some_and(|c| t > c);
+    let is_hist = |t: i64| cutoff.is_some_and(|c| t <= c) && hist_start.is_none_or(|s| t > s);
+
+    // One pass: rating counts, product counts, user sets per window.
+    let mut hist_ratings = [0u64; 5];
+    let mut new_ratings = [0u64; 5];
+    let mut hist_pop: HashMap<i64, u64> = HashMap::new();
+    let mut new_pop: HashMap<i64, u64> = HashMap::new();
+    let mut hist_users: HashSet<i64> = HashSet::new();
+    let mut new_users: HashSet<i64> = HashSet::new();
+    let (mut hist_count, mut new_count) = (0usize, 0usize);
+    let mut hist_first = i64::MAX;
+    // Historical activity in consecutive windows of `new_window_days`, ending at the
+    // cutoff: window index -> (interactions, users).
+    let mut hist_buckets: HashMap<i64, (u64, HashSet<i64>)> = HashMap::new();
+    for i in 0..n {
+        let t = input.cmt_date[i];
+        let r = input.rating[i];
+        if is_new(t) {
+            new_count += 1;
+            if (1..=5).contains(&r) {
+                new_ratings[usize::from(r - 1)] += 1;
+            }
+            *new_pop.entry(input.product_id[i]).or_default() += 1;
+            new_users.insert(input.user_id[i]);
+        } else if is_hist(t) {
+            hist_count += 1;
+            hist_first = hist_first.min(t);
+            if (1..=5).contains(&r) {
+                hist_ratings[usize::from(r - 1)] += 1;
+            }
+            *hist_pop.entry(input.product_id[i]).or_default() += 1;
+            hist_users.insert(input.user_id[i]);
+            let c = cutoff.unwrap_or(0);
+            let bucket = (c - t) / window;
+            let e = hist_buckets.entry(bucket).or_default();
+            e.0 += 1;
+            e.1.insert(input.user_id[i]);
+        }
+    }
+    let to_time = |micros: i64| DateTime::<Utc>::from_timestamp_micros(micros);
+    let new_days = f64::from(cfg.new_window_days);
+    let historical_days = match (cutoff, hist_count) {
+        (Some(c), n) if n > 0 => (c - hist_first) as f64 / DAY_MICROS as f64,
+        _ => 0.0,
+    }
+    .max(if hist_count > 0 { 1.0 } else { 0.0 });
+    let insufficient = hist_count < cfg.min_interactions || new_count < cfg.min_interactions;
+    let windows = Windows {
+        historical_from: (hist_count > 0).then(|| to_time(hist_first)).flatten(),
+        cutoff: cutoff.and_then(to_time),
+        new_to: newest.and_then(to_time),
+        historical_days,
+        new_days,
+        historical_count: hist_count,
+        new_count,
+        insufficient_data: insufficient,
+    };
+
+    let mut rating_drift = detect_rating_drift(&hist_ratings, &new_ratings, cfg.rating_threshold);
+    let mut popularity_drift =
+        detect_popularity_drift(&hist_pop, &new_pop, cfg.top_k, cfg.jaccard_threshold);
+    // Only full historical windows count for activity (a partial oldest window would
+    // understate it).
+    let full_windows = (historical_days / new_days).floor().max(1.0) as i64;
+    let activity: Vec<f64> = hist_buckets
+        .iter()
+        .filter(|(b, _)| **b < full_windows)
+        .map(|(_, (count, users))| *count as f64 / users.len().max(1) as f64)
+        .collect();
+    let hist_stats = InteractionStats {
+        total_interactions: hist_count,
+        interactions_per_day: if historical_days > 0.0 {
+            hist_count as f64 / historical_days
+        } else {
+            0.0
+        },
+        avg_interactions_per_user: if activity.is_empty() {
+            0.0
+        } else {
+            activity.iter().sum::<f64>() / activity.len() as f64
+        },
+        active_users: hist_users.len(),
+    };
+    let new_stats = InteractionStats {
+        total_interactions: new_count,
+        interactions_per_day: new_count as f64 / new_days,
+        avg_interactions_per_user: new_count as f64 / new_users.len().max(1) as f64,
+        active_users: new_users.len(),
+    };
+    let unseen = new_users.iter().filter(|u| !hist_users.contains(u)).count();
+    let new_users_pct = if new_users.is_empty() {
+        0.0
+    } else {
+        unseen as f64 * 100.0 / new_users.len() as f64
+    };
+    let mut interaction_drift = detect_interaction_drift(
+        &hist_stats,
+        &new_stats,
+        new_users_pct,
+        cfg.interaction_change_threshold,
+    );
+
+    if insufficient {
+        rating_drift.drift_detected = false;
+        rating_drift.severity = Severity::Low;
+        rating_drift.insufficient_data = true;
+        popularity_drift.shift_detected = false;
+        popularity_drift.insufficient_data = true;
+        interaction_drift.drift_detected = false;
+        interaction_drift.insufficient_data = true;
+    }
+    let overall_severity = [
+        rating_drift.severity,
+        if popularity_drift.shift_detected {
+            Severity::High
+        } else {
+            Severity::Low
+        },
+        if interaction_drift.drift_detected {
+            Severity::High
+        } else {
+            Severity::Low
+        },
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(Severity::Low);
+    let mut recommendations = Vec::new();
+    if rating_drift.drift_detected {
+        recommendations.push("Rating distribution changed - consider retraining".to_owned());
+    }
+    if popularity_drift.shift_detected {
+        recommendations.push("Popular items changed - update popularity baseline".to_owned());
+    }
+    if interaction_drift.drift_detected {
+        recommendations.push("Interaction patterns changed - review data pipeline".to_owned());
+    }
+    if insufficient {
+        recommendations.push(format!(
+            "Not enough data to judge drift ({hist_count} historical, {new_count} new interactions; at least {} each are needed)",
+            cfg.min_interactions
+        ));
+    }
+    DriftResults {
+        windows,
+        rating_drift,
+        popularity_drift,
+        interaction_drift,
+        overall_severity,
+        recommendations,
+    }
+}
+
+/// The spec's `detect_rating_drift` on rating counts (index 0 = rating 1).
+pub fn detect_rating_drift(historical: &[u64; 5], new: &[u64; 5], threshold: f64) -> RatingDrift {
+    let shares = |c: &[u64; 5]| {
+        let s: u64 = c.iter().sum();
+        c.map(|x| if s == 0 { 0.0 } else { x as f64 / s as f64 })
+    };
+    let (h, n) = (shares(historical), shares(new));
+    let diffs: Vec<f64> = h.iter().zip(&n).map(|(a, b)| (a - b).abs()).collect();
+    let max_difference = diffs.iter().copied().fold(0.0, f64::max);
+    let severity = if max_difference > 0.2 {
+        Severity::High
+    } else if max_difference > 0.1 {
+        Severity::Medium
+    } else {
+        Severity::Low
+    };
+    let by_rating = |v: &[f64]| (1u8..=5).zip(v.iter().copied()).collect();
+    let chi = stats::chi_square_homogeneity(historical, new);
+    let psi = stats::psi(&h, &n);
+    RatingDrift {
+        drift_detected: max_difference > threshold,
+        severity,
+        max_difference,
+        rating_comparison: RatingComparison {
+            historical: by_rating(&h),
+            new: by_rating(&n),
+            differences: by_rating(&diffs),
+        },
+        chi_square: chi.map(|c| c.0),
+        chi_square_p_value: chi.map(|c| c.2),
+        psi,
+        psi_band: if psi < 0.1 {
+            "stable"
+        } else if psi < 0.25 {
+            "moderate"
+        } else {
+            "large"
+        }
+        .to_owned(),
+        js_distance: stats::jensen_shannon_distance(&h, &n),
+        insufficient_data: false,
+    }
+}
+
+/// The top `k` products by count, most popular first; ties by lower product id.
+fn top_k(pop: &HashMap<i64, u64>, k: usize) -> Vec<i64> {
+    let mut v: Vec<(i64, u64)> = pop.iter().map(|(&p, &c)| (p, c)).collect();
+    let by_rank = |a: &(i64, u64), b: &(i64, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+    if v.len() > k {
+        v.select_nth_unstable_by(k, by_rank);
+        v.truncate(k);
+    }
+    v.sort_unstable_by(by_rank);
+    v.into_iter().map(|(p, _)| p).collect()
+}
+
+/// The spec's `detect_popularity_drift` (Jaccard of the top-K sets) plus rank-biased
+/// overlap of the rankings.
+pub fn detect_popularity_drift(
+    old: &HashMap<i64, u64>,
+    new: &HashMap<i64, u64>,
+    k: usize,
+    jaccard_threshold: f64,
+) -> PopularityDrift {
+    let (old_top, new_top) = (top_k(old, k), top_k(new, k));
+    let old_set: HashSet<i64> = old_top.iter().copied().collect();
+    let new_set: HashSet<i64> = new_top.iter().copied().collect();
+    let inter = old_set.intersection(&new_set).count();
+    let union = old_set.union(&new_set).count();
+    let jaccard = if union == 0 {
+        1.0
+    } else {
+        inter as f64 / union as f64
+    };
+    PopularityDrift {
+        shift_detected: jaccard < jaccard_threshold,
+        jaccard_similarity: jaccard,
+        new_trending: new_top
+            .iter()
+            .copied()
+            .filter(|p| !old_set.contains(p))
+            .collect(),
+        dropped_out: old_top
+            .iter()
+            .copied()
+            .filter(|p| !new_set.contains(p))
+            .collect(),
+        stable_count: inter,
+        rank_biased_overlap: stats::rank_biased_overlap(&old_top, &new_top, 0.9),
+        top_k: k,
+        insufficient_data: false,
+    }
+}
+
+/// The spec's `detect_interaction_drift`, on per-day volume and per-window activity.
+pub fn detect_interaction_drift(
+    historical: &InteractionStats,
+    new: &InteractionStats,
+    new_users_pct: f64,
+    threshold: f64,
+) -> InteractionDrift {
+    let change = |new: f64, old: f64| if old > 0.0 { (new - old) / old } else { 0.0 };
+    let volume = change(new.interactions_per_day, historical.interactions_per_day);
+    let activity = change(
+        new.avg_interactions_per_user,
+        historical.avg_interactions_per_user,
+    );
+    InteractionDrift {
+        drift_detected: volume.abs() > threshold || activity.abs() > threshold,
+        volume_change_pct: volume * 100.0,
+        user_activity_change_pct: activity * 100.0,
+        new_users_pct,
+        historical: *historical,
+        new: *new,
+        insufficient_data: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> DriftSettings {
+        DriftSettings::default()
+    }
+
+    #[test]
+    fn rating_drift_hand_computed() {
+        // 100 historical: 10/10/20/30/30 %; 100 new: 5/5/10/30/50 %.
+        let d = detect_rating_drift(&[10, 10, 20, 30, 30], &[5, 5, 10, 30, 50], 0.1);
+        assert!((d.max_difference - 0.2).abs() < 1e-12);
+        assert!(d.drift_detected);
+        assert_eq!(d.severity, Severity::Medium); // 0.2 is not > 0.2
+        assert!((d.rating_comparison.differences[&3] - 0.1).abs() < 1e-12);
+        assert!(d.chi_square_p_value.unwrap() < 0.05);
+        let same = detect_rating_drift(&[1, 2, 3, 4, 5], &[2, 4, 6, 8, 10], 0.1);
+        assert!(!same.drift_detected && same.severity == Severity::Low && same.psi.abs() < 1e-12);
+    }
+
+    #[test]
+    fn popularity_drift_hand_computed() {
+        let old: HashMap<i64, u64> = [(1, 50), (2, 40), (3, 30), (4, 20), (5, 10)].into();
+        let new: HashMap<i64, u64> = [(1, 5), (2, 4), (3, 3), (6, 90), (7, 80)].into();
+        let d = detect_popularity_drift(&old, &new, 4, 0.8);
+        // top4 old {1,2,3,4}; new {6,7,1,2}: 2 shared, union 6.
+        assert!((d.jaccard_similarity - 2.0 / 6.0).abs() < 1e-12);
+        assert!(d.shift_detected);
+        assert_eq!(d.new_trending, vec![6, 7]);
+        assert_eq!(d.dropped_out, vec![3, 4]);
+        assert_eq!(d.stable_count, 2);
+        let same = detect_popularity_drift(&old, &old, 4, 0.8);
+        assert!(!same.shift_detected && (same.rank_biased_overlap - 1.0).abs() < 1e-12);
+    }
+
+    /// `per_day` interactions per day over `days` days ending now, users cycling over
+    /// `users`, ratings by `rating(i)`.
+    fn synth(days: i64, per_day: i64, users: i64, rating: impl Fn(i64) -> u8) -> DriftInput {
+        let end = 1_700_000_000_000_000i64;
+        let mut d = DriftInput::default();
+        let mut i = 0;
+        for day in 0..days {
+            for k in 0..per_day {
+                let t = end - day * DAY_MICROS - k * 1_000_000;
+                d.user_id.push(i % users);
+                d.product_id.push(i % 50);
+                d.rating.push(rating(i));
+                d.cmt_date.push(t);
+                i += 1;
+            }
+        }
+        d
+    }
+
+    #[test]
+    fn equal_behaviour_over_unequal_windows_is_not_drift() {
+        // A year of steady traffic: the 7-day window has 1/52 of the volume, which the
+        // spec's raw comparison would call a -98 % drift.
+        let d = synth(365, 100, 300, |i| (i % 5 + 1) as u8);
+        let r = detect_drift(&d, &cfg());
+        assert!(!r.windows.insufficient_data);
+        assert!(
+            !r.interaction_drift.drift_detected,
+            "{:?}",
+            r.interaction_drift
+        );
+        assert!(r.interaction_drift.volume_change_pct.abs() < 5.0);
+        assert!(
+            r.interaction_drift.user_activity_change_pct.abs() < 5.0,
+            "{:?}",
+            r.interaction_drift
+        );
+        assert!(!r.rating_drift.drift_detected);
+        assert!(!r.popularity_drift.shift_detected);
+        assert_eq!(r.overall_severity, Severity::Low);
+        assert!(r.recommendations.is_empty());
+    }
+
+    #[test]
+    fn a_volume_jump_and_a_rating_shift_in_the_last_week_are_detected() {
+        let mut d = synth(120, 50, 200, |i| (i % 5 + 1) as u8);
+        // Last week: twice the volume, all 5-star.
+        let extra = synth(7, 50, 200, |_| 5);
+        d.user_id.extend(extra.user_id);
+        d.product_id.extend(extra.product_id);
+        d.rating.extend(extra.rating);
+        d.cmt_date.extend(extra.cmt_date);
+        for i in 0..d.len() {
+            if d.cmt_date[i] > 1_700_000_000_000_000 - 7 * DAY_MICROS {
+                d.rating[i] = 5;
+            }
+        }
+        let r = detect_drift(&d, &cfg());
+        assert!(r.interaction_drift.drift_detected);
+        assert!(
+            (r.interaction_drift.volume_change_pct - 100.0).abs() < 5.0,
+            "{:?}",
+            r.interaction_drift
+        );
+        assert!(r.rating_drift.drift_detected);
+        assert_eq!(r.rating_drift.severity, Severity::High);
+        assert_eq!(r.overall_severity, Severity::High);
+        assert_eq!(r.recommendations.len(), 2);
+    }
+
+    #[test]
+    fn too_few_interactions_is_insufficient_data_not_drift() {
+        let d = synth(30, 5, 20, |i| if i < 35 { 1 } else { 5 });
+        let r = detect_drift(&d, &cfg());
+        assert!(r.windows.insufficient_data);
+        assert!(r.rating_drift.insufficient_data && !r.rating_drift.drift_detected);
+        assert!(!r.interaction_drift.drift_detected);
+        assert_eq!(r.overall_severity, Severity::Low);
+        assert!(r.recommendations[0].contains("Not enough data"));
+        let empty = detect_drift(&DriftInput::default(), &cfg());
+        assert!(empty.windows.insufficient_data);
+    }
+}

@@ -1,0 +1,343 @@
+//! The individual checks. Each one reports a problem as `healthy: false` with the
+//! reason; none of them returns an error or panics on bad state.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use recops_core::{Home, format_timestamp};
+use recops_tracking::{PipelineStats, PipelineTracker, ServiceMetricsStore, WindowMetrics};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The state of one component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentStatus {
+    /// Works.
+    Healthy,
+    /// Works, but something deserves a look (e.g. no embeddings configured).
+    Warning,
+    /// Broken: someone must act.
+    Unhealthy,
+}
+
+impl ComponentStatus {
+    /// Healthy unless `ok` is false.
+    pub fn from_ok(ok: bool) -> Self {
+        if ok {
+            ComponentStatus::Healthy
+        } else {
+            ComponentStatus::Unhealthy
+        }
+    }
+}
+
+/// `check_service_health`: is `/health` reachable and answering 200 within the timeout?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceHealth {
+    /// Answered 200.
+    pub healthy: bool,
+    /// healthy / unhealthy.
+    pub status: ComponentStatus,
+    /// The URL checked.
+    pub url: String,
+    /// Time to the answer.
+    pub latency_ms: Option<f64>,
+    /// The JSON body of `/health`.
+    pub response: Option<Value>,
+    /// Why it is unhealthy.
+    pub error: Option<String>,
+}
+
+/// Checks `{service_url}/health` with `timeout` (5 s in the spec).
+pub fn check_service_health(service_url: &str, timeout: Duration) -> ServiceHealth {
+    let url = format!("{}/health", service_url.trim_end_matches('/'));
+    let unhealthy =
+        |error: String, latency_ms: Option<f64>, response: Option<Value>| ServiceHealth {
+            healthy: false,
+            status: ComponentStatus::Unhealthy,
+            url: url.clone(),
+            latency_ms,
+            response,
+            error: Some(error),
+        };
+    // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = match reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return unhealthy(format!("cannot create an HTTP client: {e}"), None, None),
+    };
+    let started = Instant::now();
+    match client.get(&url).send() {
+        Ok(resp) => {
+            let latency = started.elapsed().as_secs_f64() * 1000.0;
+            let status = resp.status();
+            let body = resp.json::<Value>().ok();
+            if status.is_success() {
+                ServiceHealth {
+                    healthy: true,
+                    status: ComponentStatus::Healthy,
+                    url: url.clone(),
+                    latency_ms: Some(latency),
+                    response: body,
+                    error: None,
+                }
+            } else {
+                unhealthy(format!("/health answered {status}"), Some(latency), body)
+            }
+        }
+        Err(e) if e.is_timeout() => unhealthy(
+            format!("no answer from {url} within {:.1} s", timeout.as_secs_f64()),
+            None,
+            None,
+        ),
+        Err(e) => unhealthy(format!("service unreachable at {url}: {e}"), None, None),
+    }
+}
+
+/// One required file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileStatus {
+    /// Present (and a file).
+    pub exists: bool,
+    /// Size in MiB (0 when missing).
+    pub size_mb: f64,
+    /// Last modification, RFC 3339.
+    pub modified_at: Option<String>,
+}
+
+/// `check_data_health`: do the required data files exist?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataHealth {
+    /// Every required file exists.
+    pub healthy: bool,
+    /// healthy / unhealthy.
+    pub status: ComponentStatus,
+    /// By path relative to the home.
+    pub files: BTreeMap<String, FileStatus>,
+    /// The missing ones.
+    pub missing: Vec<String>,
+}
+
+/// Checks the files of `required` (paths relative to the home; from
+/// `config/recops.yaml` `health.required_files`).
+pub fn check_data_health(home: &Home, required: &[String]) -> DataHealth {
+    let mut files = BTreeMap::new();
+    let mut missing = Vec::new();
+    for rel in required {
+        let path = home.root().join(rel);
+        let status = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => FileStatus {
+                exists: true,
+                size_mb: m.len() as f64 / (1024.0 * 1024.0),
+                modified_at: m
+                    .modified()
+                    .ok()
+                    .map(|t| format_timestamp(DateTime::<Utc>::from(t))),
+            },
+            _ => {
+                missing.push(rel.clone());
+                FileStatus {
+                    exists: false,
+                    size_mb: 0.0,
+                    modified_at: None,
+                }
+            }
+        };
+        files.insert(rel.clone(), status);
+    }
+    let healthy = missing.is_empty();
+    DataHealth {
+        healthy,
+        status: ComponentStatus::from_ok(healthy),
+        files,
+        missing,
+    }
+}
+
+/// `check_pipeline_health`: any pipeline below 50 % success over the period?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineHealth {
+    /// No pipeline is below the success rate limit.
+    pub healthy: bool,
+    /// healthy / unhealthy.
+    pub status: ComponentStatus,
+    /// Pipelines with `success_rate < 0.5`.
+    pub unhealthy_pipelines: Vec<String>,
+    /// The statistics read (`get_stats(days)`).
+    pub stats: Option<PipelineStats>,
+    /// Why the check could not run.
+    pub error: Option<String>,
+}
+
+/// Reads `get_stats(days)` (7 in the spec) and flags pipelines with a success rate
+/// below `min_success_rate` (0.5). A pipeline with no finished run is not flagged.
+pub fn check_pipeline_health(db: &Path, days: u32, min_success_rate: f64) -> PipelineHealth {
+    let stats = PipelineTracker::open_path(db, recops_core::SystemClock::shared())
+        .and_then(|t| t.get_stats(days));
+    match stats {
+        Ok(stats) => {
+            let unhealthy_pipelines: Vec<String> = stats
+                .stats_by_pipeline
+                .iter()
+                .filter(|(_, s)| s.success_rate.is_some_and(|r| r < min_success_rate))
+                .map(|(name, _)| name.clone())
+                .collect();
+            let healthy = unhealthy_pipelines.is_empty();
+            PipelineHealth {
+                healthy,
+                status: ComponentStatus::from_ok(healthy),
+                unhealthy_pipelines,
+                stats: Some(stats),
+                error: None,
+            }
+        }
+        Err(e) => PipelineHealth {
+            healthy: false,
+            status: ComponentStatus::Unhealthy,
+            unhealthy_pipelines: Vec::new(),
+            stats: None,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// Service metrics of the last window, for the alert rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceMetricsHealth {
+    /// No alert rule fired on the window (set by the caller after evaluating rules).
+    pub healthy: bool,
+    /// healthy / warning / unhealthy.
+    pub status: ComponentStatus,
+    /// The window's metrics (`/recommend`).
+    pub metrics: Option<WindowMetrics>,
+    /// The alerts the rules triggered, as the alerting crate reports them.
+    pub triggered: Vec<Value>,
+    /// Why the metrics could not be read.
+    pub error: Option<String>,
+}
+
+/// Reads the `/recommend` metrics of `[now - window, now)` from `service_metrics.db`.
+/// Rule evaluation is the caller's (the health-check job runs them through the alert
+/// rules); until then the component is healthy when the metrics could be read.
+pub fn read_service_metrics(
+    db: &Path,
+    now: DateTime<Utc>,
+    window: chrono::Duration,
+) -> ServiceMetricsHealth {
+    match ServiceMetricsStore::open_path(db)
+        .and_then(|s| s.window(now - window, now, Some("/recommend")))
+    {
+        Ok(m) => ServiceMetricsHealth {
+            healthy: true,
+            status: ComponentStatus::Healthy,
+            metrics: Some(m),
+            triggered: Vec::new(),
+            error: None,
+        },
+        Err(e) => ServiceMetricsHealth {
+            healthy: false,
+            status: ComponentStatus::Unhealthy,
+            metrics: None,
+            triggered: Vec::new(),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn service_check_healthy_down_and_hanging() {
+        // A minimal HTTP server answering /health once.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).unwrap();
+            let body = r#"{"status":"ok","model_id":"als_1"}"#;
+            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
+        });
+        let h = check_service_health(&format!("http://{addr}"), Duration::from_secs(5));
+        server.join().unwrap();
+        assert!(h.healthy, "{h:?}");
+        assert_eq!(h.response.unwrap()["model_id"], "als_1");
+        assert!(h.latency_ms.unwrap() >= 0.0);
+
+        // Nothing listening.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let down =
+            check_service_health(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5));
+        assert!(!down.healthy);
+        assert!(down.error.unwrap().contains("unreachable"));
+
+        // Accepts but never answers: a timeout, reported, not a hang.
+        let hang = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = hang.local_addr().unwrap();
+        let h = check_service_health(&format!("http://{addr}"), Duration::from_millis(300));
+        assert!(!h.healthy);
+        assert!(h.error.unwrap().contains("no answer"), "timeout expected");
+        drop(hang);
+    }
+
+    #[test]
+    fn data_check_reports_each_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::create_dir_all(home.processed_dir()).unwrap();
+        std::fs::write(home.interactions(), vec![0u8; 2 * 1024 * 1024]).unwrap();
+        let required = vec![
+            "data/processed/interactions.parquet".to_owned(),
+            "data/processed/user_item_mappings.json".to_owned(),
+        ];
+        let d = check_data_health(&home, &required);
+        assert!(!d.healthy);
+        assert_eq!(d.missing, vec!["data/processed/user_item_mappings.json"]);
+        let f = &d.files["data/processed/interactions.parquet"];
+        assert!(f.exists && (f.size_mb - 2.0).abs() < 1e-9 && f.modified_at.is_some());
+        std::fs::write(home.user_item_mappings(), b"{}").unwrap();
+        assert!(check_data_health(&home, &required).healthy);
+    }
+
+    #[test]
+    fn pipeline_check_flags_low_success_rates_and_unreadable_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("pipeline_metrics.db");
+        let t = PipelineTracker::open_path(&db, recops_core::SystemClock::shared()).unwrap();
+        for i in 0..4 {
+            let id = t.start_run("data_refresh", Value::Null).unwrap();
+            if i == 0 {
+                t.complete_run(&id, Value::Null).unwrap()
+            } else {
+                t.fail_run(&id, "x").unwrap()
+            }
+            let id = t.start_run("health_check", Value::Null).unwrap();
+            t.complete_run(&id, Value::Null).unwrap();
+        }
+        t.start_run("model_training", Value::Null).unwrap(); // running only: not flagged
+        let p = check_pipeline_health(&db, 7, 0.5);
+        assert!(!p.healthy);
+        assert_eq!(p.unhealthy_pipelines, vec!["data_refresh"]);
+        std::fs::write(
+            dir.path().join("bad.db"),
+            b"not a database at all, just text",
+        )
+        .unwrap();
+        let bad = check_pipeline_health(&dir.path().join("bad.db"), 7, 0.5);
+        assert!(!bad.healthy && bad.error.unwrap().contains("not an SQLite database"));
+    }
+}

@@ -1,0 +1,26 @@
+//! recops-health: "is everything OK?" (spec Component 3).
+//!
+//! Checks: service (`/health` within 5 s), data (the required files), model (registry,
+//! current best, its files), pipelines (success rate over 7 days), embeddings
+//! freshness, and the service metrics of the last hour. Every check reports problems
+//! as `healthy: false` with a reason; none of them panics or aborts the run.
+//!
+//! ```
+//! use recops_core::Home;
+//! use recops_health::check_data_health;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let data = check_data_health(&Home::new(dir.path()), &["data/processed/interactions.parquet".into()]);
+//! assert!(!data.healthy);
+//! assert_eq!(data.missing, vec!["data/processed/interactions.parquet"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod checks;
+mod error;
+
+pub use checks::{
+    ComponentStatus, DataHealth, FileStatus, PipelineHealth, ServiceHealth, ServiceMetricsHealth,
+    check_data_health, check_pipeline_health, check_service_health, read_service_metrics,
+};
+pub use error::{Error, Result};

@@ -1,0 +1,68 @@
+use std::path::PathBuf;
+
+/// Errors of recops-registry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A core problem (paths, names, atomic writes).
+    #[error(transparent)]
+    Core(#[from] recops_core::Error),
+
+    /// A file operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `registry.json` exists but is not a registry; it is left untouched.
+    #[error("invalid registry {path}: {message} (the file was not changed; fix or move it)")]
+    Corrupt {
+        /// The registry file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// No model with this id is registered.
+    #[error("model {model_id} is not in the registry")]
+    NotFound {
+        /// The id asked for.
+        model_id: String,
+    },
+
+    /// The id is registered already.
+    #[error("model {model_id} is already registered")]
+    AlreadyRegistered {
+        /// The id.
+        model_id: String,
+    },
+
+    /// An archived model cannot become current_best.
+    #[error("model {model_id} is archived; only active models can be promoted")]
+    Archived {
+        /// The id.
+        model_id: String,
+    },
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! recops-registry: the model registry, `artifacts/cf/registry.json` in the spec's
+//! shape, with an audit trail in `logs/registry_audit.log`.
+//!
+//! - [`Registry`]: `register`, `promote` (explicit, or the active model with the best
+//!   ndcg@10), `archive`, `list`, `get`, `current_best`, `audit`. Writes are atomic and
+//!   serialised across processes by a file lock, so two trainers registering at once
+//!   both land; every operation appends one JSON line (time, operation, model_id,
+//!   previous and new current_best, reason).
+//! - [`RegistryFile`], [`ModelEntry`]: the file's content (unknown fields are kept).
+//!
+//! ```
+//! use recops_core::Home;
+//! use recops_registry::{NewModel, Registry};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let home = Home::new(dir.path());
+//! std::fs::create_dir_all(home.model_dir("als_20250115_103000")?)?; // the model files
+//! let registry = Registry::open(&home);
+//! registry.register(
+//!     &NewModel {
+//!         model_id: "als_20250115_103000".into(),
+//!         model_type: "als".into(),
+//!         metrics: [("ndcg@10".to_owned(), 0.189)].into(),
+//!         baseline: [("recall@10".to_owned(), 0.145)].into(),
+//!         data_version: "2025-01-15".into(),
+//!     },
+//!     "beats the popularity baseline",
+//! )?;
+//! assert_eq!(registry.promote(None, "best ndcg@10")?.as_deref(), Some("als_20250115_103000"));
+//! assert_eq!(registry.audit()?.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod error;
+mod registry;
+
+pub use error::{Error, Result};
+pub use registry::{
+    AuditRecord, CHAMPION_METRIC, ModelEntry, ModelStatus, NewModel, Registry, RegistryFile,
+};

@@ -1,0 +1,198 @@
+//! recops-serving: the recommender service of the spec (`:8000`), with hot reload.
+//!
+//! - [`ServingModel`]: a validated model (factors, id mappings, seen items, popularity)
+//!   that answers top-K requests with one dot product per item and a bounded heap.
+//! - [`ModelSource`]: where models come from (the registry and model files in
+//!   production).
+//! - [`RunningService`]: the axum service on its own runtime: `GET /health`, `/livez`,
+//!   `/readyz`, `POST /recommend`, `POST /reload_model`, `GET /metrics`.
+//!
+//! Hot reload loads and validates the new model off the request path, then swaps it in
+//! atomically; requests in flight finish on the model they started with, and the
+//! replaced model stays in memory so reloading it (a rollback) is instant. Request
+//! metrics go to `/metrics` (Prometheus) and, once per flush interval, to
+//! `logs/service_metrics.db` through a background task — never a database write on the
+//! request path.
+//!
+//! ```
+//! use recops_serving::{ModelParts, ServingModel};
+//!
+//! let model = ServingModel::new(ModelParts {
+//!     model_id: "als_20250115_103000".into(),
+//!     model_type: "als".into(),
+//!     user_ids: vec![1],
+//!     item_ids: vec![10, 20, 30],
+//!     factors: 1,
+//!     user_factors: vec![1.0],
+//!     item_factors: vec![0.5, 2.0, 1.0],
+//!     seen_indptr: vec![0, 1],
+//!     seen_indices: vec![1],
+//!     item_popularity: vec![3, 9, 1],
+//! })?;
+//! let rec = model.recommend(1, 2);
+//! assert_eq!(rec.items.iter().map(|i| i.product_id).collect::<Vec<_>>(), vec![30, 10]);
+//! assert!(model.recommend(42, 1).fallback);
+//! # Ok::<(), recops_serving::Error>(())
+//! ```
+
+mod error;
+mod metrics;
+mod model;
+mod server;
+mod source;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use recops_core::SharedClock;
+use recops_tracking::ServiceMetricsStore;
+
+pub use error::{Error, Result};
+pub use model::{ModelParts, Recommendation, ScoredItem, ServingModel};
+pub use server::{ADMIN_TOKEN_ENV, ServiceOptions};
+pub use source::ModelSource;
+
+/// A service running on its own Tokio runtime thread.
+#[derive(Debug)]
+pub struct RunningService {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl RunningService {
+    /// Starts the service on `listener` (already bound), loading the source's initial
+    /// model first. Returns once the service accepts connections.
+    pub fn start(
+        listener: std::net::TcpListener,
+        source: Arc<dyn ModelSource>,
+        store: Option<Arc<ServiceMetricsStore>>,
+        options: ServiceOptions,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        let addr = listener.local_addr().map_err(|e| Error::Bind {
+            addr: "listener".into(),
+            source: e,
+        })?;
+        listener.set_nonblocking(true).map_err(|e| Error::Bind {
+            addr: addr.to_string(),
+            source: e,
+        })?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("recops-serving".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .thread_name("recops-serving-worker")
+                    .build()
+                    .map_err(|e| Error::Bind {
+                        addr: addr.to_string(),
+                        source: e,
+                    })?;
+                runtime.block_on(async move {
+                    let listener =
+                        tokio::net::TcpListener::from_std(listener).map_err(|e| Error::Bind {
+                            addr: addr.to_string(),
+                            source: e,
+                        })?;
+                    serve(listener, source, store, options, clock, async move {
+                        let _ = ready_tx.send(());
+                        let _ = rx.await;
+                    })
+                    .await
+                })
+            })
+            .map_err(|e| Error::Bind {
+                addr: addr.to_string(),
+                source: e,
+            })?;
+        // Wait until the initial model is loaded and the server is accepting.
+        let _ = ready_rx.recv();
+        Ok(RunningService {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the service listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish, writes the last metrics, and
+    /// waits for the runtime to end.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::Bind {
+                addr: self.addr.to_string(),
+                source: std::io::Error::other("service thread panicked"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes: loads the initial model, runs the
+/// metrics flusher, then shuts down gracefully and writes the last rollups.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    source: Arc<dyn ModelSource>,
+    store: Option<Arc<ServiceMetricsStore>>,
+    options: ServiceOptions,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    if options.admin_token.is_none() {
+        tracing::warn!(
+            "{} is not set: POST /reload_model is open to anyone who can reach {addr}",
+            ADMIN_TOKEN_ENV
+        );
+    }
+    let flush_every = options.flush_interval;
+    let state = Arc::new(server::AppState::new(source, store, options, clock));
+    state.load_initial().await;
+    let app = server::router(state.clone());
+    let flusher_state = state.clone();
+    let flusher = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(flush_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            server::flush_rollups(&flusher_state).await;
+        }
+    });
+    tracing::info!(addr = %addr, "recommender service listening");
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Bind {
+            addr: addr.clone(),
+            source: e,
+        });
+    flusher.abort();
+    server::flush_rollups(&state).await;
+    tracing::info!(addr = %addr, "recommender service stopped");
+    result
+}

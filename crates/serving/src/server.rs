@@ -1,0 +1,477 @@
+//! The HTTP service: routes, hot reload, metrics middleware, rollup flushing.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use recops_core::{SharedClock, format_timestamp};
+use recops_tracking::ServiceMetricsStore;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::model::ServingModel;
+use crate::source::ModelSource;
+
+/// Environment variable holding the admin token that `/reload_model` requires.
+pub const ADMIN_TOKEN_ENV: &str = "RECOPS_ADMIN_TOKEN";
+
+/// Behaviour of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Token `/reload_model` requires as `Authorization: Bearer <token>`; `None` leaves
+    /// it open (a warning is logged at start).
+    pub admin_token: Option<String>,
+    /// Largest `topk` accepted (default 100).
+    pub max_topk: usize,
+    /// `topk` when the request has none (default 10).
+    pub default_topk: usize,
+    /// Largest request body in bytes (default 16 KiB).
+    pub body_limit_bytes: usize,
+    /// How often rollups are written to `service_metrics.db` (default 10 s).
+    pub flush_interval: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            admin_token: None,
+            max_topk: 100,
+            default_topk: 10,
+            body_limit_bytes: 16 * 1024,
+            flush_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A loaded model and when it was loaded.
+#[derive(Debug)]
+struct Loaded {
+    model: ServingModel,
+    loaded_at: DateTime<Utc>,
+}
+
+/// Shared state of the service.
+pub(crate) struct AppState {
+    source: Arc<dyn ModelSource>,
+    current: ArcSwapOption<Loaded>,
+    previous: Mutex<Option<Arc<Loaded>>>,
+    reload_lock: tokio::sync::Mutex<()>,
+    pub(crate) metrics: Metrics,
+    options: ServiceOptions,
+    clock: SharedClock,
+    started: Instant,
+    pub(crate) store: Option<Arc<ServiceMetricsStore>>,
+}
+
+impl AppState {
+    pub(crate) fn new(
+        source: Arc<dyn ModelSource>,
+        store: Option<Arc<ServiceMetricsStore>>,
+        options: ServiceOptions,
+        clock: SharedClock,
+    ) -> Self {
+        AppState {
+            source,
+            current: ArcSwapOption::empty(),
+            previous: Mutex::new(None),
+            reload_lock: tokio::sync::Mutex::new(()),
+            metrics: Metrics::new(clock.now()),
+            options,
+            clock,
+            started: Instant::now(),
+            store,
+        }
+    }
+
+    /// Loads the registry's current best at start; a failure leaves the service
+    /// running, not ready, and is logged.
+    pub(crate) async fn load_initial(self: &Arc<Self>) {
+        let source = self.source.clone();
+        let id = match tokio::task::spawn_blocking(move || source.initial_model_id()).await {
+            Ok(Ok(Some(id))) => id,
+            Ok(Ok(None)) => {
+                tracing::warn!(
+                    "no current_best model in the registry: serving not ready until a model is deployed"
+                );
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the registry: serving not ready");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "model loading task failed");
+                return;
+            }
+        };
+        match self.reload(&id).await {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(model_id = %id, error = %e, "cannot load the current best model: serving not ready")
+            }
+        }
+    }
+
+    /// Loads `model_id` off the request path, validates it, and swaps it in. The model
+    /// it replaces stays in memory, so reloading it again is instant (a rollback).
+    async fn reload(&self, model_id: &str) -> Result<ReloadOutcome, Error> {
+        let _guard = self.reload_lock.lock().await;
+        let started = Instant::now();
+        let current = self.current.load_full();
+        let kept = self
+            .previous
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .filter(|p| p.model.model_id() == model_id);
+        let (next, from_memory) = match kept {
+            Some(p) => (p, true),
+            None => {
+                let source = self.source.clone();
+                let id = model_id.to_owned();
+                let model = tokio::task::spawn_blocking(move || source.load(&id))
+                    .await
+                    .map_err(|e| Error::ModelUnavailable {
+                        model_id: model_id.to_owned(),
+                        reason: format!("loading task failed: {e}"),
+                    })??;
+                if model.model_id() != model_id {
+                    return Err(Error::InvalidModel {
+                        model_id: model_id.to_owned(),
+                        reason: format!("its files say model_id {}", model.model_id()),
+                    });
+                }
+                (
+                    Arc::new(Loaded {
+                        model,
+                        loaded_at: self.clock.now(),
+                    }),
+                    false,
+                )
+            }
+        };
+        self.current.store(Some(next.clone()));
+        *self.previous.lock().unwrap_or_else(PoisonError::into_inner) = current.clone();
+        let outcome = ReloadOutcome {
+            model_id: model_id.to_owned(),
+            previous_model_id: current.map(|c| c.model.model_id().to_owned()),
+            from_memory,
+            seconds: started.elapsed().as_secs_f64(),
+            loaded_at: next.loaded_at,
+        };
+        tracing::info!(
+            model_id = %outcome.model_id,
+            previous = outcome.previous_model_id.as_deref().unwrap_or("none"),
+            from_memory,
+            seconds = outcome.seconds,
+            "model loaded and serving"
+        );
+        Ok(outcome)
+    }
+}
+
+#[derive(Debug)]
+struct ReloadOutcome {
+    model_id: String,
+    previous_model_id: Option<String>,
+    from_memory: bool,
+    seconds: f64,
+    loaded_at: DateTime<Utc>,
+}
+
+/// The service's routes, with metrics and limits.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let limit = state.options.body_limit_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/recommend", post(recommend))
+        .route("/reload_model", post(reload_model))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Marks a response as a popularity fallback, for the metrics middleware.
+#[derive(Debug, Clone, Copy)]
+struct Fallback;
+
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "other".to_owned());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let fallback = response.extensions().get::<Fallback>().is_some();
+    let model_id = state
+        .current
+        .load()
+        .as_ref()
+        .map(|l| l.model.model_id().to_owned())
+        .unwrap_or_default();
+    state.metrics.observe(
+        state.clock.now(),
+        &route,
+        response.status().as_u16(),
+        seconds,
+        fallback,
+        &model_id,
+    );
+    response
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// JSON body extractor whose rejections are JSON errors with a readable message.
+struct AppJson<T>(T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(AppJson(v)),
+            Err(rejection) => {
+                let status = match rejection.status() {
+                    StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Err(error(status, rejection.body_text()))
+            }
+        }
+    }
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let uptime = state.started.elapsed().as_secs_f64();
+    match state.current.load_full() {
+        Some(l) => (
+            StatusCode::OK,
+            Json(json!({
+                "status": "ok",
+                "model_id": l.model.model_id(),
+                "model_type": l.model.model_type(),
+                "loaded_at": format_timestamp(l.loaded_at),
+                "uptime_seconds": uptime,
+            })),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "no_model",
+                "model_id": null,
+                "loaded_at": null,
+                "uptime_seconds": uptime,
+            })),
+        )
+            .into_response(),
+    }
+}
+
+async fn livez() -> Response {
+    Json(json!({"status": "alive"})).into_response()
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.current.load_full() {
+        Some(l) => Json(json!({"status": "ready", "model_id": l.model.model_id()})).into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not_ready", "reason": "no model loaded"})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecommendRequest {
+    user_id: i64,
+    topk: Option<i64>,
+}
+
+async fn recommend(
+    State(state): State<Arc<AppState>>,
+    body: Result<AppJson<RecommendRequest>, Response>,
+) -> Response {
+    let req = match body {
+        Ok(AppJson(r)) => r,
+        Err(resp) => return resp,
+    };
+    let max = state.options.max_topk;
+    let topk = req.topk.unwrap_or(state.options.default_topk as i64);
+    if topk < 1 || topk as usize > max {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("topk must be between 1 and {max}, got {topk}"),
+        );
+    }
+    let Some(loaded) = state.current.load_full() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no model loaded yet");
+    };
+    let rec = loaded.model.recommend(req.user_id, topk as usize);
+    let mut response = Json(json!({
+        "user_id": req.user_id,
+        "model_id": loaded.model.model_id(),
+        "items": rec.items,
+        "fallback": rec.fallback,
+    }))
+    .into_response();
+    if rec.fallback {
+        response.extensions_mut().insert(Fallback);
+    }
+    response
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReloadRequest {
+    model_id: String,
+}
+
+async fn reload_model(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<AppJson<ReloadRequest>, Response>,
+) -> Response {
+    if let Some(token) = &state.options.admin_token
+        && !bearer_matches(&headers, token)
+    {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "reload_model needs the admin token: Authorization: Bearer <RECOPS_ADMIN_TOKEN>",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    let req = match body {
+        Ok(AppJson(r)) => r,
+        Err(resp) => return resp,
+    };
+    if let Err(e) = recops_core::validate_name("model_id", &req.model_id) {
+        state.metrics.reload(false);
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    match state.reload(&req.model_id).await {
+        Ok(o) => {
+            state.metrics.reload(true);
+            Json(json!({
+                "status": "reloaded",
+                "model_id": o.model_id,
+                "previous_model_id": o.previous_model_id,
+                "from_memory": o.from_memory,
+                "load_seconds": o.seconds,
+                "loaded_at": format_timestamp(o.loaded_at),
+            }))
+            .into_response()
+        }
+        Err(e) => {
+            state.metrics.reload(false);
+            let current = state
+                .current
+                .load()
+                .as_ref()
+                .map(|l| l.model.model_id().to_owned());
+            tracing::warn!(model_id = %req.model_id, error = %e, "reload refused; the current model keeps serving");
+            let status = match e {
+                Error::ModelUnavailable { .. } => StatusCode::NOT_FOUND,
+                Error::InvalidModel { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (
+                status,
+                Json(json!({
+                    "error": e.to_string(),
+                    "model_id": req.model_id,
+                    "serving_model_id": current,
+                })),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Constant-time comparison of the bearer token.
+fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let current = state.current.load_full();
+    let text = state.metrics.render(
+        current
+            .as_ref()
+            .map(|l| (l.model.model_id(), l.model.model_type(), l.loaded_at)),
+    );
+    Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .body(Body::from(text))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+/// Writes the rollups gathered so far to the store (off the request path). A failed
+/// write keeps them for the next flush.
+pub(crate) async fn flush_rollups(state: &Arc<AppState>) {
+    let Some(store) = state.store.clone() else {
+        return;
+    };
+    let rollups = state.metrics.take_rollups();
+    if rollups.is_empty() {
+        return;
+    }
+    let st = state.clone();
+    let result = tokio::task::spawn_blocking(move || match store.record(&rollups) {
+        Ok(()) => Ok(()),
+        Err(e) => Err((e, rollups)),
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err((e, rollups))) => {
+            tracing::warn!(error = %e, "cannot write service metrics; will retry");
+            st.metrics.restore_rollups(rollups);
+        }
+        Err(e) => tracing::warn!(error = %e, "service metrics task failed"),
+    }
+}

@@ -1,0 +1,4 @@
+//! The recommender service over real HTTP on an OS-chosen port.
+#![allow(clippy::unwrap_used)]
+
+mod service;
