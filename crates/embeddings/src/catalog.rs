@@ -117,7 +117,7 @@ pub fn read_catalog(path: &Path) -> Result<Catalog> {
         let line = record.position().map_or(0, csv::Position::line);
         let field = |i: usize| record.get(i).unwrap_or("");
         let raw_id = field(id_col).trim();
-        let product_id: i64 = raw_id.parse().map_err(|_| {
+        let product_id = parse_id(raw_id).ok_or_else(|| {
             bad(
                 Some(line),
                 format!("product_id {raw_id:?} is not an integer"),
@@ -159,6 +159,17 @@ pub fn read_catalog(path: &Path) -> Result<Catalog> {
         ));
     }
     Ok(catalog)
+}
+
+/// An integer id; `12.0` is accepted too (pandas writes integer columns with missing
+/// values as floats), `12.5`, `abc` and out-of-range values are not.
+fn parse_id(raw: &str) -> Option<i64> {
+    if let Ok(id) = raw.parse::<i64>() {
+        return Some(id);
+    }
+    let f: f64 = raw.parse().ok()?;
+    // 2^53: beyond it a float no longer holds every integer exactly.
+    (f.is_finite() && f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0).then_some(f as i64)
 }
 
 fn csv_message(e: &csv::Error) -> String {
@@ -203,6 +214,17 @@ mod tests {
         assert_eq!(c.empty_descriptions, 1);
         assert_eq!(c.skipped_without_text, vec![3]);
         assert_eq!(c.products[1].text(), "Son môi");
+    }
+
+    #[test]
+    fn ids_written_as_floats_by_pandas_are_accepted_when_integral() {
+        assert_eq!(parse_id("12"), Some(12));
+        assert_eq!(parse_id("-3"), Some(-3));
+        assert_eq!(parse_id("12.0"), Some(12));
+        assert_eq!(parse_id("12.5"), None);
+        assert_eq!(parse_id("1e300"), None);
+        assert_eq!(parse_id("NaN"), None);
+        assert_eq!(parse_id(""), None);
     }
 
     #[test]
