@@ -476,7 +476,10 @@ fn demo(home: Option<PathBuf>, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let started = std::time::Instant::now();
     let demo = run_demo(&home, &options, &mut std::io::stdout())?;
-    println!("\nrecops demo finished in {:.1} s\n", started.elapsed().as_secs_f64());
+    println!(
+        "\nrecops demo finished in {:.1} s\n",
+        started.elapsed().as_secs_f64()
+    );
     for line in &demo.summary {
         println!("{line}");
     }

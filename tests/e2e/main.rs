@@ -5,6 +5,8 @@ mod alert;
 mod bench_cf;
 mod bert_embeddings;
 mod data_refresh;
+mod demo;
 mod model_training;
+mod pipeline;
 mod scheduler;
 mod stats;

@@ -96,7 +96,9 @@ pub struct Demo {
 /// refuses any other non-empty folder so no data is ever deleted by mistake.
 pub fn prepare_home(dir: &Path) -> Result<Home> {
     let marker = dir.join(DEMO_MARKER);
-    let non_empty = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    let non_empty = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
     if non_empty {
         if !marker.exists() {
             return Err(Error::Demo(format!(
@@ -105,10 +107,14 @@ pub fn prepare_home(dir: &Path) -> Result<Home> {
                 dir.display()
             )));
         }
-        std::fs::remove_dir_all(dir).map_err(|e| recops_core::Error::io("cannot reset the demo home", dir, e))?;
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| recops_core::Error::io("cannot reset the demo home", dir, e))?;
     }
     recops_core::ensure_dir(dir)?;
-    recops_core::write_atomic(&marker, b"created by recops demo; `recops demo` may reset this folder\n")?;
+    recops_core::write_atomic(
+        &marker,
+        b"created by recops demo; `recops demo` may reset this folder\n",
+    )?;
     let home = Home::new(dir);
     crate::write_default_configs(&home)?;
     Ok(home)
@@ -135,7 +141,10 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
     let mut steps: Vec<StepReport> = Vec::new();
     let mut n = 0;
     let log = options.log_file.display().to_string();
-    let mut step = |name: &'static str, out: &mut dyn Write, f: &mut dyn FnMut() -> Result<String>| -> Result<()> {
+    let mut step = |name: &'static str,
+                    out: &mut dyn Write,
+                    f: &mut dyn FnMut() -> Result<String>|
+     -> Result<()> {
         n += 1;
         let _ = write!(out, "[{n}/{total_steps}] {name} ... ");
         let _ = out.flush();
@@ -144,7 +153,11 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
             Ok(detail) => {
                 let seconds = started.elapsed().as_secs_f64();
                 let _ = writeln!(out, "done in {seconds:.1} s: {detail}");
-                steps.push(StepReport { name, seconds, detail });
+                steps.push(StepReport {
+                    name,
+                    seconds,
+                    detail,
+                });
                 Ok(())
             }
             Err(e) => {
@@ -241,7 +254,9 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
             Arc::new(StartEmpty(HomeModelSource::new(home.clone()))),
             Some(store),
             ServiceOptions {
-                admin_token: std::env::var(recops_serving::ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty()),
+                admin_token: std::env::var(recops_serving::ADMIN_TOKEN_ENV)
+                    .ok()
+                    .filter(|t| !t.is_empty()),
                 ..ServiceOptions::default()
             },
             SystemClock::shared(),
@@ -296,7 +311,10 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
         Ok(format!(
             "{}; report {}",
             r.message,
-            r.report_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+            r.report_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
         ))
     })?;
 
@@ -333,6 +351,13 @@ fn warm_up(url: &str, home: &Home) {
 
 fn summary_lines(home: &Home, url: &str, health: &str, drift: &str) -> Vec<String> {
     let mut lines = Vec::new();
+    let example_user = recops_registry::Registry::open(home)
+        .current_best()
+        .ok()
+        .flatten()
+        .and_then(|(id, _)| recops_cf_training::CfModel::load_id(home, &id).ok())
+        .and_then(|m| m.user_ids.first().copied())
+        .unwrap_or(1);
     if let Ok(reg) = recops_registry::Registry::open(home).load() {
         for (id, m) in &reg.models {
             let get = |k: &str| m.metrics.get(k).copied().unwrap_or(f64::NAN);
@@ -375,7 +400,7 @@ fn summary_lines(home: &Home, url: &str, health: &str, drift: &str) -> Vec<Strin
     lines.push("try:".into());
     lines.push(format!("  curl -s {url}/health"));
     lines.push(format!(
-        "  curl -s -X POST {url}/recommend -H 'content-type: application/json' -d '{{\"user_id\": 100000, \"topk\": 5}}'"
+        "  curl -s -X POST {url}/recommend -H 'content-type: application/json' -d '{{\"user_id\": {example_user}, \"topk\": 5}}'"
     ));
     lines.push(format!("  curl -s {url}/metrics | head"));
     lines.push(format!("  recops --home {root} stats"));

@@ -11,11 +11,17 @@ pub fn default_configs(home: &Home) -> Vec<(PathBuf, &'static str)> {
     vec![
         (home.recops_config(), recops_core::DEFAULT_RECOPS_CONFIG),
         (home.alerts_config(), recops_alerting::DEFAULT_ALERTS_CONFIG),
-        (home.scheduler_config(), recops_scheduler::DEFAULT_SCHEDULER_CONFIG),
+        (
+            home.scheduler_config(),
+            recops_scheduler::DEFAULT_SCHEDULER_CONFIG,
+        ),
         (home.data_config(), recops_data::DEFAULT_DATA_CONFIG),
         (home.als_config(), recops_cf_training::DEFAULT_ALS_CONFIG),
         (home.bpr_config(), recops_cf_training::DEFAULT_BPR_CONFIG),
-        (home.embeddings_config(), recops_embeddings::DEFAULT_EMBEDDINGS_CONFIG),
+        (
+            home.embeddings_config(),
+            recops_embeddings::DEFAULT_EMBEDDINGS_CONFIG,
+        ),
     ]
 }
 

@@ -1,0 +1,279 @@
+//! The whole system on a temporary home, through the real binaries: data-refresh,
+//! model-training, recommender (OS-chosen port), model-deployment, health-check,
+//! drift-detection — and the failure path of a deployment that fails verification.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use recops_cf_training::{CfModel, ServingIndex};
+use recops_core::{Home, SystemClock};
+use recops_registry::{NewModel, Registry};
+use recops_tracking::{PipelineTracker, RunStatus, TrainingStatus, TrainingTracker};
+use serde_json::Value;
+
+fn bin(path: &str, home: &Path) -> Command {
+    let mut c = Command::new(path);
+    c.arg("--home")
+        .arg(home)
+        .env_remove("RECOPS_HOME")
+        .env_remove("RECOPS_SERVICE_URL")
+        .env_remove("RECOPS_ADMIN_TOKEN")
+        .env("RECOPS_LOG", "warn");
+    c
+}
+
+fn run(c: &mut Command) -> (i32, Value, String) {
+    let out = c.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    let text = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), json, text)
+}
+
+/// The recommender binary on port 0; returns the child and its base URL, read from the
+/// `recommender service listening addr=...` line of its log on stderr.
+fn start_recommender(home: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recommender"))
+        .arg("--home")
+        .arg(home)
+        .args(["--port", "0"])
+        .env_remove("RECOPS_ADMIN_TOKEN")
+        .env("RECOPS_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "recommender exited"
+        );
+        if let Some(at) = line.find("listening addr=") {
+            let addr = line[at + "listening addr=".len()..].trim().to_owned();
+            // Keep draining stderr so the service never blocks on a full pipe.
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+            return (child, format!("http://{addr}"));
+        }
+    }
+}
+
+fn health_model_id(url: &str) -> Option<String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let v: Value = reqwest::blocking::get(format!("{url}/health"))
+        .ok()?
+        .json()
+        .ok()?;
+    v["model_id"].as_str().map(str::to_owned)
+}
+
+/// A copy of `model_id` under a new id whose first user has already seen every item:
+/// it loads (the service's own smoke test passes) but answers that user with nothing,
+/// so deployment verification fails. Registered as an active model.
+fn register_model_failing_verification(home: &Home, model_id: &str, new_id: &str) {
+    let mut model = CfModel::load_id(home, model_id).unwrap();
+    let (nu, ni) = (model.user_ids.len(), model.item_ids.len());
+    let mut index = ServingIndex::load(&home.model_dir(model_id).unwrap(), nu, ni).unwrap();
+    let first_row = index.seen_indptr[1];
+    let mut seen: Vec<u32> = (0..ni as u32).collect();
+    seen.extend_from_slice(&index.seen_indices[first_row..]);
+    let shift = ni - first_row;
+    index.seen_indices = seen;
+    for p in index.seen_indptr.iter_mut().skip(1) {
+        *p += shift;
+    }
+    model.meta.model_id = new_id.to_owned();
+    let dir = home.model_dir(new_id).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    index.save(&dir).unwrap();
+    model.save(&dir).unwrap();
+    Registry::open(home)
+        .register(
+            &NewModel {
+                model_id: new_id.to_owned(),
+                model_type: model.meta.model_type.to_string(),
+                metrics: BTreeMap::from([("ndcg@10".to_owned(), 0.0)]),
+                baseline: BTreeMap::new(),
+                data_version: model.meta.data_version.clone(),
+            },
+            "built by the end-to-end test to fail verification",
+        )
+        .unwrap();
+}
+
+#[test]
+fn the_whole_system_leaves_its_records_and_a_bad_deployment_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path();
+    let home = Home::new(h);
+
+    // Data with a strong drift in the last week.
+    let (code, _, text) = run(bin(env!("CARGO_BIN_EXE_recops"), h).args([
+        "gen-data",
+        "--users",
+        "400",
+        "--products",
+        "120",
+        "--interactions",
+        "12000",
+        "--drift-rating-shift",
+        "-1.5",
+        "--drift-new-items",
+        "6",
+        "--drift-volume-factor",
+        "1.8",
+    ]));
+    assert_eq!(code, 0, "{text}");
+    let (code, refresh, text) = run(bin(env!("CARGO_BIN_EXE_data-refresh"), h).arg("--json"));
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(refresh["status"], "success", "{refresh}");
+
+    let (code, training, text) = run(bin(env!("CARGO_BIN_EXE_model-training"), h).arg("--json"));
+    assert_eq!(code, 0, "{text}");
+    let best = training["current_best"].as_str().unwrap().to_owned();
+
+    let (mut service, url) = start_recommender(h);
+    assert_eq!(
+        health_model_id(&url).as_deref(),
+        Some(best.as_str()),
+        "serves current_best at start"
+    );
+
+    // Deploy the other trained model, verified for every test user.
+    let other = training["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["model_id"].as_str())
+        .find(|id| *id != best)
+        .unwrap()
+        .to_owned();
+    let (code, deploy, text) = run(bin(env!("CARGO_BIN_EXE_model-deployment"), h).args([
+        "--service-url",
+        &url,
+        "--model-id",
+        &other,
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(deploy["status"], "deployed", "{deploy}");
+    let v = &deploy["record"]["verification"];
+    assert_eq!(
+        (
+            v["health_check"].clone(),
+            v["model_id_match"].clone(),
+            v["recommendations_work"].clone()
+        ),
+        (Value::Bool(true), Value::Bool(true), Value::Bool(true)),
+        "{deploy}"
+    );
+    assert_eq!(health_model_id(&url).as_deref(), Some(other.as_str()));
+
+    // Health: everything healthy (no embeddings file is a warning only).
+    let (code, health, text) =
+        run(bin(env!("CARGO_BIN_EXE_health-check"), h).args(["--service-url", &url, "--json"]));
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(health["status"], "healthy", "{health}");
+    assert_eq!(health["components"]["embeddings"], "warning");
+    assert!(
+        std::fs::read_to_string(home.health_check_log())
+            .unwrap()
+            .contains("| HEALTHY |")
+    );
+
+    // Drift: the injected drift is found, reported and alerted.
+    let (code, drift, text) = run(bin(env!("CARGO_BIN_EXE_drift-detection"), h).arg("--json"));
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(drift["overall_severity"], "high", "{drift}");
+    assert!(
+        drift["results"]["rating_drift"]["drift_detected"]
+            .as_bool()
+            .unwrap()
+    );
+    let report = Path::new(drift["report_path"].as_str().unwrap()).to_path_buf();
+    assert!(report.exists() && home.drift_summary().exists());
+    let alerts = std::fs::read_to_string(home.alerts_log()).unwrap();
+    assert!(
+        alerts.contains("| alerting | data_drift: drift severity high"),
+        "{alerts}"
+    );
+
+    // The failure path: verification fails, the previous model comes back.
+    register_model_failing_verification(&home, &other, "als_29990101_000000");
+    let (code, failed, text) = run(bin(env!("CARGO_BIN_EXE_model-deployment"), h).args([
+        "--service-url",
+        &url,
+        "--model-id",
+        "als_29990101_000000",
+        "--json",
+    ]));
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(failed["status"], "rolled_back", "{failed}");
+    assert_eq!(
+        health_model_id(&url).as_deref(),
+        Some(other.as_str()),
+        "rolled back"
+    );
+    let history: Value =
+        serde_json::from_slice(&std::fs::read(home.deployment_history()).unwrap()).unwrap();
+    let last = history["deployments"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["model_id"], "als_29990101_000000");
+    assert_eq!(last["status"], "failed");
+    assert_eq!(last["rollback_triggered"], true);
+    assert_eq!(last["rollback_status"], "success");
+    assert_eq!(last["verification"]["recommendations_work"], false);
+    let alerts = std::fs::read_to_string(home.alerts_log()).unwrap();
+    assert!(
+        alerts.contains("pipeline_model_deployment_rolled_back"),
+        "{alerts}"
+    );
+
+    service.kill().unwrap();
+    service.wait().unwrap();
+
+    // The records every job leaves.
+    let tracker = PipelineTracker::open_path(&home.pipeline_db(), SystemClock::shared()).unwrap();
+    for pipeline in [
+        "data_refresh",
+        "model_training",
+        "model_deployment",
+        "health_check",
+        "drift_detection",
+    ] {
+        let runs = tracker
+            .get_recent_runs(Some(pipeline), 10, Some(RunStatus::Success))
+            .unwrap();
+        assert!(!runs.is_empty(), "no successful {pipeline} run");
+    }
+    let training_runs = TrainingTracker::open(&home)
+        .unwrap()
+        .list_runs(None, 10)
+        .unwrap();
+    assert_eq!(training_runs.len(), 2);
+    for r in &training_runs {
+        assert_eq!(r.status, Some(TrainingStatus::Completed));
+        assert!(
+            !TrainingTracker::open(&home)
+                .unwrap()
+                .iterations(&r.run_id)
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let registry: Value = serde_json::from_slice(&std::fs::read(home.registry()).unwrap()).unwrap();
+    assert_eq!(registry["current_best"], best.as_str());
+}
