@@ -139,7 +139,9 @@ impl LogFile {
     fn write_raw(&self, now: DateTime<Utc>, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let today = now.with_timezone(&Local).date_naive();
-        if today != state.day {
+        // Only a later day rotates: a clock behind the file's date (a skewed clock, or a
+        // fixed clock in tests) appends to the current file.
+        if today > state.day {
             self.rotate(&mut state, today)?;
         }
         state.file.write_all(bytes)
@@ -315,6 +317,31 @@ mod tests {
         let day4 = fs::read_to_string(&rotated[0]).unwrap();
         assert_eq!(day4.lines().count(), 2);
         assert!(day4.contains("day 4 first"));
+    }
+
+    #[test]
+    fn a_clock_behind_the_file_date_appends_instead_of_rotating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("health_check.log");
+        std::fs::write(&path, "written today\n").unwrap();
+        // A clock years behind the file's modification time.
+        let past = Local
+            .with_ymd_and_hms(2020, 1, 1, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let log = LogFile::open(
+            &path,
+            LogFileOptions {
+                max_files: 3,
+                clock: FixedClock::new(past).shared(),
+            },
+        )
+        .unwrap();
+        log.write_line(LogLevel::Info, None, "from the past")
+            .unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("written today") && text.contains("from the past"));
+        assert!(rotated_files(&path).is_empty());
     }
 
     #[test]

@@ -2,3 +2,4 @@
 #![allow(clippy::unwrap_used)]
 
 mod data_refresh;
+mod health_and_drift;

@@ -1,0 +1,93 @@
+//! Models from a home: the registry says which, the model folder holds the files.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use recops_cf_training::{
+    AlsConfig, DEFAULT_ALS_CONFIG, SERVING_INDEX_FILE, TrainConfig, TrainData, TrainOptions, train,
+};
+use recops_core::{ConfigFormat, Home, parse_config};
+use recops_data::{RawInteraction, temporal_split};
+use recops_registry::{NewModel, Registry};
+use recops_serving::{Error, HomeModelSource, ModelSource};
+
+fn trained(home: &Home) -> String {
+    let rows: Vec<RawInteraction> = (0..30i64)
+        .flat_map(|u| {
+            (0..6i64).map(move |t| RawInteraction {
+                user_id: 100 + u,
+                item_id: (u + t * 5) % 25,
+                rating: 4.0,
+                timestamp: t,
+            })
+        })
+        .collect();
+    let split = temporal_split(&rows);
+    let mut config: AlsConfig = parse_config(
+        DEFAULT_ALS_CONFIG,
+        Path::new("als.yaml"),
+        ConfigFormat::Yaml,
+        &HashMap::new(),
+    )
+    .unwrap();
+    config.model.factors = 4;
+    config.training.bert_init = false;
+    let out = train(
+        home,
+        &TrainConfig::Als(config),
+        TrainData {
+            split: &split,
+            data_version: "v1",
+        },
+        TrainOptions::default(),
+    )
+    .unwrap();
+    let id = out.model.meta.model_id.clone();
+    let reg = Registry::open(home);
+    reg.register(
+        &NewModel {
+            model_id: id.clone(),
+            model_type: "als".into(),
+            metrics: out.model.meta.metrics.clone(),
+            baseline: out.model.meta.baseline.clone(),
+            data_version: "v1".into(),
+        },
+        "test",
+    )
+    .unwrap();
+    reg.promote(Some(&id), "test").unwrap();
+    id
+}
+
+#[test]
+fn current_best_loads_and_unknown_archived_or_broken_models_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path());
+    let source = HomeModelSource::new(home.clone());
+    assert_eq!(source.initial_model_id().unwrap(), None);
+
+    let id = trained(&home);
+    assert_eq!(
+        source.initial_model_id().unwrap().as_deref(),
+        Some(id.as_str())
+    );
+    let model = source.load(&id).unwrap();
+    assert_eq!(model.model_id(), id);
+    assert_eq!(model.shape(), (30, 25));
+    let rec = model.recommend(100, 5);
+    assert!(!rec.fallback && rec.items.len() == 5);
+
+    assert!(matches!(
+        source.load("als_20990101_000000"),
+        Err(Error::ModelUnavailable { .. })
+    ));
+
+    std::fs::remove_file(home.model_dir(&id).unwrap().join(SERVING_INDEX_FILE)).unwrap();
+    let err = source.load(&id).unwrap_err();
+    assert!(matches!(err, Error::InvalidModel { .. }), "{err}");
+    assert!(err.to_string().contains("serving.safetensors"), "{err}");
+
+    Registry::open(&home).archive(&id, "test").unwrap();
+    let err = source.load(&id).unwrap_err();
+    assert!(err.to_string().contains("archived"), "{err}");
+}
