@@ -246,11 +246,59 @@ pub(crate) fn read_parquet_footer(
 /// Reads a whole Parquet file, keeping only the top-level columns that `keep` accepts
 /// (by name), decoding row groups in parallel.
 pub(crate) fn read_parquet(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<ParquetContent> {
-    let data = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
-    let bytes = Bytes::from(data);
+    let perr = |e| Error::parquet(path, e);
+    let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+    let footer = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(perr)?;
+    let all_kept = footer.schema().fields().iter().all(|f| keep(f.name()));
+    if all_kept {
+        // The whole file is needed (and kept, for row-group reuse by the next write).
+        let data = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+        return read_parquet_from(path, Bytes::from(data), keep);
+    }
+    // A projection: read only the column chunks asked for, straight from the file.
+    let roots: Vec<usize> = footer
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| keep(f.name()))
+        .map(|(i, _)| i)
+        .collect();
+    let mask = ProjectionMask::roots(footer.parquet_schema(), roots);
+    let n_groups = footer.metadata().num_row_groups();
+    let per_group: Vec<Vec<RecordBatch>> = (0..n_groups)
+        .into_par_iter()
+        .map(|g| {
+            // A file of its own per thread: clones would share one read position.
+            let file = File::open(path)
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.clone())
+                .with_row_groups(vec![g])
+                .with_projection(mask.clone())
+                .with_batch_size(ROW_GROUP_ROWS)
+                .build()?;
+            reader
+                .map(|b| b.map_err(parquet::errors::ParquetError::from))
+                .collect::<parquet::errors::Result<Vec<_>>>()
+        })
+        .collect::<parquet::errors::Result<_>>()
+        .map_err(perr)?;
+    finish_content(
+        path,
+        footer,
+        per_group.into_iter().flatten().collect(),
+        Bytes::new(),
+        keep,
+    )
+}
+
+fn read_parquet_from(
+    path: &Path,
+    bytes: Bytes,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<ParquetContent> {
     let perr = |e| Error::parquet(path, e);
     let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(perr)?;
-    let kv = footer_kv(&meta);
     let roots: Vec<usize> = meta
         .schema()
         .fields()
@@ -261,7 +309,6 @@ pub(crate) fn read_parquet(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<P
         .collect();
     let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
     let n_groups = meta.metadata().num_row_groups();
-    let rows = usize::try_from(meta.metadata().file_metadata().num_rows()).unwrap_or(0);
     let per_group: Vec<Vec<RecordBatch>> = (0..n_groups)
         .into_par_iter()
         .map(|g| {
@@ -277,7 +324,24 @@ pub(crate) fn read_parquet(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<P
         })
         .collect::<parquet::errors::Result<_>>()
         .map_err(perr)?;
-    let batches: Vec<RecordBatch> = per_group.into_iter().flatten().collect();
+    finish_content(
+        path,
+        meta,
+        per_group.into_iter().flatten().collect(),
+        bytes,
+        keep,
+    )
+}
+
+fn finish_content(
+    _path: &Path,
+    meta: ArrowReaderMetadata,
+    batches: Vec<RecordBatch>,
+    bytes: Bytes,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<ParquetContent> {
+    let kv = footer_kv(&meta);
+    let rows = usize::try_from(meta.metadata().file_metadata().num_rows()).unwrap_or(0);
     let schema = match batches.first() {
         Some(b) => b.schema(),
         None => {

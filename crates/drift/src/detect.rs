@@ -2,6 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rustc_hash::FxHashMap;
+
 use chrono::{DateTime, Utc};
 use recops_core::DriftSettings;
 use serde::{Deserialize, Serialize};
@@ -223,43 +225,85 @@ pub fn detect_drift(input: &DriftInput, cfg: &DriftSettings) -> DriftResults {
     let is_new = |t: i64| cutoff.is_some_and(|c| t > c);
     let is_hist = |t: i64| cutoff.is_some_and(|c| t <= c) && hist_start.is_none_or(|s| t > s);
 
-    // One pass: rating counts, product counts, user sets per window.
+    // One pass over the rows: rating counts, product counts per window, and the users
+    // of every window as bits of a dense user index (window 0 = the new one, window
+    // k >= 1 = the k-th `new_window_days` before the cutoff), so distinct-user counts
+    // cost no hashing of user sets.
     let mut hist_ratings = [0u64; 5];
     let mut new_ratings = [0u64; 5];
-    let mut hist_pop: HashMap<i64, u64> = HashMap::new();
-    let mut new_pop: HashMap<i64, u64> = HashMap::new();
-    let mut hist_users: HashSet<i64> = HashSet::new();
-    let mut new_users: HashSet<i64> = HashSet::new();
+    // product -> (historical count, new count)
+    let mut pop: FxHashMap<i64, (u64, u64)> = FxHashMap::default();
+    let mut user_index: FxHashMap<i64, u32> = FxHashMap::default();
+    let mut windows_users: Vec<Vec<u64>> = Vec::new();
+    let mut bucket_counts: Vec<u64> = Vec::new();
     let (mut hist_count, mut new_count) = (0usize, 0usize);
     let mut hist_first = i64::MAX;
-    // Historical activity in consecutive windows of `new_window_days`, ending at the
-    // cutoff: window index -> (interactions, users).
-    let mut hist_buckets: HashMap<i64, (u64, HashSet<i64>)> = HashMap::new();
+    let c = cutoff.unwrap_or(0);
     for i in 0..n {
         let t = input.cmt_date[i];
+        let new = is_new(t);
+        if !new && !is_hist(t) {
+            continue;
+        }
         let r = input.rating[i];
-        if is_new(t) {
+        let next = user_index.len() as u32;
+        let u = *user_index.entry(input.user_id[i]).or_insert(next) as usize;
+        let entry = pop.entry(input.product_id[i]).or_default();
+        let bucket = if new {
             new_count += 1;
             if (1..=5).contains(&r) {
                 new_ratings[usize::from(r - 1)] += 1;
             }
-            *new_pop.entry(input.product_id[i]).or_default() += 1;
-            new_users.insert(input.user_id[i]);
-        } else if is_hist(t) {
+            entry.1 += 1;
+            0
+        } else {
             hist_count += 1;
             hist_first = hist_first.min(t);
             if (1..=5).contains(&r) {
                 hist_ratings[usize::from(r - 1)] += 1;
             }
-            *hist_pop.entry(input.product_id[i]).or_default() += 1;
-            hist_users.insert(input.user_id[i]);
-            let c = cutoff.unwrap_or(0);
-            let bucket = (c - t) / window;
-            let e = hist_buckets.entry(bucket).or_default();
-            e.0 += 1;
-            e.1.insert(input.user_id[i]);
+            entry.0 += 1;
+            1 + ((c - t) / window) as usize
+        };
+        if bucket >= windows_users.len() {
+            windows_users.resize(bucket + 1, Vec::new());
+            bucket_counts.resize(bucket + 1, 0);
+        }
+        let bits = &mut windows_users[bucket];
+        if bits.len() <= u / 64 {
+            bits.resize(u / 64 + 1, 0);
+        }
+        bits[u / 64] |= 1 << (u % 64);
+        bucket_counts[bucket] += 1;
+    }
+    let popcount = |bits: &[u64]| bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
+    let new_bits: &[u64] = windows_users.first().map_or(&[], Vec::as_slice);
+    let mut hist_bits: Vec<u64> = Vec::new();
+    for bits in windows_users.iter().skip(1) {
+        if hist_bits.len() < bits.len() {
+            hist_bits.resize(bits.len(), 0);
+        }
+        for (h, w) in hist_bits.iter_mut().zip(bits) {
+            *h |= w;
         }
     }
+    let new_user_count = popcount(new_bits);
+    let hist_user_count = popcount(&hist_bits);
+    let unseen = new_bits
+        .iter()
+        .enumerate()
+        .map(|(k, w)| (w & !hist_bits.get(k).copied().unwrap_or(0)).count_ones() as usize)
+        .sum::<usize>();
+    let hist_pop: HashMap<i64, u64> = pop
+        .iter()
+        .filter(|(_, c)| c.0 > 0)
+        .map(|(&p, c)| (p, c.0))
+        .collect();
+    let new_pop: HashMap<i64, u64> = pop
+        .iter()
+        .filter(|(_, c)| c.1 > 0)
+        .map(|(&p, c)| (p, c.1))
+        .collect();
     let to_time = |micros: i64| DateTime::<Utc>::from_timestamp_micros(micros);
     let new_days = f64::from(cfg.new_window_days);
     let historical_days = match (cutoff, hist_count) {
@@ -284,11 +328,10 @@ pub fn detect_drift(input: &DriftInput, cfg: &DriftSettings) -> DriftResults {
         detect_popularity_drift(&hist_pop, &new_pop, cfg.top_k, cfg.jaccard_threshold);
     // Only full historical windows count for activity (a partial oldest window would
     // understate it).
-    let full_windows = (historical_days / new_days).floor().max(1.0) as i64;
-    let activity: Vec<f64> = hist_buckets
-        .iter()
-        .filter(|(b, _)| **b < full_windows)
-        .map(|(_, (count, users))| *count as f64 / users.len().max(1) as f64)
+    let full_windows = (historical_days / new_days).floor().max(1.0) as usize;
+    let activity: Vec<f64> = (1..windows_users.len())
+        .filter(|&b| b <= full_windows && bucket_counts[b] > 0)
+        .map(|b| bucket_counts[b] as f64 / popcount(&windows_users[b]).max(1) as f64)
         .collect();
     let hist_stats = InteractionStats {
         total_interactions: hist_count,
@@ -302,19 +345,18 @@ pub fn detect_drift(input: &DriftInput, cfg: &DriftSettings) -> DriftResults {
         } else {
             activity.iter().sum::<f64>() / activity.len() as f64
         },
-        active_users: hist_users.len(),
+        active_users: hist_user_count,
     };
     let new_stats = InteractionStats {
         total_interactions: new_count,
         interactions_per_day: new_count as f64 / new_days,
-        avg_interactions_per_user: new_count as f64 / new_users.len().max(1) as f64,
-        active_users: new_users.len(),
+        avg_interactions_per_user: new_count as f64 / new_user_count.max(1) as f64,
+        active_users: new_user_count,
     };
-    let unseen = new_users.iter().filter(|u| !hist_users.contains(u)).count();
-    let new_users_pct = if new_users.is_empty() {
+    let new_users_pct = if new_user_count == 0 {
         0.0
     } else {
-        unseen as f64 * 100.0 / new_users.len() as f64
+        unseen as f64 * 100.0 / new_user_count as f64
     };
     let mut interaction_drift = detect_interaction_drift(
         &hist_stats,
