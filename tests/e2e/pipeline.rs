@@ -33,7 +33,9 @@ fn run(c: &mut Command) -> (i32, Value, String) {
 }
 
 /// The recommender binary on port 0; returns the child and its base URL, read from the
-/// `recommender service listening addr=...` line of its log on stderr.
+/// `recommender service listening addr=...` line of its log on stderr. The caller kills
+/// and waits for the child.
+#[allow(clippy::zombie_processes)]
 fn start_recommender(home: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recommender"))
         .arg("--home")
