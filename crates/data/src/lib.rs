@@ -4,7 +4,8 @@
 //! - [`Interactions`]: the interaction table of the fixed contracts (user_id i64,
 //!   product_id i64, rating 1..=5, comment nullable UTF-8, cmt_date timestamp µs UTC,
 //!   comment_quality f32), read and written as Parquet ([`read_interactions`],
-//!   [`write_interactions`]; atomic, snappy, parallel).
+//!   [`write_interactions`]; atomic, snappy, parallel); [`read_interaction_columns`]
+//!   reads only user, product, rating and date, without copying, for analyses.
 //! - Staging ingest: [`find_staging_files`] and [`read_staging_file`] for CSV and
 //!   Parquet with per-row validation ([`RejectedRow`], [`write_rejected`]).
 //! - [`merge`]: dedup on (user_id, product_id, cmt_date), newest wins.
@@ -86,8 +87,9 @@ pub use quality::{NEGATIVE_KEYWORDS, POSITIVE_KEYWORDS, comment_quality, normali
 pub use refresh::{FileReport, RefreshKind, RefreshOptions, RefreshReport, refresh};
 pub use split::{Entry, RawInteraction, Split, holdout_split, temporal_split};
 pub use table::{
-    DATA_VERSION_KEY, IngestedFile, Interactions, LAST_INGEST_KEY, ReadOptions, TableMeta,
-    interactions_schema, read_interactions, read_interactions_meta, write_interactions,
+    DATA_VERSION_KEY, IngestedFile, InteractionColumns, Interactions, LAST_INGEST_KEY, ReadOptions,
+    TableMeta, interactions_schema, read_interaction_columns, read_interactions,
+    read_interactions_meta, write_interactions,
 };
 pub use training::TrainingData;
 pub use version::{DATA_VERSION_PREFIX, DataManifest, content_hash, data_version};

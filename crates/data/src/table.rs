@@ -14,6 +14,7 @@ use arrow_array::{
     Array, ArrayRef, BooleanArray, Float32Array, Int8Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
+use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -404,6 +405,164 @@ pub(crate) fn read_interactions_source(
     ))
 }
 
+/// The four columns of interactions that analyses such as drift detection read
+/// (user, product, rating, date), as one chunk per Parquet row group.
+///
+/// Read by [`read_interaction_columns`], the columns share the decoded Arrow buffers:
+/// no copy is made of the ids and dates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InteractionColumns {
+    user_id: ScalarBuffer<i64>,
+    product_id: ScalarBuffer<i64>,
+    rating: ScalarBuffer<u8>,
+    cmt_date: ScalarBuffer<i64>,
+}
+
+impl InteractionColumns {
+    /// Columns from vectors (row `i` = element `i` of each).
+    ///
+    /// # Panics
+    /// When the vectors differ in length.
+    pub fn new(
+        user_id: Vec<i64>,
+        product_id: Vec<i64>,
+        rating: Vec<u8>,
+        cmt_date: Vec<i64>,
+    ) -> Self {
+        assert!(
+            user_id.len() == product_id.len()
+                && user_id.len() == rating.len()
+                && user_id.len() == cmt_date.len(),
+            "interaction columns of different lengths"
+        );
+        InteractionColumns {
+            user_id: user_id.into(),
+            product_id: product_id.into(),
+            rating: rating.into(),
+            cmt_date: cmt_date.into(),
+        }
+    }
+
+    /// External user ids.
+    pub fn user_id(&self) -> &[i64] {
+        &self.user_id
+    }
+
+    /// External product ids.
+    pub fn product_id(&self) -> &[i64] {
+        &self.product_id
+    }
+
+    /// Ratings, 1..=5.
+    pub fn rating(&self) -> &[u8] {
+        &self.rating
+    }
+
+    /// Comment dates, microseconds since the Unix epoch (UTC).
+    pub fn cmt_date(&self) -> &[i64] {
+        &self.cmt_date
+    }
+
+    /// Rows in the chunk.
+    pub fn len(&self) -> usize {
+        self.cmt_date.len()
+    }
+
+    /// True without rows.
+    pub fn is_empty(&self) -> bool {
+        self.cmt_date.is_empty()
+    }
+}
+
+/// Reads the user, product, rating and date columns of `interactions.parquet`, one
+/// [`InteractionColumns`] per row group (decoded in parallel, without copying), with
+/// the table's footer. The other columns are not read. Accepts the column types of
+/// [`read_interactions`] and refuses what it refuses (nulls, ratings outside 1..=5).
+pub fn read_interaction_columns(path: &Path) -> Result<(Vec<InteractionColumns>, TableMeta)> {
+    if !path.exists() {
+        return Err(Error::NoProcessedData {
+            path: path.to_path_buf(),
+        });
+    }
+    const NEEDED: [&str; 4] = ["user_id", "product_id", "rating", "cmt_date"];
+    let content = read_parquet(path, &|name| NEEDED.contains(&name))?;
+    let names: Vec<&str> = content
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    let missing: Vec<&str> = NEEDED
+        .iter()
+        .filter(|c| !names.contains(c))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid(
+            WHAT,
+            path,
+            format!(
+                "missing column(s) {} (found: {})",
+                missing.join(", "),
+                names.join(", ")
+            ),
+        ));
+    }
+    let parts: Vec<InteractionColumns> = content
+        .batches
+        .par_iter()
+        .map(|b| {
+            let col = |name: &str| {
+                b.column_by_name(name)
+                    .ok_or_else(|| format!("missing column {name}"))
+            };
+            Ok(InteractionColumns {
+                user_id: int_buffer(col("user_id")?, "user_id")?,
+                product_id: int_buffer(col("product_id")?, "product_id")?,
+                rating: rating_column(col("rating")?)?.into(),
+                cmt_date: timestamp_buffer(col("cmt_date")?)?,
+            })
+        })
+        .collect::<std::result::Result<_, String>>()
+        .map_err(|reason| Error::invalid(WHAT, path, reason))?;
+    let mut offset = 0usize;
+    for p in &parts {
+        if let Some(i) = p.rating.iter().position(|r| !(1..=5).contains(r)) {
+            return Err(Error::invalid(
+                WHAT,
+                path,
+                format!("row {}: rating {} outside 1..=5", offset + i, p.rating[i]),
+            ));
+        }
+        offset += p.len();
+    }
+    Ok((parts, meta_from_kv(&content.kv, content.rows)))
+}
+
+/// An integer column as i64, sharing the Arrow buffer when it already is one.
+fn int_buffer(a: &ArrayRef, name: &str) -> std::result::Result<ScalarBuffer<i64>, String> {
+    match a.data_type() {
+        DataType::Int64 => {
+            no_nulls(a.as_ref(), name)?;
+            Ok(a.as_primitive::<Int64Type>().values().clone())
+        }
+        _ => int_column(a, name).map(ScalarBuffer::from),
+    }
+}
+
+/// A timestamp column as microseconds, sharing the Arrow buffer when it already is.
+fn timestamp_buffer(a: &ArrayRef) -> std::result::Result<ScalarBuffer<i64>, String> {
+    match a.data_type() {
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            no_nulls(a.as_ref(), "cmt_date")?;
+            Ok(a.as_primitive::<TimestampMicrosecondType>()
+                .values()
+                .clone())
+        }
+        _ => timestamp_column(a).map(ScalarBuffer::from),
+    }
+}
+
 pub(crate) fn concat_all(parts: Vec<Interactions>, comments: bool) -> Interactions {
     let n: usize = parts.iter().map(Interactions::len).sum();
     let mut t = Interactions {
@@ -653,6 +812,64 @@ mod tests {
         let (back, meta) = read_interactions(&path, ReadOptions::default()).unwrap();
         assert_eq!(meta.rows, n);
         assert_eq!(back, t);
+        // The four analysis columns, one chunk per row group, in order.
+        let (parts, meta) = read_interaction_columns(&path).unwrap();
+        assert_eq!(meta.rows, n);
+        assert_eq!(parts.len(), 3);
+        let joined = |f: fn(&InteractionColumns) -> &[i64]| -> Vec<i64> {
+            parts.iter().flat_map(|p| f(p).iter().copied()).collect()
+        };
+        assert_eq!(joined(InteractionColumns::user_id), t.user_id);
+        assert_eq!(joined(InteractionColumns::product_id), t.product_id);
+        assert_eq!(joined(InteractionColumns::cmt_date), t.cmt_date);
+        let ratings: Vec<u8> = parts.iter().flat_map(|p| p.rating().to_vec()).collect();
+        assert_eq!(ratings, t.rating);
+    }
+
+    #[test]
+    fn analysis_columns_accept_other_types_and_refuse_bad_rows() {
+        use crate::parquet_io::write_parquet_atomic;
+        use arrow_array::{Int32Array, TimestampNanosecondArray};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.parquet");
+        let err = read_interaction_columns(&path).unwrap_err();
+        assert!(matches!(err, Error::NoProcessedData { .. }), "{err}");
+        // As pandas writes it: int32 ids, nanosecond naive timestamps, int64 ratings.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user_id", DataType::Int32, false),
+            Field::new("product_id", DataType::Int32, false),
+            Field::new("rating", DataType::Int64, false),
+            Field::new(
+                "cmt_date",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                false,
+            ),
+        ]));
+        let columns = |rating: i64| -> Vec<ArrayRef> {
+            vec![
+                Arc::new(Int32Array::from(vec![1, 2])),
+                Arc::new(Int32Array::from(vec![10, 11])),
+                Arc::new(Int64Array::from(vec![5, rating])),
+                Arc::new(TimestampNanosecondArray::from(vec![3_000, 4_000])),
+            ]
+        };
+        write_parquet_atomic(&path, &schema, &columns(2), &[]).unwrap();
+        let (parts, _) = read_interaction_columns(&path).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].user_id(), &[1, 2]);
+        assert_eq!(parts[0].product_id(), &[10, 11]);
+        assert_eq!(parts[0].rating(), &[5, 2]);
+        assert_eq!(parts[0].cmt_date(), &[3, 4]);
+        write_parquet_atomic(&path, &schema, &columns(0), &[]).unwrap();
+        let err = read_interaction_columns(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("row 1: rating 0 outside 1..=5") && err.contains("i.parquet"),
+            "{err}"
+        );
+        let narrow = Arc::new(Schema::new(schema.fields()[..3].to_vec()));
+        write_parquet_atomic(&path, &narrow, &columns(2)[..3], &[]).unwrap();
+        let err = read_interaction_columns(&path).unwrap_err().to_string();
+        assert!(err.contains("missing column(s) cmt_date"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use rayon::prelude::*;
+use recops_data::InteractionColumns;
+
 use rustc_hash::FxHashMap;
 
 use chrono::{DateTime, Utc};
@@ -13,46 +16,290 @@ use crate::stats;
 /// Microseconds per day.
 const DAY_MICROS: i64 = 86_400_000_000;
 
-/// The interaction columns drift detection reads (one entry per interaction).
+/// The interactions drift detection reads: user, product, rating and date columns, in
+/// one or more chunks (one per Parquet row group when [loaded](DriftInput::load)).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DriftInput {
-    /// User ids.
-    pub user_id: Vec<i64>,
-    /// Product ids.
-    pub product_id: Vec<i64>,
-    /// Ratings 1..=5 (others are ignored by the rating detector).
-    pub rating: Vec<u8>,
-    /// Interaction times, microseconds since the Unix epoch (UTC).
-    pub cmt_date: Vec<i64>,
+    parts: Vec<InteractionColumns>,
 }
 
 impl DriftInput {
     /// Reads the columns drift needs from `data/processed/interactions.parquet` of
-    /// `home` (comments are skipped) and returns them with the table's data version.
+    /// `home` (comments and quality scores are not read) and returns them with the
+    /// table's data version.
     pub fn load(home: &recops_core::Home) -> crate::Result<(Self, Option<String>)> {
-        let (t, meta) = recops_data::read_interactions(
-            &home.interactions(),
-            recops_data::ReadOptions { comments: false },
-        )?;
-        Ok((
-            DriftInput {
-                user_id: t.user_id,
-                product_id: t.product_id,
-                rating: t.rating,
-                cmt_date: t.cmt_date,
-            },
-            meta.data_version,
-        ))
+        let (parts, meta) = recops_data::read_interaction_columns(&home.interactions())?;
+        Ok((DriftInput { parts }, meta.data_version))
+    }
+
+    /// Interactions from columns (row `i` = element `i` of each). Ratings outside
+    /// 1..=5 are ignored by the rating detector.
+    ///
+    /// # Panics
+    /// When the vectors differ in length.
+    pub fn from_columns(
+        user_id: Vec<i64>,
+        product_id: Vec<i64>,
+        rating: Vec<u8>,
+        cmt_date: Vec<i64>,
+    ) -> Self {
+        DriftInput::from_parts(vec![InteractionColumns::new(
+            user_id, product_id, rating, cmt_date,
+        )])
+    }
+
+    /// Interactions in chunks, in order.
+    pub fn from_parts(parts: Vec<InteractionColumns>) -> Self {
+        DriftInput { parts }
+    }
+
+    /// The chunks.
+    pub fn parts(&self) -> &[InteractionColumns] {
+        &self.parts
     }
 
     /// Number of interactions.
     pub fn len(&self) -> usize {
-        self.cmt_date.len()
+        self.parts.iter().map(InteractionColumns::len).sum()
     }
 
     /// True without interactions.
     pub fn is_empty(&self) -> bool {
-        self.cmt_date.is_empty()
+        self.len() == 0
+    }
+}
+
+/// Rows per unit of parallel work.
+const CHUNK_ROWS: usize = 64 * 1024;
+
+/// Dense indexes `0..len` for external ids.
+enum IdIndex {
+    /// Ids within a range no wider than the data: index = id - min.
+    Offset { min: i64, len: usize },
+    /// Scattered ids: a table, in order of first appearance.
+    Table {
+        index: FxHashMap<i64, u32>,
+        ids: Vec<i64>,
+    },
+}
+
+impl IdIndex {
+    /// The index of the ids of `column` over `parts`, which lie within `min..=max`.
+    fn build(
+        parts: &[InteractionColumns],
+        column: fn(&InteractionColumns) -> &[i64],
+        (min, max): (i64, i64),
+        rows: usize,
+    ) -> IdIndex {
+        if rows == 0 {
+            return IdIndex::Offset { min: 0, len: 0 };
+        }
+        let range = i128::from(max) - i128::from(min) + 1;
+        if range <= rows.max(1 << 16) as i128 {
+            return IdIndex::Offset {
+                min,
+                len: range as usize,
+            };
+        }
+        let mut index = FxHashMap::default();
+        let mut ids = Vec::new();
+        for p in parts {
+            for &id in column(p) {
+                index.entry(id).or_insert_with(|| {
+                    ids.push(id);
+                    (ids.len() - 1) as u32
+                });
+            }
+        }
+        IdIndex::Table { index, ids }
+    }
+
+    #[inline]
+    fn get(&self, id: i64) -> usize {
+        match self {
+            IdIndex::Offset { min, .. } => (id - min) as usize,
+            IdIndex::Table { index, .. } => index.get(&id).map_or(0, |&i| i as usize),
+        }
+    }
+
+    fn id(&self, index: usize) -> i64 {
+        match self {
+            IdIndex::Offset { min, .. } => min + index as i64,
+            IdIndex::Table { ids, .. } => ids[index],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            IdIndex::Offset { len, .. } => *len,
+            IdIndex::Table { ids, .. } => ids.len(),
+        }
+    }
+}
+
+/// Ranges of the columns: (user min, max), (product min, max), newest date.
+#[derive(Clone, Copy)]
+struct Ranges {
+    user: (i64, i64),
+    product: (i64, i64),
+    newest: i64,
+}
+
+impl Ranges {
+    const EMPTY: Ranges = Ranges {
+        user: (i64::MAX, i64::MIN),
+        product: (i64::MAX, i64::MIN),
+        newest: i64::MIN,
+    };
+
+    fn of(p: &InteractionColumns) -> Ranges {
+        let span = |v: &[i64]| {
+            v.iter()
+                .fold((i64::MAX, i64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+        };
+        Ranges {
+            user: span(p.user_id()),
+            product: span(p.product_id()),
+            newest: p.cmt_date().iter().copied().max().unwrap_or(i64::MIN),
+        }
+    }
+
+    fn merge(self, o: Ranges) -> Ranges {
+        Ranges {
+            user: (self.user.0.min(o.user.0), self.user.1.max(o.user.1)),
+            product: (
+                self.product.0.min(o.product.0),
+                self.product.1.max(o.product.1),
+            ),
+            newest: self.newest.max(o.newest),
+        }
+    }
+}
+
+/// How rows fall into windows: bucket 0 is the new window, bucket k >= 1 the k-th
+/// `new_window_days` before the cutoff; rows before the historical start are skipped.
+#[derive(Clone, Copy)]
+struct Bucketing {
+    cutoff: i64,
+    hist_start: Option<i64>,
+    window: i64,
+}
+
+impl Bucketing {
+    #[inline]
+    fn bucket(&self, t: i64) -> Option<usize> {
+        if t > self.cutoff {
+            Some(0)
+        } else if self.hist_start.is_none_or(|s| t > s) {
+            Some(1 + ((self.cutoff - t) / self.window) as usize)
+        } else {
+            None
+        }
+    }
+}
+
+/// Counts over a share of the rows; shares merge by addition (and OR of user bits).
+#[derive(Clone)]
+struct Counts {
+    /// Rating counts: [historical, new], index 0 = rating 1.
+    ratings: [[u64; 5]; 2],
+    /// Interactions: [historical, new].
+    rows: [usize; 2],
+    /// Oldest historical interaction.
+    hist_first: i64,
+    /// Per product index: [historical, new] interactions.
+    products: Vec<[u64; 2]>,
+    /// Per bucket: the users active in it, as bits of the user index.
+    users: Vec<Vec<u64>>,
+    /// Per bucket: interactions.
+    bucket_rows: Vec<u64>,
+}
+
+impl Counts {
+    fn new(products: usize) -> Counts {
+        Counts {
+            ratings: [[0; 5]; 2],
+            rows: [0; 2],
+            hist_first: i64::MAX,
+            products: vec![[0; 2]; products],
+            users: Vec::new(),
+            bucket_rows: Vec::new(),
+        }
+    }
+
+    fn add(
+        mut self,
+        p: &InteractionColumns,
+        rows: std::ops::Range<usize>,
+        b: Bucketing,
+        users: &IdIndex,
+        products: &IdIndex,
+    ) -> Counts {
+        let (uid, pid, rating, date) = (
+            &p.user_id()[rows.clone()],
+            &p.product_id()[rows.clone()],
+            &p.rating()[rows.clone()],
+            &p.cmt_date()[rows],
+        );
+        for i in 0..date.len() {
+            let t = date[i];
+            let Some(bucket) = b.bucket(t) else { continue };
+            let side = usize::from(bucket == 0);
+            if side == 0 {
+                self.hist_first = self.hist_first.min(t);
+            }
+            self.rows[side] += 1;
+            let r = rating[i];
+            if (1..=5).contains(&r) {
+                self.ratings[side][usize::from(r - 1)] += 1;
+            }
+            self.products[products.get(pid[i])][side] += 1;
+            if bucket >= self.users.len() {
+                self.users.resize(bucket + 1, Vec::new());
+                self.bucket_rows.resize(bucket + 1, 0);
+            }
+            let u = users.get(uid[i]);
+            let bits = &mut self.users[bucket];
+            if bits.len() <= u / 64 {
+                bits.resize(u / 64 + 1, 0);
+            }
+            bits[u / 64] |= 1 << (u % 64);
+            self.bucket_rows[bucket] += 1;
+        }
+        self
+    }
+
+    fn merge(mut self, o: Counts) -> Counts {
+        for side in 0..2 {
+            for r in 0..5 {
+                self.ratings[side][r] += o.ratings[side][r];
+            }
+            self.rows[side] += o.rows[side];
+        }
+        self.hist_first = self.hist_first.min(o.hist_first);
+        for (a, b) in self.products.iter_mut().zip(&o.products) {
+            a[0] += b[0];
+            a[1] += b[1];
+        }
+        if self.users.len() < o.users.len() {
+            self.users.resize(o.users.len(), Vec::new());
+            self.bucket_rows.resize(o.users.len(), 0);
+        }
+        for (k, bits) in o.users.into_iter().enumerate() {
+            or_into(&mut self.users[k], &bits);
+            self.bucket_rows[k] += o.bucket_rows[k];
+        }
+        self
+    }
+}
+
+/// `into |= bits`, growing `into` as needed.
+fn or_into(into: &mut Vec<u64>, bits: &[u64]) {
+    if into.len() < bits.len() {
+        into.resize(bits.len(), 0);
+    }
+    for (a, b) in into.iter_mut().zip(bits) {
+        *a |= b;
     }
 }
 
@@ -214,78 +461,54 @@ pub struct DriftResults {
 /// when set). Volumes are compared per day and user activity per window of equal
 /// length, so the same behaviour over windows of different lengths is not drift.
 pub fn detect_drift(input: &DriftInput, cfg: &DriftSettings) -> DriftResults {
+    let parts = input.parts();
     let n = input.len();
-    let newest = input.cmt_date.iter().copied().max();
-    let window = i64::from(cfg.new_window_days) * DAY_MICROS;
+    let ranges = parts
+        .par_iter()
+        .map(Ranges::of)
+        .reduce(|| Ranges::EMPTY, Ranges::merge);
+    let newest = (n > 0).then_some(ranges.newest);
+    let window = i64::from(cfg.new_window_days).max(1) * DAY_MICROS;
     let cutoff = newest.map(|t| t - window);
     let hist_start = match (cutoff, cfg.historical_days) {
         (Some(c), Some(days)) => Some(c - i64::from(days) * DAY_MICROS),
         _ => None,
     };
-    let is_new = |t: i64| cutoff.is_some_and(|c| t > c);
-    let is_hist = |t: i64| cutoff.is_some_and(|c| t <= c) && hist_start.is_none_or(|s| t > s);
 
-    // One pass over the rows: rating counts, product counts per window, and the users
-    // of every window as bits of a dense user index (window 0 = the new one, window
-    // k >= 1 = the k-th `new_window_days` before the cutoff), so distinct-user counts
-    // cost no hashing of user sets.
-    let mut hist_ratings = [0u64; 5];
-    let mut new_ratings = [0u64; 5];
-    // product -> (historical count, new count)
-    let mut pop: FxHashMap<i64, (u64, u64)> = FxHashMap::default();
-    let mut user_index: FxHashMap<i64, u32> = FxHashMap::default();
-    let mut windows_users: Vec<Vec<u64>> = Vec::new();
-    let mut bucket_counts: Vec<u64> = Vec::new();
-    let (mut hist_count, mut new_count) = (0usize, 0usize);
-    let mut hist_first = i64::MAX;
-    let c = cutoff.unwrap_or(0);
-    for i in 0..n {
-        let t = input.cmt_date[i];
-        let new = is_new(t);
-        if !new && !is_hist(t) {
-            continue;
-        }
-        let r = input.rating[i];
-        let next = user_index.len() as u32;
-        let u = *user_index.entry(input.user_id[i]).or_insert(next) as usize;
-        let entry = pop.entry(input.product_id[i]).or_default();
-        let bucket = if new {
-            new_count += 1;
-            if (1..=5).contains(&r) {
-                new_ratings[usize::from(r - 1)] += 1;
-            }
-            entry.1 += 1;
-            0
-        } else {
-            hist_count += 1;
-            hist_first = hist_first.min(t);
-            if (1..=5).contains(&r) {
-                hist_ratings[usize::from(r - 1)] += 1;
-            }
-            entry.0 += 1;
-            1 + ((c - t) / window) as usize
-        };
-        if bucket >= windows_users.len() {
-            windows_users.resize(bucket + 1, Vec::new());
-            bucket_counts.resize(bucket + 1, 0);
-        }
-        let bits = &mut windows_users[bucket];
-        if bits.len() <= u / 64 {
-            bits.resize(u / 64 + 1, 0);
-        }
-        bits[u / 64] |= 1 << (u % 64);
-        bucket_counts[bucket] += 1;
-    }
+    // One parallel pass over the rows: rating counts, product counts per window, and
+    // the users of every window as bits of a dense user index (window 0 = the new
+    // one, window k >= 1 = the k-th `new_window_days` before the cutoff), so
+    // distinct-user counts cost no hashing of user sets.
+    let users = IdIndex::build(parts, InteractionColumns::user_id, ranges.user, n);
+    let products = IdIndex::build(parts, InteractionColumns::product_id, ranges.product, n);
+    let bucketing = Bucketing {
+        cutoff: cutoff.unwrap_or(0),
+        hist_start,
+        window,
+    };
+    let counts = parts
+        .par_iter()
+        .flat_map_iter(|p| {
+            (0..p.len())
+                .step_by(CHUNK_ROWS)
+                .map(move |s| (p, s..(s + CHUNK_ROWS).min(p.len())))
+        })
+        .fold(
+            || Counts::new(products.len()),
+            |acc, (p, rows)| acc.add(p, rows, bucketing, &users, &products),
+        )
+        .reduce(|| Counts::new(products.len()), Counts::merge);
+    let [hist_count, new_count] = counts.rows;
+    let hist_first = counts.hist_first;
+    let [hist_ratings, new_ratings] = counts.ratings;
+    let windows_users = &counts.users;
+    let bucket_counts = &counts.bucket_rows;
+
     let popcount = |bits: &[u64]| bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
     let new_bits: &[u64] = windows_users.first().map_or(&[], Vec::as_slice);
     let mut hist_bits: Vec<u64> = Vec::new();
     for bits in windows_users.iter().skip(1) {
-        if hist_bits.len() < bits.len() {
-            hist_bits.resize(bits.len(), 0);
-        }
-        for (h, w) in hist_bits.iter_mut().zip(bits) {
-            *h |= w;
-        }
+        or_into(&mut hist_bits, bits);
     }
     let new_user_count = popcount(new_bits);
     let hist_user_count = popcount(&hist_bits);
@@ -294,16 +517,16 @@ pub fn detect_drift(input: &DriftInput, cfg: &DriftSettings) -> DriftResults {
         .enumerate()
         .map(|(k, w)| (w & !hist_bits.get(k).copied().unwrap_or(0)).count_ones() as usize)
         .sum::<usize>();
-    let hist_pop: HashMap<i64, u64> = pop
-        .iter()
-        .filter(|(_, c)| c.0 > 0)
-        .map(|(&p, c)| (p, c.0))
-        .collect();
-    let new_pop: HashMap<i64, u64> = pop
-        .iter()
-        .filter(|(_, c)| c.1 > 0)
-        .map(|(&p, c)| (p, c.1))
-        .collect();
+    let side_pop = |side: usize| -> HashMap<i64, u64> {
+        counts
+            .products
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c[side] > 0)
+            .map(|(i, c)| (products.id(i), c[side]))
+            .collect()
+    };
+    let (hist_pop, new_pop) = (side_pop(0), side_pop(1));
     let to_time = |micros: i64| DateTime::<Utc>::from_timestamp_micros(micros);
     let new_days = f64::from(cfg.new_window_days);
     let historical_days = match (cutoff, hist_count) {
@@ -573,20 +796,26 @@ mod tests {
     /// `per_day` interactions per day over `days` days ending now, users cycling over
     /// `users`, ratings by `rating(i)`.
     fn synth(days: i64, per_day: i64, users: i64, rating: impl Fn(i64) -> u8) -> DriftInput {
+        let (u, p, r, t) = synth_columns(days, per_day, users, rating);
+        DriftInput::from_columns(u, p, r, t)
+    }
+
+    type Columns = (Vec<i64>, Vec<i64>, Vec<u8>, Vec<i64>);
+
+    fn synth_columns(days: i64, per_day: i64, users: i64, rating: impl Fn(i64) -> u8) -> Columns {
         let end = 1_700_000_000_000_000i64;
-        let mut d = DriftInput::default();
+        let mut c: Columns = Default::default();
         let mut i = 0;
         for day in 0..days {
             for k in 0..per_day {
-                let t = end - day * DAY_MICROS - k * 1_000_000;
-                d.user_id.push(i % users);
-                d.product_id.push(i % 50);
-                d.rating.push(rating(i));
-                d.cmt_date.push(t);
+                c.0.push(i % users);
+                c.1.push(i % 50);
+                c.2.push(rating(i));
+                c.3.push(end - day * DAY_MICROS - k * 1_000_000);
                 i += 1;
             }
         }
-        d
+        c
     }
 
     #[test]
@@ -615,19 +844,19 @@ mod tests {
 
     #[test]
     fn a_volume_jump_and_a_rating_shift_in_the_last_week_are_detected() {
-        let mut d = synth(120, 50, 200, |i| (i % 5 + 1) as u8);
+        let mut d = synth_columns(120, 50, 200, |i| (i % 5 + 1) as u8);
         // Last week: twice the volume, all 5-star.
-        let extra = synth(7, 50, 200, |_| 5);
-        d.user_id.extend(extra.user_id);
-        d.product_id.extend(extra.product_id);
-        d.rating.extend(extra.rating);
-        d.cmt_date.extend(extra.cmt_date);
-        for i in 0..d.len() {
-            if d.cmt_date[i] > 1_700_000_000_000_000 - 7 * DAY_MICROS {
-                d.rating[i] = 5;
+        let extra = synth_columns(7, 50, 200, |_| 5);
+        d.0.extend(extra.0);
+        d.1.extend(extra.1);
+        d.2.extend(extra.2);
+        d.3.extend(extra.3);
+        for i in 0..d.3.len() {
+            if d.3[i] > 1_700_000_000_000_000 - 7 * DAY_MICROS {
+                d.2[i] = 5;
             }
         }
-        let r = detect_drift(&d, &cfg());
+        let r = detect_drift(&DriftInput::from_columns(d.0, d.1, d.2, d.3), &cfg());
         assert!(r.interaction_drift.drift_detected);
         assert!(
             (r.interaction_drift.volume_change_pct - 100.0).abs() < 5.0,
@@ -651,5 +880,50 @@ mod tests {
         assert!(r.recommendations[0].contains("Not enough data"));
         let empty = detect_drift(&DriftInput::default(), &cfg());
         assert!(empty.windows.insufficient_data);
+    }
+
+    #[test]
+    fn chunking_and_scattered_ids_do_not_change_the_result() {
+        let (u, p, r, t) = synth_columns(120, 80, 300, |i| ((i * 7) % 5 + 1) as u8);
+        let whole = detect_drift(
+            &DriftInput::from_columns(u.clone(), p.clone(), r.clone(), t.clone()),
+            &cfg(),
+        );
+        // Rows in uneven chunks, in another order.
+        let mut parts = Vec::new();
+        let mut start = 0usize;
+        for len in [1, 999, 5000, 77, usize::MAX] {
+            let end = start.saturating_add(len).min(t.len());
+            let rev = |v: &[i64]| v[start..end].iter().rev().copied().collect::<Vec<_>>();
+            parts.push(InteractionColumns::new(
+                rev(&u),
+                rev(&p),
+                r[start..end].iter().rev().copied().collect(),
+                rev(&t),
+            ));
+            start = end;
+        }
+        assert_eq!(detect_drift(&DriftInput::from_parts(parts), &cfg()), whole);
+        // Ids far apart (hashed index) instead of dense (offset index).
+        let spread = |v: &[i64]| v.iter().map(|x| x * 1_000_000_007 - 5).collect::<Vec<_>>();
+        let scattered = detect_drift(
+            &DriftInput::from_columns(spread(&u), spread(&p), r, t),
+            &cfg(),
+        );
+        assert_eq!(scattered.interaction_drift, whole.interaction_drift);
+        assert_eq!(scattered.rating_drift, whole.rating_drift);
+        let back = |v: &[i64]| {
+            v.iter()
+                .map(|x| (x + 5) / 1_000_000_007)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            back(&scattered.popularity_drift.new_trending),
+            whole.popularity_drift.new_trending
+        );
+        assert_eq!(
+            scattered.popularity_drift.jaccard_similarity,
+            whole.popularity_drift.jaccard_similarity
+        );
     }
 }

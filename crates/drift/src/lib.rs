@@ -1,5 +1,8 @@
 //! recops-drift: has the data changed enough to retrain? (spec Component 4)
 //!
+//! - [`DriftInput`]: the user, product, rating and date columns, [loaded](DriftInput::load)
+//!   from `interactions.parquet` (only those four columns, row groups decoded in
+//!   parallel and used without copying) or [built](DriftInput::from_columns) in memory.
 //! - [`detect_drift`] runs the spec's three detectors on fair windows: "new" is the last
 //!   7 days, "historical" the data before it; volumes are compared per day and user
 //!   activity per window of equal length, so steady traffic over windows of different

@@ -16,14 +16,13 @@ fn input(drift: DriftOptions) -> DriftInput {
         ..GenConfig::default()
     })
     .unwrap();
-    let mut d = DriftInput::default();
-    for r in &ds.interactions {
-        d.user_id.push(r.user_id);
-        d.product_id.push(r.product_id);
-        d.rating.push(r.rating);
-        d.cmt_date.push(r.cmt_date);
-    }
-    d
+    let rows = &ds.interactions;
+    DriftInput::from_columns(
+        rows.iter().map(|r| r.user_id).collect(),
+        rows.iter().map(|r| r.product_id).collect(),
+        rows.iter().map(|r| r.rating).collect(),
+        rows.iter().map(|r| r.cmt_date).collect(),
+    )
 }
 
 /// The spec's top-100 Jaccard needs enough weekly traffic per product: with 300
