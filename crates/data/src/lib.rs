@@ -60,7 +60,6 @@
 mod config;
 mod datetime;
 mod error;
-mod fxhash;
 mod ingest;
 mod matrix;
 mod merge;

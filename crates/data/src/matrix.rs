@@ -11,10 +11,10 @@ use serde::Deserialize;
 use sprs::CsMat;
 
 use crate::error::{Error, Result};
-use crate::fxhash::FxHashMap;
 use crate::parquet_io::write_parquet_atomic;
 use crate::split::{Entry, Split};
 use crate::table::{DATA_VERSION_KEY, Interactions};
+use rustc_hash::FxHashMap;
 
 /// The confidence of an interaction for implicit-feedback ALS: `1 + alpha * rating`
 /// (ARCHITECTURE, "Confidence"; alpha 10 by default).

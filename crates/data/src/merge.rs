@@ -6,8 +6,8 @@ use std::hash::BuildHasher;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::fxhash::FxBuild;
 use crate::table::Interactions;
+use rustc_hash::FxBuildHasher;
 
 /// What a merge did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -51,7 +51,7 @@ pub fn dedup_last(t: &Interactions) -> (Vec<bool>, usize) {
     } else {
         4 * rayon::current_num_threads()
     };
-    let build = FxBuild::default();
+    let build = FxBuildHasher;
     let shard_of: Vec<u8> = (0..n)
         .into_par_iter()
         .map(|i| (build.hash_one(key(t, i)) >> 56) as usize % shards)
@@ -61,8 +61,8 @@ pub fn dedup_last(t: &Interactions) -> (Vec<bool>, usize) {
         .into_par_iter()
         .map(|s| {
             let rows: Vec<usize> = (0..n).filter(|&i| usize::from(shard_of[i]) == s).collect();
-            let mut seen: HashSet<Key, FxBuild> =
-                HashSet::with_capacity_and_hasher(rows.len(), FxBuild::default());
+            let mut seen: HashSet<Key, FxBuildHasher> =
+                HashSet::with_capacity_and_hasher(rows.len(), FxBuildHasher);
             rows.iter()
                 .rev()
                 .filter(|&&i| !seen.insert(key(t, i)))
@@ -112,8 +112,8 @@ pub fn merge(
     let matches: Vec<(usize, usize)> = if existing.is_empty() || incoming.is_empty() {
         Vec::new()
     } else {
-        let mut index: HashMap<Key, usize, FxBuild> =
-            HashMap::with_capacity_and_hasher(incoming.len() - dup_in, FxBuild::default());
+        let mut index: HashMap<Key, usize, FxBuildHasher> =
+            HashMap::with_capacity_and_hasher(incoming.len() - dup_in, FxBuildHasher);
         for (j, _) in keep_in.iter().enumerate().filter(|(_, k)| **k) {
             index.insert(key(&incoming, j), j);
         }

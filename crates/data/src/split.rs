@@ -10,7 +10,7 @@
 
 use rayon::prelude::*;
 
-use crate::fxhash::index_ids;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// Users with at least this many interactions hold some out.
 const MIN_INTERACTIONS_FOR_HOLDOUT: usize = 5;
@@ -135,6 +135,22 @@ pub fn holdout_split(cells: &[Entry]) -> (Vec<Entry>, Vec<Entry>) {
         held.extend_from_slice(&group[n - n_held..]);
     }
     (train, held)
+}
+
+/// Sorted distinct ids and an id -> position map.
+pub(crate) fn index_ids(ids: impl Iterator<Item = i64>) -> (Vec<i64>, FxHashMap<i64, u32>) {
+    let mut seen: FxHashSet<i64> = FxHashSet::default();
+    for id in ids {
+        seen.insert(id);
+    }
+    let mut sorted: Vec<i64> = seen.into_iter().collect();
+    sorted.sort_unstable();
+    let map = sorted
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, i as u32))
+        .collect();
+    (sorted, map)
 }
 
 #[cfg(test)]
