@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use recops_automation::bert_embeddings::{self, BertEmbeddingsOptions};
-use recops_core::{Home, RecopsConfig, SystemClock, telemetry};
+use recops_automation::job_cli::{self, Failure};
+use recops_core::SystemClock;
 
 /// Embeds every product of data/published_data/data_product.csv (name + description,
 /// Vietnamese) with the text model of config/embeddings.yaml and writes
@@ -43,22 +44,17 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    run(Cli::parse()).unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        ExitCode::FAILURE
-    })
+    let cli = Cli::parse();
+    let json = cli.json;
+    job_cli::finish(run(cli), json, "bert_embeddings", &Failure::FAILED)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let home = Home::resolve(cli.home)?;
-    telemetry::init(telemetry::TelemetryOptions {
-        log_file: (!cli.check)
-            .then(|| home.command_log("bert_embeddings"))
-            .transpose()?,
-        max_files: RecopsConfig::load(&home)?.logging.max_files,
-        default_filter: if cli.check { "warn" } else { "info,ort=warn" }.into(),
-        ..Default::default()
-    })?;
+    let home = job_cli::start(
+        cli.home.clone(),
+        (!cli.check).then_some("bert_embeddings"),
+        if cli.check { "warn" } else { "info,ort=warn" },
+    )?;
     if cli.check {
         let report = bert_embeddings::check(&home, &SystemClock)?;
         match cli.json {

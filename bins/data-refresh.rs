@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use recops_automation::data_refresh::refresh_data;
-use recops_core::{Home, RecopsConfig, telemetry};
+use recops_automation::job_cli::{self, Failure};
 
 /// Turns new interaction files dropped into data/staging/ (CSV or Parquet with
 /// user_id, product_id, rating, comment, cmt_date) into the processed data: validates
@@ -37,28 +37,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"status": "failed", "pipeline": "data_refresh", "error": format!("{e:#}")})
-                );
-            }
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    job_cli::finish(run(&cli), cli.json, "data_refresh", &Failure::FAILED)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let home = Home::resolve(cli.home.clone())?;
-    telemetry::init(telemetry::TelemetryOptions {
-        log_file: Some(home.command_log("data_refresh")?),
-        max_files: RecopsConfig::load(&home)?.logging.max_files,
-        ..Default::default()
-    })?;
+    let home = job_cli::start(cli.home.clone(), Some("data_refresh"), "info")?;
     let result = refresh_data(&home, cli.force_full, cli.staging_dir.as_deref())?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&result)?);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use recops_automation::drift_detection::{DriftJobOptions, detect_drift};
-use recops_core::{Home, RecopsConfig, telemetry};
+use recops_automation::job_cli::{self, Failure};
 
 /// Has the data changed enough to retrain? Compares the last 7 days of
 /// data/processed/interactions.parquet with the data before it: rating distribution
@@ -34,28 +34,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"status": "failed", "error": format!("{e:#}")})
-                );
-            }
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    job_cli::finish(run(&cli), cli.json, "drift_detection", &Failure::FAILED)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let home = Home::resolve(cli.home.clone())?;
-    telemetry::init(telemetry::TelemetryOptions {
-        log_file: Some(home.command_log("drift_detection")?),
-        max_files: RecopsConfig::load(&home)?.logging.max_files,
-        ..Default::default()
-    })?;
+    let home = job_cli::start(cli.home.clone(), Some("drift_detection"), "info")?;
     let result = detect_drift(
         &home,
         &DriftJobOptions {

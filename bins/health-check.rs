@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use recops_automation::health_check::{HealthJobOptions, run_health_check};
-use recops_core::{Home, RecopsConfig, telemetry};
+use recops_automation::job_cli::{self, Failure};
 
 /// Is everything OK? Checks the recommender (/health within 5 s), the data files
 /// (health.required_files of config/recops.yaml), the model (registry, current_best,
@@ -34,28 +34,20 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"status": "error", "error": format!("{e:#}")})
-                );
-            }
-            eprintln!("error: the health check could not run: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    job_cli::finish(
+        run(&cli),
+        cli.json,
+        "health_check",
+        &Failure {
+            status: "error",
+            prefix: "the health check could not run: ",
+            code: 2,
+        },
+    )
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let home = Home::resolve(cli.home.clone())?;
-    telemetry::init(telemetry::TelemetryOptions {
-        max_files: RecopsConfig::load(&home)?.logging.max_files,
-        default_filter: "warn".into(),
-        ..Default::default()
-    })?;
+    let home = job_cli::start(cli.home.clone(), None, "warn")?;
     let report = run_health_check(
         &home,
         &HealthJobOptions {

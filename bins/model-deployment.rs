@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use recops_automation::job_cli::{self, Failure};
 use recops_automation::model_deployment::{DEFAULT_TEST_USERS, DeployJobOptions, deploy_model};
-use recops_core::{Home, RecopsConfig, telemetry};
 
 /// Deploys a model to the recommender service with hot reload (POST /reload_model),
 /// verifies it from outside (/health, the model id, and recommendations for every test
@@ -52,28 +52,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"status": "failed", "error": format!("{e:#}")})
-                );
-            }
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    job_cli::finish(run(&cli), cli.json, "model_deployment", &Failure::FAILED)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let home = Home::resolve(cli.home.clone())?;
-    telemetry::init(telemetry::TelemetryOptions {
-        log_file: Some(home.command_log("model_deployment")?),
-        max_files: RecopsConfig::load(&home)?.logging.max_files,
-        ..Default::default()
-    })?;
+    let home = job_cli::start(cli.home.clone(), Some("model_deployment"), "info")?;
     let result = deploy_model(
         &home,
         &DeployJobOptions {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use recops_automation::job_cli::{self, Failure};
 use recops_automation::model_training::{TrainModelsOptions, train_models};
 use recops_cf_training::ModelType;
-use recops_core::{Home, RecopsConfig, telemetry};
 
 /// Trains ALS and BPR on the processed interactions (data/processed/), compares each
 /// with the popularity baseline, registers the ones that beat it in
@@ -44,28 +44,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
-        Ok(code) => code,
-        Err(e) => {
-            if cli.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"status": "failed", "error": format!("{e:#}")})
-                );
-            }
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    job_cli::finish(run(&cli), cli.json, "model_training", &Failure::FAILED)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let home = Home::resolve(cli.home.clone())?;
-    telemetry::init(telemetry::TelemetryOptions {
-        log_file: Some(home.command_log("model_training")?),
-        max_files: RecopsConfig::load(&home)?.logging.max_files,
-        ..Default::default()
-    })?;
+    let home = job_cli::start(cli.home.clone(), Some("model_training"), "info")?;
     let options = TrainModelsOptions {
         model_types: cli.models.clone(),
         force_retrain: cli.force,

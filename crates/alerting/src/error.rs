@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 /// Errors of recops-alerting.
 ///
 /// Delivery failures are never errors: [`AlertManager::send_alert`](crate::AlertManager::send_alert)
@@ -8,44 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A config, path or name problem reported by recops-core (the message names the
-    /// file and key).
+    /// file and key), or an alert state database problem (not SQLite, newer schema, an
+    /// SQLite failure; see [`recops_core::sqlite`]).
     #[error(transparent)]
     Core(#[from] recops_core::Error),
-
-    /// The alert state database at `path` exists but is not an SQLite database. It is
-    /// left untouched.
-    #[error(
-        "{path} is not an SQLite database (corrupt or another kind of file); it was left \
-         untouched: move it aside to let recops create a new one"
-    )]
-    NotADatabase {
-        /// The database path.
-        path: PathBuf,
-    },
-
-    /// An SQLite operation on the alert state database failed.
-    #[error("alert state database {path}: {source}")]
-    Sqlite {
-        /// The database path.
-        path: PathBuf,
-        /// The SQLite error.
-        #[source]
-        source: rusqlite::Error,
-    },
-
-    /// The alert state database was written by a newer recops.
-    #[error(
-        "alert state database {path} has schema version {found}, newer than this recops \
-         understands ({supported}); upgrade recops"
-    )]
-    SchemaTooNew {
-        /// The database path.
-        path: PathBuf,
-        /// The version found in the file.
-        found: i64,
-        /// The newest version this build knows.
-        supported: i64,
-    },
 
     /// The alert state database could not be opened when the manager was loaded, so
     /// stateful operations (silences, state listing) are unavailable.

@@ -1,16 +1,12 @@
 //! Alert state and silences in `logs/alert_state.db` (SQLite, WAL).
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use recops_core::{format_timestamp, parse_timestamp};
-use rusqlite::{
-    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -41,8 +37,6 @@ CREATE TABLE IF NOT EXISTS silences (
     created_by TEXT
 );
 ";
-
-const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(60);
 
 /// Where an alert stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -280,23 +274,7 @@ pub(crate) struct StateStore {
 impl StateStore {
     /// Opens (creating if needed) the database at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        recops_core::ensure_parent(path)?;
-        check_header(path)?;
-        // Several job processes may open a new database at once; switching it to WAL
-        // can report "locked" without waiting on the busy handler, so retry briefly.
-        let deadline = Instant::now() + BUSY_TIMEOUT;
-        let mut pause = StdDuration::from_millis(2);
-        let conn = loop {
-            match try_open(path) {
-                Err(Error::Sqlite { source, .. })
-                    if is_busy(&source) && Instant::now() < deadline =>
-                {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(StdDuration::from_millis(100));
-                }
-                other => break other?,
-            }
-        };
+        let conn = recops_core::sqlite::open(path, &[ALERT_STATE_SCHEMA])?;
         Ok(StateStore {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -489,85 +467,9 @@ fn row_to_state(r: &Row<'_>) -> rusqlite::Result<AlertState> {
     })
 }
 
-fn try_open(path: &Path) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| sql_err(path, e))?;
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| sql_err(path, e))?;
-    let _mode: String = conn
-        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-        .map_err(|e| sql_err(path, e))?;
-    conn.execute_batch("PRAGMA synchronous=NORMAL;")
-        .map_err(|e| sql_err(path, e))?;
-    let migrations = [ALERT_STATE_SCHEMA];
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(|e| sql_err(path, e))?;
-    let version: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|e| sql_err(path, e))?;
-    let supported = migrations.len() as i64;
-    if version > supported {
-        return Err(Error::SchemaTooNew {
-            path: path.to_path_buf(),
-            found: version,
-            supported,
-        });
-    }
-    for sql in migrations.iter().skip(version.max(0) as usize) {
-        tx.execute_batch(sql).map_err(|e| sql_err(path, e))?;
-    }
-    if version < supported {
-        tx.pragma_update(None, "user_version", supported)
-            .map_err(|e| sql_err(path, e))?;
-    }
-    tx.commit().map_err(|e| sql_err(path, e))?;
-    Ok(conn)
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
-        if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
-}
-
-fn check_header(path: &Path) -> Result<()> {
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(recops_core::Error::io("cannot open database", path, e).into()),
-    };
-    let mut header = [0u8; 16];
-    let mut read = 0;
-    while read < header.len() {
-        match file.read(&mut header[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) => return Err(recops_core::Error::io("cannot read database", path, e).into()),
-        }
-    }
-    if read == 0 || (read == 16 && &header == b"SQLite format 3\0") {
-        Ok(())
-    } else {
-        Err(Error::NotADatabase {
-            path: path.to_path_buf(),
-        })
-    }
-}
-
+/// Maps an SQLite error on the alert state database (see [`recops_core::sqlite::error`]).
 fn sql_err(path: &Path, e: rusqlite::Error) -> Error {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e
-        && f.code == ErrorCode::NotADatabase
-    {
-        return Error::NotADatabase {
-            path: path.to_path_buf(),
-        };
-    }
-    Error::Sqlite {
-        path: path.to_path_buf(),
-        source: e,
-    }
+    Error::Core(recops_core::sqlite::error(path, e))
 }
 
 #[cfg(test)]
@@ -805,7 +707,10 @@ mod tests {
         let path = dir.path().join("alert_state.db");
         std::fs::write(&path, b"not a database at all, some notes\n").unwrap();
         let err = StateStore::open(&path).unwrap_err();
-        assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+        assert!(
+            matches!(err, Error::Core(recops_core::Error::NotADatabase { .. })),
+            "{err}"
+        );
         assert_eq!(
             std::fs::read(&path).unwrap(),
             b"not a database at all, some notes\n"

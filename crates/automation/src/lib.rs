@@ -18,7 +18,11 @@
 //! - [`SchedulerAlerts`] delivers the scheduler's `job_overdue` alerts through
 //!   recops-alerting (the scheduler itself depends on tracking only).
 //!
-//! More modules arrive with their issues: `health_check`, `bert_embeddings`.
+//! - [`bert_embeddings`]: product text embeddings, incremental, with a freshness check
+//!   (spec Component 8).
+//! - [`demo`]: `recops demo`, the whole system once on generated data.
+//! - [`job_cli`]: the start (home, logging) and end (exit code, JSON error) shared by
+//!   the job binaries.
 //!
 //! ```
 //! use recops_automation::data_refresh::{JobStatus, refresh_data};
@@ -39,6 +43,7 @@ pub mod drift_detection;
 mod error;
 pub mod health_check;
 mod init;
+pub mod job_cli;
 pub mod model_deployment;
 pub mod model_training;
 mod scheduler_alerts;

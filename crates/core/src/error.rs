@@ -54,6 +54,42 @@ pub enum Error {
     /// Telemetry was initialised twice or could not be installed.
     #[error("cannot initialise logging: {0}")]
     Telemetry(String),
+
+    /// The file at `path` exists but is not an SQLite database. It is left untouched.
+    #[cfg(feature = "sqlite")]
+    #[error(
+        "{path} is not an SQLite database (corrupt or another kind of file); it was left \
+         untouched: move it aside to let recops create a new one"
+    )]
+    NotADatabase {
+        /// The database path.
+        path: PathBuf,
+    },
+
+    /// An SQLite operation on the database at `path` failed.
+    #[cfg(feature = "sqlite")]
+    #[error("database {path}: {source}")]
+    Sqlite {
+        /// The database path.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The database was written by a newer recops (its schema version is unknown here).
+    #[cfg(feature = "sqlite")]
+    #[error(
+        "database {path} has schema version {found}, newer than this recops understands ({supported}); upgrade recops"
+    )]
+    DatabaseTooNew {
+        /// The database path.
+        path: PathBuf,
+        /// The version found in the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
 }
 
 /// `Result` with [`Error`] as the default error.

@@ -10,6 +10,8 @@
 //! - [`LogFile`]: spec-format text logs (`YYYY-MM-DD HH:MM:SS | LEVEL | message`),
 //!   rotated daily with a bounded number of kept files.
 //! - [`telemetry::init`]: the `tracing` subscriber of a binary (stderr + log file).
+//! - `sqlite::open` (feature `sqlite`): the SQLite stores opened alike (WAL, busy
+//!   timeout, header check, `user_version` migrations).
 //!
 //! ```
 //! use recops_core::{Home, RecopsConfig, write_atomic};
@@ -31,6 +33,8 @@ mod fsutil;
 mod home;
 mod logfile;
 mod settings;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod telemetry;
 
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock, format_timestamp, parse_timestamp};

@@ -347,29 +347,12 @@ pub(crate) fn read_interactions_source(
     }
     let content = read_parquet(path, &|name| options.comments || name != "comment")?;
     let required = ["user_id", "product_id", "rating", "cmt_date"];
-    let names: Vec<&str> = content
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
-    let missing: Vec<&str> = required
+    let wanted: Vec<&str> = required
         .iter()
         .chain(options.comments.then_some(&"comment"))
-        .filter(|c| !names.contains(c))
         .copied()
         .collect();
-    if !missing.is_empty() {
-        return Err(Error::invalid(
-            WHAT,
-            path,
-            format!(
-                "missing column(s) {} (found: {})",
-                missing.join(", "),
-                names.join(", ")
-            ),
-        ));
-    }
+    check_columns(path, &content.schema, &wanted)?;
     let parts: Vec<Interactions> = content
         .batches
         .par_iter()
@@ -382,17 +365,7 @@ pub(crate) fn read_interactions_source(
             .then(|| StringArray::from(Vec::<Option<&str>>::new())),
         ..Interactions::default()
     };
-    let mut offset = 0usize;
-    for p in &parts {
-        if let Some(i) = p.rating.iter().position(|r| !(1..=5).contains(r)) {
-            return Err(Error::invalid(
-                WHAT,
-                path,
-                format!("row {}: rating {} outside 1..=5", offset + i, p.rating[i]),
-            ));
-        }
-        offset += p.len();
-    }
+    check_ratings(path, parts.iter().map(|p| &p.rating[..]))?;
     if parts.len() == 1 {
         table = parts.into_iter().next().unwrap_or(table);
     } else {
@@ -486,28 +459,7 @@ pub fn read_interaction_columns(path: &Path) -> Result<(Vec<InteractionColumns>,
     }
     const NEEDED: [&str; 4] = ["user_id", "product_id", "rating", "cmt_date"];
     let content = read_parquet(path, &|name| NEEDED.contains(&name))?;
-    let names: Vec<&str> = content
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect();
-    let missing: Vec<&str> = NEEDED
-        .iter()
-        .filter(|c| !names.contains(c))
-        .copied()
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::invalid(
-            WHAT,
-            path,
-            format!(
-                "missing column(s) {} (found: {})",
-                missing.join(", "),
-                names.join(", ")
-            ),
-        ));
-    }
+    check_columns(path, &content.schema, &NEEDED)?;
     let parts: Vec<InteractionColumns> = content
         .batches
         .par_iter()
@@ -525,18 +477,46 @@ pub fn read_interaction_columns(path: &Path) -> Result<(Vec<InteractionColumns>,
         })
         .collect::<std::result::Result<_, String>>()
         .map_err(|reason| Error::invalid(WHAT, path, reason))?;
+    check_ratings(path, parts.iter().map(|p| &p.rating[..]))?;
+    Ok((parts, meta_from_kv(&content.kv, content.rows)))
+}
+
+/// Refuses a table without the `wanted` columns, naming the missing ones.
+fn check_columns(path: &Path, schema: &SchemaRef, wanted: &[&str]) -> Result<()> {
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|c| !names.contains(c))
+        .copied()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        WHAT,
+        path,
+        format!(
+            "missing column(s) {} (found: {})",
+            missing.join(", "),
+            names.join(", ")
+        ),
+    ))
+}
+
+/// Refuses ratings outside 1..=5, naming the first one's row (chunks in table order).
+fn check_ratings<'a>(path: &Path, chunks: impl Iterator<Item = &'a [u8]>) -> Result<()> {
     let mut offset = 0usize;
-    for p in &parts {
-        if let Some(i) = p.rating.iter().position(|r| !(1..=5).contains(r)) {
+    for ratings in chunks {
+        if let Some(i) = ratings.iter().position(|r| !(1..=5).contains(r)) {
             return Err(Error::invalid(
                 WHAT,
                 path,
-                format!("row {}: rating {} outside 1..=5", offset + i, p.rating[i]),
+                format!("row {}: rating {} outside 1..=5", offset + i, ratings[i]),
             ));
         }
-        offset += p.len();
+        offset += ratings.len();
     }
-    Ok((parts, meta_from_kv(&content.kv, content.rows)))
+    Ok(())
 }
 
 /// An integer column as i64, sharing the Arrow buffer when it already is one.

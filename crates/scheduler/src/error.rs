@@ -4,34 +4,14 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A config, path or file problem reported by recops-core (an invalid
-    /// `scheduler_config.json` names the file, the key and the reason).
+    /// `scheduler_config.json` names the file, the key and the reason), or a scheduler
+    /// state database problem (see [`recops_core::sqlite`]).
     #[error(transparent)]
     Core(#[from] recops_core::Error),
 
     /// The pipeline tracker or a lock failed.
     #[error(transparent)]
     Tracking(#[from] recops_tracking::Error),
-
-    /// The scheduler state database failed.
-    #[error("scheduler state {path}: {source}")]
-    State {
-        /// The database file.
-        path: PathBuf,
-        /// The SQLite error.
-        #[source]
-        source: rusqlite::Error,
-    },
-
-    /// The state database was written by a newer recops.
-    #[error(
-        "scheduler state {path} has schema version {found}, newer than this recops understands (1); upgrade recops"
-    )]
-    StateTooNew {
-        /// The database file.
-        path: PathBuf,
-        /// The version found.
-        found: i64,
-    },
 
     /// A job id that the config does not define.
     #[error("unknown job {job:?}: {file} defines {known}")]

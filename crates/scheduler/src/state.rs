@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 use recops_core::{format_timestamp, parse_timestamp};
@@ -100,35 +99,7 @@ fn parse_opt(s: Option<String>) -> Option<DateTime<Utc>> {
 impl StateStore {
     /// Opens (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        recops_core::ensure_parent(path)?;
-        let err = |e| Error::State {
-            path: path.to_path_buf(),
-            source: e,
-        };
-        let mut conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(StdDuration::from_secs(30)).map_err(err)?;
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(err)?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL;")
-            .map_err(err)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let version: i64 = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
-        if version > 1 {
-            return Err(Error::StateTooNew {
-                path: path.to_path_buf(),
-                found: version,
-            });
-        }
-        if version < 1 {
-            tx.execute_batch(SCHEMA_V1).map_err(err)?;
-            tx.pragma_update(None, "user_version", 1).map_err(err)?;
-        }
-        tx.commit().map_err(err)?;
+        let conn = recops_core::sqlite::open(path, &[SCHEMA_V1])?;
         Ok(StateStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -145,10 +116,7 @@ impl StateStore {
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
-        move |e| Error::State {
-            path: self.path.clone(),
-            source: e,
-        }
+        move |e| Error::Core(recops_core::sqlite::error(&self.path, e))
     }
 
     /// The row of `job`, if the scheduler has seen it.
@@ -187,10 +155,8 @@ impl StateStore {
             )
             .map_err(self.err())?;
         }
-        self.get(job)?.ok_or_else(|| Error::State {
-            path: self.path.clone(),
-            source: rusqlite::Error::QueryReturnedNoRows,
-        })
+        self.get(job)?
+            .ok_or_else(|| self.err()(rusqlite::Error::QueryReturnedNoRows))
     }
 
     /// Records the newest fire handled and the next one.
@@ -482,7 +448,26 @@ mod tests {
         conn.pragma_update(None, "user_version", 7).unwrap();
         drop(conn);
         let e = StateStore::open(&path).unwrap_err();
-        assert!(matches!(e, Error::StateTooNew { found: 7, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                Error::Core(recops_core::Error::DatabaseTooNew { found: 7, .. })
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("s.db"), "{e}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scheduler_state.db");
+        std::fs::write(&path, b"job,last_fire\n").unwrap();
+        let e = StateStore::open(&path).unwrap_err();
+        assert!(
+            matches!(e, Error::Core(recops_core::Error::NotADatabase { .. })),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"job,last_fire\n");
     }
 }

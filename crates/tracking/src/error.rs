@@ -3,42 +3,10 @@ use std::path::PathBuf;
 /// Errors of recops-tracking.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A path or name problem reported by recops-core (folder creation, bad name, ...).
+    /// A problem reported by recops-core: folder creation, a bad name, or a database
+    /// (not SQLite, newer schema, an SQLite failure; see [`recops_core::sqlite`]).
     #[error(transparent)]
     Core(#[from] recops_core::Error),
-
-    /// The file at `path` exists but is not an SQLite database. It is left untouched.
-    #[error(
-        "{path} is not an SQLite database (corrupt or another kind of file); it was left \
-         untouched: move it aside to let recops create a new one"
-    )]
-    NotADatabase {
-        /// The database path.
-        path: PathBuf,
-    },
-
-    /// An SQLite operation on the database at `path` failed.
-    #[error("database {path}: {source}")]
-    Sqlite {
-        /// The database path.
-        path: PathBuf,
-        /// The SQLite error.
-        #[source]
-        source: rusqlite::Error,
-    },
-
-    /// The database was written by a newer recops (its schema version is unknown here).
-    #[error(
-        "database {path} has schema version {found}, newer than this recops understands ({supported}); upgrade recops"
-    )]
-    SchemaTooNew {
-        /// The database path.
-        path: PathBuf,
-        /// The version found in the file.
-        found: i64,
-        /// The newest version this build knows.
-        supported: i64,
-    },
 
     /// No run has this id.
     #[error("run {run_id} does not exist")]
