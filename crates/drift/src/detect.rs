@@ -74,7 +74,7 @@ const CHUNK_ROWS: usize = 64 * 1024;
 
 /// Dense indexes `0..len` for external ids.
 enum IdIndex {
-    /// Ids within a range no wider than the data: index = id - min.
+    /// Ids within a range no wider than the data (at most 2^21): index = id - min.
     Offset { min: i64, len: usize },
     /// Scattered ids: a table, in order of first appearance.
     Table {
@@ -94,8 +94,10 @@ impl IdIndex {
         if rows == 0 {
             return IdIndex::Offset { min: 0, len: 0 };
         }
+        // Offset indexing costs memory per possible id (counts, user bits per window,
+        // in every parallel share): only for ranges no wider than the data, capped.
         let range = i128::from(max) - i128::from(min) + 1;
-        if range <= rows.max(1 << 16) as i128 {
+        if range <= rows.clamp(1 << 16, 1 << 21) as i128 {
             return IdIndex::Offset {
                 min,
                 len: range as usize,
