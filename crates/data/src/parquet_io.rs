@@ -21,6 +21,7 @@ use parquet::basic::Compression;
 use parquet::column::writer::ColumnCloseResult;
 use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::ChunkReader;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use rayon::prelude::*;
@@ -255,41 +256,13 @@ pub(crate) fn read_parquet(path: &Path, keep: &dyn Fn(&str) -> bool) -> Result<P
         let data = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
         return read_parquet_from(path, Bytes::from(data), keep);
     }
-    // A projection: read only the column chunks asked for, straight from the file.
-    let roots: Vec<usize> = footer
-        .schema()
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| keep(f.name()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(footer.parquet_schema(), roots);
-    let n_groups = footer.metadata().num_row_groups();
-    let per_group: Vec<Vec<RecordBatch>> = (0..n_groups)
-        .into_par_iter()
-        .map(|g| {
-            // A file of its own per thread: clones would share one read position.
-            let file = File::open(path)
-                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
-            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, footer.clone())
-                .with_row_groups(vec![g])
-                .with_projection(mask.clone())
-                .with_batch_size(ROW_GROUP_ROWS)
-                .build()?;
-            reader
-                .map(|b| b.map_err(parquet::errors::ParquetError::from))
-                .collect::<parquet::errors::Result<Vec<_>>>()
-        })
-        .collect::<parquet::errors::Result<_>>()
-        .map_err(perr)?;
-    finish_content(
-        path,
-        footer,
-        per_group.into_iter().flatten().collect(),
-        Bytes::new(),
-        keep,
-    )
+    // A projection: read only the column chunks asked for, straight from the file,
+    // with a file of its own per thread (clones would share one read position).
+    let batches = read_row_groups(&footer, keep, || {
+        File::open(path).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+    })
+    .map_err(perr)?;
+    finish_content(path, footer, batches, Bytes::new(), keep)
 }
 
 fn read_parquet_from(
@@ -299,6 +272,17 @@ fn read_parquet_from(
 ) -> Result<ParquetContent> {
     let perr = |e| Error::parquet(path, e);
     let meta = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).map_err(perr)?;
+    let batches = read_row_groups(&meta, keep, || Ok(bytes.clone())).map_err(perr)?;
+    finish_content(path, meta, batches, bytes, keep)
+}
+
+/// Decodes the row groups of a file in parallel, in file order, keeping the top-level
+/// columns that `keep` accepts; `input` gives each row group its own reader.
+fn read_row_groups<T: ChunkReader + 'static>(
+    meta: &ArrowReaderMetadata,
+    keep: &dyn Fn(&str) -> bool,
+    input: impl Fn() -> parquet::errors::Result<T> + Sync,
+) -> parquet::errors::Result<Vec<RecordBatch>> {
     let roots: Vec<usize> = meta
         .schema()
         .fields()
@@ -308,29 +292,19 @@ fn read_parquet_from(
         .map(|(i, _)| i)
         .collect();
     let mask = ProjectionMask::roots(meta.parquet_schema(), roots);
-    let n_groups = meta.metadata().num_row_groups();
-    let per_group: Vec<Vec<RecordBatch>> = (0..n_groups)
+    let per_group: Vec<Vec<RecordBatch>> = (0..meta.metadata().num_row_groups())
         .into_par_iter()
         .map(|g| {
-            let reader =
-                ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
-                    .with_row_groups(vec![g])
-                    .with_projection(mask.clone())
-                    .with_batch_size(ROW_GROUP_ROWS)
-                    .build()?;
-            reader
+            ParquetRecordBatchReaderBuilder::new_with_metadata(input()?, meta.clone())
+                .with_row_groups(vec![g])
+                .with_projection(mask.clone())
+                .with_batch_size(ROW_GROUP_ROWS)
+                .build()?
                 .map(|b| b.map_err(parquet::errors::ParquetError::from))
-                .collect::<parquet::errors::Result<Vec<_>>>()
+                .collect()
         })
-        .collect::<parquet::errors::Result<_>>()
-        .map_err(perr)?;
-    finish_content(
-        path,
-        meta,
-        per_group.into_iter().flatten().collect(),
-        bytes,
-        keep,
-    )
+        .collect::<parquet::errors::Result<_>>()?;
+    Ok(per_group.into_iter().flatten().collect())
 }
 
 fn finish_content(
