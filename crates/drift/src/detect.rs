@@ -2,13 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rayon::prelude::*;
-use recops_data::InteractionColumns;
-
-use rustc_hash::FxHashMap;
-
 use chrono::{DateTime, Utc};
+use rayon::prelude::*;
 use recops_core::DriftSettings;
+use recops_data::InteractionColumns;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::stats;
