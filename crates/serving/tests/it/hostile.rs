@@ -258,3 +258,12 @@ fn shutdown_with_a_half_sent_body_drains_and_still_flushes_metrics() {
     assert_eq!(w.request_count, 5);
     let _ = read_to_close(&mut half);
 }
+
+#[test]
+fn a_model_with_user_i64_max_still_passes_its_smoke_test() {
+    let mut p = crate::service::parts("als_20250104_000000", 0.0);
+    let last = p.user_ids.len() - 1;
+    p.user_ids[last] = i64::MAX;
+    let model = recops_serving::ServingModel::new(p).unwrap();
+    assert!(!model.recommend(i64::MAX, 3).fallback);
+}

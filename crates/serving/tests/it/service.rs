@@ -40,7 +40,7 @@ impl ModelSource for MemorySource {
 }
 
 /// 50 users x 40 items; `shift` changes the scores so models differ.
-fn parts(model_id: &str, shift: f32) -> ModelParts {
+pub(crate) fn parts(model_id: &str, shift: f32) -> ModelParts {
     let (nu, ni, k) = (50usize, 40usize, 4usize);
     ModelParts {
         model_id: model_id.into(),
