@@ -239,10 +239,14 @@ pub async fn serve(
         }
     });
     tracing::info!(
-        addr = %addr,
         max_connections = limits.max_connections,
-        "recommender service listening"
+        header_read_timeout_secs = limits.header_read_timeout.as_secs_f64(),
+        idle_timeout_secs = limits.idle_timeout.as_secs_f64(),
+        drain_timeout_secs = limits.drain_timeout.as_secs_f64(),
+        "connection limits"
     );
+    // Tests and scripts read the address from the end of this line.
+    tracing::info!(addr = %addr, "recommender service listening");
     let outcome = conn::serve_connections(listener, app, limits, state.clone(), shutdown).await;
     // The last flush runs whatever happened to the connections.
     flusher.abort();

@@ -359,6 +359,21 @@ where
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // The body is already buffered (and bounded) by `observe`. serde would build a
+        // struct from a JSON array (`[1, 5]`): only objects are requests here.
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|_| error(StatusCode::BAD_REQUEST, "request body could not be read"))?;
+        if let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
+            && *first != b'{'
+        {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid type: expected a JSON object such as {\"user_id\": 123}",
+            ));
+        }
+        let req = Request::from_parts(parts, Body::from(bytes));
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(AppJson(v)),
             Err(rejection) => {
