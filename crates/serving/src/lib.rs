@@ -7,6 +7,15 @@
 //! - [`RunningService`]: the axum service on its own runtime: `GET /health`, `/livez`,
 //!   `/readyz`, `POST /recommend`, `POST /reload_model`, `GET /metrics`.
 //!
+//! Connections are served by the crate's own accept loop (hyper HTTP/1): a header-read
+//! timeout, a body-read timeout (408), an idle keep-alive timeout, a cap on connections
+//! held at once, and a drain deadline at shutdown after which the remaining
+//! connections are closed and the last metrics are written anyway
+//! ([`ServiceOptions`], `service:` of `config/recops.yaml`). Request latency runs from
+//! the complete request to the response; the body wait is reported apart. Without an
+//! admin token the service only starts on a loopback address unless
+//! [`ServiceOptions::allow_unauthenticated`]. See docs/operations-hardening.md.
+//!
 //! Hot reload loads and validates the new model off the request path, then swaps it in
 //! atomically; requests in flight finish on the model they started with, and the
 //! replaced model stays in memory so reloading it (a rollback) is instant. Request
