@@ -97,6 +97,9 @@ impl DriftInput {
     }
 }
 
+/// At most this many historical windows are told apart (about 1,250 years of weeks).
+const MAX_HISTORICAL_WINDOWS: i64 = 1 << 16;
+
 /// Rows per unit of parallel work.
 const CHUNK_ROWS: usize = 64 * 1024;
 
@@ -240,7 +243,10 @@ impl Bucketing {
         } else if t > self.cutoff {
             Some(0)
         } else if self.hist_start.is_none_or(|s| t > s) {
-            Some(1 + ((self.cutoff - t) / self.window) as usize)
+            // Clamped: one row dated in year -290000 must not allocate millions of
+            // windows; rows that old share the oldest one.
+            let k = self.cutoff.saturating_sub(t) / self.window;
+            Some(1 + k.min(MAX_HISTORICAL_WINDOWS) as usize)
         } else {
             None
         }
@@ -639,7 +645,7 @@ impl WindowPlan {
         let cutoff = self.cutoff();
         let new_days = f64::from(cfg.new_window_days);
         let historical_days = match (cutoff, hist_count) {
-            (Some(c), n) if n > 0 => (c - hist_first) as f64 / DAY_MICROS as f64,
+            (Some(c), n) if n > 0 => c.saturating_sub(hist_first) as f64 / DAY_MICROS as f64,
             _ => 0.0,
         }
         .max(if hist_count > 0 { 1.0 } else { 0.0 });
@@ -1039,6 +1045,20 @@ mod tests {
             r.recommendations
                 .iter()
                 .any(|m| m.contains("1 interaction(s) dated after"))
+        );
+    }
+
+    #[test]
+    fn one_row_at_the_dawn_of_time_costs_no_memory_blowup() {
+        let (mut u, mut p, mut r, mut t) = synth_columns(60, 20, 50, |i| (i % 5 + 1) as u8);
+        u.push(1);
+        p.push(1);
+        r.push(3);
+        t.push(i64::MIN);
+        let res = detect_drift(&DriftInput::from_columns(u, p, r, t), &cfg());
+        assert_eq!(
+            res.windows.historical_count + res.windows.new_count,
+            60 * 20 + 1
         );
     }
 
