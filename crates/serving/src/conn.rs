@@ -115,14 +115,23 @@ pub(crate) async fn serve_connections(
         ));
     }
     drop(listener);
-    let open = tasks.len();
+    drain(tasks, &stop_tx, limits.drain_timeout).await
+}
+
+/// Asks every connection to finish its request in flight and close; closes those
+/// still open after `deadline`.
+async fn drain(
+    mut tasks: JoinSet<()>,
+    stop: &watch::Sender<bool>,
+    deadline: Duration,
+) -> DrainOutcome {
     tracing::info!(
-        open_connections = open,
-        drain_secs = limits.drain_timeout.as_secs_f64(),
+        open_connections = tasks.len(),
+        drain_secs = deadline.as_secs_f64(),
         "no longer accepting: draining connections"
     );
-    let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(limits.drain_timeout, async {
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(deadline, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
