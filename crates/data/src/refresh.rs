@@ -668,7 +668,9 @@ fn archive(home: &Home, f: &StagingFile, stamp: &str) -> Result<PathBuf> {
 /// Renames `from` to `to`; across filesystems (`EXDEV`, a `--staging-dir` on another
 /// mount) copies to a temporary name beside `to`, fsyncs it, renames it into place,
 /// fsyncs the folder, and only then removes `from`. A kill in between leaves the
-/// source in place (and at worst a hidden temporary file in the archive).
+/// source in place (and a hidden temporary file, or already a copy, in the archive);
+/// the next run recognises the file as committed and archives it again, under a
+/// stamped name if the copy is there: an identical extra copy, nothing lost.
 pub(crate) fn move_file(from: &Path, to: &Path) -> Result<()> {
     match std::fs::rename(from, to) {
         Ok(()) => return recops_core::sync_parent(to).map_err(Error::from),
