@@ -23,6 +23,14 @@ fn metric(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Sends part of the request headers (slowloris), then waits.
+fn half_headers(addr: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Type: applic")
+        .unwrap();
+    s
+}
+
 /// Sends headers and half of the declared body, then waits.
 fn half_open(addr: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -65,6 +73,7 @@ fn a_thousand_half_open_connections_do_not_stop_recommendations() {
         ServiceOptions {
             // Long enough to hold them all during the check; the defaults are 10 s.
             body_read_timeout: Duration::from_secs(20),
+            header_read_timeout: Duration::from_secs(20),
             ..ServiceOptions::default()
         },
         SystemClock::shared(),
@@ -76,7 +85,16 @@ fn a_thousand_half_open_connections_do_not_stop_recommendations() {
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    let mut slow: Vec<TcpStream> = (0..SLOW_CLIENTS).map(|_| half_open(&addr)).collect();
+    // Half stall in their headers, half in their bodies.
+    let mut slow: Vec<TcpStream> = (0..SLOW_CLIENTS)
+        .map(|i| {
+            if i % 2 == 0 {
+                half_open(&addr)
+            } else {
+                half_headers(&addr)
+            }
+        })
+        .collect();
     // Wait (bounded) until the service holds them all.
     let deadline = Instant::now() + Duration::from_secs(60);
     let held = loop {
@@ -117,13 +135,35 @@ fn a_thousand_half_open_connections_do_not_stop_recommendations() {
         200
     );
     eprintln!("held {held} half-open connections; slowest of 100 /recommend calls: {slowest:?}");
-    // Each slow client is cut off by the body timeout with 408.
-    let timed_out = slow
-        .iter_mut()
-        .map(read_to_close)
-        .filter(|answer| answer.starts_with("HTTP/1.1 408"))
+    // Each slow client is cut off: a stalled body with 408, stalled headers by
+    // closing the connection (hyper answers nothing to a request it never read).
+    let answers: Vec<String> = slow.iter_mut().map(read_to_close).collect();
+    let body_408 = answers
+        .iter()
+        .step_by(2)
+        .filter(|a| a.starts_with("HTTP/1.1 408"))
         .count();
-    assert_eq!(timed_out, SLOW_CLIENTS);
+    let headers_cut = answers
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .filter(|a| !a.contains(" 200 "))
+        .count();
+    assert_eq!(
+        (body_408, headers_cut),
+        (SLOW_CLIENTS / 2, SLOW_CLIENTS / 2)
+    );
+    let m = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(
+        metric(&m, "recops_http_body_timeouts_total"),
+        (SLOW_CLIENTS / 2) as f64
+    );
+    assert!(metric(&m, "recops_http_header_timeouts_total") >= (SLOW_CLIENTS / 2) as f64);
     service.shutdown().unwrap();
 }
 
