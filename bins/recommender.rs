@@ -17,7 +17,10 @@ use recops_serving::{ADMIN_TOKEN_ENV, ServiceOptions};
 /// Without a registered model the service starts not ready (/readyz answers 503)
 /// until a model is deployed. Host and port default to config/recops.yaml (service:);
 /// logs go to logs/service/recommender.log, request metrics to logs/service_metrics.db.
-/// Stops cleanly on Ctrl-C or SIGTERM. Exit code: 0 clean stop, 1 failure, 2 usage.
+/// Slow or idle clients are cut off by the timeouts and connection cap of service:
+/// (docs/operations-hardening.md). Refuses a non-loopback --host without
+/// RECOPS_ADMIN_TOKEN unless --allow-unauthenticated is given.
+/// Stops cleanly on Ctrl-C or SIGTERM (drain deadline service.drain_timeout_secs). Exit code: 0 clean stop, 1 failure, 2 usage.
 #[derive(Debug, Parser)]
 #[command(name = "recommender", version, about, verbatim_doc_comment)]
 struct Cli {
@@ -30,6 +33,10 @@ struct Cli {
     /// Port to listen on (default: service.port of config/recops.yaml, 8000).
     #[arg(long)]
     port: Option<u16>,
+    /// Serve on a non-loopback address without RECOPS_ADMIN_TOKEN (POST /reload_model
+    /// is then open to the network); without it the service refuses to start.
+    #[arg(long)]
+    allow_unauthenticated: bool,
 }
 
 fn main() -> ExitCode {
@@ -54,7 +61,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         admin_token: std::env::var(ADMIN_TOKEN_ENV)
             .ok()
             .filter(|t| !t.is_empty()),
-        ..ServiceOptions::default()
+        allow_unauthenticated: cli.allow_unauthenticated,
+        ..ServiceOptions::from_settings(&config.service)
     };
     let host = cli.host.unwrap_or(config.service.host);
     let port = cli.port.unwrap_or(config.service.port);

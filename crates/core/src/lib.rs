@@ -31,6 +31,7 @@ mod config;
 mod error;
 mod fsutil;
 mod home;
+mod ids;
 mod logfile;
 mod settings;
 #[cfg(feature = "sqlite")]
@@ -47,6 +48,7 @@ pub use fsutil::{
     write_atomic, write_atomic_with,
 };
 pub use home::{HOME_ENV, Home};
+pub use ids::absent_id;
 pub use logfile::{LogFile, LogFileOptions, LogLevel, format_line, rotated_files};
 pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,

@@ -38,6 +38,42 @@ pub struct ServiceSettings {
     pub port: u16,
     /// URL the jobs use to reach the service (default `http://127.0.0.1:8000`).
     pub url: String,
+    /// Connections served at once (default 1024). At the cap the service stops
+    /// accepting (new clients wait in the listen backlog) and logs a warning.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's complete headers, counted from when
+    /// the connection is ready for the request (default 10).
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a request's complete body once its headers arrived
+    /// (default 10); a slower body gets 408 and the connection is closed.
+    #[serde(default = "default_body_read_timeout_secs")]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a keep-alive connection may stay silent between requests (default 5;
+    /// at most `header_read_timeout_secs`, which also bounds that wait).
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Seconds shutdown waits for requests in flight before closing the remaining
+    /// connections (default 10); the final metrics flush runs either way.
+    #[serde(default = "default_drain_timeout_secs")]
+    pub drain_timeout_secs: u64,
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_header_read_timeout_secs() -> u64 {
+    10
+}
+fn default_body_read_timeout_secs() -> u64 {
+    10
+}
+fn default_idle_timeout_secs() -> u64 {
+    5
+}
+fn default_drain_timeout_secs() -> u64 {
+    10
 }
 
 /// `logging:` section.
@@ -131,6 +167,35 @@ impl Validate for RecopsConfig {
                 format!(
                     "expected an http:// or https:// URL, got {:?}",
                     self.service.url
+                ),
+            ));
+        }
+        let sv = &self.service;
+        if sv.max_connections == 0 {
+            p.push((
+                "service.max_connections".into(),
+                "expected at least 1".into(),
+            ));
+        }
+        for (key, v) in [
+            (
+                "service.header_read_timeout_secs",
+                sv.header_read_timeout_secs,
+            ),
+            ("service.body_read_timeout_secs", sv.body_read_timeout_secs),
+            ("service.idle_timeout_secs", sv.idle_timeout_secs),
+            ("service.drain_timeout_secs", sv.drain_timeout_secs),
+        ] {
+            if v == 0 || v > 3600 {
+                p.push((key.into(), format!("expected 1 to 3600 seconds, got {v}")));
+            }
+        }
+        if sv.idle_timeout_secs > sv.header_read_timeout_secs {
+            p.push((
+                "service.idle_timeout_secs".into(),
+                format!(
+                    "expected at most service.header_read_timeout_secs ({}), which also bounds the wait between requests",
+                    sv.header_read_timeout_secs
                 ),
             ));
         }

@@ -1,10 +1,13 @@
 //! `config/data_config.yaml`: the data refresh settings.
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use recops_core::{Home, Validate, load_config};
 
+use crate::datetime::parse_cmt_date;
 use crate::error::Result;
+use crate::ingest::IngestLimits;
 use crate::npz::NpzCompression;
 
 /// The shipped `config/data_config.yaml`, used when the home has none.
@@ -30,6 +33,47 @@ pub struct RefreshSettings {
     /// How the npz entries are stored (default `deflate`, like `save_npz`).
     #[serde(default)]
     pub npz_compression: NpzCompression,
+    /// A staging file larger than this (on disk, or decoded for Parquet) is refused
+    /// whole, with a clear error, before it is read into memory (default 512 MiB).
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// A row with a field larger than this is rejected with the reason (default
+    /// 64 KiB).
+    #[serde(default = "default_max_field_bytes")]
+    pub max_field_bytes: usize,
+    /// Rows dated more than this many hours after the refresh time are rejected
+    /// (default 24).
+    #[serde(default = "default_future_tolerance_hours")]
+    pub future_tolerance_hours: u32,
+    /// Rows dated before this ISO date are rejected (default `2000-01-01`).
+    #[serde(default = "default_min_cmt_date")]
+    pub min_cmt_date: String,
+}
+
+fn default_max_file_bytes() -> u64 {
+    512 << 20
+}
+fn default_max_field_bytes() -> usize {
+    64 << 10
+}
+fn default_future_tolerance_hours() -> u32 {
+    24
+}
+fn default_min_cmt_date() -> String {
+    "2000-01-01".to_owned()
+}
+
+impl RefreshSettings {
+    /// The ingest bounds for a refresh running at `now`.
+    pub fn ingest_limits(&self, now: DateTime<Utc>) -> IngestLimits {
+        let tolerance_us = i64::from(self.future_tolerance_hours) * 3_600_000_000;
+        IngestLimits {
+            max_file_bytes: self.max_file_bytes,
+            max_field_bytes: self.max_field_bytes,
+            min_date_micros: parse_cmt_date(&self.min_cmt_date).unwrap_or(i64::MIN),
+            max_date_micros: now.timestamp_micros().saturating_add(tolerance_us),
+        }
+    }
 }
 
 impl Default for DataConfig {
@@ -39,6 +83,10 @@ impl Default for DataConfig {
                 incremental_max_new_rows: 100,
                 confidence_alpha: 10.0,
                 npz_compression: NpzCompression::Deflate,
+                max_file_bytes: default_max_file_bytes(),
+                max_field_bytes: default_max_field_bytes(),
+                future_tolerance_hours: default_future_tolerance_hours(),
+                min_cmt_date: default_min_cmt_date(),
             },
         }
     }
@@ -52,6 +100,28 @@ impl Validate for DataConfig {
             p.push((
                 "refresh.confidence_alpha".to_owned(),
                 format!("expected a finite number >= 0, got {a}"),
+            ));
+        }
+        let r = &self.refresh;
+        if r.max_file_bytes == 0 {
+            p.push((
+                "refresh.max_file_bytes".to_owned(),
+                "expected a size in bytes > 0".to_owned(),
+            ));
+        }
+        if r.max_field_bytes == 0 {
+            p.push((
+                "refresh.max_field_bytes".to_owned(),
+                "expected a size in bytes > 0".to_owned(),
+            ));
+        }
+        if parse_cmt_date(&r.min_cmt_date).is_none() {
+            p.push((
+                "refresh.min_cmt_date".to_owned(),
+                format!(
+                    "expected an ISO date such as 2000-01-01, got {:?}",
+                    r.min_cmt_date
+                ),
             ));
         }
         p

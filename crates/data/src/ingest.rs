@@ -142,6 +142,80 @@ pub struct StagingBatch {
     pub rejected: Vec<RejectedRow>,
 }
 
+/// Bounds a staging file must respect ([`read_staging_file_with`]); from
+/// `config/data_config.yaml` via
+/// [`RefreshSettings::ingest_limits`](crate::RefreshSettings::ingest_limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// A larger file (on disk, or decoded for Parquet) is refused whole, before it is
+    /// read into memory (`refresh.max_file_bytes`).
+    pub max_file_bytes: u64,
+    /// A row with a larger field is rejected (`refresh.max_field_bytes`).
+    pub max_field_bytes: usize,
+    /// Rows dated before this (µs since the epoch) are rejected
+    /// (`refresh.min_cmt_date`).
+    pub min_date_micros: i64,
+    /// Rows dated after this (µs) are rejected: the refresh time plus
+    /// `refresh.future_tolerance_hours`.
+    pub max_date_micros: i64,
+}
+
+impl Default for IngestLimits {
+    /// The size caps of the shipped config, no date bounds.
+    fn default() -> Self {
+        IngestLimits {
+            max_file_bytes: 512 << 20,
+            max_field_bytes: 64 << 10,
+            min_date_micros: i64::MIN,
+            max_date_micros: i64::MAX,
+        }
+    }
+}
+
+impl IngestLimits {
+    /// Why the date `micros` is out of bounds, if it is.
+    fn date_problem(&self, micros: i64) -> Option<String> {
+        if micros < self.min_date_micros {
+            Some(format!(
+                "cmt_date {} is before {} (refresh.min_cmt_date)",
+                crate::datetime::format_micros(micros),
+                crate::datetime::format_micros(self.min_date_micros)
+            ))
+        } else if micros > self.max_date_micros {
+            Some(format!(
+                "cmt_date {} is after {} (the refresh time + refresh.future_tolerance_hours)",
+                crate::datetime::format_micros(micros),
+                crate::datetime::format_micros(self.max_date_micros)
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn field_problem(&self, name: &str, len: usize) -> Option<String> {
+        (len > self.max_field_bytes).then(|| {
+            format!(
+                "{name} is {len} bytes, above refresh.max_field_bytes ({})",
+                self.max_field_bytes
+            )
+        })
+    }
+
+    /// A value as kept in the rejected-rows report: oversized values are cut.
+    fn shown(&self, b: &[u8]) -> String {
+        if b.len() <= self.max_field_bytes {
+            return String::from_utf8_lossy(b).into_owned();
+        }
+        let head = String::from_utf8_lossy(&b[..b.len().min(256)]).into_owned();
+        format!("{head}... ({} bytes)", b.len())
+    }
+}
+
+/// Reads and validates one staging file with the default [`IngestLimits`].
+pub fn read_staging_file(file: &StagingFile) -> Result<StagingBatch> {
+    read_staging_file_with(file, &IngestLimits::default())
+}
+
 /// Reads and validates one staging file.
 ///
 /// Per row: a missing or unparsable user_id/product_id (an integer, `123.0` accepted),
@@ -150,20 +224,31 @@ pub struct StagingBatch {
 /// invalid UTF-8 reject the row with the reason. An empty comment is a missing one.
 ///
 /// The whole file is refused ([`Error::BadStagingFile`]) when it cannot be read, is
-/// empty, lacks a required column or repeats one, or is not valid CSV/Parquet.
-pub fn read_staging_file(file: &StagingFile) -> Result<StagingBatch> {
-    let bytes = std::fs::read(&file.path).map_err(|e| Error::BadStagingFile {
-        file: file.path.clone(),
-        reason: format!("cannot read: {e}"),
-    })?;
-    let hash = content_hash(&bytes);
+/// empty, lacks a required column or repeats one, or is not valid CSV/Parquet, or is
+/// larger than `limits.max_file_bytes` (checked before reading it into memory).
+/// Rows with a field above `limits.max_field_bytes` or a date outside
+/// `limits.min_date_micros..=limits.max_date_micros` are rejected with the reason.
+pub fn read_staging_file_with(file: &StagingFile, limits: &IngestLimits) -> Result<StagingBatch> {
     let bad = |reason: String| Error::BadStagingFile {
         file: file.path.clone(),
         reason,
     };
+    let too_big = |size: u64| {
+        bad(format!(
+            "the file is {size} bytes, above refresh.max_file_bytes ({})",
+            limits.max_file_bytes
+        ))
+    };
+    if file.size_bytes > limits.max_file_bytes {
+        return Err(too_big(file.size_bytes));
+    }
+    let bytes = read_capped(&file.path, limits.max_file_bytes)
+        .map_err(|e| bad(format!("cannot read: {e}")))?
+        .ok_or_else(|| too_big(limits.max_file_bytes.saturating_add(1)))?;
+    let hash = content_hash(&bytes);
     let (rows, rejected, total_rows) = match file.format {
-        StagingFormat::Csv => read_csv(&bytes, CSV_CHUNK_BYTES).map_err(bad)?,
-        StagingFormat::Parquet => read_parquet_staging(bytes).map_err(bad)?,
+        StagingFormat::Csv => read_csv(&bytes, CSV_CHUNK_BYTES, limits).map_err(bad)?,
+        StagingFormat::Parquet => read_parquet_staging(bytes, limits).map_err(bad)?,
     };
     Ok(StagingBatch {
         file: file.clone(),
@@ -172,6 +257,16 @@ pub fn read_staging_file(file: &StagingFile) -> Result<StagingBatch> {
         rows,
         rejected,
     })
+}
+
+/// Reads at most `max` bytes of `path`; `None` when the file is larger (it grew after
+/// it was listed).
+fn read_capped(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    f.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
 /// The valid rows of a file: built chunk by chunk.
@@ -243,6 +338,7 @@ const CSV_CHUNK_BYTES: usize = 2 << 20;
 fn read_csv(
     bytes: &[u8],
     chunk_bytes: usize,
+    limits: &IngestLimits,
 ) -> std::result::Result<(Interactions, Vec<RejectedRow>, usize), String> {
     let data = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
     let mut rdr = csv::ReaderBuilder::new()
@@ -268,7 +364,6 @@ fn read_csv(
     let body_start = usize::try_from(rdr.position().byte()).unwrap_or(data.len());
     let first_line = rdr.position().line();
     let body = &data[body_start.min(data.len())..];
-    let n_fields = names.len();
 
     let bounds = chunk_bounds(body, chunk_bytes);
     // 1-based line of each chunk's first byte.
@@ -285,7 +380,9 @@ fn read_csv(
     let parts: Vec<Part> = bounds
         .par_iter()
         .zip(starts.par_iter())
-        .map(|(&(a, b), &start_line)| parse_csv_chunk(&body[a..b], start_line, &columns, n_fields))
+        .map(|(&(a, b), &start_line)| {
+            parse_csv_chunk(&body[a..b], start_line, &columns, &names, limits)
+        })
         .collect::<std::result::Result<_, String>>()?;
     Ok(join_parts(parts))
 }
@@ -379,8 +476,10 @@ fn parse_csv_chunk(
     chunk: &[u8],
     start_line: u64,
     columns: &[usize; 5],
-    n_fields: usize,
+    names: &[String],
+    limits: &IngestLimits,
 ) -> std::result::Result<Part, String> {
+    let n_fields = names.len();
     let mut part = Part::new(chunk.len() / 64 + 16);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -400,6 +499,10 @@ fn parse_csv_chunk(
         if rec.len() != n_fields {
             problems.push(format!("expected {n_fields} fields, found {}", rec.len()));
         }
+        for (i, f) in rec.iter().enumerate() {
+            let name = names.get(i).map_or("an extra field", String::as_str);
+            problems.extend(limits.field_problem(name, f.len()));
+        }
         // Fast paths on the bytes for the usual well-formed values; anything else
         // goes through the full checks, which also say what is wrong.
         let user = field(USER)
@@ -415,6 +518,9 @@ fn parse_csv_chunk(
         let date = field(DATE)
             .and_then(crate::datetime::parse_cmt_date_bytes)
             .or_else(|| check_date(field(DATE).map(Text::Bytes), &mut problems));
+        if let Some(d) = date {
+            problems.extend(limits.date_problem(d));
+        }
         let comment = match field(COMMENT).map(simdutf8::basic::from_utf8) {
             Some(Ok("")) | None => None,
             Some(Ok(c)) => Some(c),
@@ -431,9 +537,7 @@ fn parse_csv_chunk(
                 row: part.records,
                 line: Some(line),
                 reason: problems.join("; "),
-                values: std::array::from_fn(|c| {
-                    field(c).map(|b| String::from_utf8_lossy(b).into_owned())
-                }),
+                values: std::array::from_fn(|c| field(c).map(|b| limits.shown(b))),
             }),
         }
     }
@@ -566,9 +670,23 @@ fn check_date(raw: Option<Text<'_>>, problems: &mut Vec<String>) -> Option<i64> 
 
 fn read_parquet_staging(
     bytes: Vec<u8>,
+    limits: &IngestLimits,
 ) -> std::result::Result<(Interactions, Vec<RejectedRow>, usize), String> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes))
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    // Compression can hide a large file in a small one: bound the decoded size too.
+    let decoded: u64 = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|rg| u64::try_from(rg.total_byte_size()).unwrap_or(u64::MAX))
+        .fold(0, u64::saturating_add);
+    if decoded > limits.max_file_bytes {
+        return Err(format!(
+            "the file decodes to {decoded} bytes, above refresh.max_file_bytes ({})",
+            limits.max_file_bytes
+        ));
+    }
     let names: Vec<String> = builder
         .schema()
         .fields()
@@ -599,7 +717,7 @@ fn read_parquet_staging(
         .map_err(|e| format!("cannot decode Parquet data: {e}"))?;
     let parts: Vec<Part> = batches
         .par_iter()
-        .map(|b| parse_parquet_batch(b, &columns))
+        .map(|b| parse_parquet_batch(b, &columns, limits))
         .collect();
     Ok(join_parts(parts))
 }
@@ -629,6 +747,8 @@ enum Cell<'a> {
     Text(&'a str),
     /// Already a timestamp (µs).
     Micros(i64),
+    /// A date or timestamp whose value in µs overflows an i64 (the raw value and unit).
+    DateOutOfRange(String),
 }
 
 fn cell(a: &dyn Array, i: usize) -> Cell<'_> {
@@ -652,28 +772,46 @@ fn cell(a: &dyn Array, i: usize) -> Cell<'_> {
         DataType::Utf8 => Cell::Text(a.as_string::<i32>().value(i)),
         DataType::LargeUtf8 => Cell::Text(a.as_string::<i64>().value(i)),
         DataType::Utf8View => Cell::Text(a.as_string_view().value(i)),
-        DataType::Timestamp(unit, _) => Cell::Micros(match unit {
-            TimeUnit::Second => a
-                .as_primitive::<TimestampSecondType>()
-                .value(i)
-                .saturating_mul(1_000_000),
-            TimeUnit::Millisecond => a
-                .as_primitive::<TimestampMillisecondType>()
-                .value(i)
-                .saturating_mul(1000),
-            TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(i),
-            TimeUnit::Nanosecond => a
-                .as_primitive::<TimestampNanosecondType>()
-                .value(i)
-                .div_euclid(1000),
-        }),
-        DataType::Date32 => {
-            Cell::Micros(i64::from(a.as_primitive::<Date32Type>().value(i)) * 86_400_000_000)
+        DataType::Timestamp(unit, _) => {
+            let (raw, per_unit, unit_name): (i64, i64, &str) = match unit {
+                TimeUnit::Second => (
+                    a.as_primitive::<TimestampSecondType>().value(i),
+                    1_000_000,
+                    "s",
+                ),
+                TimeUnit::Millisecond => (
+                    a.as_primitive::<TimestampMillisecondType>().value(i),
+                    1000,
+                    "ms",
+                ),
+                TimeUnit::Microsecond => {
+                    return Cell::Micros(a.as_primitive::<TimestampMicrosecondType>().value(i));
+                }
+                TimeUnit::Nanosecond => {
+                    let ns = a.as_primitive::<TimestampNanosecondType>().value(i);
+                    return Cell::Micros(ns.div_euclid(1000));
+                }
+            };
+            micros_or_out_of_range(raw, per_unit, unit_name)
         }
+        DataType::Date32 => micros_or_out_of_range(
+            i64::from(a.as_primitive::<Date32Type>().value(i)),
+            86_400_000_000,
+            "days",
+        ),
         DataType::Date64 => {
-            Cell::Micros(a.as_primitive::<Date64Type>().value(i).saturating_mul(1000))
+            micros_or_out_of_range(a.as_primitive::<Date64Type>().value(i), 1000, "ms")
         }
         _ => Cell::Null,
+    }
+}
+
+/// `raw * per_unit` µs, checked: an overflow is a rejected row, never a wrapped or
+/// saturated date.
+fn micros_or_out_of_range(raw: i64, per_unit: i64, unit: &str) -> Cell<'static> {
+    match raw.checked_mul(per_unit) {
+        Some(v) => Cell::Micros(v),
+        None => Cell::DateOutOfRange(format!("{raw} {unit} since 1970-01-01")),
     }
 }
 
@@ -684,6 +822,7 @@ fn cell_display(c: &Cell<'_>) -> Option<String> {
         Cell::Float(v) => Some(v.to_string()),
         Cell::Text(s) => Some((*s).to_owned()),
         Cell::Micros(v) => Some(crate::datetime::format_micros(*v)),
+        Cell::DateOutOfRange(raw) => Some(raw.clone()),
     }
 }
 
@@ -706,13 +845,18 @@ fn cell_id(c: &Cell<'_>, name: &str, problems: &mut Vec<String>) -> Option<i64> 
     }
 }
 
-fn parse_parquet_batch(b: &RecordBatch, columns: &[usize; 5]) -> Part {
+fn parse_parquet_batch(b: &RecordBatch, columns: &[usize; 5], limits: &IngestLimits) -> Part {
     let mut part = Part::new(b.num_rows());
     let col = |c: usize| b.column(columns[c]).as_ref();
     for i in 0..b.num_rows() {
         part.records += 1;
         let cells: [Cell<'_>; 5] = std::array::from_fn(|c| cell(col(c), i));
         let mut problems = Vec::new();
+        for (c, cell) in cells.iter().enumerate() {
+            if let Cell::Text(t) = cell {
+                problems.extend(limits.field_problem(STAGING_COLUMNS[c], t.len()));
+            }
+        }
         let user = cell_id(&cells[USER], "user_id", &mut problems);
         let product = cell_id(&cells[PRODUCT], "product_id", &mut problems);
         let rating = match cells[RATING] {
@@ -723,16 +867,25 @@ fn parse_parquet_batch(b: &RecordBatch, columns: &[usize; 5]) -> Part {
             Cell::Int(v) => rating_in_range(v as f64, &v.to_string(), &mut problems),
             Cell::Float(f) => rating_in_range(f, &f.to_string(), &mut problems),
             Cell::Text(t) => check_rating(Some(Text::Str(t)), &mut problems),
-            Cell::Micros(_) => None,
+            Cell::Micros(_) | Cell::DateOutOfRange(_) => None,
         };
-        let date = match cells[DATE] {
-            Cell::Micros(v) => Some(v),
+        let date = match &cells[DATE] {
+            Cell::Micros(v) => Some(*v),
             Cell::Text(t) => check_date(Some(Text::Str(t)), &mut problems),
+            Cell::DateOutOfRange(raw) => {
+                problems.push(format!(
+                    "cmt_date {raw} is outside the representable range of timestamps"
+                ));
+                None
+            }
             _ => {
                 problems.push("missing cmt_date".to_owned());
                 None
             }
         };
+        if let Some(d) = date {
+            problems.extend(limits.date_problem(d));
+        }
         let comment = match cells[COMMENT] {
             Cell::Text("") => None,
             Cell::Text(t) => Some(t),
@@ -746,7 +899,9 @@ fn parse_parquet_batch(b: &RecordBatch, columns: &[usize; 5]) -> Part {
                 row: part.records,
                 line: None,
                 reason: problems.join("; "),
-                values: std::array::from_fn(|c| cell_display(&cells[c])),
+                values: std::array::from_fn(|c| {
+                    cell_display(&cells[c]).map(|v| limits.shown(v.as_bytes()))
+                }),
             }),
         }
     }
@@ -962,7 +1117,8 @@ mod tests {
         let whole = read_staging_file(&f).unwrap();
         // Small chunks: dozens of chunks parsed in parallel, same result.
         assert!(chunk_bounds(text.as_bytes(), 64 << 10).len() > 20);
-        let (rows, rejected, total) = read_csv(text.as_bytes(), 64 << 10).unwrap();
+        let (rows, rejected, total) =
+            read_csv(text.as_bytes(), 64 << 10, &IngestLimits::default()).unwrap();
         assert_eq!(rows, whole.rows);
         assert_eq!(rejected, whole.rejected);
         let b = StagingBatch {

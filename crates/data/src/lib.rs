@@ -7,7 +7,12 @@
 //!   [`write_interactions`]; atomic, snappy, parallel); [`read_interaction_columns`]
 //!   reads only user, product, rating and date, without copying, for analyses.
 //! - Staging ingest: [`find_staging_files`] and [`read_staging_file`] for CSV and
-//!   Parquet with per-row validation ([`RejectedRow`], [`write_rejected`]).
+//!   Parquet with per-row validation ([`RejectedRow`], [`write_rejected`]), bounded by
+//!   [`IngestLimits`]: a file above `refresh.max_file_bytes` is refused before it is
+//!   read; a row with a field above `refresh.max_field_bytes`, or dated before
+//!   `refresh.min_cmt_date` or more than `refresh.future_tolerance_hours` after the
+//!   refresh time, is rejected (quarantined in `data/staging/rejected/`) with the
+//!   reason. Timestamp conversions are checked (an overflow rejects the row).
 //! - [`merge`]: dedup on (user_id, product_id, cmt_date), newest wins.
 //! - [`comment_quality`]: the spec's Vietnamese keyword score on NFC lowercase text.
 //! - The training matrix: [`temporal_split`], [`confidence`] / [`confidence_matrix`],
@@ -76,8 +81,8 @@ pub use config::{DEFAULT_DATA_CONFIG, DataConfig, RefreshSettings};
 pub use datetime::{format_micros, parse_cmt_date};
 pub use error::{Error, FileProblem, Result};
 pub use ingest::{
-    RejectedRow, STAGING_COLUMNS, StagingBatch, StagingFile, StagingFormat, StagingScan,
-    find_staging_files, read_staging_file, write_rejected,
+    IngestLimits, RejectedRow, STAGING_COLUMNS, StagingBatch, StagingFile, StagingFormat,
+    StagingScan, find_staging_files, read_staging_file, read_staging_file_with, write_rejected,
 };
 pub use matrix::{Mappings, UserMetadata, confidence, confidence_matrix, user_metadata_schema};
 pub use merge::{MergeStats, dedup_last, merge};

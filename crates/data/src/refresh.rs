@@ -30,7 +30,8 @@ use tracing::{info, warn};
 use crate::config::DataConfig;
 use crate::error::{Error, FileProblem, Result};
 use crate::ingest::{
-    StagingBatch, StagingFile, StagingFormat, find_staging_files, read_staging_file, write_rejected,
+    IngestLimits, StagingBatch, StagingFile, StagingFormat, find_staging_files,
+    read_staging_file_with, write_rejected,
 };
 use crate::matrix::{Mappings, UserMetadata, confidence_matrix};
 use crate::merge::{MergeStats, merge};
@@ -164,29 +165,77 @@ pub fn refresh(
     for p in &scan.ignored {
         warn!(path = %p.display(), "ignoring staging entry: not a .csv or .parquet file (or hidden)");
     }
+    let (recovered_files, pending) =
+        recover_committed(home, scan.files, previous.as_ref(), &stamp)?;
+    let limits = config.refresh.ingest_limits(options.now);
+    let mut batches = read_pending(&pending, &limits)?;
+    timer.lap("read");
 
-    // Finish an interrupted run: files already committed are archived, not re-read.
-    let mut recovered_files = Vec::new();
+    let plan = Plan::decide(home, config, options, previous.as_ref(), &batches);
+    let mut report = plan.report(&batches, recovered_files, scan.ignored);
+    if plan.kind == RefreshKind::NoNewData {
+        report.timings_seconds = timer.finish();
+        return Ok(report);
+    }
+    report.files = report_rejected(home, &batches, &stamp)?;
+    commit(
+        home,
+        config,
+        options,
+        &plan,
+        &mut batches,
+        &mut report,
+        &mut timer,
+    )?;
+
+    for (b, f) in batches.iter().zip(report.files.iter_mut()) {
+        f.archived_to = try_archive(home, &b.file, &stamp);
+    }
+    if !batches.is_empty() {
+        info!(files = batches.len(), "staging files archived");
+    }
+    timer.lap("archive");
+    report.timings_seconds = timer.finish();
+    Ok(report)
+}
+
+/// Phase 1: staging files whose rows an interrupted run already committed are
+/// archived (not ingested again); the others are pending.
+fn recover_committed(
+    home: &Home,
+    files: Vec<StagingFile>,
+    previous: Option<&TableMeta>,
+    stamp: &str,
+) -> Result<(Vec<FileReport>, Vec<StagingFile>)> {
+    let mut recovered = Vec::new();
     let mut pending = Vec::new();
-    for f in scan.files {
-        if already_committed(&f, previous.as_ref())? {
+    for f in files {
+        if already_committed(&f, previous)? {
             warn!(file = %f.name, "staging file was committed by an interrupted run; archiving it now");
-            let archived = archive(home, &f, &stamp)?;
-            recovered_files.push(FileReport {
+            let archived_to = try_archive(home, &f, stamp);
+            recovered.push(FileReport {
                 name: f.name.clone(),
                 format: f.format,
                 rows: 0,
                 valid: 0,
                 rejected: 0,
                 rejected_file: None,
-                archived_to: Some(archived),
+                archived_to,
             });
         } else {
             pending.push(f);
         }
     }
+    Ok((recovered, pending))
+}
 
-    let results: Vec<Result<StagingBatch>> = pending.par_iter().map(read_staging_file).collect();
+/// Phase 2: reads and validates the pending files in parallel. Any file that cannot
+/// be ingested at all fails the refresh before anything is written.
+fn read_pending(pending: &[StagingFile], limits: &IngestLimits) -> Result<Vec<StagingBatch>> {
+    let results: Vec<Result<StagingBatch>> = pending
+        .par_iter()
+        .map(|f| read_staging_file_with(f, limits))
+        .collect();
     let mut batches: Vec<StagingBatch> = Vec::with_capacity(results.len());
     let mut problems = Vec::new();
     for r in results {
@@ -203,70 +252,106 @@ pub fn refresh(
     }
     let new_records: usize = batches.iter().map(|b| b.rows.len()).sum();
     let rejected_records: usize = batches.iter().map(|b| b.rejected.len()).sum();
-    timer.lap("read");
     info!(
         files = batches.len(),
         new_records, rejected_records, "staging files read"
     );
+    Ok(batches)
+}
 
-    let manifest = DataManifest::read(&home.data_version_file()).ok().flatten();
-    let previous_version = previous.as_ref().and_then(|m| m.data_version.clone());
-    let outputs_consistent = previous_version.is_some()
-        && manifest.as_ref().map(|m| &m.data_version) == previous_version.as_ref()
-        && derived_outputs_exist(home);
-    let threshold = config.refresh.incremental_max_new_rows;
-    let kind = match (&previous, batches.is_empty()) {
-        (None, true) => RefreshKind::NoNewData,
-        (Some(_), true) if options.force_full => RefreshKind::Full,
-        (Some(_), true) if outputs_consistent => RefreshKind::NoNewData,
-        (Some(_), true) => RefreshKind::Repair,
-        (None, false) => RefreshKind::Full,
-        (Some(_), false) if options.force_full || new_records > threshold => RefreshKind::Full,
-        (Some(_), false) => RefreshKind::Incremental,
-    };
-    info!(
-        ?kind,
-        new_records,
-        threshold,
-        force_full = options.force_full,
-        "refresh decided"
-    );
+/// Phase 3: what kind of refresh runs, from the previous state and the new rows.
+struct Plan {
+    kind: RefreshKind,
+    previous: Option<TableMeta>,
+    previous_version: Option<String>,
+    manifest: Option<DataManifest>,
+    outputs_consistent: bool,
+}
 
-    let mut report = RefreshReport {
-        kind,
-        new_records,
-        rejected_records,
-        total_records: previous.as_ref().map_or(0, |m| m.rows),
-        previous_records: previous.as_ref().map_or(0, |m| m.rows),
-        merge: MergeStats::default(),
-        data_version: previous_version.clone(),
-        previous_data_version: previous_version.clone(),
-        changed: false,
-        outputs_written: false,
-        users: manifest.as_ref().map_or(0, |m| m.users),
-        items: manifest.as_ref().map_or(0, |m| m.items),
-        train_interactions: manifest.as_ref().map_or(0, |m| m.train_interactions),
-        test_interactions: manifest.as_ref().map_or(0, |m| m.test_interactions),
-        files: Vec::new(),
-        recovered_files,
-        ignored_files: scan.ignored,
-        timings_seconds: BTreeMap::new(),
-    };
-    if kind == RefreshKind::NoNewData {
-        report.timings_seconds = timer.finish();
-        return Ok(report);
+impl Plan {
+    fn decide(
+        home: &Home,
+        config: &DataConfig,
+        options: &RefreshOptions,
+        previous: Option<&TableMeta>,
+        batches: &[StagingBatch],
+    ) -> Plan {
+        let new_records: usize = batches.iter().map(|b| b.rows.len()).sum();
+        let manifest = DataManifest::read(&home.data_version_file()).ok().flatten();
+        let previous_version = previous.and_then(|m| m.data_version.clone());
+        let outputs_consistent = previous_version.is_some()
+            && manifest.as_ref().map(|m| &m.data_version) == previous_version.as_ref()
+            && derived_outputs_exist(home);
+        let threshold = config.refresh.incremental_max_new_rows;
+        let kind = match (previous, batches.is_empty()) {
+            (None, true) => RefreshKind::NoNewData,
+            (Some(_), true) if options.force_full => RefreshKind::Full,
+            (Some(_), true) if outputs_consistent => RefreshKind::NoNewData,
+            (Some(_), true) => RefreshKind::Repair,
+            (None, false) => RefreshKind::Full,
+            (Some(_), false) if options.force_full || new_records > threshold => RefreshKind::Full,
+            (Some(_), false) => RefreshKind::Incremental,
+        };
+        info!(
+            ?kind,
+            new_records,
+            threshold,
+            force_full = options.force_full,
+            "refresh decided"
+        );
+        Plan {
+            kind,
+            previous: previous.cloned(),
+            previous_version,
+            manifest,
+            outputs_consistent,
+        }
     }
 
-    // Rejected rows: a report, written before the commit so it is never missing.
+    /// The report before anything is written.
+    fn report(
+        &self,
+        batches: &[StagingBatch],
+        recovered_files: Vec<FileReport>,
+        ignored_files: Vec<PathBuf>,
+    ) -> RefreshReport {
+        let m = self.manifest.as_ref();
+        RefreshReport {
+            kind: self.kind,
+            new_records: batches.iter().map(|b| b.rows.len()).sum(),
+            rejected_records: batches.iter().map(|b| b.rejected.len()).sum(),
+            total_records: self.previous.as_ref().map_or(0, |m| m.rows),
+            previous_records: self.previous.as_ref().map_or(0, |m| m.rows),
+            merge: MergeStats::default(),
+            data_version: self.previous_version.clone(),
+            previous_data_version: self.previous_version.clone(),
+            changed: false,
+            outputs_written: false,
+            users: m.map_or(0, |m| m.users),
+            items: m.map_or(0, |m| m.items),
+            train_interactions: m.map_or(0, |m| m.train_interactions),
+            test_interactions: m.map_or(0, |m| m.test_interactions),
+            files: Vec::new(),
+            recovered_files,
+            ignored_files,
+            timings_seconds: BTreeMap::new(),
+        }
+    }
+}
+
+/// Phase 4: rejected rows, a report written before the commit so it is never
+/// missing.
+fn report_rejected(home: &Home, batches: &[StagingBatch], stamp: &str) -> Result<Vec<FileReport>> {
     let rejected_dir = home.staging_rejected_dir();
-    for b in &batches {
+    let mut files = Vec::with_capacity(batches.len());
+    for b in batches {
         let written = if b.rejected.is_empty() {
             None
         } else {
             home.ensure_dir(rejected_dir.clone())?;
-            write_rejected(&rejected_dir, &b.file.name, &stamp, &b.rejected)?
+            write_rejected(&rejected_dir, &b.file.name, stamp, &b.rejected)?
         };
-        report.files.push(FileReport {
+        files.push(FileReport {
             name: b.file.name.clone(),
             format: b.file.format,
             rows: b.total_rows,
@@ -276,8 +361,23 @@ pub fn refresh(
             archived_to: None,
         });
     }
+    Ok(files)
+}
 
-    let (existing, source) = match &previous {
+/// Phase 5: merges the new rows, commits `interactions.parquet` (only when the data
+/// changed), writes the derived outputs and checks what is on disk.
+fn commit(
+    home: &Home,
+    config: &DataConfig,
+    options: &RefreshOptions,
+    plan: &Plan,
+    batches: &mut [StagingBatch],
+    report: &mut RefreshReport,
+    timer: &mut Timer,
+) -> Result<()> {
+    let kind = plan.kind;
+    let table_path = home.interactions();
+    let (existing, source) = match &plan.previous {
         Some(_) => {
             let (mut t, _, source) = read_interactions_source(&table_path, ReadOptions::default())?;
             if kind == RefreshKind::Full {
@@ -288,7 +388,7 @@ pub fn refresh(
         None => (Interactions::default(), None),
     };
     timer.lap("load_existing");
-    let incoming = concat_batches(&mut batches);
+    let incoming = concat_batches(batches);
     let (merged, stats) = merge(existing, incoming, kind == RefreshKind::Full);
     // Rows were only appended: the previous file's full row groups can be copied.
     let source = source.filter(|_| {
@@ -296,7 +396,7 @@ pub fn refresh(
     });
     report.merge = stats;
     let version = data_version(&merged);
-    report.changed = previous_version.as_deref() != Some(version.as_str());
+    report.changed = plan.previous_version.as_deref() != Some(version.as_str());
     report.total_records = merged.len();
     report.data_version = Some(version.clone());
     timer.lap("merge");
@@ -313,7 +413,7 @@ pub fn refresh(
     // (and re-ingesting identical rows after a crash is a no-op, so the footer's
     // record of staging files is only needed when the data changes).
     let must_write_table = report.changed;
-    let must_write_outputs = report.changed || options.force_full || !outputs_consistent;
+    let must_write_outputs = report.changed || options.force_full || !plan.outputs_consistent;
     // Build the derived outputs while the table is written.
     let (write_result, derived) = rayon::join(
         || {
@@ -355,16 +455,7 @@ pub fn refresh(
     report.train_interactions = checked.train_interactions;
     report.test_interactions = checked.test_interactions;
     timer.lap("validate");
-
-    for (b, f) in batches.iter().zip(report.files.iter_mut()) {
-        f.archived_to = Some(archive(home, &b.file, &stamp)?);
-    }
-    if !batches.is_empty() {
-        info!(files = batches.len(), "staging files archived");
-    }
-    timer.lap("archive");
-    report.timings_seconds = timer.finish();
-    Ok(report)
+    Ok(())
 }
 
 /// The derived outputs, computed from the merged table.
@@ -534,6 +625,23 @@ fn concat_batches(batches: &mut [StagingBatch]) -> Interactions {
     }
 }
 
+/// Archives a staging file after its rows are committed; a failure is logged and
+/// reported (`archived_to: None`), never fatal: the rows are already safe, and the
+/// next run recognises the file as committed and tries again.
+fn try_archive(home: &Home, f: &StagingFile, stamp: &str) -> Option<PathBuf> {
+    match archive(home, f, stamp) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            warn!(
+                file = %f.name,
+                error = %e,
+                "cannot archive a committed staging file; its rows are safe and the next run retries"
+            );
+            None
+        }
+    }
+}
+
 /// Moves a processed staging file to the archive, never overwriting: a name already
 /// there gets the run's stamp (`ratings.20250115T020000Z.csv`), then a counter.
 fn archive(home: &Home, f: &StagingFile, stamp: &str) -> Result<PathBuf> {
@@ -553,9 +661,42 @@ fn archive(home: &Home, f: &StagingFile, stamp: &str) -> Result<PathBuf> {
         };
         target = dir.join(format!("{stem}.{suffix}{ext}"));
     }
-    std::fs::rename(&f.path, &target).map_err(|e| Error::io("cannot archive", &f.path, e))?;
-    recops_core::sync_parent(&target)?;
+    move_file(&f.path, &target)?;
     Ok(target)
+}
+
+/// Renames `from` to `to`; across filesystems (`EXDEV`, a `--staging-dir` on another
+/// mount) copies to a temporary name beside `to`, fsyncs it, renames it into place,
+/// fsyncs the folder, and only then removes `from`. A kill in between leaves the
+/// source in place (and a hidden temporary file, or already a copy, in the archive);
+/// the next run recognises the file as committed and archives it again, under a
+/// stamped name if the copy is there: an identical extra copy, nothing lost.
+pub(crate) fn move_file(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::rename(from, to) {
+        Ok(()) => return recops_core::sync_parent(to).map_err(Error::from),
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            warn!(from = %from.display(), "staging folder on another filesystem: archiving by copy");
+        }
+        Err(e) => return Err(Error::io("cannot archive", from, e)),
+    }
+    copy_across(from, to)
+}
+
+fn copy_across(from: &Path, to: &Path) -> Result<()> {
+    let tmp = recops_core::temp_path_for(to);
+    let copy = || -> std::io::Result<()> {
+        std::fs::copy(from, &tmp)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, to)
+    };
+    if let Err(e) = copy() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io("cannot archive (copy)", from, e));
+    }
+    recops_core::sync_parent(to)?;
+    std::fs::remove_file(from).map_err(|e| Error::io("cannot remove archived", from, e))?;
+    recops_core::sync_parent(from)?;
+    Ok(())
 }
 
 /// Removes temporary files that a killed run left next to the processed outputs

@@ -680,6 +680,19 @@ fn float_column(a: &ArrayRef, name: &str) -> std::result::Result<Vec<f32>, Strin
     })
 }
 
+/// `values * factor` (to microseconds), refusing a value that overflows instead of
+/// wrapping it.
+fn scale_checked(values: &[i64], factor: i64) -> std::result::Result<Vec<i64>, String> {
+    values
+        .iter()
+        .map(|&v| {
+            v.checked_mul(factor).ok_or_else(|| {
+                format!("column cmt_date holds {v}, outside the representable range of timestamps")
+            })
+        })
+        .collect()
+}
+
 fn timestamp_column(a: &ArrayRef) -> std::result::Result<Vec<i64>, String> {
     no_nulls(a.as_ref(), "cmt_date")?;
     Ok(match a.data_type() {
@@ -693,18 +706,12 @@ fn timestamp_column(a: &ArrayRef) -> std::result::Result<Vec<i64>, String> {
             .iter()
             .map(|&v| v.div_euclid(1000))
             .collect(),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => a
-            .as_primitive::<TimestampMillisecondType>()
-            .values()
-            .iter()
-            .map(|&v| v * 1000)
-            .collect(),
-        DataType::Timestamp(TimeUnit::Second, _) => a
-            .as_primitive::<TimestampSecondType>()
-            .values()
-            .iter()
-            .map(|&v| v * 1_000_000)
-            .collect(),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            scale_checked(a.as_primitive::<TimestampMillisecondType>().values(), 1000)?
+        }
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            scale_checked(a.as_primitive::<TimestampSecondType>().values(), 1_000_000)?
+        }
         other => {
             return Err(format!(
                 "column cmt_date has type {other}, expected a timestamp"
@@ -927,5 +934,12 @@ mod tests {
         assert_eq!(c.len(), 5);
         assert_eq!(c.comment(3), None);
         assert_eq!(c.product_id, vec![10, 11, 10, 10, 11]);
+    }
+
+    #[test]
+    fn second_and_milli_timestamps_are_scaled_with_overflow_checks() {
+        assert_eq!(scale_checked(&[1, -2], 1000).unwrap(), vec![1000, -2000]);
+        let err = scale_checked(&[i64::MAX / 10], 1_000_000).unwrap_err();
+        assert!(err.contains("outside the representable range"), "{err}");
     }
 }

@@ -54,8 +54,8 @@ pub struct TestUsers {
 }
 
 impl TestUsers {
-    /// Up to `n` known users spread evenly over `user_ids`, and an unknown id (one more
-    /// than the largest).
+    /// Up to `n` known users spread evenly over `user_ids`, and an id certainly not in
+    /// them ([`recops_core::absent_id`]).
     pub fn sample(user_ids: &[i64], n: usize) -> Self {
         let known = if user_ids.is_empty() || n == 0 {
             Vec::new()
@@ -63,7 +63,7 @@ impl TestUsers {
             let step = (user_ids.len() / n).max(1);
             user_ids.iter().step_by(step).take(n).copied().collect()
         };
-        let unknown = user_ids.iter().max().map_or(-1, |m| m.saturating_add(1));
+        let unknown = recops_core::absent_id(user_ids);
         TestUsers { known, unknown }
     }
 }

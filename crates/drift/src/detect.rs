@@ -19,15 +19,45 @@ const DAY_MICROS: i64 = 86_400_000_000;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DriftInput {
     parts: Vec<InteractionColumns>,
+    /// The time the data is as of (µs): rows dated more than [`FUTURE_TOLERANCE_DAYS`]
+    /// after it are ignored, so they cannot move the windows.
+    as_of: Option<i64>,
 }
+
+/// Rows dated more than this many days after [`DriftInput::as_of`] are future rows:
+/// counted in [`Windows::future_count`], left out of both windows. One day, like the
+/// data refresh's `future_tolerance_hours` default.
+pub const FUTURE_TOLERANCE_DAYS: i64 = 1;
 
 impl DriftInput {
     /// Reads the columns drift needs from `data/processed/interactions.parquet` of
     /// `home` (comments and quality scores are not read) and returns them with the
     /// table's data version.
+    ///
+    /// The input is [as of](DriftInput::as_of) the refresh that wrote the table (the
+    /// `created_at` of `data_version.json`), when that is known.
     pub fn load(home: &recops_core::Home) -> crate::Result<(Self, Option<String>)> {
         let (parts, meta) = recops_data::read_interaction_columns(&home.interactions())?;
-        Ok((DriftInput { parts }, meta.data_version))
+        let as_of = recops_data::DataManifest::read(&home.data_version_file())
+            .ok()
+            .flatten()
+            .and_then(|m| recops_core::parse_timestamp(&m.created_at));
+        let input = DriftInput { parts, as_of: None };
+        Ok((
+            match as_of {
+                Some(t) => input.as_of(t),
+                None => input,
+            },
+            meta.data_version,
+        ))
+    }
+
+    /// The same input, as of `time` (the refresh or clock time): rows dated more than
+    /// [`FUTURE_TOLERANCE_DAYS`] after it are ignored, so one row dated 2099 cannot
+    /// anchor the "new" window in the future and leave it empty.
+    pub fn as_of(mut self, time: DateTime<Utc>) -> Self {
+        self.as_of = Some(time.timestamp_micros());
+        self
     }
 
     /// Interactions from columns (row `i` = element `i` of each). Ratings outside
@@ -48,7 +78,7 @@ impl DriftInput {
 
     /// Interactions in chunks, in order.
     pub fn from_parts(parts: Vec<InteractionColumns>) -> Self {
-        DriftInput { parts }
+        DriftInput { parts, as_of: None }
     }
 
     /// The chunks.
@@ -66,6 +96,9 @@ impl DriftInput {
         self.len() == 0
     }
 }
+
+/// At most this many historical windows are told apart (about 1,250 years of weeks).
+const MAX_HISTORICAL_WINDOWS: i64 = 1 << 16;
 
 /// Rows per unit of parallel work.
 const CHUNK_ROWS: usize = 64 * 1024;
@@ -137,12 +170,14 @@ impl IdIndex {
     }
 }
 
-/// Ranges of the columns: (user min, max), (product min, max), newest date.
+/// Ranges of the columns: (user min, max), (product min, max), the newest date not
+/// after `future_after`, and how many rows are after it.
 #[derive(Clone, Copy)]
 struct Ranges {
     user: (i64, i64),
     product: (i64, i64),
     newest: i64,
+    future: usize,
 }
 
 impl Ranges {
@@ -150,17 +185,29 @@ impl Ranges {
         user: (i64::MAX, i64::MIN),
         product: (i64::MAX, i64::MIN),
         newest: i64::MIN,
+        future: 0,
     };
 
-    fn of(p: &InteractionColumns) -> Ranges {
+    fn of(p: &InteractionColumns, future_after: i64) -> Ranges {
         let span = |v: &[i64]| {
             v.iter()
                 .fold((i64::MAX, i64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)))
         };
+        let (newest, future) =
+            p.cmt_date()
+                .iter()
+                .fold((i64::MIN, 0usize), |(newest, future), &t| {
+                    if t > future_after {
+                        (newest, future + 1)
+                    } else {
+                        (newest.max(t), future)
+                    }
+                });
         Ranges {
             user: span(p.user_id()),
             product: span(p.product_id()),
-            newest: p.cmt_date().iter().copied().max().unwrap_or(i64::MIN),
+            newest,
+            future,
         }
     }
 
@@ -172,15 +219,18 @@ impl Ranges {
                 self.product.1.max(o.product.1),
             ),
             newest: self.newest.max(o.newest),
+            future: self.future + o.future,
         }
     }
 }
 
 /// How rows fall into windows: bucket 0 is the new window, bucket k >= 1 the k-th
 /// `new_window_days` before the cutoff; rows before the historical start are skipped.
+/// Rows after `newest` (future rows) are skipped.
 #[derive(Clone, Copy)]
 struct Bucketing {
     cutoff: i64,
+    newest: i64,
     hist_start: Option<i64>,
     window: i64,
 }
@@ -188,10 +238,15 @@ struct Bucketing {
 impl Bucketing {
     #[inline]
     fn bucket(&self, t: i64) -> Option<usize> {
-        if t > self.cutoff {
+        if t > self.newest {
+            None
+        } else if t > self.cutoff {
             Some(0)
         } else if self.hist_start.is_none_or(|s| t > s) {
-            Some(1 + ((self.cutoff - t) / self.window) as usize)
+            // Clamped: one row dated in year -290000 must not allocate millions of
+            // windows; rows that old share the oldest one.
+            let k = self.cutoff.saturating_sub(t) / self.window;
+            Some(1 + k.min(MAX_HISTORICAL_WINDOWS) as usize)
         } else {
             None
         }
@@ -333,8 +388,12 @@ pub struct Windows {
     pub historical_from: Option<DateTime<Utc>>,
     /// End of the historical window = start of the new one.
     pub cutoff: Option<DateTime<Utc>>,
-    /// End of the new window (the newest interaction).
+    /// End of the new window: the newest interaction that is not a future row.
     pub new_to: Option<DateTime<Utc>>,
+    /// Rows dated more than a day after the time the data is as of
+    /// ([`DriftInput::as_of`]), left out of both windows.
+    #[serde(default)]
+    pub future_count: usize,
     /// Length of the historical window in days.
     pub historical_days: f64,
     /// Length of the new window in days.
@@ -460,134 +519,217 @@ pub struct DriftResults {
 /// interaction, "historical" everything before it (or the last `historical_days`
 /// when set). Volumes are compared per day and user activity per window of equal
 /// length, so the same behaviour over windows of different lengths is not drift.
+///
+/// The anchor is the newest interaction that is not a *future row*: when the input is
+/// [as of](DriftInput::as_of) a time (the job's input is, from the refresh that wrote
+/// it), rows dated more than [`FUTURE_TOLERANCE_DAYS`] after that time are left out of
+/// both windows and counted in [`Windows::future_count`]. Anchoring at the newest date
+/// of all rows let one row dated 2099 put the "new" window in 2099, where it held that
+/// one row: `insufficient_data` on every later run, drift never detected. Anchoring at
+/// the clock itself would call a week without new data "no data"; the newest
+/// non-future date keeps the spec's "last week of data" meaning.
 pub fn detect_drift(input: &DriftInput, cfg: &DriftSettings) -> DriftResults {
-    let parts = input.parts();
-    let n = input.len();
-    let ranges = parts
-        .par_iter()
-        .map(Ranges::of)
-        .reduce(|| Ranges::EMPTY, Ranges::merge);
-    let newest = (n > 0).then_some(ranges.newest);
-    let window = i64::from(cfg.new_window_days).max(1) * DAY_MICROS;
-    let cutoff = newest.map(|t| t - window);
-    let hist_start = match (cutoff, cfg.historical_days) {
-        (Some(c), Some(days)) => Some(c - i64::from(days) * DAY_MICROS),
-        _ => None,
-    };
+    let plan = WindowPlan::new(input, cfg);
+    let counts = plan.count(input);
+    let (windows, figures) = plan.figures(&counts, cfg);
+    verdict(windows, &figures, cfg)
+}
 
-    // One parallel pass over the rows: rating counts, product counts per window, and
-    // the users of every window as bits of a dense user index (window 0 = the new
-    // one, window k >= 1 = the k-th `new_window_days` before the cutoff), so
-    // distinct-user counts cost no hashing of user sets.
-    let users = IdIndex::build(parts, InteractionColumns::user_id, ranges.user, n);
-    let products = IdIndex::build(parts, InteractionColumns::product_id, ranges.product, n);
-    let bucketing = Bucketing {
-        cutoff: cutoff.unwrap_or(0),
-        hist_start,
-        window,
-    };
-    let counts = parts
-        .par_iter()
-        .flat_map_iter(|p| {
-            (0..p.len())
-                .step_by(CHUNK_ROWS)
-                .map(move |s| (p, s..(s + CHUNK_ROWS).min(p.len())))
-        })
-        .fold(
-            || Counts::new(products.len()),
-            |acc, (p, rows)| acc.add(p, rows, bucketing, &users, &products),
-        )
-        .reduce(|| Counts::new(products.len()), Counts::merge);
-    let [hist_count, new_count] = counts.rows;
-    let hist_first = counts.hist_first;
-    let [hist_ratings, new_ratings] = counts.ratings;
-    let windows_users = &counts.users;
-    let bucket_counts = &counts.bucket_rows;
+/// Phase 1: where the windows lie, and the dense id indexes of the counting pass.
+struct WindowPlan {
+    n: usize,
+    newest: Option<i64>,
+    future: usize,
+    bucketing: Bucketing,
+    users: IdIndex,
+    products: IdIndex,
+}
 
-    let popcount = |bits: &[u64]| bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
-    let new_bits: &[u64] = windows_users.first().map_or(&[], Vec::as_slice);
-    let mut hist_bits: Vec<u64> = Vec::new();
-    for bits in windows_users.iter().skip(1) {
-        or_into(&mut hist_bits, bits);
+impl WindowPlan {
+    fn new(input: &DriftInput, cfg: &DriftSettings) -> WindowPlan {
+        let parts = input.parts();
+        let future_after = input.as_of.map_or(i64::MAX, |t| {
+            t.saturating_add(FUTURE_TOLERANCE_DAYS * DAY_MICROS)
+        });
+        let ranges = parts
+            .par_iter()
+            .map(|p| Ranges::of(p, future_after))
+            .reduce(|| Ranges::EMPTY, Ranges::merge);
+        let n = input.len() - ranges.future;
+        let newest = (n > 0).then_some(ranges.newest);
+        if ranges.future > 0 {
+            tracing::warn!(
+                future_rows = ranges.future,
+                "interactions dated after the data's refresh time are left out of the drift windows"
+            );
+        }
+        let window = i64::from(cfg.new_window_days).max(1) * DAY_MICROS;
+        let cutoff = newest.map(|t| t.saturating_sub(window));
+        let hist_start = match (cutoff, cfg.historical_days) {
+            (Some(c), Some(days)) => Some(c.saturating_sub(i64::from(days) * DAY_MICROS)),
+            _ => None,
+        };
+        WindowPlan {
+            n,
+            newest,
+            future: ranges.future,
+            bucketing: Bucketing {
+                cutoff: cutoff.unwrap_or(0),
+                newest: newest.unwrap_or(i64::MIN),
+                hist_start,
+                window,
+            },
+            users: IdIndex::build(parts, InteractionColumns::user_id, ranges.user, input.len()),
+            products: IdIndex::build(
+                parts,
+                InteractionColumns::product_id,
+                ranges.product,
+                input.len(),
+            ),
+        }
     }
-    let new_user_count = popcount(new_bits);
-    let hist_user_count = popcount(&hist_bits);
-    let unseen = new_bits
-        .iter()
-        .enumerate()
-        .map(|(k, w)| (w & !hist_bits.get(k).copied().unwrap_or(0)).count_ones() as usize)
-        .sum::<usize>();
-    let side_pop = |side: usize| -> HashMap<i64, u64> {
-        counts
-            .products
+
+    fn cutoff(&self) -> Option<i64> {
+        self.newest.map(|_| self.bucketing.cutoff)
+    }
+
+    /// Phase 2: one parallel pass over the rows: rating counts, product counts per
+    /// window, and the users of every window as bits of a dense user index (window 0
+    /// = the new one, window k >= 1 = the k-th `new_window_days` before the cutoff),
+    /// so distinct-user counts cost no hashing of user sets.
+    fn count(&self, input: &DriftInput) -> Counts {
+        let products = self.products.len();
+        input
+            .parts()
+            .par_iter()
+            .flat_map_iter(|p| {
+                (0..p.len())
+                    .step_by(CHUNK_ROWS)
+                    .map(move |s| (p, s..(s + CHUNK_ROWS).min(p.len())))
+            })
+            .fold(
+                || Counts::new(products),
+                |acc, (p, rows)| acc.add(p, rows, self.bucketing, &self.users, &self.products),
+            )
+            .reduce(|| Counts::new(products), Counts::merge)
+    }
+
+    /// Phase 3: the windows and the figures the detectors compare.
+    fn figures(&self, counts: &Counts, cfg: &DriftSettings) -> (Windows, Figures) {
+        let [hist_count, new_count] = counts.rows;
+        let hist_first = counts.hist_first;
+        let windows_users = &counts.users;
+        let bucket_counts = &counts.bucket_rows;
+        let popcount = |bits: &[u64]| bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
+        let new_bits: &[u64] = windows_users.first().map_or(&[], Vec::as_slice);
+        let mut hist_bits: Vec<u64> = Vec::new();
+        for bits in windows_users.iter().skip(1) {
+            or_into(&mut hist_bits, bits);
+        }
+        let new_user_count = popcount(new_bits);
+        let unseen = new_bits
             .iter()
             .enumerate()
-            .filter(|(_, c)| c[side] > 0)
-            .map(|(i, c)| (products.id(i), c[side]))
-            .collect()
-    };
-    let (hist_pop, new_pop) = (side_pop(0), side_pop(1));
-    let to_time = |micros: i64| DateTime::<Utc>::from_timestamp_micros(micros);
-    let new_days = f64::from(cfg.new_window_days);
-    let historical_days = match (cutoff, hist_count) {
-        (Some(c), n) if n > 0 => (c - hist_first) as f64 / DAY_MICROS as f64,
-        _ => 0.0,
+            .map(|(k, w)| (w & !hist_bits.get(k).copied().unwrap_or(0)).count_ones() as usize)
+            .sum::<usize>();
+        let side_pop = |side: usize| -> HashMap<i64, u64> {
+            counts
+                .products
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c[side] > 0)
+                .map(|(i, c)| (self.products.id(i), c[side]))
+                .collect()
+        };
+        let to_time = |micros: i64| DateTime::<Utc>::from_timestamp_micros(micros);
+        let cutoff = self.cutoff();
+        let new_days = f64::from(cfg.new_window_days);
+        let historical_days = match (cutoff, hist_count) {
+            (Some(c), n) if n > 0 => c.saturating_sub(hist_first) as f64 / DAY_MICROS as f64,
+            _ => 0.0,
+        }
+        .max(if hist_count > 0 { 1.0 } else { 0.0 });
+        let windows = Windows {
+            historical_from: (hist_count > 0).then(|| to_time(hist_first)).flatten(),
+            cutoff: cutoff.and_then(to_time),
+            new_to: self.newest.and_then(to_time),
+            future_count: self.future,
+            historical_days,
+            new_days,
+            historical_count: hist_count,
+            new_count,
+            insufficient_data: hist_count < cfg.min_interactions
+                || new_count < cfg.min_interactions,
+        };
+        // Only full historical windows count for activity (a partial oldest window
+        // would understate it).
+        let full_windows = (historical_days / new_days).floor().max(1.0) as usize;
+        let activity: Vec<f64> = (1..windows_users.len())
+            .filter(|&b| b <= full_windows && bucket_counts[b] > 0)
+            .map(|b| bucket_counts[b] as f64 / popcount(&windows_users[b]).max(1) as f64)
+            .collect();
+        let hist_stats = InteractionStats {
+            total_interactions: hist_count,
+            interactions_per_day: if historical_days > 0.0 {
+                hist_count as f64 / historical_days
+            } else {
+                0.0
+            },
+            avg_interactions_per_user: if activity.is_empty() {
+                0.0
+            } else {
+                activity.iter().sum::<f64>() / activity.len() as f64
+            },
+            active_users: popcount(&hist_bits),
+        };
+        let new_stats = InteractionStats {
+            total_interactions: new_count,
+            interactions_per_day: new_count as f64 / new_days,
+            avg_interactions_per_user: new_count as f64 / new_user_count.max(1) as f64,
+            active_users: new_user_count,
+        };
+        let new_users_pct = if new_user_count == 0 {
+            0.0
+        } else {
+            unseen as f64 * 100.0 / new_user_count as f64
+        };
+        debug_assert!(self.n >= hist_count + new_count);
+        let figures = Figures {
+            ratings: counts.ratings,
+            hist_pop: side_pop(0),
+            new_pop: side_pop(1),
+            hist_stats,
+            new_stats,
+            new_users_pct,
+        };
+        (windows, figures)
     }
-    .max(if hist_count > 0 { 1.0 } else { 0.0 });
-    let insufficient = hist_count < cfg.min_interactions || new_count < cfg.min_interactions;
-    let windows = Windows {
-        historical_from: (hist_count > 0).then(|| to_time(hist_first)).flatten(),
-        cutoff: cutoff.and_then(to_time),
-        new_to: newest.and_then(to_time),
-        historical_days,
-        new_days,
-        historical_count: hist_count,
-        new_count,
-        insufficient_data: insufficient,
-    };
+}
 
+/// What the detectors compare.
+struct Figures {
+    /// [historical, new] rating counts.
+    ratings: [[u64; 5]; 2],
+    hist_pop: HashMap<i64, u64>,
+    new_pop: HashMap<i64, u64>,
+    hist_stats: InteractionStats,
+    new_stats: InteractionStats,
+    new_users_pct: f64,
+}
+
+/// Phase 4: the three detectors, the overall severity and the recommendations.
+fn verdict(windows: Windows, f: &Figures, cfg: &DriftSettings) -> DriftResults {
+    let [hist_ratings, new_ratings] = f.ratings;
     let mut rating_drift = detect_rating_drift(&hist_ratings, &new_ratings, cfg.rating_threshold);
     let mut popularity_drift =
-        detect_popularity_drift(&hist_pop, &new_pop, cfg.top_k, cfg.jaccard_threshold);
-    // Only full historical windows count for activity (a partial oldest window would
-    // understate it).
-    let full_windows = (historical_days / new_days).floor().max(1.0) as usize;
-    let activity: Vec<f64> = (1..windows_users.len())
-        .filter(|&b| b <= full_windows && bucket_counts[b] > 0)
-        .map(|b| bucket_counts[b] as f64 / popcount(&windows_users[b]).max(1) as f64)
-        .collect();
-    let hist_stats = InteractionStats {
-        total_interactions: hist_count,
-        interactions_per_day: if historical_days > 0.0 {
-            hist_count as f64 / historical_days
-        } else {
-            0.0
-        },
-        avg_interactions_per_user: if activity.is_empty() {
-            0.0
-        } else {
-            activity.iter().sum::<f64>() / activity.len() as f64
-        },
-        active_users: hist_user_count,
-    };
-    let new_stats = InteractionStats {
-        total_interactions: new_count,
-        interactions_per_day: new_count as f64 / new_days,
-        avg_interactions_per_user: new_count as f64 / new_user_count.max(1) as f64,
-        active_users: new_user_count,
-    };
-    let new_users_pct = if new_user_count == 0 {
-        0.0
-    } else {
-        unseen as f64 * 100.0 / new_user_count as f64
-    };
+        detect_popularity_drift(&f.hist_pop, &f.new_pop, cfg.top_k, cfg.jaccard_threshold);
     let mut interaction_drift = detect_interaction_drift(
-        &hist_stats,
-        &new_stats,
-        new_users_pct,
+        &f.hist_stats,
+        &f.new_stats,
+        f.new_users_pct,
         cfg.interaction_change_threshold,
     );
-
+    let insufficient = windows.insufficient_data;
     if insufficient {
         rating_drift.drift_detected = false;
         rating_drift.severity = Severity::Low;
@@ -625,8 +767,14 @@ pub fn detect_drift(input: &DriftInput, cfg: &DriftSettings) -> DriftResults {
     }
     if insufficient {
         recommendations.push(format!(
-            "Not enough data to judge drift ({hist_count} historical, {new_count} new interactions; at least {} each are needed)",
-            cfg.min_interactions
+            "Not enough data to judge drift ({} historical, {} new interactions; at least {} each are needed)",
+            windows.historical_count, windows.new_count, cfg.min_interactions
+        ));
+    }
+    if windows.future_count > 0 {
+        recommendations.push(format!(
+            "{} interaction(s) dated after the data's refresh time were left out - check the source's clock",
+            windows.future_count
         ));
     }
     DriftResults {
@@ -867,6 +1015,57 @@ mod tests {
         assert_eq!(r.rating_drift.severity, Severity::High);
         assert_eq!(r.overall_severity, Severity::High);
         assert_eq!(r.recommendations.len(), 2);
+    }
+
+    #[test]
+    fn one_row_dated_2099_cannot_blind_detection() {
+        let mut d = synth_columns(120, 50, 200, |i| (i % 5 + 1) as u8);
+        for i in 0..d.3.len() {
+            if d.3[i] > 1_700_000_000_000_000 - 7 * DAY_MICROS {
+                d.2[i] = 5;
+            }
+        }
+        let far = parse_2099();
+        d.0.push(1);
+        d.1.push(1);
+        d.2.push(1);
+        d.3.push(far);
+        let input = DriftInput::from_columns(d.0, d.1, d.2, d.3);
+        // Without a reference time the 2099 row anchors the window: blind.
+        let blind = detect_drift(&input, &cfg());
+        assert!(blind.windows.insufficient_data);
+        // As of the refresh time, it is a future row and detection works.
+        let as_of = DateTime::<Utc>::from_timestamp_micros(1_700_000_000_000_000).unwrap();
+        let r = detect_drift(&input.as_of(as_of), &cfg());
+        assert!(!r.windows.insufficient_data, "{:?}", r.windows);
+        assert_eq!(r.windows.future_count, 1);
+        assert_eq!(r.windows.new_to, Some(as_of));
+        assert!(r.rating_drift.drift_detected);
+        assert!(
+            r.recommendations
+                .iter()
+                .any(|m| m.contains("1 interaction(s) dated after"))
+        );
+    }
+
+    #[test]
+    fn one_row_at_the_dawn_of_time_costs_no_memory_blowup() {
+        let (mut u, mut p, mut r, mut t) = synth_columns(60, 20, 50, |i| (i % 5 + 1) as u8);
+        u.push(1);
+        p.push(1);
+        r.push(3);
+        t.push(i64::MIN);
+        let res = detect_drift(&DriftInput::from_columns(u, p, r, t), &cfg());
+        assert_eq!(
+            res.windows.historical_count + res.windows.new_count,
+            60 * 20 + 1
+        );
+    }
+
+    fn parse_2099() -> i64 {
+        DateTime::parse_from_rfc3339("2099-01-01T00:00:00Z")
+            .unwrap()
+            .timestamp_micros()
     }
 
     #[test]

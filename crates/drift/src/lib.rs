@@ -7,7 +7,10 @@
 //!   7 days, "historical" the data before it; volumes are compared per day and user
 //!   activity per window of equal length, so steady traffic over windows of different
 //!   lengths is not drift; a window with too few interactions gives
-//!   `insufficient_data` instead of a verdict.
+//!   `insufficient_data` instead of a verdict. The "new" window ends at the newest
+//!   interaction that is not a future row (dated more than a day after the
+//!   refresh that wrote the data, [`DriftInput::as_of`]), so one row dated 2099
+//!   cannot blind detection.
 //! - [`detect_rating_drift`] (max share difference, threshold 0.1, severity bands
 //!   0.1 / 0.2) also reports a chi-square p-value, PSI and the Jensen–Shannon distance;
 //!   [`detect_popularity_drift`] (Jaccard of the top-100, shift below 0.8) also reports
@@ -31,9 +34,9 @@ mod report;
 mod stats;
 
 pub use detect::{
-    DriftInput, DriftResults, InteractionDrift, InteractionStats, PopularityDrift,
-    RatingComparison, RatingDrift, Severity, Windows, detect_drift, detect_interaction_drift,
-    detect_popularity_drift, detect_rating_drift,
+    DriftInput, DriftResults, FUTURE_TOLERANCE_DAYS, InteractionDrift, InteractionStats,
+    PopularityDrift, RatingComparison, RatingDrift, Severity, Windows, detect_drift,
+    detect_interaction_drift, detect_popularity_drift, detect_rating_drift,
 };
 pub use error::{Error, Result};
 pub use report::{DriftReport, generate_drift_report};

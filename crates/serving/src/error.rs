@@ -39,6 +39,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The service would listen beyond this machine with `/reload_model` open.
+    #[error(
+        "refusing to serve on {addr} without an admin token: set RECOPS_ADMIN_TOKEN, bind a loopback address, or pass --allow-unauthenticated"
+    )]
+    Unauthenticated {
+        /// The non-loopback address.
+        addr: String,
+    },
+
     /// A file could not be read.
     #[error("cannot read {path}: {message}")]
     Read {

@@ -7,6 +7,15 @@
 //! - [`RunningService`]: the axum service on its own runtime: `GET /health`, `/livez`,
 //!   `/readyz`, `POST /recommend`, `POST /reload_model`, `GET /metrics`.
 //!
+//! Connections are served by the crate's own accept loop (hyper HTTP/1): a header-read
+//! timeout, a body-read timeout (408), an idle keep-alive timeout, a cap on connections
+//! held at once, and a drain deadline at shutdown after which the remaining
+//! connections are closed and the last metrics are written anyway
+//! ([`ServiceOptions`], `service:` of `config/recops.yaml`). Request latency runs from
+//! the complete request to the response; the body wait is reported apart. Without an
+//! admin token the service only starts on a loopback address unless
+//! [`ServiceOptions::allow_unauthenticated`]. See docs/operations-hardening.md.
+//!
 //! Hot reload loads and validates the new model off the request path, then swaps it in
 //! atomically; requests in flight finish on the model they started with, and the
 //! replaced model stays in memory so reloading it (a rollback) is instant. Request
@@ -35,6 +44,7 @@
 //! # Ok::<(), recops_serving::Error>(())
 //! ```
 
+mod conn;
 mod error;
 mod metrics;
 mod model;
@@ -75,6 +85,7 @@ impl RunningService {
             addr: "listener".into(),
             source: e,
         })?;
+        check_exposure(addr, &options)?;
         listener.set_nonblocking(true).map_err(|e| Error::Bind {
             addr: addr.to_string(),
             source: e,
@@ -211,17 +222,19 @@ pub async fn serve(
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    if options.admin_token.is_none() {
-        tracing::warn!(
-            "{} is not set: POST /reload_model is open to anyone who can reach {addr}",
-            ADMIN_TOKEN_ENV
-        );
-    }
+    let local = listener.local_addr().map_err(|e| Error::Bind {
+        addr: "listener".into(),
+        source: e,
+    })?;
+    let addr = local.to_string();
+    check_exposure(local, &options)?;
     let flush_every = options.flush_interval;
+    let limits = conn::ConnLimits {
+        max_connections: options.max_connections.max(1),
+        header_read_timeout: options.header_read_timeout,
+        idle_timeout: options.idle_timeout,
+        drain_timeout: options.drain_timeout,
+    };
     let state = Arc::new(server::AppState::new(source, store, options, clock));
     state.load_initial().await;
     let app = server::router(state.clone());
@@ -234,16 +247,80 @@ pub async fn serve(
             server::flush_rollups(&flusher_state).await;
         }
     });
+    tracing::info!(
+        max_connections = limits.max_connections,
+        header_read_timeout_secs = limits.header_read_timeout.as_secs_f64(),
+        idle_timeout_secs = limits.idle_timeout.as_secs_f64(),
+        drain_timeout_secs = limits.drain_timeout.as_secs_f64(),
+        "connection limits"
+    );
+    // Tests and scripts read the address from the end of this line.
     tracing::info!(addr = %addr, "recommender service listening");
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Bind {
-            addr: addr.clone(),
-            source: e,
-        });
+    let outcome = conn::serve_connections(listener, app, limits, state.clone(), shutdown).await;
+    // The last flush runs whatever happened to the connections.
     flusher.abort();
     server::flush_rollups(&state).await;
-    tracing::info!(addr = %addr, "recommender service stopped");
-    result
+    tracing::info!(
+        addr = %addr,
+        closed_by_force = outcome.closed_by_force,
+        "recommender service stopped"
+    );
+    Ok(())
+}
+
+/// Refuses a non-loopback address without an admin token, unless the operator allowed
+/// it explicitly; warns when it is allowed.
+fn check_exposure(local: SocketAddr, options: &ServiceOptions) -> Result<()> {
+    if options.admin_token.is_some() {
+        return Ok(());
+    }
+    if !local.ip().is_loopback() && !options.allow_unauthenticated {
+        return Err(Error::Unauthenticated {
+            addr: local.to_string(),
+        });
+    }
+    if local.ip().is_loopback() {
+        // Loopback only: the token is optional, but say so once.
+        tracing::warn!(
+            addr = %local,
+            "{} is not set: POST /reload_model is open to every local user",
+            ADMIN_TOKEN_ENV
+        );
+        return Ok(());
+    }
+    tracing::warn!(
+        addr = %local,
+        "{} is not set: POST /reload_model is open to anyone who can reach the service",
+        ADMIN_TOKEN_ENV
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_loopback_address_needs_a_token_or_an_explicit_opt_out() {
+        let open = ServiceOptions::default();
+        let public: SocketAddr = "0.0.0.0:8000".parse().unwrap_or_else(|_| unreachable!());
+        let local: SocketAddr = "127.0.0.1:8000".parse().unwrap_or_else(|_| unreachable!());
+        let v6: SocketAddr = "[::1]:8000".parse().unwrap_or_else(|_| unreachable!());
+        assert!(matches!(
+            check_exposure(public, &open),
+            Err(Error::Unauthenticated { .. })
+        ));
+        assert!(check_exposure(local, &open).is_ok());
+        assert!(check_exposure(v6, &open).is_ok());
+        let token = ServiceOptions {
+            admin_token: Some("t".into()),
+            ..ServiceOptions::default()
+        };
+        assert!(check_exposure(public, &token).is_ok());
+        let allowed = ServiceOptions {
+            allow_unauthenticated: true,
+            ..ServiceOptions::default()
+        };
+        assert!(check_exposure(public, &allowed).is_ok());
+    }
 }

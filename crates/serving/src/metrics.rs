@@ -54,6 +54,28 @@ pub(crate) struct Metrics {
     reload_failure: AtomicU64,
     rollups: Mutex<RollupMap>,
     started_at: DateTime<Utc>,
+    conn: ConnCounters,
+}
+
+/// Connection and slow-client counters (the hardening of docs/operations-hardening.md).
+#[derive(Debug, Default)]
+struct ConnCounters {
+    open: AtomicU64,
+    cap_reached: AtomicU64,
+    header_timeouts: AtomicU64,
+    body_timeouts: AtomicU64,
+    body_wait_count: AtomicU64,
+    body_wait_ns: AtomicU64,
+}
+
+/// Decrements the open-connections gauge when the connection ends.
+#[derive(Debug)]
+pub(crate) struct OpenConnection<'a>(&'a AtomicU64);
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -67,7 +89,52 @@ impl Metrics {
             reload_failure: AtomicU64::new(0),
             rollups: Mutex::new(BTreeMap::new()),
             started_at,
+            conn: ConnCounters::default(),
         }
+    }
+
+    /// Counts an open connection until the guard drops.
+    pub(crate) fn connection_opened(&self) -> OpenConnection<'_> {
+        self.conn.open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(&self.conn.open)
+    }
+
+    /// The connection cap was reached (once per episode).
+    pub(crate) fn connection_cap_reached(&self) {
+        self.conn.cap_reached.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was closed because its request headers did not arrive in time.
+    pub(crate) fn header_timeout(&self) {
+        self.conn.header_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request was refused because its body did not arrive in time. Counted in
+    /// `recops_http_requests_total` (code 408) but kept out of the latency figures,
+    /// which measure the service, not the client.
+    pub(crate) fn body_timeout(&self, route: &str) {
+        self.conn.body_timeouts.fetch_add(1, Ordering::Relaxed);
+        self.count_only(route, 408);
+    }
+
+    /// Counts a request answered before its handler ran (body refused), without
+    /// latency.
+    pub(crate) fn count_only(&self, route: &str, status: u16) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((route_index(route), status))
+            .or_default() += 1;
+    }
+
+    /// Time spent waiting for a request body after its headers (reported apart from
+    /// the request latency).
+    pub(crate) fn body_wait(&self, seconds: f64) {
+        self.conn.body_wait_count.fetch_add(1, Ordering::Relaxed);
+        self.conn
+            .body_wait_ns
+            .fetch_add((seconds * 1e9) as u64, Ordering::Relaxed);
     }
 
     /// Records one finished request.
@@ -244,6 +311,46 @@ impl Metrics {
                 loaded_at.timestamp_millis() as f64 / 1000.0
             );
         }
+        let c = &self.conn;
+        for (name, help, kind, v) in [
+            (
+                "recops_http_connections_open",
+                "Client connections open now.",
+                "gauge",
+                c.open.load(Ordering::Relaxed),
+            ),
+            (
+                "recops_http_connection_cap_reached_total",
+                "Times the connection cap (service.max_connections) was reached.",
+                "counter",
+                c.cap_reached.load(Ordering::Relaxed),
+            ),
+            (
+                "recops_http_header_timeouts_total",
+                "Connections closed because request headers did not arrive in time.",
+                "counter",
+                c.header_timeouts.load(Ordering::Relaxed),
+            ),
+            (
+                "recops_http_body_timeouts_total",
+                "Requests refused (408) because the body did not arrive in time.",
+                "counter",
+                c.body_timeouts.load(Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+        out.push_str("# HELP recops_http_request_body_wait_seconds Time spent receiving request bodies after the headers (client speed, not service latency).\n");
+        out.push_str("# TYPE recops_http_request_body_wait_seconds summary\n");
+        let _ = writeln!(
+            out,
+            "recops_http_request_body_wait_seconds_sum {}\nrecops_http_request_body_wait_seconds_count {}",
+            c.body_wait_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            c.body_wait_count.load(Ordering::Relaxed)
+        );
         out.push_str(
             "# HELP process_start_time_seconds Start time of the process since the Unix epoch.\n",
         );

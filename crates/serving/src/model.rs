@@ -135,12 +135,7 @@ impl ServingModel {
                 reason: "test recommendation for a known user is empty".into(),
             });
         }
-        let unknown = model
-            .parts
-            .user_ids
-            .iter()
-            .max()
-            .map_or(0, |m| m.saturating_add(1));
+        let unknown = recops_core::absent_id(&model.parts.user_ids);
         let fb = model.recommend(unknown, 5);
         if !fb.fallback || fb.items.is_empty() {
             return Err(Error::InvalidModel {

@@ -40,6 +40,24 @@ pub struct ServiceOptions {
     pub body_limit_bytes: usize,
     /// How often rollups are written to `service_metrics.db` (default 10 s).
     pub flush_interval: Duration,
+    /// Connections served at once (default 1024); at the cap the service stops
+    /// accepting until one closes, and logs a warning.
+    pub max_connections: usize,
+    /// Time to receive a request's complete headers, from when the connection is ready
+    /// for it (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Time to receive a request's complete body after its headers (default 10 s);
+    /// slower bodies get 408 and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// A keep-alive connection silent this long between requests is closed (default
+    /// 5 s).
+    pub idle_timeout: Duration,
+    /// At shutdown, requests in flight get this long before the remaining
+    /// connections are closed (default 10 s). The final metrics flush runs either way.
+    pub drain_timeout: Duration,
+    /// Serve on a non-loopback address without an admin token (default false: the
+    /// service refuses to start, since `/reload_model` would be open to the network).
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for ServiceOptions {
@@ -50,6 +68,26 @@ impl Default for ServiceOptions {
             default_topk: 10,
             body_limit_bytes: 16 * 1024,
             flush_interval: Duration::from_secs(10),
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(10),
+            allow_unauthenticated: false,
+        }
+    }
+}
+
+impl ServiceOptions {
+    /// Defaults with the connection limits of `config/recops.yaml` (`service:`).
+    pub fn from_settings(settings: &recops_core::ServiceSettings) -> Self {
+        ServiceOptions {
+            max_connections: settings.max_connections,
+            header_read_timeout: Duration::from_secs(settings.header_read_timeout_secs),
+            body_read_timeout: Duration::from_secs(settings.body_read_timeout_secs),
+            idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
+            drain_timeout: Duration::from_secs(settings.drain_timeout_secs),
+            ..ServiceOptions::default()
         }
     }
 }
@@ -210,12 +248,31 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
 #[derive(Debug, Clone, Copy)]
 struct Fallback;
 
+/// Reads the whole request body (bounded in size and time) before the handler runs,
+/// then times the handler: the recorded latency runs from the complete request to the
+/// response, so a client that trickles its body cannot fire `high_latency`; the body
+/// wait is reported apart (`recops_http_request_body_wait_seconds`).
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "other".to_owned());
+    let req = match read_body(&state, req).await {
+        Ok(req) => req,
+        Err((status, message)) => {
+            if status == StatusCode::REQUEST_TIMEOUT {
+                state.metrics.body_timeout(&route);
+            } else {
+                state.metrics.count_only(&route, status.as_u16());
+            }
+            let mut r = error(status, message);
+            // The rest of the body may still be on its way: do not reuse the connection.
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    };
     let started = Instant::now();
     let response = next.run(req).await;
     let seconds = started.elapsed().as_secs_f64();
@@ -237,6 +294,56 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     response
 }
 
+/// Buffers the body of `req` within `body_limit_bytes` and `body_read_timeout`.
+async fn read_body(state: &AppState, req: Request) -> Result<Request, (StatusCode, String)> {
+    let limit = state.options.body_limit_bytes;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = req.into_parts();
+    let started = Instant::now();
+    let timeout = state.options.body_read_timeout;
+    let collected = tokio::time::timeout(
+        timeout,
+        http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)),
+    )
+    .await;
+    let bytes = match collected {
+        Err(_) => {
+            return Err((
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "request body not received within {} s",
+                    timeout.as_secs_f64()
+                ),
+            ));
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Ok(Err(_)) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "request body could not be read".to_owned(),
+            ));
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    if !bytes.is_empty() {
+        state.metrics.body_wait(started.elapsed().as_secs_f64());
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
@@ -252,6 +359,21 @@ where
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        // The body is already buffered (and bounded) by `observe`. serde would build a
+        // struct from a JSON array (`[1, 5]`): only objects are requests here.
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|_| error(StatusCode::BAD_REQUEST, "request body could not be read"))?;
+        if let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace())
+            && *first != b'{'
+        {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid type: expected a JSON object such as {\"user_id\": 123}",
+            ));
+        }
+        let req = Request::from_parts(parts, Body::from(bytes));
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(AppJson(v)),
             Err(rejection) => {
@@ -407,7 +529,7 @@ async fn reload_model(
             (
                 status,
                 Json(json!({
-                    "error": e.to_string(),
+                    "error": redact_paths(&e.to_string()),
                     "model_id": req.model_id,
                     "serving_model_id": current,
                 })),
@@ -415,6 +537,42 @@ async fn reload_model(
                 .into_response()
         }
     }
+}
+
+/// Replaces every absolute filesystem path in `message` with its last component, so
+/// error bodies name ids and files, never where the home lives. The full message
+/// goes to the log.
+pub(crate) fn redact_paths(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find('/') {
+        let starts_word = at == 0
+            || rest[..at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_whitespace() || "(\"'`=[{<,:".contains(c));
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let end = from
+            .find(|c: char| c.is_whitespace() || "\"'`)]}>,;".contains(c))
+            .unwrap_or(from.len());
+        let (path, after) = from.split_at(end);
+        if starts_word && !path.starts_with("//") {
+            let trimmed = path.trim_end_matches(['/', ':', '.']);
+            let name = trimmed.rsplit('/').next().unwrap_or_default();
+            if name.is_empty() {
+                out.push_str("<path>");
+            } else {
+                out.push_str(name);
+                out.push_str(&path[trimmed.len()..]);
+            }
+        } else {
+            out.push_str(path);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Constant-time comparison of the bearer token.
@@ -473,5 +631,31 @@ pub(crate) async fn flush_rollups(state: &Arc<AppState>) {
             st.metrics.restore_rollups(rollups);
         }
         Err(e) => tracing::warn!(error = %e, "service metrics task failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_name_files_not_where_they_live() {
+        assert_eq!(
+            redact_paths(
+                "model m cannot be loaded: its files are missing in /srv/recops/artifacts/cf/m"
+            ),
+            "model m cannot be loaded: its files are missing in m"
+        );
+        assert_eq!(
+            redact_paths("read \"/home/u/x/model.json\": no such file"),
+            "read \"model.json\": no such file"
+        );
+        assert_eq!(redact_paths("path=/a/b/c.npz, ok"), "path=c.npz, ok");
+        assert_eq!(redact_paths("shape 3/4 and 1/2"), "shape 3/4 and 1/2");
+        assert_eq!(
+            redact_paths("see https://x.invalid/a"),
+            "see https://x.invalid/a"
+        );
+        assert_eq!(redact_paths("/"), "<path>");
     }
 }

@@ -24,12 +24,78 @@ pub struct LockHolder {
     pub host: String,
     /// When the holder took the lock (RFC 3339).
     pub started_at: String,
+    /// Start time of the holder process in clock ticks since boot (`/proc/<pid>/stat`
+    /// field 22): with `boot_id`, tells the holder from a later process that reuses
+    /// its pid. Absent in records of older versions and off Linux.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_start_ticks: Option<u64>,
+    /// The kernel's boot id when the lock was taken (`/proc/sys/kernel/random/boot_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+}
+
+/// Whether the process recorded in a lock file still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// It runs (or we cannot prove otherwise).
+    Alive,
+    /// Provably gone: another boot, no such pid, or the pid now belongs to a process
+    /// started at another time.
+    Gone,
+}
+
+impl LockHolder {
+    fn current(pipeline: &str, started_at: String) -> LockHolder {
+        let pid = std::process::id();
+        LockHolder {
+            pipeline: pipeline.to_owned(),
+            pid,
+            host: host_name(),
+            started_at,
+            process_start_ticks: process_start_ticks(pid),
+            boot_id: boot_id(),
+        }
+    }
+
+    /// On this host: checks the pid against `/proc` (boot id, then start time).
+    fn liveness_here(&self) -> Liveness {
+        if let (Some(theirs), Some(ours)) = (&self.boot_id, boot_id())
+            && *theirs != ours
+        {
+            return Liveness::Gone;
+        }
+        if !Path::new("/proc/self/stat").exists() {
+            return Liveness::Alive; // no /proc: nothing can be proven
+        }
+        match (process_start_ticks(self.pid), self.process_start_ticks) {
+            (None, _) => Liveness::Gone,
+            (Some(now), Some(then)) if now != then => Liveness::Gone,
+            _ => Liveness::Alive,
+        }
+    }
+}
+
+/// Field 22 (`starttime`) of `/proc/<pid>/stat`; `None` when there is no such process.
+fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain anything.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn boot_id() -> Option<String> {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 /// Options of [`PipelineLock::acquire_in`].
 #[derive(Debug, Clone)]
 pub struct LockOptions {
-    /// A lock held longer than this is stale and is taken over (default 24 h).
+    /// A lock whose holder ran on another host and took it longer ago than this is
+    /// stale and is taken over (default 24 h). A holder on this host is taken over
+    /// only when it is provably gone, whatever its age.
     pub stale_after: Duration,
     /// The clock used for the holder's start time and the staleness check.
     pub clock: SharedClock,
@@ -49,9 +115,18 @@ impl Default for LockOptions {
 ///
 /// It is an OS advisory lock (`flock`) on `logs/locks/<name>.lock`, so the kernel
 /// releases it when the holder exits for any reason, `SIGKILL` included: a dead process
-/// never blocks the pipeline. The file records the holder's pid, host and start time;
-/// a lock held for longer than `stale_after` (24 h by default) belongs to a hung run
-/// and is taken over with a warning.
+/// never blocks the pipeline. The file records the holder's pid, host, start time,
+/// process start time and boot id.
+///
+/// When the flock is held but its recorded holder is *provably gone* (a descendant
+/// that inherited the descriptor keeps it, or a network filesystem kept it), the lock
+/// is taken over with a warning: on this host only when the pid no longer exists,
+/// belongs to a process started at another time (pid reuse), or the machine rebooted
+/// since; for a holder on another host, when it took the lock longer ago than
+/// `stale_after` (24 h by default). A live holder on this host is never taken over,
+/// however long it runs: stop it to free the lock. A takeover runs under an exclusive
+/// lock on `<name>.lock.guard` and re-checks the holder there, so of two processes
+/// that both found the lock stale, exactly one takes it.
 ///
 /// ```
 /// use recops_core::Home;
@@ -112,12 +187,8 @@ impl PipelineLock {
                     if !same_file(&file, &path) {
                         continue; // taken over and replaced meanwhile; retry on the new file
                     }
-                    let holder = LockHolder {
-                        pipeline: pipeline.to_owned(),
-                        pid: std::process::id(),
-                        host: host_name(),
-                        started_at: format_timestamp(options.clock.now()),
-                    };
+                    let holder =
+                        LockHolder::current(pipeline, format_timestamp(options.clock.now()));
                     write_holder(&mut file, &holder).map_err(lock_err)?;
                     return Ok(PipelineLock {
                         name: pipeline.to_owned(),
@@ -128,25 +199,20 @@ impl PipelineLock {
                 }
                 Err(TryLockError::WouldBlock) => {
                     let holder = read_holder(&mut file);
-                    let started = holder.as_ref().and_then(|h| parse_timestamp(&h.started_at));
-                    let stale =
-                        started.is_some_and(|t| options.clock.now() - t > options.stale_after);
-                    if stale && same_file(&file, &path) {
-                        let h = holder.as_ref();
-                        tracing::warn!(
-                            pipeline,
-                            pid = h.map(|h| h.pid).unwrap_or_default(),
-                            host = h.map(|h| h.host.as_str()).unwrap_or_default(),
-                            since = h.map(|h| h.started_at.as_str()).unwrap_or_default(),
-                            "pipeline lock held longer than {} hours: treating it as stale and taking it over",
-                            options.stale_after.num_minutes() as f64 / 60.0
-                        );
-                        let aside = path.with_extension(format!(
-                            "lock.stale.{}",
-                            options.clock.now().format("%Y%m%dT%H%M%S")
-                        ));
-                        fs::rename(&path, &aside).map_err(lock_err)?;
-                        continue;
+                    if let Some(h) = &holder
+                        && is_stale(h, options)
+                    {
+                        match take_over(dir, pipeline, &path, h, options).map_err(lock_err)? {
+                            Takeover::Won(file, holder) => {
+                                return Ok(PipelineLock {
+                                    name: pipeline.to_owned(),
+                                    path,
+                                    file: Some(file),
+                                    holder: Some(holder),
+                                });
+                            }
+                            Takeover::Retry => continue,
+                        }
                     }
                     return Ok(PipelineLock {
                         name: pipeline.to_owned(),
@@ -193,6 +259,91 @@ impl Drop for PipelineLock {
             let _ = file.unlock();
         }
     }
+}
+
+/// Whether a held lock's holder is provably gone (see [`PipelineLock`]).
+fn is_stale(h: &LockHolder, options: &LockOptions) -> bool {
+    if h.host == host_name() {
+        h.liveness_here() == Liveness::Gone
+    } else {
+        parse_timestamp(&h.started_at)
+            .is_some_and(|t| options.clock.now() - t > options.stale_after)
+    }
+}
+
+enum Takeover {
+    /// This process now holds a fresh lock file.
+    Won(File, LockHolder),
+    /// Someone else changed the lock meanwhile: look again.
+    Retry,
+}
+
+/// Moves the stale lock file aside and takes a fresh one, under the guard lock, after
+/// checking that the lock file still is the one `seen` holds.
+fn take_over(
+    dir: &Path,
+    pipeline: &str,
+    path: &Path,
+    seen: &LockHolder,
+    options: &LockOptions,
+) -> std::io::Result<Takeover> {
+    let guard = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(format!("{pipeline}.lock.guard")))?;
+    guard.lock()?;
+    let result = (|| {
+        // Under the guard: the file at `path` must still be held, by the same record.
+        let mut current = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Takeover::Retry),
+            Err(e) => return Err(e),
+        };
+        match current.try_lock() {
+            Ok(()) => {
+                let _ = current.unlock();
+                return Ok(Takeover::Retry); // released meanwhile: acquire normally
+            }
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        if read_holder(&mut current).as_ref() != Some(seen) {
+            return Ok(Takeover::Retry);
+        }
+        tracing::warn!(
+            pipeline,
+            pid = seen.pid,
+            host = %seen.host,
+            since = %seen.started_at,
+            "the pipeline lock's holder is gone (exited, pid reused, rebooted, or another host's lock older than {} hours): taking it over",
+            options.stale_after.num_minutes() as f64 / 60.0
+        );
+        let aside = path.with_extension(format!(
+            "lock.stale.{}.{}",
+            options.clock.now().format("%Y%m%dT%H%M%S"),
+            std::process::id()
+        ));
+        fs::rename(path, &aside)?;
+        let mut fresh = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match fresh.try_lock() {
+            Ok(()) if same_file(&fresh, path) => {
+                let holder = LockHolder::current(pipeline, format_timestamp(options.clock.now()));
+                write_holder(&mut fresh, &holder)?;
+                Ok(Takeover::Won(fresh, holder))
+            }
+            // A plain acquirer was faster on the fresh file: it holds the lock.
+            _ => Ok(Takeover::Retry),
+        }
+    })();
+    let _ = guard.unlock();
+    result
 }
 
 fn same_file(file: &File, path: &Path) -> bool {
@@ -264,16 +415,75 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_lock_older_than_the_limit_is_taken_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 2, 0, 0).unwrap());
-        let opts = LockOptions {
+    fn opts_at(clock: &FixedClock) -> LockOptions {
+        LockOptions {
             stale_after: Duration::hours(24),
             clock: clock.shared(),
-        };
+        }
+    }
+
+    fn clock() -> FixedClock {
+        FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 2, 0, 0).unwrap())
+    }
+
+    /// Rewrites the holder record of a held lock (the flock stays held).
+    fn rewrite(lock: &PipelineLock, edit: impl FnOnce(&mut LockHolder)) {
+        let mut h = lock.holder().unwrap().clone();
+        edit(&mut h);
+        fs::write(lock.path(), serde_json::to_string(&h).unwrap()).unwrap();
+    }
+
+    fn stale_files(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains(".stale.")
+            })
+            .count()
+    }
+
+    #[test]
+    fn the_record_names_this_process_and_its_start_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock =
+            PipelineLock::acquire_in(dir.path(), "data_refresh", &LockOptions::default()).unwrap();
+        let h = lock.holder().unwrap();
+        if Path::new("/proc/self/stat").exists() {
+            assert_eq!(
+                h.process_start_ticks,
+                process_start_ticks(std::process::id())
+            );
+            assert!(h.process_start_ticks.is_some());
+            assert!(h.boot_id.is_some());
+        }
+        assert_eq!(h.liveness_here(), Liveness::Alive);
+    }
+
+    #[test]
+    fn a_live_holder_on_this_host_is_never_taken_over_however_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock();
+        let opts = opts_at(&clock);
         let hung = PipelineLock::acquire_in(dir.path(), "data_refresh", &opts).unwrap();
         assert!(hung.acquired());
+        clock.advance(Duration::days(30));
+        let other = PipelineLock::acquire_in(dir.path(), "data_refresh", &opts).unwrap();
+        assert!(!other.acquired());
+        assert_eq!(other.holder(), hung.holder());
+        assert_eq!(stale_files(dir.path()), 0);
+    }
+
+    #[test]
+    fn another_hosts_lock_is_taken_over_after_the_age_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock();
+        let opts = opts_at(&clock);
+        let remote = PipelineLock::acquire_in(dir.path(), "data_refresh", &opts).unwrap();
+        rewrite(&remote, |h| h.host = "another-host.invalid".into());
         clock.advance(Duration::hours(23));
         assert!(
             !PipelineLock::acquire_in(dir.path(), "data_refresh", &opts)
@@ -288,29 +498,65 @@ mod tests {
             "2025-01-16T03:00:00.000000+00:00"
         );
         // The stale file was moved aside, not lost.
-        let aside = fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .contains(".stale.")
-            })
-            .count();
-        assert_eq!(aside, 1);
-        // The new holder keeps it against a third process.
+        assert_eq!(stale_files(dir.path()), 1);
+        // The new holder keeps it against a third process, also once the old one ends.
         assert!(
             !PipelineLock::acquire_in(dir.path(), "data_refresh", &opts)
                 .unwrap()
                 .acquired()
         );
-        drop(hung);
+        drop(remote);
         assert!(
             !PipelineLock::acquire_in(dir.path(), "data_refresh", &opts)
                 .unwrap()
                 .acquired()
         );
+    }
+
+    /// Two contenders find the same gone holder at once, many times over: exactly
+    /// one of them gets the lock each time.
+    #[test]
+    fn of_two_contenders_for_a_gone_holders_lock_exactly_one_wins() {
+        let dead_pid = {
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            let pid = child.id();
+            child.wait().unwrap();
+            pid
+        };
+        for round in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let opts = LockOptions::default();
+            let held = PipelineLock::acquire_in(dir.path(), "model_training", &opts).unwrap();
+            // Half the rounds: the pid was reused by a process started later; the
+            // other half: the pid no longer exists.
+            rewrite(&held, |h| {
+                if round % 2 == 0 {
+                    h.process_start_ticks = h.process_start_ticks.map(|t| t + 1).or(Some(1));
+                } else {
+                    h.pid = dead_pid;
+                }
+            });
+            if !Path::new("/proc/self/stat").exists() {
+                return; // nothing can be proven gone without /proc
+            }
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    let dir = dir.path().to_path_buf();
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        PipelineLock::acquire_in(&dir, "model_training", &LockOptions::default())
+                            .unwrap()
+                    })
+                })
+                .collect();
+            let locks: Vec<PipelineLock> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+            let winners = locks.iter().filter(|l| l.acquired()).count();
+            assert_eq!(winners, 1, "round {round}");
+            assert_eq!(stale_files(dir.path()), 1, "round {round}");
+            drop(held);
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! recops-data integration tests: whole refreshes on temporary homes.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
+mod hostile;
 mod kill;
 mod refresh;
 mod scipy;

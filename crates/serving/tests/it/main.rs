@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod home_source;
+mod hostile;
 mod service;

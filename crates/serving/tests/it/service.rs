@@ -40,7 +40,7 @@ impl ModelSource for MemorySource {
 }
 
 /// 50 users x 40 items; `shift` changes the scores so models differ.
-fn parts(model_id: &str, shift: f32) -> ModelParts {
+pub(crate) fn parts(model_id: &str, shift: f32) -> ModelParts {
     let (nu, ni, k) = (50usize, 40usize, 4usize);
     ModelParts {
         model_id: model_id.into(),
@@ -64,17 +64,28 @@ fn parts(model_id: &str, shift: f32) -> ModelParts {
     }
 }
 
-struct Fixture {
-    service: Option<RunningService>,
+pub(crate) struct Fixture {
+    pub(crate) service: Option<RunningService>,
     source: Arc<MemorySource>,
-    base: String,
+    pub(crate) base: String,
     client: reqwest::blocking::Client,
     _dir: tempfile::TempDir,
-    db: std::path::PathBuf,
+    pub(crate) db: std::path::PathBuf,
 }
 
 impl Fixture {
     fn start(token: Option<&str>, initial: Option<&str>) -> Fixture {
+        Fixture::start_with(
+            initial,
+            ServiceOptions {
+                admin_token: token.map(str::to_owned),
+                ..ServiceOptions::default()
+            },
+        )
+    }
+
+    /// A service with `options`, serving `initial` at start.
+    pub(crate) fn start_with(initial: Option<&str>, options: ServiceOptions) -> Fixture {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let source = Arc::new(MemorySource::default());
         for (id, shift) in [("als_20250101_000000", 0.0), ("bpr_20250102_000000", 0.5)] {
@@ -101,10 +112,7 @@ impl Fixture {
             listener,
             source.clone(),
             Some(store),
-            ServiceOptions {
-                admin_token: token.map(str::to_owned),
-                ..ServiceOptions::default()
-            },
+            options,
             clock.shared(),
         )
         .unwrap();
@@ -119,7 +127,7 @@ impl Fixture {
         }
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let r = self
             .client
             .get(format!("{}{path}", self.base))
@@ -128,7 +136,7 @@ impl Fixture {
         (r.status().as_u16(), r.text().unwrap())
     }
 
-    fn post(&self, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
+    pub(crate) fn post(&self, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
         let mut req = self
             .client
             .post(format!("{}{path}", self.base))
