@@ -89,7 +89,7 @@
         var entry = plots.get(src);
         if (panel.state !== 'ready') {
           if (panel.state === 'stale' && entry) { return; } // keep the last drawing
-          if (entry) { entry.plot.destroy(); plots.delete(src); }
+          if (entry) { entry.plot.destroy(); plots.delete(src); el.uplot = null; }
           showState(el, panel);
           return;
         }
@@ -103,6 +103,7 @@
           if (entry) { entry.plot.destroy(); }
           var plot = new uPlot(options(chart, Math.max(el.clientWidth, 320)), data, el);
           plots.set(src, { el: el, plot: plot });
+          el.uplot = plot; // for the browser tests: axes, ticks, data
         }
         el.dataset.points = String(countPoints(chart));
         el.dataset.drawn = 'chart';

@@ -76,6 +76,7 @@ fn layout(s: &AppState, path: &str, title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { "recops · " (title) }
+                link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
                 link rel="stylesheet" href="/assets/uPlot.min.css";
                 link rel="stylesheet" href="/assets/dashboard.css";
                 script src="/assets/uPlot.iife.min.js" defer {}

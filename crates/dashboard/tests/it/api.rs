@@ -259,9 +259,9 @@ fn silences_need_the_token_and_csrf_and_land_in_the_alert_state() {
     let me = d.dashboard.url();
     let cookie = format!("recops_csrf={csrf}");
     assert!(post(&cookie, &me, &form(TOKEN, "forged")).contains("CSRF"));
-    assert!(post(&cookie, "http://evil.example", &form(TOKEN, &csrf)).contains("CSRF"));
+    assert!(post(&cookie, "http://evil.example", &form(TOKEN, csrf)).contains("CSRF"));
     assert!(
-        post(&cookie, &me, &form("wrong", &csrf)).contains("wrong%20or%20missing%20admin%20token")
+        post(&cookie, &me, &form("wrong", csrf)).contains("wrong%20or%20missing%20admin%20token")
     );
     assert!(
         !d.home.alert_state_db().exists()
@@ -271,7 +271,7 @@ fn silences_need_the_token_and_csrf_and_land_in_the_alert_state() {
                 .unwrap()
                 .is_empty()
     );
-    let ok = post(&cookie, &me, &form(TOKEN, &csrf));
+    let ok = post(&cookie, &me, &form(TOKEN, csrf));
     assert!(ok.contains("notice=silenced%20high_latency"), "{ok}");
     let silences = AlertManager::load(&d.home).unwrap().silences().unwrap();
     assert_eq!(silences.len(), 1);
