@@ -5,7 +5,8 @@
 //! Screenshots go to `target/dashboard-screenshots/`.
 //!
 //! Without chromium or chromedriver the test prints a NOTICE and passes, except with
-//! `CI=true`, where it fails (scripts/test.sh installs them).
+//! `CI=true` or `RECOPS_REQUIRE_BROWSER=1`, where it fails (scripts/test.sh installs
+//! them and sets the latter).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,7 +63,7 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
         tool("CHROMEDRIVER", "/usr/bin/chromedriver"),
     ) {
         (Some(c), Some(d)) => Some((c, d)),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+        _ if required() => {
             panic!(
                 "chromium and chromedriver are required in CI (apt-get install chromium chromium-driver)"
             )
@@ -74,6 +75,13 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
             None
         }
     }
+}
+
+/// `CI=true` or `RECOPS_REQUIRE_BROWSER=1` (set by scripts/test.sh once the browser is
+/// installed): a missing browser fails the test instead of skipping it.
+fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("RECOPS_REQUIRE_BROWSER").is_ok_and(|v| v == "1")
 }
 
 fn free_port() -> u16 {
