@@ -73,6 +73,9 @@ pub struct DashboardOptions {
     pub bin_dir: Option<PathBuf>,
     /// Time source (tests fix it).
     pub clock: SharedClock,
+    /// Reuse slow results for a few seconds (service probe 10 s, drift reports 10 s,
+    /// service buckets 5 s); default true. Off only to measure the uncached cost.
+    pub cache: bool,
 }
 
 impl Default for DashboardOptions {
@@ -83,6 +86,7 @@ impl Default for DashboardOptions {
             admin_token: None,
             bin_dir: None,
             clock: SystemClock::shared(),
+            cache: true,
         }
     }
 }
@@ -106,6 +110,7 @@ impl std::fmt::Debug for DashboardOptions {
             .field("port", &self.port)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("bin_dir", &self.bin_dir)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -252,7 +257,11 @@ fn state(home: &Home, options: DashboardOptions) -> server::AppState {
             .unwrap_or_else(|| "http://127.0.0.1:8000".to_owned()),
         stale_after_hours: config.as_ref().map_or(24.0, |c| c.locks.stale_after_hours),
         bin_dir,
-        cache: cache::Cache::default(),
+        cache: if options.cache {
+            cache::Cache::default()
+        } else {
+            cache::Cache::disabled()
+        },
     };
     server::AppState {
         ctx: Arc::new(ctx),

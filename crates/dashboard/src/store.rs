@@ -63,6 +63,20 @@ impl<T> Panel<T> {
         }
     }
 
+    /// A panel borrowing the data.
+    pub(crate) fn by_ref(&self) -> Panel<&T> {
+        match self {
+            Panel::Ready { data } => Panel::Ready { data },
+            Panel::Empty { hint } => Panel::Empty { hint: hint.clone() },
+            Panel::Stale { notice } => Panel::Stale {
+                notice: notice.clone(),
+            },
+            Panel::Unavailable { message } => Panel::Unavailable {
+                message: message.clone(),
+            },
+        }
+    }
+
     /// Maps the data to another panel.
     pub(crate) fn and_then<U>(self, f: impl FnOnce(T) -> Panel<U>) -> Panel<U> {
         match self {

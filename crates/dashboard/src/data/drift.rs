@@ -49,31 +49,42 @@ pub(crate) struct DriftView {
 /// Reads `/drift`.
 pub(crate) fn load(ctx: &Ctx) -> DriftView {
     let reports = reports(ctx);
-    let rows = reports.as_ref().clone().map(|r| {
+    let rows = reports.by_ref().map(|r| {
         r.iter()
             .rev()
-            .map(|(file, rep)| ReportRow {
-                file: file.clone(),
-                generated_at: ctx.when_str(&rep.generated_at),
-                severity: rep.overall_severity,
-                rating_max_difference: rep.rating_drift.max_difference,
-                jaccard_similarity: rep.popularity_drift.jaccard_similarity,
-                volume_change_pct: rep.interaction_drift.volume_change_pct,
-                data_version: rep.data_version.clone(),
-            })
+            .map(|(f, rep)| row(ctx, f, rep))
             .collect::<Vec<_>>()
     });
-    let latest = reports
-        .as_ref()
-        .clone()
-        .and_then(|r| match r.into_iter().last() {
-            Some((_, rep)) => Panel::Ready { data: rep },
-            None => Panel::empty(HINT),
-        });
+    let latest = reports.by_ref().and_then(|r| match r.last() {
+        Some((_, rep)) => Panel::Ready { data: rep.clone() },
+        None => Panel::empty(HINT),
+    });
     DriftView {
         reports: rows,
         latest,
         data_versions: data_versions(ctx),
+    }
+}
+
+/// The newest report's row (the overview).
+pub(crate) fn latest_row(ctx: &Ctx) -> Panel<ReportRow> {
+    reports(ctx).by_ref().and_then(|r| match r.last() {
+        Some((f, rep)) => Panel::Ready {
+            data: row(ctx, f, rep),
+        },
+        None => Panel::empty(HINT),
+    })
+}
+
+fn row(ctx: &Ctx, file: &str, rep: &DriftReport) -> ReportRow {
+    ReportRow {
+        file: file.to_owned(),
+        generated_at: ctx.when_str(&rep.generated_at),
+        severity: rep.overall_severity,
+        rating_max_difference: rep.rating_drift.max_difference,
+        jaccard_similarity: rep.popularity_drift.jaccard_similarity,
+        volume_change_pct: rep.interaction_drift.volume_change_pct,
+        data_version: rep.data_version.clone(),
     }
 }
 
@@ -91,7 +102,7 @@ pub(crate) enum DriftChart {
 
 /// One chart over the reports.
 pub(crate) fn chart(ctx: &Ctx, which: DriftChart) -> Panel<Chart> {
-    reports(ctx).as_ref().clone().map(|r| {
+    reports(ctx).by_ref().map(|r| {
         let pts = |f: &dyn Fn(&DriftReport) -> f64| -> Vec<(f64, f64)> {
             r.iter()
                 .filter_map(|(_, rep)| {
@@ -193,7 +204,7 @@ fn data_versions(ctx: &Ctx) -> Panel<Vec<DataVersionRow>> {
         Vec::is_empty,
         |c| {
             let mut st = c.prepare_cached(
-                "SELECT finished_at, metadata FROM pipeline_runs \
+                "SELECT finished_at, metadata FROM pipeline_runs INDEXED BY idx_started_at \
                  WHERE pipeline_name = 'data_refresh' AND status = 'success' \
                  ORDER BY started_at DESC LIMIT 100",
             )?;

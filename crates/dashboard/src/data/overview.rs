@@ -52,12 +52,7 @@ pub(crate) fn load(ctx: &Ctx) -> OverviewView {
         Panel::of(firing, empty, "no alert is firing")
     });
     let last_runs = last_runs(ctx);
-    let drift = drift::load(ctx)
-        .reports
-        .and_then(|r| match r.into_iter().next() {
-            Some(row) => Panel::Ready { data: row },
-            None => Panel::empty("no drift reports yet: run drift-detection"),
-        });
+    let drift = drift::latest_row(ctx);
     OverviewView {
         health: health(ctx, &models, &last_runs),
         serving: models.serving,
@@ -78,12 +73,12 @@ pub(crate) fn service_probe(ctx: &Ctx) -> Arc<ServiceHealth> {
 
 fn last_runs(ctx: &Ctx) -> Panel<Vec<pipelines::RunRow>> {
     let hint = "no pipeline runs yet: run data-refresh, model-training or start the scheduler";
-    let names = store::read(&ctx.home.pipeline_db(), hint, Vec::is_empty, |c| {
-        let mut st =
-            c.prepare_cached("SELECT DISTINCT pipeline_name FROM pipeline_runs ORDER BY 1")?;
-        st.query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-    });
+    let names = store::read(
+        &ctx.home.pipeline_db(),
+        hint,
+        Vec::is_empty,
+        pipelines::names,
+    );
     names.and_then(|names| {
         let rows: Vec<pipelines::RunRow> = names
             .iter()

@@ -104,7 +104,7 @@ pub(crate) fn load(ctx: &Ctx, filter: RunFilter) -> PipelinesView {
         ),
         summary: store::read(&path, HINT, Vec::is_empty, |c| summary(ctx, c, since)),
         failures: store::read(&path, "no failed runs", Vec::is_empty, |c| {
-            select(ctx, c, "WHERE status = 'failed'", &[], 20)
+            select(ctx, c, BY_TIME, "WHERE status = 'failed'", &[], 20)
         }),
         stale_running: store::read(&path, "no stale running runs", Vec::is_empty, |c| {
             stale(ctx, c)
@@ -122,7 +122,7 @@ pub(crate) fn detail(ctx: &Ctx, run_id: &str) -> Panel<RunDetail> {
         &format!("no pipeline run {run_id}"),
         |_| false,
         |c| {
-            let sql = format!("{SELECT} WHERE run_id = ?1");
+            let sql = format!("{COLUMNS} FROM pipeline_runs WHERE run_id = ?1");
             c.query_row(&sql, [run_id], |r| {
                 Ok(RunDetail {
                     run: row(ctx, r)?,
@@ -138,11 +138,23 @@ fn metadata(text: Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-const SELECT: &str = "SELECT run_id, pipeline_name, status, started_at, finished_at, \
-    duration_seconds, error_message, metadata FROM pipeline_runs";
+const COLUMNS: &str = "SELECT run_id, pipeline_name, status, started_at, finished_at, \
+    duration_seconds, error_message, metadata";
+/// Runs read newest first walk the `started_at` index. Without statistics (the stores
+/// never run ANALYZE) SQLite would otherwise often prefer the (pipeline_name, status)
+/// index and sort every run of a pipeline.
+const BY_TIME: &str = "FROM pipeline_runs INDEXED BY idx_started_at";
+/// Lookups of one pipeline and status use the (pipeline_name, status) index.
+const BY_NAME: &str = "FROM pipeline_runs INDEXED BY idx_pipeline_name_status";
 
-fn names(c: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut st = c.prepare_cached("SELECT DISTINCT pipeline_name FROM pipeline_runs ORDER BY 1")?;
+/// The pipeline names, by a loose scan of the (pipeline_name, status) index: one
+/// index search per name instead of a scan of every run.
+pub(crate) fn names(c: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut st = c.prepare_cached(
+        "WITH RECURSIVE n(name) AS (SELECT min(pipeline_name) FROM pipeline_runs UNION ALL \
+         SELECT (SELECT min(pipeline_name) FROM pipeline_runs WHERE pipeline_name > n.name) \
+         FROM n WHERE name IS NOT NULL) SELECT name FROM n WHERE name IS NOT NULL",
+    )?;
     st.query_map([], |r| r.get(0))?.collect()
 }
 
@@ -169,20 +181,37 @@ fn row(ctx: &Ctx, r: &Row<'_>) -> rusqlite::Result<RunRow> {
 fn select(
     ctx: &Ctx,
     c: &Connection,
+    from: &str,
     filter: &str,
     params: &[&dyn ToSql],
     limit: usize,
 ) -> rusqlite::Result<Vec<RunRow>> {
-    let sql = format!("{SELECT} {filter} ORDER BY started_at DESC, run_id DESC LIMIT {limit}");
+    let sql =
+        format!("{COLUMNS} {from} {filter} ORDER BY started_at DESC, run_id DESC LIMIT {limit}");
     let mut st = c.prepare_cached(&sql)?;
     st.query_map(params, |r| row(ctx, r))?.collect()
 }
 
+/// Runs still `running` after the stale limit: one lookup of the (pipeline_name,
+/// status) index per pipeline.
 fn stale(ctx: &Ctx, c: &Connection) -> rusqlite::Result<Vec<RunRow>> {
-    let rows = select(ctx, c, "WHERE status = 'running'", &[], 200)?;
-    Ok(rows.into_iter().filter(|r| r.stale).collect())
+    let mut rows = Vec::new();
+    for name in names(c)? {
+        let running = select(
+            ctx,
+            c,
+            BY_NAME,
+            "WHERE pipeline_name = ?1 AND status = 'running'",
+            &[&name],
+            200,
+        )?;
+        rows.extend(running.into_iter().filter(|r| r.stale));
+    }
+    Ok(rows)
 }
 
+/// One page, newest first: SQLite walks the `started_at` index backwards and stops
+/// after a page.
 fn page(ctx: &Ctx, c: &Connection, f: &RunFilter) -> rusqlite::Result<RunPage> {
     let mut clauses: Vec<&str> = Vec::new();
     let mut params: Vec<String> = Vec::new();
@@ -212,7 +241,7 @@ fn page(ctx: &Ctx, c: &Connection, f: &RunFilter) -> rusqlite::Result<RunPage> {
         format!("WHERE {}", clauses.join(" AND "))
     };
     let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
-    let mut runs = select(ctx, c, &filter, &refs, PAGE_SIZE + 1)?;
+    let mut runs = select(ctx, c, BY_TIME, &filter, &refs, PAGE_SIZE + 1)?;
     let next = (runs.len() > PAGE_SIZE).then(|| {
         runs.truncate(PAGE_SIZE);
         runs.last()
@@ -248,7 +277,8 @@ fn summary(
     let mut st = c.prepare_cached(
         "SELECT pipeline_name, count(*), sum(status = 'success'), sum(status = 'failed'), \
          sum(status = 'running'), avg(CASE WHEN status = 'success' THEN duration_seconds END), \
-         max(started_at) FROM pipeline_runs WHERE started_at >= ?1 GROUP BY pipeline_name \
+         max(started_at) FROM pipeline_runs INDEXED BY idx_started_at WHERE started_at >= ?1 \
+         GROUP BY pipeline_name \
          ORDER BY pipeline_name",
     )?;
     st.query_map([recops_core::format_timestamp(since)], |r| {
@@ -294,7 +324,8 @@ pub(crate) fn trend(ctx: &Ctx, days: u32, which: Trend) -> Panel<Chart> {
     };
     let sql = format!(
         "SELECT pipeline_name, unixepoch(substr(started_at, 1, 10)) AS day, {value} \
-         FROM pipeline_runs WHERE started_at >= ?1 GROUP BY pipeline_name, day ORDER BY pipeline_name, day"
+         FROM pipeline_runs INDEXED BY idx_started_at WHERE started_at >= ?1 \
+         GROUP BY pipeline_name, day ORDER BY pipeline_name, day"
     );
     store::read(&ctx.home.pipeline_db(), HINT, Chart::is_empty, |c| {
         let mut st = c.prepare_cached(&sql)?;
@@ -324,7 +355,7 @@ pub(crate) fn trend(ctx: &Ctx, days: u32, which: Trend) -> Panel<Chart> {
 pub(crate) fn latest(ctx: &Ctx, filter: &RunFilter) -> Option<RunRow> {
     let name = filter.pipeline.clone()?;
     let conn = store::open_ro(&ctx.home.pipeline_db()).ok()??;
-    select(ctx, &conn, "WHERE pipeline_name = ?1", &[&name], 1)
+    select(ctx, &conn, BY_TIME, "WHERE pipeline_name = ?1", &[&name], 1)
         .ok()?
         .into_iter()
         .next()
