@@ -120,8 +120,8 @@
   function refresh() {
     var main = document.getElementById('main');
     var active = document.activeElement;
-    if (!main || (active && active.closest && active.closest('form'))) { return; }
-    fetch(location.href, { headers: { 'X-Recops-Fragment': '1' }, credentials: 'same-origin' })
+    if (!main || (active && active.closest && active.closest('form'))) { return Promise.resolve(false); }
+    return fetch(location.href, { headers: { 'X-Recops-Fragment': '1' }, credentials: 'same-origin' })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
         var doc = new DOMParser().parseFromString('<div id="fresh">' + html + '</div>', 'text/html');
@@ -141,9 +141,9 @@
         var title = main.querySelector('h1');
         main.replaceChildren.apply(main, (title ? [title] : []).concat(Array.prototype.slice.call(fresh.childNodes)));
         stamp();
-        return drawAll(main);
+        return drawAll(main).then(function () { return true; });
       })
-      .catch(function (e) { window.__recopsStaleRefresh = String(e); });
+      .catch(function (e) { window.__recopsStaleRefresh = String(e); return false; });
   }
 
   function stamp() {
@@ -155,6 +155,7 @@
     stamp();
     drawAll(document).then(function () { document.body.dataset.chartsReady = '1'; });
     setInterval(refresh, refreshMs);
+    window.recopsRefresh = refresh; // the browser tests refresh without waiting
     var resize;
     window.addEventListener('resize', function () {
       clearTimeout(resize);

@@ -34,6 +34,9 @@ pub(crate) struct ModelRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct ModelsView {
     pub(crate) champion: Option<String>,
+    /// The registry's `deployed` (what operators decided to serve), when the registry
+    /// has that field.
+    pub(crate) deployed: Option<String>,
     pub(crate) serving: Serving,
     pub(crate) models: Panel<Vec<ModelRow>>,
     pub(crate) deployments: Panel<Vec<DeploymentRow>>,
@@ -62,6 +65,7 @@ pub(crate) fn load(ctx: &Ctx) -> ModelsView {
     let serving = serving(ctx);
     let file = registry.load();
     let champion = file.as_ref().ok().and_then(|f| f.current_best.clone());
+    let deployed = file.as_ref().ok().and_then(|f| deployed(&f.extra));
     let models = match file {
         Ok(f) => {
             let rows: Vec<ModelRow> = f
@@ -89,6 +93,7 @@ pub(crate) fn load(ctx: &Ctx) -> ModelsView {
     };
     ModelsView {
         champion,
+        deployed,
         serving,
         models,
         deployments: history(ctx).map(|h| {
@@ -101,6 +106,14 @@ pub(crate) fn load(ctx: &Ctx) -> ModelsView {
         }),
         audit: audit(&registry),
     }
+}
+
+/// `deployed` of the registry: a model id, or an object with `model_id`.
+fn deployed(extra: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let v = extra.get("deployed")?;
+    v.as_str()
+        .or_else(|| v.get("model_id")?.as_str())
+        .map(str::to_owned)
 }
 
 /// The deployment history, newest first.

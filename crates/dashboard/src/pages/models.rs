@@ -18,7 +18,8 @@ pub(crate) fn render(v: &ModelsView, f: &Flash, actions_enabled: bool, csrf: &st
         (flash(f))
         section.panel #serving data-panel="serving" data-state="ready" {
             h2 { "Serving" }
-            p { "Serving: " strong { (v.serving.model_id.as_deref().unwrap_or("none")) } " " span.muted { "(" (v.serving.source) ")" } " · champion: " strong { (v.champion.as_deref().unwrap_or("none")) } }
+            p { "Serving: " strong { (v.serving.model_id.as_deref().unwrap_or("none")) } " " span.muted { "(" (v.serving.source) ")" } " · champion: " strong { (v.champion.as_deref().unwrap_or("none")) }
+                @if let Some(d) = &v.deployed { " · deployed (registry): " strong { (d) } } }
             (rollback_form(actions_enabled, csrf))
         }
         (panel("models", "Registry", &v.models, |rows| html! {

@@ -250,8 +250,42 @@ async fn filled_home(c: &Client, d: &Driver) {
             );
         }
     }
+    live_refresh_keeps_panels_and_charts(c, d, &dash).await;
     hostile_strings_stay_text(c, d, &dash).await;
     silence_from_the_page(c, d, &dash).await;
+}
+
+async fn live_refresh_keeps_panels_and_charts(c: &Client, d: &Driver, dash: &Running) {
+    for page in ["/service", "/pipelines"] {
+        visit(c, d, &dash.url(page), &shot_name("before-refresh", page)).await;
+        let before = c
+            .execute(
+                "return document.querySelectorAll('main [data-panel], main .chart canvas').length",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let refreshed = c
+            .execute("return window.recopsRefresh()", vec![])
+            .await
+            .unwrap();
+        assert_eq!(refreshed, json!(true), "{page}: the live refresh failed");
+        let after = c
+            .execute(
+                "return { n: document.querySelectorAll('main [data-panel], main .chart canvas').length,
+                          errors: window.__recopsErrors, drawn: Array.from(document.querySelectorAll('.chart')).every(function (e) { return e.dataset.drawn === 'chart'; }) }",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            after["n"], before,
+            "{page}: panels or charts lost by the refresh"
+        );
+        assert_eq!(after["errors"], json!([]), "{page}");
+        assert_eq!(after["drawn"], json!(true), "{page}");
+        assert!(console_errors(c, d).await.is_empty(), "{page}");
+    }
 }
 
 async fn hostile_strings_stay_text(c: &Client, d: &Driver, dash: &Running) {
