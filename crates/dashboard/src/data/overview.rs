@@ -120,7 +120,7 @@ fn light(s: ComponentStatus) -> Light {
 fn service_light(ctx: &Ctx) -> ComponentRow {
     let p = service_probe(ctx);
     let reason = match (&p.error, p.latency_ms) {
-        (Some(e), _) => format!("{}: {e}", p.url),
+        (Some(e), _) => e.clone(),
         (None, Some(ms)) => format!("{} answered in {ms:.0} ms", p.url),
         (None, None) => p.url.clone(),
     };
