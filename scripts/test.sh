@@ -5,7 +5,10 @@
 #   - a private Python venv with scipy (venv-ci/): recops-data's npz files are read and
 #     written by scipy.sparse in an interop test;
 #   - the embedding model and ONNX Runtime (models/, scripts/fetch_models.sh): the
-#     embeddings tests run against the real model.
+#     embeddings tests run against the real model;
+#   - Chromium and chromedriver (Debian's chromium, chromium-driver): the dashboard's
+#     browser tests drive a real headless browser; installed with apt-get when missing
+#     and we are root.
 #
 # With both in place the tests that need them must run (they fail instead of skipping).
 set -euo pipefail
@@ -21,6 +24,19 @@ export RECOPS_PYTHON="$PWD/venv-ci/bin/python" RECOPS_REQUIRE_SCIPY=1
 echo "== scripts/fetch_models.sh (ONNX Runtime + multilingual-e5-small; idempotent)"
 scripts/fetch_models.sh --quiet
 export RECOPS_REQUIRE_MODELS=1
+
+if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium and chromium-driver (dashboard browser tests)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "NOTICE: chromium/chromedriver missing and not installable here: the dashboard browser tests will be skipped"
+  fi
+fi
+if { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
+  export RECOPS_REQUIRE_BROWSER=1
+fi
 
 echo "== cargo test --workspace"
 cargo test --workspace "$@"
