@@ -8,6 +8,7 @@
 //! `CI=true` or `RECOPS_REQUIRE_BROWSER=1`, where it fails (scripts/test.sh installs
 //! them and sets the latter).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,7 +44,13 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Stops chromedriver and the browsers it started (its process group), also when
+    /// a failed assertion left the session open.
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let group = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -94,7 +101,9 @@ fn free_port() -> u16 {
 
 fn start_driver(driver: &Path) -> Driver {
     let port = free_port();
+    // Its own process group, so the browsers it starts can be stopped with it.
     let child = Command::new(driver)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .arg("--allowed-ips=127.0.0.1")
         .stdout(Stdio::null())
