@@ -228,6 +228,7 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
                 progress: true,
                 ..BertEmbeddingsOptions::default()
             },
+            &SystemClock::shared(),
         )?;
         Ok(crate::bert_embeddings::outcome_summary(&o))
     })?;

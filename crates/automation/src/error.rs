@@ -12,15 +12,22 @@ pub enum Error {
     Data(#[from] recops_data::Error),
 
     /// A tracked job run failed; the run is recorded as failed and an alert was sent.
-    #[error("{pipeline} run {run_id} failed")]
+    #[error("{pipeline} run {} failed", run_id.as_deref().unwrap_or("(not recorded)"))]
     JobFailed {
         /// The pipeline (`data_refresh`, ...).
         pipeline: &'static str,
-        /// The run id in `logs/pipeline_metrics.db`.
-        run_id: String,
+        /// The run id in `logs/pipeline_metrics.db` (none when it could not be recorded).
+        run_id: Option<String>,
         /// Why.
         #[source]
         source: Box<Error>,
+    },
+
+    /// The job was skipped where a result was needed.
+    #[error("{message}")]
+    Skipped {
+        /// The skip message.
+        message: String,
     },
 
     /// A training problem (data, config, divergence, model files).
@@ -45,6 +52,24 @@ pub enum Error {
         /// The underlying error.
         #[source]
         source: std::io::Error,
+    },
+    /// A deployment problem (service, history file).
+    #[error(transparent)]
+    Deploy(#[from] recops_deploy::Error),
+    /// The registry has no `current_best` model to deploy.
+    #[error("the registry has no current_best model: run model-training first")]
+    NoCurrentBest,
+    /// The model to deploy is not in the registry.
+    #[error("model {model_id} is not in the registry")]
+    ModelNotRegistered {
+        /// The model id asked for.
+        model_id: String,
+    },
+    /// The model to deploy is archived in the registry.
+    #[error("model {model_id} is archived in the registry")]
+    ModelArchived {
+        /// The model id asked for.
+        model_id: String,
     },
     /// An embeddings problem (model, runtime, catalog, embeddings file).
     #[error(transparent)]

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use recops_alerting::{AlertManager, Severity};
+use recops_alerting::Severity;
 use recops_cf_training::{CfModel, ServingIndex};
 use recops_core::{
-    Home, LogFile, LogFileOptions, LogLevel, RecopsConfig, SharedClock, SystemClock,
+    Home, LogFile, LogFileOptions, LogLevel, RecopsConfig, SharedClock, SystemClock, error_chain,
     format_timestamp,
 };
 use recops_health::{
@@ -17,12 +17,12 @@ use recops_health::{
     ServiceMetricsHealth, check_data_health, check_embeddings_health, check_model_health,
     check_pipeline_health, check_service_health, read_service_metrics,
 };
-use recops_tracking::PipelineTracker;
 use serde::Serialize;
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::job::{Finish, Job, JobAlerts, JobOutcome, LockPolicy, Tracking};
 
 /// The pipeline name (tracker, alerts).
 pub const PIPELINE: &str = "health_check";
@@ -162,6 +162,35 @@ fn status_str(s: ComponentStatus) -> &'static str {
 /// `Err` only when the check cannot run at all (the home or its config).
 pub fn run_health_check(home: &Home, options: &HealthJobOptions) -> Result<HealthReport> {
     let config = RecopsConfig::load(home)?;
+    let outcome = Job::new(home, PIPELINE, options.clock.clone())
+        .lock(LockPolicy::Unlocked)
+        .tracking(Tracking::BestEffort)
+        .run(|ctx| {
+            let report = check_all(home, &config, options, ctx.alerts);
+            let metadata = json!({"healthy": report.healthy, "problems": report.problems()});
+            Ok(Finish::success(report, metadata))
+        })?;
+    match outcome {
+        JobOutcome::Ran(ran) => {
+            let mut report = ran.output;
+            report.run_id = ran.run_id;
+            Ok(report)
+        }
+        // Unlocked jobs are never skipped.
+        JobOutcome::Skipped(skip, _) => Err(Error::Skipped {
+            message: skip.message,
+        }),
+    }
+}
+
+/// Every check, aggregated, logged to `logs/health_check.log`, with the
+/// `health_check_unhealthy` alert kept firing while unhealthy.
+fn check_all(
+    home: &Home,
+    config: &RecopsConfig,
+    options: &HealthJobOptions,
+    alerts: &JobAlerts,
+) -> HealthReport {
     let now = options.clock.now();
     let url = options
         .service_url
@@ -178,10 +207,7 @@ pub fn run_health_check(home: &Home, options: &HealthJobOptions) -> Result<Healt
     );
     let embeddings = check_embeddings_health(home, &*options.clock);
     let mut service_metrics = read_service_metrics(&home.service_db(), now, options.metrics_window);
-    let alerts = AlertManager::builder(home)
-        .clock(options.clock.clone())
-        .build();
-    if let (Some(m), Ok(a)) = (&service_metrics.metrics, &alerts) {
+    if let (Some(m), Some(a)) = (&service_metrics.metrics, alerts.manager()) {
         // The rules of alerts_config.yaml over the window, with their own dedup state.
         let evaluations = a.process(&m.alert_metrics());
         let triggered: Vec<_> = evaluations.iter().filter(|e| e.breached).collect();
@@ -214,7 +240,7 @@ pub fn run_health_check(home: &Home, options: &HealthJobOptions) -> Result<Healt
     let healthy = components
         .values()
         .all(|s| *s != ComponentStatus::Unhealthy);
-    let mut report = HealthReport {
+    let report = HealthReport {
         timestamp: format_timestamp(now),
         healthy,
         status: if healthy { "healthy" } else { "unhealthy" },
@@ -257,38 +283,23 @@ pub fn run_health_check(home: &Home, options: &HealthJobOptions) -> Result<Healt
                 LogLevel::Error
             };
             if let Err(e) = log.write_line(level, None, &summary) {
-                warn!(error = %e, "cannot write logs/health_check.log");
+                warn!(error = %error_chain(&e), "cannot write logs/health_check.log");
             }
         }
-        Err(e) => warn!(error = %e, "cannot open logs/health_check.log"),
+        Err(e) => warn!(error = %error_chain(&e), "cannot open logs/health_check.log"),
     }
-    match &alerts {
-        Ok(a) => {
-            a.observe(
-                UNHEALTHY_ALERT,
-                !healthy,
-                &problems.join("\n"),
-                Severity::Critical,
-            );
-        }
-        Err(e) => {
-            error!(error = %format!("{e:#}"), "alerting is unavailable: health alerts are not sent")
-        }
-    }
-    match PipelineTracker::open_path(&home.pipeline_db(), options.clock.clone()).and_then(|t| {
-        let id = t.start_run(PIPELINE, json!({}))?;
-        t.complete_run(&id, json!({"healthy": healthy, "problems": problems}))?;
-        Ok(id)
-    }) {
-        Ok(id) => report.run_id = Some(id),
-        Err(e) => warn!(error = %e, "cannot record the health check run"),
-    }
+    alerts.observe(
+        UNHEALTHY_ALERT,
+        !healthy,
+        &problems.join("\n"),
+        Severity::Critical,
+    );
     if healthy {
         info!("{summary}");
     } else {
         error!("{summary}");
     }
-    Ok(report)
+    report
 }
 
 /// Opens a model folder as the service does: model files, mappings, serving index.

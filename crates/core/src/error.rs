@@ -106,6 +106,30 @@ impl Error {
     }
 }
 
+/// An error and its causes as one line, `a: b: c`, for logs, run records and alerts.
+///
+/// Messages in recops do not repeat their `#[source]`; a cause whose text the line
+/// already shows (third-party errors that print their cause) is still left out, so
+/// nothing is said twice.
+///
+/// ```
+/// let e = recops_core::Error::io("cannot read", "x.csv", std::io::Error::other("disk full"));
+/// assert_eq!(recops_core::error_chain(&e), "cannot read x.csv: disk full");
+/// ```
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn io_hint(source: &std::io::Error) -> &'static str {
     match source.kind() {
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
@@ -125,6 +149,25 @@ fn key_suffix(key: &Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer step failed")]
+    struct Outer(#[source] Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("repeats: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn error_chains_are_one_line_without_repeats() {
+        let io = || std::io::Error::other("bad sector");
+        let e = Outer(Error::io("cannot read", "y", io()));
+        assert_eq!(
+            error_chain(&e),
+            "outer step failed: cannot read y: bad sector"
+        );
+        assert_eq!(error_chain(&Repeats(io())), "repeats: bad sector");
+    }
 
     #[test]
     fn permission_errors_name_the_path_and_suggest_the_cause() {

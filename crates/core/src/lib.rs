@@ -41,7 +41,7 @@ pub use clock::{Clock, FixedClock, SharedClock, SystemClock, format_timestamp, p
 pub use config::{
     ConfigFormat, EnvSource, ProcessEnv, Validate, load_config, load_config_with_env, parse_config,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};
 pub use fsutil::{
     commit_temp, ensure_dir, ensure_parent, sync_parent, temp_path_for, validate_name,
     write_atomic, write_atomic_with,
