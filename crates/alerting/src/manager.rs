@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
-use recops_core::{Home, LogFile, LogFileOptions, LogLevel, SharedClock, SystemClock, Validate};
+use recops_core::{
+    Home, LogFile, LogFileOptions, LogLevel, SharedClock, SystemClock, Validate, error_chain,
+};
 use serde::Serialize;
 
 use crate::config::{AlertsConfig, is_plain_name};
@@ -175,7 +177,7 @@ impl AlertManagerBuilder {
             }
             None => AlertsConfig::load(&self.home)?,
         };
-        let state = StateStore::open(&self.home.alert_state_db()).map_err(|e| e.to_string());
+        let state = StateStore::open(&self.home.alert_state_db()).map_err(|e| error_chain(&e));
         if let Err(reason) = &state {
             tracing::error!(reason = %reason, "alert state database unavailable; alerts are sent without deduplication");
         }
@@ -465,7 +467,7 @@ impl AlertManager {
                     let info = (decided, next.clone(), previous_notified);
                     (next, info)
                 })
-                .map_err(|e| e.to_string()),
+                .map_err(|e| error_chain(&e)),
             Err(reason) => Err(reason.clone()),
         };
         let (decided, state, previous_notified) = match outcome {
@@ -518,7 +520,7 @@ impl AlertManager {
                     && let Ok(store) = &self.state
                     && let Err(e) = store.release_claim(name, now, previous_notified)
                 {
-                    tracing::error!(alert = name, error = %e, "cannot record failed delivery");
+                    tracing::error!(alert = name, error = %error_chain(&e), "cannot record failed delivery");
                 }
                 (Action::Notified { repeat }, Some(report))
             }
@@ -716,7 +718,7 @@ impl AlertManager {
             .collect();
         let (states, silences, state_error) = match (self.states(), self.silences()) {
             (Ok(st), Ok(si)) => (st, si, None),
-            (Err(e), _) | (_, Err(e)) => (Vec::new(), Vec::new(), Some(e.to_string())),
+            (Err(e), _) | (_, Err(e)) => (Vec::new(), Vec::new(), Some(error_chain(&e))),
         };
         AlertOverview {
             now,
@@ -741,7 +743,7 @@ impl AlertManager {
         match store.active_silence(name, now) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(alert = name, error = %e, "cannot read silences; sending anyway");
+                tracing::warn!(alert = name, error = %error_chain(&e), "cannot read silences; sending anyway");
                 None
             }
         }
@@ -765,8 +767,8 @@ impl AlertManager {
             ) {
                 Ok(f) => *guard = Some(f),
                 Err(e) => {
-                    tracing::error!(error = %e, line = message, "cannot open the alerts log");
-                    return Some(Err(e.to_string()));
+                    tracing::error!(error = %error_chain(&e), line = message, "cannot open the alerts log");
+                    return Some(Err(error_chain(&e)));
                 }
             }
         }
@@ -774,8 +776,8 @@ impl AlertManager {
         Some(
             file.write_line(level, Some(LOGGER_NAME), message)
                 .map_err(|e| {
-                    tracing::error!(path = %self.log_path.display(), error = %e, line = message, "cannot write the alerts log");
-                    format!("cannot write {}: {e}", self.log_path.display())
+                    tracing::error!(path = %self.log_path.display(), error = %error_chain(&e), line = message, "cannot write the alerts log");
+                    format!("cannot write {}: {}", self.log_path.display(), error_chain(&e))
                 }),
         )
     }
@@ -985,7 +987,8 @@ pub fn send_pipeline_alert(
             tracing::warn!(
                 pipeline = pipeline_name,
                 status,
-                "Failed to send pipeline alert: {e}"
+                "Failed to send pipeline alert: {}",
+                error_chain(&e)
             );
             None
         }

@@ -2,6 +2,7 @@
 
 use std::sync::Once;
 
+use recops_core::error_chain;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::json;
@@ -28,7 +29,12 @@ pub(crate) fn build_client(cfg: &SlackConfig) -> Result<Client, String> {
         .timeout(secs(cfg.timeout_secs))
         .user_agent(concat!("recops/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot create the HTTP client: {}", chain(&e.without_url())))
+        .map_err(|e| {
+            format!(
+                "cannot create the HTTP client: {}",
+                error_chain(&e.without_url())
+            )
+        })
 }
 
 /// Posts `notice` to the webhook, retrying timeouts, connection errors, 429 and 5xx.
@@ -95,12 +101,15 @@ pub(crate) fn send(
                 if e.is_builder() {
                     Attempt::Permanent(scrub(format!(
                         "slack.webhook_url is not a valid URL: {}",
-                        chain(&e)
+                        error_chain(&e)
                     )))
                 } else if e.is_timeout() {
                     Attempt::Transient(format!("Slack webhook timed out after {timeout} s"))
                 } else {
-                    Attempt::Transient(scrub(format!("Slack webhook unreachable: {}", chain(&e))))
+                    Attempt::Transient(scrub(format!(
+                        "Slack webhook unreachable: {}",
+                        error_chain(&e)
+                    )))
                 }
             }
         }
@@ -112,19 +121,4 @@ pub(crate) fn send(
         },
         Err(reason) => Delivery::Failed { attempts, reason },
     }
-}
-
-/// An error and its causes, `a: b: c`, without repeating a cause already in the text.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }

@@ -138,7 +138,7 @@ pub fn check(home: &Home, clock: &dyn Clock) -> Result<FreshnessReport> {
     let config = EmbeddingsConfig::load(home)?;
     let (expected, configured_model_error) = match ModelSpec::configured_identity(&config, home) {
         Ok(identity) => (Some(identity), None),
-        Err(e) => (None, Some(e.to_string())),
+        Err(e) => (None, Some(recops_core::error_chain(&e))),
     };
     let path = home.product_embeddings();
     let freshness = check_embedding_freshness(

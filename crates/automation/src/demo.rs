@@ -164,7 +164,7 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
                 let _ = writeln!(out, "FAILED");
                 Err(Error::Demo(format!(
                     "step {n} ({name}) failed: {}; details in {log}",
-                    chain(&e)
+                    recops_core::error_chain(&e)
                 )))
             }
         }
@@ -407,17 +407,4 @@ fn summary_lines(home: &Home, url: &str, health: &str, drift: &str) -> Vec<Strin
     lines.push(format!("  recops --home {root} stats"));
     lines.push(format!("  health-check --home {root} --service-url {url}"));
     lines
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
 }

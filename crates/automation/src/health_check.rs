@@ -3,11 +3,9 @@
 //! -> an alert while unhealthy.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use recops_alerting::Severity;
-use recops_cf_training::{CfModel, ServingIndex};
 use recops_core::{
     Home, LogFile, LogFileOptions, LogLevel, RecopsConfig, SharedClock, SystemClock, error_chain,
     format_timestamp,
@@ -199,7 +197,7 @@ fn check_all(
 
     let service = check_service_health(&url, options.service_timeout);
     let data = check_data_health(home, &config.health.required_files);
-    let model = check_model_health(home, &load_model);
+    let model = check_model_health(home);
     let pipeline = check_pipeline_health(
         &home.pipeline_db(),
         options.pipeline_days,
@@ -300,12 +298,4 @@ fn check_all(
         error!("{summary}");
     }
     report
-}
-
-/// Opens a model folder as the service does: model files, mappings, serving index.
-fn load_model(dir: &Path) -> std::result::Result<(), String> {
-    let model = CfModel::load(dir).map_err(|e| e.to_string())?;
-    ServingIndex::load(dir, model.user_ids.len(), model.item_ids.len())
-        .map_err(|e| e.to_string())?;
-    Ok(())
 }

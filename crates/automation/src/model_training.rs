@@ -392,7 +392,7 @@ fn train_one(
             Some((id, _)) => match CfModel::load_id(home, id) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    tracing::warn!(model_id = %id, error = %e, "cannot load the model to warm start from");
+                    tracing::warn!(model_id = %id, error = %recops_core::error_chain(&e), "cannot load the model to warm start from");
                     None
                 }
             },
@@ -416,7 +416,7 @@ fn train_one(
             wall_time_seconds: r.wall_time_seconds,
         };
         if let Err(e) = training.log_iteration(&run_id, &rec) {
-            tracing::warn!(error = %e, "cannot record a training iteration");
+            tracing::warn!(error = %recops_core::error_chain(&e), "cannot record a training iteration");
         }
     };
     let outcome = train(
@@ -438,7 +438,7 @@ fn train_one(
         Ok(o) => o,
         Err(e) => {
             if let Err(te) = training.fail_run(&run_id) {
-                tracing::warn!(error = %te, "cannot mark the training run failed");
+                tracing::warn!(error = %recops_core::error_chain(&te), "cannot mark the training run failed");
             }
             let mut r = ModelReport::new(mt, ModelOutcome::Failed, error_chain(&e));
             r.training_run_id = Some(run_id);

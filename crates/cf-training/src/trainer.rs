@@ -149,7 +149,7 @@ impl TrainingLog {
             _ => tracing::info!("{message}"),
         }
         if let Err(e) = self.file.write_line(level, None, message) {
-            tracing::warn!(path = %self.file.path().display(), error = %e, "cannot write training log");
+            tracing::warn!(path = %self.file.path().display(), error = %recops_core::error_chain(&e), "cannot write training log");
         }
     }
 
@@ -343,7 +343,7 @@ pub fn train(
         .err()
         .filter(|e| !matches!(e, Error::Interrupted { .. }))
     {
-        log.error(&format!("Training failed: {e}"));
+        log.error(&format!("Training failed: {}", recops_core::error_chain(e)));
     }
     result
 }
@@ -794,7 +794,8 @@ fn initial_factors(
         } else {
             match read_product_embeddings(&path) {
                 Err(e) => log.warning(&format!(
-                    "bert_init: cannot use the product embeddings ({e}); using random init"
+                    "bert_init: cannot use the product embeddings ({}); using random init",
+                    recops_core::error_chain(&e)
                 )),
                 Ok(emb) => {
                     let target = mean_row_norm(&items, k);

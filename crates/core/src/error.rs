@@ -4,7 +4,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file system operation failed on `path`.
-    #[error("{action} {path}: {source}{hint}", hint = io_hint(source))]
+    #[error("{action} {path}{hint}", hint = io_hint(source))]
     Io {
         /// What was being done ("cannot create directory", "cannot read", ...).
         action: &'static str,
@@ -68,7 +68,7 @@ pub enum Error {
 
     /// An SQLite operation on the database at `path` failed.
     #[cfg(feature = "sqlite")]
-    #[error("database {path}: {source}")]
+    #[error("database {path}")]
     Sqlite {
         /// The database path.
         path: PathBuf,
@@ -176,12 +176,14 @@ mod tests {
             "/srv/recops/logs",
             std::io::Error::from(std::io::ErrorKind::PermissionDenied),
         );
-        let msg = e.to_string();
+        let msg = error_chain(&e);
         assert!(
-            msg.starts_with("cannot create directory /srv/recops/logs: "),
+            msg.starts_with(
+                "cannot create directory /srv/recops/logs (is the recops home read-only?"
+            ),
             "{msg}"
         );
-        assert!(msg.contains("read-only"), "{msg}");
+        assert!(msg.ends_with("): permission denied"), "{msg}");
         let other = Error::io(
             "cannot read",
             "/x",

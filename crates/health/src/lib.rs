@@ -22,6 +22,7 @@ mod error;
 pub use checks::{
     ComponentStatus, DataHealth, EmbeddingsHealth, FileStatus, ModelHealth, PipelineHealth,
     ServiceHealth, ServiceMetricsHealth, check_data_health, check_embeddings_health,
-    check_model_health, check_pipeline_health, check_service_health, read_service_metrics,
+    check_model_health, check_pipeline_health, check_service_health, load_model,
+    read_service_metrics,
 };
 pub use error::{Error, Result};

@@ -427,7 +427,7 @@ impl Registry {
             .filter_map(|(n, l)| match serde_json::from_str(l) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    tracing::warn!(line = n + 1, error = %e, "skipping unreadable audit line");
+                    tracing::warn!(line = n + 1, error = %recops_core::error_chain(&e), "skipping unreadable audit line");
                     None
                 }
             })

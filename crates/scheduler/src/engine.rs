@@ -369,12 +369,15 @@ impl Scheduler {
             | Err(recops_tracking::Error::RunNotFound { .. }) => {}
             Err(e) => self.log.error(&format!(
                 "Cannot record the orphaned run {} of {job}: {e}",
-                claim.run_id
+                claim.run_id,
+                e = recops_core::error_chain(&e)
             )),
         }
         if let Err(e) = self.state.finish(job, &claim.run_id, now, false) {
-            self.log
-                .error(&format!("Cannot update the scheduler state of {job}: {e}"));
+            self.log.error(&format!(
+                "Cannot update the scheduler state of {job}: {e}",
+                e = recops_core::error_chain(&e)
+            ));
         }
         self.log.warn(&format!(
             "Job completed: {job} | duration={}s | status=failed | reason=orphaned | error={error}",
@@ -400,8 +403,9 @@ impl Scheduler {
             }
             if let Err(e) = self.plan_and_fire(i, now) {
                 self.log.error(&format!(
-                    "Cannot schedule job {}: {e:#}",
-                    self.jobs[i].spec.name
+                    "Cannot schedule job {}: {e}",
+                    self.jobs[i].spec.name,
+                    e = recops_core::error_chain(&e)
                 ));
                 first_error.get_or_insert(e);
             }
@@ -455,8 +459,10 @@ impl Scheduler {
         // A state write that fails must not cost the run: log it and go on.
         let saved = self.state.set_fires(&name, plan.last_fire, plan.next_fire);
         if let Err(e) = &saved {
-            self.log
-                .error(&format!("Cannot update the scheduler state of {name}: {e}"));
+            self.log.error(&format!(
+                "Cannot update the scheduler state of {name}: {e}",
+                e = recops_core::error_chain(e)
+            ));
         }
         if let Some(due) = plan.due {
             if due.trigger == Trigger::CatchUp {
@@ -598,7 +604,7 @@ impl Scheduler {
                     binary: spec.binary.clone(),
                     source: e,
                 };
-                let message = err.to_string();
+                let message = recops_core::error_chain(&err);
                 Ok(Started::Failed(self.record_end(
                     i,
                     &run_id,
@@ -647,7 +653,8 @@ impl Scheduler {
             Err(e) => {
                 self.log.error(&format!(
                     "Cannot check job {name} (process group {}): {e}",
-                    run.process.pgid()
+                    run.process.pgid(),
+                    e = recops_core::error_chain(&e)
                 ));
                 None
             }
@@ -664,7 +671,13 @@ impl Scheduler {
                 ),
             ));
             if let Err(e) = run.process.signal_group(Signal::SIGTERM) {
-                messages.push((LogLevel::Error, format!("Cannot signal job {name}: {e}")));
+                messages.push((
+                    LogLevel::Error,
+                    format!(
+                        "Cannot signal job {name}: {e}",
+                        e = recops_core::error_chain(&e)
+                    ),
+                ));
             }
             run.stop = Some(StopRequest {
                 reason: StopReason::Timeout,
@@ -691,7 +704,13 @@ impl Scheduler {
                     ),
                 ));
                 if let Err(e) = run.process.signal_group(Signal::SIGKILL) {
-                    messages.push((LogLevel::Error, format!("Cannot signal job {name}: {e}")));
+                    messages.push((
+                        LogLevel::Error,
+                        format!(
+                            "Cannot signal job {name}: {e}",
+                            e = recops_core::error_chain(&e)
+                        ),
+                    ));
                 }
                 stop.killed = true;
             } else {
@@ -755,12 +774,16 @@ impl Scheduler {
             }
         };
         if let Err(e) = result {
-            self.log
-                .error(&format!("Cannot record run {run_id} of {name}: {e}"));
+            self.log.error(&format!(
+                "Cannot record run {run_id} of {name}: {e}",
+                e = recops_core::error_chain(&e)
+            ));
         }
         if let Err(e) = self.state.finish(&name, run_id, now, failure.is_none()) {
-            self.log
-                .error(&format!("Cannot update the scheduler state of {name}: {e}"));
+            self.log.error(&format!(
+                "Cannot update the scheduler state of {name}: {e}",
+                e = recops_core::error_chain(&e)
+            ));
         }
         let line = completed_line(
             &name,
@@ -830,8 +853,11 @@ impl Scheduler {
                     clock: self.clock.clone(),
                 },
             )
-            .map_err(|e| e.to_string())
-            .and_then(|f| f.write_line(level, None, line).map_err(|e| e.to_string()))
+            .map_err(|e| recops_core::error_chain(&e))
+            .and_then(|f| {
+                f.write_line(level, None, line)
+                    .map_err(|e| recops_core::error_chain(&e))
+            })
         } else {
             let text = recops_core::format_line(self.clock.now(), level, None, line);
             std::fs::OpenOptions::new()
@@ -888,8 +914,10 @@ impl Scheduler {
                 ));
                 self.jobs[i].overdue_since = Some(now);
                 if let Err(e) = self.state.set_overdue(&name, Some(now)) {
-                    self.log
-                        .error(&format!("Cannot update the scheduler state of {name}: {e}"));
+                    self.log.error(&format!(
+                        "Cannot update the scheduler state of {name}: {e}",
+                        e = recops_core::error_chain(&e)
+                    ));
                 }
             }
             self.alerts.send(&SchedulerAlert {
@@ -948,8 +976,11 @@ impl Scheduler {
                             run.process.pgid()
                         ));
                         if let Err(e) = run.process.signal_group(Signal::SIGTERM) {
-                            self.log
-                                .error(&format!("Cannot signal job {}: {e}", j.spec.name));
+                            self.log.error(&format!(
+                                "Cannot signal job {}: {e}",
+                                j.spec.name,
+                                e = recops_core::error_chain(&e)
+                            ));
                         }
                         run.stop = Some(StopRequest {
                             reason: StopReason::Shutdown,
@@ -1040,7 +1071,10 @@ impl Scheduler {
                     run.process.pgid()
                 ));
                 if let Err(e) = run.process.signal_group(Signal::SIGTERM) {
-                    self.log.error(&format!("Cannot signal job {job}: {e}"));
+                    self.log.error(&format!(
+                        "Cannot signal job {job}: {e}",
+                        e = recops_core::error_chain(&e)
+                    ));
                 }
                 run.stop = Some(StopRequest {
                     reason: StopReason::Shutdown,

@@ -14,7 +14,7 @@ pub trait ModelSource: Send + Sync + 'static {
 }
 
 use recops_cf_training::{CfModel, ServingIndex};
-use recops_core::Home;
+use recops_core::{Home, error_chain};
 use recops_registry::{ModelStatus, Registry};
 
 use crate::error::Error;
@@ -42,7 +42,7 @@ impl ModelSource for HomeModelSource {
             .map(|best| best.map(|(id, _)| id))
             .map_err(|e| Error::ModelUnavailable {
                 model_id: "current_best".into(),
-                reason: e.to_string(),
+                reason: error_chain(&e),
             })
     }
 
@@ -57,7 +57,7 @@ impl ModelSource for HomeModelSource {
         };
         let entry = Registry::open(&self.home)
             .get(model_id)
-            .map_err(|e| unavailable(e.to_string()))?
+            .map_err(|e| unavailable(error_chain(&e)))?
             .ok_or_else(|| unavailable("not in the registry".into()))?;
         if entry.status == ModelStatus::Archived {
             return Err(unavailable("archived in the registry".into()));
@@ -69,9 +69,9 @@ impl ModelSource for HomeModelSource {
                 dir.display()
             )));
         }
-        let model = CfModel::load(&dir).map_err(|e| invalid(e.to_string()))?;
+        let model = CfModel::load(&dir).map_err(|e| invalid(error_chain(&e)))?;
         let (nu, ni) = (model.user_ids.len(), model.item_ids.len());
-        let index = ServingIndex::load(&dir, nu, ni).map_err(|e| invalid(e.to_string()))?;
+        let index = ServingIndex::load(&dir, nu, ni).map_err(|e| invalid(error_chain(&e)))?;
         let factors = model.item_factors.cols();
         ServingModel::new(ModelParts {
             model_id: model.meta.model_id.clone(),
