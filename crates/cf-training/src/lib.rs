@@ -54,6 +54,7 @@ mod init;
 mod kernels;
 mod matrix;
 mod model;
+mod ranking;
 mod rng;
 mod serving_index;
 mod tensors;
@@ -79,6 +80,7 @@ pub use model::{
     CfModel, MODEL_FORMAT_VERSION, MODEL_META_FILE, MODEL_TENSORS_FILE, ModelMeta, ModelType,
     TrainingSummary, mapping_fingerprint,
 };
+pub use ranking::{dot, top_k};
 pub use serving_index::{SERVING_INDEX_FILE, ServingIndex};
 pub use trainer::{
     IterationReport, TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, new_model_id,
