@@ -70,7 +70,7 @@ fn start_recommender(home: &Path) -> (Child, String) {
 }
 
 fn health_model_id(url: &str) -> Option<String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let v: Value = reqwest::blocking::get(format!("{url}/health"))
         .ok()?
         .json()

@@ -1,7 +1,5 @@
 //! The Slack channel: an incoming-webhook POST with reqwest.
 
-use std::sync::Once;
-
 use recops_core::error_chain;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
@@ -13,18 +11,9 @@ use crate::notice::Notice;
 use crate::report::Delivery;
 use crate::retry::{Attempt, RetryPolicy, Sleeper, secs, with_retries};
 
-/// Installs rustls' ring crypto provider as the process default (once; a provider
-/// installed earlier by the binary is kept).
-pub(crate) fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 /// The HTTP client of the Slack channel (timeout from `slack.timeout_secs`).
 pub(crate) fn build_client(cfg: &SlackConfig) -> Result<Client, String> {
-    install_crypto_provider();
+    recops_core::tls::install_crypto_provider();
     Client::builder()
         .timeout(secs(cfg.timeout_secs))
         .user_agent(concat!("recops/", env!("CARGO_PKG_VERSION")))

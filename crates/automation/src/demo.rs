@@ -330,7 +330,7 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
 
 /// Sends a few hundred recommendation requests (known and unknown users).
 fn warm_up(url: &str, home: &Home) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let Ok(client) = reqwest::blocking::Client::builder().build() else {
         return;
     };

@@ -36,6 +36,8 @@ mod settings;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod telemetry;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock, format_timestamp, parse_timestamp};
 pub use config::{

@@ -125,7 +125,7 @@ impl Deployer {
     /// (`logs/deployment_history.json`).
     pub fn new(options: DeployOptions, history: PathBuf, clock: SharedClock) -> Result<Self> {
         // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        recops_core::tls::install_crypto_provider();
         let client = reqwest::blocking::Client::builder()
             .timeout(options.request_timeout)
             .build()

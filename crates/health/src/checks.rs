@@ -64,7 +64,7 @@ pub fn check_service_health(service_url: &str, timeout: Duration) -> ServiceHeal
             error: Some(error),
         };
     // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let client = match reqwest::blocking::Client::builder()
         .timeout(timeout)
         .build()

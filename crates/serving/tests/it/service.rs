@@ -75,7 +75,7 @@ struct Fixture {
 
 impl Fixture {
     fn start(token: Option<&str>, initial: Option<&str>) -> Fixture {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        recops_core::tls::install_crypto_provider();
         let source = Arc::new(MemorySource::default());
         for (id, shift) in [("als_20250101_000000", 0.0), ("bpr_20250102_000000", 0.5)] {
             source
@@ -199,7 +199,7 @@ fn bad_requests_get_400_with_a_message() {
     // Bodies beyond the limit are refused before parsing. (The server closes that
     // connection, so use a client of its own.)
     let big = format!(r#"{{"user_id": 1, "pad": "{}"}}"#, "x".repeat(20 * 1024));
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let r = reqwest::blocking::Client::new()
         .post(format!("{}/recommend", f.base))
         .header("content-type", "application/json")
