@@ -8,7 +8,7 @@ use recops_deploy::{
     DeployOptions, DeployResult, Deployer, DeploymentOutcome, DeploymentRecord, RollbackStatus,
     TestUsers,
 };
-use recops_registry::{ModelStatus, Registry};
+use recops_registry::Registry;
 use serde::Serialize;
 use serde_json::json;
 use tracing::warn;
@@ -201,14 +201,7 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOut
             .map(|(id, _)| id)
             .ok_or(Error::NoCurrentBest)?,
     };
-    recops_core::validate_name("model_id", &model_id)?;
-    match registry.get(&model_id)? {
-        None => return Err(Error::ModelNotRegistered { model_id }),
-        Some(e) if e.status == ModelStatus::Archived => {
-            return Err(Error::ModelArchived { model_id });
-        }
-        Some(_) => {}
-    }
+    registry.servable(&model_id)?;
     let outcome = deployer.deploy(&model_id, &users_of)?;
     Ok((model_id, outcome))
 }

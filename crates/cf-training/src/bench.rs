@@ -9,8 +9,8 @@ use std::time::Instant;
 use recops_data::{RawInteraction, Split, temporal_split};
 use serde::Serialize;
 
-use crate::als::{Als, AlsParams};
-use crate::bpr::{Bpr, BprParams};
+use crate::als::Als;
+use crate::bpr::Bpr;
 use crate::config::{AlsConfig, BprConfig};
 use crate::error::{Error, Result};
 use crate::eval::{Metrics, evaluate_factors, popularity_baseline};
@@ -200,19 +200,14 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
             }
             BenchModel::Als => {
                 let m = &options.als.model;
-                let params = AlsParams {
-                    factors: m.factors,
-                    regularization: m.regularization,
-                    solver: m.solver,
-                    cg_steps: m.cg_steps,
-                };
+                let params = m.params();
                 let alpha = m.alpha;
                 let iterations = m.iterations;
                 let seed = options.als.training.seed;
                 let (secs, metrics) = pool.install(|| -> Result<_> {
                     let start = Instant::now();
                     let conf = Interactions::from_entries(nu, ni, &split.train, |e| {
-                        1.0 + alpha * e.rating
+                        recops_data::confidence(e.rating, alpha)
                     })?;
                     let mut als = Als::new(params, &conf, seed);
                     for _ in 0..iterations {
@@ -229,12 +224,7 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
             }
             BenchModel::Bpr => {
                 let m = &options.bpr.model;
-                let params = BprParams {
-                    factors: m.factors,
-                    learning_rate: m.learning_rate,
-                    regularization: m.regularization,
-                    verify_negatives: m.verify_negatives,
-                };
+                let params = m.params();
                 let iterations = m.iterations;
                 let seed = options.bpr.training.seed;
                 let threads = options.threads.max(1);

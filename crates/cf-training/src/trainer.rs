@@ -13,7 +13,7 @@ use recops_core::{
 use recops_data::{Entry, Split, holdout_split};
 use serde::{Deserialize, Serialize};
 
-use crate::als::{Als, AlsParams, random_factors};
+use crate::als::{Als, random_factors};
 use crate::bpr::{Bpr, BprParams};
 use crate::checkpoint::{self, CheckpointState, EarlyState};
 use crate::config::{AlsConfig, BprConfig, EvaluationSection, TrainingSection};
@@ -417,7 +417,9 @@ fn train_inner(
         let fit_m = match config {
             TrainConfig::Als(c) => {
                 let alpha = c.model.alpha;
-                Interactions::from_entries(nu, ni, &fit, |e| 1.0 + alpha * e.rating)?
+                Interactions::from_entries(nu, ni, &fit, |e| {
+                    recops_data::confidence(e.rating, alpha)
+                })?
             }
             TrainConfig::Bpr(_) => Interactions::from_entries(nu, ni, &fit, |_| 1.0)?,
         };
@@ -515,24 +517,11 @@ fn train_inner(
     };
 
     let mut engine = match config {
-        TrainConfig::Als(c) => Engine::Als(Als::with_factors(
-            AlsParams {
-                factors: k,
-                regularization: c.model.regularization,
-                solver: c.model.solver,
-                cg_steps: c.model.cg_steps,
-            },
-            &fit_m,
-            users0,
-            items0,
-        )),
+        TrainConfig::Als(c) => {
+            Engine::Als(Als::with_factors(c.model.params(), &fit_m, users0, items0))
+        }
         TrainConfig::Bpr(c) => Engine::Bpr(Bpr::with_factors(
-            BprParams {
-                factors: k,
-                learning_rate: c.model.learning_rate,
-                regularization: c.model.regularization,
-                verify_negatives: c.model.verify_negatives,
-            },
+            c.model.params(),
             &fit_m,
             users0,
             items0,

@@ -42,6 +42,13 @@ pub enum Error {
         model_id: String,
     },
 
+    /// An archived model cannot be deployed or served.
+    #[error("model {model_id} is archived in the registry")]
+    NotServable {
+        /// The id.
+        model_id: String,
+    },
+
     /// An archived model cannot become current_best.
     #[error("model {model_id} is archived; only active models can be promoted")]
     Archived {

@@ -258,6 +258,22 @@ impl Registry {
         Ok(self.load()?.models.remove(model_id))
     }
 
+    /// The entry of `model_id` if it may be deployed and served: a valid id, registered,
+    /// not archived ([`Error::NotFound`], [`Error::NotServable`] otherwise). The one
+    /// answer of the deployer and the recommender.
+    pub fn servable(&self, model_id: &str) -> Result<ModelEntry> {
+        recops_core::validate_name("model_id", model_id)?;
+        match self.get(model_id)? {
+            None => Err(Error::NotFound {
+                model_id: model_id.to_owned(),
+            }),
+            Some(e) if e.status == ModelStatus::Archived => Err(Error::NotServable {
+                model_id: model_id.to_owned(),
+            }),
+            Some(e) => Ok(e),
+        }
+    }
+
     /// `current_best` and its entry.
     pub fn current_best(&self) -> Result<Option<(String, ModelEntry)>> {
         let reg = self.load()?;

@@ -15,7 +15,7 @@ pub trait ModelSource: Send + Sync + 'static {
 
 use recops_cf_training::{CfModel, ServingIndex};
 use recops_core::{Home, error_chain};
-use recops_registry::{ModelStatus, Registry};
+use recops_registry::{Error as RegistryError, Registry};
 
 use crate::error::Error;
 use crate::model::ModelParts;
@@ -55,13 +55,13 @@ impl ModelSource for HomeModelSource {
             model_id: model_id.to_owned(),
             reason,
         };
-        let entry = Registry::open(&self.home)
-            .get(model_id)
-            .map_err(|e| unavailable(error_chain(&e)))?
-            .ok_or_else(|| unavailable("not in the registry".into()))?;
-        if entry.status == ModelStatus::Archived {
-            return Err(unavailable("archived in the registry".into()));
-        }
+        Registry::open(&self.home)
+            .servable(model_id)
+            .map_err(|e| match e {
+                RegistryError::NotFound { .. } => unavailable("not in the registry".into()),
+                RegistryError::NotServable { .. } => unavailable("archived in the registry".into()),
+                e => unavailable(error_chain(&e)),
+            })?;
         let dir = self.home.model_dir(model_id)?;
         if !dir.join(recops_cf_training::MODEL_META_FILE).exists() {
             return Err(unavailable(format!(
