@@ -102,7 +102,7 @@ fn register_model_failing_verification(home: &Home, model_id: &str, new_id: &str
         .register(
             &NewModel {
                 model_id: new_id.to_owned(),
-                model_type: model.meta.model_type.to_string(),
+                model_type: model.meta.model_type,
                 metrics: BTreeMap::from([("ndcg@10".to_owned(), 0.0)]),
                 baseline: BTreeMap::new(),
                 data_version: model.meta.data_version.clone(),

@@ -377,7 +377,7 @@ fn train_one(
 ) -> Result<ModelReport> {
     let reg = registry.load()?;
     if !options.force_retrain
-        && let Some((id, entry)) = reg.latest_registered(mt.as_str())
+        && let Some((id, entry)) = reg.latest_registered(mt)
         && entry.data_version == data_version
     {
         return Ok(ModelReport::new(
@@ -388,7 +388,7 @@ fn train_one(
     }
     let config = TrainConfig::load(home, mt)?;
     let warm = if config.training().warm_start {
-        match reg.latest_active(mt.as_str()) {
+        match reg.latest_active(mt) {
             Some((id, _)) => match CfModel::load_id(home, id) {
                 Ok(m) => Some(m),
                 Err(e) => {
@@ -499,7 +499,7 @@ fn train_one(
         registry.register(
             &NewModel {
                 model_id: model_id.clone(),
-                model_type: mt.to_string(),
+                model_type: mt,
                 metrics: meta.metrics.clone(),
                 baseline: meta.baseline.clone(),
                 data_version: data_version.to_owned(),

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use recops_alerting::{AlertManager, AlertsConfig, Severity};
+use recops_alerting::{AlertManager, AlertsConfig};
 use recops_core::{Home, error_chain};
-use recops_scheduler::{AlertSeverity, AlertSink, NoAlertSink, SchedulerAlert};
+use recops_scheduler::{AlertSink, NoAlertSink, SchedulerAlert};
 
 /// Delivers the scheduler's alerts through an [`AlertManager`] with
 /// [`observe`](AlertManager::observe) on `job_overdue_<job>`: a job that stays overdue
@@ -48,11 +48,7 @@ impl SchedulerAlerts {
 
 impl AlertSink for SchedulerAlerts {
     fn send(&self, alert: &SchedulerAlert) -> bool {
-        let severity = match alert.severity {
-            AlertSeverity::Info => Severity::Info,
-            AlertSeverity::Warning => Severity::Warning,
-            AlertSeverity::Critical => Severity::Critical,
-        };
+        let severity = alert.severity;
         let evaluation = self.alerts.observe(
             &alert.alert_name(),
             !alert.resolved,
@@ -67,13 +63,13 @@ impl AlertSink for SchedulerAlerts {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone, Utc};
-    use recops_core::{FixedClock, Home};
+    use recops_core::{FixedClock, Home, Severity};
 
     fn alert(resolved: bool) -> SchedulerAlert {
         SchedulerAlert {
             name: recops_scheduler::JOB_OVERDUE,
             job: "data_refresh".into(),
-            severity: AlertSeverity::Critical,
+            severity: Severity::Critical,
             resolved,
             message: "Job data_refresh has not succeeded for 2d 1h".into(),
             last_success: None,

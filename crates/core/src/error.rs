@@ -51,6 +51,17 @@ pub enum Error {
         value: String,
     },
 
+    /// A value of a small vocabulary (severity, model type) is not one of its words.
+    #[error("invalid {what} {value:?}: expected {expected}")]
+    InvalidValue {
+        /// What kind of value ("severity", "model type").
+        what: &'static str,
+        /// The rejected text.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+
     /// Telemetry was initialised twice or could not be installed.
     #[error("cannot initialise logging: {0}")]
     Telemetry(String),

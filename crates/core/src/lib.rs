@@ -38,6 +38,7 @@ pub mod sqlite;
 pub mod telemetry;
 #[cfg(feature = "tls")]
 pub mod tls;
+mod vocab;
 
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock, format_timestamp, parse_timestamp};
 pub use config::{
@@ -54,3 +55,4 @@ pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
     RecopsConfig, ServiceSettings,
 };
+pub use vocab::{ModelType, Severity};

@@ -14,7 +14,7 @@ use recops_tracking::{LockOptions, PipelineLock, PipelineTracker};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::alert::{AlertSeverity, AlertSink, JOB_OVERDUE, NoAlertSink, SchedulerAlert};
+use crate::alert::{AlertSink, JOB_OVERDUE, NoAlertSink, SchedulerAlert};
 use crate::config::{JobSpec, LoadedConfig};
 use crate::error::{Error, Result};
 use crate::log::{SchedulerLog, completed_line, starting_line};
@@ -22,6 +22,7 @@ use crate::process::{JobCommand, JobProcess, ProcessEnd, group_alive, process_al
 use crate::schedule::{DueFire, Trigger, check_overdue, format_local, human_duration, plan_fires};
 use crate::state::{ClaimOutcome, RunningClaim, StateStore};
 use crate::stop::StopSignal;
+use recops_core::Severity;
 
 /// Name of the lock a running scheduler holds (`logs/locks/scheduler.lock`).
 pub const SCHEDULER_LOCK: &str = "scheduler";
@@ -809,7 +810,7 @@ impl Scheduler {
                 self.alerts.send(&SchedulerAlert {
                     name: JOB_OVERDUE,
                     job: name.clone(),
-                    severity: AlertSeverity::Critical,
+                    severity: Severity::Critical,
                     resolved: true,
                     message,
                     last_success: Some(now),
@@ -923,7 +924,7 @@ impl Scheduler {
             self.alerts.send(&SchedulerAlert {
                 name: JOB_OVERDUE,
                 job: name,
-                severity: AlertSeverity::Critical,
+                severity: Severity::Critical,
                 resolved: false,
                 message,
                 last_success: self.jobs[i].last_success,

@@ -7,12 +7,12 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Everything a served model is made of, as loaded from disk.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelParts {
     /// The registry id (`als_20250115_103000`).
     pub model_id: String,
     /// `als` or `bpr`.
-    pub model_type: String,
+    pub model_type: recops_core::ModelType,
     /// Row index -> external user id.
     pub user_ids: Vec<i64>,
     /// Column index -> external product id.
@@ -157,7 +157,7 @@ impl ServingModel {
 
     /// The model type (`als`, `bpr`).
     pub fn model_type(&self) -> &str {
-        &self.parts.model_type
+        self.parts.model_type.as_str()
     }
 
     /// Number of users and items.
@@ -225,7 +225,7 @@ pub(crate) mod tests {
     pub(crate) fn tiny(model_id: &str) -> ModelParts {
         ModelParts {
             model_id: model_id.to_owned(),
-            model_type: "als".into(),
+            model_type: recops_core::ModelType::Als,
             user_ids: vec![100, 200, 300],
             item_ids: vec![11, 12, 13, 14, 15],
             factors: 2,
@@ -301,7 +301,7 @@ pub(crate) mod tests {
             let seen: Vec<u32> = (0..n as u32).filter(|&i| seen_mask[i as usize]).collect();
             let parts = ModelParts {
                 model_id: "p".into(),
-                model_type: "als".into(),
+                model_type: recops_core::ModelType::Als,
                 user_ids: vec![1],
                 item_ids: (0..n as i64).collect(),
                 factors: 1,

@@ -75,7 +75,7 @@ impl ModelSource for HomeModelSource {
         let factors = model.item_factors.cols();
         ServingModel::new(ModelParts {
             model_id: model.meta.model_id.clone(),
-            model_type: model.meta.model_type.to_string(),
+            model_type: model.meta.model_type,
             user_ids: model.user_ids,
             item_ids: model.item_ids,
             factors,

@@ -48,7 +48,7 @@ fn model(id: &str, broken_user: Option<usize>) -> ModelParts {
     }
     ModelParts {
         model_id: id.into(),
-        model_type: "als".into(),
+        model_type: recops_core::ModelType::Als,
         user_ids: (0..nu as i64).map(|u| 100 + u).collect(),
         item_ids: (0..ni as i64).map(|i| 9000 + i).collect(),
         factors: 2,

@@ -46,7 +46,7 @@ fn trained_model(home: &Home) -> String {
         .register(
             &NewModel {
                 model_id: id.clone(),
-                model_type: "als".into(),
+                model_type: recops_core::ModelType::Als,
                 metrics: out.model.meta.metrics.clone(),
                 baseline: out.model.meta.baseline.clone(),
                 data_version: "v1".into(),

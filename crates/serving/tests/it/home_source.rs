@@ -52,7 +52,7 @@ fn trained_with_split(home: &Home) -> (String, recops_data::Split) {
     reg.register(
         &NewModel {
             model_id: id.clone(),
-            model_type: "als".into(),
+            model_type: recops_core::ModelType::Als,
             metrics: out.model.meta.metrics.clone(),
             baseline: out.model.meta.baseline.clone(),
             data_version: "v1".into(),

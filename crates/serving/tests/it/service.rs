@@ -44,7 +44,7 @@ fn parts(model_id: &str, shift: f32) -> ModelParts {
     let (nu, ni, k) = (50usize, 40usize, 4usize);
     ModelParts {
         model_id: model_id.into(),
-        model_type: "als".into(),
+        model_type: recops_core::ModelType::Als,
         user_ids: (0..nu as i64).map(|u| 1000 + u).collect(),
         item_ids: (0..ni as i64).map(|i| 500 + i).collect(),
         factors: k,
