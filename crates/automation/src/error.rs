@@ -33,9 +33,6 @@ pub enum Error {
     /// A training problem (data, config, divergence, model files).
     #[error(transparent)]
     Training(#[from] recops_cf_training::Error),
-    /// A step of `recops demo` failed.
-    #[error("{0}")]
-    Demo(String),
     /// A drift detection problem (processed data, report).
     #[error(transparent)]
     Drift(#[from] recops_drift::Error),

@@ -23,7 +23,6 @@
 //!
 //! - [`bert_embeddings`]: product text embeddings, incremental, with a freshness check
 //!   (spec Component 8).
-//! - [`demo`]: `recops demo`, the whole system once on generated data.
 //! - [`job`]: the runner, the job statuses, the skip message and the alert path.
 //! - [`job_cli`]: the start (home, logging) and end (exit code, JSON error) shared by
 //!   the job binaries.
@@ -43,7 +42,6 @@
 
 pub mod bert_embeddings;
 pub mod data_refresh;
-pub mod demo;
 pub mod drift_detection;
 mod error;
 pub mod health_check;

@@ -100,6 +100,35 @@ pub struct BenchReport {
     pub results: std::collections::BTreeMap<String, BenchResult>,
 }
 
+/// A table for people (`recops bench-cf`): the split sizes, then one row per model.
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.split;
+        writeln!(
+            f,
+            "split: {} users, {} items, {} train, {} test, {} test users",
+            s.users, s.items, s.train, s.test, s.test_users
+        )?;
+        writeln!(
+            f,
+            "{:<11}{:>12}{:>12}{:>14}{:>16}{:>12}",
+            "MODEL", "RECALL@10", "NDCG@10", "COVERAGE@10", "S/ITERATION", "SECONDS"
+        )?;
+        for (name, m) in &self.results {
+            let per = m
+                .seconds_per_iteration
+                .map_or("-".into(), |v| format!("{v:.5}"));
+            let total = m.seconds_total.map_or("-".into(), |v| format!("{v:.3}"));
+            writeln!(
+                f,
+                "{name:<11}{:>12.5}{:>12.5}{:>14.5}{per:>16}{total:>12}",
+                m.recall_at_10, m.ndcg_at_10, m.coverage_at_10
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads a CSV with a header naming `user_id`, `item_id`, `rating`, `timestamp`
 /// (any order, other columns ignored).
 pub fn read_interactions_csv(path: &Path) -> Result<Vec<RawInteraction>> {

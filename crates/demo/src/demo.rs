@@ -18,13 +18,14 @@ use recops_testkit::{DriftOptions, GenConfig, generate, write_dataset};
 use recops_tracking::ServiceMetricsStore;
 use serde::Serialize;
 
-use crate::bert_embeddings::{BertEmbeddingsOptions, check_models, fetch_models};
-use crate::data_refresh::refresh_data;
-use crate::drift_detection::{DriftJobOptions, detect_drift};
+use recops_automation::bert_embeddings::{self, BertEmbeddingsOptions, check_models, fetch_models};
+use recops_automation::data_refresh::refresh_data;
+use recops_automation::drift_detection::{DriftJobOptions, detect_drift};
+use recops_automation::health_check::{HealthJobOptions, run_health_check};
+use recops_automation::model_deployment::{DeployJobOptions, deploy_model};
+use recops_automation::model_training::{TrainModelsOptions, train_models};
+
 use crate::error::{Error, Result};
-use crate::health_check::{HealthJobOptions, run_health_check};
-use crate::model_deployment::{DeployJobOptions, deploy_model};
-use crate::model_training::{TrainModelsOptions, train_models};
 
 /// A file in a fresh demo home marking it as the demo's: only such a home is reset by
 /// a later `recops demo`.
@@ -101,7 +102,7 @@ pub fn prepare_home(dir: &Path) -> Result<Home> {
         .unwrap_or(false);
     if non_empty {
         if !marker.exists() {
-            return Err(Error::Demo(format!(
+            return Err(Error::Step(format!(
                 "{} exists and was not made by `recops demo`; pass --home with a new folder \
                  (nothing was changed)",
                 dir.display()
@@ -116,7 +117,7 @@ pub fn prepare_home(dir: &Path) -> Result<Home> {
         b"created by recops demo; `recops demo` may reset this folder\n",
     )?;
     let home = Home::new(dir);
-    crate::write_default_configs(&home)?;
+    recops_automation::write_default_configs(&home)?;
     Ok(home)
 }
 
@@ -162,7 +163,7 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
             }
             Err(e) => {
                 let _ = writeln!(out, "FAILED");
-                Err(Error::Demo(format!(
+                Err(Error::Step(format!(
                     "step {n} ({name}) failed: {}; details in {log}",
                     recops_core::error_chain(&e)
                 )))
@@ -180,7 +181,7 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
             return Ok(format!("{} ready ({} dims)", check.model, check.dim));
         }
         if !fetch_models(&home, false)? {
-            return Err(Error::Demo(
+            return Err(Error::Step(
                 "scripts/fetch_models.sh failed (see its output above)".into(),
             ));
         }
@@ -202,8 +203,8 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
             },
             ..GenConfig::default()
         };
-        let ds = generate(&config).map_err(|e| Error::Demo(e.to_string()))?;
-        let s = write_dataset(&home, &ds, 4).map_err(|e| Error::Demo(e.to_string()))?;
+        let ds = generate(&config).map_err(|e| Error::Step(e.to_string()))?;
+        let s = write_dataset(&home, &ds, 4).map_err(|e| Error::Step(e.to_string()))?;
         Ok(format!(
             "{} interactions of {} users on {} products in {} staging files, drift in the last week",
             s.interactions,
@@ -222,7 +223,7 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
         if options.skip_embeddings {
             return Ok("skipped (--skip-embeddings): training uses random initialisation".into());
         }
-        let o = crate::bert_embeddings::run(
+        let o = bert_embeddings::run(
             &home,
             &BertEmbeddingsOptions {
                 progress: true,
@@ -230,13 +231,13 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
             },
             &SystemClock::shared(),
         )?;
-        Ok(crate::bert_embeddings::outcome_summary(&o))
+        Ok(bert_embeddings::outcome_summary(&o))
     })?;
 
     step("model training (ALS, BPR)", out, &mut || {
         let r = train_models(&home, &TrainModelsOptions::default())?;
         if !r.ok() {
-            return Err(Error::Demo(r.message));
+            return Err(Error::Step(r.message));
         }
         Ok(r.message)
     })?;
@@ -244,7 +245,7 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
     let mut service: Option<RunningService> = None;
     step("recommender service", out, &mut || {
         let listener = TcpListener::bind(("127.0.0.1", options.port)).map_err(|e| {
-            Error::Demo(format!(
+            Error::Step(format!(
                 "cannot listen on 127.0.0.1:{}: {e} (is another recommender running? pass --port)",
                 options.port
             ))
@@ -262,12 +263,12 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
             },
             SystemClock::shared(),
         )
-        .map_err(|e| Error::Demo(e.to_string()))?;
+        .map_err(|e| Error::Step(e.to_string()))?;
         let addr = s.addr();
         service = Some(s);
         Ok(format!("listening on http://{addr} (no model yet)"))
     })?;
-    let service = service.ok_or_else(|| Error::Demo("the service did not start".into()))?;
+    let service = service.ok_or_else(|| Error::Step("the service did not start".into()))?;
     let url = format!("http://{}", service.addr());
 
     step("model deployment", out, &mut || {
@@ -279,7 +280,7 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
             },
         )?;
         if !r.ok() {
-            return Err(Error::Demo(r.message));
+            return Err(Error::Step(r.message));
         }
         Ok(r.message)
     })?;
