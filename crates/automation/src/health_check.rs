@@ -2,7 +2,6 @@
 //! data, model, pipelines, embeddings and service metrics -> `logs/health_check.log`
 //! -> an alert while unhealthy.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use recops_alerting::Severity;
@@ -11,13 +10,14 @@ use recops_core::{
     format_timestamp,
 };
 use recops_health::{
-    ComponentStatus, DataHealth, EmbeddingsHealth, ModelHealth, PipelineHealth, ServiceHealth,
-    ServiceMetricsHealth, check_data_health, check_embeddings_health, check_model_health,
+    ComponentStatus, check_data_health, check_embeddings_health, check_model_health,
     check_pipeline_health, check_service_health, read_service_metrics,
 };
-use serde::Serialize;
 use serde_json::json;
 use tracing::{error, info, warn};
+
+/// The health report, aggregated by recops-health.
+pub use recops_health::HealthReport;
 
 use crate::error::{Error, Result};
 use crate::job::{Finish, Job, JobAlerts, JobOutcome, LockPolicy, Tracking};
@@ -55,100 +55,6 @@ impl Default for HealthJobOptions {
             min_success_rate: 0.5,
             clock: SystemClock::shared(),
         }
-    }
-}
-
-/// The health report (`health-check --json`): the spec's four checks, plus embeddings
-/// and service metrics, aggregated.
-#[derive(Debug, Clone, Serialize)]
-pub struct HealthReport {
-    /// RFC 3339 time of the check.
-    pub timestamp: String,
-    /// No component is unhealthy (warnings allowed).
-    pub healthy: bool,
-    /// `healthy` or `unhealthy`.
-    pub status: &'static str,
-    /// Status per component.
-    pub components: BTreeMap<&'static str, ComponentStatus>,
-    /// `/health` of the recommender.
-    pub service: ServiceHealth,
-    /// The required data files.
-    pub data: DataHealth,
-    /// Registry and current best model.
-    pub model: ModelHealth,
-    /// Pipeline success rates.
-    pub pipeline: PipelineHealth,
-    /// Product embeddings freshness.
-    pub embeddings: EmbeddingsHealth,
-    /// Service metrics of the last hour and the alert rules they trigger.
-    pub service_metrics: ServiceMetricsHealth,
-    /// The run in `logs/pipeline_metrics.db`.
-    pub run_id: Option<String>,
-}
-
-impl HealthReport {
-    /// `service: unreachable ...; model: No current best model`.
-    pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
-        let mut add = |name: &str, status: ComponentStatus, why: Option<String>| {
-            if status != ComponentStatus::Healthy {
-                p.push(format!(
-                    "{name} {}: {}",
-                    status_str(status),
-                    why.unwrap_or_default()
-                ));
-            }
-        };
-        add("service", self.service.status, self.service.error.clone());
-        add(
-            "data",
-            self.data.status,
-            Some(format!("missing {}", self.data.missing.join(", "))),
-        );
-        add("model", self.model.status, self.model.error.clone());
-        add(
-            "pipeline",
-            self.pipeline.status,
-            Some(match &self.pipeline.error {
-                Some(e) => e.clone(),
-                None => format!(
-                    "success rate below 50 %: {}",
-                    self.pipeline.unhealthy_pipelines.join(", ")
-                ),
-            }),
-        );
-        add(
-            "embeddings",
-            self.embeddings.status,
-            self.embeddings.message.clone(),
-        );
-        add(
-            "service_metrics",
-            self.service_metrics.status,
-            Some(match &self.service_metrics.error {
-                Some(e) => e.clone(),
-                None => self
-                    .service_metrics
-                    .triggered
-                    .iter()
-                    .filter_map(|t| {
-                        t.get("alert_name")
-                            .and_then(|n| n.as_str())
-                            .map(str::to_owned)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        );
-        p
-    }
-}
-
-fn status_str(s: ComponentStatus) -> &'static str {
-    match s {
-        ComponentStatus::Healthy => "healthy",
-        ComponentStatus::Warning => "warning",
-        ComponentStatus::Unhealthy => "unhealthy",
     }
 }
 
@@ -227,46 +133,18 @@ fn check_all(
             .collect();
     }
 
-    let components = BTreeMap::from([
-        ("service", service.status),
-        ("data", data.status),
-        ("model", model.status),
-        ("pipeline", pipeline.status),
-        ("embeddings", embeddings.status),
-        ("service_metrics", service_metrics.status),
-    ]);
-    let healthy = components
-        .values()
-        .all(|s| *s != ComponentStatus::Unhealthy);
-    let report = HealthReport {
-        timestamp: format_timestamp(now),
-        healthy,
-        status: if healthy { "healthy" } else { "unhealthy" },
-        components,
+    let report = HealthReport::aggregate(
+        format_timestamp(now),
         service,
         data,
         model,
         pipeline,
         embeddings,
         service_metrics,
-        run_id: None,
-    };
-    let problems = report.problems();
-    let summary = format!(
-        "{} | {}{}",
-        if healthy { "HEALTHY" } else { "UNHEALTHY" },
-        report
-            .components
-            .iter()
-            .map(|(k, v)| format!("{k}={}", status_str(*v)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        if problems.is_empty() {
-            String::new()
-        } else {
-            format!(" | {}", problems.join("; "))
-        }
     );
+    let healthy = report.healthy;
+    let problems = report.problems();
+    let summary = report.summary_line();
     match LogFile::open(
         home.health_check_log(),
         LogFileOptions {

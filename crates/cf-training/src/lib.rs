@@ -51,6 +51,7 @@ mod config;
 mod error;
 mod eval;
 mod init;
+mod iteration;
 mod kernels;
 mod matrix;
 mod model;
@@ -75,6 +76,7 @@ pub use eval::{
     popularity_baseline, popularity_order, recall_ndcg, top_n_for_user,
 };
 pub use init::{ProductEmbeddings, project_embeddings, read_product_embeddings, warm_start_rows};
+pub use iteration::IterationReport;
 pub use matrix::{Factors, Interactions};
 pub use model::{
     CfModel, MODEL_FORMAT_VERSION, MODEL_META_FILE, MODEL_TENSORS_FILE, ModelMeta, ModelType,
@@ -83,6 +85,5 @@ pub use model::{
 pub use ranking::{dot, top_k};
 pub use serving_index::{SERVING_INDEX_FILE, ServingIndex};
 pub use trainer::{
-    IterationReport, TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, new_model_id,
-    thousands, train,
+    TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, new_model_id, thousands, train,
 };

@@ -11,7 +11,6 @@ use recops_core::{
     Home, LogFile, LogFileOptions, LogLevel, SharedClock, SystemClock, format_timestamp,
 };
 use recops_data::{Entry, Split, holdout_split};
-use serde::{Deserialize, Serialize};
 
 use crate::als::{Als, random_factors};
 use crate::bpr::{Bpr, BprParams};
@@ -20,6 +19,7 @@ use crate::config::{AlsConfig, BprConfig, EvaluationSection, TrainingSection};
 use crate::error::{Error, Result};
 use crate::eval::{Metrics, evaluate_factors, improvement_pct, popularity_baseline};
 use crate::init::{mean_row_norm, project_embeddings, read_product_embeddings, warm_start_rows};
+use crate::iteration::IterationReport;
 use crate::matrix::{Factors, Interactions};
 use crate::model::{
     CfModel, MODEL_FORMAT_VERSION, ModelMeta, ModelType, TrainingSummary, mapping_fingerprint,
@@ -167,23 +167,6 @@ impl TrainingLog {
     pub fn error(&self, message: &str) {
         self.line(LogLevel::Error, message);
     }
-}
-
-/// One iteration, as logged and tracked.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct IterationReport {
-    /// 1-based iteration.
-    pub iteration: usize,
-    /// Configured iterations.
-    pub iterations: usize,
-    /// Training loss (ALS: normalised objective; BPR: mean `-ln σ(x_uij)`).
-    pub loss: f64,
-    /// Validation recall@10, when validated this iteration.
-    pub validation_recall: Option<f64>,
-    /// Validation ndcg@10, when validated this iteration.
-    pub validation_ndcg: Option<f64>,
-    /// Seconds of the iteration (training and validation).
-    pub wall_time_seconds: f64,
 }
 
 /// The data of a run.

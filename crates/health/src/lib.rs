@@ -18,6 +18,7 @@
 
 mod checks;
 mod error;
+mod report;
 
 pub use checks::{
     ComponentStatus, DataHealth, EmbeddingsHealth, FileStatus, ModelHealth, PipelineHealth,
@@ -26,3 +27,4 @@ pub use checks::{
     read_service_metrics,
 };
 pub use error::{Error, Result};
+pub use report::HealthReport;
