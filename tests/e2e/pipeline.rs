@@ -14,13 +14,11 @@ use recops_tracking::{PipelineTracker, RunStatus, TrainingStatus, TrainingTracke
 use serde_json::Value;
 
 fn bin(path: &str, home: &Path) -> Command {
-    let mut c = Command::new(path);
+    let mut c = crate::support::command(path);
     c.arg("--home")
         .arg(home)
-        .env_remove("RECOPS_HOME")
         .env_remove("RECOPS_SERVICE_URL")
-        .env_remove("RECOPS_ADMIN_TOKEN")
-        .env("RECOPS_LOG", "warn");
+        .env_remove("RECOPS_ADMIN_TOKEN");
     c
 }
 
