@@ -15,11 +15,12 @@ use std::collections::BTreeMap;
 
 use recops_alerting::{Severity, Threshold};
 use recops_cf_training::{
-    CfModel, IterationReport, ModelType, TrainConfig, TrainData, TrainOptions, TrainingLog, train,
+    CfModel, IterationReport, ModelType, TrainConfig, TrainData, TrainOptions, TrainOutcome,
+    TrainingLog, train,
 };
 use recops_core::{Home, SharedClock, SystemClock, error_chain};
 use recops_data::Split;
-use recops_registry::{NewModel, Registry};
+use recops_registry::{NewModel, Registry, RegistryFile};
 use recops_tracking::{
     IterationRecord, NewTrainingRun, RegistryStatus, TrainingOutcome, TrainingTracker,
 };
@@ -327,17 +328,17 @@ fn run_job(
     let training = TrainingTracker::open_path(&home.training_db(), ctx.clock.clone())?;
     let mut models = Vec::new();
     for &mt in types {
-        let report = match train_one(
+        let run = ModelRun {
             home,
             options,
-            mt,
-            &split,
-            &data_version,
-            &registry,
-            &training,
+            split: &split,
+            data_version: &data_version,
+            registry: &registry,
+            training: &training,
             ctx,
             alerts,
-        ) {
+        };
+        let report = match run.train_one(mt) {
             Ok(r) => r,
             Err(e) => ModelReport::new(mt, ModelOutcome::Failed, error_chain(&e)),
         };
@@ -363,121 +364,166 @@ fn run_job(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn train_one(
-    home: &Home,
-    options: &TrainModelsOptions,
-    mt: ModelType,
-    split: &Split,
-    data_version: &str,
-    registry: &Registry,
-    training: &TrainingTracker,
-    ctx: &JobContext<'_>,
-    alerts: &JobAlerts,
-) -> Result<ModelReport> {
-    let reg = registry.load()?;
-    if !options.force_retrain
-        && let Some((id, entry)) = reg.latest_registered(mt)
-        && entry.data_version == data_version
-    {
-        return Ok(ModelReport::new(
-            mt,
-            ModelOutcome::Skipped,
-            format!("data version {data_version} unchanged since {id}; use --force to retrain"),
-        ));
-    }
-    let config = TrainConfig::load(home, mt)?;
-    let warm = if config.training().warm_start {
-        match reg.latest_active(mt) {
-            Some((id, _)) => match CfModel::load_id(home, id) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::warn!(model_id = %id, error = %recops_core::error_chain(&e), "cannot load the model to warm start from");
-                    None
-                }
-            },
-            None => None,
-        }
-    } else {
-        None
-    };
-    let run_id = training.start_run(&NewTrainingRun {
-        model_type: mt.to_string(),
-        hyperparameters: config.hyperparameters(),
-        data_version: Some(data_version.to_owned()),
-        git_commit: option_env!("RECOPS_GIT_COMMIT").map(str::to_owned),
-    })?;
-    let mut on_iteration = |r: &IterationReport| {
-        let rec = IterationRecord {
-            iteration: r.iteration as u32,
-            loss: Some(r.loss),
-            validation_recall: r.validation_recall,
-            validation_ndcg: r.validation_ndcg,
-            wall_time_seconds: r.wall_time_seconds,
-        };
-        if let Err(e) = training.log_iteration(&run_id, &rec) {
-            tracing::warn!(error = %recops_core::error_chain(&e), "cannot record a training iteration");
-        }
-    };
-    let outcome = train(
-        home,
-        &config,
-        TrainData {
-            split,
-            data_version,
-        },
-        TrainOptions {
-            resume: options.resume,
-            warm_start: warm.as_ref(),
-            clock: ctx.clock.clone(),
-            on_iteration: Some(&mut on_iteration),
-            interrupt_after: None,
-        },
-    );
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            if let Err(te) = training.fail_run(&run_id) {
-                tracing::warn!(error = %recops_core::error_chain(&te), "cannot mark the training run failed");
-            }
-            let mut r = ModelReport::new(mt, ModelOutcome::Failed, error_chain(&e));
-            r.training_run_id = Some(run_id);
-            return Ok(r);
-        }
-    };
-    let rel_path = format!("artifacts/cf/{}", outcome.model.meta.model_id);
-    training.complete_run(
-        &run_id,
-        &TrainingOutcome {
-            recall_at_10: outcome.metrics.recall(10),
-            ndcg_at_10: outcome.metrics.ndcg(10),
-            coverage: outcome.metrics.coverage(10),
-            baseline_recall_at_10: outcome.baseline.recall(10),
-            improvement_pct: outcome.improvement_pct,
-            training_time_seconds: outcome.training_time_seconds,
-            artifacts_path: Some(rel_path),
-        },
-    )?;
-    let meta = &outcome.model.meta;
-    let model_id = meta.model_id.clone();
-    let mut report = ModelReport::new(mt, ModelOutcome::NotRegistered, String::new());
-    report.model_id = Some(model_id.clone());
-    report.training_run_id = Some(run_id.clone());
-    report.metrics = meta.metrics.clone();
-    report.baseline = meta.baseline.clone();
-    report.improvement_pct = Some(outcome.improvement_pct);
-    report.training_time_seconds = Some(outcome.training_time_seconds);
-    report.iterations_run = Some(meta.training.iterations_run);
-    report.stopped_early = Some(outcome.stopped_early);
+/// What training one model type needs, shared by its phases.
+struct ModelRun<'a> {
+    home: &'a Home,
+    options: &'a TrainModelsOptions,
+    split: &'a Split,
+    data_version: &'a str,
+    registry: &'a Registry,
+    training: &'a TrainingTracker,
+    ctx: &'a JobContext<'a>,
+    alerts: &'a JobAlerts,
+}
 
-    // Degradation against the current best (whatever its type).
-    let new_ndcg = outcome.metrics.ndcg(10);
-    if let Some((best_id, best)) = reg.current() {
+impl ModelRun<'_> {
+    /// One model type: skip when the data is unchanged -> warm start -> fit (tracked)
+    /// -> degradation check -> register or reject.
+    fn train_one(&self, mt: ModelType) -> Result<ModelReport> {
+        let reg = self.registry.load()?;
+        if let Some(skip) = self.unchanged_data(&reg, mt) {
+            return Ok(skip);
+        }
+        let config = TrainConfig::load(self.home, mt)?;
+        let warm = self.warm_start(&reg, mt, &config);
+        let run_id = self.training.start_run(&NewTrainingRun {
+            model_type: mt.to_string(),
+            hyperparameters: config.hyperparameters(),
+            data_version: Some(self.data_version.to_owned()),
+            git_commit: option_env!("RECOPS_GIT_COMMIT").map(str::to_owned),
+        })?;
+        let outcome = match self.fit(&config, warm.as_ref(), &run_id) {
+            Ok(o) => o,
+            Err(e) => {
+                if let Err(te) = self.training.fail_run(&run_id) {
+                    tracing::warn!(error = %error_chain(&te), "cannot mark the training run failed");
+                }
+                let mut r = ModelReport::new(mt, ModelOutcome::Failed, error_chain(&e));
+                r.training_run_id = Some(run_id);
+                return Ok(r);
+            }
+        };
+        let mut report = self.record(mt, &run_id, &outcome)?;
+        self.check_degradation(&reg, &outcome, &mut report);
+        self.register_or_reject(mt, &run_id, &outcome, &mut report)?;
+        Ok(report)
+    }
+
+    /// The skip report when the data has not changed since the last registered model
+    /// of the type (and `--force` was not given).
+    fn unchanged_data(&self, reg: &RegistryFile, mt: ModelType) -> Option<ModelReport> {
+        let dv = self.data_version;
+        match reg.latest_registered(mt) {
+            Some((id, entry)) if !self.options.force_retrain && entry.data_version == dv => {
+                Some(ModelReport::new(
+                    mt,
+                    ModelOutcome::Skipped,
+                    format!("data version {dv} unchanged since {id}; use --force to retrain"),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// The newest active model of the type, when the config asks for a warm start.
+    fn warm_start(
+        &self,
+        reg: &RegistryFile,
+        mt: ModelType,
+        config: &TrainConfig,
+    ) -> Option<CfModel> {
+        if !config.training().warm_start {
+            return None;
+        }
+        let (id, _) = reg.latest_active(mt)?;
+        CfModel::load_id(self.home, id)
+            .inspect_err(|e| {
+                tracing::warn!(model_id = %id, error = %error_chain(e), "cannot load the model to warm start from");
+            })
+            .ok()
+    }
+
+    /// Trains, recording every iteration in the training run `run_id`.
+    fn fit(
+        &self,
+        config: &TrainConfig,
+        warm: Option<&CfModel>,
+        run_id: &str,
+    ) -> recops_cf_training::Result<TrainOutcome> {
+        let mut on_iteration = |r: &IterationReport| {
+            let rec = IterationRecord {
+                iteration: r.iteration as u32,
+                loss: Some(r.loss),
+                validation_recall: r.validation_recall,
+                validation_ndcg: r.validation_ndcg,
+                wall_time_seconds: r.wall_time_seconds,
+            };
+            if let Err(e) = self.training.log_iteration(run_id, &rec) {
+                tracing::warn!(error = %error_chain(&e), "cannot record a training iteration");
+            }
+        };
+        train(
+            self.home,
+            config,
+            TrainData {
+                split: self.split,
+                data_version: self.data_version,
+            },
+            TrainOptions {
+                resume: self.options.resume,
+                warm_start: warm,
+                clock: self.ctx.clock.clone(),
+                on_iteration: Some(&mut on_iteration),
+                interrupt_after: None,
+            },
+        )
+    }
+
+    /// Completes the training run and starts the model's report (not registered yet).
+    fn record(&self, mt: ModelType, run_id: &str, outcome: &TrainOutcome) -> Result<ModelReport> {
+        let meta = &outcome.model.meta;
+        self.training.complete_run(
+            run_id,
+            &TrainingOutcome {
+                recall_at_10: outcome.metrics.recall(10),
+                ndcg_at_10: outcome.metrics.ndcg(10),
+                coverage: outcome.metrics.coverage(10),
+                baseline_recall_at_10: outcome.baseline.recall(10),
+                improvement_pct: outcome.improvement_pct,
+                training_time_seconds: outcome.training_time_seconds,
+                artifacts_path: Some(format!("artifacts/cf/{}", meta.model_id)),
+            },
+        )?;
+        let mut report = ModelReport::new(mt, ModelOutcome::NotRegistered, String::new());
+        report.model_id = Some(meta.model_id.clone());
+        report.training_run_id = Some(run_id.to_owned());
+        report.metrics = meta.metrics.clone();
+        report.baseline = meta.baseline.clone();
+        report.improvement_pct = Some(outcome.improvement_pct);
+        report.training_time_seconds = Some(outcome.training_time_seconds);
+        report.iterations_run = Some(meta.training.iterations_run);
+        report.stopped_early = Some(outcome.stopped_early);
+        Ok(report)
+    }
+
+    /// The critical `model_degradation` alert when the new model's ndcg@10 is more than
+    /// the threshold below the current best's (whatever its type).
+    fn check_degradation(
+        &self,
+        reg: &RegistryFile,
+        outcome: &TrainOutcome,
+        report: &mut ModelReport,
+    ) {
+        let Some((best_id, best)) = reg.current() else {
+            return;
+        };
+        let model_id = &outcome.model.meta.model_id;
+        let new_ndcg = outcome.metrics.ndcg(10);
         let best_ndcg = best.score();
-        let threshold = degradation_threshold(alerts);
+        let threshold = degradation_threshold(self.alerts);
         if best_ndcg.is_finite() && new_ndcg < best_ndcg * (1.0 - threshold) {
             report.degraded = true;
-            alerts.send(
+            self.alerts.send(
                 "model_degradation",
                 &format!(
                     "model_degradation triggered: {model_id} ndcg@10={new_ndcg:.4} is {:.1}% below current best {best_id} ndcg@10={best_ndcg:.4} (threshold {:.0}%)",
@@ -489,42 +535,57 @@ fn train_one(
         }
     }
 
-    let log = TrainingLog::open(home, mt, ctx.clock.clone())?;
-    let (recall, base) = (outcome.metrics.recall(10), outcome.baseline.recall(10));
-    if outcome.beats_baseline {
-        let reason = format!(
-            "recall@10 {recall:.4} beats the popularity baseline {base:.4} ({:+.1}%)",
-            outcome.improvement_pct
-        );
-        registry.register(
-            &NewModel {
-                model_id: model_id.clone(),
-                model_type: mt,
-                metrics: meta.metrics.clone(),
-                baseline: meta.baseline.clone(),
-                data_version: data_version.to_owned(),
-            },
-            &reason,
-        )?;
-        registry.promote(None, "best ndcg@10 among active models")?;
-        training.attach_registry(&run_id, &model_id, RegistryStatus::Active)?;
-        log.info(&format!("Registered to registry: {model_id}"));
-        report.status = ModelOutcome::Registered;
-        report.message = reason;
-    } else {
-        let reason = format!(
-            "not registered: recall@10 {recall:.4} does not beat the popularity baseline {base:.4}"
-        );
-        training.attach_registry(&run_id, &model_id, RegistryStatus::Failed)?;
-        log.warning(&format!("Not registered: {model_id} ({reason})"));
-        alerts.send(
-            &format!("{mt}_not_registered"),
-            &format!("{model_id} {reason}"),
-            Severity::Warning,
-        );
-        report.message = reason;
+    /// Registers and promotes a model that beats the popularity baseline; otherwise
+    /// records the rejection and sends `<type>_not_registered`.
+    fn register_or_reject(
+        &self,
+        mt: ModelType,
+        run_id: &str,
+        outcome: &TrainOutcome,
+        report: &mut ModelReport,
+    ) -> Result<()> {
+        let meta = &outcome.model.meta;
+        let model_id = &meta.model_id;
+        let log = TrainingLog::open(self.home, mt, self.ctx.clock.clone())?;
+        let (recall, base) = (outcome.metrics.recall(10), outcome.baseline.recall(10));
+        if outcome.beats_baseline {
+            let reason = format!(
+                "recall@10 {recall:.4} beats the popularity baseline {base:.4} ({:+.1}%)",
+                outcome.improvement_pct
+            );
+            self.registry.register(
+                &NewModel {
+                    model_id: model_id.clone(),
+                    model_type: mt,
+                    metrics: meta.metrics.clone(),
+                    baseline: meta.baseline.clone(),
+                    data_version: self.data_version.to_owned(),
+                },
+                &reason,
+            )?;
+            self.registry
+                .promote(None, "best ndcg@10 among active models")?;
+            self.training
+                .attach_registry(run_id, model_id, RegistryStatus::Active)?;
+            log.info(&format!("Registered to registry: {model_id}"));
+            report.status = ModelOutcome::Registered;
+            report.message = reason;
+        } else {
+            let reason = format!(
+                "not registered: recall@10 {recall:.4} does not beat the popularity baseline {base:.4}"
+            );
+            self.training
+                .attach_registry(run_id, model_id, RegistryStatus::Failed)?;
+            log.warning(&format!("Not registered: {model_id} ({reason})"));
+            self.alerts.send(
+                &format!("{mt}_not_registered"),
+                &format!("{model_id} {reason}"),
+                Severity::Warning,
+            );
+            report.message = reason;
+        }
+        Ok(())
     }
-    Ok(report)
 }
 
 #[cfg(test)]
