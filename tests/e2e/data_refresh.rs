@@ -7,10 +7,8 @@ fn bin(name: &str) -> Command {
         "recops" => env!("CARGO_BIN_EXE_recops"),
         _ => env!("CARGO_BIN_EXE_data-refresh"),
     };
-    let mut c = Command::new(path);
-    c.env_remove("RECOPS_HOME")
-        .env_remove("RECOPS_STAGING_DIR")
-        .env("RECOPS_LOG", "warn");
+    let mut c = crate::support::command(path);
+    c.env_remove("RECOPS_STAGING_DIR");
     c
 }
 

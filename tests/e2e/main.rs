@@ -10,3 +10,4 @@ mod model_training;
 mod pipeline;
 mod scheduler;
 mod stats;
+mod support;

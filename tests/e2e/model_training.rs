@@ -1,25 +1,8 @@
-use std::process::Command;
-
 use recops_core::Home;
 use recops_tracking::{TrainingStatus, TrainingTracker};
 use serde_json::Value;
 
-fn bin(path: &str) -> Command {
-    let mut c = Command::new(path);
-    c.env_remove("RECOPS_HOME").env("RECOPS_LOG", "warn");
-    c
-}
-
-fn ok(c: &mut Command) -> std::process::Output {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use crate::support::{command as bin, ok};
 
 /// gen-data -> data-refresh -> model-training: both models registered, the best
 /// promoted, every iteration tracked, the spec's log lines written; a second run on the

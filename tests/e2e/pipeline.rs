@@ -14,13 +14,11 @@ use recops_tracking::{PipelineTracker, RunStatus, TrainingStatus, TrainingTracke
 use serde_json::Value;
 
 fn bin(path: &str, home: &Path) -> Command {
-    let mut c = Command::new(path);
+    let mut c = crate::support::command(path);
     c.arg("--home")
         .arg(home)
-        .env_remove("RECOPS_HOME")
         .env_remove("RECOPS_SERVICE_URL")
-        .env_remove("RECOPS_ADMIN_TOKEN")
-        .env("RECOPS_LOG", "warn");
+        .env_remove("RECOPS_ADMIN_TOKEN");
     c
 }
 
@@ -70,7 +68,7 @@ fn start_recommender(home: &Path) -> (Child, String) {
 }
 
 fn health_model_id(url: &str) -> Option<String> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let v: Value = reqwest::blocking::get(format!("{url}/health"))
         .ok()?
         .json()
@@ -102,7 +100,7 @@ fn register_model_failing_verification(home: &Home, model_id: &str, new_id: &str
         .register(
             &NewModel {
                 model_id: new_id.to_owned(),
-                model_type: model.meta.model_type.to_string(),
+                model_type: model.meta.model_type,
                 metrics: BTreeMap::from([("ndcg@10".to_owned(), 0.0)]),
                 baseline: BTreeMap::new(),
                 data_version: model.meta.data_version.clone(),

@@ -1,18 +1,8 @@
-use std::process::Command;
-
 use recops_core::Home;
 use recops_tracking::PipelineTracker;
 use serde_json::{Value, json};
 
-fn recops(home: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_recops"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("RECOPS_HOME")
-        .output()
-        .unwrap()
-}
+use crate::support::recops;
 
 #[test]
 fn stats_prints_the_spec_shape_as_json_and_a_table() {

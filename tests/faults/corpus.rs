@@ -332,7 +332,7 @@ fn malformed_staging_parquet_files_get_their_expected_errors() {
 
 #[test]
 fn malformed_request_bodies_get_4xx_with_a_message_and_the_service_goes_on() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let service = RunningService::start(
         listener,

@@ -136,7 +136,7 @@ fn config_loading_never_panics() {
 
 #[test]
 fn request_parsing_never_panics_and_answers_4xx_or_200() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let service = recops_serving::RunningService::start(
         listener,

@@ -58,7 +58,7 @@ fn read_to_close(s: &mut TcpStream) -> String {
 
 #[test]
 fn a_thousand_half_open_connections_do_not_stop_recommendations() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     // Both ends live in this process: two descriptors per connection.
     let nofile = raise_nofile(4 * SLOW_CLIENTS as u64 + 256);
     assert!(

@@ -625,6 +625,33 @@ impl AlertsConfig {
         Ok(load_config(&home.alerts_config(), DEFAULT_ALERTS_CONFIG)?)
     }
 
+    /// The fallback when `config/alerts_config.yaml` cannot be used: no rules, e-mail
+    /// and Slack off, every severity to the log channel (`logs/service/alerts.log`).
+    /// Jobs send through it so that a broken alerts config never loses an alert.
+    pub fn log_only() -> Self {
+        let log = vec![Channel::Log];
+        AlertsConfig {
+            alerts: BTreeMap::new(),
+            email: EmailConfig {
+                enabled: false,
+                ..EmailConfig::default()
+            },
+            slack: SlackConfig {
+                enabled: false,
+                ..SlackConfig::default()
+            },
+            logging: LoggingConfig::default(),
+            notifications: NotificationSettings {
+                severity_channels: SeverityChannels {
+                    info: log.clone(),
+                    warning: log.clone(),
+                    critical: log,
+                },
+                ..NotificationSettings::default()
+            },
+        }
+    }
+
     /// The metric `rule` (named `name`) reads.
     pub fn metric_of(&self, name: &str, rule: &AlertRule) -> String {
         rule.metric

@@ -8,78 +8,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
 
-/// How urgent an alert is: the spec's `info`, `warning`, `critical`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// `info`: for the record (pipeline finished, model deployed).
-    #[default]
-    Info,
-    /// `warning`: someone should look today.
-    Warning,
-    /// `critical`: someone must act now.
-    Critical,
-}
+/// How urgent an alert is: the one [`recops_core::Severity`] of recops.
+pub use recops_core::Severity;
 
-impl Severity {
-    /// Every severity, mildest first.
-    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
-
-    /// The config spelling (`warning`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-
-    /// The spelling in subjects and Slack messages (`WARNING`).
-    pub fn upper(self) -> &'static str {
-        match self {
-            Severity::Info => "INFO",
-            Severity::Warning => "WARNING",
-            Severity::Critical => "CRITICAL",
-        }
-    }
-
-    /// The spec's Slack emoji for this severity.
-    pub fn slack_emoji(self) -> &'static str {
-        match self {
-            Severity::Info => ":information_source:",
-            Severity::Warning => ":warning:",
-            Severity::Critical => ":rotating_light:",
-        }
-    }
-
-    /// The level of the alert's line in `alerts.log`.
-    pub fn log_level(self) -> recops_core::LogLevel {
-        match self {
-            Severity::Info => recops_core::LogLevel::Info,
-            Severity::Warning => recops_core::LogLevel::Warning,
-            Severity::Critical => recops_core::LogLevel::Critical,
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl FromStr for Severity {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Severity::ALL
-            .into_iter()
-            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::InvalidInput {
-                what: "severity",
-                message: format!("{s:?}: expected one of info, warning, critical"),
-            })
+/// The spec's Slack emoji for a severity.
+pub(crate) fn slack_emoji(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => ":information_source:",
+        Severity::Warning => ":warning:",
+        Severity::Critical => ":rotating_light:",
     }
 }
 

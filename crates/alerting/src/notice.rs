@@ -44,7 +44,7 @@ impl Notice {
     /// and the message.
     pub(crate) fn slack_text(&self) -> String {
         let emoji = match self.kind {
-            NoticeKind::Alert => self.severity.slack_emoji(),
+            NoticeKind::Alert => crate::model::slack_emoji(self.severity),
             NoticeKind::Resolved => ":white_check_mark:",
         };
         format!(

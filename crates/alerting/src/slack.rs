@@ -1,7 +1,6 @@
 //! The Slack channel: an incoming-webhook POST with reqwest.
 
-use std::sync::Once;
-
+use recops_core::error_chain;
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::json;
@@ -12,23 +11,19 @@ use crate::notice::Notice;
 use crate::report::Delivery;
 use crate::retry::{Attempt, RetryPolicy, Sleeper, secs, with_retries};
 
-/// Installs rustls' ring crypto provider as the process default (once; a provider
-/// installed earlier by the binary is kept).
-pub(crate) fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 /// The HTTP client of the Slack channel (timeout from `slack.timeout_secs`).
 pub(crate) fn build_client(cfg: &SlackConfig) -> Result<Client, String> {
-    install_crypto_provider();
+    recops_core::tls::install_crypto_provider();
     Client::builder()
         .timeout(secs(cfg.timeout_secs))
         .user_agent(concat!("recops/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot create the HTTP client: {}", chain(&e.without_url())))
+        .map_err(|e| {
+            format!(
+                "cannot create the HTTP client: {}",
+                error_chain(&e.without_url())
+            )
+        })
 }
 
 /// Posts `notice` to the webhook, retrying timeouts, connection errors, 429 and 5xx.
@@ -95,12 +90,15 @@ pub(crate) fn send(
                 if e.is_builder() {
                     Attempt::Permanent(scrub(format!(
                         "slack.webhook_url is not a valid URL: {}",
-                        chain(&e)
+                        error_chain(&e)
                     )))
                 } else if e.is_timeout() {
                     Attempt::Transient(format!("Slack webhook timed out after {timeout} s"))
                 } else {
-                    Attempt::Transient(scrub(format!("Slack webhook unreachable: {}", chain(&e))))
+                    Attempt::Transient(scrub(format!(
+                        "Slack webhook unreachable: {}",
+                        error_chain(&e)
+                    )))
                 }
             }
         }
@@ -112,19 +110,4 @@ pub(crate) fn send(
         },
         Err(reason) => Delivery::Failed { attempts, reason },
     }
-}
-
-/// An error and its causes, `a: b: c`, without repeating a cause already in the text.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }

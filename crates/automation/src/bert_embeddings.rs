@@ -10,17 +10,18 @@
 
 use std::path::PathBuf;
 
-use recops_alerting::{Severity, send_pipeline_alert};
-use recops_core::{Clock, Home, SystemClock};
+use recops_alerting::Severity;
+use recops_core::{Clock, Home, SharedClock};
 use recops_embeddings::{
     EmbeddingsConfig, Encoder, Freshness, FreshnessOptions, GenerateOptions, GenerationStats,
     ModelSpec, ProductEmbedder, check_embedding_freshness, read_catalog,
 };
-use recops_tracking::{LockHolder, PipelineLock, PipelineTracker};
+use recops_tracking::LockHolder;
 use serde::Serialize;
 use serde_json::json;
 
 use crate::error::Result;
+use crate::job::{Finish, Job, JobOutcome, JobStatus};
 
 /// The pipeline (and lock) name.
 pub const PIPELINE: &str = "bert_embeddings";
@@ -36,74 +37,68 @@ pub struct BertEmbeddingsOptions {
     pub progress: bool,
 }
 
-/// What [`run`] did.
+/// What [`run`] did (`bert-embeddings --json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum BertEmbeddingsOutcome {
-    /// The file was written.
-    Success {
-        /// The pipeline run id.
-        run_id: String,
-        /// The generation statistics.
-        #[serde(flatten)]
-        stats: GenerationStats,
-    },
-    /// Another run holds the lock; nothing was done.
-    Skipped {
-        /// Why.
-        reason: String,
-        /// Who holds the lock, when known.
-        holder: Option<LockHolder>,
-    },
+pub struct BertEmbeddingsResult {
+    /// `success` (the file was written) or `skipped` (another run holds the lock).
+    pub status: JobStatus,
+    /// The pipeline run id (none when skipped).
+    pub run_id: Option<String>,
+    /// Why the run was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Who holds the lock, when skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holder: Option<LockHolder>,
+    /// The generation statistics.
+    #[serde(flatten)]
+    pub stats: Option<GenerationStats>,
 }
 
-/// Runs the job on `home`. A failure is recorded in the pipeline database and alerted,
-/// then returned; the previous embeddings file is left as it was.
-pub fn run(home: &Home, options: &BertEmbeddingsOptions) -> Result<BertEmbeddingsOutcome> {
-    let lock = PipelineLock::acquire(home, PIPELINE)?;
-    if !lock.acquired() {
-        let holder = lock.holder().cloned();
-        let reason = match &holder {
-            Some(h) => format!(
-                "another {PIPELINE} run holds the lock (pid {} on {} since {})",
-                h.pid, h.host, h.started_at
-            ),
-            None => format!("another {PIPELINE} run holds the lock"),
-        };
-        tracing::warn!("{reason}; skipping");
-        return Ok(BertEmbeddingsOutcome::Skipped { reason, holder });
-    }
-    let tracker = PipelineTracker::open(home)?;
-    let run_id = tracker.start_run(
-        PIPELINE,
-        json!({"full": options.full, "batch_size": options.batch_size}),
-    )?;
-    tracing::info!(run_id = %run_id, "========== BERT embeddings started ==========");
-    let started = std::time::Instant::now();
-    match generate(home, options) {
-        Ok(stats) => {
+/// Runs the job on `home` as a [`Job`] with `clock`. A failure is recorded in the
+/// pipeline database and alerted (`pipeline_bert_embeddings_failed`, warning: the
+/// previous vectors stay in place), then returned; the previous embeddings file is left
+/// as it was.
+pub fn run(
+    home: &Home,
+    options: &BertEmbeddingsOptions,
+    clock: &SharedClock,
+) -> Result<BertEmbeddingsResult> {
+    let outcome = Job::new(home, PIPELINE, clock.clone())
+        .metadata(json!({"full": options.full, "batch_size": options.batch_size}))
+        .failure_severity(Severity::Warning)
+        .run(|_| {
+            let stats = generate(home, options, clock)?;
             let metadata = serde_json::to_value(&stats).unwrap_or_else(|_| json!({}));
-            tracker.complete_run(&run_id, metadata)?;
-            tracing::info!(
-                run_id = %run_id,
+            let message = format!(
                 "BERT embeddings completed in {:.1}s (model load included)",
-                started.elapsed().as_secs_f64()
+                stats.duration_seconds
             );
-            Ok(BertEmbeddingsOutcome::Success { run_id, stats })
-        }
-        Err(e) => {
-            let message = error_chain(&e);
-            tracing::error!(run_id = %run_id, "BERT embeddings failed: {message}");
-            if let Err(te) = tracker.fail_run(&run_id, &message) {
-                tracing::error!("cannot record the failure of run {run_id}: {te}");
-            }
-            alert_failure(home, &message);
-            Err(e)
-        }
-    }
+            Ok(Finish::success(stats, metadata).message(message))
+        })?;
+    Ok(match outcome {
+        JobOutcome::Skipped(skip, _) => BertEmbeddingsResult {
+            status: JobStatus::Skipped,
+            run_id: None,
+            message: Some(skip.message),
+            holder: skip.holder,
+            stats: None,
+        },
+        JobOutcome::Ran(ran) => BertEmbeddingsResult {
+            status: ran.status,
+            run_id: ran.run_id,
+            message: None,
+            holder: None,
+            stats: Some(ran.output),
+        },
+    })
 }
 
-fn generate(home: &Home, options: &BertEmbeddingsOptions) -> Result<GenerationStats> {
+fn generate(
+    home: &Home,
+    options: &BertEmbeddingsOptions,
+    clock: &SharedClock,
+) -> Result<GenerationStats> {
     let config = EmbeddingsConfig::load(home)?;
     // A bad catalog fails in milliseconds, before the model is loaded.
     read_catalog(&home.product_catalog())?;
@@ -113,7 +108,7 @@ fn generate(home: &Home, options: &BertEmbeddingsOptions) -> Result<GenerationSt
     let output = home.ensure_parent(home.product_embeddings())?;
     let stats = ProductEmbedder::new(
         &mut encoder,
-        SystemClock::shared(),
+        clock.clone(),
         GenerateOptions {
             sort_by_length: config.generation.sort_by_length,
             full: options.full,
@@ -122,32 +117,6 @@ fn generate(home: &Home, options: &BertEmbeddingsOptions) -> Result<GenerationSt
     )
     .generate_embeddings(&home.product_catalog(), &output, batch_size)?;
     Ok(stats)
-}
-
-/// The error and its causes as one line (`a: b: c`), skipping a cause whose text the
-/// message already shows.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let part = cause.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// Alerts that the job failed: `pipeline_bert_embeddings_failed`, severity warning (the
-/// previous vectors stay in place, so it is for today, not for now), on the channels
-/// of config/alerts_config.yaml. Alerting problems are logged, never raised.
-fn alert_failure(home: &Home, message: &str) {
-    let sent = send_pipeline_alert(home, PIPELINE, "failed", message, Severity::Warning);
-    if !sent.as_ref().is_some_and(|r| r.any_sent()) {
-        tracing::error!("the failure alert of {PIPELINE} reached no channel");
-    }
 }
 
 /// The result of [`check`]: the spec's freshness fields, plus why the configured model
@@ -169,7 +138,7 @@ pub fn check(home: &Home, clock: &dyn Clock) -> Result<FreshnessReport> {
     let config = EmbeddingsConfig::load(home)?;
     let (expected, configured_model_error) = match ModelSpec::configured_identity(&config, home) {
         Ok(identity) => (Some(identity), None),
-        Err(e) => (None, Some(e.to_string())),
+        Err(e) => (None, Some(recops_core::error_chain(&e))),
     };
     let path = home.product_embeddings();
     let freshness = check_embedding_freshness(
@@ -307,37 +276,39 @@ impl ModelsCheck {
 }
 
 /// A few lines for people: what [`run`] did.
-pub fn outcome_summary(outcome: &BertEmbeddingsOutcome) -> String {
-    match outcome {
-        BertEmbeddingsOutcome::Skipped { reason, .. } => format!("skipped: {reason}\n"),
-        BertEmbeddingsOutcome::Success { run_id, stats } => {
-            let mut s = format!(
-                "wrote {} vectors (dimension {}) to {}\n  model {}: {} re-embedded, {} unchanged kept, {} removed\n",
-                stats.num_products,
-                stats.embedding_dim,
-                stats.output_path,
-                stats.model_name,
-                stats.reembedded,
-                stats.reused,
-                stats.removed
-            );
-            if let Some(reason) = &stats.full_reason {
-                s.push_str(&format!("  all products re-embedded: {reason}\n"));
-            }
-            s.push_str(&format!(
-                "  {} empty descriptions (name only), {} rows without text skipped, {} texts truncated\n  {:.1} s{} (run {run_id})\n",
-                stats.empty_descriptions,
-                stats.skipped_without_text,
-                stats.truncated,
-                stats.duration_seconds,
-                stats
-                    .texts_per_second
-                    .map(|t| format!(", {t:.0} texts/s"))
-                    .unwrap_or_default(),
-            ));
-            s
-        }
+pub fn outcome_summary(result: &BertEmbeddingsResult) -> String {
+    let Some(stats) = &result.stats else {
+        return format!(
+            "skipped: {}\n",
+            result.message.as_deref().unwrap_or_default()
+        );
+    };
+    let run_id = result.run_id.as_deref().unwrap_or("-");
+    let mut s = format!(
+        "wrote {} vectors (dimension {}) to {}\n  model {}: {} re-embedded, {} unchanged kept, {} removed\n",
+        stats.num_products,
+        stats.embedding_dim,
+        stats.output_path,
+        stats.model_name,
+        stats.reembedded,
+        stats.reused,
+        stats.removed
+    );
+    if let Some(reason) = &stats.full_reason {
+        s.push_str(&format!("  all products re-embedded: {reason}\n"));
     }
+    s.push_str(&format!(
+        "  {} empty descriptions (name only), {} rows without text skipped, {} texts truncated\n  {:.1} s{} (run {run_id})\n",
+        stats.empty_descriptions,
+        stats.skipped_without_text,
+        stats.truncated,
+        stats.duration_seconds,
+        stats
+            .texts_per_second
+            .map(|t| format!(", {t:.0} texts/s"))
+            .unwrap_or_default(),
+    ));
+    s
 }
 
 /// A few lines for people: the freshness report.
@@ -375,8 +346,9 @@ pub fn freshness_summary(report: &FreshnessReport) -> String {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone, Utc};
-    use recops_core::FixedClock;
+    use recops_core::{FixedClock, SystemClock};
     use recops_embeddings::{EmbeddingsFile, EmbeddingsMetadata, ModelIdentity};
+    use recops_tracking::{PipelineLock, PipelineTracker};
 
     fn write_embeddings(home: &Home, created: chrono::DateTime<Utc>) {
         let file = EmbeddingsFile {
@@ -434,24 +406,6 @@ mod tests {
     }
 
     #[test]
-    fn error_chains_read_as_one_line_without_repeats() {
-        let io = std::io::Error::other("disk full");
-        let e = crate::Error::Io {
-            action: "cannot write",
-            path: "x".into(),
-            source: io,
-        };
-        assert_eq!(error_chain(&e), "cannot write: x: disk full");
-        // recops-core's messages already show their cause: it is not repeated.
-        let core = crate::Error::Core(recops_core::Error::io(
-            "cannot read",
-            "y",
-            std::io::Error::other("bad sector"),
-        ));
-        assert_eq!(error_chain(&core), "cannot read y: bad sector");
-    }
-
-    #[test]
     fn check_without_a_file_says_what_to_run() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
@@ -465,12 +419,16 @@ mod tests {
         let home = Home::new(dir.path());
         let held = PipelineLock::acquire(&home, PIPELINE).unwrap();
         assert!(held.acquired());
-        let outcome = run(&home, &BertEmbeddingsOptions::default()).unwrap();
-        let BertEmbeddingsOutcome::Skipped { reason, holder } = &outcome else {
-            panic!("{outcome:?}");
-        };
-        assert!(reason.contains("holds the lock"), "{reason}");
-        assert_eq!(holder.as_ref().unwrap().pid, std::process::id());
+        let outcome = run(
+            &home,
+            &BertEmbeddingsOptions::default(),
+            &SystemClock::shared(),
+        )
+        .unwrap();
+        assert_eq!(outcome.status, JobStatus::Skipped);
+        let reason = outcome.message.as_deref().unwrap();
+        assert!(reason.contains("is in progress"), "{reason}");
+        assert_eq!(outcome.holder.as_ref().unwrap().pid, std::process::id());
         assert!(
             !home.pipeline_db().exists() || {
                 let t = PipelineTracker::open(&home).unwrap();
@@ -490,14 +448,24 @@ mod tests {
         write_embeddings(&home, created);
         let before = std::fs::read(home.product_embeddings()).unwrap();
         // The catalog is missing: the run fails (before or after finding the model).
-        let err = run(&home, &BertEmbeddingsOptions::default()).unwrap_err();
+        let clock = FixedClock::new(created + Duration::days(1)).shared();
+        let err = run(&home, &BertEmbeddingsOptions::default(), &clock).unwrap_err();
+        let crate::Error::JobFailed { source, .. } = &err else {
+            panic!("{err:?}")
+        };
         let tracker = PipelineTracker::open(&home).unwrap();
         let runs = tracker.get_recent_runs(Some(PIPELINE), 10, None).unwrap();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].status, recops_tracking::RunStatus::Failed);
         assert_eq!(
             runs[0].error_message.as_deref(),
-            Some(error_chain(&err).as_str())
+            Some(recops_core::error_chain(&**source).as_str())
+        );
+        // The run was recorded with the injected clock.
+        assert!(
+            runs[0].started_at.starts_with("2025-01-15"),
+            "{}",
+            runs[0].started_at
         );
         assert_eq!(std::fs::read(home.product_embeddings()).unwrap(), before);
         // The failure was alerted (the log channel is always on).

@@ -2,17 +2,16 @@
 //! PipelineLock("data_refresh") -> track -> [`recops_data::refresh`] -> alert.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use recops_alerting::{AlertManager, SendReport, Severity};
+use recops_alerting::{SendReport, Severity};
 use recops_core::{Home, SharedClock, SystemClock};
 use recops_data::{DataConfig, RefreshOptions, RefreshReport};
-use recops_tracking::{LockHolder, PipelineLock, PipelineTracker};
+use recops_tracking::LockHolder;
 use serde::Serialize;
 use serde_json::json;
-use tracing::{error, info, warn};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::job::{Finish, Job, JobOutcome, JobStatus};
 
 /// The pipeline name (lock, tracker, alerts).
 pub const PIPELINE: &str = "data_refresh";
@@ -36,16 +35,6 @@ impl Default for DataRefreshOptions {
             clock: SystemClock::shared(),
         }
     }
-}
-
-/// How a job run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// The refresh ran (possibly with nothing to do).
-    Success,
-    /// Another data refresh holds the lock; nothing was done.
-    Skipped,
 }
 
 /// The result of a data refresh, printed as JSON by `data-refresh --json`.
@@ -80,11 +69,7 @@ impl std::fmt::Display for DataRefreshResult {
         if let Some(m) = &self.message {
             return f.write_str(m);
         }
-        let status = match self.status {
-            JobStatus::Success => "success",
-            JobStatus::Skipped => "skipped",
-        };
-        write!(f, "{PIPELINE} {status}")?;
+        write!(f, "{PIPELINE} {}", self.status)?;
         if let Some(id) = &self.run_id {
             write!(f, " (run {id})")?;
         }
@@ -127,8 +112,8 @@ pub fn refresh_data(
     )
 }
 
-/// Runs the data refresh: takes the `data_refresh` lock (returns `Skipped` when another
-/// run holds it), records the run in `logs/pipeline_metrics.db` with the counts in its
+/// Runs the data refresh as a [`Job`]: takes the `data_refresh` lock (returns `Skipped`
+/// when another run holds it), records the run in `logs/pipeline_metrics.db` with the counts in its
 /// metadata, runs [`recops_data::refresh`] (find staging files, count, incremental or
 /// full, validate, archive) and sends the completion (info) or failure (warning) alert
 /// through recops-alerting (`pipeline_data_refresh_success` / `_failed`).
@@ -136,45 +121,18 @@ pub fn refresh_data(
 /// A failure is recorded as a failed run, alerted, and returned as
 /// [`Error::JobFailed`]; the processed data is unchanged (see [`recops_data::refresh`]).
 pub fn refresh_data_with(home: &Home, options: &DataRefreshOptions) -> Result<DataRefreshResult> {
-    let started = Instant::now();
-    let lock = PipelineLock::acquire(home, PIPELINE)?;
-    if !lock.acquired() {
-        let holder = lock.holder().cloned();
-        let message = match &holder {
-            Some(h) => format!(
-                "data_refresh is already running (pid {} on {} since {}); skipped",
-                h.pid, h.host, h.started_at
-            ),
-            None => "data_refresh is already running; skipped".to_owned(),
-        };
-        warn!("{message}");
-        return Ok(DataRefreshResult {
-            status: JobStatus::Skipped,
-            pipeline: PIPELINE,
-            run_id: None,
-            message: Some(message),
-            holder,
-            report: None,
-            alert: None,
-            duration_seconds: started.elapsed().as_secs_f64(),
-        });
-    }
-
-    let tracker = PipelineTracker::open_path(&home.pipeline_db(), options.clock.clone())?;
     let staging = options
         .staging_dir
         .clone()
         .unwrap_or_else(|| home.staging_dir());
-    let run_id = tracker.start_run(
-        PIPELINE,
-        json!({"force_full": options.force_full, "staging_dir": staging.display().to_string()}),
-    )?;
-    info!(run_id = %run_id, force_full = options.force_full, staging = %staging.display(), "data refresh started");
-
-    let outcome = DataConfig::load(home)
-        .map_err(Error::from)
-        .and_then(|config| {
-            recops_data::refresh(
+    let outcome = Job::new(home, PIPELINE, options.clock.clone())
+        .metadata(
+            json!({"force_full": options.force_full, "staging_dir": staging.display().to_string()}),
+        )
+        .failure_severity(Severity::Warning)
+        .run(|_| {
+            let config = DataConfig::load(home)?;
+            let report = recops_data::refresh(
                 home,
                 &config,
                 &RefreshOptions {
@@ -182,40 +140,34 @@ pub fn refresh_data_with(home: &Home, options: &DataRefreshOptions) -> Result<Da
                     staging_dir: options.staging_dir.clone(),
                     now: options.clock.now(),
                 },
-            )
-            .map_err(Error::from)
-        });
-    match outcome {
-        Ok(report) => {
-            tracker.complete_run(&run_id, run_metadata(&report))?;
-            let message = completion_message(&report);
-            info!(run_id = %run_id, "data refresh completed: {message}");
-            let alert = notify(home, &options.clock, "success", &message, Severity::Info);
-            Ok(DataRefreshResult {
-                status: JobStatus::Success,
-                pipeline: PIPELINE,
-                run_id: Some(run_id),
-                message: None,
-                holder: None,
-                report: Some(report),
-                alert,
-                duration_seconds: started.elapsed().as_secs_f64(),
-            })
-        }
-        Err(e) => {
-            let text = e.to_string();
-            error!(run_id = %run_id, "data refresh failed: {text}");
-            if let Err(te) = tracker.fail_run_with(&run_id, &text, json!({"error": text})) {
-                warn!(run_id = %run_id, error = %te, "cannot record the failed run");
-            }
-            notify(home, &options.clock, "failed", &text, Severity::Warning);
-            Err(Error::JobFailed {
-                pipeline: PIPELINE,
-                run_id,
-                source: Box::new(e),
-            })
-        }
-    }
+            )?;
+            let (metadata, message) = (run_metadata(&report), completion_message(&report));
+            Ok(Finish::success(report, metadata)
+                .message(message)
+                .alert(Severity::Info))
+        })?;
+    Ok(match outcome {
+        JobOutcome::Skipped(skip, duration_seconds) => DataRefreshResult {
+            status: JobStatus::Skipped,
+            pipeline: PIPELINE,
+            run_id: None,
+            message: Some(skip.message),
+            holder: skip.holder,
+            report: None,
+            alert: None,
+            duration_seconds,
+        },
+        JobOutcome::Ran(ran) => DataRefreshResult {
+            status: ran.status,
+            pipeline: PIPELINE,
+            run_id: ran.run_id,
+            message: None,
+            holder: None,
+            report: Some(ran.output),
+            alert: ran.alert,
+            duration_seconds: ran.duration_seconds,
+        },
+    })
 }
 
 /// The counts recorded in the run's metadata.
@@ -256,24 +208,4 @@ fn completion_message(r: &RefreshReport) -> String {
         r.changed,
         r.data_version.as_deref().unwrap_or("-")
     )
-}
-
-/// The spec's `send_pipeline_alert(pipeline_name, status, message, severity)` through
-/// recops-alerting (`pipeline_data_refresh_success` / `pipeline_data_refresh_failed`).
-/// An alerts config that does not load must not fail the job: it is logged and the
-/// notification is skipped.
-fn notify(
-    home: &Home,
-    clock: &SharedClock,
-    status: &str,
-    message: &str,
-    severity: Severity,
-) -> Option<SendReport> {
-    match AlertManager::builder(home).clock(clock.clone()).build() {
-        Ok(alerts) => Some(alerts.send_pipeline_alert(PIPELINE, status, message, severity)),
-        Err(e) => {
-            error!(error = %format!("{e:#}"), "alerting is unavailable: the data refresh alert was not sent");
-            None
-        }
-    }
 }

@@ -3,17 +3,16 @@
 //! report -> `data_drift` alert -> optional retraining.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use recops_alerting::{AlertManager, Severity as AlertSeverity};
+use recops_alerting::Severity as AlertSeverity;
 use recops_core::{Home, RecopsConfig, SharedClock, SystemClock};
 use recops_drift::{DriftInput, DriftResults, Severity, generate_drift_report};
-use recops_tracking::{PipelineLock, PipelineTracker};
 use serde::Serialize;
 use serde_json::json;
-use tracing::{error, info, warn};
+use tracing::info;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::job::{Finish, Job, JobOutcome, JobStatus};
 use crate::model_training::{TrainModelsOptions, TrainModelsReport, train_models};
 
 /// The pipeline name (lock, tracker, alerts).
@@ -45,7 +44,7 @@ impl Default for DriftJobOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct DriftJobResult {
     /// `success` or `skipped` (another run holds the lock).
-    pub status: String,
+    pub status: JobStatus,
     /// The pipeline name.
     pub pipeline: &'static str,
     /// The run in `logs/pipeline_metrics.db`.
@@ -72,27 +71,8 @@ pub struct DriftJobResult {
 /// raises `data_drift` on high severity (and resolves it when drift is gone), and
 /// retrains when asked to.
 pub fn detect_drift(home: &Home, options: &DriftJobOptions) -> Result<DriftJobResult> {
-    let started = Instant::now();
-    let lock = PipelineLock::acquire(home, PIPELINE)?;
-    if !lock.acquired() {
-        let message = format!("another {PIPELINE} run is in progress; skipped");
-        warn!("{message}");
-        return Ok(DriftJobResult {
-            status: "skipped".into(),
-            pipeline: PIPELINE,
-            run_id: None,
-            report_path: None,
-            overall_severity: None,
-            results: None,
-            alert_firing: false,
-            retraining: None,
-            message,
-            duration_seconds: started.elapsed().as_secs_f64(),
-        });
-    }
-    let tracker = PipelineTracker::open_path(&home.pipeline_db(), options.clock.clone())?;
-    let run_id = tracker.start_run(PIPELINE, json!({}))?;
-    let outcome = (|| -> Result<(DriftResults, PathBuf, bool)> {
+    let started = std::time::Instant::now();
+    let outcome = Job::new(home, PIPELINE, options.clock.clone()).run(|ctx| {
         let config = RecopsConfig::load(home)?;
         let (input, data_version) = DriftInput::load(home)?;
         let results = recops_drift::detect_drift(&input, &config.drift);
@@ -101,75 +81,65 @@ pub fn detect_drift(home: &Home, options: &DriftJobOptions) -> Result<DriftJobRe
         let retrain = options
             .retrain_on_drift
             .unwrap_or(config.drift.retrain_on_drift);
-        Ok((results, path, retrain))
-    })();
-    let (results, path, retrain) = match outcome {
-        Ok(v) => v,
-        Err(e) => {
-            let text = e.to_string();
-            error!(run_id = %run_id, "drift detection failed: {text}");
-            tracker.fail_run(&run_id, &text)?;
-            if let Ok(alerts) = AlertManager::builder(home)
-                .clock(options.clock.clone())
-                .build()
-            {
-                alerts.send_pipeline_alert(PIPELINE, "failed", &text, AlertSeverity::Warning);
-            }
-            return Err(Error::JobFailed {
-                pipeline: PIPELINE,
-                run_id,
-                source: Box::new(e),
-            });
-        }
-    };
-    let severity = results.overall_severity;
-    let firing = severity == Severity::High;
-    let message = summary(&results);
-    match AlertManager::builder(home)
-        .clock(options.clock.clone())
-        .build()
-    {
-        Ok(alerts) => {
-            let level = alerts
-                .config()
-                .alerts
-                .get(DRIFT_ALERT)
-                .map_or(AlertSeverity::Warning, |r| r.severity);
-            alerts.observe(DRIFT_ALERT, firing, &message, level);
-        }
-        Err(e) => {
-            error!(error = %format!("{e:#}"), "alerting is unavailable: the data_drift alert was not sent")
-        }
-    }
-    tracker.complete_run(
-        &run_id,
-        json!({
-            "overall_severity": severity,
+        let firing = results.overall_severity == Severity::High;
+        let message = summary(&results);
+        let level = ctx
+            .alerts
+            .manager()
+            .and_then(|m| m.config().alerts.get(DRIFT_ALERT).map(|r| r.severity))
+            .unwrap_or(AlertSeverity::Warning);
+        ctx.alerts.observe(DRIFT_ALERT, firing, &message, level);
+        let metadata = json!({
+            "overall_severity": results.overall_severity,
             "rating_drift": results.rating_drift.drift_detected,
             "popularity_shift": results.popularity_drift.shift_detected,
             "interaction_drift": results.interaction_drift.drift_detected,
             "insufficient_data": results.windows.insufficient_data,
             "report": path.display().to_string(),
-        }),
-    )?;
-    info!(run_id = %run_id, report = %path.display(), "{message}");
-    drop(lock);
-    let retraining = if firing && retrain {
+        });
+        Ok(Finish::success((results, path, firing && retrain), metadata).message(message))
+    })?;
+    let ran = match outcome {
+        JobOutcome::Skipped(skip, duration_seconds) => {
+            return Ok(DriftJobResult {
+                status: JobStatus::Skipped,
+                pipeline: PIPELINE,
+                run_id: None,
+                report_path: None,
+                overall_severity: None,
+                results: None,
+                alert_firing: false,
+                retraining: None,
+                message: skip.message,
+                duration_seconds,
+            });
+        }
+        JobOutcome::Ran(ran) => ran,
+    };
+    // The lock is released: retraining takes its own.
+    let (results, path, retrain) = ran.output;
+    let retraining = if retrain {
         info!("high drift severity: running model training");
-        Some(train_models(home, &TrainModelsOptions::default())?)
+        Some(train_models(
+            home,
+            &TrainModelsOptions {
+                clock: options.clock.clone(),
+                ..TrainModelsOptions::default()
+            },
+        )?)
     } else {
         None
     };
     Ok(DriftJobResult {
-        status: "success".into(),
+        status: ran.status,
         pipeline: PIPELINE,
-        run_id: Some(run_id),
+        run_id: ran.run_id,
         report_path: Some(path),
-        overall_severity: Some(severity),
+        overall_severity: Some(results.overall_severity),
+        alert_firing: results.overall_severity == Severity::High,
         results: Some(results),
-        alert_firing: firing,
         retraining,
-        message,
+        message: ran.message,
         duration_seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -12,23 +12,27 @@ pub enum Error {
     Data(#[from] recops_data::Error),
 
     /// A tracked job run failed; the run is recorded as failed and an alert was sent.
-    #[error("{pipeline} run {run_id} failed")]
+    #[error("{pipeline} run {} failed", run_id.as_deref().unwrap_or("(not recorded)"))]
     JobFailed {
         /// The pipeline (`data_refresh`, ...).
         pipeline: &'static str,
-        /// The run id in `logs/pipeline_metrics.db`.
-        run_id: String,
+        /// The run id in `logs/pipeline_metrics.db` (none when it could not be recorded).
+        run_id: Option<String>,
         /// Why.
         #[source]
         source: Box<Error>,
     },
 
+    /// The job was skipped where a result was needed.
+    #[error("{message}")]
+    Skipped {
+        /// The skip message.
+        message: String,
+    },
+
     /// A training problem (data, config, divergence, model files).
     #[error(transparent)]
     Training(#[from] recops_cf_training::Error),
-    /// A step of `recops demo` failed.
-    #[error("{0}")]
-    Demo(String),
     /// A drift detection problem (processed data, report).
     #[error(transparent)]
     Drift(#[from] recops_drift::Error),
@@ -46,6 +50,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A deployment problem (service, history file).
+    #[error(transparent)]
+    Deploy(#[from] recops_deploy::Error),
+    /// The registry has no `current_best` model to deploy.
+    #[error("the registry has no current_best model: run model-training first")]
+    NoCurrentBest,
     /// An embeddings problem (model, runtime, catalog, embeddings file).
     #[error(transparent)]
     Embeddings(#[from] recops_embeddings::Error),

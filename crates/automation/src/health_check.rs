@@ -2,27 +2,25 @@
 //! data, model, pipelines, embeddings and service metrics -> `logs/health_check.log`
 //! -> an alert while unhealthy.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use recops_alerting::{AlertManager, Severity};
-use recops_cf_training::{CfModel, ServingIndex};
+use recops_alerting::Severity;
 use recops_core::{
-    Home, LogFile, LogFileOptions, LogLevel, RecopsConfig, SharedClock, SystemClock,
+    Home, LogFile, LogFileOptions, LogLevel, RecopsConfig, SharedClock, SystemClock, error_chain,
     format_timestamp,
 };
 use recops_health::{
-    ComponentStatus, DataHealth, EmbeddingsHealth, ModelHealth, PipelineHealth, ServiceHealth,
-    ServiceMetricsHealth, check_data_health, check_embeddings_health, check_model_health,
+    ComponentStatus, check_data_health, check_embeddings_health, check_model_health,
     check_pipeline_health, check_service_health, read_service_metrics,
 };
-use recops_tracking::PipelineTracker;
-use serde::Serialize;
 use serde_json::json;
 use tracing::{error, info, warn};
 
-use crate::error::Result;
+/// The health report, aggregated by recops-health.
+pub use recops_health::HealthReport;
+
+use crate::error::{Error, Result};
+use crate::job::{Finish, Job, JobAlerts, JobOutcome, LockPolicy, Tracking};
 
 /// The pipeline name (tracker, alerts).
 pub const PIPELINE: &str = "health_check";
@@ -60,100 +58,6 @@ impl Default for HealthJobOptions {
     }
 }
 
-/// The health report (`health-check --json`): the spec's four checks, plus embeddings
-/// and service metrics, aggregated.
-#[derive(Debug, Clone, Serialize)]
-pub struct HealthReport {
-    /// RFC 3339 time of the check.
-    pub timestamp: String,
-    /// No component is unhealthy (warnings allowed).
-    pub healthy: bool,
-    /// `healthy` or `unhealthy`.
-    pub status: &'static str,
-    /// Status per component.
-    pub components: BTreeMap<&'static str, ComponentStatus>,
-    /// `/health` of the recommender.
-    pub service: ServiceHealth,
-    /// The required data files.
-    pub data: DataHealth,
-    /// Registry and current best model.
-    pub model: ModelHealth,
-    /// Pipeline success rates.
-    pub pipeline: PipelineHealth,
-    /// Product embeddings freshness.
-    pub embeddings: EmbeddingsHealth,
-    /// Service metrics of the last hour and the alert rules they trigger.
-    pub service_metrics: ServiceMetricsHealth,
-    /// The run in `logs/pipeline_metrics.db`.
-    pub run_id: Option<String>,
-}
-
-impl HealthReport {
-    /// `service: unreachable ...; model: No current best model`.
-    pub fn problems(&self) -> Vec<String> {
-        let mut p = Vec::new();
-        let mut add = |name: &str, status: ComponentStatus, why: Option<String>| {
-            if status != ComponentStatus::Healthy {
-                p.push(format!(
-                    "{name} {}: {}",
-                    status_str(status),
-                    why.unwrap_or_default()
-                ));
-            }
-        };
-        add("service", self.service.status, self.service.error.clone());
-        add(
-            "data",
-            self.data.status,
-            Some(format!("missing {}", self.data.missing.join(", "))),
-        );
-        add("model", self.model.status, self.model.error.clone());
-        add(
-            "pipeline",
-            self.pipeline.status,
-            Some(match &self.pipeline.error {
-                Some(e) => e.clone(),
-                None => format!(
-                    "success rate below 50 %: {}",
-                    self.pipeline.unhealthy_pipelines.join(", ")
-                ),
-            }),
-        );
-        add(
-            "embeddings",
-            self.embeddings.status,
-            self.embeddings.message.clone(),
-        );
-        add(
-            "service_metrics",
-            self.service_metrics.status,
-            Some(match &self.service_metrics.error {
-                Some(e) => e.clone(),
-                None => self
-                    .service_metrics
-                    .triggered
-                    .iter()
-                    .filter_map(|t| {
-                        t.get("alert_name")
-                            .and_then(|n| n.as_str())
-                            .map(str::to_owned)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        );
-        p
-    }
-}
-
-fn status_str(s: ComponentStatus) -> &'static str {
-    match s {
-        ComponentStatus::Healthy => "healthy",
-        ComponentStatus::Warning => "warning",
-        ComponentStatus::Unhealthy => "unhealthy",
-    }
-}
-
 /// The spec's `run_health_check`: runs every check (none of them can crash the run),
 /// aggregates, appends one line to `logs/health_check.log`, records the run, and keeps
 /// the `health_check_unhealthy` alert firing while something is unhealthy (deduplicated
@@ -162,6 +66,35 @@ fn status_str(s: ComponentStatus) -> &'static str {
 /// `Err` only when the check cannot run at all (the home or its config).
 pub fn run_health_check(home: &Home, options: &HealthJobOptions) -> Result<HealthReport> {
     let config = RecopsConfig::load(home)?;
+    let outcome = Job::new(home, PIPELINE, options.clock.clone())
+        .lock(LockPolicy::Unlocked)
+        .tracking(Tracking::BestEffort)
+        .run(|ctx| {
+            let report = check_all(home, &config, options, ctx.alerts);
+            let metadata = json!({"healthy": report.healthy, "problems": report.problems()});
+            Ok(Finish::success(report, metadata))
+        })?;
+    match outcome {
+        JobOutcome::Ran(ran) => {
+            let mut report = ran.output;
+            report.run_id = ran.run_id;
+            Ok(report)
+        }
+        // Unlocked jobs are never skipped.
+        JobOutcome::Skipped(skip, _) => Err(Error::Skipped {
+            message: skip.message,
+        }),
+    }
+}
+
+/// Every check, aggregated, logged to `logs/health_check.log`, with the
+/// `health_check_unhealthy` alert kept firing while unhealthy.
+fn check_all(
+    home: &Home,
+    config: &RecopsConfig,
+    options: &HealthJobOptions,
+    alerts: &JobAlerts,
+) -> HealthReport {
     let now = options.clock.now();
     let url = options
         .service_url
@@ -170,7 +103,7 @@ pub fn run_health_check(home: &Home, options: &HealthJobOptions) -> Result<Healt
 
     let service = check_service_health(&url, options.service_timeout);
     let data = check_data_health(home, &config.health.required_files);
-    let model = check_model_health(home, &load_model);
+    let model = check_model_health(home);
     let pipeline = check_pipeline_health(
         &home.pipeline_db(),
         options.pipeline_days,
@@ -178,10 +111,7 @@ pub fn run_health_check(home: &Home, options: &HealthJobOptions) -> Result<Healt
     );
     let embeddings = check_embeddings_health(home, &*options.clock);
     let mut service_metrics = read_service_metrics(&home.service_db(), now, options.metrics_window);
-    let alerts = AlertManager::builder(home)
-        .clock(options.clock.clone())
-        .build();
-    if let (Some(m), Ok(a)) = (&service_metrics.metrics, &alerts) {
+    if let (Some(m), Some(a)) = (&service_metrics.metrics, alerts.manager()) {
         // The rules of alerts_config.yaml over the window, with their own dedup state.
         let evaluations = a.process(&m.alert_metrics());
         let triggered: Vec<_> = evaluations.iter().filter(|e| e.breached).collect();
@@ -203,46 +133,18 @@ pub fn run_health_check(home: &Home, options: &HealthJobOptions) -> Result<Healt
             .collect();
     }
 
-    let components = BTreeMap::from([
-        ("service", service.status),
-        ("data", data.status),
-        ("model", model.status),
-        ("pipeline", pipeline.status),
-        ("embeddings", embeddings.status),
-        ("service_metrics", service_metrics.status),
-    ]);
-    let healthy = components
-        .values()
-        .all(|s| *s != ComponentStatus::Unhealthy);
-    let mut report = HealthReport {
-        timestamp: format_timestamp(now),
-        healthy,
-        status: if healthy { "healthy" } else { "unhealthy" },
-        components,
+    let report = HealthReport::aggregate(
+        format_timestamp(now),
         service,
         data,
         model,
         pipeline,
         embeddings,
         service_metrics,
-        run_id: None,
-    };
-    let problems = report.problems();
-    let summary = format!(
-        "{} | {}{}",
-        if healthy { "HEALTHY" } else { "UNHEALTHY" },
-        report
-            .components
-            .iter()
-            .map(|(k, v)| format!("{k}={}", status_str(*v)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        if problems.is_empty() {
-            String::new()
-        } else {
-            format!(" | {}", problems.join("; "))
-        }
     );
+    let healthy = report.healthy;
+    let problems = report.problems();
+    let summary = report.summary_line();
     match LogFile::open(
         home.health_check_log(),
         LogFileOptions {
@@ -257,44 +159,21 @@ pub fn run_health_check(home: &Home, options: &HealthJobOptions) -> Result<Healt
                 LogLevel::Error
             };
             if let Err(e) = log.write_line(level, None, &summary) {
-                warn!(error = %e, "cannot write logs/health_check.log");
+                warn!(error = %error_chain(&e), "cannot write logs/health_check.log");
             }
         }
-        Err(e) => warn!(error = %e, "cannot open logs/health_check.log"),
+        Err(e) => warn!(error = %error_chain(&e), "cannot open logs/health_check.log"),
     }
-    match &alerts {
-        Ok(a) => {
-            a.observe(
-                UNHEALTHY_ALERT,
-                !healthy,
-                &problems.join("\n"),
-                Severity::Critical,
-            );
-        }
-        Err(e) => {
-            error!(error = %format!("{e:#}"), "alerting is unavailable: health alerts are not sent")
-        }
-    }
-    match PipelineTracker::open_path(&home.pipeline_db(), options.clock.clone()).and_then(|t| {
-        let id = t.start_run(PIPELINE, json!({}))?;
-        t.complete_run(&id, json!({"healthy": healthy, "problems": problems}))?;
-        Ok(id)
-    }) {
-        Ok(id) => report.run_id = Some(id),
-        Err(e) => warn!(error = %e, "cannot record the health check run"),
-    }
+    alerts.observe(
+        UNHEALTHY_ALERT,
+        !healthy,
+        &problems.join("\n"),
+        Severity::Critical,
+    );
     if healthy {
         info!("{summary}");
     } else {
         error!("{summary}");
     }
-    Ok(report)
-}
-
-/// Opens a model folder as the service does: model files, mappings, serving index.
-fn load_model(dir: &Path) -> std::result::Result<(), String> {
-    let model = CfModel::load(dir).map_err(|e| e.to_string())?;
-    ServingIndex::load(dir, model.user_ids.len(), model.item_ids.len())
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    report
 }

@@ -1,9 +1,12 @@
 //! recops-automation: the jobs of the spec's `automation/` package, one module per job.
 //!
-//! Every job follows the same shape: take its [`PipelineLock`](recops_tracking::PipelineLock),
-//! record a run in the [`PipelineTracker`](recops_tracking::PipelineTracker), do the work
-//! through the component crates, alert on completion or failure, and return a
-//! serialisable result that the job's binary prints as JSON.
+//! Every job runs through the one runner, [`job::Job`]: take its
+//! [`PipelineLock`](recops_tracking::PipelineLock), record a run in the
+//! [`PipelineTracker`](recops_tracking::PipelineTracker) with the injected clock, do the
+//! work through the component crates, alert on completion or failure through
+//! [`job::JobAlerts`] (which falls back to the alert log and never drops an alert), and
+//! return a typed, serialisable result (its status a [`job::JobStatus`]) that the job's
+//! binary prints as JSON.
 //!
 //! - [`data_refresh`]: staging files -> processed interactions and training matrix
 //!   (spec Component 7).
@@ -20,12 +23,13 @@
 //!
 //! - [`bert_embeddings`]: product text embeddings, incremental, with a freshness check
 //!   (spec Component 8).
-//! - [`demo`]: `recops demo`, the whole system once on generated data.
+//! - [`job`]: the runner, the job statuses, the skip message and the alert path.
 //! - [`job_cli`]: the start (home, logging) and end (exit code, JSON error) shared by
 //!   the job binaries.
 //!
 //! ```
-//! use recops_automation::data_refresh::{JobStatus, refresh_data};
+//! use recops_automation::data_refresh::refresh_data;
+//! use recops_automation::job::JobStatus;
 //! use recops_core::Home;
 //!
 //! let dir = tempfile::tempdir()?;
@@ -38,11 +42,11 @@
 
 pub mod bert_embeddings;
 pub mod data_refresh;
-pub mod demo;
 pub mod drift_detection;
 mod error;
 pub mod health_check;
 mod init;
+pub mod job;
 pub mod job_cli;
 pub mod model_deployment;
 pub mod model_training;

@@ -1,21 +1,20 @@
 //! The model-deployment job (spec Component 6, `automation/model_deployment.py`):
 //! PipelineLock("model_deployment") -> track -> [`recops_deploy::Deployer`] -> alert.
 
-use std::time::Instant;
-
-use recops_alerting::{AlertManager, Severity};
+use recops_alerting::Severity;
 use recops_cf_training::CfModel;
-use recops_core::{Home, RecopsConfig, SharedClock, SystemClock};
+use recops_core::{Home, RecopsConfig, SharedClock, SystemClock, error_chain};
 use recops_deploy::{
-    DeployOptions, Deployer, DeploymentOutcome, DeploymentRecord, RollbackStatus, TestUsers,
+    DeployOptions, DeployResult, Deployer, DeploymentOutcome, DeploymentRecord, RollbackStatus,
+    TestUsers,
 };
-use recops_registry::{ModelStatus, Registry};
-use recops_tracking::{PipelineLock, PipelineTracker};
+use recops_registry::Registry;
 use serde::Serialize;
 use serde_json::json;
-use tracing::{error, info, warn};
+use tracing::warn;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::job::{Finish, Job, JobOutcome, JobStatus};
 
 /// The pipeline name (lock, tracker, alerts).
 pub const PIPELINE: &str = "model_deployment";
@@ -62,7 +61,7 @@ impl Default for DeployJobOptions {
 pub struct DeployJobResult {
     /// `deployed`, `unchanged` (already live), `rolled_back`, `failed` or `skipped`
     /// (another deployment holds the lock).
-    pub status: String,
+    pub status: JobStatus,
     /// The pipeline name.
     pub pipeline: &'static str,
     /// The run in `logs/pipeline_metrics.db` (none when skipped).
@@ -81,7 +80,7 @@ impl DeployJobResult {
     /// True unless the deployment failed (a rollback that restored service counts as
     /// a failure of the deployment).
     pub fn ok(&self) -> bool {
-        matches!(self.status.as_str(), "deployed" | "unchanged" | "skipped")
+        self.status.is_ok()
     }
 }
 
@@ -93,76 +92,72 @@ impl DeployJobResult {
 /// Service failures are results (`failed`, `rolled_back`), not errors; `Err` is for
 /// what prevents the job from running at all (home, databases, history file).
 pub fn deploy_model(home: &Home, options: &DeployJobOptions) -> Result<DeployJobResult> {
-    let started = Instant::now();
-    let lock = PipelineLock::acquire(home, PIPELINE)?;
-    if !lock.acquired() {
-        let holder = lock
-            .holder()
-            .map(|h| format!(" (pid {} on {} since {})", h.pid, h.host, h.started_at))
-            .unwrap_or_default();
-        let message = format!("another {PIPELINE} run is in progress{holder}; skipped");
-        warn!("{message}");
-        return Ok(DeployJobResult {
-            status: "skipped".into(),
+    let outcome = Job::new(home, PIPELINE, options.clock.clone())
+        .metadata(json!({"model_id": options.model_id, "rollback": options.rollback, "verify": options.verify}))
+        .failure_severity(Severity::Critical)
+        .run(|_| {
+            let (status, model_id, message, record) = match run(home, options) {
+                Ok((model_id, outcome)) => (
+                    job_status(outcome.result),
+                    Some(model_id),
+                    outcome.message,
+                    outcome.record,
+                ),
+                Err(e) => (
+                    JobStatus::Failed,
+                    options.model_id.clone(),
+                    error_chain(&e),
+                    None,
+                ),
+            };
+            let metadata = json!({
+                "model_id": model_id,
+                "result": status,
+                "previous_model_id": record.as_ref().and_then(|r| r.previous_model_id.clone()),
+                "rollback_triggered": record.as_ref().is_some_and(|r| r.rollback_triggered),
+            });
+            let severity = alert_severity(status, record.as_ref());
+            let mut finish = Finish::success((model_id, record), metadata)
+                .status(status)
+                .message(message);
+            finish.alert = severity;
+            Ok(finish)
+        })?;
+    Ok(match outcome {
+        JobOutcome::Skipped(skip, duration_seconds) => DeployJobResult {
+            status: JobStatus::Skipped,
             pipeline: PIPELINE,
             run_id: None,
             model_id: None,
-            message,
+            message: skip.message,
             record: None,
-            duration_seconds: started.elapsed().as_secs_f64(),
-        });
-    }
-    let tracker = PipelineTracker::open_path(&home.pipeline_db(), options.clock.clone())?;
-    let run_id = tracker.start_run(
-        PIPELINE,
-        json!({"model_id": options.model_id, "rollback": options.rollback, "verify": options.verify}),
-    )?;
-    let finish = |status: &str,
-                  model_id: Option<String>,
-                  message: String,
-                  record: Option<DeploymentRecord>| {
-        DeployJobResult {
-            status: status.to_owned(),
+            duration_seconds,
+        },
+        JobOutcome::Ran(ran) => DeployJobResult {
+            status: ran.status,
             pipeline: PIPELINE,
-            run_id: Some(run_id.clone()),
-            model_id,
-            message,
-            record,
-            duration_seconds: started.elapsed().as_secs_f64(),
-        }
-    };
+            run_id: ran.run_id,
+            model_id: ran.output.0,
+            message: ran.message,
+            record: ran.output.1,
+            duration_seconds: ran.duration_seconds,
+        },
+    })
+}
 
-    let result = match run(home, options) {
-        Ok((model_id, outcome)) => {
-            let status = outcome.result.to_owned();
-            finish(&status, Some(model_id), outcome.message, outcome.record)
-        }
-        Err(message) => finish("failed", options.model_id.clone(), message, None),
-    };
-    let metadata = json!({
-        "model_id": result.model_id,
-        "result": result.status,
-        "previous_model_id": result.record.as_ref().and_then(|r| r.previous_model_id.clone()),
-        "rollback_triggered": result.record.as_ref().is_some_and(|r| r.rollback_triggered),
-    });
-    if result.ok() {
-        info!(run_id = %run_id, "{}", result.message);
-        tracker.complete_run(&run_id, metadata)?;
-    } else {
-        error!(run_id = %run_id, "{}", result.message);
-        tracker.fail_run_with(&run_id, &result.message, metadata)?;
+fn job_status(result: DeployResult) -> JobStatus {
+    match result {
+        DeployResult::Deployed => JobStatus::Deployed,
+        DeployResult::Unchanged => JobStatus::Unchanged,
+        DeployResult::Failed => JobStatus::Failed,
+        DeployResult::RolledBack => JobStatus::RolledBack,
     }
-    alert(home, options, &result);
-    Ok(result)
 }
 
 /// Resolves what to deploy and runs the deployer. `Err` is a reason to fail the run
 /// before anything was sent to the service.
-fn run(
-    home: &Home,
-    options: &DeployJobOptions,
-) -> std::result::Result<(String, DeploymentOutcome), String> {
-    let config = RecopsConfig::load(home).map_err(|e| e.to_string())?;
+fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOutcome)> {
+    let config = RecopsConfig::load(home)?;
     let deployer = Deployer::new(
         DeployOptions {
             service_url: options.service_url.clone().unwrap_or(config.service.url),
@@ -175,14 +170,13 @@ fn run(
         },
         home.deployment_history(),
         options.clock.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let n = options.test_users;
     let users_of = |model_id: &str| -> TestUsers {
         match CfModel::load_id(home, model_id) {
             Ok(m) => TestUsers::sample(&m.user_ids, n),
             Err(e) => {
-                warn!(model_id, error = %e, "cannot read the model's users: verification will fail");
+                warn!(model_id, error = %error_chain(&e), "cannot read the model's users: verification will fail");
                 TestUsers {
                     known: Vec::new(),
                     unknown: -1,
@@ -191,7 +185,7 @@ fn run(
         }
     };
     if options.rollback {
-        let outcome = deployer.rollback(&users_of).map_err(|e| e.to_string())?;
+        let outcome = deployer.rollback(&users_of)?;
         let id = outcome
             .record
             .as_ref()
@@ -203,45 +197,24 @@ fn run(
     let model_id = match &options.model_id {
         Some(id) => id.clone(),
         None => registry
-            .current_best()
-            .map_err(|e| e.to_string())?
+            .current_best()?
             .map(|(id, _)| id)
-            .ok_or("the registry has no current_best model: run model-training first")?,
+            .ok_or(Error::NoCurrentBest)?,
     };
-    recops_core::validate_name("model_id", &model_id).map_err(|e| e.to_string())?;
-    match registry.get(&model_id).map_err(|e| e.to_string())? {
-        None => return Err(format!("model {model_id} is not in the registry")),
-        Some(e) if e.status == ModelStatus::Archived => {
-            return Err(format!("model {model_id} is archived in the registry"));
-        }
-        Some(_) => {}
-    }
-    let outcome = deployer
-        .deploy(&model_id, &users_of)
-        .map_err(|e| e.to_string())?;
+    registry.servable(&model_id)?;
+    let outcome = deployer.deploy(&model_id, &users_of)?;
     Ok((model_id, outcome))
 }
 
-/// Failure and rollback alerts (`pipeline_model_deployment_failed`,
-/// `pipeline_model_deployment_rolled_back`).
-fn alert(home: &Home, options: &DeployJobOptions, result: &DeployJobResult) {
-    let severity = match result.status.as_str() {
-        "failed" => Severity::Critical,
-        "rolled_back" => match result.record.as_ref().and_then(|r| r.rollback_status) {
-            Some(RollbackStatus::Success) => Severity::Warning,
-            _ => Severity::Critical,
+/// The severity of the failure and rollback alerts (`pipeline_model_deployment_failed`,
+/// `pipeline_model_deployment_rolled_back`); none for the other statuses.
+fn alert_severity(status: JobStatus, record: Option<&DeploymentRecord>) -> Option<Severity> {
+    match status {
+        JobStatus::Failed => Some(Severity::Critical),
+        JobStatus::RolledBack => match record.and_then(|r| r.rollback_status) {
+            Some(RollbackStatus::Success) => Some(Severity::Warning),
+            _ => Some(Severity::Critical),
         },
-        _ => return,
-    };
-    match AlertManager::builder(home)
-        .clock(options.clock.clone())
-        .build()
-    {
-        Ok(alerts) => {
-            alerts.send_pipeline_alert(PIPELINE, &result.status, &result.message, severity);
-        }
-        Err(e) => {
-            error!(error = %format!("{e:#}"), "alerting is unavailable: the deployment alert was not sent")
-        }
+        _ => None,
     }
 }

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use recops_alerting::{AlertManager, Severity};
-use recops_core::Home;
-use recops_scheduler::{AlertSeverity, AlertSink, NoAlertSink, SchedulerAlert};
+use recops_alerting::{AlertManager, AlertsConfig};
+use recops_core::{Home, error_chain};
+use recops_scheduler::{AlertSink, NoAlertSink, SchedulerAlert};
 
 /// Delivers the scheduler's alerts through an [`AlertManager`] with
 /// [`observe`](AlertManager::observe) on `job_overdue_<job>`: a job that stays overdue
@@ -23,17 +23,24 @@ impl SchedulerAlerts {
     }
 
     /// The alert sink of the scheduler of `home`. An alerts config that does not load
-    /// must not stop every job: the error is logged and alerts are then only written
-    /// to `logs/scheduler/scheduler.log`.
+    /// must not stop every job: the error is logged and alerts go to the alert log
+    /// through a log-only manager ([`AlertsConfig::log_only`], as the jobs'
+    /// [`JobAlerts`](crate::job::JobAlerts) do), and to `logs/scheduler/scheduler.log`.
     pub fn for_home(home: &Home) -> Arc<dyn AlertSink> {
         match AlertManager::load(home) {
             Ok(alerts) => Arc::new(SchedulerAlerts::new(alerts)),
             Err(e) => {
                 tracing::error!(
-                    error = %format!("{e:#}"),
-                    "alerting is unavailable: job_overdue alerts go to the scheduler log only"
+                    error = %error_chain(&e),
+                    "the alerts config is unusable: job_overdue alerts go to the alert log only"
                 );
-                Arc::new(NoAlertSink)
+                match AlertManager::builder(home)
+                    .config(AlertsConfig::log_only())
+                    .build()
+                {
+                    Ok(alerts) => Arc::new(SchedulerAlerts::new(alerts)),
+                    Err(_) => Arc::new(NoAlertSink),
+                }
             }
         }
     }
@@ -41,11 +48,7 @@ impl SchedulerAlerts {
 
 impl AlertSink for SchedulerAlerts {
     fn send(&self, alert: &SchedulerAlert) -> bool {
-        let severity = match alert.severity {
-            AlertSeverity::Info => Severity::Info,
-            AlertSeverity::Warning => Severity::Warning,
-            AlertSeverity::Critical => Severity::Critical,
-        };
+        let severity = alert.severity;
         let evaluation = self.alerts.observe(
             &alert.alert_name(),
             !alert.resolved,
@@ -60,13 +63,13 @@ impl AlertSink for SchedulerAlerts {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone, Utc};
-    use recops_core::{FixedClock, Home};
+    use recops_core::{FixedClock, Home, Severity};
 
     fn alert(resolved: bool) -> SchedulerAlert {
         SchedulerAlert {
             name: recops_scheduler::JOB_OVERDUE,
             job: "data_refresh".into(),
-            severity: AlertSeverity::Critical,
+            severity: Severity::Critical,
             resolved,
             message: "Job data_refresh has not succeeded for 2d 1h".into(),
             last_success: None,
@@ -117,8 +120,10 @@ mod tests {
         std::fs::create_dir_all(home.config_dir()).unwrap();
         std::fs::write(home.alerts_config(), "alerts: [not, a, map]\n").unwrap();
         let sink = SchedulerAlerts::for_home(&home);
-        assert!(!sink.send(&alert(false)));
-        assert!(!home.alerts_log().exists());
+        // The alert still reaches the alert log, through the log-only manager.
+        assert!(sink.send(&alert(false)));
+        let log = std::fs::read_to_string(home.alerts_log()).unwrap();
+        assert!(log.contains("job_overdue_data_refresh"), "{log}");
         // A good home gets a working sink.
         let ok = tempfile::tempdir().unwrap();
         assert!(SchedulerAlerts::for_home(&Home::new(ok.path())).send(&alert(false)));

@@ -9,8 +9,8 @@ use std::time::Instant;
 use recops_data::{RawInteraction, Split, temporal_split};
 use serde::Serialize;
 
-use crate::als::{Als, AlsParams};
-use crate::bpr::{Bpr, BprParams};
+use crate::als::Als;
+use crate::bpr::Bpr;
 use crate::config::{AlsConfig, BprConfig};
 use crate::error::{Error, Result};
 use crate::eval::{Metrics, evaluate_factors, popularity_baseline};
@@ -98,6 +98,35 @@ pub struct BenchReport {
     pub split: BenchSplit,
     /// Results by model name.
     pub results: std::collections::BTreeMap<String, BenchResult>,
+}
+
+/// A table for people (`recops bench-cf`): the split sizes, then one row per model.
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.split;
+        writeln!(
+            f,
+            "split: {} users, {} items, {} train, {} test, {} test users",
+            s.users, s.items, s.train, s.test, s.test_users
+        )?;
+        writeln!(
+            f,
+            "{:<11}{:>12}{:>12}{:>14}{:>16}{:>12}",
+            "MODEL", "RECALL@10", "NDCG@10", "COVERAGE@10", "S/ITERATION", "SECONDS"
+        )?;
+        for (name, m) in &self.results {
+            let per = m
+                .seconds_per_iteration
+                .map_or("-".into(), |v| format!("{v:.5}"));
+            let total = m.seconds_total.map_or("-".into(), |v| format!("{v:.3}"));
+            writeln!(
+                f,
+                "{name:<11}{:>12.5}{:>12.5}{:>14.5}{per:>16}{total:>12}",
+                m.recall_at_10, m.ndcg_at_10, m.coverage_at_10
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads a CSV with a header naming `user_id`, `item_id`, `rating`, `timestamp`
@@ -200,19 +229,14 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
             }
             BenchModel::Als => {
                 let m = &options.als.model;
-                let params = AlsParams {
-                    factors: m.factors,
-                    regularization: m.regularization,
-                    solver: m.solver,
-                    cg_steps: m.cg_steps,
-                };
+                let params = m.params();
                 let alpha = m.alpha;
                 let iterations = m.iterations;
                 let seed = options.als.training.seed;
                 let (secs, metrics) = pool.install(|| -> Result<_> {
                     let start = Instant::now();
                     let conf = Interactions::from_entries(nu, ni, &split.train, |e| {
-                        1.0 + alpha * e.rating
+                        recops_data::confidence(e.rating, alpha)
                     })?;
                     let mut als = Als::new(params, &conf, seed);
                     for _ in 0..iterations {
@@ -229,12 +253,7 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
             }
             BenchModel::Bpr => {
                 let m = &options.bpr.model;
-                let params = BprParams {
-                    factors: m.factors,
-                    learning_rate: m.learning_rate,
-                    regularization: m.regularization,
-                    verify_negatives: m.verify_negatives,
-                };
+                let params = m.params();
                 let iterations = m.iterations;
                 let seed = options.bpr.training.seed;
                 let threads = options.threads.max(1);

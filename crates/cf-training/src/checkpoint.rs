@@ -13,9 +13,9 @@ use recops_core::write_atomic;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::iteration::IterationReport;
 use crate::matrix::Factors;
 use crate::tensors::{Decoded, Tensor, encode};
-use crate::trainer::IterationReport;
 
 /// Checkpoints kept per model type (older ones are deleted).
 const KEEP: usize = 2;

@@ -394,6 +394,30 @@ impl Validate for BprConfig {
     }
 }
 
+impl AlsModel {
+    /// The solver parameters of this section (the one place they are built).
+    pub fn params(&self) -> crate::AlsParams {
+        crate::AlsParams {
+            factors: self.factors,
+            regularization: self.regularization,
+            solver: self.solver,
+            cg_steps: self.cg_steps,
+        }
+    }
+}
+
+impl BprModel {
+    /// The SGD parameters of this section (the one place they are built).
+    pub fn params(&self) -> crate::BprParams {
+        crate::BprParams {
+            factors: self.factors,
+            learning_rate: self.learning_rate,
+            regularization: self.regularization,
+            verify_negatives: self.verify_negatives,
+        }
+    }
+}
+
 impl AlsConfig {
     /// Loads `config/als_config.yaml` of `home`, or the built-in default.
     pub fn load(home: &Home) -> Result<Self> {

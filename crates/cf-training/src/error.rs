@@ -8,7 +8,7 @@ pub enum Error {
     Core(#[from] recops_core::Error),
 
     /// A file could not be read or written.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::kernels::dot;
 use crate::matrix::{Factors, Interactions};
 
 /// Metrics at one cut-off K.
@@ -188,33 +187,13 @@ pub fn evaluate_factors(
 }
 
 /// The `n` best items for a user vector, skipping `exclude` (sorted): score descending,
-/// then item index ascending.
+/// then item index ascending, NaN scores left out — [`crate::ranking::top_k`], the
+/// ranking the recommender serves.
 pub fn top_n_for_user(user: &[f32], items: &Factors, exclude: &[u32], n: usize) -> Vec<u32> {
-    let mut best: Vec<(f32, u32)> = Vec::with_capacity(n + 1);
-    let mut ex = exclude.iter().peekable();
-    for i in 0..items.rows() {
-        let i32_ = i as u32;
-        while ex.peek().is_some_and(|&&e| e < i32_) {
-            ex.next();
-        }
-        if ex.peek().is_some_and(|&&e| e == i32_) {
-            continue;
-        }
-        let s = dot(user, items.row(i));
-        if s.is_nan() {
-            continue;
-        }
-        if best.len() == n && best.last().is_some_and(|&(w, _)| s <= w) {
-            continue;
-        }
-        // Insert keeping (score desc, index asc); equal scores go after (lower index first).
-        let pos = best.partition_point(|&(b, _)| b >= s);
-        best.insert(pos, (s, i32_));
-        if best.len() > n {
-            best.pop();
-        }
-    }
-    best.into_iter().map(|(_, i)| i).collect()
+    crate::ranking::top_k(user, items.as_slice(), exclude, n)
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Items ordered by popularity: number of training cells descending, then index

@@ -51,9 +51,11 @@ mod config;
 mod error;
 mod eval;
 mod init;
+mod iteration;
 mod kernels;
 mod matrix;
 mod model;
+mod ranking;
 mod rng;
 mod serving_index;
 mod tensors;
@@ -74,13 +76,14 @@ pub use eval::{
     popularity_baseline, popularity_order, recall_ndcg, top_n_for_user,
 };
 pub use init::{ProductEmbeddings, project_embeddings, read_product_embeddings, warm_start_rows};
+pub use iteration::IterationReport;
 pub use matrix::{Factors, Interactions};
 pub use model::{
     CfModel, MODEL_FORMAT_VERSION, MODEL_META_FILE, MODEL_TENSORS_FILE, ModelMeta, ModelType,
     TrainingSummary, mapping_fingerprint,
 };
+pub use ranking::{dot, top_k};
 pub use serving_index::{SERVING_INDEX_FILE, ServingIndex};
 pub use trainer::{
-    IterationReport, TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, new_model_id,
-    thousands, train,
+    TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, new_model_id, thousands, train,
 };

@@ -13,9 +13,7 @@
 //! fingerprint, or whose values are not finite.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use recops_core::{Home, write_atomic};
 use serde::{Deserialize, Serialize};
@@ -32,66 +30,8 @@ pub const MODEL_META_FILE: &str = "model.json";
 /// Version of the model file layout written by this crate.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
 
-/// The algorithm of a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelType {
-    /// Alternating least squares.
-    Als,
-    /// Bayesian personalised ranking.
-    Bpr,
-}
-
-impl ModelType {
-    /// `als` or `bpr`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModelType::Als => "als",
-            ModelType::Bpr => "bpr",
-        }
-    }
-
-    /// `ALS` or `BPR` (log lines).
-    pub fn upper(self) -> &'static str {
-        match self {
-            ModelType::Als => "ALS",
-            ModelType::Bpr => "BPR",
-        }
-    }
-
-    /// Both types, in training order.
-    pub fn all() -> [ModelType; 2] {
-        [ModelType::Als, ModelType::Bpr]
-    }
-
-    /// Columns of the factor matrices for `factors` latent factors.
-    pub fn columns(self, factors: usize) -> usize {
-        match self {
-            ModelType::Als => factors,
-            ModelType::Bpr => factors + 1,
-        }
-    }
-}
-
-impl fmt::Display for ModelType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ModelType {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "als" => Ok(ModelType::Als),
-            "bpr" => Ok(ModelType::Bpr),
-            other => Err(Error::InvalidInput {
-                what: "model type",
-                message: format!("{other:?}; expected als or bpr"),
-            }),
-        }
-    }
-}
+/// The algorithm of a model: the one [`recops_core::ModelType`] of recops.
+pub use recops_core::ModelType;
 
 /// How a training run was set up and went (part of `model.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

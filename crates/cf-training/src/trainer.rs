@@ -11,15 +11,15 @@ use recops_core::{
     Home, LogFile, LogFileOptions, LogLevel, SharedClock, SystemClock, format_timestamp,
 };
 use recops_data::{Entry, Split, holdout_split};
-use serde::{Deserialize, Serialize};
 
-use crate::als::{Als, AlsParams, random_factors};
+use crate::als::{Als, random_factors};
 use crate::bpr::{Bpr, BprParams};
 use crate::checkpoint::{self, CheckpointState, EarlyState};
 use crate::config::{AlsConfig, BprConfig, EvaluationSection, TrainingSection};
 use crate::error::{Error, Result};
 use crate::eval::{Metrics, evaluate_factors, improvement_pct, popularity_baseline};
 use crate::init::{mean_row_norm, project_embeddings, read_product_embeddings, warm_start_rows};
+use crate::iteration::IterationReport;
 use crate::matrix::{Factors, Interactions};
 use crate::model::{
     CfModel, MODEL_FORMAT_VERSION, ModelMeta, ModelType, TrainingSummary, mapping_fingerprint,
@@ -149,7 +149,7 @@ impl TrainingLog {
             _ => tracing::info!("{message}"),
         }
         if let Err(e) = self.file.write_line(level, None, message) {
-            tracing::warn!(path = %self.file.path().display(), error = %e, "cannot write training log");
+            tracing::warn!(path = %self.file.path().display(), error = %recops_core::error_chain(&e), "cannot write training log");
         }
     }
 
@@ -167,23 +167,6 @@ impl TrainingLog {
     pub fn error(&self, message: &str) {
         self.line(LogLevel::Error, message);
     }
-}
-
-/// One iteration, as logged and tracked.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct IterationReport {
-    /// 1-based iteration.
-    pub iteration: usize,
-    /// Configured iterations.
-    pub iterations: usize,
-    /// Training loss (ALS: normalised objective; BPR: mean `-ln σ(x_uij)`).
-    pub loss: f64,
-    /// Validation recall@10, when validated this iteration.
-    pub validation_recall: Option<f64>,
-    /// Validation ndcg@10, when validated this iteration.
-    pub validation_ndcg: Option<f64>,
-    /// Seconds of the iteration (training and validation).
-    pub wall_time_seconds: f64,
 }
 
 /// The data of a run.
@@ -343,7 +326,7 @@ pub fn train(
         .err()
         .filter(|e| !matches!(e, Error::Interrupted { .. }))
     {
-        log.error(&format!("Training failed: {e}"));
+        log.error(&format!("Training failed: {}", recops_core::error_chain(e)));
     }
     result
 }
@@ -417,7 +400,9 @@ fn train_inner(
         let fit_m = match config {
             TrainConfig::Als(c) => {
                 let alpha = c.model.alpha;
-                Interactions::from_entries(nu, ni, &fit, |e| 1.0 + alpha * e.rating)?
+                Interactions::from_entries(nu, ni, &fit, |e| {
+                    recops_data::confidence(e.rating, alpha)
+                })?
             }
             TrainConfig::Bpr(_) => Interactions::from_entries(nu, ni, &fit, |_| 1.0)?,
         };
@@ -515,24 +500,11 @@ fn train_inner(
     };
 
     let mut engine = match config {
-        TrainConfig::Als(c) => Engine::Als(Als::with_factors(
-            AlsParams {
-                factors: k,
-                regularization: c.model.regularization,
-                solver: c.model.solver,
-                cg_steps: c.model.cg_steps,
-            },
-            &fit_m,
-            users0,
-            items0,
-        )),
+        TrainConfig::Als(c) => {
+            Engine::Als(Als::with_factors(c.model.params(), &fit_m, users0, items0))
+        }
         TrainConfig::Bpr(c) => Engine::Bpr(Bpr::with_factors(
-            BprParams {
-                factors: k,
-                learning_rate: c.model.learning_rate,
-                regularization: c.model.regularization,
-                verify_negatives: c.model.verify_negatives,
-            },
+            c.model.params(),
             &fit_m,
             users0,
             items0,
@@ -794,7 +766,8 @@ fn initial_factors(
         } else {
             match read_product_embeddings(&path) {
                 Err(e) => log.warning(&format!(
-                    "bert_init: cannot use the product embeddings ({e}); using random init"
+                    "bert_init: cannot use the product embeddings ({}); using random init",
+                    recops_core::error_chain(&e)
                 )),
                 Ok(emb) => {
                     let target = mean_row_norm(&items, k);

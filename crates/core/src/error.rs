@@ -4,7 +4,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file system operation failed on `path`.
-    #[error("{action} {path}: {source}{hint}", hint = io_hint(source))]
+    #[error("{action} {path}{hint}", hint = io_hint(source))]
     Io {
         /// What was being done ("cannot create directory", "cannot read", ...).
         action: &'static str,
@@ -51,6 +51,17 @@ pub enum Error {
         value: String,
     },
 
+    /// A value of a small vocabulary (severity, model type) is not one of its words.
+    #[error("invalid {what} {value:?}: expected {expected}")]
+    InvalidValue {
+        /// What kind of value ("severity", "model type").
+        what: &'static str,
+        /// The rejected text.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+
     /// Telemetry was initialised twice or could not be installed.
     #[error("cannot initialise logging: {0}")]
     Telemetry(String),
@@ -68,7 +79,7 @@ pub enum Error {
 
     /// An SQLite operation on the database at `path` failed.
     #[cfg(feature = "sqlite")]
-    #[error("database {path}: {source}")]
+    #[error("database {path}")]
     Sqlite {
         /// The database path.
         path: PathBuf,
@@ -106,6 +117,30 @@ impl Error {
     }
 }
 
+/// An error and its causes as one line, `a: b: c`, for logs, run records and alerts.
+///
+/// Messages in recops do not repeat their `#[source]`; a cause whose text the line
+/// already shows (third-party errors that print their cause) is still left out, so
+/// nothing is said twice.
+///
+/// ```
+/// let e = recops_core::Error::io("cannot read", "x.csv", std::io::Error::other("disk full"));
+/// assert_eq!(recops_core::error_chain(&e), "cannot read x.csv: disk full");
+/// ```
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !part.is_empty() && !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn io_hint(source: &std::io::Error) -> &'static str {
     match source.kind() {
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
@@ -126,6 +161,25 @@ fn key_suffix(key: &Option<String>) -> String {
 mod tests {
     use super::*;
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer step failed")]
+    struct Outer(#[source] Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("repeats: {0}")]
+    struct Repeats(#[source] std::io::Error);
+
+    #[test]
+    fn error_chains_are_one_line_without_repeats() {
+        let io = || std::io::Error::other("bad sector");
+        let e = Outer(Error::io("cannot read", "y", io()));
+        assert_eq!(
+            error_chain(&e),
+            "outer step failed: cannot read y: bad sector"
+        );
+        assert_eq!(error_chain(&Repeats(io())), "repeats: bad sector");
+    }
+
     #[test]
     fn permission_errors_name_the_path_and_suggest_the_cause() {
         let e = Error::io(
@@ -133,12 +187,14 @@ mod tests {
             "/srv/recops/logs",
             std::io::Error::from(std::io::ErrorKind::PermissionDenied),
         );
-        let msg = e.to_string();
+        let msg = error_chain(&e);
         assert!(
-            msg.starts_with("cannot create directory /srv/recops/logs: "),
+            msg.starts_with(
+                "cannot create directory /srv/recops/logs (is the recops home read-only?"
+            ),
             "{msg}"
         );
-        assert!(msg.contains("read-only"), "{msg}");
+        assert!(msg.ends_with("): permission denied"), "{msg}");
         let other = Error::io(
             "cannot read",
             "/x",

@@ -131,7 +131,7 @@ mod tests {
             Err(io::Error::other("disk full"))
         })
         .unwrap_err();
-        assert!(err.to_string().contains("disk full"), "{err}");
+        assert!(crate::error_chain(&err).contains("disk full"), "{err}");
         assert_eq!(fs::read(&path).unwrap(), b"previous");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }

@@ -37,12 +37,15 @@ mod settings;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod telemetry;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod vocab;
 
 pub use clock::{Clock, FixedClock, SharedClock, SystemClock, format_timestamp, parse_timestamp};
 pub use config::{
     ConfigFormat, EnvSource, ProcessEnv, Validate, load_config, load_config_with_env, parse_config,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, error_chain};
 pub use fsutil::{
     commit_temp, ensure_dir, ensure_parent, sync_parent, temp_path_for, validate_name,
     write_atomic, write_atomic_with,
@@ -54,3 +57,4 @@ pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
     RecopsConfig, ServiceSettings,
 };
+pub use vocab::{ModelType, Severity};

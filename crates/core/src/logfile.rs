@@ -238,7 +238,7 @@ pub fn rotated_files(path: &Path) -> Vec<PathBuf> {
 fn prune_rotated(path: &Path, keep: usize) {
     for old in rotated_files(path).into_iter().skip(keep) {
         if let Err(e) = fs::remove_file(&old) {
-            tracing::warn!(path = %old.display(), error = %e, "cannot remove old log file");
+            tracing::warn!(path = %old.display(), error = %crate::error_chain(&e), "cannot remove old log file");
         }
     }
 }

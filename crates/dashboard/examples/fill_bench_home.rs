@@ -122,7 +122,7 @@ fn main() -> Result<()> {
         ..DashboardOptions::default()
     };
     let dashboard = spawn(&home, options)?;
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;

@@ -28,8 +28,15 @@ pub struct RefreshSettings {
     /// At most this many new valid interactions are merged incrementally; more rebuild
     /// everything (default 100, the spec's threshold).
     pub incremental_max_new_rows: usize,
-    /// alpha of c = 1 + alpha * rating in `X_train_confidence.npz` (default 10).
+    /// alpha of c = 1 + alpha * rating in `X_train_confidence.npz`: not a key of this
+    /// file but `model.alpha` of `config/als_config.yaml` (the one alpha of recops,
+    /// also used by ALS training), filled in by [`DataConfig::load`].
+    #[serde(skip_deserializing, default = "default_alpha")]
     pub confidence_alpha: f32,
+    /// The former place of alpha. Accepted when equal to `model.alpha` of
+    /// `config/als_config.yaml`, refused otherwise; leave it out.
+    #[serde(default, rename = "confidence_alpha")]
+    pub legacy_confidence_alpha: Option<f32>,
     /// How the npz entries are stored (default `deflate`, like `save_npz`).
     #[serde(default)]
     pub npz_compression: NpzCompression,
@@ -81,7 +88,8 @@ impl Default for DataConfig {
         DataConfig {
             refresh: RefreshSettings {
                 incremental_max_new_rows: 100,
-                confidence_alpha: 10.0,
+                confidence_alpha: default_alpha(),
+                legacy_confidence_alpha: None,
                 npz_compression: NpzCompression::Deflate,
                 max_file_bytes: default_max_file_bytes(),
                 max_field_bytes: default_max_field_bytes(),
@@ -92,11 +100,16 @@ impl Default for DataConfig {
     }
 }
 
+fn default_alpha() -> f32 {
+    10.0
+}
+
 impl Validate for DataConfig {
     fn problems(&self) -> Vec<(String, String)> {
         let mut p = Vec::new();
-        let a = self.refresh.confidence_alpha;
-        if !a.is_finite() || a < 0.0 {
+        if let Some(a) = self.refresh.legacy_confidence_alpha
+            && (!a.is_finite() || a < 0.0)
+        {
             p.push((
                 "refresh.confidence_alpha".to_owned(),
                 format!("expected a finite number >= 0, got {a}"),
@@ -128,10 +141,70 @@ impl Validate for DataConfig {
     }
 }
 
+/// The shipped `config/als_config.yaml`: where alpha lives.
+const DEFAULT_ALS_CONFIG: &str = include_str!("../../../config/als_config.yaml");
+
+/// The part of `config/als_config.yaml` the data refresh reads (recops-cf-training
+/// validates the whole file).
+#[derive(Debug, Deserialize)]
+struct AlsAlpha {
+    #[serde(default)]
+    model: AlsAlphaModel,
+}
+
+#[derive(Debug, Deserialize)]
+struct AlsAlphaModel {
+    #[serde(default = "default_alpha")]
+    alpha: f32,
+}
+
+impl Default for AlsAlphaModel {
+    fn default() -> Self {
+        AlsAlphaModel {
+            alpha: default_alpha(),
+        }
+    }
+}
+
+impl Validate for AlsAlpha {
+    fn problems(&self) -> Vec<(String, String)> {
+        let a = self.model.alpha;
+        if a.is_finite() && a >= 0.0 {
+            Vec::new()
+        } else {
+            vec![(
+                "model.alpha".to_owned(),
+                format!("expected a finite number >= 0, got {a}"),
+            )]
+        }
+    }
+}
+
 impl DataConfig {
-    /// Loads `config/data_config.yaml` of `home`, or the built-in default.
+    /// Loads `config/data_config.yaml` of `home` (or the built-in default) and takes
+    /// alpha from `model.alpha` of `config/als_config.yaml` (or its built-in default),
+    /// the one alpha of recops. A `refresh.confidence_alpha` left in the data config
+    /// must equal it.
     pub fn load(home: &Home) -> Result<Self> {
-        Ok(load_config(&home.data_config(), DEFAULT_DATA_CONFIG)?)
+        let mut config: DataConfig = load_config(&home.data_config(), DEFAULT_DATA_CONFIG)?;
+        let als: AlsAlpha = load_config(&home.als_config(), DEFAULT_ALS_CONFIG)?;
+        let alpha = als.model.alpha;
+        if let Some(legacy) = config.refresh.legacy_confidence_alpha
+            && legacy != alpha
+        {
+            return Err(recops_core::Error::Config {
+                file: home.data_config(),
+                key: Some("refresh.confidence_alpha".to_owned()),
+                message: format!(
+                    "{legacy} differs from model.alpha {alpha} of {}: alpha lives in \
+                     als_config.yaml now; remove this key",
+                    home.als_config().display()
+                ),
+            }
+            .into());
+        }
+        config.refresh.confidence_alpha = alpha;
+        Ok(config)
     }
 }
 
@@ -157,8 +230,42 @@ mod tests {
     }
 
     #[test]
+    fn alpha_comes_from_the_als_config_and_a_different_legacy_alpha_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::create_dir_all(home.config_dir()).unwrap();
+        std::fs::write(home.als_config(), "model:\n  alpha: 40\n").unwrap();
+        assert_eq!(
+            DataConfig::load(&home).unwrap().refresh.confidence_alpha,
+            40.0
+        );
+        std::fs::write(
+            home.data_config(),
+            "refresh:\n  incremental_max_new_rows: 100\n  confidence_alpha: 40\n",
+        )
+        .unwrap();
+        assert_eq!(
+            DataConfig::load(&home).unwrap().refresh.confidence_alpha,
+            40.0
+        );
+        std::fs::write(
+            home.data_config(),
+            "refresh:\n  incremental_max_new_rows: 100\n  confidence_alpha: 10\n",
+        )
+        .unwrap();
+        let err = DataConfig::load(&home).unwrap_err().to_string();
+        assert!(
+            err.contains("refresh.confidence_alpha") && err.contains("model.alpha 40"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn bad_values_name_the_key() {
-        let text = DEFAULT_DATA_CONFIG.replace("confidence_alpha: 10", "confidence_alpha: -1");
+        let text = DEFAULT_DATA_CONFIG.replace(
+            "npz_compression: deflate",
+            "npz_compression: deflate\n  confidence_alpha: -1",
+        );
         let err = parse_config::<DataConfig>(
             &text,
             Path::new("data_config.yaml"),

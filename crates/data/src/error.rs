@@ -8,7 +8,7 @@ pub enum Error {
     Core(#[from] recops_core::Error),
 
     /// A file system operation failed on `path`.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done ("cannot read", "cannot archive", ...).
         action: &'static str,
@@ -41,7 +41,7 @@ pub enum Error {
     },
 
     /// A Parquet file could not be read or written.
-    #[error("parquet {path}: {source}")]
+    #[error("parquet {path}")]
     Parquet {
         /// The file.
         path: PathBuf,

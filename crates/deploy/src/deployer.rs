@@ -68,11 +68,43 @@ impl TestUsers {
     }
 }
 
+/// How a deployment (or rollback) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeployResult {
+    /// The model serves now.
+    Deployed,
+    /// The model was already live; nothing was done.
+    Unchanged,
+    /// The deployment failed; the previous model keeps serving (or nothing does).
+    Failed,
+    /// Verification failed and the previous model was restored.
+    RolledBack,
+}
+
+impl DeployResult {
+    /// The JSON spelling (`rolled_back`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployResult::Deployed => "deployed",
+            DeployResult::Unchanged => "unchanged",
+            DeployResult::Failed => "failed",
+            DeployResult::RolledBack => "rolled_back",
+        }
+    }
+}
+
+impl std::fmt::Display for DeployResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What [`Deployer::deploy`] did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeploymentOutcome {
-    /// `deployed`, `unchanged` (already live), `failed` or `rolled_back`.
-    pub result: &'static str,
+    /// Deployed, unchanged (already live), failed or rolled back.
+    pub result: DeployResult,
     /// The record appended to the history (absent for `unchanged`).
     pub record: Option<DeploymentRecord>,
     /// A one-line summary for people.
@@ -93,7 +125,7 @@ impl Deployer {
     /// (`logs/deployment_history.json`).
     pub fn new(options: DeployOptions, history: PathBuf, clock: SharedClock) -> Result<Self> {
         // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        recops_core::tls::install_crypto_provider();
         let client = reqwest::blocking::Client::builder()
             .timeout(options.request_timeout)
             .build()
@@ -266,14 +298,14 @@ impl Deployer {
                     .with_reason(reason.clone());
                 return self.finish(
                     record,
-                    "failed",
+                    DeployResult::Failed,
                     format!("deployment of {model_id} failed: {reason}"),
                 );
             }
         };
         if previous.as_deref() == Some(model_id) {
             return Ok(DeploymentOutcome {
-                result: "unchanged",
+                result: DeployResult::Unchanged,
                 record: None,
                 message: format!("{model_id} is already live; nothing to do"),
             });
@@ -290,7 +322,7 @@ impl Deployer {
                 .with_reason(format!("{reason}; the previous model keeps serving"));
             return self.finish(
                 record,
-                "failed",
+                DeployResult::Failed,
                 format!("deployment of {model_id} failed: {reason}"),
             );
         }
@@ -304,7 +336,7 @@ impl Deployer {
             );
             return self.finish(
                 record,
-                "deployed",
+                DeployResult::Deployed,
                 format!("{model_id} deployed (not verified)"),
             );
         }
@@ -320,7 +352,7 @@ impl Deployer {
             record.verification = Some(verification);
             return self.finish(
                 record,
-                "deployed",
+                DeployResult::Deployed,
                 format!("{model_id} deployed and verified"),
             );
         }
@@ -352,7 +384,7 @@ impl Deployer {
                         "{model_id} failed verification and the rollback to {prev} FAILED: check the service"
                     ),
                 };
-                self.finish(record, "rolled_back", message)
+                self.finish(record, DeployResult::RolledBack, message)
             }
             (None, true) => {
                 record.reason = Some(format!(
@@ -361,13 +393,13 @@ impl Deployer {
                 ));
                 self.finish(
                     record,
-                    "failed",
+                    DeployResult::Failed,
                     format!("{model_id} failed verification and there is no previous model"),
                 )
             }
             (_, false) => self.finish(
                 record,
-                "failed",
+                DeployResult::Failed,
                 format!("{model_id} failed verification (rollback disabled)"),
             ),
         }
@@ -425,8 +457,10 @@ impl Deployer {
         }
         record.verification = Some(v);
         let (result, message) = match status {
-            RollbackStatus::Success => ("deployed", format!("rolled back to {target}")),
-            RollbackStatus::Failed => ("failed", format!("rollback to {target} failed")),
+            RollbackStatus::Success => (DeployResult::Deployed, format!("rolled back to {target}")),
+            RollbackStatus::Failed => {
+                (DeployResult::Failed, format!("rollback to {target} failed"))
+            }
         };
         self.finish(record, result, message)
     }
@@ -457,7 +491,7 @@ impl Deployer {
     fn finish(
         &self,
         record: DeploymentRecord,
-        result: &'static str,
+        result: DeployResult,
         message: String,
     ) -> Result<DeploymentOutcome> {
         DeploymentHistory::append(&self.history, record.clone())?;

@@ -24,7 +24,7 @@ mod deployer;
 mod error;
 mod history;
 
-pub use deployer::{DeployOptions, Deployer, DeploymentOutcome, TestUsers};
+pub use deployer::{DeployOptions, DeployResult, Deployer, DeploymentOutcome, TestUsers};
 pub use error::{Error, Result};
 pub use history::{
     DeploymentAction, DeploymentHistory, DeploymentRecord, DeploymentStatus, RollbackStatus,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use recops_core::{Home, format_timestamp};
+use recops_core::{Home, error_chain, format_timestamp};
 use recops_tracking::{PipelineStats, PipelineTracker, ServiceMetricsStore, WindowMetrics};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -64,7 +64,7 @@ pub fn check_service_health(service_url: &str, timeout: Duration) -> ServiceHeal
             error: Some(error),
         };
     // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let client = match reqwest::blocking::Client::builder()
         .timeout(timeout)
         .build()
@@ -102,21 +102,6 @@ pub fn check_service_health(service_url: &str, timeout: Duration) -> ServiceHeal
             None,
         ),
     }
-}
-
-/// An error and its causes in one line (`error sending request: ... : Connection refused`),
-/// the innermost cause being what an operator needs.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
 }
 
 /// One required file.
@@ -221,7 +206,7 @@ pub fn check_pipeline_health(db: &Path, days: u32, min_success_rate: f64) -> Pip
             status: ComponentStatus::Unhealthy,
             unhealthy_pipelines: Vec::new(),
             stats: None,
-            error: Some(e.to_string()),
+            error: Some(error_chain(&e)),
         },
     }
 }
@@ -264,7 +249,7 @@ pub fn read_service_metrics(
             status: ComponentStatus::Unhealthy,
             metrics: None,
             triggered: Vec::new(),
-            error: Some(e.to_string()),
+            error: Some(error_chain(&e)),
         },
     }
 }
@@ -381,9 +366,17 @@ pub struct ModelHealth {
     pub error: Option<String>,
 }
 
-/// Checks `artifacts/cf/registry.json` and the files of its `current_best`;
-/// `load` opens a model folder the way the service does and says why it cannot.
-pub fn check_model_health(home: &Home, load: &dyn Fn(&Path) -> Result<(), String>) -> ModelHealth {
+/// Opens a model folder the way the service does (model files, mappings, serving
+/// index); the error says why it cannot be served.
+pub fn load_model(dir: &Path) -> Result<(), recops_cf_training::Error> {
+    let model = recops_cf_training::CfModel::load(dir)?;
+    recops_cf_training::ServingIndex::load(dir, model.user_ids.len(), model.item_ids.len())?;
+    Ok(())
+}
+
+/// Checks `artifacts/cf/registry.json` and the files of its `current_best`, opened
+/// with [`load_model`].
+pub fn check_model_health(home: &Home) -> ModelHealth {
     let mut h = ModelHealth {
         healthy: false,
         status: ComponentStatus::Unhealthy,
@@ -403,7 +396,7 @@ pub fn check_model_health(home: &Home, load: &dyn Fn(&Path) -> Result<(), String
     let registry = match recops_registry::Registry::open(home).load() {
         Ok(r) => r,
         Err(e) => {
-            h.error = Some(e.to_string());
+            h.error = Some(error_chain(&e));
             return h;
         }
     };
@@ -416,7 +409,7 @@ pub fn check_model_health(home: &Home, load: &dyn Fn(&Path) -> Result<(), String
     let dir = match home.model_dir(&best) {
         Ok(d) => d,
         Err(e) => {
-            h.error = Some(e.to_string());
+            h.error = Some(error_chain(&e));
             return h;
         }
     };
@@ -425,13 +418,13 @@ pub fn check_model_health(home: &Home, load: &dyn Fn(&Path) -> Result<(), String
         h.error = Some(format!("model folder {} is missing", dir.display()));
         return h;
     }
-    match load(&dir) {
+    match load_model(&dir) {
         Ok(()) => {
             h.model_loads = true;
             h.healthy = true;
             h.status = ComponentStatus::Healthy;
         }
-        Err(e) => h.error = Some(e),
+        Err(e) => h.error = Some(error_chain(&e)),
     }
     h
 }
@@ -492,7 +485,7 @@ pub fn check_embeddings_health(home: &Home, clock: &dyn recops_core::Clock) -> E
         Err(e) => {
             h.healthy = false;
             h.status = ComponentStatus::Unhealthy;
-            h.message = Some(e.to_string());
+            h.message = Some(error_chain(&e));
             return h;
         }
     };
@@ -524,7 +517,7 @@ pub fn check_embeddings_health(home: &Home, clock: &dyn recops_core::Clock) -> E
         Err(e) => {
             h.healthy = false;
             h.status = ComponentStatus::Unhealthy;
-            h.message = Some(e.to_string());
+            h.message = Some(error_chain(&e));
         }
     }
     h

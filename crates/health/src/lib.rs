@@ -18,10 +18,13 @@
 
 mod checks;
 mod error;
+mod report;
 
 pub use checks::{
     ComponentStatus, DataHealth, EmbeddingsHealth, FileStatus, ModelHealth, PipelineHealth,
     ServiceHealth, ServiceMetricsHealth, check_data_health, check_embeddings_health,
-    check_model_health, check_pipeline_health, check_service_health, read_service_metrics,
+    check_model_health, check_pipeline_health, check_service_health, load_model,
+    read_service_metrics,
 };
 pub use error::{Error, Result};
+pub use report::HealthReport;

@@ -8,7 +8,7 @@ pub enum Error {
     Core(#[from] recops_core::Error),
 
     /// A file operation failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done.
         action: &'static str,
@@ -38,6 +38,13 @@ pub enum Error {
     /// The id is registered already.
     #[error("model {model_id} is already registered")]
     AlreadyRegistered {
+        /// The id.
+        model_id: String,
+    },
+
+    /// An archived model cannot be deployed or served.
+    #[error("model {model_id} is archived in the registry")]
+    NotServable {
         /// The id.
         model_id: String,
     },

@@ -19,7 +19,7 @@
 //! registry.register(
 //!     &NewModel {
 //!         model_id: "als_20250115_103000".into(),
-//!         model_type: "als".into(),
+//!         model_type: recops_core::ModelType::Als,
 //!         metrics: [("ndcg@10".to_owned(), 0.189)].into(),
 //!         baseline: [("recall@10".to_owned(), 0.145)].into(),
 //!         data_version: "2025-01-15".into(),

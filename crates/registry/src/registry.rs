@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use recops_core::{Home, SharedClock, SystemClock, format_timestamp, write_atomic};
+use recops_core::{Home, ModelType, SharedClock, SystemClock, format_timestamp, write_atomic};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -30,7 +30,7 @@ pub struct ModelEntry {
     /// The model folder relative to the home (`artifacts/cf/<model_id>`).
     pub path: String,
     /// `als` or `bpr`.
-    pub model_type: String,
+    pub model_type: ModelType,
     /// Test metrics (`recall@10`, `ndcg@10`, `coverage@10`, ...).
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
@@ -89,7 +89,7 @@ impl RegistryFile {
     }
 
     /// The newest active model of `model_type` (by registration time, then id).
-    pub fn latest_active(&self, model_type: &str) -> Option<(&String, &ModelEntry)> {
+    pub fn latest_active(&self, model_type: ModelType) -> Option<(&String, &ModelEntry)> {
         self.models
             .iter()
             .filter(|(_, m)| m.status == ModelStatus::Active && m.model_type == model_type)
@@ -101,7 +101,7 @@ impl RegistryFile {
     }
 
     /// The newest model of `model_type` whatever its status.
-    pub fn latest_registered(&self, model_type: &str) -> Option<(&String, &ModelEntry)> {
+    pub fn latest_registered(&self, model_type: ModelType) -> Option<(&String, &ModelEntry)> {
         self.models
             .iter()
             .filter(|(_, m)| m.model_type == model_type)
@@ -125,7 +125,7 @@ pub struct NewModel {
     /// `{type}_{YYYYMMDD_HHMMSS}`.
     pub model_id: String,
     /// `als` or `bpr`.
-    pub model_type: String,
+    pub model_type: ModelType,
     /// Test metrics.
     pub metrics: BTreeMap<String, f64>,
     /// Baseline metrics.
@@ -258,6 +258,22 @@ impl Registry {
         Ok(self.load()?.models.remove(model_id))
     }
 
+    /// The entry of `model_id` if it may be deployed and served: a valid id, registered,
+    /// not archived ([`Error::NotFound`], [`Error::NotServable`] otherwise). The one
+    /// answer of the deployer and the recommender.
+    pub fn servable(&self, model_id: &str) -> Result<ModelEntry> {
+        recops_core::validate_name("model_id", model_id)?;
+        match self.get(model_id)? {
+            None => Err(Error::NotFound {
+                model_id: model_id.to_owned(),
+            }),
+            Some(e) if e.status == ModelStatus::Archived => Err(Error::NotServable {
+                model_id: model_id.to_owned(),
+            }),
+            Some(e) => Ok(e),
+        }
+    }
+
     /// `current_best` and its entry.
     pub fn current_best(&self) -> Result<Option<(String, ModelEntry)>> {
         let reg = self.load()?;
@@ -268,7 +284,6 @@ impl Registry {
     /// change `current_best`: call [`Registry::promote`].
     pub fn register(&self, model: &NewModel, reason: &str) -> Result<ModelEntry> {
         recops_core::validate_name("model_id", &model.model_id)?;
-        recops_core::validate_name("model type", &model.model_type)?;
         let rel = format!("artifacts/cf/{}", model.model_id);
         let dir = self.root.join(&rel);
         if !dir.is_dir() {
@@ -280,7 +295,7 @@ impl Registry {
         }
         let entry = ModelEntry {
             path: rel,
-            model_type: model.model_type.clone(),
+            model_type: model.model_type,
             metrics: model.metrics.clone(),
             baseline: model.baseline.clone(),
             status: ModelStatus::Active,
@@ -427,7 +442,7 @@ impl Registry {
             .filter_map(|(n, l)| match serde_json::from_str(l) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    tracing::warn!(line = n + 1, error = %e, "skipping unreadable audit line");
+                    tracing::warn!(line = n + 1, error = %recops_core::error_chain(&e), "skipping unreadable audit line");
                     None
                 }
             })
@@ -453,7 +468,7 @@ mod tests {
         std::fs::create_dir_all(home.model_dir(id).unwrap()).unwrap();
         NewModel {
             model_id: id.into(),
-            model_type: id.split('_').next().unwrap().into(),
+            model_type: id.split('_').next().unwrap().parse().unwrap(),
             metrics: [
                 ("ndcg@10".to_owned(), ndcg),
                 ("recall@10".to_owned(), ndcg * 1.2),

@@ -5,36 +5,8 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use recops_core::Severity;
 use serde::Serialize;
-
-/// Severity of a scheduler alert, as the spec's alert severities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertSeverity {
-    /// `info`
-    Info,
-    /// `warning`
-    Warning,
-    /// `critical`
-    Critical,
-}
-
-impl AlertSeverity {
-    /// `info`, `warning` or `critical`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertSeverity::Info => "info",
-            AlertSeverity::Warning => "warning",
-            AlertSeverity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for AlertSeverity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The name of the dead-man's-switch alert.
 pub const JOB_OVERDUE: &str = "job_overdue";
@@ -47,7 +19,7 @@ pub struct SchedulerAlert {
     /// The job concerned.
     pub job: String,
     /// The alert's severity (`critical` for `job_overdue`), the same when it resolves.
-    pub severity: AlertSeverity,
+    pub severity: Severity,
     /// False when the alert fires, true when the condition has cleared (the job
     /// succeeded again).
     pub resolved: bool,

@@ -52,7 +52,7 @@ pub enum Error {
     },
 
     /// The job's program could not be started.
-    #[error("cannot start job {job} ({binary}): {source}")]
+    #[error("cannot start job {job} ({binary})")]
     Spawn {
         /// The job id.
         job: String,
@@ -64,7 +64,7 @@ pub enum Error {
     },
 
     /// A file or process operation failed.
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Io {
         /// What was being done.
         action: String,

@@ -41,7 +41,7 @@ mod schedule;
 mod state;
 mod stop;
 
-pub use alert::{AlertSeverity, AlertSink, JOB_OVERDUE, NoAlertSink, SchedulerAlert};
+pub use alert::{AlertSink, JOB_OVERDUE, NoAlertSink, SchedulerAlert};
 pub use config::{
     DEFAULT_SCHEDULER_CONFIG, JobConfig, JobSpec, LoadedConfig, SchedulerConfig, resolve_binary,
 };

@@ -46,7 +46,7 @@ impl SchedulerLog {
             LogLevel::Error | LogLevel::Critical => tracing::error!("{message}"),
         }
         if let Err(e) = self.file.write_line(level, None, message) {
-            tracing::error!(path = %self.file.path().display(), error = %e, "cannot write the scheduler log");
+            tracing::error!(path = %self.file.path().display(), error = %recops_core::error_chain(&e), "cannot write the scheduler log");
         }
     }
 

@@ -30,7 +30,7 @@ pub enum Error {
     },
 
     /// The service could not bind or serve.
-    #[error("cannot serve on {addr}: {source}")]
+    #[error("cannot serve on {addr}")]
     Bind {
         /// The address.
         addr: String,

@@ -28,7 +28,7 @@
 //!
 //! let model = ServingModel::new(ModelParts {
 //!     model_id: "als_20250115_103000".into(),
-//!     model_type: "als".into(),
+//!     model_type: recops_core::ModelType::Als,
 //!     user_ids: vec![1],
 //!     item_ids: vec![10, 20, 30],
 //!     factors: 1,

@@ -1,19 +1,18 @@
 //! A model ready to serve: factors, id mappings, seen items, popularity; top-K scoring.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 
 /// Everything a served model is made of, as loaded from disk.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelParts {
     /// The registry id (`als_20250115_103000`).
     pub model_id: String,
     /// `als` or `bpr`.
-    pub model_type: String,
+    pub model_type: recops_core::ModelType,
     /// Row index -> external user id.
     pub user_ids: Vec<i64>,
     /// Column index -> external product id.
@@ -153,7 +152,7 @@ impl ServingModel {
 
     /// The model type (`als`, `bpr`).
     pub fn model_type(&self) -> &str {
-        &self.parts.model_type
+        self.parts.model_type.as_str()
     }
 
     /// Number of users and items.
@@ -189,37 +188,17 @@ impl ServingModel {
         }
     }
 
-    /// Scores every item with one dot product each and keeps the best `k` in a bounded
-    /// min-heap (no full sort), skipping the user's seen items by a merge walk over the
-    /// sorted seen list.
+    /// The ranking of evaluation ([`recops_cf_training::top_k`]): one dot product per
+    /// item, the user's seen items left out, best `k` by score then item index, NaN
+    /// scores left out.
     fn top_k(&self, u: usize, k: usize) -> Vec<ScoredItem> {
         let f = self.parts.factors;
         let x = &self.parts.user_factors[u * f..(u + 1) * f];
         let seen =
             &self.parts.seen_indices[self.parts.seen_indptr[u]..self.parts.seen_indptr[u + 1]];
-        let mut next_seen = 0;
-        let mut heap: BinaryHeap<MinScore> = BinaryHeap::with_capacity(k + 1);
-        for (i, y) in self.parts.item_factors.chunks_exact(f).enumerate() {
-            while next_seen < seen.len() && (seen[next_seen] as usize) < i {
-                next_seen += 1;
-            }
-            if next_seen < seen.len() && seen[next_seen] as usize == i {
-                continue;
-            }
-            let s = dot(x, y);
-            if heap.len() < k {
-                heap.push(MinScore(s, i as u32));
-            } else if let Some(top) = heap.peek()
-                && MinScore(s, i as u32) < *top
-            {
-                heap.pop();
-                heap.push(MinScore(s, i as u32));
-            }
-        }
-        let mut best = heap.into_vec();
-        best.sort();
-        best.into_iter()
-            .map(|MinScore(score, i)| ScoredItem {
+        recops_cf_training::top_k(x, &self.parts.item_factors, seen, k)
+            .into_iter()
+            .map(|(i, score)| ScoredItem {
                 product_id: self.parts.item_ids[i as usize],
                 score,
             })
@@ -232,47 +211,6 @@ impl ServingModel {
     }
 }
 
-/// A dot product in 8 independent lanes so the compiler vectorises it.
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, ra) = a.as_chunks::<8>();
-    let (cb, rb) = b.as_chunks::<8>();
-    for (x, y) in ca.iter().zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
-/// Heap entry ordered so the *worst* kept item is on top: higher score first, then
-/// lower item index first (the deterministic tie-break of the baseline).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct MinScore(f32, u32);
-
-impl Eq for MinScore {}
-
-impl Ord for MinScore {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // "Less" = better: higher score, then lower index.
-        other
-            .0
-            .total_cmp(&self.0)
-            .then_with(|| self.1.cmp(&other.1))
-    }
-}
-
-impl PartialOrd for MinScore {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -282,7 +220,7 @@ pub(crate) mod tests {
     pub(crate) fn tiny(model_id: &str) -> ModelParts {
         ModelParts {
             model_id: model_id.to_owned(),
-            model_type: "als".into(),
+            model_type: recops_core::ModelType::Als,
             user_ids: vec![100, 200, 300],
             item_ids: vec![11, 12, 13, 14, 15],
             factors: 2,
@@ -358,7 +296,7 @@ pub(crate) mod tests {
             let seen: Vec<u32> = (0..n as u32).filter(|&i| seen_mask[i as usize]).collect();
             let parts = ModelParts {
                 model_id: "p".into(),
-                model_type: "als".into(),
+                model_type: recops_core::ModelType::Als,
                 user_ids: vec![1],
                 item_ids: (0..n as i64).collect(),
                 factors: 1,

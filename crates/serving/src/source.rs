@@ -14,8 +14,8 @@ pub trait ModelSource: Send + Sync + 'static {
 }
 
 use recops_cf_training::{CfModel, ServingIndex};
-use recops_core::Home;
-use recops_registry::{ModelStatus, Registry};
+use recops_core::{Home, error_chain};
+use recops_registry::{Error as RegistryError, Registry};
 
 use crate::error::Error;
 use crate::model::ModelParts;
@@ -42,7 +42,7 @@ impl ModelSource for HomeModelSource {
             .map(|best| best.map(|(id, _)| id))
             .map_err(|e| Error::ModelUnavailable {
                 model_id: "current_best".into(),
-                reason: e.to_string(),
+                reason: error_chain(&e),
             })
     }
 
@@ -55,13 +55,13 @@ impl ModelSource for HomeModelSource {
             model_id: model_id.to_owned(),
             reason,
         };
-        let entry = Registry::open(&self.home)
-            .get(model_id)
-            .map_err(|e| unavailable(e.to_string()))?
-            .ok_or_else(|| unavailable("not in the registry".into()))?;
-        if entry.status == ModelStatus::Archived {
-            return Err(unavailable("archived in the registry".into()));
-        }
+        Registry::open(&self.home)
+            .servable(model_id)
+            .map_err(|e| match e {
+                RegistryError::NotFound { .. } => unavailable("not in the registry".into()),
+                RegistryError::NotServable { .. } => unavailable("archived in the registry".into()),
+                e => unavailable(error_chain(&e)),
+            })?;
         let dir = self.home.model_dir(model_id)?;
         if !dir.join(recops_cf_training::MODEL_META_FILE).exists() {
             return Err(unavailable(format!(
@@ -69,13 +69,13 @@ impl ModelSource for HomeModelSource {
                 dir.display()
             )));
         }
-        let model = CfModel::load(&dir).map_err(|e| invalid(e.to_string()))?;
+        let model = CfModel::load(&dir).map_err(|e| invalid(error_chain(&e)))?;
         let (nu, ni) = (model.user_ids.len(), model.item_ids.len());
-        let index = ServingIndex::load(&dir, nu, ni).map_err(|e| invalid(e.to_string()))?;
+        let index = ServingIndex::load(&dir, nu, ni).map_err(|e| invalid(error_chain(&e)))?;
         let factors = model.item_factors.cols();
         ServingModel::new(ModelParts {
             model_id: model.meta.model_id.clone(),
-            model_type: model.meta.model_type.to_string(),
+            model_type: model.meta.model_type,
             user_ids: model.user_ids,
             item_ids: model.item_ids,
             factors,

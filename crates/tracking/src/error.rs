@@ -34,7 +34,7 @@ pub enum Error {
     },
 
     /// A lock file operation failed.
-    #[error("lock {path}: {source}")]
+    #[error("lock {path}")]
     Lock {
         /// The lock file.
         path: PathBuf,

@@ -130,6 +130,44 @@ pub struct PipelineStats {
     pub stats_by_pipeline: BTreeMap<String, PipelineStat>,
 }
 
+/// A table for people (`recops stats`): one row per pipeline with its counts, mean
+/// duration and success rate, or a line saying there were no runs.
+impl fmt::Display for PipelineStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.stats_by_pipeline.is_empty() {
+            return writeln!(f, "No pipeline runs in this period.");
+        }
+        let width = self
+            .stats_by_pipeline
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(8)
+            .max(8);
+        writeln!(
+            f,
+            "{:<width$}  {:>7}  {:>6}  {:>7}  {:>9}  {:>12}  {:>12}",
+            "PIPELINE", "SUCCESS", "FAILED", "RUNNING", "CANCELLED", "AVG DURATION", "SUCCESS RATE"
+        )?;
+        for (name, s) in &self.stats_by_pipeline {
+            let avg = s
+                .avg_duration_seconds
+                .map(|d| format!("{d:.1} s"))
+                .unwrap_or_else(|| "-".into());
+            let rate = s
+                .success_rate
+                .map(|r| format!("{:.1}%", r * 100.0))
+                .unwrap_or_else(|| "-".into());
+            writeln!(
+                f,
+                "{name:<width$}  {:>7}  {:>6}  {:>7}  {:>9}  {avg:>12}  {rate:>12}",
+                s.success, s.failed, s.running, s.cancelled
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Tracks pipeline runs in SQLite (`logs/pipeline_metrics.db`, WAL mode).
 ///
 /// Safe to share between threads, and several processes may write the same database at

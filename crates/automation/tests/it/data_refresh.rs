@@ -1,8 +1,9 @@
 use chrono::{TimeZone, Utc};
 use recops_automation::Error;
 use recops_automation::data_refresh::{
-    DataRefreshOptions, JobStatus, PIPELINE, refresh_data, refresh_data_with,
+    DataRefreshOptions, PIPELINE, refresh_data, refresh_data_with,
 };
+use recops_automation::job::JobStatus;
 use recops_core::FixedClock;
 use recops_testkit::{GenConfig, TempHome};
 use recops_tracking::{PipelineLock, PipelineTracker, RunStatus};
@@ -137,7 +138,7 @@ fn a_second_run_while_one_holds_the_lock_is_skipped() {
             .message
             .as_deref()
             .unwrap()
-            .contains("already running")
+            .contains("another data_refresh run is in progress (pid ")
     );
     assert!(result.run_id.is_none());
     // Nothing was touched.

@@ -104,7 +104,7 @@ fn drift_job_reports_alerts_once_and_needs_processed_data() {
     write_dataset(home, &ds, 1).unwrap();
     refresh_data(home, false, None).unwrap();
     let r = detect_drift(home, &options).unwrap();
-    assert_eq!(r.status, "success");
+    assert_eq!(r.status, recops_automation::job::JobStatus::Success);
     assert_eq!(r.overall_severity, Some(recops_drift::Severity::High));
     assert!(r.alert_firing);
     let report = r.report_path.unwrap();

@@ -73,7 +73,7 @@ impl Running {
 pub fn client() -> &'static reqwest::blocking::Client {
     static CLIENT: OnceLock<reqwest::blocking::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        recops_core::tls::install_crypto_provider();
         reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use recops_core::FixedClock;
 use recops_deploy::{
-    DeployOptions, Deployer, DeploymentAction, DeploymentHistory, DeploymentStatus, RollbackStatus,
-    TestUsers,
+    DeployOptions, DeployResult, Deployer, DeploymentAction, DeploymentHistory, DeploymentStatus,
+    RollbackStatus, TestUsers,
 };
 use recops_serving::{
     Error, ModelParts, ModelSource, RunningService, ServiceOptions, ServingModel,
@@ -48,7 +48,7 @@ fn model(id: &str, broken_user: Option<usize>) -> ModelParts {
     }
     ModelParts {
         model_id: id.into(),
-        model_type: "als".into(),
+        model_type: recops_core::ModelType::Als,
         user_ids: (0..nu as i64).map(|u| 100 + u).collect(),
         item_ids: (0..ni as i64).map(|i| 9000 + i).collect(),
         factors: 2,
@@ -108,7 +108,7 @@ fn deploy_verify_then_automatic_rollback_of_a_model_that_fails_verification() {
     let d = deployer(format!("http://{}", service.addr()), dir.path());
 
     let ok = d.deploy("als_20250115_100000", &users).unwrap();
-    assert_eq!(ok.result, "deployed", "{}", ok.message);
+    assert_eq!(ok.result, DeployResult::Deployed, "{}", ok.message);
     let rec = ok.record.unwrap();
     assert_eq!(
         rec.previous_model_id.as_deref(),
@@ -118,12 +118,12 @@ fn deploy_verify_then_automatic_rollback_of_a_model_that_fails_verification() {
 
     // Deploying the live model again does nothing.
     let same = d.deploy("als_20250115_100000", &users).unwrap();
-    assert_eq!(same.result, "unchanged");
+    assert_eq!(same.result, DeployResult::Unchanged);
     assert!(same.record.is_none());
 
     // The BPR model loads but user 110 gets nothing: verification fails, rollback.
     let bad = d.deploy("bpr_20250116_100000", &users).unwrap();
-    assert_eq!(bad.result, "rolled_back", "{}", bad.message);
+    assert_eq!(bad.result, DeployResult::RolledBack, "{}", bad.message);
     let rec = bad.record.unwrap();
     assert_eq!(rec.status, DeploymentStatus::Failed);
     let v = rec.verification.as_ref().unwrap();
@@ -156,7 +156,7 @@ fn a_refused_reload_is_recorded_and_the_old_model_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let d = deployer(format!("http://{}", service.addr()), dir.path());
     let out = d.deploy("als_20991231_000000", &users).unwrap();
-    assert_eq!(out.result, "failed");
+    assert_eq!(out.result, DeployResult::Failed);
     let rec = out.record.unwrap();
     assert!(
         rec.reason.as_deref().unwrap().contains("404"),
@@ -181,7 +181,7 @@ fn a_service_that_is_down_gives_a_failed_record_not_a_crash() {
         .port();
     let d = deployer(format!("http://127.0.0.1:{port}"), dir.path());
     let out = d.deploy("als_20250115_100000", &users).unwrap();
-    assert_eq!(out.result, "failed");
+    assert_eq!(out.result, DeployResult::Failed);
     assert!(out.record.unwrap().reason.unwrap().contains("unreachable"));
     let history =
         DeploymentHistory::load(&dir.path().join("logs/deployment_history.json")).unwrap();
@@ -195,10 +195,10 @@ fn operator_rollback_returns_to_the_previous_model() {
     let d = deployer(format!("http://{}", service.addr()), dir.path());
     assert_eq!(
         d.deploy("als_20250115_100000", &users).unwrap().result,
-        "deployed"
+        DeployResult::Deployed
     );
     let out = d.rollback(&users).unwrap();
-    assert_eq!(out.result, "deployed", "{}", out.message);
+    assert_eq!(out.result, DeployResult::Deployed, "{}", out.message);
     let rec = out.record.unwrap();
     assert_eq!(rec.action, DeploymentAction::Rollback);
     assert_eq!(rec.model_id, "als_20250110_090000");
@@ -223,6 +223,6 @@ fn a_wrong_admin_token_fails_the_deployment_with_the_reason() {
     )
     .unwrap();
     let out = d.deploy("als_20250115_100000", &users).unwrap();
-    assert_eq!(out.result, "failed");
+    assert_eq!(out.result, DeployResult::Failed);
     assert!(out.record.unwrap().reason.unwrap().contains("401"));
 }

@@ -29,7 +29,7 @@ fn child_entry() {
             .register(
                 &NewModel {
                     model_id: id(who, i),
-                    model_type: "als".into(),
+                    model_type: recops_core::ModelType::Als,
                     metrics: [("ndcg@10".to_owned(), (who * 100 + i) as f64 / 1000.0)].into(),
                     baseline: Default::default(),
                     data_version: format!("v{who}"),

@@ -2,7 +2,8 @@
 //! period; resolved when it succeeds again.
 
 use chrono::Duration;
-use recops_scheduler::{AlertSeverity, JOB_OVERDUE, StopSignal};
+use recops_core::Severity;
+use recops_scheduler::{JOB_OVERDUE, StopSignal};
 use serde_json::json;
 
 use crate::{Fixture, hcm, messages, tick_until};
@@ -36,7 +37,7 @@ fn a_job_failing_for_two_periods_raises_job_overdue_once_then_resolves() {
         let a = &alerts[0];
         assert_eq!(a.name, JOB_OVERDUE);
         assert_eq!(a.job, "data_refresh");
-        assert_eq!(a.severity, AlertSeverity::Critical);
+        assert_eq!(a.severity, Severity::Critical);
         assert!(!a.resolved);
         assert!(
             a.message.contains("has not succeeded for 2d"),
@@ -91,7 +92,7 @@ fn a_job_failing_for_two_periods_raises_job_overdue_once_then_resolves() {
         let alerts = f.alerts.alerts.lock().unwrap();
         let last = alerts.last().unwrap();
         assert!(last.resolved);
-        assert_eq!(last.severity, AlertSeverity::Critical);
+        assert_eq!(last.severity, Severity::Critical);
         assert!(last.message.contains("succeeded again"), "{}", last.message);
     }
     assert_eq!(

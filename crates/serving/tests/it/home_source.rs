@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use recops_cf_training::{
-    AlsConfig, DEFAULT_ALS_CONFIG, SERVING_INDEX_FILE, TrainConfig, TrainData, TrainOptions, train,
+    AlsConfig, CfModel, DEFAULT_ALS_CONFIG, Interactions, SERVING_INDEX_FILE, TrainConfig,
+    TrainData, TrainOptions, top_n_for_user, train,
 };
 use recops_core::{ConfigFormat, Home, parse_config};
 use recops_data::{RawInteraction, temporal_split};
@@ -12,6 +13,10 @@ use recops_registry::{NewModel, Registry};
 use recops_serving::{Error, HomeModelSource, ModelSource};
 
 fn trained(home: &Home) -> String {
+    trained_with_split(home).0
+}
+
+fn trained_with_split(home: &Home) -> (String, recops_data::Split) {
     let rows: Vec<RawInteraction> = (0..30i64)
         .flat_map(|u| {
             (0..6i64).map(move |t| RawInteraction {
@@ -47,7 +52,7 @@ fn trained(home: &Home) -> String {
     reg.register(
         &NewModel {
             model_id: id.clone(),
-            model_type: "als".into(),
+            model_type: recops_core::ModelType::Als,
             metrics: out.model.meta.metrics.clone(),
             baseline: out.model.meta.baseline.clone(),
             data_version: "v1".into(),
@@ -56,7 +61,7 @@ fn trained(home: &Home) -> String {
     )
     .unwrap();
     reg.promote(Some(&id), "test").unwrap();
-    id
+    (id, split)
 }
 
 #[test]
@@ -90,4 +95,42 @@ fn current_best_loads_and_unknown_archived_or_broken_models_are_refused() {
     Registry::open(&home).archive(&id, "test").unwrap();
     let err = source.load(&id).unwrap_err();
     assert!(err.to_string().contains("archived"), "{err}");
+}
+
+#[test]
+fn the_service_serves_the_top_10_the_evaluator_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path());
+    let (id, split) = trained_with_split(&home);
+    let served = HomeModelSource::new(home.clone()).load(&id).unwrap();
+    let model = CfModel::load_id(&home, &id).unwrap();
+    // The evaluator ranks all but each user's training items (evaluate_factors); the
+    // service also leaves out the held-out items the user rated. So the service's
+    // top 10 is the evaluator's ranking without the held-out items.
+    let (nu, ni) = (split.n_users(), split.n_items());
+    let train = Interactions::from_entries(nu, ni, &split.train, |_| 1.0).unwrap();
+    let test = Interactions::from_entries(nu, ni, &split.test, |_| 1.0).unwrap();
+    assert_eq!(model.user_ids, split.user_ids);
+    assert_eq!(model.item_ids, split.item_ids);
+    let mut compared = 0;
+    for (u, &user_id) in model.user_ids.iter().enumerate() {
+        let held_out = test.user_row(u).0;
+        let evaluated: Vec<i64> = top_n_for_user(
+            model.user_factors.row(u),
+            &model.item_factors,
+            train.user_row(u).0,
+            10 + held_out.len(),
+        )
+        .into_iter()
+        .filter(|i| held_out.binary_search(i).is_err())
+        .take(10)
+        .map(|i| model.item_ids[i as usize])
+        .collect();
+        let rec = served.recommend(user_id, 10);
+        assert!(!rec.fallback);
+        let ids: Vec<i64> = rec.items.iter().map(|s| s.product_id).collect();
+        assert_eq!(ids, evaluated, "user {user_id}");
+        compared += 1;
+    }
+    assert_eq!(compared, 30);
 }

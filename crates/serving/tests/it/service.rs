@@ -44,7 +44,7 @@ pub(crate) fn parts(model_id: &str, shift: f32) -> ModelParts {
     let (nu, ni, k) = (50usize, 40usize, 4usize);
     ModelParts {
         model_id: model_id.into(),
-        model_type: "als".into(),
+        model_type: recops_core::ModelType::Als,
         user_ids: (0..nu as i64).map(|u| 1000 + u).collect(),
         item_ids: (0..ni as i64).map(|i| 500 + i).collect(),
         factors: k,
@@ -86,7 +86,7 @@ impl Fixture {
 
     /// A service with `options`, serving `initial` at start.
     pub(crate) fn start_with(initial: Option<&str>, options: ServiceOptions) -> Fixture {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        recops_core::tls::install_crypto_provider();
         let source = Arc::new(MemorySource::default());
         for (id, shift) in [("als_20250101_000000", 0.0), ("bpr_20250102_000000", 0.5)] {
             source
@@ -207,7 +207,7 @@ fn bad_requests_get_400_with_a_message() {
     // Bodies beyond the limit are refused before parsing. (The server closes that
     // connection, so use a client of its own.)
     let big = format!(r#"{{"user_id": 1, "pad": "{}"}}"#, "x".repeat(20 * 1024));
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let r = reqwest::blocking::Client::new()
         .post(format!("{}/recommend", f.base))
         .header("content-type", "application/json")

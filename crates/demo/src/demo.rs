@@ -18,13 +18,14 @@ use recops_testkit::{DriftOptions, GenConfig, generate, write_dataset};
 use recops_tracking::ServiceMetricsStore;
 use serde::Serialize;
 
-use crate::bert_embeddings::{BertEmbeddingsOptions, check_models, fetch_models};
-use crate::data_refresh::refresh_data;
-use crate::drift_detection::{DriftJobOptions, detect_drift};
+use recops_automation::bert_embeddings::{self, BertEmbeddingsOptions, check_models, fetch_models};
+use recops_automation::data_refresh::refresh_data;
+use recops_automation::drift_detection::{DriftJobOptions, detect_drift};
+use recops_automation::health_check::{HealthJobOptions, run_health_check};
+use recops_automation::model_deployment::{DeployJobOptions, deploy_model};
+use recops_automation::model_training::{TrainModelsOptions, train_models};
+
 use crate::error::{Error, Result};
-use crate::health_check::{HealthJobOptions, run_health_check};
-use crate::model_deployment::{DeployJobOptions, deploy_model};
-use crate::model_training::{TrainModelsOptions, train_models};
 
 /// A file in a fresh demo home marking it as the demo's: only such a home is reset by
 /// a later `recops demo`.
@@ -101,7 +102,7 @@ pub fn prepare_home(dir: &Path) -> Result<Home> {
         .unwrap_or(false);
     if non_empty {
         if !marker.exists() {
-            return Err(Error::Demo(format!(
+            return Err(Error::Step(format!(
                 "{} exists and was not made by `recops demo`; pass --home with a new folder \
                  (nothing was changed)",
                 dir.display()
@@ -116,7 +117,7 @@ pub fn prepare_home(dir: &Path) -> Result<Home> {
         b"created by recops demo; `recops demo` may reset this folder\n",
     )?;
     let home = Home::new(dir);
-    crate::write_default_configs(&home)?;
+    recops_automation::write_default_configs(&home)?;
     Ok(home)
 }
 
@@ -137,23 +138,75 @@ impl ModelSource for StartEmpty {
 /// step to `out`.
 pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Result<Demo> {
     let home = home.clone();
-    let total_steps = 9;
-    let mut steps: Vec<StepReport> = Vec::new();
-    let mut n = 0;
-    let log = options.log_file.display().to_string();
-    let mut step = |name: &'static str,
-                    out: &mut dyn Write,
-                    f: &mut dyn FnMut() -> Result<String>|
-     -> Result<()> {
-        n += 1;
-        let _ = write!(out, "[{n}/{total_steps}] {name} ... ");
-        let _ = out.flush();
+    let _ = writeln!(out, "recops demo in {}", home.root().display());
+    let mut steps = Steps {
+        out,
+        done: Vec::new(),
+        total: 9,
+        log: options.log_file.display().to_string(),
+    };
+    steps.run("embedding model and ONNX Runtime", || {
+        embedding_model(&home, options)
+    })?;
+    steps.run("sample data", || sample_data(&home, options))?;
+    steps.run("data refresh", || {
+        Ok(refresh_data(&home, false, None)?.to_string())
+    })?;
+    steps.run("BERT embeddings", || embeddings(&home, options))?;
+    steps.run("model training (ALS, BPR)", || training(&home))?;
+    let mut service: Option<RunningService> = None;
+    steps.run("recommender service", || {
+        let s = start_service(&home, options.port)?;
+        let detail = format!("listening on http://{} (no model yet)", s.addr());
+        service = Some(s);
+        Ok(detail)
+    })?;
+    let service = service.ok_or_else(|| Error::Step("the service did not start".into()))?;
+    let url = format!("http://{}", service.addr());
+    steps.run("model deployment", || deployment(&home, &url))?;
+    // A little traffic, so the service metrics and the health check have something.
+    warm_up(&url, &home);
+    let mut health_status = String::new();
+    steps.run("health check", || {
+        let (status, detail) = health(&home, &url)?;
+        health_status = status;
+        Ok(detail)
+    })?;
+    let mut drift_line = String::new();
+    steps.run("drift detection", || {
+        let (line, detail) = drift(&home)?;
+        drift_line = line;
+        Ok(detail)
+    })?;
+    let summary = summary_lines(&home, &url, &health_status, &drift_line);
+    Ok(Demo {
+        home,
+        steps: steps.done,
+        service,
+        summary,
+    })
+}
+
+/// Runs the demo's steps in order, printing `[n/9] name ... done in 1.2 s: detail`.
+struct Steps<'a> {
+    out: &'a mut dyn Write,
+    done: Vec<StepReport>,
+    total: usize,
+    log: String,
+}
+
+impl Steps<'_> {
+    /// Runs one step; a failure names the step, the reason and the log to read.
+    fn run(&mut self, name: &'static str, f: impl FnOnce() -> Result<String>) -> Result<()> {
+        let n = self.done.len() + 1;
+        let _ = write!(self.out, "[{n}/{}] {name} ... ", self.total);
+        let _ = self.out.flush();
         let started = Instant::now();
         match f() {
             Ok(detail) => {
                 let seconds = started.elapsed().as_secs_f64();
-                let _ = writeln!(out, "done in {seconds:.1} s: {detail}");
-                steps.push(StepReport {
+                let _ = writeln!(self.out, "done in {seconds:.1} s: {detail}");
+                self.done.push(StepReport {
                     name,
                     seconds,
                     detail,
@@ -161,175 +214,158 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
                 Ok(())
             }
             Err(e) => {
-                let _ = writeln!(out, "FAILED");
-                Err(Error::Demo(format!(
-                    "step {n} ({name}) failed: {}; details in {log}",
-                    chain(&e)
+                let _ = writeln!(self.out, "FAILED");
+                Err(Error::Step(format!(
+                    "step {n} ({name}) failed: {}; details in {}",
+                    recops_core::error_chain(&e),
+                    self.log
                 )))
             }
         }
+    }
+}
+
+/// Step 1: the embedding model and ONNX Runtime, fetched when missing.
+fn embedding_model(home: &Home, options: &DemoOptions) -> Result<String> {
+    if options.skip_embeddings {
+        return Ok("skipped (--skip-embeddings)".into());
+    }
+    if let Ok(check) = check_models(home) {
+        return Ok(format!("{} ready ({} dims)", check.model, check.dim));
+    }
+    if !fetch_models(home, false)? {
+        return Err(Error::Step(
+            "scripts/fetch_models.sh failed (see its output above)".into(),
+        ));
+    }
+    let check = check_models(home)?;
+    Ok(format!("{} installed ({} dims)", check.model, check.dim))
+}
+
+/// Step 2: generated data with drift in the last week, in four staging files.
+fn sample_data(home: &Home, options: &DemoOptions) -> Result<String> {
+    let config = GenConfig {
+        users: options.users,
+        products: options.products,
+        interactions: options.interactions,
+        seed: options.seed,
+        drift: DriftOptions {
+            rating_shift: -0.8,
+            new_items: (options.products / 50).max(3),
+            volume_factor: 1.4,
+            ..DriftOptions::default()
+        },
+        ..GenConfig::default()
     };
+    let ds = generate(&config).map_err(|e| Error::Step(e.to_string()))?;
+    let s = write_dataset(home, &ds, 4).map_err(|e| Error::Step(e.to_string()))?;
+    Ok(format!(
+        "{} interactions of {} users on {} products in {} staging files, drift in the last week",
+        s.interactions,
+        s.users,
+        s.products,
+        s.staging_files.len()
+    ))
+}
 
-    let _ = writeln!(out, "recops demo in {}", home.root().display());
-
-    step("embedding model and ONNX Runtime", out, &mut || {
-        if options.skip_embeddings {
-            return Ok("skipped (--skip-embeddings)".into());
-        }
-        if let Ok(check) = check_models(&home) {
-            return Ok(format!("{} ready ({} dims)", check.model, check.dim));
-        }
-        if !fetch_models(&home, false)? {
-            return Err(Error::Demo(
-                "scripts/fetch_models.sh failed (see its output above)".into(),
-            ));
-        }
-        let check = check_models(&home)?;
-        Ok(format!("{} installed ({} dims)", check.model, check.dim))
-    })?;
-
-    step("sample data", out, &mut || {
-        let config = GenConfig {
-            users: options.users,
-            products: options.products,
-            interactions: options.interactions,
-            seed: options.seed,
-            drift: DriftOptions {
-                rating_shift: -0.8,
-                new_items: (options.products / 50).max(3),
-                volume_factor: 1.4,
-                ..DriftOptions::default()
-            },
-            ..GenConfig::default()
-        };
-        let ds = generate(&config).map_err(|e| Error::Demo(e.to_string()))?;
-        let s = write_dataset(&home, &ds, 4).map_err(|e| Error::Demo(e.to_string()))?;
-        Ok(format!(
-            "{} interactions of {} users on {} products in {} staging files, drift in the last week",
-            s.interactions,
-            s.users,
-            s.products,
-            s.staging_files.len()
-        ))
-    })?;
-
-    step("data refresh", out, &mut || {
-        let r = refresh_data(&home, false, None)?;
-        Ok(r.to_string())
-    })?;
-
-    step("BERT embeddings", out, &mut || {
-        if options.skip_embeddings {
-            return Ok("skipped (--skip-embeddings): training uses random initialisation".into());
-        }
-        let o = crate::bert_embeddings::run(
-            &home,
-            &BertEmbeddingsOptions {
-                progress: true,
-                ..BertEmbeddingsOptions::default()
-            },
-        )?;
-        Ok(crate::bert_embeddings::outcome_summary(&o))
-    })?;
-
-    step("model training (ALS, BPR)", out, &mut || {
-        let r = train_models(&home, &TrainModelsOptions::default())?;
-        if !r.ok() {
-            return Err(Error::Demo(r.message));
-        }
-        Ok(r.message)
-    })?;
-
-    let mut service: Option<RunningService> = None;
-    step("recommender service", out, &mut || {
-        let listener = TcpListener::bind(("127.0.0.1", options.port)).map_err(|e| {
-            Error::Demo(format!(
-                "cannot listen on 127.0.0.1:{}: {e} (is another recommender running? pass --port)",
-                options.port
-            ))
-        })?;
-        let store = Arc::new(ServiceMetricsStore::open(&home)?);
-        let s = RunningService::start(
-            listener,
-            Arc::new(StartEmpty(HomeModelSource::new(home.clone()))),
-            Some(store),
-            ServiceOptions {
-                admin_token: std::env::var(recops_serving::ADMIN_TOKEN_ENV)
-                    .ok()
-                    .filter(|t| !t.is_empty()),
-                ..ServiceOptions::default()
-            },
-            SystemClock::shared(),
-        )
-        .map_err(|e| Error::Demo(e.to_string()))?;
-        let addr = s.addr();
-        service = Some(s);
-        Ok(format!("listening on http://{addr} (no model yet)"))
-    })?;
-    let service = service.ok_or_else(|| Error::Demo("the service did not start".into()))?;
-    let url = format!("http://{}", service.addr());
-
-    step("model deployment", out, &mut || {
-        let r = deploy_model(
-            &home,
-            &DeployJobOptions {
-                service_url: Some(url.clone()),
-                ..DeployJobOptions::default()
-            },
-        )?;
-        if !r.ok() {
-            return Err(Error::Demo(r.message));
-        }
-        Ok(r.message)
-    })?;
-
-    // A little traffic, so the service metrics and the health check have something.
-    warm_up(&url, &home);
-
-    let mut health_status = String::new();
-    step("health check", out, &mut || {
-        let r = run_health_check(
-            &home,
-            &HealthJobOptions {
-                service_url: Some(url.clone()),
-                ..HealthJobOptions::default()
-            },
-        )?;
-        health_status = r.status.to_owned();
-        let warnings = r.problems();
-        Ok(if warnings.is_empty() {
-            r.status.to_owned()
-        } else {
-            format!("{} ({})", r.status, warnings.join("; "))
-        })
-    })?;
-
-    let mut drift_line = String::new();
-    step("drift detection", out, &mut || {
-        let r = detect_drift(&home, &DriftJobOptions::default())?;
-        drift_line = r.message.clone();
-        Ok(format!(
-            "{}; report {}",
-            r.message,
-            r.report_path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        ))
-    })?;
-
-    let summary = summary_lines(&home, &url, &health_status, &drift_line);
-    Ok(Demo {
+/// Step 4: the product embeddings.
+fn embeddings(home: &Home, options: &DemoOptions) -> Result<String> {
+    if options.skip_embeddings {
+        return Ok("skipped (--skip-embeddings): training uses random initialisation".into());
+    }
+    let o = bert_embeddings::run(
         home,
-        steps,
-        service,
-        summary,
-    })
+        &BertEmbeddingsOptions {
+            progress: true,
+            ..BertEmbeddingsOptions::default()
+        },
+        &SystemClock::shared(),
+    )?;
+    Ok(bert_embeddings::outcome_summary(&o))
+}
+
+/// Step 5: ALS and BPR.
+fn training(home: &Home) -> Result<String> {
+    let r = train_models(home, &TrainModelsOptions::default())?;
+    if !r.ok() {
+        return Err(Error::Step(r.message));
+    }
+    Ok(r.message)
+}
+
+/// Step 6: the recommender on 127.0.0.1:`port`, without a model until the deployment.
+fn start_service(home: &Home, port: u16) -> Result<RunningService> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
+        Error::Step(format!(
+            "cannot listen on 127.0.0.1:{port}: {e} (is another recommender running? pass --port)"
+        ))
+    })?;
+    let store = Arc::new(ServiceMetricsStore::open(home)?);
+    RunningService::start(
+        listener,
+        Arc::new(StartEmpty(HomeModelSource::new(home.clone()))),
+        Some(store),
+        ServiceOptions {
+            admin_token: std::env::var(recops_serving::ADMIN_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty()),
+            ..ServiceOptions::default()
+        },
+        SystemClock::shared(),
+    )
+    .map_err(|e| Error::Step(e.to_string()))
+}
+
+/// Step 7: the registry's best model to the service, verified.
+fn deployment(home: &Home, url: &str) -> Result<String> {
+    let r = deploy_model(
+        home,
+        &DeployJobOptions {
+            service_url: Some(url.to_owned()),
+            ..DeployJobOptions::default()
+        },
+    )?;
+    if !r.ok() {
+        return Err(Error::Step(r.message));
+    }
+    Ok(r.message)
+}
+
+/// Step 8: the health check; returns the status and the step's line.
+fn health(home: &Home, url: &str) -> Result<(String, String)> {
+    let r = run_health_check(
+        home,
+        &HealthJobOptions {
+            service_url: Some(url.to_owned()),
+            ..HealthJobOptions::default()
+        },
+    )?;
+    let warnings = r.problems();
+    let detail = if warnings.is_empty() {
+        r.status.to_owned()
+    } else {
+        format!("{} ({})", r.status, warnings.join("; "))
+    };
+    Ok((r.status.to_owned(), detail))
+}
+
+/// Step 9: drift detection; returns its message and the step's line.
+fn drift(home: &Home) -> Result<(String, String)> {
+    let r = detect_drift(home, &DriftJobOptions::default())?;
+    let detail = format!(
+        "{}; report {}",
+        r.message,
+        r.report_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    Ok((r.message, detail))
 }
 
 /// Sends a few hundred recommendation requests (known and unknown users).
 fn warm_up(url: &str, home: &Home) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    recops_core::tls::install_crypto_provider();
     let Ok(client) = reqwest::blocking::Client::builder().build() else {
         return;
     };
@@ -406,17 +442,4 @@ fn summary_lines(home: &Home, url: &str, health: &str, drift: &str) -> Vec<Strin
     lines.push(format!("  recops --home {root} stats"));
     lines.push(format!("  health-check --home {root} --service-url {url}"));
     lines
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
-            parts.push(t);
-        }
-        cur = s.source();
-    }
-    parts.join(": ")
 }
