@@ -15,6 +15,7 @@ use recops_health::{
     ServiceMetricsHealth, check_data_health, check_embeddings_health, check_model_health,
     check_pipeline_health, check_service_health, read_service_metrics,
 };
+use recops_registry::Registry;
 use serde::Serialize;
 use serde_json::json;
 use tracing::{error, info, warn};
@@ -82,6 +83,9 @@ pub struct HealthReport {
     pub embeddings: EmbeddingsHealth,
     /// Service metrics of the last hour and the alert rules they trigger.
     pub service_metrics: ServiceMetricsHealth,
+    /// Desired vs actual serving state: the registry's deployed model against what
+    /// the service reports.
+    pub deployment: DeploymentHealth,
     /// The run in `logs/pipeline_metrics.db`.
     pub run_id: Option<String>,
 }
@@ -123,6 +127,11 @@ impl HealthReport {
             self.embeddings.message.clone(),
         );
         add(
+            "deployment",
+            self.deployment.status,
+            self.deployment.message.clone(),
+        );
+        add(
             "service_metrics",
             self.service_metrics.status,
             Some(match &self.service_metrics.error {
@@ -141,6 +150,54 @@ impl HealthReport {
             }),
         );
         p
+    }
+}
+
+/// Desired vs actual serving state (a warning, never unhealthy: the service check
+/// covers a service that serves nothing).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentHealth {
+    /// healthy / warning.
+    pub status: ComponentStatus,
+    /// The registry's `deployed` model (none before the first deployment).
+    pub deployed: Option<String>,
+    /// The model the service reports.
+    pub serving: Option<String>,
+    /// Why it is a warning.
+    pub message: Option<String>,
+}
+
+/// Compares the registry's deployed model with the model `service` reports.
+pub fn check_deployment(home: &Home, service: &ServiceHealth) -> DeploymentHealth {
+    let serving = service
+        .response
+        .as_ref()
+        .and_then(|r| r.get("model_id"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let deployed = match Registry::open(home).load() {
+        Ok(r) => r.deployed.map(|d| d.model_id),
+        // The model check reports an unreadable registry.
+        Err(_) => None,
+    };
+    let message = match (&deployed, &serving) {
+        (Some(d), Some(s)) if d != s => Some(format!(
+            "the service serves {s} but the deployed model is {d} (model-deployment --model-id {d} restores it)"
+        )),
+        (Some(d), None) if service.healthy => Some(format!(
+            "the service serves no model but the deployed model is {d}"
+        )),
+        _ => None,
+    };
+    DeploymentHealth {
+        status: if message.is_some() {
+            ComponentStatus::Warning
+        } else {
+            ComponentStatus::Healthy
+        },
+        deployed,
+        serving,
+        message,
     }
 }
 
@@ -204,6 +261,7 @@ fn check_all(
         options.min_success_rate,
     );
     let embeddings = check_embeddings_health(home, &*options.clock);
+    let deployment = check_deployment(home, &service);
     let mut service_metrics = read_service_metrics(&home.service_db(), now, options.metrics_window);
     if let (Some(m), Some(a)) = (&service_metrics.metrics, alerts.manager()) {
         // The rules of alerts_config.yaml over the window, with their own dedup state.
@@ -234,6 +292,7 @@ fn check_all(
         ("pipeline", pipeline.status),
         ("embeddings", embeddings.status),
         ("service_metrics", service_metrics.status),
+        ("deployment", deployment.status),
     ]);
     let healthy = components
         .values()
@@ -249,6 +308,7 @@ fn check_all(
         pipeline,
         embeddings,
         service_metrics,
+        deployment,
         run_id: None,
     };
     let problems = report.problems();
@@ -298,4 +358,54 @@ fn check_all(
         error!("{summary}");
     }
     report
+}
+
+#[cfg(test)]
+mod deployment_tests {
+    use recops_health::ServiceHealth;
+    use recops_registry::{DeployedBy, NewModel};
+
+    use super::*;
+
+    #[test]
+    fn a_service_serving_another_model_than_the_deployed_one_is_a_warning_with_both_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::create_dir_all(home.model_dir("als_1").unwrap()).unwrap();
+        let reg = Registry::open(&home);
+        reg.register(
+            &NewModel {
+                model_id: "als_1".into(),
+                model_type: "als".into(),
+                metrics: Default::default(),
+                baseline: Default::default(),
+                data_version: "v".into(),
+            },
+            "t",
+        )
+        .unwrap();
+        let service = |id: &str| ServiceHealth {
+            healthy: true,
+            status: ComponentStatus::Healthy,
+            url: "http://127.0.0.1:1/health".into(),
+            latency_ms: Some(1.0),
+            response: Some(json!({"status": "ok", "model_id": id})),
+            error: None,
+        };
+        // Nothing deployed yet: nothing to compare.
+        assert_eq!(
+            check_deployment(&home, &service("bpr_2")).status,
+            ComponentStatus::Healthy
+        );
+        reg.record_deployment("als_1", DeployedBy::Operator, "t")
+            .unwrap();
+        assert_eq!(
+            check_deployment(&home, &service("als_1")).status,
+            ComponentStatus::Healthy
+        );
+        let h = check_deployment(&home, &service("bpr_2"));
+        assert_eq!(h.status, ComponentStatus::Warning);
+        let m = h.message.unwrap();
+        assert!(m.contains("bpr_2") && m.contains("als_1"), "{m}");
+    }
 }
