@@ -166,7 +166,7 @@ pub fn setup_script() -> PathBuf {
         .join("scripts/fetch_models.sh")
 }
 
-/// `recops models fetch`: runs [`setup_script`] for the models folder the home's config
+/// `recops embedding-model fetch`: runs [`setup_script`] for the models folder the home's config
 /// uses (`--force` rebuilds the model). Its output goes straight to the terminal;
 /// returns whether it succeeded.
 pub fn fetch_models(home: &Home, force: bool) -> Result<bool> {
@@ -193,7 +193,7 @@ pub fn fetch_models(home: &Home, force: bool) -> Result<bool> {
     Ok(status.success())
 }
 
-/// What `recops models check` found: the model loads and separates texts sensibly.
+/// What `recops embedding-model check` found: the model loads and separates texts sensibly.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelsCheck {
     /// Model name.
@@ -215,7 +215,7 @@ pub struct ModelsCheck {
     pub ordering_ok: bool,
 }
 
-/// `recops models check`: opens the configured model (runtime, checksums, signature,
+/// `recops embedding-model check`: opens the configured model (runtime, checksums, signature,
 /// test run) and embeds three check sentences.
 pub fn check_models(home: &Home) -> Result<ModelsCheck> {
     let config = EmbeddingsConfig::load(home)?;

@@ -71,6 +71,22 @@ pub enum Error {
         /// The model id asked for.
         model_id: String,
     },
+    /// No pipeline or training run has this id.
+    #[error("no run {run_id} in {path}")]
+    RunNotFound {
+        /// The id asked for.
+        run_id: String,
+        /// The database searched.
+        path: std::path::PathBuf,
+    },
+    /// A command-line value is not usable.
+    #[error("invalid {what}: {message}")]
+    InvalidArgument {
+        /// The option.
+        what: &'static str,
+        /// What is wrong and what is expected.
+        message: String,
+    },
     /// An embeddings problem (model, runtime, catalog, embeddings file).
     #[error(transparent)]
     Embeddings(#[from] recops_embeddings::Error),

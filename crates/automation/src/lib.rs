@@ -52,6 +52,7 @@ pub mod job;
 pub mod job_cli;
 pub mod model_deployment;
 pub mod model_training;
+pub mod ops;
 mod scheduler_alerts;
 
 pub use error::{Error, Result};
