@@ -96,3 +96,49 @@ fn models_runs_and_deployments_commands() {
     assert!(ok, "{text}");
     assert_eq!(training["runs"], json!([]));
 }
+
+/// SIGTERM (what the scheduler sends on timeout) while a job runs: the run is
+/// recorded `cancelled`, not left `running`. The health check hangs on a service that
+/// accepts connections and never answers.
+#[test]
+fn a_job_killed_by_sigterm_leaves_a_cancelled_row() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use recops_tracking::RunStatus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path();
+    let home = Home::new(h);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_health-check"))
+        .arg("--home")
+        .arg(h)
+        .args(["--service-url", &url])
+        .env_remove("RECOPS_HOME")
+        .env("RECOPS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) for the run to be recorded.
+    let mut run_id = None;
+    for _ in 0..400 {
+        if let Ok(t) = PipelineTracker::open_path(&home.pipeline_db(), SystemClock::shared())
+            && let Ok(runs) = t.get_recent_runs(Some("health_check"), 1, Some(RunStatus::Running))
+            && let Some(r) = runs.first()
+        {
+            run_id = Some(r.run_id.clone());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let run_id = run_id.expect("the health check recorded its run");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    let tracker = PipelineTracker::open_path(&home.pipeline_db(), SystemClock::shared()).unwrap();
+    let run = tracker.get_run(&run_id).unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
+    drop(silent);
+}

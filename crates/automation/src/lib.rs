@@ -42,6 +42,7 @@
 //! ```
 
 pub mod bert_embeddings;
+pub mod cancel;
 pub mod data_refresh;
 pub mod demo;
 pub mod drift_detection;
