@@ -139,7 +139,8 @@ fn the_whole_system_leaves_its_records_and_a_bad_deployment_rolls_back() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(refresh["status"], "success", "{refresh}");
 
-    let (code, training, text) = run(bin(env!("CARGO_BIN_EXE_model-training"), h).arg("--json"));
+    let (code, training, text) =
+        run(bin(env!("CARGO_BIN_EXE_model-training"), h).args(["--json", "--no-auto-deploy"]));
     assert_eq!(code, 0, "{text}");
     let best = training["current_best"].as_str().unwrap().to_owned();
 
