@@ -58,6 +58,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let host = cli.host.unwrap_or(config.service.host);
     let port = cli.port.unwrap_or(config.service.port);
-    recops_serving::run(&home, &host, port, options)?;
+    recops_automation::service_alerts::run_recommender(&home, &host, port, options)?;
     Ok(())
 }

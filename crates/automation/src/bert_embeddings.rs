@@ -373,6 +373,35 @@ mod tests {
     }
 
     #[test]
+    fn the_hourly_health_check_alerts_stale_embeddings_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let created = Utc.with_ymd_and_hms(2025, 1, 14, 3, 0, 0).unwrap();
+        write_embeddings(&home, created);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let clock = FixedClock::new(created + Duration::days(40));
+        let options = crate::health_check::HealthJobOptions {
+            service_url: Some(format!("http://127.0.0.1:{port}")),
+            clock: clock.shared(),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            crate::health_check::run_health_check(&home, &options).unwrap();
+            clock.advance(Duration::minutes(60));
+        }
+        let log = std::fs::read_to_string(home.alerts_log()).unwrap();
+        let fired = log
+            .lines()
+            .filter(|l| l.contains("| embeddings_stale: "))
+            .count();
+        assert_eq!(fired, 1, "{log}");
+    }
+
+    #[test]
     fn check_reports_age_and_names_a_model_it_cannot_compare() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());

@@ -87,6 +87,9 @@ pub enum Error {
         /// What is wrong and what is expected.
         message: String,
     },
+    /// The recommender service could not run.
+    #[error(transparent)]
+    Serving(#[from] recops_serving::Error),
     /// An embeddings problem (model, runtime, catalog, embeddings file).
     #[error(transparent)]
     Embeddings(#[from] recops_embeddings::Error),

@@ -29,6 +29,10 @@ pub const PIPELINE: &str = "health_check";
 /// The alert raised while the system is unhealthy (and resolved when it recovers).
 pub const UNHEALTHY_ALERT: &str = "health_check_unhealthy";
 
+/// The alert kept firing while the product embeddings are stale (older than
+/// `freshness.stale_after_days`) or made by another model than the configured one.
+pub const EMBEDDINGS_STALE_ALERT: &str = "embeddings_stale";
+
 /// Options of [`run_health_check`].
 #[derive(Debug, Clone)]
 pub struct HealthJobOptions {
@@ -346,6 +350,20 @@ fn check_all(
         }
         Err(e) => warn!(error = %error_chain(&e), "cannot open logs/health_check.log"),
     }
+    // Stale or mismatched embeddings: the spec's "alert if stale" (deduplicated,
+    // resolved once fresh embeddings are written).
+    let stale =
+        report.embeddings.is_stale == Some(true) || report.embeddings.model_mismatch == Some(true);
+    alerts.observe(
+        EMBEDDINGS_STALE_ALERT,
+        stale,
+        report
+            .embeddings
+            .message
+            .as_deref()
+            .unwrap_or("product embeddings are stale"),
+        Severity::Warning,
+    );
     alerts.observe(
         UNHEALTHY_ALERT,
         !healthy,

@@ -55,6 +55,7 @@ pub mod model_deployment;
 pub mod model_training;
 pub mod ops;
 mod scheduler_alerts;
+pub mod service_alerts;
 
 pub use error::{Error, Result};
 pub use init::{default_configs, write_default_configs};
