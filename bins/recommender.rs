@@ -45,6 +45,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let home = Home::resolve(cli.home)?;
     let config = RecopsConfig::load(&home)?;
+    if let Some(tz) = config.logging.tz() {
+        recops_core::set_log_timezone(tz);
+    }
     telemetry::init(telemetry::TelemetryOptions {
         log_file: Some(home.recommender_log()),
         max_files: config.logging.max_files,

@@ -37,9 +37,13 @@ pub fn start(
         tracing::warn!(error = %e, "cannot catch SIGTERM/SIGINT: a killed run stays `running`");
     }
     let home = Home::resolve(home)?;
+    let config = RecopsConfig::load(&home)?;
+    if let Some(tz) = config.logging.tz() {
+        recops_core::set_log_timezone(tz);
+    }
     telemetry::init(telemetry::TelemetryOptions {
         log_file: log.map(|name| home.command_log(name)).transpose()?,
-        max_files: RecopsConfig::load(&home)?.logging.max_files,
+        max_files: config.logging.max_files,
         default_filter: default_filter.to_owned(),
         ..Default::default()
     })?;

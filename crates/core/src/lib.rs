@@ -47,7 +47,9 @@ pub use fsutil::{
     write_atomic, write_atomic_with,
 };
 pub use home::{HOME_ENV, Home};
-pub use logfile::{LogFile, LogFileOptions, LogLevel, format_line, rotated_files};
+pub use logfile::{
+    LogFile, LogFileOptions, LogLevel, format_line, format_line_in, rotated_files, set_log_timezone,
+};
 pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
     RecopsConfig, ServiceSettings,

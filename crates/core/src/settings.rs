@@ -46,11 +46,25 @@ pub struct ServiceSettings {
 pub struct LoggingSettings {
     /// Rotated daily files kept per log (default 14).
     pub max_files: usize,
+    /// IANA time zone of log timestamps and daily rotation (`Asia/Ho_Chi_Minh`);
+    /// absent = the machine's local time.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 impl Default for LoggingSettings {
     fn default() -> Self {
-        LoggingSettings { max_files: 14 }
+        LoggingSettings {
+            max_files: 14,
+            timezone: None,
+        }
+    }
+}
+
+impl LoggingSettings {
+    /// The configured time zone, if any (validated at load).
+    pub fn tz(&self) -> Option<chrono_tz::Tz> {
+        self.timezone.as_deref().and_then(|t| t.parse().ok())
     }
 }
 
@@ -134,6 +148,14 @@ impl Validate for RecopsConfig {
                 ),
             ));
         }
+        if let Some(tz) = &self.logging.timezone
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            p.push((
+                "logging.timezone".into(),
+                format!("unknown time zone {tz:?}; expected an IANA name such as Asia/Ho_Chi_Minh"),
+            ));
+        }
         if self.locks.stale_after_hours.is_nan() || self.locks.stale_after_hours <= 0.0 {
             p.push((
                 "locks.stale_after_hours".into(),
@@ -187,6 +209,29 @@ impl RecopsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logging_timezone_is_validated() {
+        let parse = |text: &str| {
+            crate::parse_config::<RecopsConfig>(
+                text,
+                std::path::Path::new("config/recops.yaml"),
+                crate::ConfigFormat::Yaml,
+                &std::collections::HashMap::new(),
+            )
+        };
+        let with = |tz: &str| {
+            DEFAULT_RECOPS_CONFIG.replace(
+                "  # timezone: Asia/Ho_Chi_Minh",
+                &format!("  timezone: {tz}"),
+            )
+        };
+        assert!(parse(DEFAULT_RECOPS_CONFIG).unwrap().logging.tz().is_none());
+        let ok = parse(&with("Asia/Ho_Chi_Minh")).unwrap();
+        assert_eq!(ok.logging.tz(), Some(chrono_tz::Asia::Ho_Chi_Minh));
+        let e = parse(&with("Mars/Olympus")).unwrap_err().to_string();
+        assert!(e.contains("logging.timezone"), "{e}");
+    }
     use crate::config::{ConfigFormat, parse_config};
     use std::collections::HashMap;
     use std::path::Path;
