@@ -52,5 +52,5 @@ pub use logfile::{
 };
 pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
-    RecopsConfig, ServiceSettings,
+    RecopsConfig, RetentionSettings, ServiceSettings,
 };

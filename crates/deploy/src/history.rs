@@ -119,24 +119,52 @@ impl DeploymentHistory {
     /// replace): concurrent writers in several processes are serialised by an
     /// exclusive lock on `<path>.lock`, so none of their records is lost.
     pub fn append(path: &Path, record: DeploymentRecord) -> Result<()> {
-        let mut lock_name = path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        lock_name.push(".lock");
-        let lock_path = path.with_file_name(lock_name);
-        recops_core::ensure_parent(&lock_path)?;
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| recops_core::Error::io("cannot open", &lock_path, e))?;
-        lock.lock()
-            .map_err(|e| recops_core::Error::io("cannot lock", &lock_path, e))?;
+        let _lock = lock(path)?;
         let mut history = Self::load(path)?;
         history.deployments.push(record);
         let text = serde_json::to_vec_pretty(&history).map_err(|e| Error::CorruptHistory {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        recops_core::write_atomic(path, &text)?;
+        Ok(())
+    }
+
+    /// Moves records older than `cutoff` (by `timestamp`) from the history at `path` to
+    /// the history file `archive` (appended, same format), keeping at least the newest
+    /// `keep_newest` records. Both writes are atomic, under the history lock. Returns
+    /// how many records moved.
+    pub fn archive_before(
+        path: &Path,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        keep_newest: usize,
+        archive: &Path,
+    ) -> Result<usize> {
+        let _lock = lock(path)?;
+        let mut history = Self::load(path)?;
+        let protected_from = history.deployments.len().saturating_sub(keep_newest);
+        let (mut old, mut keep) = (Vec::new(), Vec::new());
+        for (i, d) in history.deployments.drain(..).enumerate() {
+            let t = recops_core::parse_timestamp(&d.timestamp);
+            if i < protected_from && t.is_some_and(|t| t < cutoff) {
+                old.push(d);
+            } else {
+                keep.push(d);
+            }
+        }
+        let moved = old.len();
+        if moved == 0 {
+            return Ok(0);
+        }
+        let mut archived = Self::load(archive)?;
+        archived.deployments.extend(old);
+        Self::write(archive, &archived)?;
+        Self::write(path, &DeploymentHistory { deployments: keep })?;
+        Ok(moved)
+    }
+
+    fn write(path: &Path, history: &DeploymentHistory) -> Result<()> {
+        let text = serde_json::to_vec_pretty(history).map_err(|e| Error::CorruptHistory {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -178,6 +206,26 @@ impl DeploymentHistory {
             .rev()
             .find(|d| d.status == DeploymentStatus::Success)
     }
+}
+
+/// An exclusive lock on `<path>.lock`, released when dropped (the file closes).
+fn lock(path: &Path) -> Result<std::fs::File> {
+    let mut lock_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    lock_name.push(".lock");
+    let lock_path = path.with_file_name(lock_name);
+    recops_core::ensure_parent(&lock_path)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| recops_core::Error::io("cannot open", &lock_path, e))?;
+    lock.lock()
+        .map_err(|e| recops_core::Error::io("cannot lock", &lock_path, e))?;
+    Ok(lock)
 }
 
 #[cfg(test)]
@@ -245,6 +293,45 @@ mod tests {
         // Refused models are skipped.
         assert_eq!(h.rollback_target("c", &|m| m == "b").as_deref(), Some("a"));
         assert_eq!(h.rollback_target("zzz", &none), None);
+    }
+
+    #[test]
+    fn old_records_move_to_the_archive_keeping_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment_history.json");
+        let archive = dir.path().join("archive/deployment_history.2026.json");
+        for (i, day) in ["2024-01-01", "2024-02-01", "2025-06-01", "2025-07-01"]
+            .iter()
+            .enumerate()
+        {
+            let mut r = rec(
+                &format!("m{i}"),
+                DeploymentAction::Deploy,
+                DeploymentStatus::Success,
+            );
+            r.timestamp = format!("{day}T00:00:00+00:00");
+            DeploymentHistory::append(&path, r).unwrap();
+        }
+        let cutoff = recops_core::parse_timestamp("2025-01-01T00:00:00+00:00").unwrap();
+        // Keep at least the 3 newest: only m0 moves.
+        assert_eq!(
+            DeploymentHistory::archive_before(&path, cutoff, 3, &archive).unwrap(),
+            1
+        );
+        assert_eq!(DeploymentHistory::load(&path).unwrap().deployments.len(), 3);
+        assert_eq!(
+            DeploymentHistory::archive_before(&path, cutoff, 1, &archive).unwrap(),
+            1
+        );
+        let kept = DeploymentHistory::load(&path).unwrap();
+        assert_eq!(kept.deployments[0].model_id, "m2");
+        let archived = DeploymentHistory::load(&archive).unwrap();
+        let ids: Vec<&str> = archived
+            .deployments
+            .iter()
+            .map(|d| d.model_id.as_str())
+            .collect();
+        assert_eq!(ids, ["m0", "m1"]);
     }
 
     #[test]

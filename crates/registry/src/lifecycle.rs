@@ -335,6 +335,54 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Moves audit lines older than `cutoff` to `archive` (appended; created with its
+    /// folder), under the registry lock, and rewrites the audit log atomically with
+    /// the rest. Unreadable lines stay. Returns how many lines moved.
+    pub fn archive_audit_before(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        archive: &std::path::Path,
+    ) -> Result<usize> {
+        use std::io::Write;
+        let _guard = self.lock()?;
+        let path = self.audit_path();
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(Error::io("cannot read", path, e)),
+        };
+        let (mut old, mut keep) = (String::new(), String::new());
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let time = serde_json::from_str::<crate::AuditRecord>(line)
+                .ok()
+                .and_then(|r| recops_core::parse_timestamp(&r.time));
+            let target = if time.is_some_and(|t| t < cutoff) {
+                &mut old
+            } else {
+                &mut keep
+            };
+            target.push_str(line);
+            target.push('\n');
+        }
+        let moved = old.lines().count();
+        if moved == 0 {
+            return Ok(0);
+        }
+        recops_core::ensure_parent(archive)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(archive)
+            .map_err(|e| Error::io("cannot open", archive, e))?;
+        f.write_all(old.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io("cannot append to", archive, e))?;
+        recops_core::write_atomic(path, keep.as_bytes())?;
+        Ok(moved)
+    }
+}
+
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -352,7 +400,7 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone, Utc};
-    use recops_core::{FixedClock, Home};
+    use recops_core::{Clock, FixedClock, Home};
 
     use super::*;
     use crate::registry::NewModel;
@@ -466,6 +514,31 @@ mod tests {
             Error::Archived { .. }
         ));
         assert!(reg.deployable("als_1").is_ok());
+    }
+
+    #[test]
+    fn old_audit_lines_move_to_the_archive_and_the_rest_stays() {
+        let (_d, home, clock, reg) = setup();
+        add(&home, &reg, &clock, "als_1", 0.1);
+        clock.advance(Duration::days(400));
+        add(&home, &reg, &clock, "als_2", 0.1);
+        let archive = home
+            .logs_dir()
+            .join("archive/registry_audit.2026-02-19.log");
+        let moved = reg
+            .archive_audit_before(clock.now() - Duration::days(365), &archive)
+            .unwrap();
+        assert_eq!(moved, 1);
+        let kept = reg.audit().unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].model_id.as_deref(), Some("als_2"));
+        let archived = std::fs::read_to_string(&archive).unwrap();
+        assert!(archived.contains("als_1"), "{archived}");
+        assert_eq!(
+            reg.archive_audit_before(clock.now() - Duration::days(365), &archive)
+                .unwrap(),
+            0
+        );
     }
 
     #[test]

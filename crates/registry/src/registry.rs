@@ -177,7 +177,7 @@ pub struct Registry {
     clock: SharedClock,
 }
 
-struct Locked {
+pub(crate) struct Locked {
     file: File,
 }
 
@@ -230,7 +230,7 @@ impl Registry {
         &self.clock
     }
 
-    fn lock(&self) -> Result<Locked> {
+    pub(crate) fn lock(&self) -> Result<Locked> {
         recops_core::ensure_parent(&self.lock_path)?;
         let file = OpenOptions::new()
             .create(true)
