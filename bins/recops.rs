@@ -62,6 +62,14 @@ enum Command {
         #[command(subcommand)]
         action: TrainingAction,
     },
+    /// Retention (the scheduler's daily `maintenance` job): fail stale runs, prune old
+    /// rollups and runs, move old audit lines, deployment records and drift summary
+    /// rows to dated archive files (`retention:` in config/recops.yaml).
+    Maintenance {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Deployments of logs/deployment_history.json, newest first, and the deployed model.
     Deployments {
         #[command(subcommand)]
@@ -249,6 +257,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Models { action } => models(&home, action)?,
+        Command::Maintenance { json } => emit(
+            &recops_automation::maintenance::run_maintenance(&home, &SystemClock::shared())?,
+            json,
+        )?,
         Command::Runs { action } => runs(&home, action)?,
         Command::Training { action } => match action {
             TrainingAction::List { limit, json } => emit(&ops::training_list(&home, limit)?, json)?,

@@ -51,6 +51,7 @@ pub mod health_check;
 mod init;
 pub mod job;
 pub mod job_cli;
+pub mod maintenance;
 pub mod model_deployment;
 pub mod model_training;
 pub mod ops;

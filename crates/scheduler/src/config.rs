@@ -383,7 +383,8 @@ mod tests {
         dir
     }
 
-    const SIX: [&str; 6] = [
+    const SIX: [&str; 7] = [
+        "recops",
         "data-refresh",
         "bert-embeddings",
         "drift-detection",
@@ -410,7 +411,13 @@ mod tests {
             ("model_deployment", "0 5 * * *", 10.0),
             ("health_check", "0 * * * *", 5.0),
         ];
-        assert_eq!(cfg.jobs.len(), 6);
+        assert_eq!(cfg.jobs.len(), 7);
+        let m = &cfg.jobs["maintenance"];
+        assert_eq!(
+            (m.cron.as_str(), m.binary_name("maintenance").as_str()),
+            ("30 4 * * *", "recops")
+        );
+        assert_eq!(m.args, ["maintenance"]);
         for (name, cron, timeout) in expect {
             let j = &cfg.jobs[name];
             assert!(j.enabled, "{name}");
@@ -444,7 +451,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("6 problems") && e.contains("data-refresh does not exist"),
+            e.contains("7 problems") && e.contains("data-refresh does not exist"),
             "{e}"
         );
         assert_eq!(loaded.timezone, chrono_tz::Asia::Ho_Chi_Minh);
