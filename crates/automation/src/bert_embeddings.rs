@@ -166,7 +166,7 @@ pub fn setup_script() -> PathBuf {
         .join("scripts/fetch_models.sh")
 }
 
-/// `recops models fetch`: runs [`setup_script`] for the models folder the home's config
+/// `recops embedding-model fetch`: runs [`setup_script`] for the models folder the home's config
 /// uses (`--force` rebuilds the model). Its output goes straight to the terminal;
 /// returns whether it succeeded.
 pub fn fetch_models(home: &Home, force: bool) -> Result<bool> {
@@ -193,7 +193,7 @@ pub fn fetch_models(home: &Home, force: bool) -> Result<bool> {
     Ok(status.success())
 }
 
-/// What `recops models check` found: the model loads and separates texts sensibly.
+/// What `recops embedding-model check` found: the model loads and separates texts sensibly.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelsCheck {
     /// Model name.
@@ -215,7 +215,7 @@ pub struct ModelsCheck {
     pub ordering_ok: bool,
 }
 
-/// `recops models check`: opens the configured model (runtime, checksums, signature,
+/// `recops embedding-model check`: opens the configured model (runtime, checksums, signature,
 /// test run) and embeds three check sentences.
 pub fn check_models(home: &Home) -> Result<ModelsCheck> {
     let config = EmbeddingsConfig::load(home)?;
@@ -370,6 +370,35 @@ mod tests {
             text_sha256: vec![[0; 32], [1; 32]],
         };
         file.write(&home.product_embeddings()).unwrap();
+    }
+
+    #[test]
+    fn the_hourly_health_check_alerts_stale_embeddings_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let created = Utc.with_ymd_and_hms(2025, 1, 14, 3, 0, 0).unwrap();
+        write_embeddings(&home, created);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let clock = FixedClock::new(created + Duration::days(40));
+        let options = crate::health_check::HealthJobOptions {
+            service_url: Some(format!("http://127.0.0.1:{port}")),
+            clock: clock.shared(),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            crate::health_check::run_health_check(&home, &options).unwrap();
+            clock.advance(Duration::minutes(60));
+        }
+        let log = std::fs::read_to_string(home.alerts_log()).unwrap();
+        let fired = log
+            .lines()
+            .filter(|l| l.contains("| embeddings_stale: "))
+            .count();
+        assert_eq!(fired, 1, "{log}");
     }
 
     #[test]

@@ -56,6 +56,34 @@ pub enum Error {
     /// The registry has no `current_best` model to deploy.
     #[error("the registry has no current_best model: run model-training first")]
     NoCurrentBest,
+    /// The model to deploy is not in the registry.
+    #[error("model {model_id} is not in the registry")]
+    ModelNotRegistered {
+        /// The model id asked for.
+        model_id: String,
+    },
+    /// The model to deploy is archived in the registry.
+    #[error("model {model_id} is archived in the registry")]
+    ModelArchived {
+        /// The model id asked for.
+        model_id: String,
+    },
+    /// No pipeline or training run has this id.
+    #[error("no run {run_id} in {path}")]
+    RunNotFound {
+        /// The id asked for.
+        run_id: String,
+        /// The database searched.
+        path: std::path::PathBuf,
+    },
+    /// A command-line value is not usable.
+    #[error("invalid {what}: {message}")]
+    InvalidArgument {
+        /// The option.
+        what: &'static str,
+        /// What is wrong and what is expected.
+        message: String,
+    },
     /// An embeddings problem (model, runtime, catalog, embeddings file).
     #[error(transparent)]
     Embeddings(#[from] recops_embeddings::Error),

@@ -10,8 +10,8 @@ use recops_core::{
     format_timestamp,
 };
 use recops_health::{
-    ComponentStatus, check_data_health, check_embeddings_health, check_model_health,
-    check_pipeline_health, check_service_health, read_service_metrics,
+    ComponentStatus, check_data_health, check_deployment, check_embeddings_health,
+    check_model_health, check_pipeline_health, check_service_health, read_service_metrics,
 };
 use serde_json::json;
 use tracing::{error, info, warn};
@@ -27,6 +27,10 @@ pub const PIPELINE: &str = "health_check";
 
 /// The alert raised while the system is unhealthy (and resolved when it recovers).
 pub const UNHEALTHY_ALERT: &str = "health_check_unhealthy";
+
+/// The alert kept firing while the product embeddings are stale (older than
+/// `freshness.stale_after_days`) or made by another model than the configured one.
+pub const EMBEDDINGS_STALE_ALERT: &str = "embeddings_stale";
 
 /// Options of [`run_health_check`].
 #[derive(Debug, Clone)]
@@ -110,6 +114,7 @@ fn check_all(
         options.min_success_rate,
     );
     let embeddings = check_embeddings_health(home, &*options.clock);
+    let deployment = check_deployment(home, &service);
     let mut service_metrics = read_service_metrics(&home.service_db(), now, options.metrics_window);
     if let (Some(m), Some(a)) = (&service_metrics.metrics, alerts.manager()) {
         // The rules of alerts_config.yaml over the window, with their own dedup state.
@@ -141,6 +146,7 @@ fn check_all(
         pipeline,
         embeddings,
         service_metrics,
+        deployment,
     );
     let healthy = report.healthy;
     let problems = report.problems();
@@ -164,6 +170,20 @@ fn check_all(
         }
         Err(e) => warn!(error = %error_chain(&e), "cannot open logs/health_check.log"),
     }
+    // Stale or mismatched embeddings: the spec's "alert if stale" (deduplicated,
+    // resolved once fresh embeddings are written).
+    let stale =
+        report.embeddings.is_stale == Some(true) || report.embeddings.model_mismatch == Some(true);
+    alerts.observe(
+        EMBEDDINGS_STALE_ALERT,
+        stale,
+        report
+            .embeddings
+            .message
+            .as_deref()
+            .unwrap_or("product embeddings are stale"),
+        Severity::Warning,
+    );
     alerts.observe(
         UNHEALTHY_ALERT,
         !healthy,
@@ -176,4 +196,54 @@ fn check_all(
         error!("{summary}");
     }
     report
+}
+
+#[cfg(test)]
+mod deployment_tests {
+    use recops_health::ServiceHealth;
+    use recops_registry::{DeployedBy, NewModel, Registry};
+
+    use super::*;
+
+    #[test]
+    fn a_service_serving_another_model_than_the_deployed_one_is_a_warning_with_both_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::create_dir_all(home.model_dir("als_1").unwrap()).unwrap();
+        let reg = Registry::open(&home);
+        reg.register(
+            &NewModel {
+                model_id: "als_1".into(),
+                model_type: "als".into(),
+                metrics: Default::default(),
+                baseline: Default::default(),
+                data_version: "v".into(),
+            },
+            "t",
+        )
+        .unwrap();
+        let service = |id: &str| ServiceHealth {
+            healthy: true,
+            status: ComponentStatus::Healthy,
+            url: "http://127.0.0.1:1/health".into(),
+            latency_ms: Some(1.0),
+            response: Some(json!({"status": "ok", "model_id": id})),
+            error: None,
+        };
+        // Nothing deployed yet: nothing to compare.
+        assert_eq!(
+            check_deployment(&home, &service("bpr_2")).status,
+            ComponentStatus::Healthy
+        );
+        reg.record_deployment("als_1", DeployedBy::Operator, "t")
+            .unwrap();
+        assert_eq!(
+            check_deployment(&home, &service("als_1")).status,
+            ComponentStatus::Healthy
+        );
+        let h = check_deployment(&home, &service("bpr_2"));
+        assert_eq!(h.status, ComponentStatus::Warning);
+        let m = h.message.unwrap();
+        assert!(m.contains("bpr_2") && m.contains("als_1"), "{m}");
+    }
 }

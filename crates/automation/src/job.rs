@@ -304,6 +304,13 @@ impl<'a> Job<'a> {
             Err(e) => return Err(e.into()),
         };
         info!(pipeline, run_id = run_id.as_deref().unwrap_or("-"), metadata = %self.metadata, "{pipeline} started");
+        // SIGTERM/SIGINT while the body runs: the run is recorded as cancelled.
+        let _registered = crate::cancel::register(
+            pipeline,
+            self.home.pipeline_db(),
+            run_id.clone(),
+            _lock.as_ref().map(|l| l.path().to_path_buf()),
+        );
         let alerts = JobAlerts::open(self.home, &self.clock);
         let ctx = RunContext {
             run_id: run_id.as_deref(),

@@ -25,16 +25,25 @@ use recops_core::{Home, RecopsConfig, telemetry};
 /// Resolves the home (`home`, else `RECOPS_HOME`, else the default) and installs
 /// logging: stderr at `default_filter` (`RECOPS_LOG` overrides it) and, when `log` is
 /// given, `logs/<log>.log`, rotated daily and kept as `logging.max_files` of
-/// `config/recops.yaml` says.
+/// `config/recops.yaml` says. SIGTERM and SIGINT are caught first (see
+/// [`crate::cancel`]).
 pub fn start(
     home: Option<PathBuf>,
     log: Option<&str>,
     default_filter: &str,
 ) -> recops_core::Result<Home> {
+    // First, before any thread starts: SIGTERM/SIGINT cancel the run in progress.
+    if let Err(e) = crate::cancel::install() {
+        tracing::warn!(error = %e, "cannot catch SIGTERM/SIGINT: a killed run stays `running`");
+    }
     let home = Home::resolve(home)?;
+    let config = RecopsConfig::load(&home)?;
+    if let Some(tz) = config.logging.tz() {
+        recops_core::set_log_timezone(tz);
+    }
     telemetry::init(telemetry::TelemetryOptions {
         log_file: log.map(|name| home.command_log(name)).transpose()?,
-        max_files: RecopsConfig::load(&home)?.logging.max_files,
+        max_files: config.logging.max_files,
         default_filter: default_filter.to_owned(),
         ..Default::default()
     })?;

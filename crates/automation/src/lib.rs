@@ -41,6 +41,7 @@
 //! ```
 
 pub mod bert_embeddings;
+pub mod cancel;
 pub mod data_refresh;
 pub mod drift_detection;
 mod error;
@@ -48,9 +49,12 @@ pub mod health_check;
 mod init;
 pub mod job;
 pub mod job_cli;
+pub mod maintenance;
 pub mod model_deployment;
 pub mod model_training;
+pub mod ops;
 mod scheduler_alerts;
+pub mod service_alerts;
 
 pub use error::{Error, Result};
 pub use init::{default_configs, write_default_configs};

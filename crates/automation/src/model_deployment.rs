@@ -8,7 +8,7 @@ use recops_deploy::{
     DeployOptions, DeployResult, Deployer, DeploymentOutcome, DeploymentRecord, RollbackStatus,
     TestUsers,
 };
-use recops_registry::Registry;
+use recops_registry::{DeployedBy, ModelStatus, Registry};
 use serde::Serialize;
 use serde_json::json;
 use tracing::warn;
@@ -184,26 +184,100 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOut
             }
         }
     };
+    let registry = Registry::with_clock(home, options.clock.clone());
     if options.rollback {
-        let outcome = deployer.rollback(&users_of)?;
+        let current = registry.deployed()?.map(|d| d.model_id);
+        let skip = |id: &str| registry.servable(id).is_err();
+        let outcome = deployer.rollback_from(current.as_deref(), &skip, &users_of)?;
         let id = outcome
             .record
             .as_ref()
             .map(|r| r.model_id.clone())
             .unwrap_or_default();
+        if outcome.result == DeployResult::Deployed {
+            registry.record_deployment(&id, DeployedBy::Rollback, &outcome.message)?;
+        }
         return Ok((id, outcome));
     }
-    let registry = Registry::open(home);
-    let model_id = match &options.model_id {
-        Some(id) => id.clone(),
-        None => registry
-            .current_best()?
-            .map(|(id, _)| id)
-            .ok_or(Error::NoCurrentBest)?,
+    let (model_id, by) = match &options.model_id {
+        Some(id) => (id.clone(), DeployedBy::Operator),
+        None => {
+            let reg = registry.load()?;
+            let best = reg.current_best.clone().ok_or(Error::NoCurrentBest)?;
+            if let Some(d) = &reg.deployed
+                && d.champion.as_deref() == Some(best.as_str())
+            {
+                let message = format!(
+                    "no new champion since the last deployment decision ({} by {} at {}); {} stays deployed",
+                    d.model_id, d.action, d.deployed_at, d.model_id
+                );
+                return Ok((d.model_id.clone(), unchanged(message)));
+            }
+            if let Some(f) = reg
+                .models
+                .get(&best)
+                .and_then(|m| m.verification_failed.as_ref())
+            {
+                let message = format!(
+                    "current_best {best} failed verification at {} ({}); it is not redeployed automatically (deploy it with --model-id once fixed)",
+                    f.at, f.reason
+                );
+                warn!(model_id = %best, "{message}");
+                return Ok((best, unchanged(message)));
+            }
+            (best, DeployedBy::Scheduled)
+        }
     };
     registry.servable(&model_id)?;
     let outcome = deployer.deploy(&model_id, &users_of)?;
+    record_outcome(&registry, &model_id, by, &outcome)?;
     Ok((model_id, outcome))
+}
+
+fn unchanged(message: String) -> DeploymentOutcome {
+    DeploymentOutcome {
+        result: DeployResult::Unchanged,
+        record: None,
+        message,
+    }
+}
+
+/// Writes the desired serving state after a deployment: the deployed model (also when
+/// it was live already), or, when verification failed, the mark on the model and the
+/// model rolled back to.
+fn record_outcome(
+    registry: &Registry,
+    model_id: &str,
+    by: DeployedBy,
+    outcome: &DeploymentOutcome,
+) -> Result<()> {
+    match outcome.result {
+        DeployResult::Deployed | DeployResult::Unchanged => {
+            registry.record_deployment(model_id, by, &outcome.message)?;
+        }
+        DeployResult::RolledBack | DeployResult::Failed => {
+            let Some(record) = &outcome.record else {
+                return Ok(());
+            };
+            if record.verification.is_some() {
+                registry.mark_verification_failed(
+                    model_id,
+                    record.reason.as_deref().unwrap_or("verification failed"),
+                )?;
+            }
+            if record.rollback_status == Some(RollbackStatus::Success)
+                && let Some(prev) = &record.previous_model_id
+                && registry.servable(prev).is_ok()
+            {
+                registry.record_deployment(
+                    prev,
+                    DeployedBy::Rollback,
+                    &format!("automatic rollback: {model_id} failed verification"),
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The severity of the failure and rollback alerts (`pipeline_model_deployment_failed`,
@@ -216,5 +290,52 @@ fn alert_severity(status: JobStatus, record: Option<&DeploymentRecord>) -> Optio
             _ => Some(Severity::Critical),
         },
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use recops_core::FixedClock;
+    use recops_tracking::PipelineLock;
+
+    use super::*;
+
+    fn options() -> DeployJobOptions {
+        DeployJobOptions {
+            // Nothing listens there: the run must not get that far.
+            service_url: Some("http://127.0.0.1:9".into()),
+            clock: FixedClock::new(chrono::DateTime::UNIX_EPOCH).shared(),
+            ..DeployJobOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_second_deployment_while_one_runs_is_refused_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        crate::write_default_configs(&home).unwrap();
+        let held = PipelineLock::acquire(&home, PIPELINE).unwrap();
+        assert!(held.acquired());
+        let r = deploy_model(&home, &options()).unwrap();
+        assert_eq!(r.status, JobStatus::Skipped);
+        assert!(
+            r.message.contains("another model_deployment run"),
+            "{}",
+            r.message
+        );
+        assert!(!home.deployment_history().exists());
+    }
+
+    #[test]
+    fn a_registry_that_is_not_json_is_a_clear_error_and_is_not_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        crate::write_default_configs(&home).unwrap();
+        std::fs::create_dir_all(home.registry().parent().unwrap()).unwrap();
+        std::fs::write(home.registry(), b"not json").unwrap();
+        let r = deploy_model(&home, &options()).unwrap();
+        assert_eq!(r.status, JobStatus::Failed);
+        assert!(r.message.contains("invalid registry"), "{}", r.message);
+        assert_eq!(std::fs::read(home.registry()).unwrap(), b"not json");
     }
 }

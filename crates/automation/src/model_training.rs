@@ -98,7 +98,9 @@ pub struct TrainModelsOptions {
     pub model_types: Vec<ModelType>,
     /// Train even when the data has not changed since the last registered model.
     pub force_retrain: bool,
-    /// Deploy the new best model afterwards (refused: no deployment job yet).
+    /// Deploy the new best model afterwards. The `model-training` binary turns it on
+    /// unless `--no-auto-deploy` (the spec's default); the library default stays off
+    /// for in-process callers that start their service later (`recops demo`).
     pub auto_deploy: bool,
     /// Continue interrupted runs from their newest checkpoints.
     pub resume: bool,
@@ -390,7 +392,7 @@ impl ModelRun<'_> {
             model_type: mt.to_string(),
             hyperparameters: config.hyperparameters(),
             data_version: Some(self.data_version.to_owned()),
-            git_commit: option_env!("RECOPS_GIT_COMMIT").map(str::to_owned),
+            git_commit: Some(env!("RECOPS_GIT_COMMIT").to_owned()),
         })?;
         let outcome = match self.fit(&config, warm.as_ref(), &run_id) {
             Ok(o) => o,
@@ -706,6 +708,10 @@ mod tests {
         let tr = training.list_runs(Some("als"), 10).unwrap();
         assert_eq!(tr[0].registry_status, Some(RegistryStatus::Active));
         assert_eq!(tr[0].model_id, report.models[0].model_id);
+        // The build's git commit (or "unknown" without git metadata), never NULL.
+        let commit = tr[0].git_commit.as_deref().unwrap();
+        assert_eq!(commit, env!("RECOPS_GIT_COMMIT"));
+        assert!(!commit.is_empty());
         let its = training.iterations(&tr[0].run_id).unwrap();
         assert_eq!(its.len(), report.models[0].iterations_run.unwrap());
         assert!(

@@ -52,9 +52,11 @@ pub use fsutil::{
 };
 pub use home::{HOME_ENV, Home};
 pub use ids::absent_id;
-pub use logfile::{LogFile, LogFileOptions, LogLevel, format_line, rotated_files};
+pub use logfile::{
+    LogFile, LogFileOptions, LogLevel, format_line, format_line_in, rotated_files, set_log_timezone,
+};
 pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
-    RecopsConfig, ServiceSettings,
+    RecopsConfig, RetentionSettings, ServiceSettings,
 };
 pub use vocab::{ModelType, Severity};

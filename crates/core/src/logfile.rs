@@ -5,9 +5,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
-use chrono::{DateTime, Local, NaiveDate, Utc};
+use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, Utc};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::error::{Error, Result};
@@ -47,16 +47,54 @@ impl fmt::Display for LogLevel {
     }
 }
 
-/// Formats one log line: `YYYY-MM-DD HH:MM:SS | LEVEL | [logger | ]message` in local
-/// time, with a trailing newline. Newlines inside `message` are written as `\n` so a
-/// record stays on one line.
+/// The time zone of log timestamps for this process, set once from
+/// `logging.timezone` of `config/recops.yaml` (see [`set_log_timezone`]).
+static LOG_TIMEZONE: OnceLock<chrono_tz::Tz> = OnceLock::new();
+
+/// Makes every log line and daily rotation of this process use `tz` instead of the
+/// machine's local time. The first call wins; returns whether it took effect.
+pub fn set_log_timezone(tz: chrono_tz::Tz) -> bool {
+    LOG_TIMEZONE.set(tz).is_ok()
+}
+
+/// `at` as wall-clock time of the log time zone (the machine's by default).
+fn log_wall_time(at: DateTime<Utc>) -> NaiveDateTime {
+    match LOG_TIMEZONE.get() {
+        Some(tz) => at.with_timezone(tz).naive_local(),
+        None => at.with_timezone(&Local).naive_local(),
+    }
+}
+
+/// Formats one log line: `YYYY-MM-DD HH:MM:SS | LEVEL | [logger | ]message` in the log
+/// time zone ([`set_log_timezone`], else local time), with a trailing newline.
+/// Newlines inside `message` are written as `\n` so a record stays on one line.
 pub fn format_line(
     at: DateTime<Utc>,
     level: LogLevel,
     logger: Option<&str>,
     message: &str,
 ) -> String {
-    let ts = at.with_timezone(&Local).format("%Y-%m-%d %H:%M:%S");
+    format_line_at(log_wall_time(at), level, logger, message)
+}
+
+/// [`format_line`] in the time zone `tz`.
+pub fn format_line_in(
+    at: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    level: LogLevel,
+    logger: Option<&str>,
+    message: &str,
+) -> String {
+    format_line_at(at.with_timezone(&tz).naive_local(), level, logger, message)
+}
+
+fn format_line_at(
+    wall: NaiveDateTime,
+    level: LogLevel,
+    logger: Option<&str>,
+    message: &str,
+) -> String {
+    let ts = wall.format("%Y-%m-%d %H:%M:%S");
     let message = message.trim_end_matches('\n').replace('\n', "\\n");
     match logger {
         Some(name) => format!("{ts} | {level} | {name} | {message}\n"),
@@ -110,8 +148,8 @@ impl LogFile {
         ensure_parent(&path)?;
         let (file, ino, mtime) = open_append(&path)?;
         let day = mtime
-            .map(|t| t.with_timezone(&Local).date_naive())
-            .unwrap_or_else(|| options.clock.now().with_timezone(&Local).date_naive());
+            .map(|t| log_wall_time(t).date())
+            .unwrap_or_else(|| log_wall_time(options.clock.now()).date());
         Ok(LogFile {
             path,
             options,
@@ -138,7 +176,7 @@ impl LogFile {
 
     fn write_raw(&self, now: DateTime<Utc>, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let today = now.with_timezone(&Local).date_naive();
+        let today = log_wall_time(now).date();
         // Only a later day rotates: a clock behind the file's date (a skewed clock, or a
         // fixed clock in tests) appends to the current file.
         if today > state.day {
@@ -246,6 +284,22 @@ fn prune_rotated(path: &Path, keep: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_stamped_in_the_configured_time_zone() {
+        let at = Utc.with_ymd_and_hms(2025, 1, 15, 20, 30, 0).unwrap();
+        let line = format_line_in(
+            at,
+            chrono_tz::Asia::Ho_Chi_Minh,
+            LogLevel::Info,
+            Some("x"),
+            "hello",
+        );
+        // 20:30 UTC is 03:30 the next day in Ho Chi Minh City (UTC+7).
+        assert_eq!(line, "2025-01-16 03:30:00 | INFO | x | hello\n");
+        let utc = format_line_in(at, chrono_tz::UTC, LogLevel::Info, None, "hello");
+        assert_eq!(utc, "2025-01-15 20:30:00 | INFO | hello\n");
+    }
     use crate::clock::FixedClock;
     use chrono::{Duration, TimeZone};
 

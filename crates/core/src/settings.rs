@@ -26,6 +26,47 @@ pub struct RecopsConfig {
     /// Drift detection windows and thresholds.
     #[serde(default)]
     pub drift: DriftSettings,
+    /// What the daily `maintenance` job keeps.
+    #[serde(default)]
+    pub retention: RetentionSettings,
+}
+
+/// `retention:` section: what the daily `maintenance` job keeps. Old entries of the
+/// text records (registry audit, deployment history, drift summary) are moved to
+/// dated archive files, never deleted; database rows past their age are deleted.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Days of per-minute service rollups kept (default 90).
+    pub service_rollups_days: u32,
+    /// Days of finished pipeline runs kept (default 365).
+    pub pipeline_runs_days: u32,
+    /// Days of finished training runs (and their iterations) kept; runs of active
+    /// registered models are always kept (default 365).
+    pub training_runs_days: u32,
+    /// Days of registry audit lines kept in `logs/registry_audit.log` (default 365).
+    pub registry_audit_days: u32,
+    /// Days of deployment history kept in `logs/deployment_history.json` (default
+    /// 365; the newest 20 records always stay, for rollbacks).
+    pub deployment_history_days: u32,
+    /// Rows kept in `reports/drift/drift_summary.md` (default 104: two years weekly).
+    pub drift_summary_rows: usize,
+    /// Hours after which a `running` pipeline run is marked failed (default 24).
+    pub stale_run_hours: f64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            service_rollups_days: 90,
+            pipeline_runs_days: 365,
+            training_runs_days: 365,
+            registry_audit_days: 365,
+            deployment_history_days: 365,
+            drift_summary_rows: 104,
+            stale_run_hours: 24.0,
+        }
+    }
 }
 
 /// `service:` section.
@@ -82,11 +123,25 @@ fn default_drain_timeout_secs() -> u64 {
 pub struct LoggingSettings {
     /// Rotated daily files kept per log (default 14).
     pub max_files: usize,
+    /// IANA time zone of log timestamps and daily rotation (`Asia/Ho_Chi_Minh`);
+    /// absent = the machine's local time.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 impl Default for LoggingSettings {
     fn default() -> Self {
-        LoggingSettings { max_files: 14 }
+        LoggingSettings {
+            max_files: 14,
+            timezone: None,
+        }
+    }
+}
+
+impl LoggingSettings {
+    /// The configured time zone, if any (validated at load).
+    pub fn tz(&self) -> Option<chrono_tz::Tz> {
+        self.timezone.as_deref().and_then(|t| t.parse().ok())
     }
 }
 
@@ -199,6 +254,35 @@ impl Validate for RecopsConfig {
                 ),
             ));
         }
+        let r = &self.retention;
+        for (key, days) in [
+            ("retention.service_rollups_days", r.service_rollups_days),
+            ("retention.pipeline_runs_days", r.pipeline_runs_days),
+            ("retention.training_runs_days", r.training_runs_days),
+            ("retention.registry_audit_days", r.registry_audit_days),
+            (
+                "retention.deployment_history_days",
+                r.deployment_history_days,
+            ),
+        ] {
+            if days == 0 {
+                p.push((key.into(), "expected at least 1 day".into()));
+            }
+        }
+        if !(r.stale_run_hours.is_finite() && r.stale_run_hours > 0.0) {
+            p.push((
+                "retention.stale_run_hours".into(),
+                "expected a number of hours > 0".into(),
+            ));
+        }
+        if let Some(tz) = &self.logging.timezone
+            && tz.parse::<chrono_tz::Tz>().is_err()
+        {
+            p.push((
+                "logging.timezone".into(),
+                format!("unknown time zone {tz:?}; expected an IANA name such as Asia/Ho_Chi_Minh"),
+            ));
+        }
         if self.locks.stale_after_hours.is_nan() || self.locks.stale_after_hours <= 0.0 {
             p.push((
                 "locks.stale_after_hours".into(),
@@ -252,6 +336,29 @@ impl RecopsConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logging_timezone_is_validated() {
+        let parse = |text: &str| {
+            crate::parse_config::<RecopsConfig>(
+                text,
+                std::path::Path::new("config/recops.yaml"),
+                crate::ConfigFormat::Yaml,
+                &std::collections::HashMap::new(),
+            )
+        };
+        let with = |tz: &str| {
+            DEFAULT_RECOPS_CONFIG.replace(
+                "  # timezone: Asia/Ho_Chi_Minh",
+                &format!("  timezone: {tz}"),
+            )
+        };
+        assert!(parse(DEFAULT_RECOPS_CONFIG).unwrap().logging.tz().is_none());
+        let ok = parse(&with("Asia/Ho_Chi_Minh")).unwrap();
+        assert_eq!(ok.logging.tz(), Some(chrono_tz::Asia::Ho_Chi_Minh));
+        let e = parse(&with("Mars/Olympus")).unwrap_err().to_string();
+        assert!(e.contains("logging.timezone"), "{e}");
+    }
     use crate::config::{ConfigFormat, parse_config};
     use std::collections::HashMap;
     use std::path::Path;

@@ -426,16 +426,36 @@ impl Deployer {
     /// `model-deployment --rollback`: returns the service to the model that served
     /// before the newest successful deployment, verifies it and records it.
     pub fn rollback(&self, users_of: &dyn Fn(&str) -> TestUsers) -> Result<DeploymentOutcome> {
+        self.rollback_from(None, &|_| false, users_of)
+    }
+
+    /// `model-deployment --rollback` from `current` (the deployed model; `None` = what
+    /// the service serves, else the newest successful deployment): goes to
+    /// [`DeploymentHistory::rollback_target`], skipping models `skip` refuses,
+    /// verifies it and records it.
+    pub fn rollback_from(
+        &self,
+        current: Option<&str>,
+        skip: &dyn Fn(&str) -> bool,
+        users_of: &dyn Fn(&str) -> TestUsers,
+    ) -> Result<DeploymentOutcome> {
         let started = Instant::now();
         let timestamp = format_timestamp(self.clock.now());
         let history = DeploymentHistory::load(&self.history)?;
-        let last = history.last_success().ok_or_else(|| {
-            Error::NoRollbackTarget("no successful deployment in the history".into())
+        let serving = self.current_model().ok().flatten();
+        let from = current
+            .map(str::to_owned)
+            .or_else(|| serving.clone())
+            .or_else(|| history.last_success().map(|d| d.model_id.clone()))
+            .ok_or_else(|| {
+                Error::NoRollbackTarget("no successful deployment in the history".into())
+            })?;
+        let target = history.rollback_target(&from, skip).ok_or_else(|| {
+            Error::NoRollbackTarget(format!(
+                "no model was deployed successfully before {from} (that is still servable)"
+            ))
         })?;
-        let target = last.previous_model_id.clone().ok_or_else(|| {
-            Error::NoRollbackTarget(format!("{} was the first model deployed", last.model_id))
-        })?;
-        let current = self.current_model().ok().flatten();
+        let current = serving;
         let (status, v) = self.rollback_to(&target, &users_of(&target));
         let mut record = self.record(
             timestamp,

@@ -115,8 +115,11 @@ impl DeploymentHistory {
         }
     }
 
-    /// Appends `record` to the history at `path` (read, append, atomic replace).
+    /// Appends `record` to the history at `path` (lock, read, append, atomic
+    /// replace): concurrent writers in several processes are serialised by an
+    /// exclusive lock on `<path>.lock`, so none of their records is lost.
     pub fn append(path: &Path, record: DeploymentRecord) -> Result<()> {
+        let _lock = lock(path)?;
         let mut history = Self::load(path)?;
         history.deployments.push(record);
         let text = serde_json::to_vec_pretty(&history).map_err(|e| Error::CorruptHistory {
@@ -127,6 +130,75 @@ impl DeploymentHistory {
         Ok(())
     }
 
+    /// Moves records older than `cutoff` (by `timestamp`) from the history at `path` to
+    /// the history file `archive` (appended, same format), keeping at least the newest
+    /// `keep_newest` records. Both writes are atomic, under the history lock. Returns
+    /// how many records moved.
+    pub fn archive_before(
+        path: &Path,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        keep_newest: usize,
+        archive: &Path,
+    ) -> Result<usize> {
+        let _lock = lock(path)?;
+        let mut history = Self::load(path)?;
+        let protected_from = history.deployments.len().saturating_sub(keep_newest);
+        let (mut old, mut keep) = (Vec::new(), Vec::new());
+        for (i, d) in history.deployments.drain(..).enumerate() {
+            let t = recops_core::parse_timestamp(&d.timestamp);
+            if i < protected_from && t.is_some_and(|t| t < cutoff) {
+                old.push(d);
+            } else {
+                keep.push(d);
+            }
+        }
+        let moved = old.len();
+        if moved == 0 {
+            return Ok(0);
+        }
+        let mut archived = Self::load(archive)?;
+        archived.deployments.extend(old);
+        Self::write(archive, &archived)?;
+        Self::write(path, &DeploymentHistory { deployments: keep })?;
+        Ok(moved)
+    }
+
+    fn write(path: &Path, history: &DeploymentHistory) -> Result<()> {
+        let text = serde_json::to_vec_pretty(history).map_err(|e| Error::CorruptHistory {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        recops_core::write_atomic(path, &text)?;
+        Ok(())
+    }
+
+    /// Where `--rollback` goes from `current`: the model deployed successfully (by a
+    /// deployment, not a rollback) before the newest successful deployment of
+    /// `current`, skipping `current` itself and models `skip` refuses (archived,
+    /// without files). Rolling back twice therefore walks further back in time and
+    /// never returns to the model just rolled back from.
+    pub fn rollback_target(&self, current: &str, skip: &dyn Fn(&str) -> bool) -> Option<String> {
+        // The timeline of served models: each successful deployment's predecessor
+        // (the model serving before the first recorded deployment counts), then it.
+        let mut deployed: Vec<&str> = Vec::new();
+        for d in self.deployments.iter().filter(|d| {
+            d.status == DeploymentStatus::Success && d.action == DeploymentAction::Deploy
+        }) {
+            if let Some(prev) = d.previous_model_id.as_deref()
+                && deployed.last() != Some(&prev)
+            {
+                deployed.push(prev);
+            }
+            deployed.push(d.model_id.as_str());
+        }
+        let end = deployed.iter().rposition(|m| *m == current)?;
+        deployed[..end]
+            .iter()
+            .rev()
+            .find(|m| **m != current && !skip(m))
+            .map(|m| (*m).to_owned())
+    }
+
     /// The newest successful deployment, if any.
     pub fn last_success(&self) -> Option<&DeploymentRecord> {
         self.deployments
@@ -134,6 +206,26 @@ impl DeploymentHistory {
             .rev()
             .find(|d| d.status == DeploymentStatus::Success)
     }
+}
+
+/// An exclusive lock on `<path>.lock`, released when dropped (the file closes).
+fn lock(path: &Path) -> Result<std::fs::File> {
+    let mut lock_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    lock_name.push(".lock");
+    let lock_path = path.with_file_name(lock_name);
+    recops_core::ensure_parent(&lock_path)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| recops_core::Error::io("cannot open", &lock_path, e))?;
+    lock.lock()
+        .map_err(|e| recops_core::Error::io("cannot lock", &lock_path, e))?;
+    Ok(lock)
 }
 
 #[cfg(test)]
@@ -164,6 +256,107 @@ mod tests {
         let again: DeploymentHistory =
             serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
         assert_eq!(again, h);
+    }
+
+    fn rec(model_id: &str, action: DeploymentAction, status: DeploymentStatus) -> DeploymentRecord {
+        DeploymentRecord {
+            timestamp: "t".into(),
+            model_id: model_id.into(),
+            previous_model_id: None,
+            status,
+            verification: None,
+            rollback_triggered: false,
+            rollback_status: None,
+            rollback_verification: None,
+            action,
+            reason: None,
+            duration_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn rollback_walks_back_and_never_back_and_forth() {
+        use DeploymentAction::{Deploy, Rollback};
+        use DeploymentStatus::{Failed, Success};
+        let mut h = DeploymentHistory::default();
+        for id in ["a", "b", "c"] {
+            h.deployments.push(rec(id, Deploy, Success));
+        }
+        h.deployments.push(rec("d", Deploy, Failed));
+        let none = |_: &str| false;
+        assert_eq!(h.rollback_target("c", &none).as_deref(), Some("b"));
+        h.deployments.push(rec("b", Rollback, Success));
+        // The second rollback goes further back, not to c.
+        assert_eq!(h.rollback_target("b", &none).as_deref(), Some("a"));
+        h.deployments.push(rec("a", Rollback, Success));
+        assert_eq!(h.rollback_target("a", &none), None);
+        // Refused models are skipped.
+        assert_eq!(h.rollback_target("c", &|m| m == "b").as_deref(), Some("a"));
+        assert_eq!(h.rollback_target("zzz", &none), None);
+    }
+
+    #[test]
+    fn old_records_move_to_the_archive_keeping_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment_history.json");
+        let archive = dir.path().join("archive/deployment_history.2026.json");
+        for (i, day) in ["2024-01-01", "2024-02-01", "2025-06-01", "2025-07-01"]
+            .iter()
+            .enumerate()
+        {
+            let mut r = rec(
+                &format!("m{i}"),
+                DeploymentAction::Deploy,
+                DeploymentStatus::Success,
+            );
+            r.timestamp = format!("{day}T00:00:00+00:00");
+            DeploymentHistory::append(&path, r).unwrap();
+        }
+        let cutoff = recops_core::parse_timestamp("2025-01-01T00:00:00+00:00").unwrap();
+        // Keep at least the 3 newest: only m0 moves.
+        assert_eq!(
+            DeploymentHistory::archive_before(&path, cutoff, 3, &archive).unwrap(),
+            1
+        );
+        assert_eq!(DeploymentHistory::load(&path).unwrap().deployments.len(), 3);
+        assert_eq!(
+            DeploymentHistory::archive_before(&path, cutoff, 1, &archive).unwrap(),
+            1
+        );
+        let kept = DeploymentHistory::load(&path).unwrap();
+        assert_eq!(kept.deployments[0].model_id, "m2");
+        let archived = DeploymentHistory::load(&archive).unwrap();
+        let ids: Vec<&str> = archived
+            .deployments
+            .iter()
+            .map(|d| d.model_id.as_str())
+            .collect();
+        assert_eq!(ids, ["m0", "m1"]);
+    }
+
+    #[test]
+    fn concurrent_appends_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment_history.json");
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let path = &path;
+                s.spawn(move || {
+                    for i in 0..10 {
+                        let r = rec(
+                            &format!("m{t}_{i}"),
+                            DeploymentAction::Deploy,
+                            DeploymentStatus::Success,
+                        );
+                        DeploymentHistory::append(path, r).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            DeploymentHistory::load(&path).unwrap().deployments.len(),
+            40
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use recops_core::{Home, error_chain, format_timestamp};
+use recops_registry::Registry;
 use recops_tracking::{PipelineStats, PipelineTracker, ServiceMetricsStore, WindowMetrics};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -251,6 +252,124 @@ pub fn read_service_metrics(
             triggered: Vec::new(),
             error: Some(error_chain(&e)),
         },
+    }
+}
+
+/// Desired vs actual serving state: the registry's deployed model against what
+    /// the service reports.
+    pub deployment: DeploymentHealth,
+    /// The run in `logs/pipeline_metrics.db`.
+    pub run_id: Option<String>,
+}
+
+impl HealthReport {
+    /// `service: unreachable ...; model: No current best model`.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let mut add = |name: &str, status: ComponentStatus, why: Option<String>| {
+            if status != ComponentStatus::Healthy {
+                p.push(format!(
+                    "{name} {}: {}",
+                    status_str(status),
+                    why.unwrap_or_default()
+                ));
+            }
+        };
+        add("service", self.service.status, self.service.error.clone());
+        add(
+            "data",
+            self.data.status,
+            Some(format!("missing {}", self.data.missing.join(", "))),
+        );
+        add("model", self.model.status, self.model.error.clone());
+        add(
+            "pipeline",
+            self.pipeline.status,
+            Some(match &self.pipeline.error {
+                Some(e) => e.clone(),
+                None => format!(
+                    "success rate below 50 %: {}",
+                    self.pipeline.unhealthy_pipelines.join(", ")
+                ),
+            }),
+        );
+        add(
+            "embeddings",
+            self.embeddings.status,
+            self.embeddings.message.clone(),
+        );
+        add(
+            "deployment",
+            self.deployment.status,
+            self.deployment.message.clone(),
+        );
+        add(
+            "service_metrics",
+            self.service_metrics.status,
+            Some(match &self.service_metrics.error {
+                Some(e) => e.clone(),
+                None => self
+                    .service_metrics
+                    .triggered
+                    .iter()
+                    .filter_map(|t| {
+                        t.get("alert_name")
+                            .and_then(|n| n.as_str())
+                            .map(str::to_owned)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        );
+        p
+    }
+}
+
+/// Desired vs actual serving state (a warning, never unhealthy: the service check
+/// covers a service that serves nothing).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentHealth {
+    /// healthy / warning.
+    pub status: ComponentStatus,
+    /// The registry's `deployed` model (none before the first deployment).
+    pub deployed: Option<String>,
+    /// The model the service reports.
+    pub serving: Option<String>,
+    /// Why it is a warning.
+    pub message: Option<String>,
+}
+
+/// Compares the registry's deployed model with the model `service` reports.
+pub fn check_deployment(home: &Home, service: &ServiceHealth) -> DeploymentHealth {
+    let serving = service
+        .response
+        .as_ref()
+        .and_then(|r| r.get("model_id"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let deployed = match Registry::open(home).load() {
+        Ok(r) => r.deployed.map(|d| d.model_id),
+        // The model check reports an unreadable registry.
+        Err(_) => None,
+    };
+    let message = match (&deployed, &serving) {
+        (Some(d), Some(s)) if d != s => Some(format!(
+            "the service serves {s} but the deployed model is {d} (model-deployment --model-id {d} restores it)"
+        )),
+        (Some(d), None) if service.healthy => Some(format!(
+            "the service serves no model but the deployed model is {d}"
+        )),
+        _ => None,
+    };
+    DeploymentHealth {
+        status: if message.is_some() {
+            ComponentStatus::Warning
+        } else {
+            ComponentStatus::Healthy
+        },
+        deployed,
+        serving,
+        message,
     }
 }
 

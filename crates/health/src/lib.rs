@@ -21,8 +21,8 @@ mod error;
 mod report;
 
 pub use checks::{
-    ComponentStatus, DataHealth, EmbeddingsHealth, FileStatus, ModelHealth, PipelineHealth,
-    ServiceHealth, ServiceMetricsHealth, check_data_health, check_embeddings_health,
+    ComponentStatus, DataHealth, DeploymentHealth, EmbeddingsHealth, FileStatus, ModelHealth,
+    PipelineHealth, ServiceHealth, ServiceMetricsHealth, check_data_health, check_deployment, check_embeddings_health,
     check_model_health, check_pipeline_health, check_service_health, load_model,
     read_service_metrics,
 };

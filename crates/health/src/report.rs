@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::checks::{
-    ComponentStatus, DataHealth, EmbeddingsHealth, ModelHealth, PipelineHealth, ServiceHealth,
-    ServiceMetricsHealth,
+    ComponentStatus, DataHealth, DeploymentHealth, EmbeddingsHealth, ModelHealth, PipelineHealth,
+    ServiceHealth, ServiceMetricsHealth,
 };
 
 /// The health report (`health-check --json`): the spec's four checks, plus embeddings
@@ -34,6 +34,9 @@ pub struct HealthReport {
     pub embeddings: EmbeddingsHealth,
     /// Service metrics of the last hour and the alert rules they trigger.
     pub service_metrics: ServiceMetricsHealth,
+    /// Desired vs actual serving state: the registry's deployed model against what
+    /// the service reports.
+    pub deployment: DeploymentHealth,
     /// The run in `logs/pipeline_metrics.db`.
     pub run_id: Option<String>,
 }
@@ -75,6 +78,11 @@ impl HealthReport {
             self.embeddings.message.clone(),
         );
         add(
+            "deployment",
+            self.deployment.status,
+            self.deployment.message.clone(),
+        );
+        add(
             "service_metrics",
             self.service_metrics.status,
             Some(match &self.service_metrics.error {
@@ -105,7 +113,7 @@ fn status_str(s: ComponentStatus) -> &'static str {
 }
 
 impl HealthReport {
-    /// Aggregates the six checks: healthy when no component is unhealthy (warnings
+    /// Aggregates the seven checks: healthy when no component is unhealthy (warnings
     /// allowed). `run_id` is left empty for the job to fill.
     pub fn aggregate(
         timestamp: String,
@@ -115,6 +123,7 @@ impl HealthReport {
         pipeline: PipelineHealth,
         embeddings: EmbeddingsHealth,
         service_metrics: ServiceMetricsHealth,
+        deployment: DeploymentHealth,
     ) -> Self {
         let components = BTreeMap::from([
             ("service", service.status),
@@ -123,6 +132,7 @@ impl HealthReport {
             ("pipeline", pipeline.status),
             ("embeddings", embeddings.status),
             ("service_metrics", service_metrics.status),
+            ("deployment", deployment.status),
         ]);
         let healthy = components
             .values()
@@ -138,6 +148,7 @@ impl HealthReport {
             pipeline,
             embeddings,
             service_metrics,
+            deployment,
             run_id: None,
         }
     }

@@ -50,10 +50,30 @@ pub enum Error {
     },
 
     /// An archived model cannot become current_best.
-    #[error("model {model_id} is archived; only active models can be promoted")]
+    #[error("model {model_id} is archived; only active models can be promoted or deployed")]
     Archived {
         /// The id.
         model_id: String,
+    },
+
+    /// The model's folder is gone.
+    #[error("model {model_id} has no files at {path}")]
+    MissingFiles {
+        /// The id.
+        model_id: String,
+        /// The folder expected.
+        path: PathBuf,
+    },
+
+    /// The model is in use and cannot be archived.
+    #[error(
+        "model {model_id} is {role}; it cannot be archived (deploy or promote another model first)"
+    )]
+    InUse {
+        /// The id.
+        model_id: String,
+        /// `the deployed model` or `the champion (current_best)`.
+        role: &'static str,
     },
 }
 

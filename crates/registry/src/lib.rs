@@ -7,6 +7,11 @@
 //!   both land; every operation appends one JSON line (time, operation, model_id,
 //!   previous and new current_best, reason).
 //! - [`RegistryFile`], [`ModelEntry`]: the file's content (unknown fields are kept).
+//! - The desired serving state and lifecycle ([`DeployedEntry`]): `deployed` (what the
+//!   service must run, written by every deployment, rollback and reload, with the
+//!   champion at that decision), `record_deployment`, `mark_verification_failed`,
+//!   `deployable`, `archive_unused` (refuses the deployed model and the champion) and
+//!   `gc` (deletes files of old archived models only). See docs/lifecycle.md.
 //!
 //! ```
 //! use recops_core::Home;
@@ -32,9 +37,13 @@
 //! ```
 
 mod error;
+mod lifecycle;
 mod registry;
 
 pub use error::{Error, Result};
+pub use lifecycle::{
+    DeployedBy, DeployedEntry, FILES_DELETED_AT, GcItem, GcReport, VerificationFailure,
+};
 pub use registry::{
     AuditRecord, CHAMPION_METRIC, ModelEntry, ModelStatus, NewModel, Registry, RegistryFile,
 };

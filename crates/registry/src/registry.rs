@@ -44,6 +44,10 @@ pub struct ModelEntry {
     /// Version of the data the model was trained on.
     #[serde(default)]
     pub data_version: String,
+    /// Set when a deployment of this model failed verification: such a model is never
+    /// deployed automatically again (an operator may still deploy it by id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_failed: Option<crate::lifecycle::VerificationFailure>,
     /// Fields written by other tools, preserved on rewrite.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -63,8 +67,12 @@ impl ModelEntry {
 /// The whole `registry.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct RegistryFile {
-    /// The model the service should run, or null.
+    /// The champion: the model the scheduled deployment deploys, or null.
     pub current_best: Option<String>,
+    /// The desired serving state: the model the service must run, written by every
+    /// deployment and rollback (absent until the first one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<crate::lifecycle::DeployedEntry>,
     /// Every registered model by id.
     #[serde(default)]
     pub models: BTreeMap<String, ModelEntry>,
@@ -151,6 +159,9 @@ pub struct AuditRecord {
     pub reason: String,
     /// Process id of the writer.
     pub pid: u32,
+    /// The deployed model after the operation (absent in older lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<String>,
 }
 
 /// The model registry of a home. Every operation takes an exclusive lock on
@@ -166,7 +177,7 @@ pub struct Registry {
     clock: SharedClock,
 }
 
-struct Locked {
+pub(crate) struct Locked {
     file: File,
 }
 
@@ -209,7 +220,17 @@ impl Registry {
         &self.audit_path
     }
 
-    fn lock(&self) -> Result<Locked> {
+    /// The home's root folder.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The registry's clock.
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub(crate) fn lock(&self) -> Result<Locked> {
         recops_core::ensure_parent(&self.lock_path)?;
         let file = OpenOptions::new()
             .create(true)
@@ -245,6 +266,16 @@ impl Registry {
                 message: format!("current_best {cb:?} is not one of the models"),
             });
         }
+        if let Some(d) = reg
+            .deployed
+            .as_ref()
+            .filter(|d| !reg.models.contains_key(&d.model_id))
+        {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                message: format!("deployed model {:?} is not one of the models", d.model_id),
+            });
+        }
         Ok(reg)
     }
 
@@ -259,7 +290,8 @@ impl Registry {
     }
 
     /// The entry of `model_id` if it may be deployed and served: a valid id, registered,
-    /// not archived ([`Error::NotFound`], [`Error::NotServable`] otherwise). The one
+    /// active, with its folder in place ([`Error::NotFound`], [`Error::NotServable`],
+    /// [`Error::MissingFiles`] otherwise). The one
     /// answer of the deployer and the recommender.
     pub fn servable(&self, model_id: &str) -> Result<ModelEntry> {
         recops_core::validate_name("model_id", model_id)?;
@@ -267,10 +299,19 @@ impl Registry {
             None => Err(Error::NotFound {
                 model_id: model_id.to_owned(),
             }),
-            Some(e) if e.status == ModelStatus::Archived => Err(Error::NotServable {
+            Some(e) if e.status != ModelStatus::Active => Err(Error::NotServable {
                 model_id: model_id.to_owned(),
             }),
-            Some(e) => Ok(e),
+            Some(e) => {
+                let dir = self.root.join(&e.path);
+                if !dir.is_dir() {
+                    return Err(Error::MissingFiles {
+                        model_id: model_id.to_owned(),
+                        path: dir,
+                    });
+                }
+                Ok(e)
+            }
         }
     }
 
@@ -301,6 +342,7 @@ impl Registry {
             status: ModelStatus::Active,
             registered_at: format_timestamp(self.clock.now()),
             data_version: model.data_version.clone(),
+            verification_failed: None,
             extra: Map::new(),
         };
         self.update("register", Some(&model.model_id), reason, |reg| {
@@ -380,7 +422,7 @@ impl Registry {
     }
 
     /// Lock, read, change, write, audit. `change` returns the model id for the audit line.
-    fn update_with<F>(&self, operation: &str, reason: &str, change: F) -> Result<()>
+    pub(crate) fn update_with<F>(&self, operation: &str, reason: &str, change: F) -> Result<()>
     where
         F: FnOnce(&mut RegistryFile) -> Result<Option<String>>,
     {
@@ -401,6 +443,7 @@ impl Registry {
             current_best: reg.current_best.clone(),
             reason: reason.to_owned(),
             pid: std::process::id(),
+            deployed: reg.deployed.as_ref().map(|d| d.model_id.clone()),
         };
         self.append_audit(&record)?;
         tracing::info!(

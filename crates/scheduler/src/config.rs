@@ -72,6 +72,16 @@ pub struct JobConfig {
     /// disables catch-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up_grace_minutes: Option<f64>,
+    /// Exit codes that mean "the job ran" (default `[0]`). `health-check` exits 1 when it
+    /// *finds* an unhealthy system: listing 1 here records that run as a success (the
+    /// finding is alerted by the job itself), so an outage does not also show as a
+    /// failing pipeline.
+    #[serde(default = "default_ok_exit_codes")]
+    pub ok_exit_codes: Vec<i32>,
+}
+
+fn default_ok_exit_codes() -> Vec<i32> {
+    vec![0]
 }
 
 impl JobConfig {
@@ -103,6 +113,9 @@ impl Validate for SchedulerConfig {
         }
         for (name, job) in &self.jobs {
             let key = |field: &str| format!("jobs.{name}.{field}");
+            if job.ok_exit_codes.iter().any(|c| !(0..=255).contains(c)) {
+                p.push((key("ok_exit_codes"), "exit codes are 0 to 255".to_owned()));
+            }
             if recops_core::validate_name("job name", name).is_err() {
                 p.push((
                     format!("jobs.{name}"),
@@ -159,6 +172,8 @@ pub struct JobSpec {
     pub args: Vec<String>,
     /// The catch-up grace (`None`: half the period, at most 6 h).
     pub catch_up_grace: Option<Duration>,
+    /// Exit codes recorded as success.
+    pub ok_exit_codes: Vec<i32>,
 }
 
 impl JobSpec {
@@ -251,6 +266,7 @@ impl LoadedConfig {
                 binary,
                 args: job.args.clone(),
                 catch_up_grace: job.catch_up_grace_minutes.map(minutes),
+                ok_exit_codes: job.ok_exit_codes.clone(),
             });
         }
         Ok(LoadedConfig {
@@ -367,7 +383,8 @@ mod tests {
         dir
     }
 
-    const SIX: [&str; 6] = [
+    const SIX: [&str; 7] = [
+        "recops",
         "data-refresh",
         "bert-embeddings",
         "drift-detection",
@@ -394,13 +411,25 @@ mod tests {
             ("model_deployment", "0 5 * * *", 10.0),
             ("health_check", "0 * * * *", 5.0),
         ];
-        assert_eq!(cfg.jobs.len(), 6);
+        assert_eq!(cfg.jobs.len(), 7);
+        let m = &cfg.jobs["maintenance"];
+        assert_eq!(
+            (m.cron.as_str(), m.binary_name("maintenance").as_str()),
+            ("30 4 * * *", "recops")
+        );
+        assert_eq!(m.args, ["maintenance"]);
         for (name, cron, timeout) in expect {
             let j = &cfg.jobs[name];
             assert!(j.enabled, "{name}");
             assert_eq!(j.cron, cron, "{name}");
             assert_eq!(j.timeout_minutes, timeout, "{name}");
             assert_eq!(j.binary_name(name), name.replace('_', "-"));
+            let ok: &[i32] = if name == "health_check" {
+                &[0, 1]
+            } else {
+                &[0]
+            };
+            assert_eq!(j.ok_exit_codes, ok, "{name}");
         }
         assert_eq!(cfg.kill_grace_seconds, 30);
         assert_eq!(cfg.shutdown_grace_seconds, 120);
@@ -422,7 +451,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("6 problems") && e.contains("data-refresh does not exist"),
+            e.contains("7 problems") && e.contains("data-refresh does not exist"),
             "{e}"
         );
         assert_eq!(loaded.timezone, chrono_tz::Asia::Ho_Chi_Minh);

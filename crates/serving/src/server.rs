@@ -166,6 +166,15 @@ impl AppState {
     async fn reload(&self, model_id: &str) -> Result<ReloadOutcome, Error> {
         let _guard = self.reload_lock.lock().await;
         let started = Instant::now();
+        // The one servable check, also for the previous model kept in memory.
+        let source = self.source.clone();
+        let id = model_id.to_owned();
+        tokio::task::spawn_blocking(move || source.admit(&id))
+            .await
+            .map_err(|e| Error::ModelUnavailable {
+                model_id: model_id.to_owned(),
+                reason: format!("servable check failed: {e}"),
+            })??;
         let current = self.current.load_full();
         let kept = self
             .previous
@@ -503,6 +512,14 @@ async fn reload_model(
     match state.reload(&req.model_id).await {
         Ok(o) => {
             state.metrics.reload(true);
+            // A direct reload changes production: leave a deployment record.
+            let source = state.source.clone();
+            let (id, prev) = (o.model_id.clone(), o.previous_model_id.clone());
+            let recorded =
+                tokio::task::spawn_blocking(move || source.reloaded(&id, prev.as_deref())).await;
+            if let Ok(Err(e)) = &recorded {
+                tracing::warn!(model_id = %o.model_id, error = %e, "reloaded, but the deployment record was not written");
+            }
             Json(json!({
                 "status": "reloaded",
                 "model_id": o.model_id,

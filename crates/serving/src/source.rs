@@ -5,17 +5,32 @@ use crate::model::ServingModel;
 
 /// Loads models by id. The service calls it off the request path (in a blocking task).
 pub trait ModelSource: Send + Sync + 'static {
-    /// The model to serve at start-up (the registry's `current_best`), if there is one.
+    /// The model to serve at start-up (the registry's `deployed` model, else its
+    /// `current_best`), if there is one.
     fn initial_model_id(&self) -> Result<Option<String>>;
 
     /// Loads and validates the model `model_id`. Errors say why it cannot be served
     /// (unknown or archived id, missing or corrupt files, shapes that disagree).
     fn load(&self, model_id: &str) -> Result<ServingModel>;
+
+    /// The servable check of `model_id` without loading it: every reload must pass it,
+    /// also one served from memory (the previous model). Default: accept.
+    fn admit(&self, model_id: &str) -> Result<()> {
+        let _ = model_id;
+        Ok(())
+    }
+
+    /// Called after a `/reload_model` request swapped `model_id` in, so that a direct
+    /// reload leaves a deployment record. Default: nothing.
+    fn reloaded(&self, model_id: &str, previous_model_id: Option<&str>) -> Result<()> {
+        let _ = (model_id, previous_model_id);
+        Ok(())
+    }
 }
 
 use recops_cf_training::{CfModel, ServingIndex};
 use recops_core::{Home, error_chain};
-use recops_registry::{Error as RegistryError, Registry};
+use recops_registry::{DeployedBy, Error as RegistryError, ModelStatus, Registry};
 
 use crate::error::Error;
 use crate::model::ModelParts;
@@ -37,11 +52,39 @@ impl HomeModelSource {
 
 impl ModelSource for HomeModelSource {
     fn initial_model_id(&self) -> Result<Option<String>> {
-        Registry::open(&self.home)
-            .current_best()
-            .map(|best| best.map(|(id, _)| id))
+        let reg = Registry::open(&self.home)
+            .load()
             .map_err(|e| Error::ModelUnavailable {
-                model_id: "current_best".into(),
+                model_id: "deployed".into(),
+                reason: error_chain(&e),
+            })?;
+        if let Some(d) = reg.deployed {
+            tracing::info!(model_id = %d.model_id, by = %d.action, since = %d.deployed_at, "starting from the deployed model");
+            return Ok(Some(d.model_id));
+        }
+        Ok(reg.current_best)
+    }
+
+    fn admit(&self, model_id: &str) -> Result<()> {
+        Registry::open(&self.home)
+            .servable(model_id)
+            .map(|_| ())
+            .map_err(|e| Error::ModelUnavailable {
+                model_id: model_id.to_owned(),
+                reason: error_chain(&e),
+            })
+    }
+
+    fn reloaded(&self, model_id: &str, previous_model_id: Option<&str>) -> Result<()> {
+        let reason = format!(
+            "POST /reload_model (previous: {})",
+            previous_model_id.unwrap_or("none")
+        );
+        Registry::open(&self.home)
+            .record_deployment(model_id, DeployedBy::Reload, &reason)
+            .map(|_| ())
+            .map_err(|e| Error::ModelUnavailable {
+                model_id: model_id.to_owned(),
                 reason: error_chain(&e),
             })
     }

@@ -320,6 +320,16 @@ impl PipelineTracker {
         tx.commit().map_err(&on)
     }
 
+    /// Deletes finished runs (not `running`) started before `cutoff`; returns how many.
+    pub fn prune_finished_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        self.conn()
+            .execute(
+                "DELETE FROM pipeline_runs WHERE status != 'running' AND started_at < ?1",
+                [format_timestamp(cutoff)],
+            )
+            .map_err(db::on(&self.path))
+    }
+
     /// The run with this id, if any.
     pub fn get_run(&self, run_id: &str) -> Result<Option<PipelineRun>> {
         let conn = self.conn();

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use chrono::{DateTime, Utc};
 use recops_core::{Home, SharedClock, SystemClock, format_timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
@@ -405,6 +406,33 @@ impl TrainingTracker {
         st.query_map(params![model_type, limit], read_training)
             .and_then(|rows| rows.collect())
             .map_err(db::on(&self.path))
+    }
+
+    /// Deletes training runs that finished before `cutoff` and their iterations, except
+    /// runs whose model is still active in the registry; returns how many runs.
+    pub fn prune_finished_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn.transaction().map_err(&on)?;
+        let cutoff = format_timestamp(cutoff);
+        let which = "started_at < ?1 AND status != 'running' \
+                     AND (registry_status IS NULL OR registry_status != 'active')";
+        tx.execute(
+            &format!(
+                "DELETE FROM iteration_metrics WHERE run_id IN \
+                 (SELECT run_id FROM training_runs WHERE {which})"
+            ),
+            [&cutoff],
+        )
+        .map_err(&on)?;
+        let n = tx
+            .execute(
+                &format!("DELETE FROM training_runs WHERE {which}"),
+                [&cutoff],
+            )
+            .map_err(&on)?;
+        tx.commit().map_err(&on)?;
+        Ok(n)
     }
 
     /// The iterations of a run, in order.

@@ -102,6 +102,8 @@ impl Scheduler {
                 format!("stopped at scheduler shutdown ({})", end.describe()),
             )),
             (None, e) if e.success() => None,
+            // "The job ran and found a problem" (health-check exit 1) is not a failure.
+            (None, ProcessEnd::Exited(c)) if self.jobs[i].spec.ok_exit_codes.contains(&c) => None,
             (None, ProcessEnd::Exited(_)) => Some(("exit_code", end.describe())),
             (None, ProcessEnd::Signaled(_)) => Some(("signal", end.describe())),
             (None, ProcessEnd::Unknown) => Some((

@@ -86,9 +86,11 @@ fn failing_and_crashing_jobs_are_recorded_failed_and_the_scheduler_keeps_going()
     f.script("exits-3", "echo boom >&2; exit 3");
     f.script("crashes", "kill -SEGV $$");
     f.script("health-check", "exit 0");
+    f.script("finds-a-problem", "exit 1");
     f.write_config(
         r#"{"timezone": "Asia/Ho_Chi_Minh", "jobs": {
-            "data_refresh": {"enabled": true, "cron": "0 1 * * *", "timeout_minutes": 5, "binary": "exits-3"},
+            "model_training": {"enabled": true, "cron": "0 1 * * *", "timeout_minutes": 5, "binary": "finds-a-problem", "ok_exit_codes": [0, 1]},
+            "data_refresh": {"enabled": true, "cron": "0 1 * * *", "timeout_minutes": 5, "binary": "exits-3", "ok_exit_codes": [0, 1]},
             "drift_detection": {"enabled": true, "cron": "0 1 * * *", "timeout_minutes": 5, "binary": "crashes"},
             "health_check": {"enabled": true, "cron": "0 * * * *", "timeout_minutes": 5}
         }}"#,
@@ -107,6 +109,8 @@ fn failing_and_crashing_jobs_are_recorded_failed_and_the_scheduler_keeps_going()
     assert_eq!(dd.error_message.as_deref(), Some("killed by SIGSEGV"));
     assert_eq!(dd.metadata["reason"], json!("signal"));
     assert_eq!(f.runs("health_check")[0].status, RunStatus::Success);
+    // An exit code listed in ok_exit_codes is "the job ran", not a failure.
+    assert_eq!(f.runs("model_training")[0].status, RunStatus::Success);
     assert!(f.job_log("data_refresh").contains("boom"));
     let msgs = messages(&f.log());
     assert!(

@@ -134,3 +134,44 @@ fn the_service_serves_the_top_10_the_evaluator_measured() {
     }
     assert_eq!(compared, 30);
 }
+
+#[test]
+fn the_service_starts_from_the_deployed_model_then_current_best() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path());
+    let source = HomeModelSource::new(home.clone());
+    let best = trained(&home);
+    let other = "als_20000101_000000";
+    std::fs::create_dir_all(home.model_dir(other).unwrap()).unwrap();
+    let reg = Registry::open(&home);
+    reg.register(
+        &NewModel {
+            model_id: other.into(),
+            model_type: "als".into(),
+            metrics: [("ndcg@10".to_owned(), 0.0)].into(),
+            baseline: Default::default(),
+            data_version: "v1".into(),
+        },
+        "test",
+    )
+    .unwrap();
+    // No deployment yet: current_best.
+    assert_eq!(
+        source.initial_model_id().unwrap().as_deref(),
+        Some(best.as_str())
+    );
+    // A direct reload leaves a deployment record, and a restart serves it.
+    source.admit(other).unwrap();
+    source.reloaded(other, Some(&best)).unwrap();
+    let deployed = reg.deployed().unwrap().unwrap();
+    assert_eq!(deployed.model_id, other);
+    assert_eq!(deployed.action, recops_registry::DeployedBy::Reload);
+    assert_eq!(source.initial_model_id().unwrap().as_deref(), Some(other));
+    // The servable check refuses unknown and archived models (also from memory).
+    assert!(source.admit("als_20991231_000000").is_err());
+    reg.record_deployment(&best, recops_registry::DeployedBy::Operator, "x")
+        .unwrap();
+    reg.archive_unused(other, "old").unwrap();
+    let err = source.admit(other).unwrap_err().to_string();
+    assert!(err.contains("archived"), "{err}");
+}
