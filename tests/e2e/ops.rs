@@ -39,7 +39,7 @@ fn models_runs_and_deployments_commands() {
         reg.register(
             &NewModel {
                 model_id: id.into(),
-                model_type: id[..3].into(),
+                model_type: id[..3].parse().expect("als or bpr"),
                 metrics: [("ndcg@10".to_owned(), 0.1)].into(),
                 baseline: Default::default(),
                 data_version: "v".into(),

@@ -33,7 +33,7 @@ impl ModelSource for OneModel {
         let (nu, ni, k) = (50usize, 40usize, 4usize);
         ServingModel::new(ModelParts {
             model_id: MODEL.into(),
-            model_type: "als".into(),
+            model_type: recops_core::ModelType::Als,
             user_ids: (0..nu as i64).map(|u| 1000 + u).collect(),
             item_ids: (0..ni as i64).map(|i| 500 + i).collect(),
             factors: k,

@@ -214,7 +214,7 @@ mod deployment_tests {
         reg.register(
             &NewModel {
                 model_id: "als_1".into(),
-                model_type: "als".into(),
+                model_type: recops_core::ModelType::Als,
                 metrics: Default::default(),
                 baseline: Default::default(),
                 data_version: "v".into(),

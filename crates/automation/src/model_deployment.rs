@@ -8,7 +8,7 @@ use recops_deploy::{
     DeployOptions, DeployResult, Deployer, DeploymentOutcome, DeploymentRecord, RollbackStatus,
     TestUsers,
 };
-use recops_registry::{DeployedBy, ModelStatus, Registry};
+use recops_registry::{DeployedBy, Registry};
 use serde::Serialize;
 use serde_json::json;
 use tracing::warn;
@@ -186,17 +186,12 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOut
     };
     let registry = Registry::with_clock(home, options.clock.clone());
     if options.rollback {
-        let current = registry.deployed()?.map(|d| d.model_id);
-        let skip = |id: &str| registry.servable(id).is_err();
-        let outcome = deployer.rollback_from(current.as_deref(), &skip, &users_of)?;
+        let outcome = deployer.rollback_deployed(&registry, &users_of)?;
         let id = outcome
             .record
             .as_ref()
             .map(|r| r.model_id.clone())
             .unwrap_or_default();
-        if outcome.result == DeployResult::Deployed {
-            registry.record_deployment(&id, DeployedBy::Rollback, &outcome.message)?;
-        }
         return Ok((id, outcome));
     }
     let (model_id, by) = match &options.model_id {

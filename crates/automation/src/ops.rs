@@ -557,7 +557,7 @@ mod tests {
             .register(
                 &NewModel {
                     model_id: id.into(),
-                    model_type: id.split('_').next().unwrap().into(),
+                    model_type: id.split('_').next().unwrap().parse().unwrap(),
                     metrics: [("ndcg@10".to_owned(), 0.1)].into(),
                     baseline: Default::default(),
                     data_version: "v".into(),

@@ -9,7 +9,8 @@
 //! cf-training, which the dashboard does not depend on).
 
 use recops_alerting::{AlertManager, parse_duration};
-use recops_deploy::{DeployOptions, Deployer, TestUsers};
+use recops_deploy::{DeployOptions, DeployResult, Deployer, TestUsers};
+use recops_registry::Registry;
 use serde::Deserialize;
 
 use crate::data::Ctx;
@@ -96,16 +97,17 @@ pub(crate) fn rollback(ctx: &Ctx, admin_token: Option<String>) -> Result<String,
     )
     .map_err(|e| e.to_string())?;
     let users = test_users(ctx);
+    let registry = Registry::with_clock(&ctx.home, ctx.clock.clone());
     let outcome = deployer
-        .rollback(&|_| users.clone())
-        .map_err(|e| e.to_string())?;
+        .rollback_deployed(&registry, &|_| users.clone())
+        .map_err(|e| recops_core::error_chain(&e))?;
     tracing::info!(
-        result = outcome.result,
+        result = %outcome.result,
         "rollback from the dashboard: {}",
         outcome.message
     );
     match outcome.result {
-        "deployed" => Ok(outcome.message),
+        DeployResult::Deployed => Ok(outcome.message),
         _ => Err(outcome.message),
     }
 }

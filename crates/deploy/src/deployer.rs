@@ -429,6 +429,31 @@ impl Deployer {
         self.rollback_from(None, &|_| false, users_of)
     }
 
+    /// The operator's rollback (`model-deployment --rollback`, the dashboard's button):
+    /// from the registry's `deployed` model to the last model deployed successfully
+    /// before it (never back and forth), skipping models the registry no longer
+    /// serves; a successful rollback becomes the registry's `deployed` entry, so it
+    /// sticks across restarts and scheduled deployments.
+    pub fn rollback_deployed(
+        &self,
+        registry: &recops_registry::Registry,
+        users_of: &dyn Fn(&str) -> TestUsers,
+    ) -> Result<DeploymentOutcome> {
+        let current = registry.deployed()?.map(|d| d.model_id);
+        let skip = |id: &str| registry.servable(id).is_err();
+        let outcome = self.rollback_from(current.as_deref(), &skip, users_of)?;
+        if outcome.result == DeployResult::Deployed
+            && let Some(record) = &outcome.record
+        {
+            registry.record_deployment(
+                &record.model_id,
+                recops_registry::DeployedBy::Rollback,
+                &outcome.message,
+            )?;
+        }
+        Ok(outcome)
+    }
+
     /// `model-deployment --rollback` from `current` (the deployed model; `None` = what
     /// the service serves, else the newest successful deployment): goes to
     /// [`DeploymentHistory::rollback_target`], skipping models `skip` refuses,

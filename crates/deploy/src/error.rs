@@ -8,6 +8,10 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] recops_core::Error),
 
+    /// The registry could not be read or written (the deployed-state record).
+    #[error(transparent)]
+    Registry(#[from] recops_registry::Error),
+
     /// The deployment history file exists but cannot be read as the spec's format. It
     /// is left untouched.
     #[error(

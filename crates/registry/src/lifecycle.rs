@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use recops_core::format_timestamp;
+use recops_core::{ModelType, format_timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -93,7 +93,7 @@ pub struct GcItem {
     /// The model.
     pub model_id: String,
     /// `als` or `bpr`.
-    pub model_type: String,
+    pub model_type: ModelType,
     /// The folder relative to the home.
     pub path: String,
     /// Bytes of the folder.
@@ -267,10 +267,10 @@ impl Registry {
         });
         let mut deleted = Vec::new();
         let mut seen_of_type = 0usize;
-        let mut last_type: Option<&str> = None;
+        let mut last_type: Option<ModelType> = None;
         for (id, m) in archived {
-            if last_type != Some(m.model_type.as_str()) {
-                last_type = Some(m.model_type.as_str());
+            if last_type != Some(m.model_type) {
+                last_type = Some(m.model_type);
                 seen_of_type = 0;
             }
             seen_of_type += 1;
@@ -283,7 +283,7 @@ impl Registry {
             }
             deleted.push(GcItem {
                 model_id: id.clone(),
-                model_type: m.model_type.clone(),
+                model_type: m.model_type,
                 path: m.path.clone(),
                 bytes: dir_bytes(&dir),
             });
@@ -398,7 +398,7 @@ mod tests {
         reg.register(
             &NewModel {
                 model_id: id.into(),
-                model_type: id.split('_').next().unwrap().into(),
+                model_type: id.split('_').next().unwrap().parse().unwrap(),
                 metrics: [("ndcg@10".to_owned(), ndcg)].into(),
                 baseline: Default::default(),
                 data_version: "v1".into(),

@@ -30,7 +30,7 @@ pub trait ModelSource: Send + Sync + 'static {
 
 use recops_cf_training::{CfModel, ServingIndex};
 use recops_core::{Home, error_chain};
-use recops_registry::{DeployedBy, Error as RegistryError, ModelStatus, Registry};
+use recops_registry::{DeployedBy, Error as RegistryError, Registry};
 
 use crate::error::Error;
 use crate::model::ModelParts;

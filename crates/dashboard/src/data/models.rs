@@ -78,7 +78,7 @@ pub(crate) fn load(ctx: &Ctx) -> ModelsView {
                     registered_at: ctx.when_str(&m.registered_at),
                     status: format!("{:?}", m.status).to_lowercase(),
                     model_id: id,
-                    model_type: m.model_type,
+                    model_type: m.model_type.to_string(),
                     metrics: m.metrics,
                     baseline: m.baseline,
                     data_version: m.data_version,

@@ -278,7 +278,7 @@ fn registry_and_deployments(home: &Home, now: DateTime<Utc>) -> Result<()> {
         registry.register(
             &NewModel {
                 model_id: (*id).into(),
-                model_type: id[..3].into(),
+                model_type: id[..3].parse().expect("als or bpr"),
                 metrics: [
                     ("ndcg@10".to_owned(), 0.15 + 0.01 * i as f64),
                     ("recall@10".to_owned(), 0.2),

@@ -147,7 +147,7 @@ fn the_service_starts_from_the_deployed_model_then_current_best() {
     reg.register(
         &NewModel {
             model_id: other.into(),
-            model_type: "als".into(),
+            model_type: recops_core::ModelType::Als,
             metrics: [("ndcg@10".to_owned(), 0.0)].into(),
             baseline: Default::default(),
             data_version: "v1".into(),
