@@ -278,6 +278,48 @@ pub(crate) fn sparse_apply<const FUSED: bool>(
     }
 }
 
+/// Cache prefetch hints (x86-64 with AVX2; a no-op elsewhere). Hints never change
+/// results and never fault.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prefetch {
+    #[cfg(target_arch = "x86_64")]
+    simd: Option<pulp::x86::V3>,
+}
+
+impl Prefetch {
+    /// Hints when the CPU supports them.
+    pub(crate) fn new() -> Self {
+        Prefetch {
+            #[cfg(target_arch = "x86_64")]
+            simd: pulp::x86::V3::try_new(),
+        }
+    }
+
+    /// The cache line holding `v`.
+    #[inline(always)]
+    pub(crate) fn one<T>(self, v: &T) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = self.simd {
+            simd.sse
+                ._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(v).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = v;
+    }
+
+    /// Every cache line of `row`.
+    #[inline(always)]
+    pub(crate) fn slice(self, row: &[f32]) {
+        const LINE: usize = 64 / size_of::<f32>();
+        for v in row.iter().step_by(LINE) {
+            self.one(v);
+        }
+        if let Some(last) = row.last() {
+            self.one(last);
+        }
+    }
+}
+
 /// Asks the CPU to bring every cache line of `row` into L1 (a hint: no effect on
 /// results, no fault on any address).
 #[cfg(target_arch = "x86_64")]
