@@ -3,7 +3,8 @@
 //!
 //! `cargo run --release -p recops-cf-training --example cf_bench -- DATA.csv als,bpr THREADS [ITERS]`
 //!
-//! Prints the `bench-cf --json` report. `ITERS` overrides the iterations of both models.
+//! Prints the `bench-cf --json` report. `ITERS` overrides the iterations of both models;
+//! `CF_BENCH_SEED` the seed of both.
 //!
 //! `cf_bench time DATA.csv als|bpr THREADS ITERS` trains on the bench split only (no
 //! evaluation) and prints milliseconds per iteration, wall-clock and process CPU time
@@ -63,6 +64,13 @@ fn run(
     let home = recops_core::Home::new("/nonexistent-recops-home");
     let mut als = AlsConfig::load(&home)?;
     let mut bpr = BprConfig::load(&home)?;
+    if let Some(seed) = std::env::var("CF_BENCH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        als.training.seed = seed;
+        bpr.training.seed = seed;
+    }
     if let Some(n) = iters {
         let n: usize = n.parse()?;
         als.model.iterations = n;
