@@ -507,6 +507,45 @@ mod tests {
     }
 
     #[test]
+    fn batched_cg_is_bit_identical_across_thread_counts_on_many_tasks() {
+        // 45 users (6 tasks, the last one short), 37 items, a few empty rows.
+        let mut cells = Vec::new();
+        for u in 0..45u32 {
+            for i in 0..37u32 {
+                if u % 11 != 5 && (u * 7 + i * 13) % 5 < 2 {
+                    cells.push(Entry {
+                        user: u,
+                        item: i,
+                        rating: 1.0 + ((u + i) % 5) as f32,
+                        timestamp: 0,
+                    });
+                }
+            }
+        }
+        let m = Interactions::from_entries(45, 37, &cells, |e| 1.0 + 10.0 * e.rating).unwrap();
+        let p = AlsParams {
+            factors: 20,
+            ..params(Solver::Cg)
+        };
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut als = Als::new(p, &m, 9);
+                let losses: Vec<f64> = (0..4).map(|_| als.iterate()).collect();
+                (losses, als.into_factors())
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+        assert!(one.0.windows(2).all(|w| w[1] <= w[0] + 1e-9), "{:?}", one.0);
+        assert!(one.1.0.row(5).iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
     fn rows_without_interactions_get_zero_factors() {
         let cells = [Entry {
             user: 0,
