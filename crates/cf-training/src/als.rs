@@ -12,7 +12,10 @@
 
 use rayon::prelude::*;
 
-use crate::kernels::{add_gram, axpy, axpy_k, cholesky_solve, dot, dot_k, matvec, wide};
+use crate::kernels::{
+    add_gram, axpy, axpy_k, cholesky_solve, dot, dot_k, matvec, matvec_rows, sparse_apply,
+    symmetrize, wide,
+};
 use crate::matrix::{Csr, Factors, Interactions};
 use crate::rng::Rng;
 
@@ -147,13 +150,15 @@ fn gram_plus_reg(y: &Factors, reg: f32) -> Vec<f32> {
     for part in &partials {
         axpy(1.0, part, &mut g);
     }
+    symmetrize(&mut g, k);
     for d in 0..k {
         g[d * k + d] += reg;
     }
     g
 }
 
-/// Per-task scratch buffers.
+/// Per-task scratch buffers: `ROWS_PER_TASK` rows of `k` for the CG vectors (the rows
+/// of a task run their CG steps together, so `G p` is one small matrix product).
 struct Scratch {
     r: Vec<f32>,
     p: Vec<f32>,
@@ -167,12 +172,13 @@ struct Scratch {
 
 impl Scratch {
     fn new(k: usize) -> Self {
+        let n = ROWS_PER_TASK * k;
         Scratch {
-            r: vec![0.0; k],
-            p: vec![0.0; k],
-            ap: vec![0.0; k],
-            gp: vec![0.0; k],
-            q: vec![0.0; k],
+            r: vec![0.0; n],
+            p: vec![0.0; n],
+            ap: vec![0.0; n],
+            gp: vec![0.0; n],
+            q: vec![0.0; n],
             dots: Vec::new(),
             pdots: Vec::new(),
             a: Vec::new(),
@@ -223,6 +229,9 @@ fn solve_rows<const F: bool>(
     s: &mut Scratch,
 ) -> f64 {
     let k = p.factors;
+    if p.solver == Solver::Cg {
+        return solve_cg_rows::<F>(c, rows, first, yv, g, p.cg_steps, s);
+    }
     let mut loss = 0.0f64;
     for (j, xr) in rows.chunks_exact_mut(k).enumerate() {
         let range = c.range(first + j);
@@ -232,10 +241,7 @@ fn solve_rows<const F: bool>(
         }
         let idx = &c.indices[range.clone()];
         let conf = &c.data[range];
-        loss += match p.solver {
-            Solver::Cg => solve_cg::<F>(xr, idx, conf, yv, g, p.cg_steps, s),
-            Solver::Cholesky => solve_cholesky::<F>(xr, idx, conf, yv, g, s),
-        };
+        loss += solve_cholesky::<F>(xr, idx, conf, yv, g, s);
     }
     loss
 }
@@ -246,68 +252,112 @@ fn yrow(y: &[f32], i: u32, k: usize) -> &[f32] {
     &y[i * k..(i + 1) * k]
 }
 
-/// Conjugate gradient on `A x = b` with `A = G + Σ (c−1) y yᵀ`, `b = Σ c y`, starting
-/// from the current `x`. Tracks `G x` and the dots `x·y_i` through the steps so the
-/// row's loss comes out without another pass.
+/// Conjugate gradient on `A x = b` with `A = G + Σ (c−1) y yᵀ`, `b = Σ c y` for every
+/// row of the task, each starting from its current `x`. The rows step together: `G p`
+/// of all of them is one [`matvec_rows`] product; each row's sparse part is one fused
+/// pass ([`sparse_apply`]). Tracks `G x` and the dots `x·y_i` through the steps so each
+/// row's loss comes out without another pass. A row stops early (as in a one-row CG)
+/// when its residual vanishes or `pᵀAp` is not positive; the arithmetic of a row does
+/// not depend on the other rows of its task.
 #[inline(always)]
-fn solve_cg<const F: bool>(
-    x: &mut [f32],
-    idx: &[u32],
-    conf: &[f32],
+fn solve_cg_rows<const F: bool>(
+    c: Csr<'_>,
+    rows: &mut [f32],
+    first: usize,
     y: &[f32],
     g: &[f32],
     steps: usize,
     s: &mut Scratch,
 ) -> f64 {
-    let k = x.len();
-    let n = idx.len();
-    s.dots.resize(n, 0.0);
-    s.pdots.resize(n, 0.0);
-    // r = b - A x; q = G x.
-    matvec::<F>(g, x, &mut s.q);
-    for (r, q) in s.r.iter_mut().zip(&s.q) {
-        *r = -q;
+    let k = g.len().isqrt();
+    if k == 0 {
+        return 0.0;
     }
-    for (d, &i) in s.dots.iter_mut().zip(idx) {
-        *d = dot_k::<F>(yrow(y, i, k), x);
+    let nrows = (rows.len() / k).min(ROWS_PER_TASK);
+    let n = nrows * k;
+    let base = c.indptr[first];
+    let cells = c.indptr[first + nrows] - base;
+    s.dots.resize(cells, 0.0);
+    s.pdots.resize(cells, 0.0);
+    // q = G x for every row.
+    matvec_rows::<F>(g, k, &rows[..n], &mut s.q[..n]);
+    let mut rsold = [0.0f32; ROWS_PER_TASK];
+    let mut active = [false; ROWS_PER_TASK];
+    for j in 0..nrows {
+        let range = c.range(first + j);
+        let xr = &mut rows[j * k..(j + 1) * k];
+        if range.is_empty() {
+            xr.fill(0.0);
+            continue;
+        }
+        let (idx, conf) = (&c.indices[range.clone()], &c.data[range.clone()]);
+        let dots = &mut s.dots[range.start - base..range.end - base];
+        // r = b - A x.
+        let r = &mut s.r[j * k..(j + 1) * k];
+        for (rv, qv) in r.iter_mut().zip(&s.q[j * k..(j + 1) * k]) {
+            *rv = -qv;
+        }
+        sparse_apply::<F>(y, k, (idx, conf), xr, dots, r, |c, d| c - (c - 1.0) * d);
+        s.p[j * k..(j + 1) * k].copy_from_slice(r);
+        rsold[j] = dot_k::<F>(r, r);
+        active[j] = rsold[j] >= 1e-20;
     }
-    for ((&d, &i), &c) in s.dots.iter().zip(idx).zip(conf) {
-        axpy_k::<F>(c - (c - 1.0) * d, yrow(y, i, k), &mut s.r);
-    }
-    s.p.copy_from_slice(&s.r);
-    let mut rsold = dot_k::<F>(&s.r, &s.r);
-    if rsold >= 1e-20 {
-        for _ in 0..steps {
-            matvec::<F>(g, &s.p, &mut s.gp);
-            s.ap.copy_from_slice(&s.gp);
-            // Dots first (independent, they pipeline), then the weighted sum.
-            for (pd, &i) in s.pdots.iter_mut().zip(idx) {
-                *pd = dot_k::<F>(yrow(y, i, k), &s.p);
+    for _ in 0..steps {
+        if !active.iter().any(|&a| a) {
+            break;
+        }
+        matvec_rows::<F>(g, k, &s.p[..n], &mut s.gp[..n]);
+        for j in 0..nrows {
+            if !active[j] {
+                continue;
             }
-            for ((&pd, &i), &c) in s.pdots.iter().zip(idx).zip(conf) {
-                axpy_k::<F>((c - 1.0) * pd, yrow(y, i, k), &mut s.ap);
-            }
-            let pap = dot_k::<F>(&s.p, &s.ap);
+            let range = c.range(first + j);
+            let (idx, conf) = (&c.indices[range.clone()], &c.data[range.clone()]);
+            let cells = range.start - base..range.end - base;
+            let rk = j * k..(j + 1) * k;
+            let (pj, gpj) = (&s.p[rk.clone()], &s.gp[rk.clone()]);
+            let ap = &mut s.ap[rk.clone()];
+            ap.copy_from_slice(gpj);
+            let pdots = &mut s.pdots[cells.clone()];
+            sparse_apply::<F>(y, k, (idx, conf), pj, pdots, ap, |c, d| (c - 1.0) * d);
+            let pap = dot_k::<F>(pj, ap);
             if pap <= 0.0 || !pap.is_finite() {
-                break;
+                active[j] = false;
+                continue;
             }
-            let alpha = rsold / pap;
-            axpy_k::<F>(alpha, &s.p, x);
-            axpy_k::<F>(-alpha, &s.ap, &mut s.r);
-            axpy_k::<F>(alpha, &s.gp, &mut s.q);
-            axpy_k::<F>(alpha, &s.pdots, &mut s.dots);
-            let rsnew = dot_k::<F>(&s.r, &s.r);
+            let alpha = rsold[j] / pap;
+            axpy_k::<F>(alpha, pj, &mut rows[rk.clone()]);
+            let r = &mut s.r[rk.clone()];
+            axpy_k::<F>(-alpha, ap, r);
+            axpy_k::<F>(alpha, gpj, &mut s.q[rk.clone()]);
+            axpy_k::<F>(alpha, &s.pdots[cells.clone()], &mut s.dots[cells]);
+            let rsnew = dot_k::<F>(r, r);
             if rsnew < 1e-20 {
-                break;
+                active[j] = false;
+                continue;
             }
-            let beta = rsnew / rsold;
-            for (pv, rv) in s.p.iter_mut().zip(&s.r) {
+            let beta = rsnew / rsold[j];
+            for (pv, rv) in s.p[rk].iter_mut().zip(r.iter()) {
                 *pv = rv + beta * *pv;
             }
-            rsold = rsnew;
+            rsold[j] = rsnew;
         }
     }
-    row_loss::<F>(x, &s.q, &s.dots, conf)
+    let mut loss = 0.0f64;
+    for j in 0..nrows {
+        let range = c.range(first + j);
+        if range.is_empty() {
+            continue;
+        }
+        let rk = j * k..(j + 1) * k;
+        loss += row_loss::<F>(
+            &rows[rk.clone()],
+            &s.q[rk],
+            &s.dots[range.start - base..range.end - base],
+            &c.data[range],
+        );
+    }
+    loss
 }
 
 /// `xᵀq + Σ [(c−1)d² − 2cd + c]` with `q = G x`, `d = x·y_i`.
@@ -335,10 +385,11 @@ fn solve_cholesky<const F: bool>(
     let k = x.len();
     s.a.clear();
     s.a.extend_from_slice(g);
-    s.r.fill(0.0);
+    let b = &mut s.r[..k];
+    b.fill(0.0);
     for (&i, &c) in idx.iter().zip(conf) {
         let yi = yrow(y, i, k);
-        axpy_k::<F>(c, yi, &mut s.r);
+        axpy_k::<F>(c, yi, b);
         let w = c - 1.0;
         if w != 0.0 {
             for (a, arow) in yi.iter().zip(s.a.chunks_exact_mut(k)) {
@@ -346,14 +397,14 @@ fn solve_cholesky<const F: bool>(
             }
         }
     }
-    if cholesky_solve(&mut s.a, &mut s.r) {
-        x.copy_from_slice(&s.r);
+    if cholesky_solve(&mut s.a, b) {
+        x.copy_from_slice(b);
     }
-    matvec::<F>(g, x, &mut s.q);
+    matvec::<F>(g, x, &mut s.q[..k]);
     s.dots.clear();
     s.dots
         .extend(idx.iter().map(|&i| dot_k::<F>(yrow(y, i, k), x)));
-    row_loss::<F>(x, &s.q, &s.dots, conf)
+    row_loss::<F>(x, &s.q[..k], &s.dots, conf)
 }
 
 #[cfg(test)]
@@ -453,6 +504,45 @@ mod tests {
             })
         };
         assert_eq!(run(1), run(3));
+    }
+
+    #[test]
+    fn batched_cg_is_bit_identical_across_thread_counts_on_many_tasks() {
+        // 45 users (6 tasks, the last one short), 37 items, a few empty rows.
+        let mut cells = Vec::new();
+        for u in 0..45u32 {
+            for i in 0..37u32 {
+                if u % 11 != 5 && (u * 7 + i * 13) % 5 < 2 {
+                    cells.push(Entry {
+                        user: u,
+                        item: i,
+                        rating: 1.0 + ((u + i) % 5) as f32,
+                        timestamp: 0,
+                    });
+                }
+            }
+        }
+        let m = Interactions::from_entries(45, 37, &cells, |e| 1.0 + 10.0 * e.rating).unwrap();
+        let p = AlsParams {
+            factors: 20,
+            ..params(Solver::Cg)
+        };
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut als = Als::new(p, &m, 9);
+                let losses: Vec<f64> = (0..4).map(|_| als.iterate()).collect();
+                (losses, als.into_factors())
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(2));
+        assert_eq!(one, run(3));
+        assert!(one.0.windows(2).all(|w| w[1] <= w[0] + 1e-9), "{:?}", one.0);
+        assert!(one.1.0.row(5).iter().all(|&v| v == 0.0));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 use rayon::prelude::*;
 
+use crate::kernels::{Prefetch, fmadd, wide};
 use crate::matrix::{Factors, Interactions};
 use crate::rng::Rng;
 
@@ -300,34 +301,68 @@ fn run_block(
         return (st, loss);
     }
     let (n_cells, n_pool) = (n as u32, b.pool.len() as u32);
-    // Samples are drawn in batches and their rows touched before any is trained, so the
-    // cache misses of a batch overlap instead of queueing one after another. The random
-    // draws and the update order are exactly those of one-by-one processing.
+    // Samples go in batches through a three-stage pipeline so that the cache misses of
+    // a batch (the random cell and pool entries, then the user and item rows and the
+    // user's item list) overlap the training of the batch before: batch t+2 is drawn
+    // and its cell / pool entries prefetched, batch t+1 is resolved to rows and those
+    // prefetched, batch t is trained. The random draws (in draw order) and the update
+    // order are exactly those of one-by-one processing.
     const BATCH: usize = 32;
-    let mut batch = [(0u32, 0u32, 0u32); BATCH];
-    let mut left = n;
-    while left > 0 {
-        let m = left.min(BATCH);
-        left -= m;
-        let mut touch = 0.0f32;
-        let mut touch_i = 0u32;
-        for slot in batch.iter_mut().take(m) {
-            let (lu, pos) = b.cells[rng.below(n_cells) as usize];
-            let neg = b.pool[rng.below(n_pool) as usize];
+    let pf = Prefetch::new();
+    let batches = n.div_ceil(BATCH);
+    let size = |t: usize| (n - t * BATCH).min(BATCH);
+    let mut draws = [[(0u32, 0u32); BATCH]; 2];
+    let mut ready = [[(0u32, 0u32, 0u32); BATCH]; 2];
+    let mut draw = |t: usize, out: &mut [(u32, u32); BATCH]| {
+        for slot in out.iter_mut().take(size(t)) {
+            let c = rng.below(n_cells);
+            let q = rng.below(n_pool);
+            pf.one(&b.cells[c as usize]);
+            pf.one(&b.pool[q as usize]);
+            *slot = (c, q);
+        }
+    };
+    let resolve = |t: usize,
+                   drawn: &[(u32, u32); BATCH],
+                   out: &mut [(u32, u32, u32); BATCH],
+                   users: &[f32],
+                   items: &[&mut [f32]]| {
+        for (slot, &(c, q)) in out.iter_mut().zip(drawn).take(size(t)) {
+            let (lu, pos) = b.cells[c as usize];
+            let neg = b.pool[q as usize];
             *slot = (lu, pos, neg);
-        }
-        for &(lu, pos, neg) in &batch[..m] {
             let xu = lu as usize * d;
-            for off in (0..d).step_by(16) {
-                touch += users.get(xu + off).copied().unwrap_or(0.0);
-                touch += items[pos as usize].get(off).copied().unwrap_or(0.0);
-                touch += items[neg as usize].get(off).copied().unwrap_or(0.0);
+            pf.slice(users.get(xu..xu + d).unwrap_or(&[]));
+            pf.slice(&items[pos as usize][..]);
+            pf.slice(&items[neg as usize][..]);
+            if p.verify_negatives {
+                let u = b.user_offset + lu as usize;
+                let row = b.csr_indices.get(b.csr_indptr[u]..b.csr_indptr[u + 1]);
+                for v in row.unwrap_or(&[]).iter().step_by(16).take(4) {
+                    pf.one(v);
+                }
             }
-            let u = b.user_offset + lu as usize;
-            touch_i ^= b.csr_indices.get(b.csr_indptr[u]).copied().unwrap_or(0);
         }
-        std::hint::black_box((touch, touch_i));
-        for &(lu, pos, neg) in &batch[..m] {
+    };
+    draw(0, &mut draws[0]);
+    resolve(0, &draws[0], &mut ready[0], users, items);
+    if batches > 1 {
+        draw(1, &mut draws[1]);
+    }
+    for t in 0..batches {
+        if t + 1 < batches {
+            let (cur, next) = ready.split_at_mut(1);
+            let out = if t % 2 == 0 {
+                &mut next[0]
+            } else {
+                &mut cur[0]
+            };
+            resolve(t + 1, &draws[(t + 1) % 2], out, users, items);
+        }
+        if t + 2 < batches {
+            draw(t + 2, &mut draws[t % 2]);
+        }
+        for &(lu, pos, neg) in &ready[t % 2][..size(t)] {
             let u = b.user_offset + lu as usize;
             if pos == neg {
                 st.skipped += 1;
@@ -350,7 +385,16 @@ fn run_block(
                 (&mut *b[0], &mut *a[neg])
             };
             let xu = &mut users[lu as usize * d..(lu as usize + 1) * d];
-            let (x, z) = sgd_step(xu, yp, yn, p.learning_rate, p.regularization);
+            let (x, z) = wide(
+                #[inline(always)]
+                |fused| {
+                    if fused {
+                        sgd_step::<true>(xu, yp, yn, p.learning_rate, p.regularization)
+                    } else {
+                        sgd_step::<false>(xu, yp, yn, p.learning_rate, p.regularization)
+                    }
+                },
+            );
             st.trained += 1;
             if x > 0.0 {
                 st.correct += 1;
@@ -370,7 +414,13 @@ const LANES: usize = 16;
 /// (the user's is a constant 1 and is not updated). Returns `x_uij` before the step and
 /// `z = σ(−x_uij)`.
 #[inline(always)]
-fn sgd_step(x: &mut [f32], yp: &mut [f32], yn: &mut [f32], lr: f32, reg: f32) -> (f32, f32) {
+fn sgd_step<const F: bool>(
+    x: &mut [f32],
+    yp: &mut [f32],
+    yn: &mut [f32],
+    lr: f32,
+    reg: f32,
+) -> (f32, f32) {
     let d = x.len().min(yp.len()).min(yn.len());
     if d == 0 {
         return (0.0, 0.5);
@@ -388,40 +438,39 @@ fn sgd_step(x: &mut [f32], yp: &mut [f32], yn: &mut [f32], lr: f32, reg: f32) ->
         let (tx, tp, tn) = (cx.remainder(), cp.remainder(), cn.remainder());
         for ((a, b), c) in cx.zip(cp).zip(cn) {
             for l in 0..LANES {
-                acc[l] += a[l] * (b[l] - c[l]);
+                acc[l] = fmadd::<F>(a[l], b[l] - c[l], acc[l]);
             }
         }
         for ((a, b), c) in tx.iter().zip(tp).zip(tn) {
-            tail += a * (b - c);
+            tail = fmadd::<F>(*a, b - c, tail);
         }
     }
     let score = acc.iter().sum::<f32>() + tail;
     let z = 1.0 / (1.0 + score.exp());
     let k = d - 1;
     let (pb, nb) = (yp[k], yn[k]);
+    let (lz, lreg) = (lr * z, 1.0 - lr * reg);
     {
         let (x, yp, yn) = (&mut x[..k], &mut yp[..k], &mut yn[..k]);
-        let mut cx = x.chunks_exact_mut(LANES);
-        let mut cp = yp.chunks_exact_mut(LANES);
-        let mut cn = yn.chunks_exact_mut(LANES);
-        for ((a, b), c) in (&mut cx).zip(&mut cp).zip(&mut cn) {
+        let (cx, tx) = x.as_chunks_mut::<LANES>();
+        let (cp, tp) = yp.as_chunks_mut::<LANES>();
+        let (cn, tn) = yn.as_chunks_mut::<LANES>();
+        for ((a, b), c) in cx.iter_mut().zip(cp.iter_mut()).zip(cn.iter_mut()) {
+            let (mut ta, mut tb, mut tc) = (*a, *b, *c);
             for l in 0..LANES {
-                let u = a[l];
-                a[l] += lr * (z * (b[l] - c[l]) - reg * u);
-                b[l] += lr * (z * u - reg * b[l]);
-                c[l] += lr * (-z * u - reg * c[l]);
+                let u = ta[l];
+                // x += lr (z (p − n) − reg x), p += lr (z x − reg p), n += lr (−z x − reg n)
+                ta[l] = fmadd::<F>(lz, tb[l] - tc[l], lreg * u);
+                tb[l] = fmadd::<F>(lz, u, lreg * tb[l]);
+                tc[l] = fmadd::<F>(-lz, u, lreg * tc[l]);
             }
+            (*a, *b, *c) = (ta, tb, tc);
         }
-        for ((a, b), c) in cx
-            .into_remainder()
-            .iter_mut()
-            .zip(cp.into_remainder().iter_mut())
-            .zip(cn.into_remainder().iter_mut())
-        {
+        for ((a, b), c) in tx.iter_mut().zip(tp.iter_mut()).zip(tn.iter_mut()) {
             let u = *a;
-            *a += lr * (z * (*b - *c) - reg * u);
-            *b += lr * (z * u - reg * *b);
-            *c += lr * (-z * u - reg * *c);
+            *a = fmadd::<F>(lz, *b - *c, lreg * u);
+            *b = fmadd::<F>(lz, u, lreg * *b);
+            *c = fmadd::<F>(-lz, u, lreg * *c);
         }
     }
     yp[k] = pb + lr * (z - reg * pb);

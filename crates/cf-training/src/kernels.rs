@@ -159,13 +159,210 @@ pub(crate) fn matvec<const FUSED: bool>(m: &[f32], v: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Adds `Σ rows_iᵀ rows_i` (rows of width `k`) to the row-major `k × k` matrix `g`.
-pub(crate) fn add_gram(rows: &[f32], k: usize, g: &mut [f32]) {
-    for row in rows.chunks_exact(k) {
-        for (a, grow) in row.iter().zip(g.chunks_exact_mut(k)) {
-            if *a != 0.0 {
-                axpy(*a, row, grow);
+/// `out_r = m · v_r` for every row `v_r` of the row-major `rows × k` matrix `v`, with a
+/// **symmetric** row-major `k × k` matrix `m` (so `out = v m`): a small GEMM that
+/// shares every loaded row of `m` between four vectors (four times fewer loads than
+/// [`matvec`] per vector). Every output value is the same ordered sum
+/// `Σ_c v_r[c] m[c, j]` as [`matvec`] computes, so the result of a row does not depend on
+/// the other rows.
+#[inline(always)]
+pub(crate) fn matvec_rows<const FUSED: bool>(m: &[f32], k: usize, v: &[f32], out: &mut [f32]) {
+    const R: usize = 4;
+    const C: usize = 16;
+    if k == 0 {
+        return;
+    }
+    let m = &m[..k * k];
+    let rows = v.len() / k;
+    let (v, out) = (&v[..rows * k], &mut out[..rows * k]);
+    let mut r0 = 0;
+    while r0 + R <= rows {
+        let vb = &v[r0 * k..(r0 + R) * k];
+        let (v0, rest) = vb.split_at(k);
+        let (v1, rest) = rest.split_at(k);
+        let (v2, v3) = rest.split_at(k);
+        let mut j0 = 0;
+        while j0 + C <= k {
+            let mut acc = [[0.0f32; C]; R];
+            for (c, mrow) in m.chunks_exact(k).enumerate() {
+                let Some(g) = mrow[j0..].first_chunk::<C>() else {
+                    break;
+                };
+                let b = [v0[c], v1[c], v2[c], v3[c]];
+                for r in 0..R {
+                    let mut t = acc[r];
+                    for l in 0..C {
+                        t[l] = fmadd::<FUSED>(b[r], g[l], t[l]);
+                    }
+                    acc[r] = t;
+                }
             }
+            for (r, a) in acc.iter().enumerate() {
+                out[(r0 + r) * k + j0..(r0 + r) * k + j0 + C].copy_from_slice(a);
+            }
+            j0 += C;
+        }
+        for j in j0..k {
+            for (r, vr) in [v0, v1, v2, v3].into_iter().enumerate() {
+                let mut a = 0.0f32;
+                for (c, &vc) in vr.iter().enumerate() {
+                    a = fmadd::<FUSED>(vc, m[c * k + j], a);
+                }
+                out[(r0 + r) * k + j] = a;
+            }
+        }
+        r0 += R;
+    }
+    for r in r0..rows {
+        matvec::<FUSED>(m, &v[r * k..(r + 1) * k], &mut out[r * k..(r + 1) * k]);
+    }
+}
+
+/// The sparse half of `A v` for one row's least-squares problem, fused: for each
+/// listed row `y_i` of `y` (width `k`) with confidence `c_i`, `d_i = y_i · v` is
+/// stored in `dots[i]` and `coef(c_i, d_i) · y_i` added to `acc`. Rows go in groups
+/// of four (four independent dots in flight, then their updates while the rows are
+/// still in L1), in index order, so the result is fixed by the inputs.
+#[inline(always)]
+pub(crate) fn sparse_apply<const FUSED: bool>(
+    y: &[f32],
+    k: usize,
+    (idx, conf): (&[u32], &[f32]),
+    v: &[f32],
+    dots: &mut [f32],
+    acc: &mut [f32],
+    coef: impl Fn(f32, f32) -> f32,
+) {
+    let row = |i: u32| {
+        let i = i as usize;
+        &y[i * k..(i + 1) * k]
+    };
+    let n = idx.len().min(conf.len()).min(dots.len());
+    let (idx, conf, dots) = (&idx[..n], &conf[..n], &mut dots[..n]);
+    #[cfg(target_arch = "x86_64")]
+    let simd = if FUSED {
+        pulp::x86::V3::try_new()
+    } else {
+        None
+    };
+    #[cfg(target_arch = "x86_64")]
+    let dot = |a: &[f32], b: &[f32]| match simd {
+        Some(simd) => dot_v3(simd, a, b),
+        None => dot_k::<false>(a, b),
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let dot = |a: &[f32], b: &[f32]| dot_k::<FUSED>(a, b);
+    let (i4, it) = idx.as_chunks::<4>();
+    let (c4, ct) = conf.as_chunks::<4>();
+    let (d4, dt) = dots.as_chunks_mut::<4>();
+    for (g, ((ii, cc), dd)) in i4.iter().zip(c4).zip(d4.iter_mut()).enumerate() {
+        // The rows are scattered (sorted ids with gaps): ask for the rows two groups
+        // ahead now, so their cache misses overlap this group's arithmetic.
+        #[cfg(target_arch = "x86_64")]
+        if let (Some(simd), Some(ahead)) = (simd, i4.get(g + 2)) {
+            for &i in ahead {
+                prefetch_row(simd, row(i));
+            }
+        }
+        let ys = [row(ii[0]), row(ii[1]), row(ii[2]), row(ii[3])];
+        let d = [dot(ys[0], v), dot(ys[1], v), dot(ys[2], v), dot(ys[3], v)];
+        *dd = d;
+        for l in 0..4 {
+            axpy_k::<FUSED>(coef(cc[l], d[l]), ys[l], acc);
+        }
+    }
+    for ((&i, &c), d) in it.iter().zip(ct).zip(dt.iter_mut()) {
+        let yi = row(i);
+        *d = dot(yi, v);
+        axpy_k::<FUSED>(coef(c, *d), yi, acc);
+    }
+}
+
+/// Cache prefetch hints (x86-64 with AVX2; a no-op elsewhere). Hints never change
+/// results and never fault.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prefetch {
+    #[cfg(target_arch = "x86_64")]
+    simd: Option<pulp::x86::V3>,
+}
+
+impl Prefetch {
+    /// Hints when the CPU supports them.
+    pub(crate) fn new() -> Self {
+        Prefetch {
+            #[cfg(target_arch = "x86_64")]
+            simd: pulp::x86::V3::try_new(),
+        }
+    }
+
+    /// The cache line holding `v`.
+    #[inline(always)]
+    pub(crate) fn one<T>(self, v: &T) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(simd) = self.simd {
+            simd.sse
+                ._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(v).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = v;
+    }
+
+    /// Every cache line of `row`.
+    #[inline(always)]
+    pub(crate) fn slice(self, row: &[f32]) {
+        const LINE: usize = 64 / size_of::<f32>();
+        for v in row.iter().step_by(LINE) {
+            self.one(v);
+        }
+        if let Some(last) = row.last() {
+            self.one(last);
+        }
+    }
+}
+
+/// Asks the CPU to bring every cache line of `row` into L1 (a hint: no effect on
+/// results, no fault on any address).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_row(simd: pulp::x86::V3, row: &[f32]) {
+    const LINE: usize = 64 / size_of::<f32>();
+    let hint = |v: &f32| {
+        simd.sse
+            ._mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(std::ptr::from_ref(v).cast());
+    };
+    for v in row.iter().step_by(LINE) {
+        hint(v);
+    }
+    if let Some(last) = row.last() {
+        hint(last);
+    }
+}
+
+/// Adds `Σ rows_iᵀ rows_i` (rows of width `k`) to the row-major `k × k` matrix `g`, as
+/// one blocked matrix product (faer, sequential, so the sum is fixed by the inputs).
+pub(crate) fn add_gram(rows: &[f32], k: usize, g: &mut [f32]) {
+    if k == 0 {
+        return;
+    }
+    let n = rows.len() / k;
+    let y = faer::MatRef::from_row_major_slice(&rows[..n * k], n, k);
+    let gm = faer::MatMut::from_row_major_slice_mut(&mut g[..k * k], k, k);
+    faer::linalg::matmul::matmul(
+        gm,
+        faer::Accum::Add,
+        y.transpose(),
+        y,
+        1.0f32,
+        faer::Par::Seq,
+    );
+}
+
+/// Copies the upper triangle of the row-major `k × k` matrix `g` onto the lower one
+/// (a blocked product may round the two halves differently).
+pub(crate) fn symmetrize(g: &mut [f32], k: usize) {
+    for a in 0..k {
+        for b in a + 1..k {
+            g[b * k + a] = g[a * k + b];
         }
     }
 }
@@ -270,6 +467,146 @@ mod tests {
                     (out[r] - want).abs() < 1e-3 * (1.0 + want.abs()),
                     "k={k} r={r}"
                 );
+            }
+        }
+    }
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn symmetric(k: usize) -> Vec<f32> {
+        let a = values(k * k, 7);
+        (0..k * k)
+            .map(|i| {
+                let (r, c) = (i / k, i % k);
+                a[r.min(c) * k + r.max(c)]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matvec_rows_equals_matvec_row_by_row_bit_for_bit() {
+        for k in [1usize, 5, 16, 17, 33, 64, 65] {
+            for rows in [1usize, 3, 4, 5, 8] {
+                let m = symmetric(k);
+                let v = values(rows * k, 3);
+                for fused in [false, true] {
+                    let mut out = vec![0.0; rows * k];
+                    let mut want = vec![0.0; rows * k];
+                    wide(|f| {
+                        if f && fused {
+                            matvec_rows::<true>(&m, k, &v, &mut out);
+                            for r in 0..rows {
+                                matvec::<true>(&m, &v[r * k..(r + 1) * k], &mut want[r * k..][..k]);
+                            }
+                        } else {
+                            matvec_rows::<false>(&m, k, &v, &mut out);
+                            for r in 0..rows {
+                                matvec::<false>(
+                                    &m,
+                                    &v[r * k..(r + 1) * k],
+                                    &mut want[r * k..][..k],
+                                );
+                            }
+                        }
+                    });
+                    assert_eq!(out, want, "k={k} rows={rows} fused={fused}");
+                    for r in 0..rows {
+                        for j in 0..k {
+                            let naive = naive_dot(&m[j * k..(j + 1) * k], &v[r * k..(r + 1) * k]);
+                            assert!(
+                                (out[r * k + j] - naive).abs()
+                                    < 1e-4 * (1.0 + naive.abs() * k as f32)
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_apply_matches_the_naive_sum() {
+        for k in [3usize, 8, 64, 65] {
+            let n_rows = 20;
+            let y = values(n_rows * k, 11);
+            let v = values(k, 5);
+            for len in [0usize, 1, 3, 4, 7, 13] {
+                let idx: Vec<u32> = (0..len).map(|i| ((i * 7) % n_rows) as u32).collect();
+                let conf: Vec<f32> = (0..len).map(|i| 1.0 + i as f32).collect();
+                let mut dots = vec![0.0; len];
+                let mut acc = values(k, 9);
+                let mut want = acc.clone();
+                wide(|f| {
+                    if f {
+                        sparse_apply::<true>(
+                            &y,
+                            k,
+                            (&idx, &conf),
+                            &v,
+                            &mut dots,
+                            &mut acc,
+                            |c, d| c - (c - 1.0) * d,
+                        )
+                    } else {
+                        sparse_apply::<false>(
+                            &y,
+                            k,
+                            (&idx, &conf),
+                            &v,
+                            &mut dots,
+                            &mut acc,
+                            |c, d| c - (c - 1.0) * d,
+                        )
+                    }
+                });
+                for (t, (&i, &c)) in idx.iter().zip(&conf).enumerate() {
+                    let yi = &y[i as usize * k..(i as usize + 1) * k];
+                    let d = naive_dot(yi, &v);
+                    assert!((dots[t] - d).abs() < 1e-4, "k={k} len={len}");
+                    for (w, &yv) in want.iter_mut().zip(yi) {
+                        *w += (c - (c - 1.0) * d) * yv;
+                    }
+                }
+                for (a, w) in acc.iter().zip(&want) {
+                    assert!(
+                        (a - w).abs() < 1e-3 * (1.0 + w.abs()),
+                        "k={k} len={len}: {a} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_gram_matches_the_naive_sum_and_is_symmetric() {
+        for (n, k) in [(1usize, 1usize), (5, 3), (300, 64), (37, 65)] {
+            let rows = values(n * k, 13);
+            let mut g = vec![0.5f32; k * k];
+            add_gram(&rows, k, &mut g);
+            symmetrize(&mut g, k);
+            for a in 0..k {
+                for b in 0..k {
+                    let want = 0.5
+                        + (0..n)
+                            .map(|r| f64::from(rows[r * k + a]) * f64::from(rows[r * k + b]))
+                            .sum::<f64>() as f32;
+                    assert!(
+                        (g[a * k + b] - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "n={n} k={k}"
+                    );
+                    assert_eq!(g[a * k + b], g[b * k + a]);
+                }
             }
         }
     }

@@ -49,9 +49,10 @@ pub struct Encoder {
 /// How [`Encoder::embed`] batches texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbedOptions {
-    /// Texts per forward pass.
+    /// Texts per forward pass; with `sort_by_length`, a token budget of `batch_size × 64`
+    /// tokens per pass instead (more short texts, fewer long ones).
     pub batch_size: usize,
-    /// Batch texts of similar token length together (less padding; same vectors).
+    /// Batch texts of similar token length together (at most 3% padding; same vectors).
     pub sort_by_length: bool,
 }
 
@@ -182,13 +183,16 @@ impl Encoder {
             .filter(|e| !e.get_overflowing().is_empty())
             .count();
         let tokens = encodings.iter().map(Encoding::len).sum();
+        let lengths: Vec<usize> = encodings.iter().map(Encoding::len).collect();
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         if options.sort_by_length {
-            order.sort_by_key(|&i| encodings[i].len());
+            order.sort_by_key(|&i| lengths[i]);
         }
+        let batches = plan_batches(&order, &lengths, options);
         let dim = self.dim;
         let mut vectors = vec![0f32; texts.len() * dim];
-        for chunk in order.chunks(options.batch_size.max(1)) {
+        for range in batches {
+            let chunk = &order[range];
             let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
             let pooled = self.forward(&batch)?;
             for (k, &i) in chunk.iter().enumerate() {
@@ -295,6 +299,57 @@ impl Encoder {
     }
 }
 
+/// Tokens (padding included) per forward pass when batches are sized by length:
+/// `batch_size` texts of this many tokens.
+pub(crate) const TOKENS_PER_TEXT_BUDGET: usize = 64;
+
+/// Largest share of padding a length-sorted batch may carry.
+const MAX_PADDING_SHARE: f64 = 0.03;
+
+/// Splits `order` (indices into `lengths`) into forward passes. In file order:
+/// `batch_size` texts each. Sorted by length: a batch takes the next texts while its
+/// padded size (texts × longest) stays within `batch_size × TOKENS_PER_TEXT_BUDGET`
+/// tokens, its padding within 3% of it, and it holds at most `4 × batch_size` texts:
+/// short texts go in large batches, long ones in small ones, and nearly no token is
+/// padding.
+pub(crate) fn plan_batches(
+    order: &[usize],
+    lengths: &[usize],
+    options: &EmbedOptions,
+) -> Vec<std::ops::Range<usize>> {
+    let size = options.batch_size.max(1);
+    if !options.sort_by_length {
+        return (0..order.len())
+            .step_by(size)
+            .map(|s| s..(s + size).min(order.len()))
+            .collect();
+    }
+    let budget = size * TOKENS_PER_TEXT_BUDGET;
+    let max_rows = size * 4;
+    let len = |j: usize| lengths.get(order[j]).copied().unwrap_or(0).max(1);
+    let mut batches = Vec::new();
+    let (mut start, mut sum) = (0usize, 0usize);
+    for j in 0..order.len() {
+        let rows = j - start + 1;
+        let longest = len(j);
+        let padded = rows * longest;
+        let padding = padded - (sum + longest).min(padded);
+        let fits = rows <= max_rows
+            && padded <= budget.max(longest)
+            && (padding as f64) <= MAX_PADDING_SHARE * padded as f64;
+        if !fits && j > start {
+            batches.push(start..j);
+            start = j;
+            sum = 0;
+        }
+        sum += len(j);
+    }
+    if start < order.len() {
+        batches.push(start..order.len());
+    }
+    batches
+}
+
 /// Mean of the hidden states over the tokens whose mask is 1, then L2 normalisation
 /// (a zero vector stays zero). `hidden` is `[rows, cols, dim]`, `mask` `[rows, cols]`.
 pub fn mean_pool_normalize(
@@ -387,6 +442,14 @@ fn open_session(env: &ort::environment::Environment, spec: &ModelSpec) -> Result
             .with_intra_threads(spec.intra_op_threads)
             .map_err(|e| err(e.into()))?;
     }
+    // One graph at a time (the encoder is a chain: nothing to overlap), and worker
+    // threads that sleep instead of spinning between operators: on a machine shared
+    // with other jobs, spinning burns the cores the operators need.
+    builder = builder
+        .with_inter_threads(1)
+        .map_err(|e| err(e.into()))?
+        .with_intra_op_spinning(false)
+        .map_err(|e| err(e.into()))?;
     builder.commit_from_file(path).map_err(err)
 }
 
@@ -448,6 +511,49 @@ fn check_signature(session: &Session, path: &Path) -> Result<bool> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn options(batch_size: usize, sort_by_length: bool) -> EmbedOptions {
+        EmbedOptions {
+            batch_size,
+            sort_by_length,
+        }
+    }
+
+    #[test]
+    fn file_order_batches_are_fixed_size() {
+        let lengths = [5, 90, 7, 30, 12];
+        let order: Vec<usize> = (0..5).collect();
+        let b = plan_batches(&order, &lengths, &options(2, false));
+        assert_eq!(b, vec![0..2, 2..4, 4..5]);
+    }
+
+    #[test]
+    fn sorted_batches_cover_every_text_within_the_token_budget_and_little_padding() {
+        // 300 texts of 3..=250 tokens, sorted as `embed` sorts them.
+        let lengths: Vec<usize> = (0..300).map(|i| 3 + (i * 37) % 248).collect();
+        let mut order: Vec<usize> = (0..300).collect();
+        order.sort_by_key(|&i| lengths[i]);
+        let opts = options(8, true);
+        let batches = plan_batches(&order, &lengths, &opts);
+        let mut next = 0;
+        for b in &batches {
+            assert_eq!(b.start, next, "batches are contiguous");
+            next = b.end;
+            let lens: Vec<usize> = order[b.clone()].iter().map(|&i| lengths[i]).collect();
+            let longest = *lens.iter().max().unwrap();
+            let padded = lens.len() * longest;
+            let real: usize = lens.iter().sum();
+            assert!(
+                lens.len() == 1 || padded <= 8 * TOKENS_PER_TEXT_BUDGET,
+                "{lens:?}"
+            );
+            assert!(lens.len() <= 32);
+            assert!((padded - real) as f64 <= 0.03 * padded as f64, "{lens:?}");
+        }
+        assert_eq!(next, 300);
+        // Short texts share passes: fewer passes than one per distinct length.
+        assert!(batches.len() < 248, "{}", batches.len());
+    }
 
     #[test]
     fn pooling_ignores_masked_tokens_and_normalises() {

@@ -9,8 +9,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use recops_core::{SharedClock, format_timestamp};
 use serde::Serialize;
 
-use crate::catalog::read_catalog;
-use crate::encoder::{EmbedOptions, Encoder};
+use crate::catalog::{Catalog, read_catalog};
+use crate::encoder::{EmbedOptions, Embedded, Encoder};
 use crate::error::{Error, Result};
 use crate::model::{sha256_file, sha256_text};
 use crate::store::{EmbeddingsFile, EmbeddingsMetadata};
@@ -75,6 +75,20 @@ pub struct GenerationStats {
     pub output_path: String,
 }
 
+/// What [`ProductEmbedder::generate_embeddings`] reuses and what it re-embeds.
+struct ReusePlan {
+    /// The previous file, when its vectors can be reused.
+    previous: Option<EmbeddingsFile>,
+    /// Why every product is re-embedded, if so.
+    full_reason: Option<String>,
+    /// Per catalog row: its row in `previous` when text and model are unchanged.
+    reuse_row: Vec<Option<usize>>,
+    /// Catalog rows to run through the model, in catalog order.
+    todo: Vec<usize>,
+    /// Products of the previous file no longer in the catalog.
+    removed: usize,
+}
+
 /// Generates the product embeddings file with an [`Encoder`].
 #[derive(Debug)]
 pub struct ProductEmbedder<'e> {
@@ -112,46 +126,117 @@ impl<'e> ProductEmbedder<'e> {
         let started = Instant::now();
         let catalog = read_catalog(products_path)?;
         let catalog_sha256 = sha256_file(products_path)?;
-        let identity = self.encoder.identity().clone();
-        let dim = self.encoder.dim();
-
         let texts: Vec<String> = catalog.products.iter().map(|p| p.text()).collect();
         let hashes: Vec<[u8; 32]> = texts.iter().map(|t| sha256_text(t)).collect();
 
+        let plan = self.plan_reuse(&catalog, &hashes, output_path);
+        let model_started = Instant::now();
+        let embedded = self.embed_changed(&texts, &plan.todo, batch_size)?;
+        let model_seconds = model_started.elapsed().as_secs_f64();
+        let vectors = self.assemble(&catalog, products_path, &plan, &embedded)?;
+        let file = self.write_file(&catalog, vectors, hashes, catalog_sha256, output_path)?;
+
+        let stats = GenerationStats {
+            num_products: file.len(),
+            embedding_dim: file.metadata.dim,
+            reembedded: plan.todo.len(),
+            reused: file.len() - plan.todo.len(),
+            full_reason: plan.full_reason,
+            removed: plan.removed,
+            empty_descriptions: catalog.empty_descriptions,
+            skipped_without_text: catalog.skipped_without_text.len(),
+            truncated: embedded.truncated,
+            batch_size,
+            model_name: file.metadata.model.name.clone(),
+            created_at: format_timestamp(file.metadata.created_at),
+            duration_seconds: started.elapsed().as_secs_f64(),
+            texts_per_second: (!plan.todo.is_empty() && model_seconds > 0.0)
+                .then(|| plan.todo.len() as f64 / model_seconds),
+            products_path: products_path.display().to_string(),
+            output_path: output_path.display().to_string(),
+        };
+        if !catalog.skipped_without_text.is_empty() {
+            tracing::warn!(
+                ids = ?catalog.skipped_without_text,
+                "catalog rows without name or description have no vector"
+            );
+        }
+        tracing::info!(
+            products = stats.num_products,
+            reembedded = stats.reembedded,
+            reused = stats.reused,
+            empty_descriptions = stats.empty_descriptions,
+            truncated = stats.truncated,
+            path = %output_path.display(),
+            "product embeddings written"
+        );
+        Ok(stats)
+    }
+
+    /// Phase 1: which products keep their previous vector (same id, same text, same
+    /// model) and which go through the model.
+    fn plan_reuse(&self, catalog: &Catalog, hashes: &[[u8; 32]], output_path: &Path) -> ReusePlan {
         let (previous, full_reason) = self.previous(output_path);
-        let reusable: HashMap<i64, usize> = previous
-            .as_ref()
-            .map(|prev| {
-                prev.product_ids
+        let reuse_row: Vec<Option<usize>> = match &previous {
+            Some(prev) => {
+                let rows: HashMap<i64, usize> = prev
+                    .product_ids
                     .iter()
                     .enumerate()
                     .map(|(row, id)| (*id, row))
+                    .collect();
+                catalog
+                    .products
+                    .iter()
+                    .zip(hashes)
+                    .map(|(p, hash)| {
+                        let row = *rows.get(&p.product_id)?;
+                        (prev.text_sha256[row] == *hash).then_some(row)
+                    })
                     .collect()
-            })
-            .unwrap_or_default();
-        let reuse_row = |i: usize| -> Option<usize> {
-            let prev = previous.as_ref()?;
-            let row = *reusable.get(&catalog.products[i].product_id)?;
-            (prev.text_sha256[row] == hashes[i]).then_some(row)
+            }
+            None => vec![None; hashes.len()],
         };
-        let todo: Vec<usize> = (0..texts.len())
-            .filter(|&i| reuse_row(i).is_none())
+        let todo: Vec<usize> = (0..hashes.len())
+            .filter(|&i| reuse_row[i].is_none())
             .collect();
+        let removed = previous.as_ref().map_or(0, |prev| {
+            let current: std::collections::HashSet<i64> =
+                catalog.products.iter().map(|p| p.product_id).collect();
+            prev.product_ids
+                .iter()
+                .filter(|id| !current.contains(id))
+                .count()
+        });
         match &full_reason {
             Some(reason) => tracing::info!(
-                products = texts.len(),
+                products = hashes.len(),
                 reason = %reason,
                 "embedding every product"
             ),
             None => tracing::info!(
-                products = texts.len(),
+                products = hashes.len(),
                 changed = todo.len(),
                 "embedding new and changed products only"
             ),
         }
+        ReusePlan {
+            previous,
+            full_reason,
+            reuse_row,
+            todo,
+            removed,
+        }
+    }
 
+    /// Phase 2: the model run over the new and changed texts, with the progress bar.
+    fn embed_changed(
+        &mut self,
+        texts: &[String],
+        todo: &[usize],
+        batch_size: usize,
+    ) -> Result<Embedded> {
         let bar = self.progress_bar(todo.len());
-        let model_started = Instant::now();
         let todo_texts: Vec<&str> = todo.iter().map(|&i| texts[i].as_str()).collect();
         let embedded = self.encoder.embed(
             &todo_texts,
@@ -162,18 +247,27 @@ impl<'e> ProductEmbedder<'e> {
             &mut |n| bar.inc(n as u64),
         );
         bar.finish_and_clear();
-        let embedded = embedded?;
-        let model_seconds = model_started.elapsed().as_secs_f64();
+        embedded
+    }
 
-        let mut vectors = vec![0f32; texts.len() * dim];
-        let mut fresh = todo
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| (i, k))
-            .collect::<HashMap<_, _>>();
-        for i in 0..texts.len() {
+    /// Phase 3: one vector per catalog row, fresh or reused, every value finite.
+    fn assemble(
+        &self,
+        catalog: &Catalog,
+        products_path: &Path,
+        plan: &ReusePlan,
+        embedded: &Embedded,
+    ) -> Result<Vec<f32>> {
+        let dim = self.encoder.dim();
+        let n = catalog.products.len();
+        let mut vectors = vec![0f32; n * dim];
+        let mut fresh = vec![None; n];
+        for (k, &i) in plan.todo.iter().enumerate() {
+            fresh[i] = Some(k);
+        }
+        for i in 0..n {
             let out = &mut vectors[i * dim..(i + 1) * dim];
-            match (fresh.remove(&i), reuse_row(i), &previous) {
+            match (fresh[i], plan.reuse_row[i], &plan.previous) {
                 (Some(k), _, _) => out.copy_from_slice(embedded.row(k)),
                 (None, Some(row), Some(prev)) => out.copy_from_slice(prev.vector(row)),
                 _ => {
@@ -200,21 +294,24 @@ impl<'e> ProductEmbedder<'e> {
                 });
             }
         }
+        Ok(vectors)
+    }
 
-        let created_at = self.clock.now();
+    /// Phase 4: the file, written atomically.
+    fn write_file(
+        &self,
+        catalog: &Catalog,
+        vectors: Vec<f32>,
+        hashes: Vec<[u8; 32]>,
+        catalog_sha256: String,
+        output_path: &Path,
+    ) -> Result<EmbeddingsFile> {
         let ids: Vec<i64> = catalog.products.iter().map(|p| p.product_id).collect();
-        let removed = previous.as_ref().map_or(0, |prev| {
-            let current: std::collections::HashSet<i64> = ids.iter().copied().collect();
-            prev.product_ids
-                .iter()
-                .filter(|id| !current.contains(id))
-                .count()
-        });
         let file = EmbeddingsFile {
             metadata: EmbeddingsMetadata {
-                created_at,
-                model: identity.clone(),
-                dim,
+                created_at: self.clock.now(),
+                model: self.encoder.identity().clone(),
+                dim: self.encoder.dim(),
                 num_embeddings: ids.len(),
                 catalog_sha256,
             },
@@ -223,42 +320,7 @@ impl<'e> ProductEmbedder<'e> {
             text_sha256: hashes,
         };
         file.write(output_path)?;
-
-        let stats = GenerationStats {
-            num_products: file.len(),
-            embedding_dim: dim,
-            reembedded: todo.len(),
-            reused: file.len() - todo.len(),
-            full_reason,
-            removed,
-            empty_descriptions: catalog.empty_descriptions,
-            skipped_without_text: catalog.skipped_without_text.len(),
-            truncated: embedded.truncated,
-            batch_size,
-            model_name: identity.name,
-            created_at: format_timestamp(created_at),
-            duration_seconds: started.elapsed().as_secs_f64(),
-            texts_per_second: (!todo.is_empty() && model_seconds > 0.0)
-                .then(|| todo.len() as f64 / model_seconds),
-            products_path: products_path.display().to_string(),
-            output_path: output_path.display().to_string(),
-        };
-        if !catalog.skipped_without_text.is_empty() {
-            tracing::warn!(
-                ids = ?catalog.skipped_without_text,
-                "catalog rows without name or description have no vector"
-            );
-        }
-        tracing::info!(
-            products = stats.num_products,
-            reembedded = stats.reembedded,
-            reused = stats.reused,
-            empty_descriptions = stats.empty_descriptions,
-            truncated = stats.truncated,
-            path = %output_path.display(),
-            "product embeddings written"
-        );
-        Ok(stats)
+        Ok(file)
     }
 
     /// The previous file when its vectors can be reused, else why not.
