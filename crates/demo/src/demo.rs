@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use recops_core::{Home, SystemClock};
 use recops_serving::{HomeModelSource, ModelSource, RunningService, ServiceOptions, ServingModel};
-use recops_testkit::{DriftOptions, GenConfig, generate, write_dataset};
+use recops_synth::{DriftOptions, GenConfig, generate, write_dataset};
 use recops_tracking::ServiceMetricsStore;
 use serde::Serialize;
 

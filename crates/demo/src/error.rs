@@ -12,7 +12,7 @@ pub enum Error {
     Tracking(#[from] recops_tracking::Error),
     /// The generator failed.
     #[error(transparent)]
-    Generate(#[from] recops_testkit::Error),
+    Generate(#[from] recops_synth::Error),
     /// A step of `recops demo` failed.
     #[error("{0}")]
     Step(String),

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use recops_core::Home;
-use recops_testkit::{GenConfig, GenSummary, generate, write_dataset};
+use recops_synth::{GenConfig, GenSummary, generate, write_dataset};
 use serde::Serialize;
 
 use crate::error::Result;

@@ -1,6 +1,6 @@
 //! recops-demo: `recops demo` and `recops gen-data`, orchestration over the jobs of
 //! recops-automation, the recommender of recops-serving and the generator of
-//! recops-testkit. It lives outside the job layer so that the job binaries link
+//! recops-synth. It lives outside the job layer so that the job binaries link
 //! neither the HTTP server nor the generator.
 //!
 //! - [`run_demo`]: the whole system once on generated data in a fresh home
@@ -24,4 +24,4 @@ mod gen_data;
 pub use demo::{DEMO_MARKER, Demo, DemoOptions, StepReport, prepare_home, run_demo};
 pub use error::{Error, Result};
 pub use gen_data::{GenDataReport, gen_data};
-pub use recops_testkit::{DriftOptions, GenConfig};
+pub use recops_synth::{DriftOptions, GenConfig};

@@ -4,9 +4,7 @@ use std::path::Path;
 
 use recops_core::Home;
 
-use crate::error::{Error, Result};
-use crate::generate::{Dataset, GenConfig, generate};
-use crate::write::{GenSummary, write_dataset};
+use recops_synth::{Dataset, Error, GenConfig, GenSummary, Result, generate, write_dataset};
 
 /// A recops home in a temporary folder, removed when dropped.
 ///

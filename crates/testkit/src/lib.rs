@@ -1,5 +1,6 @@
-//! recops-testkit: seeded synthetic data in the shape of the spec's shop, and
-//! temporary homes, for tests, benchmarks and `recops gen-data`.
+//! recops-testkit: test helpers (a dev-dependency only): [`TempHome`], a recops home in a
+//! temporary folder, optionally filled with the synthetic data of recops-synth, whose
+//! API is re-exported here for tests.
 //!
 //! - [`generate`] with a [`GenConfig`]: a product catalog ([`Product`]: product_id,
 //!   name, brand, category, Vietnamese description), users in taste clusters (so
@@ -28,15 +29,10 @@
 //! # Ok::<(), recops_testkit::Error>(())
 //! ```
 
-mod error;
-mod generate;
 mod home;
-mod rng;
-mod vocab;
-mod write;
 
-pub use error::{Error, Result};
-pub use generate::{Dataset, DriftOptions, GenConfig, GenInteraction, Invalid, Product, generate};
 pub use home::TempHome;
-pub use rng::{Rng, Weighted};
-pub use write::{GenSummary, write_catalog_csv, write_dataset, write_interactions_csv};
+pub use recops_synth::{
+    Dataset, DriftOptions, Error, GenConfig, GenInteraction, GenSummary, Invalid, Product, Result,
+    Rng, Weighted, generate, write_catalog_csv, write_dataset, write_interactions_csv,
+};

@@ -270,11 +270,11 @@ const REDRAWS: usize = 8;
 /// Generates a data set. Deterministic in `config` (seed included).
 ///
 /// ```
-/// use recops_testkit::{GenConfig, generate};
+/// use recops_synth::{GenConfig, generate};
 /// let ds = generate(&GenConfig::tiny())?;
 /// assert_eq!(ds.interactions.len(), 600);
 /// assert_eq!(ds, generate(&GenConfig::tiny())?);
-/// # Ok::<(), recops_testkit::Error>(())
+/// # Ok::<(), recops_synth::Error>(())
 /// ```
 pub fn generate(config: &GenConfig) -> Result<Dataset> {
     config.validate()?;

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-/// Errors of recops-testkit.
+/// Errors of recops-synth.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A core problem (paths, atomic writes).
