@@ -996,6 +996,48 @@ mod tests {
         );
     }
 
+    #[test]
+    fn tune_records_every_trial_and_stores_the_choice_with_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        small_configs(&home);
+        std::fs::write(
+            home.als_config(),
+            "model:\n  factors: 8\ntraining:\n  bert_init: false\n  threads: 1\ntuning:\n  trials: 4\n  factors: [4, 8]\n  min_iterations: 2\n  max_iterations: 6\n",
+        )
+        .unwrap();
+        let data = Synthetic {
+            version: "v1".into(),
+            fail: false,
+        };
+        let opts = TrainModelsOptions {
+            model_types: vec![ModelType::Als],
+            tune: true,
+            tune_budget_seconds: Some(600.0),
+            ..Default::default()
+        };
+        let report = train_models_with(&home, &opts, &ctx(&data)).unwrap();
+        let m = &report.models[0];
+        let tuned = m.tuning.as_ref().expect("tuned");
+        // 4 trials at rung 0, 2 at rung 1 (6 iterations, the last rung).
+        assert_eq!(tuned.trials_run, 6, "{tuned:?}");
+        let training = TrainingTracker::open(&home).unwrap();
+        let trials = training.list_runs(Some("als_tuning"), 100).unwrap();
+        assert_eq!(trials.len(), 6);
+        assert!(
+            trials
+                .iter()
+                .all(|r| r.status == Some(recops_tracking::TrainingStatus::Completed))
+        );
+        // The choice is the model's hyperparameters and its `tuning` entry.
+        let model = CfModel::load_id(&home, m.model_id.as_deref().unwrap()).unwrap();
+        assert_eq!(model.meta.tuning.as_ref(), Some(tuned));
+        assert_eq!(model.meta.factors, tuned.chosen.factors);
+        assert_eq!(model.meta.hyperparameters["iterations"], tuned.iterations);
+        let log = std::fs::read_to_string(home.cf_log("als").unwrap()).unwrap();
+        assert!(log.contains("| INFO | Tuning chose "), "{log}");
+    }
+
     /// A model of the Synthetic data's 4 taste clusters: user u likes items i with
     /// i % 4 == u % 4 (`sign` 1), or exactly the others (`sign` -1).
     fn cluster_model(home: &Home, id: &str, split: &Split, sign: f32, stored_ndcg: f64) {
