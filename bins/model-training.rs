@@ -10,8 +10,9 @@ use recops_automation::model_training::{TrainModelsOptions, train_models};
 use recops_cf_training::ModelType;
 
 /// Trains ALS and BPR on the processed interactions (data/processed/), compares each
-/// with the popularity baseline, registers the ones that beat it in
-/// artifacts/cf/registry.json and promotes the best ndcg@10 to current_best.
+/// with the strongest popularity baseline on ndcg@10, registers the ones that beat it
+/// in artifacts/cf/registry.json (the others as rejected) and promotes a new model when
+/// it beats the current champion re-evaluated on the same split.
 ///
 /// A type is skipped when the data has not changed since its last registered model
 /// (--force retrains). Progress goes to logs/cf/{als,bpr}.log and
@@ -34,6 +35,13 @@ struct Cli {
     /// Continue an interrupted run from its newest checkpoint (checkpoints/<type>/).
     #[arg(long)]
     resume: bool,
+    /// Tune the hyperparameters on the validation split (carved from the training part)
+    /// before training; see docs/training.md.
+    #[arg(long)]
+    tune: bool,
+    /// Tuning budget per model type, seconds (default: tuning.budget_seconds, 300).
+    #[arg(long, value_name = "SECONDS", requires = "tune")]
+    budget: Option<f64>,
     /// Do not deploy the new best model afterwards (the spec's auto_deploy=True is the
     /// default: the new current_best is deployed through the model-deployment job).
     #[arg(long)]
@@ -58,6 +66,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         force_retrain: cli.force,
         auto_deploy: cli.auto_deploy || !cli.no_auto_deploy,
         resume: cli.resume,
+        tune: cli.tune,
+        tune_budget_seconds: cli.budget,
         ..TrainModelsOptions::default()
     };
     let report = train_models(&home, &options)?;

@@ -95,6 +95,10 @@ enum Command {
         /// Print the JSON report (the shape shared/bench/cf_vs_implicit.py reads).
         #[arg(long)]
         json: bool,
+        /// Also tune ALS and BPR on the validation split for this many seconds each and
+        /// report als_tuned and bpr_tuned (docs/training.md).
+        #[arg(long, value_name = "SECONDS")]
+        tune: Option<f64>,
     },
     /// Alerts: send a test alert, silence an alert, list rules, state and silences
     /// (config/alerts_config.yaml, logs/alert_state.db, logs/service/alerts.log).
@@ -287,6 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             models,
             threads,
             json,
+            tune,
         } => {
             let rows = recops_cf_training::read_interactions_csv(&data)?;
             let options = recops_cf_training::BenchOptions {
@@ -294,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 threads: usize::from(threads),
                 als: recops_cf_training::AlsConfig::load(&home)?,
                 bpr: recops_cf_training::BprConfig::load(&home)?,
+                tune_seconds: tune,
             };
             let report = recops_cf_training::bench_cf(&rows, &options)?;
             if json {

@@ -13,12 +13,12 @@ fn bench_cf_prints_the_harness_json() {
     std::fs::create_dir_all(dir.path().join("config")).unwrap();
     std::fs::write(
         dir.path().join("config/als_config.yaml"),
-        "model:\n  factors: 4\n  iterations: 3\n",
+        "model:\n  factors: 4\n  iterations: 3\ntuning:\n  trials: 3\n  factors: [2, 4]\n  min_iterations: 1\n  max_iterations: 3\n",
     )
     .unwrap();
     std::fs::write(
         dir.path().join("config/bpr_config.yaml"),
-        "model:\n  factors: 4\n  iterations: 3\n",
+        "model:\n  factors: 4\n  iterations: 3\ntuning:\n  trials: 3\n  factors: [2, 4]\n  min_iterations: 1\n  max_iterations: 3\n",
     )
     .unwrap();
     let mut csv = String::from("user_id,item_id,rating,timestamp\n");
@@ -47,6 +47,8 @@ fn bench_cf_prints_the_harness_json() {
             "--threads",
             "2",
             "--json",
+            "--tune",
+            "600",
         ],
     );
     assert!(
@@ -61,9 +63,11 @@ fn bench_cf_prints_the_harness_json() {
     assert_eq!(v["split"]["train"], 210);
     assert_eq!(v["split"]["test"], 30);
     assert_eq!(v["split"]["test_users"], 30);
-    for model in ["als", "bpr"] {
+    for model in ["als", "bpr", "als_tuned", "bpr_tuned"] {
         let r = &v["results"][model];
-        assert_eq!(r["iterations"], 3, "{model}");
+        if !model.ends_with("_tuned") {
+            assert_eq!(r["iterations"], 3, "{model}");
+        }
         for key in [
             "seconds_total",
             "seconds_per_iteration",
@@ -76,6 +80,10 @@ fn bench_cf_prints_the_harness_json() {
     }
     assert!(v["results"]["popularity"]["seconds_total"].is_null());
     assert!(v["results"]["popularity"]["ndcg_at_10"].as_f64().is_some());
+    // The recency-aware popularity variants, under keys starting with `popularity`.
+    for key in ["popularity_decay_7d", "popularity_decay_30d"] {
+        assert!(v["results"][key]["ndcg_at_10"].as_f64().is_some(), "{key}");
+    }
 }
 
 #[test]

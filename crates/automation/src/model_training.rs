@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use recops_alerting::{Severity, Threshold};
 use recops_cf_training::{
     CfModel, IterationReport, ModelType, TrainConfig, TrainData, TrainOptions, TrainOutcome,
-    TrainingLog, train,
+    TrainingLog, TuningResult, train,
 };
 use recops_core::{Home, SharedClock, SystemClock, error_chain};
 use recops_data::Split;
@@ -104,6 +104,12 @@ pub struct TrainModelsOptions {
     pub auto_deploy: bool,
     /// Continue interrupted runs from their newest checkpoints.
     pub resume: bool,
+    /// Tune the hyperparameters on the validation split first ([`recops_cf_training::tune`]),
+    /// also when the config's `tuning.enabled` is false.
+    pub tune: bool,
+    /// The tuning budget per model type, seconds (default: the config's
+    /// `tuning.budget_seconds`, 300).
+    pub tune_budget_seconds: Option<f64>,
     /// The clock (run times, registry stamps, alerts) of [`train_models`].
     pub clock: SharedClock,
 }
@@ -115,6 +121,8 @@ impl Default for TrainModelsOptions {
             force_retrain: false,
             auto_deploy: false,
             resume: false,
+            tune: false,
+            tune_budget_seconds: None,
             clock: SystemClock::shared(),
         }
     }
@@ -124,10 +132,11 @@ impl Default for TrainModelsOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelOutcome {
-    /// Trained, beat the baseline, registered.
+    /// Trained, beat the strongest popularity baseline, registered as active.
     Registered,
-    /// Trained, did not beat the popularity baseline.
-    NotRegistered,
+    /// Trained, did not beat the strongest popularity baseline on ndcg@10: registered
+    /// as `rejected` with its numbers (never champion).
+    Rejected,
     /// Not trained: the data has not changed since the last registered model.
     Skipped,
     /// Training failed.
@@ -135,11 +144,11 @@ pub enum ModelOutcome {
 }
 
 impl ModelOutcome {
-    /// The JSON spelling (`not_registered`).
+    /// The JSON spelling (`rejected`).
     pub fn as_str(self) -> &'static str {
         match self {
             ModelOutcome::Registered => "registered",
-            ModelOutcome::NotRegistered => "not_registered",
+            ModelOutcome::Rejected => "rejected",
             ModelOutcome::Skipped => "skipped",
             ModelOutcome::Failed => "failed",
         }
@@ -157,7 +166,7 @@ impl std::fmt::Display for ModelOutcome {
 pub struct ModelReport {
     /// `als` or `bpr`.
     pub model_type: ModelType,
-    /// Registered, not registered (did not beat the baseline), skipped or failed.
+    /// Registered, rejected (did not beat the strongest baseline), skipped or failed.
     pub status: ModelOutcome,
     /// Why (skip reason, registration decision, error).
     pub message: String,
@@ -167,8 +176,16 @@ pub struct ModelReport {
     pub training_run_id: Option<String>,
     /// Test metrics.
     pub metrics: BTreeMap<String, f64>,
-    /// Baseline metrics.
+    /// Metrics of the strongest popularity baseline (the gate's bar).
     pub baseline: BTreeMap<String, f64>,
+    /// Its name (`popularity`, `popularity_decay_7d`, ...).
+    pub baseline_name: Option<String>,
+    /// The champion rule: the current champion re-evaluated on this model's split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub champion: Option<ChampionComparison>,
+    /// The validation-only search that chose the hyperparameters, when tuned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<TuningResult>,
     /// recall@10 improvement over the baseline, percent.
     pub improvement_pct: Option<f64>,
     /// Training seconds.
@@ -191,6 +208,9 @@ impl ModelReport {
             training_run_id: None,
             metrics: BTreeMap::new(),
             baseline: BTreeMap::new(),
+            baseline_name: None,
+            champion: None,
+            tuning: None,
             improvement_pct: None,
             training_time_seconds: None,
             iterations_run: None,
@@ -387,6 +407,23 @@ impl ModelRun<'_> {
             return Ok(skip);
         }
         let config = TrainConfig::load(self.home, mt)?;
+        let tuned = if self.options.tune || config.tuning().enabled {
+            tune_on_validation(
+                self.home,
+                self.options,
+                &config,
+                self.split,
+                self.data_version,
+                self.training,
+                self.ctx,
+            )?
+        } else {
+            None
+        };
+        let config = match &tuned {
+            Some(r) => config.with_tuned(r),
+            None => config,
+        };
         let warm = self.warm_start(&reg, mt, &config);
         let run_id = self.training.start_run(&NewTrainingRun {
             model_type: mt.to_string(),
@@ -394,7 +431,7 @@ impl ModelRun<'_> {
             data_version: Some(self.data_version.to_owned()),
             git_commit: Some(env!("RECOPS_GIT_COMMIT").to_owned()),
         })?;
-        let outcome = match self.fit(&config, warm.as_ref(), &run_id) {
+        let outcome = match self.fit(&config, warm.as_ref(), tuned.as_ref(), &run_id) {
             Ok(o) => o,
             Err(e) => {
                 if let Err(te) = self.training.fail_run(&run_id) {
@@ -406,8 +443,9 @@ impl ModelRun<'_> {
             }
         };
         let mut report = self.record(mt, &run_id, &outcome)?;
+        report.tuning = tuned;
         self.check_degradation(&reg, &outcome, &mut report);
-        self.register_or_reject(mt, &run_id, &outcome, &mut report)?;
+        self.register_or_reject(&reg, mt, &run_id, &outcome, &mut report)?;
         Ok(report)
     }
 
@@ -450,6 +488,7 @@ impl ModelRun<'_> {
         &self,
         config: &TrainConfig,
         warm: Option<&CfModel>,
+        tuned: Option<&TuningResult>,
         run_id: &str,
     ) -> recops_cf_training::Result<TrainOutcome> {
         let mut on_iteration = |r: &IterationReport| {
@@ -477,6 +516,7 @@ impl ModelRun<'_> {
                 clock: self.ctx.clock.clone(),
                 on_iteration: Some(&mut on_iteration),
                 interrupt_after: None,
+                tuning: tuned,
             },
         )
     }
@@ -496,11 +536,12 @@ impl ModelRun<'_> {
                 artifacts_path: Some(format!("artifacts/cf/{}", meta.model_id)),
             },
         )?;
-        let mut report = ModelReport::new(mt, ModelOutcome::NotRegistered, String::new());
+        let mut report = ModelReport::new(mt, ModelOutcome::Rejected, String::new());
         report.model_id = Some(meta.model_id.clone());
         report.training_run_id = Some(run_id.to_owned());
         report.metrics = meta.metrics.clone();
         report.baseline = meta.baseline.clone();
+        report.baseline_name = Some(outcome.baseline_name.clone());
         report.improvement_pct = Some(outcome.improvement_pct);
         report.training_time_seconds = Some(outcome.training_time_seconds);
         report.iterations_run = Some(meta.training.iterations_run);
@@ -537,10 +578,12 @@ impl ModelRun<'_> {
         }
     }
 
-    /// Registers and promotes a model that beats the popularity baseline; otherwise
-    /// records the rejection and sends `<type>_not_registered`.
+    /// Registers a model that beats the strongest popularity baseline on ndcg@10 and
+    /// applies the champion rule (the champion re-evaluated on this split); otherwise
+    /// registers it as `rejected` with its numbers and sends `<type>_rejected`.
     fn register_or_reject(
         &self,
+        before: &RegistryFile,
         mt: ModelType,
         run_id: &str,
         outcome: &TrainOutcome,
@@ -549,38 +592,47 @@ impl ModelRun<'_> {
         let meta = &outcome.model.meta;
         let model_id = &meta.model_id;
         let log = TrainingLog::open(self.home, mt, self.ctx.clock.clone())?;
-        let (recall, base) = (outcome.metrics.recall(10), outcome.baseline.recall(10));
+        let new_ndcg = outcome.metrics.ndcg(10);
+        let base_name = &outcome.baseline_name;
+        let base = outcome.baseline.ndcg(10);
+        let new_model = NewModel {
+            model_id: model_id.clone(),
+            model_type: mt,
+            metrics: meta.metrics.clone(),
+            baseline: meta.baseline.clone(),
+            data_version: self.data_version.to_owned(),
+        };
         if outcome.beats_baseline {
             let reason = format!(
-                "recall@10 {recall:.4} beats the popularity baseline {base:.4} ({:+.1}%)",
+                "ndcg@10 {new_ndcg:.4} beats the strongest popularity baseline {base_name} {base:.4} (recall@10 {:+.1}%)",
                 outcome.improvement_pct
             );
-            self.registry.register(
-                &NewModel {
-                    model_id: model_id.clone(),
-                    model_type: mt,
-                    metrics: meta.metrics.clone(),
-                    baseline: meta.baseline.clone(),
-                    data_version: self.data_version.to_owned(),
-                },
-                &reason,
-            )?;
-            self.registry
-                .promote(None, "best ndcg@10 among active models")?;
+            self.registry.register(&new_model, &reason)?;
             self.training
                 .attach_registry(run_id, model_id, RegistryStatus::Active)?;
             log.info(&format!("Registered to registry: {model_id}"));
+            let comparison = champion_rule(
+                self.home,
+                self.registry,
+                before,
+                model_id,
+                new_ndcg,
+                self.split,
+                &log,
+            )?;
             report.status = ModelOutcome::Registered;
-            report.message = reason;
+            report.message = format!("{reason}; {}", comparison.summary);
+            report.champion = Some(comparison);
         } else {
             let reason = format!(
-                "not registered: recall@10 {recall:.4} does not beat the popularity baseline {base:.4}"
+                "rejected: ndcg@10 {new_ndcg:.4} does not beat the strongest popularity baseline {base_name} {base:.4}"
             );
+            self.registry.reject(&new_model, &reason)?;
             self.training
                 .attach_registry(run_id, model_id, RegistryStatus::Failed)?;
-            log.warning(&format!("Not registered: {model_id} ({reason})"));
+            log.warning(&format!("Rejected: {model_id} ({reason})"));
             self.alerts.send(
-                &format!("{mt}_not_registered"),
+                &format!("{mt}_rejected"),
                 &format!("{model_id} {reason}"),
                 Severity::Warning,
             );
@@ -588,6 +640,190 @@ impl ModelRun<'_> {
         }
         Ok(())
     }
+}
+
+/// Runs the validation-only search for `config`: every trial is a completed run of
+/// type `<type>_tuning` in `training_metrics.db` (its metrics are validation metrics),
+/// every trial and the choice a line of the training log. A search that cannot run
+/// (no validation hold-out) is logged and the config is trained as it is.
+fn tune_on_validation(
+    home: &Home,
+    options: &TrainModelsOptions,
+    config: &TrainConfig,
+    split: &Split,
+    data_version: &str,
+    training: &TrainingTracker,
+    ctx: &JobContext<'_>,
+) -> Result<Option<TuningResult>> {
+    let mt = config.model_type();
+    let log = TrainingLog::open(home, mt, ctx.clock.clone())?;
+    log.info(&format!(
+        "Tuning {} on the validation split (budget {}s, seed {})",
+        mt.upper(),
+        options
+            .tune_budget_seconds
+            .unwrap_or(config.tuning().plan(mt).budget_seconds),
+        config.training().seed
+    ));
+    let mut on_trial = |t: &recops_cf_training::Trial| {
+        let params = serde_json::to_value(t.params).unwrap_or_default();
+        log.info(&format!(
+            "Tuning trial {} rung {}: {params} iterations={} best_iteration={} validation ndcg@10={:.4}",
+            t.trial, t.rung, t.iterations_run, t.best_iteration, t.validation_ndcg
+        ));
+        let record = training
+            .start_run(&NewTrainingRun {
+                model_type: format!("{mt}_tuning"),
+                hyperparameters: json!({
+                    "trial": t.trial,
+                    "rung": t.rung,
+                    "params": params,
+                    "iterations_run": t.iterations_run,
+                    "best_iteration": t.best_iteration,
+                    "metrics_on": "validation",
+                }),
+                data_version: Some(data_version.to_owned()),
+                git_commit: Some(env!("RECOPS_GIT_COMMIT").to_owned()),
+            })
+            .and_then(|run_id| {
+                training.complete_run(
+                    &run_id,
+                    &TrainingOutcome {
+                        recall_at_10: t.validation_recall,
+                        ndcg_at_10: if t.validation_ndcg.is_finite() {
+                            t.validation_ndcg
+                        } else {
+                            0.0
+                        },
+                        coverage: 0.0,
+                        baseline_recall_at_10: 0.0,
+                        improvement_pct: 0.0,
+                        training_time_seconds: t.seconds,
+                        artifacts_path: None,
+                    },
+                )
+            });
+        if let Err(e) = record {
+            tracing::warn!(error = %error_chain(&e), "cannot record a tuning trial");
+        }
+    };
+    match recops_cf_training::tune(config, split, options.tune_budget_seconds, &mut on_trial) {
+        Ok(r) => {
+            log.info(&format!(
+                "Tuning chose {} iterations={} (validation ndcg@10={:.4}, config's own {}; {} trials in {:.1}s{})",
+                serde_json::to_value(r.chosen).unwrap_or_default(),
+                r.iterations,
+                r.validation_ndcg,
+                r.default_validation_ndcg
+                    .map_or("not in the last rung".to_owned(), |v| format!("{v:.4}")),
+                r.trials_run,
+                r.seconds,
+                if r.budget_exhausted { ", budget exhausted" } else { "" }
+            ));
+            Ok(Some(r))
+        }
+        Err(e) => {
+            log.warning(&format!(
+                "Tuning failed ({}); training with the configured hyperparameters",
+                error_chain(&e)
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// The champion rule's comparison of a new model with the current champion, both on
+/// the new model's evaluation split.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChampionComparison {
+    /// The champion before the comparison (none: the new model is the first).
+    pub champion_id: Option<String>,
+    /// The champion's ndcg@10 re-evaluated on the new model's split (none when there is
+    /// no champion or its files cannot be read).
+    pub champion_ndcg_at_10: Option<f64>,
+    /// The champion's stored ndcg@10 (from its own, older split), for the record.
+    pub champion_stored_ndcg_at_10: Option<f64>,
+    /// Users of the split the champion knows, and the split's users.
+    pub champion_users_known: Option<(usize, usize)>,
+    /// Items of the split the champion knows, and the split's items.
+    pub champion_items_known: Option<(usize, usize)>,
+    /// The new model's ndcg@10.
+    pub new_ndcg_at_10: f64,
+    /// True when the new model became `current_best`.
+    pub promoted: bool,
+    /// One line with the numbers (also in the training log and the registry audit).
+    pub summary: String,
+}
+
+/// Re-evaluates the current champion on `split`, promotes `new_id` only when its
+/// ndcg@10 is strictly higher, else confirms the champion; the numbers go to the log
+/// and (as the promotion's reason) to the registry audit.
+fn champion_rule(
+    home: &Home,
+    registry: &Registry,
+    before: &recops_registry::RegistryFile,
+    new_id: &str,
+    new_ndcg: f64,
+    split: &Split,
+    log: &TrainingLog,
+) -> Result<ChampionComparison> {
+    let mut cmp = ChampionComparison {
+        champion_id: None,
+        champion_ndcg_at_10: None,
+        champion_stored_ndcg_at_10: None,
+        champion_users_known: None,
+        champion_items_known: None,
+        new_ndcg_at_10: new_ndcg,
+        promoted: true,
+        summary: String::new(),
+    };
+    let Some((champ_id, champ)) = before.current().filter(|(id, _)| id.as_str() != new_id) else {
+        cmp.summary = format!("{new_id} is the first champion (ndcg@10 {new_ndcg:.4})");
+        registry.promote(Some(new_id), &cmp.summary)?;
+        log.info(&format!("Champion rule: {}", cmp.summary));
+        return Ok(cmp);
+    };
+    cmp.champion_id = Some(champ_id.clone());
+    cmp.champion_stored_ndcg_at_10 = Some(champ.score()).filter(|v| v.is_finite());
+    let evaluated = CfModel::load_id(home, champ_id)
+        .and_then(|m| recops_cf_training::evaluate_model_on_split(&m, split, &[10]));
+    match evaluated {
+        Err(e) => {
+            cmp.summary = format!(
+                "champion {champ_id} cannot be re-evaluated ({}); {new_id} (ndcg@10 {new_ndcg:.4}) takes its place",
+                error_chain(&e)
+            );
+            log.warning(&format!("Champion rule: {}", cmp.summary));
+        }
+        Ok(ev) => {
+            let old = ev.metrics.ndcg(10);
+            cmp.champion_ndcg_at_10 = Some(old);
+            cmp.champion_users_known = Some((ev.users_known, ev.users_total));
+            cmp.champion_items_known = Some((ev.items_known, ev.items_total));
+            cmp.promoted = new_ndcg > old;
+            cmp.summary = format!(
+                "on the same split {new_id} ndcg@10={new_ndcg:.4} vs champion {champ_id} ndcg@10={old:.4} (stored {:.4}; knows {}/{} users, {}/{} items): {}",
+                champ.score(),
+                ev.users_known,
+                ev.users_total,
+                ev.items_known,
+                ev.items_total,
+                if cmp.promoted {
+                    "new model promoted"
+                } else {
+                    "champion kept"
+                }
+            );
+            log.info(&format!("Champion rule: {}", cmp.summary));
+        }
+    }
+    let winner = if cmp.promoted {
+        new_id
+    } else {
+        champ_id.as_str()
+    };
+    registry.promote(Some(winner), &format!("champion rule: {}", cmp.summary))?;
+    Ok(cmp)
 }
 
 #[cfg(test)]
@@ -764,6 +1000,252 @@ mod tests {
             file.current_best,
             "a worse model never becomes current_best"
         );
+    }
+
+    /// No taste structure: every user draws items from one steep popularity curve, so
+    /// "most popular" is the best anyone can do.
+    struct PopularOnly;
+
+    impl DataSource for PopularOnly {
+        fn load(&self, _home: &Home) -> Result<(Split, String)> {
+            let mut s = 11u64;
+            let mut next = |n: u64| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (s >> 33) % n
+            };
+            let mut rows = Vec::new();
+            for u in 0..150i64 {
+                for t in 0..12i64 {
+                    let x = next(1000) as f64 / 1000.0;
+                    rows.push(RawInteraction {
+                        user_id: u,
+                        item_id: (60.0 * x * x * x) as i64,
+                        rating: 4.0,
+                        timestamp: t * 10 + next(5) as i64,
+                    });
+                }
+            }
+            Ok((temporal_split(&rows), "p1".into()))
+        }
+    }
+
+    #[test]
+    fn a_model_that_loses_to_popularity_is_registered_as_rejected_never_champion() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        small_configs(&home);
+        // BPR that barely moves from its random start: a random ranking.
+        std::fs::write(
+            home.bpr_config(),
+            "model:\n  factors: 8\n  learning_rate: 0.000001\n  iterations: 1\ntraining:\n  bert_init: false\n  threads: 1\n",
+        )
+        .unwrap();
+        let opts = TrainModelsOptions {
+            model_types: vec![ModelType::Bpr],
+            ..Default::default()
+        };
+        let ctx = JobContext {
+            data: &PopularOnly,
+            clock: FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 3, 0, 0).unwrap()).shared(),
+        };
+        let report = train_models_with(&home, &opts, &ctx).unwrap();
+        let m = &report.models[0];
+        assert_eq!(m.status, ModelOutcome::Rejected, "{report:?}");
+        assert!(m.metrics["ndcg@10"] <= m.baseline["ndcg@10"], "{m:?}");
+        assert!(
+            m.baseline_name
+                .as_deref()
+                .unwrap()
+                .starts_with("popularity")
+        );
+        let file = Registry::open(&home).load().unwrap();
+        let id = m.model_id.as_deref().unwrap();
+        assert_eq!(
+            file.models[id].status,
+            recops_registry::ModelStatus::Rejected
+        );
+        assert_eq!(file.models[id].metrics, m.metrics, "kept with its numbers");
+        assert_eq!(file.current_best, None, "never champion");
+        let log = std::fs::read_to_string(home.cf_log("bpr").unwrap()).unwrap();
+        assert!(
+            log.contains(&format!("| WARNING | Rejected: {id}")),
+            "{log}"
+        );
+        assert!(log.contains(": rejected\n"), "{log}");
+        assert!(
+            alerted(&home, "WARNING", "bpr_rejected"),
+            "{:?}",
+            alert_lines(&home)
+        );
+    }
+
+    #[test]
+    fn tune_records_every_trial_and_stores_the_choice_with_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        small_configs(&home);
+        std::fs::write(
+            home.als_config(),
+            "model:\n  factors: 8\ntraining:\n  bert_init: false\n  threads: 1\ntuning:\n  trials: 4\n  factors: [4, 8]\n  min_iterations: 2\n  max_iterations: 6\n",
+        )
+        .unwrap();
+        let data = Synthetic {
+            version: "v1".into(),
+            fail: false,
+        };
+        let opts = TrainModelsOptions {
+            model_types: vec![ModelType::Als],
+            tune: true,
+            tune_budget_seconds: Some(600.0),
+            ..Default::default()
+        };
+        let report = train_models_with(&home, &opts, &ctx(&data)).unwrap();
+        let m = &report.models[0];
+        let tuned = m.tuning.as_ref().expect("tuned");
+        // 4 trials at rung 0, 2 at rung 1 (6 iterations, the last rung).
+        assert_eq!(tuned.trials_run, 6, "{tuned:?}");
+        let training = TrainingTracker::open(&home).unwrap();
+        let trials = training.list_runs(Some("als_tuning"), 100).unwrap();
+        assert_eq!(trials.len(), 6);
+        assert!(
+            trials
+                .iter()
+                .all(|r| r.status == Some(recops_tracking::TrainingStatus::Completed))
+        );
+        // The choice is the model's hyperparameters and its `tuning` entry.
+        let model = CfModel::load_id(&home, m.model_id.as_deref().unwrap()).unwrap();
+        assert_eq!(model.meta.tuning.as_ref(), Some(tuned));
+        assert_eq!(model.meta.factors, tuned.chosen.factors);
+        assert_eq!(model.meta.hyperparameters["iterations"], tuned.iterations);
+        let log = std::fs::read_to_string(home.cf_log("als").unwrap()).unwrap();
+        assert!(log.contains("| INFO | Tuning chose "), "{log}");
+    }
+
+    /// A model of the Synthetic data's 4 taste clusters: user u likes items i with
+    /// i % 4 == u % 4 (`sign` 1), or exactly the others (`sign` -1).
+    fn cluster_model(home: &Home, id: &str, split: &Split, sign: f32, stored_ndcg: f64) {
+        use recops_cf_training::{Factors, ModelMeta, mapping_fingerprint};
+        let one_hot = |ids: &[i64], s: f32| {
+            let mut v = vec![0.0f32; ids.len() * 4];
+            for (r, &x) in ids.iter().enumerate() {
+                v[r * 4 + x.rem_euclid(4) as usize] = s;
+            }
+            Factors::from_vec(ids.len(), 4, v).unwrap()
+        };
+        let model = CfModel {
+            meta: ModelMeta {
+                format_version: recops_cf_training::MODEL_FORMAT_VERSION,
+                model_id: id.into(),
+                model_type: ModelType::Als,
+                factors: 4,
+                hyperparameters: serde_json::Value::Null,
+                metrics: [("ndcg@10".to_owned(), stored_ndcg)].into(),
+                baseline: BTreeMap::new(),
+                baselines: BTreeMap::new(),
+                tuning: None,
+                improvement_pct: 0.0,
+                data_version: "v0".into(),
+                created_at: String::new(),
+                n_users: split.n_users(),
+                n_items: split.n_items(),
+                mapping_fingerprint: mapping_fingerprint(&split.user_ids, &split.item_ids),
+                training: Default::default(),
+            },
+            user_ids: split.user_ids.clone(),
+            item_ids: split.item_ids.clone(),
+            user_factors: one_hot(&split.user_ids, 1.0),
+            item_factors: one_hot(&split.item_ids, sign),
+        };
+        model.save(&home.model_dir(id).unwrap()).unwrap();
+        Registry::open(home)
+            .register(
+                &NewModel {
+                    model_id: id.into(),
+                    model_type: ModelType::Als,
+                    metrics: model.meta.metrics.clone(),
+                    baseline: BTreeMap::new(),
+                    data_version: "v0".into(),
+                },
+                "test",
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn the_champion_rule_compares_on_the_new_split_not_on_stored_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let data = Synthetic {
+            version: "v1".into(),
+            fail: false,
+        };
+        let (split, _) = data.load(&home).unwrap();
+        let registry = Registry::open(&home);
+        let clock = SystemClock::shared();
+        let log = TrainingLog::open(&home, ModelType::Als, clock).unwrap();
+        // A good champion whose stored ndcg@10 (from older, harder data) is low.
+        cluster_model(&home, "als_20250101_000000", &split, 1.0, 0.01);
+        registry
+            .promote(Some("als_20250101_000000"), "test")
+            .unwrap();
+        let good = recops_cf_training::evaluate_model_on_split(
+            &CfModel::load_id(&home, "als_20250101_000000").unwrap(),
+            &split,
+            &[10],
+        )
+        .unwrap()
+        .metrics
+        .ndcg(10);
+        assert!(good > 0.3, "{good}");
+        // A new model better than the stored 0.01 but worse on the same split: kept.
+        cluster_model(&home, "als_20250102_000000", &split, -1.0, 0.0);
+        let before = registry.load().unwrap();
+        let cmp = champion_rule(
+            &home,
+            &registry,
+            &before,
+            "als_20250102_000000",
+            good - 0.05,
+            &split,
+            &log,
+        )
+        .unwrap();
+        assert!(!cmp.promoted, "{cmp:?}");
+        assert_eq!(cmp.champion_ndcg_at_10, Some(good));
+        assert_eq!(cmp.champion_stored_ndcg_at_10, Some(0.01));
+        assert_eq!(
+            registry.load().unwrap().current_best.as_deref(),
+            Some("als_20250101_000000")
+        );
+        // A new model better on the same split: promoted.
+        let cmp = champion_rule(
+            &home,
+            &registry,
+            &before,
+            "als_20250102_000000",
+            good + 0.05,
+            &split,
+            &log,
+        )
+        .unwrap();
+        assert!(cmp.promoted, "{cmp:?}");
+        assert_eq!(
+            registry.load().unwrap().current_best.as_deref(),
+            Some("als_20250102_000000")
+        );
+        // The numbers are in the audit and the log.
+        let audit = registry.audit().unwrap();
+        let last = audit.last().unwrap();
+        assert_eq!(last.operation, "promote");
+        assert!(
+            last.reason.contains("champion rule") && last.reason.contains(&format!("{good:.4}")),
+            "{last:?}"
+        );
+        assert!(audit[audit.len() - 2].reason.contains("champion kept"));
+        let text = std::fs::read_to_string(home.cf_log("als").unwrap()).unwrap();
+        assert!(text.contains("Champion rule: on the same split"), "{text}");
     }
 
     #[test]

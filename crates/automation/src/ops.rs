@@ -95,6 +95,7 @@ fn status_str(s: ModelStatus) -> &'static str {
     match s {
         ModelStatus::Active => "active",
         ModelStatus::Archived => "archived",
+        ModelStatus::Rejected => "rejected",
     }
 }
 

@@ -86,6 +86,7 @@ fn run(
         threads: threads.parse()?,
         als,
         bpr,
+        tune_seconds: None,
     };
     Ok(serde_json::to_string(&bench_cf(&rows, &options)?)?)
 }

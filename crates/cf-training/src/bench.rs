@@ -1,6 +1,9 @@
-//! `recops bench-cf`: trains ALS, BPR and the popularity baseline on a CSV with the
+//! `recops bench-cf`: trains ALS, BPR and the popularity baselines on a CSV with the
 //! ARCHITECTURE split and reports training time and metrics@10, in the JSON shape that
-//! `shared/bench/cf_vs_implicit.py` reads.
+//! `shared/bench/cf_vs_implicit.py` reads. `popularity` is the plain count baseline;
+//! the other popularity variants ([`crate::popularity_baselines`]) are reported under
+//! keys starting with `popularity`. With `tune_seconds`, ALS and BPR are also tuned on
+//! the validation split of the training part and reported as `als_tuned`, `bpr_tuned`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -13,8 +16,9 @@ use crate::als::Als;
 use crate::bpr::Bpr;
 use crate::config::{AlsConfig, BprConfig};
 use crate::error::{Error, Result};
-use crate::eval::{Metrics, evaluate_factors, popularity_baseline};
+use crate::eval::{Metrics, evaluate_factors};
 use crate::matrix::Interactions;
+use crate::trainer::TrainConfig;
 
 /// A model `bench-cf` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +57,10 @@ pub struct BenchOptions {
     pub als: AlsConfig,
     /// BPR hyperparameters (`model:`) and seed.
     pub bpr: BprConfig,
+    /// Also tune ALS and BPR on the validation split carved from the training part
+    /// ([`crate::tune`], this many seconds each, search space from the configs'
+    /// `tuning:`) and report `als_tuned` and `bpr_tuned`.
+    pub tune_seconds: Option<f64>,
 }
 
 /// The split's size.
@@ -224,62 +232,106 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
     for model in &options.models {
         let (name, result) = match model {
             BenchModel::Popularity => {
-                let m = pool.install(|| popularity_baseline(&train_bin, &test, &[10]));
-                ("popularity", result_of(&m, None))
+                // Every variant under a key starting with `popularity` (plain first).
+                let all = pool.install(|| {
+                    crate::baselines::popularity_baselines(&split.train, &train_bin, &test, &[10])
+                });
+                for b in all {
+                    results.insert(b.name, result_of(&b.metrics, None));
+                }
+                continue;
             }
-            BenchModel::Als => {
-                let m = &options.als.model;
-                let params = m.params();
-                let alpha = m.alpha;
-                let iterations = m.iterations;
-                let seed = options.als.training.seed;
-                let (secs, metrics) = pool.install(|| -> Result<_> {
-                    let start = Instant::now();
-                    let conf = Interactions::from_entries(nu, ni, &split.train, |e| {
-                        recops_data::confidence(e.rating, alpha)
-                    })?;
-                    let mut als = Als::new(params, &conf, seed);
-                    for _ in 0..iterations {
-                        als.iterate();
-                    }
-                    let secs = start.elapsed().as_secs_f64();
-                    check_finite(als.users().all_finite() && als.items().all_finite(), "als")?;
-                    Ok((
-                        secs,
-                        evaluate_factors(als.users(), als.items(), &train_bin, &test, &[10]),
-                    ))
-                })?;
-                ("als", result_of(&metrics, Some((secs, iterations))))
-            }
-            BenchModel::Bpr => {
-                let m = &options.bpr.model;
-                let params = m.params();
-                let iterations = m.iterations;
-                let seed = options.bpr.training.seed;
-                let threads = options.threads.max(1);
-                let (secs, metrics) = pool.install(|| -> Result<_> {
-                    let start = Instant::now();
-                    let data = Interactions::from_entries(nu, ni, &split.train, |_| 1.0)?;
-                    let mut bpr = Bpr::new(params, &data, seed, threads);
-                    for e in 0..iterations {
-                        bpr.epoch(e as u64);
-                    }
-                    let secs = start.elapsed().as_secs_f64();
-                    check_finite(bpr.users().all_finite() && bpr.items().all_finite(), "bpr")?;
-                    Ok((
-                        secs,
-                        evaluate_factors(bpr.users(), bpr.items(), &train_bin, &test, &[10]),
-                    ))
-                })?;
-                ("bpr", result_of(&metrics, Some((secs, iterations))))
-            }
+            BenchModel::Als => (
+                "als",
+                pool.install(|| fit_als(&options.als, &split, &train_bin, &test))?,
+            ),
+            BenchModel::Bpr => (
+                "bpr",
+                pool.install(|| fit_bpr(&options.bpr, options.threads, &split, &train_bin, &test))?,
+            ),
         };
         results.insert(name.to_owned(), result);
+    }
+    if let Some(secs) = options.tune_seconds {
+        let threads = options.threads.max(1);
+        let mut als = options.als.clone();
+        als.training.threads = threads;
+        let mut bpr = options.bpr.clone();
+        bpr.training.threads = threads;
+        for config in [TrainConfig::Als(als), TrainConfig::Bpr(bpr)] {
+            let tuned = crate::tune(&config, &split, Some(secs), &mut |t| {
+                tracing::info!(
+                    trial = t.trial,
+                    rung = t.rung,
+                    validation_ndcg = t.validation_ndcg,
+                    "tuning trial"
+                );
+            })?;
+            tracing::info!(chosen = ?tuned.chosen, iterations = tuned.iterations, validation_ndcg = tuned.validation_ndcg, trials = tuned.trials_run, "tuned");
+            let (name, result) = match config.with_tuned(&tuned) {
+                TrainConfig::Als(c) => (
+                    "als_tuned",
+                    pool.install(|| fit_als(&c, &split, &train_bin, &test))?,
+                ),
+                TrainConfig::Bpr(c) => (
+                    "bpr_tuned",
+                    pool.install(|| fit_bpr(&c, threads, &split, &train_bin, &test))?,
+                ),
+            };
+            results.insert(name.to_owned(), result);
+        }
     }
     Ok(BenchReport {
         split: split_sizes(&split, test_users),
         results,
     })
+}
+
+/// ALS on the whole training part with `config` (time-decayed confidence when
+/// `model.half_life_days` is set), evaluated on `test`.
+fn fit_als(
+    config: &AlsConfig,
+    split: &Split,
+    train_bin: &Interactions,
+    test: &Interactions,
+) -> Result<BenchResult> {
+    let m = &config.model;
+    let (nu, ni) = (split.n_users(), split.n_items());
+    let start = Instant::now();
+    let newest = crate::recency::newest_timestamp(&split.train);
+    let conf = Interactions::from_entries(nu, ni, &split.train, |e| {
+        crate::recency::cell_confidence(e, m.alpha, newest, m.half_life_days)
+    })?;
+    let mut als = Als::new(m.params(), &conf, config.training.seed);
+    for _ in 0..m.iterations {
+        als.iterate();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    check_finite(als.users().all_finite() && als.items().all_finite(), "als")?;
+    let metrics = evaluate_factors(als.users(), als.items(), train_bin, test, &[10]);
+    Ok(result_of(&metrics, Some((secs, m.iterations))))
+}
+
+/// BPR on the whole training part with `config`, evaluated on `test`.
+fn fit_bpr(
+    config: &BprConfig,
+    threads: usize,
+    split: &Split,
+    train_bin: &Interactions,
+    test: &Interactions,
+) -> Result<BenchResult> {
+    let m = &config.model;
+    let (nu, ni) = (split.n_users(), split.n_items());
+    let start = Instant::now();
+    let data = Interactions::from_entries(nu, ni, &split.train, |_| 1.0)?;
+    let mut bpr = Bpr::new(m.params(), &data, config.training.seed, threads.max(1));
+    for e in 0..m.iterations {
+        bpr.epoch(e as u64);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    check_finite(bpr.users().all_finite() && bpr.items().all_finite(), "bpr")?;
+    let metrics = evaluate_factors(bpr.users(), bpr.items(), train_bin, test, &[10]);
+    Ok(result_of(&metrics, Some((secs, m.iterations))))
 }
 
 fn check_finite(ok: bool, model: &str) -> Result<()> {

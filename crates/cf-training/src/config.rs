@@ -26,6 +26,9 @@ pub struct AlsConfig {
     /// `evaluation:` options.
     #[serde(default)]
     pub evaluation: EvaluationSection,
+    /// `tuning:` the validation-only hyperparameter search ([`crate::tune`]).
+    #[serde(default)]
+    pub tuning: crate::tuning::TuningSection,
 }
 
 /// `model:` of the ALS config.
@@ -50,6 +53,10 @@ pub struct AlsModel {
     /// Conjugate-gradient steps per row and sweep (3).
     #[serde(default = "d_cg_steps")]
     pub cg_steps: usize,
+    /// Time-decayed confidence: a rating counts `0.5^(age / half_life_days)` times
+    /// ([`crate::cell_confidence`]); unset = no decay (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_life_days: Option<f64>,
 }
 
 /// `config/bpr_config.yaml`.
@@ -64,6 +71,9 @@ pub struct BprConfig {
     /// `evaluation:` options.
     #[serde(default)]
     pub evaluation: EvaluationSection,
+    /// `tuning:` the validation-only hyperparameter search ([`crate::tune`]).
+    #[serde(default)]
+    pub tuning: crate::tuning::TuningSection,
 }
 
 /// `model:` of the BPR config.
@@ -340,8 +350,14 @@ fn check_common(
 
 impl Validate for AlsConfig {
     fn problems(&self) -> Problems {
-        let mut p = Vec::new();
+        let mut p = self.tuning.problems(crate::ModelType::Als);
         let m = &self.model;
+        check(
+            &mut p,
+            m.half_life_days.is_none_or(|h| h.is_finite() && h > 0.0),
+            "model.half_life_days",
+            "expected a number of days > 0",
+        );
         check_common(
             &mut p,
             m.factors,
@@ -374,7 +390,7 @@ impl Validate for AlsConfig {
 
 impl Validate for BprConfig {
     fn problems(&self) -> Problems {
-        let mut p = Vec::new();
+        let mut p = self.tuning.problems(crate::ModelType::Bpr);
         let m = &self.model;
         check_common(
             &mut p,

@@ -44,8 +44,10 @@
 //! ```
 
 mod als;
+mod baselines;
 mod bench;
 mod bpr;
+mod champion;
 mod checkpoint;
 mod config;
 mod error;
@@ -56,16 +58,23 @@ mod kernels;
 mod matrix;
 mod model;
 mod ranking;
+mod recency;
 mod rng;
 mod serving_index;
 mod tensors;
 mod trainer;
+mod tuning;
 
 pub use als::{Als, AlsParams, Solver};
+pub use baselines::{
+    Baseline, DECAY_HALF_LIVES_DAYS, PLAIN_POPULARITY, decay_weight, decayed_popularity_order,
+    evaluate_order, popularity_baselines, strongest,
+};
 pub use bench::{
     BenchModel, BenchOptions, BenchReport, BenchResult, BenchSplit, bench_cf, read_interactions_csv,
 };
 pub use bpr::{Bpr, BprParams, EpochStats};
+pub use champion::{SplitEvaluation, evaluate_model_on_split};
 pub use config::{
     AlsConfig, AlsModel, BprConfig, BprModel, DEFAULT_ALS_CONFIG, DEFAULT_BPR_CONFIG,
     EarlyStopping, EvaluationSection, TrainingSection,
@@ -83,7 +92,9 @@ pub use model::{
     TrainingSummary, mapping_fingerprint,
 };
 pub use ranking::{dot, top_k};
+pub use recency::{cell_confidence, newest_timestamp};
 pub use serving_index::{SERVING_INDEX_FILE, ServingIndex};
 pub use trainer::{
     TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, new_model_id, thousands, train,
 };
+pub use tuning::{Trial, TrialParams, TuningPlan, TuningResult, TuningSection, tune};

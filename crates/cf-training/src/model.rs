@@ -68,8 +68,15 @@ pub struct ModelMeta {
     pub hyperparameters: serde_json::Value,
     /// Test metrics: `recall@10`, `ndcg@10`, `coverage@10`, ...
     pub metrics: BTreeMap<String, f64>,
-    /// The popularity baseline's metrics on the same split.
+    /// The strongest popularity baseline's metrics on the same split (the gate's bar).
     pub baseline: BTreeMap<String, f64>,
+    /// Every popularity variant on the same split, by name (`popularity`,
+    /// `popularity_decay_7d`, ...); empty in models written before the honest gate.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baselines: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The validation-only search that chose the hyperparameters, when tuned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<crate::TuningResult>,
     /// recall@10 improvement over the baseline, percent.
     pub improvement_pct: f64,
     /// Version of the training data.

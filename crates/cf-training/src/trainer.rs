@@ -13,11 +13,12 @@ use recops_core::{
 use recops_data::{Entry, Split, holdout_split};
 
 use crate::als::{Als, random_factors};
+use crate::baselines::{Baseline, popularity_baselines, strongest};
 use crate::bpr::{Bpr, BprParams};
 use crate::checkpoint::{self, CheckpointState, EarlyState};
 use crate::config::{AlsConfig, BprConfig, EvaluationSection, TrainingSection};
 use crate::error::{Error, Result};
-use crate::eval::{Metrics, evaluate_factors, improvement_pct, popularity_baseline};
+use crate::eval::{Metrics, evaluate_factors, improvement_pct};
 use crate::init::{mean_row_norm, project_embeddings, read_product_embeddings, warm_start_rows};
 use crate::iteration::IterationReport;
 use crate::matrix::{Factors, Interactions};
@@ -192,6 +193,9 @@ pub struct TrainOptions<'a> {
     /// (checkpoints written so far stay); returns [`Error::Interrupted`]. For testing
     /// resume.
     pub interrupt_after: Option<usize>,
+    /// The search that chose this config's hyperparameters ([`crate::tune`]), stored
+    /// in `model.json` as `tuning`.
+    pub tuning: Option<&'a crate::TuningResult>,
 }
 
 impl Default for TrainOptions<'_> {
@@ -202,6 +206,7 @@ impl Default for TrainOptions<'_> {
             clock: SystemClock::shared(),
             on_iteration: None,
             interrupt_after: None,
+            tuning: None,
         }
     }
 }
@@ -225,11 +230,17 @@ pub struct TrainOutcome {
     pub model_dir: PathBuf,
     /// Test metrics for every K.
     pub metrics: Metrics,
-    /// The popularity baseline on the same split.
+    /// The strongest popularity baseline on the same split (best ndcg@10 of
+    /// [`TrainOutcome::baselines`]): the bar of the gate.
     pub baseline: Metrics,
-    /// recall@10 improvement over the baseline, percent.
+    /// Its name (`popularity`, `popularity_decay_7d`, ...).
+    pub baseline_name: String,
+    /// Every popularity variant on the same split ([`crate::popularity_baselines`]).
+    pub baselines: Vec<Baseline>,
+    /// recall@10 improvement over the strongest baseline, percent.
     pub improvement_pct: f64,
-    /// True when recall@10 beats the baseline's (the condition for registering).
+    /// True when ndcg@10 beats the strongest baseline's (the gate: otherwise the model
+    /// is registered as `rejected`).
     pub beats_baseline: bool,
     /// Every iteration.
     pub history: Vec<IterationReport>,
@@ -399,9 +410,10 @@ fn train_inner(
     let (fit_m, fit_bin, val_m, train_bin, test_m) = pool.install(|| -> Result<_> {
         let fit_m = match config {
             TrainConfig::Als(c) => {
-                let alpha = c.model.alpha;
+                let (alpha, half_life) = (c.model.alpha, c.model.half_life_days);
+                let newest = crate::recency::newest_timestamp(&fit);
                 Interactions::from_entries(nu, ni, &fit, |e| {
-                    recops_data::confidence(e.rating, alpha)
+                    crate::recency::cell_confidence(e, alpha, newest, half_life)
                 })?
             }
             TrainConfig::Bpr(_) => Interactions::from_entries(nu, ni, &fit, |_| 1.0)?,
@@ -619,12 +631,15 @@ fn train_inner(
     log.info(&format!("Training completed in {elapsed:.1}s"));
 
     // Evaluation on the held-out rows, training items filtered, and the baseline.
-    let (metrics, baseline) = pool.install(|| {
+    let (metrics, baselines) = pool.install(|| {
         (
             evaluate_factors(&users, &items, &train_bin, &test_m, &ks),
-            popularity_baseline(&train_bin, &test_m, &ks),
+            popularity_baselines(&split.train, &train_bin, &test_m, &ks),
         )
     });
+    let (baseline_name, baseline) = strongest(&baselines)
+        .map(|b| (b.name.clone(), b.metrics.clone()))
+        .unwrap_or_default();
     let names = &config.evaluation().metrics;
     let mut eval_line = String::from("Evaluation: ");
     let mut parts = Vec::new();
@@ -635,16 +650,33 @@ fn train_inner(
     }
     eval_line.push_str(&parts.join(", "));
     log.info(&eval_line);
-    log.info(&format!(
-        "Baseline (popularity): recall@10={:.4}, ndcg@10={:.4}",
-        baseline.recall(10),
-        baseline.ndcg(10)
-    ));
+    // The spec's two lines (plain popularity first), then the other variants.
+    let baseline_line = |b: &Baseline| {
+        format!(
+            "Baseline ({}): recall@10={:.4}, ndcg@10={:.4}",
+            b.name,
+            b.metrics.recall(10),
+            b.metrics.ndcg(10)
+        )
+    };
+    if let Some(plain) = baselines.first() {
+        log.info(&baseline_line(plain));
+    }
+    // recall@10 over the strongest baseline (the plain one unless a variant beats it).
     let improvement = improvement_pct(metrics.recall(10), baseline.recall(10));
     log.info(&format!("Improvement: {improvement:+.1}%"));
-    let beats = metrics.users > 0 && metrics.recall(10) > baseline.recall(10);
+    for b in baselines.iter().skip(1) {
+        log.info(&baseline_line(b));
+    }
+    let beats = metrics.users > 0 && metrics.ndcg(10) > baseline.ndcg(10);
+    log.info(&format!(
+        "Gate: ndcg@10={:.4} vs strongest baseline {baseline_name} ndcg@10={:.4}: {}",
+        metrics.ndcg(10),
+        baseline.ndcg(10),
+        if beats { "passed" } else { "rejected" }
+    ));
     if metrics.users == 0 {
-        log.warning("No held-out users: the model cannot be compared with the baseline and will not be registered");
+        log.warning("No held-out users: the model cannot be compared with the baseline and will be rejected");
     }
 
     let model = CfModel {
@@ -656,6 +688,11 @@ fn train_inner(
             hyperparameters: config.hyperparameters(),
             metrics: metrics.to_map(names),
             baseline: baseline.to_map(names),
+            baselines: baselines
+                .iter()
+                .map(|b| (b.name.clone(), b.metrics.to_map(names)))
+                .collect(),
+            tuning: options.tuning.cloned(),
             improvement_pct: improvement,
             data_version: data.data_version.to_owned(),
             created_at: format_timestamp(options.clock.now()),
@@ -689,6 +726,8 @@ fn train_inner(
         model_dir,
         metrics,
         baseline,
+        baseline_name,
+        baselines,
         improvement_pct: improvement,
         beats_baseline: beats,
         history,

@@ -42,8 +42,8 @@ pub enum Error {
         model_id: String,
     },
 
-    /// An archived model cannot be deployed or served.
-    #[error("model {model_id} is archived in the registry")]
+    /// An archived or rejected model cannot be deployed, promoted or served.
+    #[error("model {model_id} is archived or rejected in the registry")]
     NotServable {
         /// The id.
         model_id: String,

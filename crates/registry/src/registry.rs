@@ -22,6 +22,9 @@ pub enum ModelStatus {
     Active,
     /// Kept for the record; never served.
     Archived,
+    /// Trained but did not beat the strongest popularity baseline on its own split:
+    /// kept with its numbers for the record; never champion, never served.
+    Rejected,
 }
 
 /// One model in `registry.json` (the spec's fields; unknown fields are kept as they are).
@@ -324,6 +327,23 @@ impl Registry {
     /// Registers an active model (its folder must exist under the home). Does not
     /// change `current_best`: call [`Registry::promote`].
     pub fn register(&self, model: &NewModel, reason: &str) -> Result<ModelEntry> {
+        self.insert(model, ModelStatus::Active, "register", reason)
+    }
+
+    /// Records a model that failed the gate (did not beat the strongest popularity
+    /// baseline) as `rejected`, with its numbers: never a candidate for `current_best`,
+    /// never servable. Audit operation `reject`.
+    pub fn reject(&self, model: &NewModel, reason: &str) -> Result<ModelEntry> {
+        self.insert(model, ModelStatus::Rejected, "reject", reason)
+    }
+
+    fn insert(
+        &self,
+        model: &NewModel,
+        status: ModelStatus,
+        operation: &str,
+        reason: &str,
+    ) -> Result<ModelEntry> {
         recops_core::validate_name("model_id", &model.model_id)?;
         let rel = format!("artifacts/cf/{}", model.model_id);
         let dir = self.root.join(&rel);
@@ -339,13 +359,13 @@ impl Registry {
             model_type: model.model_type,
             metrics: model.metrics.clone(),
             baseline: model.baseline.clone(),
-            status: ModelStatus::Active,
+            status,
             registered_at: format_timestamp(self.clock.now()),
             data_version: model.data_version.clone(),
             verification_failed: None,
             extra: Map::new(),
         };
-        self.update("register", Some(&model.model_id), reason, |reg| {
+        self.update(operation, Some(&model.model_id), reason, |reg| {
             if reg.models.contains_key(&model.model_id) {
                 return Err(Error::AlreadyRegistered {
                     model_id: model.model_id.clone(),
@@ -367,6 +387,11 @@ impl Registry {
                     let entry = reg.models.get(id).ok_or_else(|| Error::NotFound {
                         model_id: id.to_owned(),
                     })?;
+                    if entry.status == ModelStatus::Rejected {
+                        return Err(Error::NotServable {
+                            model_id: id.to_owned(),
+                        });
+                    }
                     if entry.status != ModelStatus::Active {
                         return Err(Error::Archived {
                             model_id: id.to_owned(),
@@ -600,6 +625,31 @@ mod tests {
         );
         assert_eq!(audit[3].reason, "operator choice");
         assert_eq!(audit[4].model_id.as_deref(), Some("als_20250115_103000"));
+    }
+
+    #[test]
+    fn a_rejected_model_is_kept_with_its_numbers_but_never_champion_or_servable() {
+        let (_d, home, _c, reg) = setup();
+        reg.reject(
+            &model(&home, "als_20250115_103000", 0.5),
+            "loses to popularity",
+        )
+        .unwrap();
+        let entry = reg.get("als_20250115_103000").unwrap().unwrap();
+        assert_eq!(entry.status, ModelStatus::Rejected);
+        assert_eq!(entry.metrics["ndcg@10"], 0.5);
+        assert_eq!(reg.promote(None, "best").unwrap(), None);
+        assert!(matches!(
+            reg.promote(Some("als_20250115_103000"), "x").unwrap_err(),
+            Error::NotServable { .. }
+        ));
+        assert!(matches!(
+            reg.servable("als_20250115_103000").unwrap_err(),
+            Error::NotServable { .. }
+        ));
+        let raw: Value = serde_json::from_slice(&std::fs::read(reg.path()).unwrap()).unwrap();
+        assert_eq!(raw["models"]["als_20250115_103000"]["status"], "rejected");
+        assert_eq!(reg.audit().unwrap()[0].operation, "reject");
     }
 
     #[test]

@@ -464,8 +464,16 @@ fn log_lines_match_the_spec_format() {
     let imp = messages[21].strip_prefix("Improvement: ").unwrap();
     assert!(imp.starts_with('+') && imp.ends_with('%'), "{imp}");
     assert_eq!(imp, format!("{:+.1}%", out.improvement_pct));
+    // The other popularity variants and the gate (ndcg@10 against the strongest).
+    assert!(messages[22].starts_with("Baseline (popularity_decay_7d): recall@10="));
+    assert!(messages[23].starts_with("Baseline (popularity_decay_30d): recall@10="));
+    assert!(
+        messages[24].starts_with("Gate: ndcg@10=") && messages[24].ends_with(": passed"),
+        "{}",
+        messages[24]
+    );
     assert_eq!(
-        messages[22],
+        messages[25],
         format!("Model saved to {}", out.model_dir.display())
     );
 }
