@@ -615,12 +615,15 @@ enum EmbeddingModelAction {
 /// `recops demo` options.
 #[derive(Debug, clap::Args)]
 struct DemoArgs {
-    /// Keep the recommender and the scheduler running until Ctrl-C.
+    /// Keep the recommender, the dashboard and the scheduler running until Ctrl-C.
     #[arg(long)]
     keep_running: bool,
     /// Port of the recommender on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 8000)]
     port: u16,
+    /// Port of the dashboard on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 8050)]
+    dashboard_port: u16,
     /// Generated users.
     #[arg(long, default_value_t = 26_000)]
     users: usize,
@@ -656,6 +659,7 @@ fn demo(home: Option<PathBuf>, args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let options = DemoOptions {
         home: dir,
         port: args.port,
+        dashboard_port: args.dashboard_port,
         users: args.users,
         products: args.products,
         interactions: args.interactions,
@@ -673,13 +677,16 @@ fn demo(home: Option<PathBuf>, args: &DemoArgs) -> anyhow::Result<ExitCode> {
         println!("{line}");
     }
     if args.keep_running {
-        println!("\nThe recommender and the scheduler keep running; Ctrl-C stops them.");
+        println!(
+            "\nThe recommender, the dashboard and the scheduler keep running; Ctrl-C stops them."
+        );
         let bin_dir = recops_scheduler::default_bin_dir()?;
         let mut options = recops_scheduler::SchedulerOptions::new(bin_dir);
         options.alerts = recops_automation::SchedulerAlerts::for_home(&home);
         let mut scheduler = recops_scheduler::Scheduler::open(&home, options)?;
         scheduler.run(&stop)?;
     }
+    demo.dashboard.stop()?;
     demo.service.shutdown()?;
     Ok(ExitCode::SUCCESS)
 }

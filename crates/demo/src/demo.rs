@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use recops_core::{Home, SystemClock};
+use recops_core::{Home, SystemClock, error_chain};
 use recops_serving::{HomeModelSource, ModelSource, RunningService, ServiceOptions, ServingModel};
 use recops_synth::{DriftOptions, GenConfig, generate, write_dataset};
 use recops_tracking::ServiceMetricsStore;
@@ -38,6 +38,8 @@ pub struct DemoOptions {
     pub home: PathBuf,
     /// Port of the recommender (default 8000; 0 = any free port).
     pub port: u16,
+    /// Port of the dashboard on 127.0.0.1 (default 8050; 0 = any free port).
+    pub dashboard_port: u16,
     /// Generated users (default 26,000, the spec's size).
     pub users: usize,
     /// Generated products (default 2,200).
@@ -60,6 +62,11 @@ impl DemoOptions {
             log_file: Home::new(&home).logs_dir().join("demo.log"),
             home,
             port,
+            dashboard_port: if port == 0 {
+                0
+            } else {
+                recops_dashboard::DEFAULT_PORT
+            },
             users: size.users,
             products: size.products,
             interactions: size.interactions,
@@ -89,6 +96,8 @@ pub struct Demo {
     pub steps: Vec<StepReport>,
     /// The running recommender.
     pub service: RunningService,
+    /// The running dashboard.
+    pub dashboard: recops_dashboard::DashboardHandle,
     /// Lines of the final summary.
     pub summary: Vec<String>,
 }
@@ -142,7 +151,7 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
     let mut steps = Steps {
         out,
         done: Vec::new(),
-        total: 9,
+        total: 10,
         log: options.log_file.display().to_string(),
     };
     steps.run("embedding model and ONNX Runtime", || {
@@ -178,16 +187,29 @@ pub fn run_demo(home: &Home, options: &DemoOptions, out: &mut dyn Write) -> Resu
         drift_line = line;
         Ok(detail)
     })?;
-    let summary = summary_lines(&home, &url, &health_status, &drift_line);
+    let mut dashboard = None;
+    steps.run("dashboard", || {
+        let d = start_dashboard(&home, options.dashboard_port)?;
+        let detail = format!(
+            "{} (overview, pipelines, training, models, service, drift, alerts, scheduler)",
+            d.url()
+        );
+        dashboard = Some(d);
+        Ok(detail)
+    })?;
+    let dashboard = dashboard.ok_or_else(|| Error::Step("the dashboard did not start".into()))?;
+    let mut summary = summary_lines(&home, &url, &health_status, &drift_line);
+    summary.insert(0, format!("dashboard {}", dashboard.url()));
     Ok(Demo {
         home,
         steps: steps.done,
         service,
+        dashboard,
         summary,
     })
 }
 
-/// Runs the demo's steps in order, printing `[n/9] name ... done in 1.2 s: detail`.
+/// Runs the demo's steps in order, printing `[n/10] name ... done in 1.2 s: detail`.
 struct Steps<'a> {
     out: &'a mut dyn Write,
     done: Vec<StepReport>,
@@ -294,6 +316,16 @@ fn training(home: &Home) -> Result<String> {
 }
 
 /// Step 6: the recommender on 127.0.0.1:`port`, without a model until the deployment.
+/// The dashboard on 127.0.0.1 over the demo's home (read-only; its actions need
+/// `RECOPS_ADMIN_TOKEN`, as always).
+fn start_dashboard(home: &Home, port: u16) -> Result<recops_dashboard::DashboardHandle> {
+    let options = recops_dashboard::DashboardOptions {
+        port,
+        ..recops_dashboard::DashboardOptions::from_env()
+    };
+    recops_dashboard::spawn(home, options).map_err(|e| Error::Step(error_chain(&e)))
+}
+
 fn start_service(home: &Home, port: u16) -> Result<RunningService> {
     let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
         Error::Step(format!(
