@@ -10,7 +10,7 @@ use recops_core::{
     format_timestamp,
 };
 use recops_health::{
-    ComponentStatus, check_data_health, check_deployment, check_embeddings_health,
+    ComponentStatus, HealthChecks, check_data_health, check_deployment, check_embeddings_health,
     check_model_health, check_pipeline_health, check_service_health, read_service_metrics,
 };
 use serde_json::json;
@@ -140,13 +140,15 @@ fn check_all(
 
     let report = HealthReport::aggregate(
         format_timestamp(now),
-        service,
-        data,
-        model,
-        pipeline,
-        embeddings,
-        service_metrics,
-        deployment,
+        HealthChecks {
+            service,
+            data,
+            model,
+            pipeline,
+            embeddings,
+            service_metrics,
+            deployment,
+        },
     );
     let healthy = report.healthy;
     let problems = report.problems();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use recops_core::{SharedClock, format_timestamp};
+use recops_core::{SharedClock, error_chain, format_timestamp};
 use serde::Serialize;
 
 use crate::catalog::{Catalog, read_catalog};
@@ -334,6 +334,7 @@ impl<'e> ProductEmbedder<'e> {
                 return (None, Some("no previous embeddings file".to_owned()));
             }
             Err(e) => {
+                let e = error_chain(&e);
                 tracing::warn!(error = %e, "previous embeddings file cannot be reused");
                 return (None, Some(format!("previous file unreadable: {e}")));
             }

@@ -27,4 +27,4 @@ pub use checks::{
     load_model, read_service_metrics,
 };
 pub use error::{Error, Result};
-pub use report::HealthReport;
+pub use report::{HealthChecks, HealthReport};

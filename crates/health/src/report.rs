@@ -112,19 +112,38 @@ fn status_str(s: ComponentStatus) -> &'static str {
     }
 }
 
+/// The results of the seven checks, before aggregation.
+#[derive(Debug, Clone)]
+pub struct HealthChecks {
+    /// `/health` of the recommender.
+    pub service: ServiceHealth,
+    /// The required data files.
+    pub data: DataHealth,
+    /// Registry and current best model.
+    pub model: ModelHealth,
+    /// Pipeline success rates.
+    pub pipeline: PipelineHealth,
+    /// Product embeddings freshness.
+    pub embeddings: EmbeddingsHealth,
+    /// Service metrics and the alert rules they trigger.
+    pub service_metrics: ServiceMetricsHealth,
+    /// Deployed vs served model.
+    pub deployment: DeploymentHealth,
+}
+
 impl HealthReport {
     /// Aggregates the seven checks: healthy when no component is unhealthy (warnings
     /// allowed). `run_id` is left empty for the job to fill.
-    pub fn aggregate(
-        timestamp: String,
-        service: ServiceHealth,
-        data: DataHealth,
-        model: ModelHealth,
-        pipeline: PipelineHealth,
-        embeddings: EmbeddingsHealth,
-        service_metrics: ServiceMetricsHealth,
-        deployment: DeploymentHealth,
-    ) -> Self {
+    pub fn aggregate(timestamp: String, checks: HealthChecks) -> Self {
+        let HealthChecks {
+            service,
+            data,
+            model,
+            pipeline,
+            embeddings,
+            service_metrics,
+            deployment,
+        } = checks;
         let components = BTreeMap::from([
             ("service", service.status),
             ("data", data.status),

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use recops_core::{SharedClock, format_timestamp};
+use recops_core::{SharedClock, error_chain, format_timestamp};
 use recops_tracking::ServiceMetricsStore;
 use serde::Deserialize;
 use serde_json::json;
@@ -145,7 +145,7 @@ impl AppState {
                 return;
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read the registry: serving not ready");
+                tracing::error!(error = %error_chain(&e), "cannot read the registry: serving not ready");
                 return;
             }
             Err(e) => {
@@ -156,7 +156,7 @@ impl AppState {
         match self.reload(&id).await {
             Ok(_) => {}
             Err(e) => {
-                tracing::error!(model_id = %id, error = %e, "cannot load the current best model: serving not ready")
+                tracing::error!(model_id = %id, error = %error_chain(&e), "cannot load the deployed model: serving not ready")
             }
         }
     }
@@ -518,7 +518,7 @@ async fn reload_model(
             let recorded =
                 tokio::task::spawn_blocking(move || source.reloaded(&id, prev.as_deref())).await;
             if let Ok(Err(e)) = &recorded {
-                tracing::warn!(model_id = %o.model_id, error = %e, "reloaded, but the deployment record was not written");
+                tracing::warn!(model_id = %o.model_id, error = %error_chain(e), "reloaded, but the deployment record was not written");
             }
             Json(json!({
                 "status": "reloaded",
@@ -537,7 +537,7 @@ async fn reload_model(
                 .load()
                 .as_ref()
                 .map(|l| l.model.model_id().to_owned());
-            tracing::warn!(model_id = %req.model_id, error = %e, "reload refused; the current model keeps serving");
+            tracing::warn!(model_id = %req.model_id, error = %error_chain(&e), "reload refused; the current model keeps serving");
             let status = match e {
                 Error::ModelUnavailable { .. } => StatusCode::NOT_FOUND,
                 Error::InvalidModel { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -546,7 +546,7 @@ async fn reload_model(
             (
                 status,
                 Json(json!({
-                    "error": redact_paths(&e.to_string()),
+                    "error": redact_paths(&error_chain(&e)),
                     "model_id": req.model_id,
                     "serving_model_id": current,
                 })),
@@ -644,7 +644,7 @@ pub(crate) async fn flush_rollups(state: &Arc<AppState>) {
     match result {
         Ok(Ok(())) => {}
         Ok(Err((e, rollups))) => {
-            tracing::warn!(error = %e, "cannot write service metrics; will retry");
+            tracing::warn!(error = %error_chain(&e), "cannot write service metrics; will retry");
             st.metrics.restore_rollups(rollups);
         }
         Err(e) => tracing::warn!(error = %e, "service metrics task failed"),
