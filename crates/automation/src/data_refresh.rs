@@ -191,6 +191,7 @@ fn run_metadata(r: &RefreshReport) -> serde_json::Value {
         "items": r.items,
         "train_interactions": r.train_interactions,
         "test_interactions": r.test_interactions,
+        "mean_comment_quality": r.mean_comment_quality,
     })
 }
 

@@ -123,6 +123,9 @@ pub struct RefreshReport {
     pub items: usize,
     /// Training cells (non-zeros of `X_train_confidence.npz`).
     pub train_interactions: usize,
+    /// Mean `comment_quality` of every interaction after the merge, in [0, 1] (the
+    /// data version's quality; `None` when nothing was merged).
+    pub mean_comment_quality: Option<f64>,
     /// Held-out cells.
     pub test_interactions: usize,
     /// The staging files processed in this run.
@@ -331,6 +334,7 @@ impl Plan {
             items: m.map_or(0, |m| m.items),
             train_interactions: m.map_or(0, |m| m.train_interactions),
             test_interactions: m.map_or(0, |m| m.test_interactions),
+            mean_comment_quality: None,
             files: Vec::new(),
             recovered_files,
             ignored_files,
@@ -398,6 +402,7 @@ fn commit(
     let version = data_version(&merged);
     report.changed = plan.previous_version.as_deref() != Some(version.as_str());
     report.total_records = merged.len();
+    report.mean_comment_quality = mean_quality(&merged.comment_quality);
     report.data_version = Some(version.clone());
     timer.lap("merge");
 
@@ -456,6 +461,12 @@ fn commit(
     report.test_interactions = checked.test_interactions;
     timer.lap("validate");
     Ok(())
+}
+
+/// The mean of the comment quality scores (`None` for no rows).
+fn mean_quality(scores: &[f32]) -> Option<f64> {
+    let sum: f64 = scores.iter().map(|&q| f64::from(q)).sum();
+    (!scores.is_empty()).then(|| sum / scores.len() as f64)
 }
 
 /// The derived outputs, computed from the merged table.

@@ -49,6 +49,12 @@ fn a_run_is_tracked_with_its_counts_and_archives_the_files() {
     assert_eq!(m["files"], 2);
     assert_eq!(m["data_version"], serde_json::json!(report.data_version));
     assert_eq!(m["force_full"], false);
+    // The data version's quality, shown by the dashboard.
+    assert!(report.mean_comment_quality.is_some());
+    assert_eq!(
+        m["mean_comment_quality"],
+        serde_json::json!(report.mean_comment_quality)
+    );
 
     // The JSON result has the spec's fields.
     let v = serde_json::to_value(&result).unwrap();

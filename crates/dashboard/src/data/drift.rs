@@ -36,6 +36,8 @@ pub(crate) struct DataVersionRow {
     pub(crate) users: Option<u64>,
     pub(crate) items: Option<u64>,
     pub(crate) rejected_records: Option<u64>,
+    /// Mean comment quality of the data version, in [0, 1].
+    pub(crate) quality: Option<f64>,
 }
 
 /// Everything `/drift` shows.
@@ -225,6 +227,7 @@ fn data_versions(ctx: &Ctx) -> Panel<Vec<DataVersionRow>> {
                     users: n("users"),
                     items: n("items"),
                     rejected_records: n("rejected_records"),
+                    quality: meta.get("mean_comment_quality").and_then(Value::as_f64),
                 })
             })?
             .collect()

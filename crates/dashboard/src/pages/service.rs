@@ -66,10 +66,11 @@ pub(crate) fn render_drift(v: &DriftView) -> Markup {
             } } } }
         }))
         (panel("data-versions", "Data versions", &v.data_versions, |rows| html! {
-            table { thead { tr { th { "refreshed" } th { "data version" } th { "rows" } th { "users" } th { "items" } th { "rejected" } } }
+            table { thead { tr { th { "refreshed" } th { "data version" } th { "rows" } th { "users" } th { "items" } th { "rejected" } th { "quality" } } }
             tbody { @for d in rows { tr {
                 td { (when(&d.at)) } td.mono { (d.data_version.as_deref().unwrap_or("-")) }
                 td { (opt(d.total_records)) } td { (opt(d.users)) } td { (opt(d.items)) } td { (opt(d.rejected_records)) }
+                td { (num(d.quality, 3)) }
             } } } }
         }))
     }

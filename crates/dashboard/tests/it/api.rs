@@ -113,6 +113,13 @@ fn a_filled_home_shows_its_records_with_keyset_pagination_and_filters() {
     assert!(alerts["notifications"]["data"].as_array().unwrap().len() >= 2);
     let drift = d.json("/api/v1/drift");
     assert_eq!(drift["reports"]["data"].as_array().unwrap().len(), 4);
+    // Data versions carry their quality (mean comment quality of the refresh).
+    let versions = drift["data_versions"]["data"].as_array().unwrap();
+    assert!(!versions.is_empty());
+    assert!(
+        versions.iter().all(|v| v["quality"] == 0.625),
+        "{versions:?}"
+    );
     let sched = d.json("/api/v1/scheduler");
     let jobs = sched["jobs"]["data"].as_array().unwrap();
     assert!(

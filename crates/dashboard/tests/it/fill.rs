@@ -141,6 +141,7 @@ fn pipelines(home: &Home, now: DateTime<Utc>, scale: &Scale, rng: &mut Rng) -> R
             let meta = serde_json::json!({
                 "total_records": 100_000 + i, "users": 5_000 + i / 10, "items": 800 + i / 100,
                 "data_version": format!("xxh3-128:{:032x}", rng.next_u64()),
+                "mean_comment_quality": 0.625,
             });
             tx_row(&mut st, i, name, status, started, duration, error, &meta)?;
         }

@@ -93,6 +93,9 @@ fn incremental_up_to_the_threshold_then_full() {
         (RefreshKind::Incremental, 100, 100)
     );
     assert_eq!(r.total_records, r.previous_records + 100);
+    // The data version's quality: the mean comment quality of every row, in [0, 1].
+    let q = r.mean_comment_quality.unwrap();
+    assert!((0.0..=1.0).contains(&q), "{q}");
     // 101: full.
     t.stage("b.csv", &csv(&rows(101, 1000))).unwrap();
     assert_eq!(run(home).unwrap().kind, RefreshKind::Full);
