@@ -1,7 +1,7 @@
 //! `/pipelines`: runs with filters and keyset pagination, per-pipeline summary, trends,
 //! failures, stale `running` runs, and one run's page.
 
-use chrono::{Duration, NaiveDate, TimeZone};
+use chrono::{Duration, NaiveDate, Offset, TimeZone};
 use rusqlite::{Connection, Row, ToSql};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -322,14 +322,24 @@ pub(crate) fn trend(ctx: &Ctx, days: u32, which: Trend) -> Panel<Chart> {
             "success rate",
         ),
     };
+    // Days of the configured zone: its offset now shifts the stored UTC times (a zone
+    // with daylight saving is off by an hour on the other side of a change).
+    let offset = i64::from(
+        ctx.tz
+            .offset_from_utc_datetime(&ctx.now().naive_utc())
+            .fix()
+            .local_minus_utc(),
+    );
     let sql = format!(
-        "SELECT pipeline_name, unixepoch(substr(started_at, 1, 10)) AS day, {value} \
+        "SELECT pipeline_name, \
+         (unixepoch(substr(started_at, 1, 19)) + ?2) / 86400 * 86400 - ?2 AS day, {value} \
          FROM pipeline_runs INDEXED BY idx_started_at WHERE started_at >= ?1 \
          GROUP BY pipeline_name, day ORDER BY pipeline_name, day"
     );
     store::read(&ctx.home.pipeline_db(), HINT, Chart::is_empty, |c| {
         let mut st = c.prepare_cached(&sql)?;
-        let rows = st.query_map([recops_core::format_timestamp(since)], |r| {
+        let since = recops_core::format_timestamp(since);
+        let rows = st.query_map(rusqlite::params![since, offset], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, Option<f64>>(1)?,

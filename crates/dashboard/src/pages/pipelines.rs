@@ -15,8 +15,8 @@ pub(crate) fn render(v: &PipelinesView) -> Markup {
     html! {
         (filters(v))
         div.charts {
-            (chart("Mean duration of successful runs per UTC day (s)", &format!("/api/v1/pipelines/trend?chart=duration&days={days}")))
-            (chart("Success rate per UTC day", &format!("/api/v1/pipelines/trend?chart=success_rate&days={days}")))
+            (chart("Mean duration of successful runs per day (s)", &format!("/api/v1/pipelines/trend?chart=duration&days={days}")))
+            (chart("Success rate per day", &format!("/api/v1/pipelines/trend?chart=success_rate&days={days}")))
         }
         (panel("summary", &format!("Last {days} days"), &v.summary, |rows| html! {
             table { thead { tr { th { "pipeline" } th { "runs" } th { "success" } th { "failed" } th { "running" } th { "success rate" } th { "mean duration" } th { "last start" } } }

@@ -113,6 +113,18 @@ fn a_filled_home_shows_its_records_with_keyset_pagination_and_filters() {
     assert!(alerts["notifications"]["data"].as_array().unwrap().len() >= 2);
     let drift = d.json("/api/v1/drift");
     assert_eq!(drift["reports"]["data"].as_array().unwrap().len(), 4);
+    // Daily trends bucket by days of the configured zone (Asia/Ho_Chi_Minh, UTC+7).
+    let trend = d.json("/api/v1/pipelines/trend?chart=duration&days=30");
+    let days = trend["data"]["x"].as_array().unwrap();
+    assert!(!days.is_empty());
+    for x in days {
+        let x = x.as_f64().unwrap() as i64;
+        assert_eq!(
+            (x + 7 * 3600).rem_euclid(86_400),
+            0,
+            "{x} is not a local midnight"
+        );
+    }
     // Data versions carry their quality (mean comment quality of the refresh).
     let versions = drift["data_versions"]["data"].as_array().unwrap();
     assert!(!versions.is_empty());
