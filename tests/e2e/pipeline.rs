@@ -352,4 +352,60 @@ fn the_whole_system_leaves_its_records_and_a_bad_deployment_rolls_back() {
     }
     let registry: Value = serde_json::from_slice(&std::fs::read(home.registry()).unwrap()).unwrap();
     assert_eq!(registry["current_best"], best.as_str());
+    dashboard_shows_the_pipeline(&home, &best);
+}
+
+/// The dashboard over the home the pipeline filled: every panel answers, and the runs,
+/// training runs, models and deployments of the pipeline are there.
+fn dashboard_shows_the_pipeline(home: &Home, best: &str) {
+    recops_core::tls::install_crypto_provider();
+    let options = recops_dashboard::DashboardOptions {
+        port: 0,
+        ..Default::default()
+    };
+    let dashboard = recops_dashboard::spawn(home, options).unwrap();
+    let get = |path: &str| -> Value {
+        let r = reqwest::blocking::get(format!("{}{path}", dashboard.url())).unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().unwrap()
+    };
+    for page in [
+        "/",
+        "/pipelines",
+        "/training",
+        "/models",
+        "/service",
+        "/drift",
+        "/alerts",
+        "/scheduler",
+    ] {
+        let r = reqwest::blocking::get(format!("{}{page}", dashboard.url())).unwrap();
+        assert!(r.status().is_success(), "{page}: {}", r.status());
+    }
+    let pipelines = get("/api/v1/pipelines");
+    let names: Vec<&str> = pipelines["runs"]["data"]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["pipeline_name"].as_str())
+        .collect();
+    for p in ["data_refresh", "model_training", "model_deployment"] {
+        assert!(names.contains(&p), "no {p} run in {names:?}");
+    }
+    let training = get("/api/v1/training");
+    assert_eq!(
+        training["runs"]["data"]["runs"].as_array().unwrap().len(),
+        2
+    );
+    let models = get("/api/v1/models");
+    assert_eq!(models["champion"], best);
+    assert!(!models["deployments"]["data"].as_array().unwrap().is_empty());
+    let drift = get("/api/v1/drift");
+    assert!(
+        !drift["data_versions"]["data"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    dashboard.stop().unwrap();
 }
