@@ -121,7 +121,8 @@ enum AlertCommand {
     /// Send a test alert (`recops_test`, info) to check a channel's settings. Exits 1
     /// when a channel fails or is not configured, and says why.
     Test {
-        /// Channel to test (email, slack, log); repeat for several. Default: all three.
+        /// Channel to test (email, slack, log, alertmanager); repeat for several.
+        /// Default: all four.
         #[arg(long, value_parser = |s: &str| s.parse::<Channel>().map_err(|e| e.to_string()))]
         channel: Vec<Channel>,
         /// Print the per-channel result as JSON.

@@ -34,6 +34,9 @@ pub struct AlertsConfig {
     /// The log channel (`logs/service/alerts.log`).
     #[serde(default)]
     pub logging: LoggingConfig,
+    /// The Alertmanager channel (Prometheus Alertmanager's API v2).
+    #[serde(default)]
+    pub alertmanager: AlertmanagerConfig,
     /// Repeat, resolve, retry and routing policy (beyond the spec).
     #[serde(default)]
     pub notifications: NotificationSettings,
@@ -215,6 +218,59 @@ impl Default for SlackConfig {
             channel: default_slack_channel(),
             timeout_secs: default_slack_timeout(),
         }
+    }
+}
+
+/// `alertmanager:` section: a Prometheus Alertmanager receiving recops alerts.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerConfig {
+    /// Whether the channel is used (default true). An empty `url` turns it off.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Base URL of the Alertmanager (`${ALERTMANAGER_URL:-}`, e.g.
+    /// `http://127.0.0.1:9093`); alerts go to `<url>/api/v2/alerts`. Empty = off.
+    /// User info in the URL (basic auth) is never shown in messages.
+    #[serde(default)]
+    pub url: String,
+    /// Send every alert to the Alertmanager, whatever the rule's or severity's
+    /// channel list says (default true): the Alertmanager routes and silences with
+    /// its own configuration. When false, only alerts listing `alertmanager` go there.
+    #[serde(default = "yes")]
+    pub all_alerts: bool,
+    /// The `instance` label; default: this machine's host name.
+    #[serde(default)]
+    pub instance: String,
+    /// Extra labels put on every alert (`team: ml`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The dashboard's URL (`${RECOPS_DASHBOARD_URL:-}`); alerts link to its
+    /// `/alerts` page as `generatorURL`. Empty: no link.
+    #[serde(default)]
+    pub dashboard_url: String,
+    /// Request timeout, seconds (default 10, as Slack).
+    #[serde(default = "default_slack_timeout")]
+    pub timeout_secs: f64,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig {
+            enabled: true,
+            url: String::new(),
+            all_alerts: true,
+            instance: String::new(),
+            labels: BTreeMap::new(),
+            dashboard_url: String::new(),
+            timeout_secs: default_slack_timeout(),
+        }
+    }
+}
+
+impl AlertmanagerConfig {
+    /// True when alerts can be posted (enabled with a URL).
+    pub fn is_active(&self) -> bool {
+        self.enabled && !self.url.trim().is_empty()
     }
 }
 
@@ -438,6 +494,9 @@ pub(crate) fn is_plain_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Labels recops sets itself on Alertmanager alerts.
+const RESERVED_LABELS: [&str; 4] = ["alertname", "severity", "instance", "pipeline"];
+
 fn is_loopback_host(host: &str) -> bool {
     let h = host.trim().trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
@@ -456,7 +515,7 @@ fn check_channel_list(p: &mut Vec<(String, String)>, key: &str, channels: &[Chan
     if channels.is_empty() {
         p.push((
             key.to_owned(),
-            "expected at least one of email, slack, log".to_owned(),
+            "expected at least one of email, slack, log, alertmanager".to_owned(),
         ));
     }
     let mut seen = BTreeSet::new();
@@ -557,6 +616,41 @@ impl Validate for AlertsConfig {
         }
         positive_secs(&mut p, "slack.timeout_secs", s.timeout_secs, "seconds");
 
+        let a = &self.alertmanager;
+        for (key, url) in [
+            ("alertmanager.url", &a.url),
+            ("alertmanager.dashboard_url", &a.dashboard_url),
+        ] {
+            let url = url.trim();
+            if !url.is_empty() && !crate::alertmanager::is_http_url(url) {
+                p.push((
+                    key.into(),
+                    format!(
+                        "expected an http:// or https:// URL such as http://127.0.0.1:9093, got {:?}",
+                        crate::alertmanager::safe_url(url)
+                    ),
+                ));
+            }
+        }
+        for name in a.labels.keys() {
+            if !crate::alertmanager::is_label_name(name) || RESERVED_LABELS.contains(&name.as_str())
+            {
+                p.push((
+                    format!("alertmanager.labels.{name}"),
+                    format!(
+                        "expected a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*) other than {}",
+                        RESERVED_LABELS.join(", ")
+                    ),
+                ));
+            }
+        }
+        positive_secs(
+            &mut p,
+            "alertmanager.timeout_secs",
+            a.timeout_secs,
+            "seconds",
+        );
+
         let l = &self.logging;
         if l.format != SPEC_LOG_FORMAT {
             p.push((
@@ -622,7 +716,7 @@ impl AlertsConfig {
     /// Loads `config/alerts_config.yaml` of `home` (or the built-in default) with
     /// `${VAR}` substitution from the environment.
     ///
-    /// An unset `${VAR}` without a default inside the `email:` or `slack:` section does
+    /// An unset `${VAR}` without a default inside the `email:`, `slack:` or `alertmanager:` section does
     /// not fail the load: that channel is disabled with a warning naming the variable
     /// (the spec's own file writes `"${SMTP_SERVER}"`), so the log channel keeps
     /// working and no alert is lost to a misconfigured channel. Elsewhere it is an
@@ -660,6 +754,7 @@ impl AlertsConfig {
                         match d.channel {
                             Channel::Email => config.email.enabled = false,
                             Channel::Slack => config.slack.enabled = false,
+                            Channel::Alertmanager => config.alertmanager.enabled = false,
                             Channel::Log => {}
                         }
                     }
@@ -669,6 +764,7 @@ impl AlertsConfig {
                     let channel = match section_of(&text, line) {
                         Some("email") => Channel::Email,
                         Some("slack") => Channel::Slack,
+                        Some("alertmanager") => Channel::Alertmanager,
                         _ => {
                             return Err(
                                 recops_core::Error::MissingEnvVar { file, line, var }.into()
@@ -704,6 +800,10 @@ impl AlertsConfig {
                 enabled: false,
                 ..SlackConfig::default()
             },
+            alertmanager: AlertmanagerConfig {
+                enabled: false,
+                ..AlertmanagerConfig::default()
+            },
             logging: LoggingConfig::default(),
             notifications: NotificationSettings {
                 severity_channels: SeverityChannels {
@@ -727,11 +827,22 @@ impl AlertsConfig {
 
     /// The channels of an alert: those of its rule if it has any, else those of its
     /// severity.
+    ///
+    /// With an active Alertmanager channel and `alertmanager.all_alerts`, the
+    /// Alertmanager is added: it routes and silences by its own configuration.
     pub fn channels_for(&self, alert_name: &str, severity: Severity) -> Vec<Channel> {
-        self.alerts
+        let mut channels = self
+            .alerts
             .get(alert_name)
             .and_then(|r| r.channels.clone())
-            .unwrap_or_else(|| self.notifications.severity_channels.get(severity).to_vec())
+            .unwrap_or_else(|| self.notifications.severity_channels.get(severity).to_vec());
+        if self.alertmanager.is_active()
+            && self.alertmanager.all_alerts
+            && !channels.contains(&Channel::Alertmanager)
+        {
+            channels.push(Channel::Alertmanager);
+        }
+        channels
     }
 
     /// The repeat interval of `alert_name`.
@@ -757,7 +868,7 @@ impl AlertsConfig {
 /// A channel turned off at load because a variable it needs is unset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisabledChannel {
-    /// `email` or `slack`.
+    /// `email`, `slack` or `alertmanager`.
     pub channel: Channel,
     /// The unset variable.
     pub variable: String,

@@ -41,6 +41,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod alertmanager;
 mod config;
 mod duration;
 mod email;
@@ -55,9 +56,9 @@ mod slack;
 mod state;
 
 pub use config::{
-    AlertRule, AlertsConfig, DEFAULT_ALERTS, DEFAULT_ALERTS_CONFIG, DisabledChannel, EmailConfig,
-    LoggingConfig, NotificationSettings, SPEC_LOG_FORMAT, SeverityChannels, SlackConfig,
-    SmtpSecurity, default_metric_for,
+    AlertRule, AlertmanagerConfig, AlertsConfig, DEFAULT_ALERTS, DEFAULT_ALERTS_CONFIG,
+    DisabledChannel, EmailConfig, LoggingConfig, NotificationSettings, SPEC_LOG_FORMAT,
+    SeverityChannels, SlackConfig, SmtpSecurity, default_metric_for,
 };
 pub use duration::{format_duration, parse_duration};
 pub use error::{Error, Result};

@@ -20,7 +20,8 @@ pub(crate) fn slack_emoji(severity: Severity) -> &'static str {
     }
 }
 
-/// Where a notification goes: the spec's `email`, `slack`, `log`.
+/// Where a notification goes: the spec's `email`, `slack`, `log`, and
+/// `alertmanager` (a Prometheus Alertmanager's API v2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
@@ -30,11 +31,19 @@ pub enum Channel {
     Slack,
     /// A line in `logs/service/alerts.log`.
     Log,
+    /// A Prometheus Alertmanager (`POST /api/v2/alerts`), which routes, groups and
+    /// silences with the team's own receivers.
+    Alertmanager,
 }
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Slack, Channel::Log];
+    pub const ALL: [Channel; 4] = [
+        Channel::Email,
+        Channel::Slack,
+        Channel::Log,
+        Channel::Alertmanager,
+    ];
 
     /// The config spelling (`slack`).
     pub fn as_str(self) -> &'static str {
@@ -42,6 +51,7 @@ impl Channel {
             Channel::Email => "email",
             Channel::Slack => "slack",
             Channel::Log => "log",
+            Channel::Alertmanager => "alertmanager",
         }
     }
 }
@@ -60,7 +70,7 @@ impl FromStr for Channel {
             .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| Error::InvalidInput {
                 what: "channel",
-                message: format!("{s:?}: expected one of email, slack, log"),
+                message: format!("{s:?}: expected one of email, slack, log, alertmanager"),
             })
     }
 }
@@ -266,7 +276,10 @@ mod tests {
         assert_eq!("Slack".parse::<Channel>().unwrap(), Channel::Slack);
         assert_eq!("CRITICAL".parse::<Severity>().unwrap(), Severity::Critical);
         let e = "pager".parse::<Channel>().unwrap_err().to_string();
-        assert!(e.contains("expected one of email, slack, log"), "{e}");
+        assert!(
+            e.contains("expected one of email, slack, log, alertmanager"),
+            "{e}"
+        );
         assert!("urgent".parse::<Severity>().is_err());
     }
 }

@@ -24,6 +24,15 @@ pub(crate) struct Notice {
     /// The human message (may span lines).
     pub(crate) text: String,
     pub(crate) at: DateTime<Utc>,
+    /// When the condition started (firing since); `at` for one-off alerts.
+    pub(crate) starts_at: DateTime<Utc>,
+    /// For a firing alert that recops will resolve (a rule or an observed
+    /// condition): when the Alertmanager should consider it over if no reminder or
+    /// resolve arrives. `None` for one-off alerts (the Alertmanager's
+    /// `resolve_timeout` applies).
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    /// The pipeline an alert is about (`send_pipeline_alert`), for the `pipeline` label.
+    pub(crate) pipeline: Option<String>,
 }
 
 impl Notice {
@@ -118,6 +127,9 @@ mod tests {
             log_line: "x".into(),
             text: "error_rate=0.08 > 0.05 <b>".into(),
             at: Utc::now(),
+            starts_at: Utc::now(),
+            expires_at: None,
+            pipeline: None,
         }
     }
 

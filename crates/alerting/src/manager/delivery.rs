@@ -111,6 +111,7 @@ impl AlertManager {
                             self.sleeper.as_ref(),
                         )
                     }
+                    Channel::Alertmanager => self.send_alertmanager(notice),
                     Channel::Log => continue,
                 },
             };
@@ -124,10 +125,26 @@ impl AlertManager {
         }
     }
 
+    /// Posts `notice` to the Alertmanager (client built once).
+    pub(super) fn send_alertmanager(&self, notice: &Notice) -> Delivery {
+        let cfg = &self.config.alertmanager;
+        let client = self
+            .alertmanager_client
+            .get_or_init(|| alertmanager::build_client(cfg));
+        alertmanager::send(
+            cfg,
+            client.as_ref(),
+            notice,
+            &self.policy,
+            self.sleeper.as_ref(),
+        )
+    }
+
     pub(super) fn log_delivery(&self, channel: Channel, alert: &str, d: &Delivery) {
         let what = match channel {
             Channel::Email => "Email",
             Channel::Slack => "Slack",
+            Channel::Alertmanager => "Alertmanager",
             Channel::Log => return,
         };
         let tries = |n: u32| {
@@ -141,6 +158,9 @@ impl AlertManager {
             Delivery::Sent { attempts, to } => {
                 let line = match channel {
                     Channel::Email => format!("Email sent to {to}{}", tries(*attempts)),
+                    Channel::Alertmanager => {
+                        format!("Alertmanager notified at {to}{}", tries(*attempts))
+                    }
                     _ => format!("Slack notification sent{}", tries(*attempts)),
                 };
                 tracing::debug!(alert, "{line}");

@@ -18,7 +18,7 @@ use crate::report::{Delivery, SendReport};
 use crate::retry::{RetryPolicy, SharedSleeper, ThreadSleeper};
 use crate::rules::{Metrics, TriggeredAlert, check_rules, describe, round_for_display};
 use crate::state::{AlertState, Observation, Policy, Silence, StateStore, Step, step};
-use crate::{email, slack};
+use crate::{alertmanager, email, slack};
 
 mod delivery;
 mod overview;
@@ -164,6 +164,7 @@ impl AlertManagerBuilder {
             log: Mutex::new(None),
             state,
             slack_client: OnceLock::new(),
+            alertmanager_client: OnceLock::new(),
         })
     }
 }
@@ -185,6 +186,7 @@ pub struct AlertManager {
     log: Mutex<Option<LogFile>>,
     state: std::result::Result<StateStore, String>,
     slack_client: OnceLock<std::result::Result<reqwest::blocking::Client, String>>,
+    alertmanager_client: OnceLock<std::result::Result<reqwest::blocking::Client, String>>,
 }
 
 impl AlertManager {
@@ -228,6 +230,17 @@ impl AlertManager {
         severity: Severity,
         channels: Option<&[Channel]>,
     ) -> SendReport {
+        self.send_one_off(alert_name, message, severity, channels, None)
+    }
+
+    fn send_one_off(
+        &self,
+        alert_name: &str,
+        message: &str,
+        severity: Severity,
+        channels: Option<&[Channel]>,
+        pipeline: Option<&str>,
+    ) -> SendReport {
         let now = self.clock.now();
         let name = clean_name(alert_name);
         let channels = channels
@@ -241,6 +254,9 @@ impl AlertManager {
             severity,
             kind: NoticeKind::Alert,
             at: now,
+            starts_at: now,
+            expires_at: None,
+            pipeline: pipeline.map(str::to_owned),
         };
         self.deliver(&notice, &channels, silence.as_ref())
     }
@@ -255,11 +271,12 @@ impl AlertManager {
         severity: Severity,
     ) -> SendReport {
         let name = clean_name(&format!("pipeline_{pipeline_name}_{status}"));
-        self.send_alert(
+        self.send_one_off(
             &name,
             &format!("Pipeline: {pipeline_name}\nStatus: {status}\n{message}"),
             severity,
             None,
+            Some(pipeline_name),
         )
     }
 
@@ -280,6 +297,9 @@ impl AlertManager {
             log_line: format!("{TEST_ALERT_NAME}: {text}"),
             text,
             at: now,
+            starts_at: now,
+            expires_at: None,
+            pipeline: None,
         };
         self.deliver(&notice, channels, None)
     }

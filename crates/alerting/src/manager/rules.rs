@@ -224,12 +224,22 @@ impl AlertManager {
                     log_line: t.resolved_line.clone(),
                     text: resolved_text(&t.resolved_line, state.firing_since, now),
                     at: now,
+                    starts_at: state.firing_since.unwrap_or(now),
+                    expires_at: None,
+                    pipeline: None,
                 };
                 if notify {
                     let report = self.deliver(&notice, &t.channels, None);
                     (Action::Resolved { notified: true }, Some(report))
                 } else {
                     self.log(LogLevel::Info, &notice.log_line);
+                    // The Alertmanager holds the alert as active until told: end it
+                    // even when no resolved notification is sent (send_resolved off,
+                    // or silenced), as Prometheus does.
+                    if state.notification_count > 0 && t.channels.contains(&Channel::Alertmanager) {
+                        let d = self.send_alertmanager(&notice);
+                        self.log_delivery(Channel::Alertmanager, name, &d);
+                    }
                     (Action::Resolved { notified: false }, None)
                 }
             }
@@ -262,6 +272,12 @@ impl AlertManager {
             log_line: t.firing_line.clone(),
             text,
             at: now,
+            starts_at: since,
+            // Until the next reminder, with room for one: the Alertmanager keeps the
+            // alert active while recops still evaluates it, and lets it lapse if recops
+            // stops (a resolve ends it at once).
+            expires_at: Some(now + self.config.repeat_interval(t.alert_name) * 2),
+            pipeline: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! 127.0.0.1, started and stopped by each test).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod alertmanager;
 mod dedup;
 mod email;
 mod scenarios;
