@@ -17,9 +17,14 @@ use crate::{raise_nofile, source};
 /// Half-open connections held at once.
 const SLOW_CLIENTS: usize = 1000;
 
+/// The value of the unlabelled sample `name` (besides its `instance` label).
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .find_map(|l| {
+            let rest = l.strip_prefix(name)?.strip_prefix("{instance=\"")?;
+            let (_, value) = rest.split_once("\"} ")?;
+            value.parse().ok()
+        })
         .unwrap_or(0.0)
 }
 

@@ -99,6 +99,10 @@ pub struct ServiceSettings {
     /// connections (default 10); the final metrics flush runs either way.
     #[serde(default = "default_drain_timeout_secs")]
     pub drain_timeout_secs: u64,
+    /// The `instance` label of the recommender's `/metrics` samples (replicas must
+    /// differ); empty (default) means `<host name>:<port>`.
+    #[serde(default)]
+    pub instance: String,
 }
 
 fn default_max_connections() -> usize {
@@ -244,6 +248,13 @@ impl Validate for RecopsConfig {
             if v == 0 || v > 3600 {
                 p.push((key.into(), format!("expected 1 to 3600 seconds, got {v}")));
             }
+        }
+        if sv.instance.len() > 200 || sv.instance.chars().any(char::is_control) {
+            p.push((
+                "service.instance".into(),
+                "expected a short label value without control characters, such as shop-1:8000"
+                    .into(),
+            ));
         }
         if sv.idle_timeout_secs > sv.header_read_timeout_secs {
             p.push((

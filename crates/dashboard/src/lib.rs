@@ -39,6 +39,7 @@ mod cache;
 mod charts;
 mod data;
 mod error;
+mod metrics;
 mod pages;
 mod server;
 mod store;

@@ -59,6 +59,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/alerts/silences", post(pages::create_silence))
         .route("/alerts/silences/expire", post(pages::expire_silence))
         .route("/scheduler", get(pages::scheduler))
+        .route("/metrics", get(crate::metrics::handler))
         .nest("/api/v1", api_routes())
         .route("/assets/{name}", get(asset))
         .fallback(pages::not_found)

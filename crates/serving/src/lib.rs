@@ -235,6 +235,10 @@ pub async fn serve(
         idle_timeout: options.idle_timeout,
         drain_timeout: options.drain_timeout,
     };
+    let mut options = options;
+    if options.instance.is_none() {
+        options.instance = Some(default_instance(local.port()));
+    }
     let state = Arc::new(server::AppState::new(source, store, options, clock));
     state.load_initial().await;
     let app = server::router(state.clone());
@@ -266,6 +270,14 @@ pub async fn serve(
         "recommender service stopped"
     );
     Ok(())
+}
+
+/// The default `instance` label: `<host name>:<port>`.
+fn default_instance(port: u16) -> String {
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    format!("{host}:{port}")
 }
 
 /// Refuses a non-loopback address without an admin token, unless the operator allowed

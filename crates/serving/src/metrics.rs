@@ -224,8 +224,17 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
-    pub(crate) fn render(&self, model: Option<(&str, &str, DateTime<Utc>)>) -> String {
+    /// The Prometheus text exposition (format 0.0.4); every sample carries
+    /// `instance="<instance>"`.
+    pub(crate) fn render(
+        &self,
+        model: Option<(&str, &str, DateTime<Utc>)>,
+        instance: &str,
+    ) -> String {
+        with_label(&self.render_samples(model), "instance", instance)
+    }
+
+    fn render_samples(&self, model: Option<(&str, &str, DateTime<Utc>)>) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP recops_http_requests_total HTTP requests by route and status code.\n");
         out.push_str("# TYPE recops_http_requests_total counter\n");
@@ -364,10 +373,69 @@ impl Metrics {
     }
 }
 
+/// Adds `name="value"` first in the label set of every sample line of `text` (the
+/// text exposition format; comment lines are kept as they are).
+fn with_label(text: &str, name: &str, value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    let mut out = String::with_capacity(text.len() + 64 * (name.len() + escaped.len()));
+    for line in text.lines() {
+        match line.find(['{', ' ']) {
+            Some(i) if !line.starts_with('#') => {
+                let (metric, rest) = line.split_at(i);
+                out.push_str(metric);
+                match rest.strip_prefix('{') {
+                    Some(labels) => {
+                        let _ = write!(out, "{{{name}=\"{escaped}\",{labels}");
+                    }
+                    None => {
+                        let _ = write!(out, "{{{name}=\"{escaped}\"}}{rest}");
+                    }
+                }
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn every_sample_carries_the_instance_label() {
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 10, 0, 0).unwrap();
+        let m = Metrics::new(t0);
+        m.observe(t0, "/recommend", 200, 0.002, true, "als_1");
+        let text = m.render(Some(("als_1", "als", t0)), "shop-1:8000");
+        let samples: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect();
+        assert!(samples.len() > 20, "{text}");
+        for s in &samples {
+            assert!(s.contains("{instance=\"shop-1:8000\""), "{s}");
+        }
+        assert!(text.contains("recops_recommend_fallbacks_total{instance=\"shop-1:8000\"} 1"));
+        assert!(text.contains(
+            "recops_http_requests_total{instance=\"shop-1:8000\",route=\"/recommend\",code=\"200\"} 1"
+        ));
+        assert!(text.contains("# TYPE recops_http_requests_total counter\n"));
+        assert_eq!(
+            with_label("a 1\nb{x=\"1\"} 2\n", "instance", "q\"\\"),
+            "a{instance=\"q\\\"\\\\\"} 1\nb{instance=\"q\\\"\\\\\",x=\"1\"} 2\n"
+        );
+    }
 
     #[test]
     fn observations_feed_counters_histograms_and_minute_rollups() {
@@ -392,7 +460,7 @@ mod tests {
         );
         m.observe(t0, "/nope", 404, 0.0001, false, "");
         m.reload(true);
-        let text = m.render(Some(("als_1", "als", t0)));
+        let text = m.render_samples(Some(("als_1", "als", t0)));
         assert!(
             text.contains("recops_http_requests_total{route=\"/recommend\",code=\"200\"} 2"),
             "{text}"

@@ -58,6 +58,9 @@ pub struct ServiceOptions {
     /// Serve on a non-loopback address without an admin token (default false: the
     /// service refuses to start, since `/reload_model` would be open to the network).
     pub allow_unauthenticated: bool,
+    /// The `instance` label on every `/metrics` sample (`service.instance`); `None`:
+    /// `<host name>:<port>`, so replicas on different machines differ.
+    pub instance: Option<String>,
 }
 
 impl Default for ServiceOptions {
@@ -74,6 +77,7 @@ impl Default for ServiceOptions {
             idle_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
             allow_unauthenticated: false,
+            instance: None,
         }
     }
 }
@@ -87,6 +91,7 @@ impl ServiceOptions {
             body_read_timeout: Duration::from_secs(settings.body_read_timeout_secs),
             idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
             drain_timeout: Duration::from_secs(settings.drain_timeout_secs),
+            instance: Some(settings.instance.trim().to_owned()).filter(|i| !i.is_empty()),
             ..ServiceOptions::default()
         }
     }
@@ -611,6 +616,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         current
             .as_ref()
             .map(|l| (l.model.model_id(), l.model.model_type(), l.loaded_at)),
+        state.options.instance.as_deref().unwrap_or_default(),
     );
     Response::builder()
         .header(

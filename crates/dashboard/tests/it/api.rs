@@ -347,3 +347,38 @@ fn enc(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn metrics_export_each_pipelines_last_success_for_prometheus() {
+    let empty = Running::empty(None);
+    let (status, text) = empty.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("recops_pipeline_store_up 1\n"), "{text}");
+    assert!(!text.contains("{pipeline="), "{text}");
+    assert!(
+        !empty.home.pipeline_db().exists(),
+        "/metrics created the store"
+    );
+
+    let d = Running::filled(None);
+    let (status, text) = d.get("/metrics");
+    assert_eq!(status, 200);
+    let successes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("recops_pipeline_last_success_timestamp_seconds{pipeline=\""))
+        .collect();
+    assert!(!successes.is_empty(), "{text}");
+    let data_refresh = successes
+        .iter()
+        .find(|l| l.contains("pipeline=\"data_refresh\""))
+        .unwrap();
+    let value: f64 = data_refresh.rsplit(' ').next().unwrap().parse().unwrap();
+    // The filled home's runs are of the last days, and the newest success is the one
+    // the pipelines API lists first among data_refresh successes.
+    let api = d.json("/api/v1/pipelines?pipeline=data_refresh&status=success");
+    let newest = api["runs"]["data"]["runs"][0]["finished_at"]["utc"]
+        .as_str()
+        .unwrap();
+    let newest = chrono::DateTime::parse_from_rfc3339(newest).unwrap();
+    assert_eq!(value, newest.timestamp_millis() as f64 / 1000.0, "{text}");
+}

@@ -55,7 +55,7 @@ fn a_body_that_never_completes_gets_408_and_no_latency() {
     let answer = read_to_close(&mut s);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request body not received"), "{answer}");
-    let (_, m) = f.get("/metrics");
+    let m = f.metrics();
     assert_eq!(metric(&m, "recops_http_body_timeouts_total"), 1.0, "{m}");
     assert!(m.contains("recops_http_requests_total{route=\"/recommend\",code=\"408\"} 1"));
     // The client's slowness is not service latency.
@@ -80,7 +80,7 @@ fn a_trickled_body_counts_as_body_wait_not_latency() {
     }
     let answer = read_to_close(&mut s);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let (_, m) = f.get("/metrics");
+    let m = f.metrics();
     let wait = metric(&m, "recops_http_request_body_wait_seconds_sum");
     let latency = metric(
         &m,
@@ -109,7 +109,7 @@ fn slow_headers_and_idle_keep_alive_connections_are_closed() {
         .unwrap();
     let answer = read_to_close(&mut slow);
     assert!(!answer.contains("200 OK"), "{answer}");
-    let (_, m) = f.get("/metrics");
+    let m = f.metrics();
     assert!(
         metric(&m, "recops_http_header_timeouts_total") >= 1.0,
         "{m}"
@@ -160,7 +160,7 @@ fn at_the_connection_cap_new_clients_wait_until_one_closes() {
         .unwrap();
     let answer = read_to_close(&mut third);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let (_, m) = f.get("/metrics");
+    let m = f.metrics();
     assert!(
         metric(&m, "recops_http_connection_cap_reached_total") >= 1.0,
         "{m}"

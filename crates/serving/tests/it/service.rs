@@ -64,6 +64,24 @@ pub(crate) fn parts(model_id: &str, shift: f32) -> ModelParts {
     }
 }
 
+/// `text` without the `instance="<instance>"` label, which every sample must carry.
+pub(crate) fn strip_instance(text: &str, instance: &str) -> String {
+    let first = format!("{{instance=\"{instance}\",");
+    let only = format!("{{instance=\"{instance}\"}}");
+    let mut out = String::new();
+    for line in text.lines() {
+        if !line.starts_with('#') && !line.is_empty() {
+            assert!(
+                line.contains(&first) || line.contains(&only),
+                "no instance=\"{instance}\" label: {line}"
+            );
+        }
+        out.push_str(&line.replace(&first, "{").replace(&only, ""));
+        out.push('\n');
+    }
+    out
+}
+
 pub(crate) struct Fixture {
     pub(crate) service: Option<RunningService>,
     source: Arc<MemorySource>,
@@ -134,6 +152,16 @@ impl Fixture {
             .send()
             .unwrap();
         (r.status().as_u16(), r.text().unwrap())
+    }
+
+    /// `GET /metrics`, checking that every sample carries the instance label (default
+    /// `<host name>:<port>`), returned without it so assertions read plainly.
+    pub(crate) fn metrics(&self) -> String {
+        let (code, text) = self.get("/metrics");
+        assert_eq!(code, 200, "{text}");
+        let port = self.base.rsplit(':').next().unwrap();
+        let host = hostname::get().unwrap().to_string_lossy().into_owned();
+        strip_instance(&text, &format!("{host}:{port}"))
     }
 
     pub(crate) fn post(&self, path: &str, body: &str, token: Option<&str>) -> (u16, Value) {
@@ -286,7 +314,7 @@ fn reload_success_failure_and_instant_rollback() {
     assert_eq!(v["from_memory"], true);
     assert_eq!(f.source.loads.load(Ordering::SeqCst), loads);
 
-    let (_, metrics) = f.get("/metrics");
+    let metrics = f.metrics();
     assert!(
         metrics.contains("recops_model_reloads_total{result=\"success\"} 2"),
         "{metrics}"
@@ -373,4 +401,28 @@ fn request_metrics_reach_the_store_on_shutdown() {
     assert!(w.avg_latency_ms.is_some());
     let rows = store.rollups(t0, t0 + Duration::hours(1), None).unwrap();
     assert!(rows.iter().all(|r| r.model_id == "als_20250101_000000"));
+}
+
+#[test]
+fn metrics_carry_the_configured_instance_label() {
+    let f = Fixture::start_with(
+        Some("als_20250101_000000"),
+        ServiceOptions {
+            instance: Some("replica \"b\"".into()),
+            ..ServiceOptions::default()
+        },
+    );
+    f.post("/recommend", r#"{"user_id": 1000}"#, None);
+    let (_, text) = f.get("/metrics");
+    assert!(
+        text.contains(
+            "recops_http_requests_total{instance=\"replica \\\"b\\\"\",route=\"/recommend\",code=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    let plain = strip_instance(&text, "replica \\\"b\\\"");
+    assert!(
+        plain.contains("recops_recommend_fallbacks_total 0"),
+        "{plain}"
+    );
 }
