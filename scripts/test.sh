@@ -8,7 +8,11 @@
 #     embeddings tests run against the real model;
 #   - Chromium and chromedriver (Debian's chromium, chromium-driver): the dashboard's
 #     browser tests drive a real headless browser; installed with apt-get when missing
-#     and we are root.
+#     and we are root;
+#   - Prometheus Alertmanager and promtool (Debian's prometheus-alertmanager and
+#     prometheus): the Alertmanager channel is tested against a real Alertmanager and
+#     the shipped rules with `promtool check rules` / `promtool test rules`; installed
+#     the same way.
 #
 # With both in place the tests that need them must run (they fail instead of skipping).
 set -euo pipefail
@@ -36,6 +40,23 @@ if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
 fi
 if { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
   export RECOPS_REQUIRE_BROWSER=1
+fi
+
+have_alertmanager() { command -v alertmanager >/dev/null 2>&1 || command -v prometheus-alertmanager >/dev/null 2>&1; }
+if ! { have_alertmanager && command -v promtool >/dev/null 2>&1; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing prometheus-alertmanager and prometheus (Alertmanager channel, promtool)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager prometheus >/dev/null
+  else
+    echo "NOTICE: alertmanager/promtool missing and not installable here: the Alertmanager and Prometheus rules tests will be skipped"
+  fi
+fi
+if have_alertmanager; then
+  export RECOPS_REQUIRE_ALERTMANAGER=1
+fi
+if command -v promtool >/dev/null 2>&1; then
+  export RECOPS_REQUIRE_PROMTOOL=1
 fi
 
 echo "== cargo test --workspace"
