@@ -3,7 +3,7 @@ use std::process::{Command, Output};
 use recops_core::Home;
 use serde_json::Value;
 
-const ENV: [&str; 7] = [
+const ENV: [&str; 10] = [
     "SMTP_SERVER",
     "SMTP_PORT",
     "SMTP_SECURITY",
@@ -11,6 +11,9 @@ const ENV: [&str; 7] = [
     "ALERT_EMAIL_USERNAME",
     "ALERT_EMAIL_PASSWORD",
     "SLACK_WEBHOOK_URL",
+    "ALERTMANAGER_URL",
+    "RECOPS_DASHBOARD_URL",
+    "RECOPS_INSTANCE",
 ];
 
 fn recops(home: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> Output {
@@ -199,5 +202,62 @@ fn init_writes_the_alerts_config() {
     assert_eq!(
         std::fs::read_to_string(home.alerts_config()).unwrap(),
         recops_alerting::DEFAULT_ALERTS_CONFIG
+    );
+}
+
+#[test]
+fn alert_test_on_the_alertmanager_channel_reaches_a_real_alertmanager() {
+    let Some(am) = recops_testkit::RealAlertmanager::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Without ALERTMANAGER_URL the channel is off and the test says what to set.
+    let out = recops(
+        dir.path(),
+        &["alert", "test", "--channel", "alertmanager"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("set ALERTMANAGER_URL"),
+        "{}",
+        text(&out)
+    );
+
+    let env = [
+        ("ALERTMANAGER_URL", am.url()),
+        ("RECOPS_DASHBOARD_URL", "http://127.0.0.1:8050".to_owned()),
+        ("RECOPS_INSTANCE", "e2e-host".to_owned()),
+    ];
+    let out = recops(
+        dir.path(),
+        &["alert", "test", "--channel", "alertmanager", "--json"],
+        &env,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["channels"]["alertmanager"]["status"], "sent", "{v}");
+    let alerts: Value = serde_json::from_str(&am.alerts_json()).unwrap();
+    let test = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "recops_test")
+        .unwrap_or_else(|| panic!("{alerts}"));
+    assert_eq!(test["labels"]["instance"], "e2e-host");
+    assert_eq!(test["labels"]["severity"], "info");
+    assert_eq!(test["generatorURL"], "http://127.0.0.1:8050/alerts");
+    assert!(
+        test["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("If you read this, the channel works.")
+    );
+    // `recops alert list` shows the channel ready, with the endpoint.
+    let out = recops(dir.path(), &["alert", "list"], &env);
+    assert!(
+        text(&out).contains(&format!("{}/api/v2/alerts", am.url())),
+        "{}",
+        text(&out)
     );
 }

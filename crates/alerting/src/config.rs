@@ -956,6 +956,65 @@ mod tests {
             cfg.repeat_interval("high_latency"),
             chrono::Duration::hours(4)
         );
+        // The Alertmanager is off without ALERTMANAGER_URL, and then never routed to.
+        assert_eq!(cfg.alertmanager.url, "");
+        assert!(cfg.alertmanager.enabled && cfg.alertmanager.all_alerts);
+        assert!(!cfg.alertmanager.is_active());
+        assert_eq!(
+            cfg.channels_for("high_latency", Severity::Warning),
+            [Channel::Log, Channel::Email]
+        );
+    }
+
+    #[test]
+    fn alertmanager_url_from_the_environment_routes_every_alert_there() {
+        let cfg = parse(
+            DEFAULT_ALERTS_CONFIG,
+            &[
+                ("ALERTMANAGER_URL", "http://127.0.0.1:9093"),
+                ("RECOPS_DASHBOARD_URL", "http://127.0.0.1:8050"),
+                ("RECOPS_INSTANCE", "shop-1"),
+            ],
+        )
+        .unwrap();
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        assert_eq!(cfg.alertmanager.url, "http://127.0.0.1:9093");
+        assert_eq!(cfg.alertmanager.dashboard_url, "http://127.0.0.1:8050");
+        assert_eq!(cfg.alertmanager.instance, "shop-1");
+        assert_eq!(
+            cfg.channels_for("high_latency", Severity::Warning),
+            [Channel::Log, Channel::Email, Channel::Alertmanager]
+        );
+        assert_eq!(
+            cfg.channels_for("pipeline_x_failed", Severity::Info),
+            [Channel::Log, Channel::Alertmanager]
+        );
+        // all_alerts: false routes only the rules that list it.
+        let only_listed = AlertsConfig {
+            alertmanager: AlertmanagerConfig {
+                all_alerts: false,
+                ..cfg.alertmanager.clone()
+            },
+            ..cfg
+        };
+        assert_eq!(
+            only_listed.channels_for("high_latency", Severity::Warning),
+            [Channel::Log, Channel::Email]
+        );
+    }
+
+    #[test]
+    fn an_unset_alertmanager_variable_disables_only_that_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        std::fs::create_dir_all(home.alerts_config().parent().unwrap()).unwrap();
+        std::fs::write(home.alerts_config(), "alertmanager:\n  url: ${AM_URL}\n").unwrap();
+        let env: HashMap<String, String> = HashMap::new();
+        let (cfg, disabled) = AlertsConfig::load_with_env(&home, &env).unwrap();
+        assert!(!cfg.alertmanager.enabled && cfg.slack.enabled);
+        assert_eq!(disabled.len(), 1);
+        assert_eq!(disabled[0].channel, Channel::Alertmanager);
+        assert_eq!(disabled[0].variable, "AM_URL");
     }
 
     #[test]
@@ -1053,6 +1112,7 @@ mod tests {
             "  drift:\n    threshold: true\n    comparison: '<'\n    severity: warning\n",
             "email:\n  smtp_server: smtp.example.com\n  security: none\n  password: pw123\n  recipients: [not-an-address]\n",
             "slack:\n  webhook_url: ftp://hooks/secret-path\n",
+            "alertmanager:\n  url: 'am:9093?token=am-s3cret'\n  dashboard_url: nope\n  labels: {severity: x, bad-name: y}\n  timeout_secs: 0\n",
             "logging:\n  format: '%(message)s'\n  path: ../outside.log\n",
             "notifications:\n  max_attempts: 0\n",
         ));
@@ -1064,6 +1124,11 @@ mod tests {
             "email.security",
             "email.recipients[0]",
             "slack.webhook_url",
+            "alertmanager.url",
+            "alertmanager.dashboard_url",
+            "alertmanager.labels.severity",
+            "alertmanager.labels.bad-name",
+            "alertmanager.timeout_secs",
             "logging.format",
             "logging.path",
             "notifications.max_attempts",
@@ -1072,6 +1137,7 @@ mod tests {
         }
         assert!(!e.contains("secret-path"), "{e}");
         assert!(!e.contains("pw123"), "{e}");
+        assert!(!e.contains("am-s3cret"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - [`write_dataset`]: staging CSV files into `data/staging/` and the catalog into
 //!   `data/published_data/data_product.csv`.
 //! - [`TempHome`]: a recops home in a temporary folder, optionally filled with data.
+//! - [`RealAlertmanager`]: a real Prometheus Alertmanager on 127.0.0.1 (temp config and
+//!   storage, clustering off), for the Alertmanager channel tests.
 //! - [`Rng`] / [`Weighted`]: the seeded generator behind it (stable across versions).
 //!
 //! ```
@@ -29,8 +31,12 @@
 //! # Ok::<(), recops_testkit::Error>(())
 //! ```
 
+mod alertmanager;
 mod home;
 
+pub use alertmanager::{
+    REQUIRE_ALERTMANAGER_ENV, RealAlertmanager, alertmanager_binary, alertmanager_required,
+};
 pub use home::TempHome;
 pub use recops_synth::{
     Dataset, DriftOptions, Error, GenConfig, GenInteraction, GenSummary, Invalid, Product, Result,

@@ -72,6 +72,24 @@ impl AlertManager {
                 (true, false) => format!("ready ({})", slack.channel),
             },
         );
+        let am = &self.config.alertmanager;
+        channels.insert(
+            Channel::Alertmanager,
+            match (am.enabled, am.url.trim().is_empty()) {
+                (false, _) => "disabled".to_owned(),
+                (true, true) => "off: alertmanager.url is empty (set ALERTMANAGER_URL)".to_owned(),
+                (true, false) => format!(
+                    "ready ({}{}, {})",
+                    crate::alertmanager::safe_url(&am.url).trim_end_matches('/'),
+                    crate::alertmanager::ALERTS_PATH,
+                    if am.all_alerts {
+                        "every alert"
+                    } else {
+                        "rules listing alertmanager"
+                    }
+                ),
+            },
+        );
         channels.insert(
             Channel::Log,
             if self.config.logging.enabled {

@@ -6,118 +6,24 @@
 //! `RECOPS_REQUIRE_ALERTMANAGER=1` (scripts/test.sh sets it once the package is
 //! installed), where it fails.
 
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use chrono::{DurationRound, Utc};
 use recops_alerting::{Action, AlertManager, Channel, Delivery, Severity};
 use recops_core::FixedClock;
+use recops_testkit::RealAlertmanager;
 use serde_json::Value;
 
 use crate::support::{TestHome, lines_with};
 
-fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("RECOPS_REQUIRE_ALERTMANAGER").is_ok_and(|v| v == "1")
-}
+/// A real Alertmanager with the alert listing parsed.
+struct Am(RealAlertmanager);
 
-/// `alertmanager` or Debian's `prometheus-alertmanager` on PATH.
-fn binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["alertmanager", "prometheus-alertmanager"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
-        .find(|p| p.is_file())
-}
-
-/// A running Alertmanager; killed (with its process group) when dropped.
-struct RealAlertmanager {
-    child: Child,
-    url: String,
-    http: reqwest::blocking::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl RealAlertmanager {
+impl Am {
     fn start() -> Option<Self> {
-        let Some(bin) = binary() else {
-            assert!(
-                !required(),
-                "alertmanager is required (CI=true or RECOPS_REQUIRE_ALERTMANAGER=1) but neither \
-                 `alertmanager` nor `prometheus-alertmanager` is on PATH (apt-get install \
-                 prometheus-alertmanager)"
-            );
-            println!("NOTICE: no alertmanager binary: the real-Alertmanager test is skipped");
-            return None;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&bin)
-            .process_group(0)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
-        recops_core::tls::install_crypto_provider();
-        let am = RealAlertmanager {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap(),
-            _dir: dir,
-        };
-        // Readiness: poll /-/ready (a start-up wait, not a timed assertion).
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if am
-                .http
-                .get(format!("{}/-/ready", am.url))
-                .send()
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Some(am);
-            }
-            let stderr =
-                std::fs::read_to_string(am._dir.path().join("stderr.log")).unwrap_or_default();
-            assert!(
-                Instant::now() < deadline,
-                "alertmanager did not become ready: {stderr}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        RealAlertmanager::start().map(Am)
     }
 
-    /// The alerts `GET /api/v2/alerts` lists (active, silenced, inhibited; resolved
-    /// ones are not listed).
     fn alerts(&self) -> Vec<Value> {
-        let v: Value = self
-            .http
-            .get(format!("{}/api/v2/alerts", self.url))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let v: Value = serde_json::from_str(&self.0.alerts_json()).unwrap();
         v.as_array().unwrap().clone()
     }
 
@@ -125,13 +31,6 @@ impl RealAlertmanager {
         self.alerts()
             .into_iter()
             .find(|a| a["labels"]["alertname"] == name)
-    }
-}
-
-impl Drop for RealAlertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -159,10 +58,10 @@ fn manager(home: &TestHome, clock: &FixedClock) -> AlertManager {
 
 #[test]
 fn a_rule_alert_fires_in_alertmanager_then_resolves() {
-    let Some(am) = RealAlertmanager::start() else {
+    let Some(am) = Am::start() else {
         return;
     };
-    let home = TestHome::new(&config(&am.url));
+    let home = TestHome::new(&config(&am.0.url()));
     // A clock at the real time, a minute back: the Alertmanager judges startsAt and
     // endsAt by its own clock, and a resolve must not end in its future.
     let now = (Utc::now() - chrono::Duration::minutes(1))
@@ -233,10 +132,10 @@ fn a_rule_alert_fires_in_alertmanager_then_resolves() {
 
 #[test]
 fn resolve_reaches_alertmanager_even_without_resolved_notifications() {
-    let Some(am) = RealAlertmanager::start() else {
+    let Some(am) = Am::start() else {
         return;
     };
-    let home = TestHome::new(&format!("{}  send_resolved: false\n", config(&am.url)));
+    let home = TestHome::new(&format!("{}  send_resolved: false\n", config(&am.0.url())));
     let now = (Utc::now() - chrono::Duration::minutes(1))
         .duration_trunc(chrono::Duration::seconds(1))
         .unwrap();
@@ -259,10 +158,10 @@ fn resolve_reaches_alertmanager_even_without_resolved_notifications() {
 
 #[test]
 fn pipeline_and_test_alerts_carry_their_labels() {
-    let Some(am) = RealAlertmanager::start() else {
+    let Some(am) = Am::start() else {
         return;
     };
-    let home = TestHome::new(&config(&am.url));
+    let home = TestHome::new(&config(&am.0.url()));
     let clock = FixedClock::new(Utc::now());
     let alerts = manager(&home, &clock);
     let r = alerts.send_pipeline_alert("data_refresh", "failed", "disk full", Severity::Critical);
@@ -272,7 +171,7 @@ fn pipeline_and_test_alerts_carry_their_labels() {
         r.channels[&Channel::Alertmanager],
         Delivery::Sent {
             attempts: 1,
-            to: format!("{}/", am.url)
+            to: format!("{}/", am.0.url())
         }
     );
     let p = am.alert("pipeline_data_refresh_failed").unwrap();
