@@ -1,20 +1,26 @@
 //! recops-alerting: the alerts every recops job sends (spec Component 5).
 //!
 //! - [`AlertManager`]: loads `config/alerts_config.yaml` ([`AlertsConfig`]) and sends
-//!   alerts on three [`Channel`]s: **email** (lettre over SMTP, STARTTLS by default,
+//!   alerts on four [`Channel`]s: **email** (lettre over SMTP, STARTTLS by default,
 //!   HTML body, subject `[SEVERITY] alert_name`), **slack** (incoming webhook, the
-//!   spec's emoji per [`Severity`], 10 s timeout) and **log** (`logs/service/alerts.log`,
-//!   `YYYY-MM-DD HH:MM:SS | WARNING | alerting | high_latency triggered: ...`).
+//!   spec's emoji per [`Severity`], 10 s timeout), **log** (`logs/service/alerts.log`,
+//!   `YYYY-MM-DD HH:MM:SS | WARNING | alerting | high_latency triggered: ...`), and
+//!   **alertmanager** (a Prometheus Alertmanager's `POST /api/v2/alerts`, see
+//!   [`AlertmanagerConfig`]: labels `alertname`, `severity`, `instance`, `pipeline`,
+//!   annotations `summary`/`description`, `startsAt`, `endsAt` when a rule resolves,
+//!   `generatorURL` to the dashboard; off while `alertmanager.url` is empty, and then
+//!   added to every alert's channels when set, unless `all_alerts: false`).
 //!   [`AlertManager::send_alert`] returns a [`SendReport`], whose
 //!   [`success_map`](SendReport::success_map) is the spec's `{channel: bool}`. A dead
 //!   mail server or Slack never panics or errors: the channel reports `false`, the log
-//!   says why (secrets redacted, see [`Secret`]), e-mail and Slack are retried with
-//!   exponential backoff first.
+//!   says why (secrets redacted, see [`Secret`]), e-mail, Slack and the Alertmanager
+//!   are retried with exponential backoff first.
 //! - Rules: [`AlertManager::check_alert_conditions`] is the spec's stateless check
 //!   ([`TriggeredAlert`]s); [`AlertManager::process`] adds what on-call people rely on:
 //!   `for_evaluations` consecutive breaches before firing, one notification and then
 //!   a reminder only after `repeat_interval_hours` (default 4), a resolved notice when
-//!   the condition clears, and [silences](AlertManager::silence). State lives in
+//!   the condition clears (the Alertmanager always gets `endsAt`, even when no resolved
+//!   notice is sent), and [silences](AlertManager::silence). State lives in
 //!   `logs/alert_state.db` ([`AlertState`]). [`AlertManager::observe`] applies the same
 //!   to a condition a job computes itself.
 //! - [`AlertManager::send_pipeline_alert`] (and the free [`send_pipeline_alert`]) is the

@@ -9,6 +9,9 @@
 //! timeout: a busy database gives a stale notice, a missing one an empty state that
 //! says what fills it. The only writes are two token- and CSRF-protected actions:
 //! silences (through recops-alerting) and rollback (through recops-deploy).
+//! `GET /metrics` exports each pipeline's last success for Prometheus
+//! (`recops_pipeline_last_success_timestamp_seconds{pipeline}`, the input of the
+//! dead-man rule in `config/prometheus/recops_rules.yml`).
 //!
 //! - [`spawn`]: starts the dashboard on its own thread and returns a
 //!   [`DashboardHandle`] (the URL it listens on, [`DashboardHandle::stop`]);

@@ -19,9 +19,10 @@
 //! Hot reload loads and validates the new model off the request path, then swaps it in
 //! atomically; requests in flight finish on the model they started with, and the
 //! replaced model stays in memory so reloading it (a rollback) is instant. Request
-//! metrics go to `/metrics` (Prometheus) and, once per flush interval, to
-//! `logs/service_metrics.db` through a background task — never a database write on the
-//! request path.
+//! metrics go to `/metrics` (Prometheus; every sample labelled
+//! `instance="<ServiceOptions::instance>"`, default `<host name>:<port>`, so replicas
+//! differ) and, once per flush interval, to `logs/service_metrics.db` through a
+//! background task — never a database write on the request path.
 //!
 //! ```
 //! use recops_serving::{ModelParts, ServingModel};

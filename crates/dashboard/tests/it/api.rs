@@ -381,4 +381,46 @@ fn metrics_export_each_pipelines_last_success_for_prometheus() {
         .unwrap();
     let newest = chrono::DateTime::parse_from_rfc3339(newest).unwrap();
     assert_eq!(value, newest.timestamp_millis() as f64 / 1000.0, "{text}");
+    promtool_check_metrics(&text);
+}
+
+/// `promtool check metrics` accepts `text` (skipped with a NOTICE without promtool,
+/// unless CI=true or RECOPS_REQUIRE_PROMTOOL=1).
+#[allow(clippy::print_stdout)]
+fn promtool_check_metrics(text: &str) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let Some(promtool) = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("promtool"))
+            .find(|p| p.is_file())
+    }) else {
+        assert!(
+            !(std::env::var("CI").is_ok_and(|v| v == "true")
+                || std::env::var("RECOPS_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1")),
+            "promtool is required but not on PATH (apt-get install prometheus)"
+        );
+        println!("NOTICE: no promtool: /metrics is not linted");
+        return;
+    };
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
