@@ -234,7 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!(
                     "Pipeline runs of the last {} days ({})",
                     stats.period_days,
-                    tracker.path().display()
+                    tracker.location()
                 );
                 print!("{stats}");
             }

@@ -111,7 +111,7 @@ fn retain(home: &Home, config: &RecopsConfig, clock: &SharedClock) -> Result<Mai
     let now = clock.now();
     let days = |d: u32| now - Duration::days(i64::from(d));
     let date = now.format("%Y-%m-%d").to_string();
-    let pipelines = PipelineTracker::open_path(&home.pipeline_db(), clock.clone())?;
+    let pipelines = PipelineTracker::open_home(home, clock.clone())?;
     let mut report = MaintenanceReport {
         stale_runs_failed: pipelines.cleanup_stale_runs(r.stale_run_hours)?,
         ..MaintenanceReport::default()

@@ -14,6 +14,8 @@
 //!   `data/published_data/data_product.csv`.
 //! - [`TempHome`]: a recops home in a temporary folder, optionally filled with data.
 //! - [`Rng`] / [`Weighted`]: the seeded generator behind it (stable across versions).
+//! - [`PgCluster`]: a throwaway PostgreSQL server (`initdb` in a temp folder, a free
+//!   port on 127.0.0.1, removed on drop) for the PostgreSQL store tests.
 //!
 //! ```
 //! use recops_testkit::{DriftOptions, GenConfig, TempHome};
@@ -30,8 +32,10 @@
 //! ```
 
 mod home;
+mod pg;
 
 pub use home::TempHome;
+pub use pg::{PG_USER, PgCluster, postgres_bin_dir, postgres_required};
 pub use recops_synth::{
     Dataset, DriftOptions, Error, GenConfig, GenInteraction, GenSummary, Invalid, Product, Result,
     Rng, Weighted, generate, write_catalog_csv, write_dataset, write_interactions_csv,

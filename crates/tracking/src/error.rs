@@ -33,6 +33,39 @@ pub enum Error {
         message: String,
     },
 
+    /// A PostgreSQL operation failed (the URL never holds a password).
+    #[error("PostgreSQL {url}")]
+    Postgres {
+        /// The database URL.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// No connection to PostgreSQL could be made or taken from the pool.
+    #[error("cannot connect to PostgreSQL {url}: {message}")]
+    PostgresPool {
+        /// The database URL.
+        url: String,
+        /// The pool's report (timeout and the last connection error).
+        message: String,
+    },
+
+    /// The PostgreSQL tables of a store were migrated by a newer recops.
+    #[error(
+        "the PostgreSQL tables of the {store} store are at schema version {found}, newer than \
+         this recops knows ({known}); upgrade recops"
+    )]
+    SchemaTooNew {
+        /// The store (`pipeline`, `training`, `service`).
+        store: &'static str,
+        /// The version in the database.
+        found: i32,
+        /// The newest version this build knows.
+        known: i32,
+    },
+
     /// A lock file operation failed.
     #[error("lock {path}")]
     Lock {

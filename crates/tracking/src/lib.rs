@@ -34,19 +34,26 @@ mod db;
 mod error;
 mod histogram;
 mod lock;
+mod pg;
 mod pipeline;
+mod pipeline_pg;
 mod service;
+mod storage;
 mod training;
 
 pub use error::{Error, Result};
 pub use histogram::LatencyHistogram;
 pub use lock::{LockHolder, LockOptions, PipelineLock};
+pub use pg::{PASSWORD_ENV, PgDatabase};
 pub use pipeline::{
-    Metadata, PIPELINE_SCHEMA, PipelineRun, PipelineStat, PipelineStats, PipelineTracker, RunStatus,
+    Metadata, PIPELINE_SCHEMA, PipelineRun, PipelineStat, PipelineStats, PipelineStore,
+    PipelineTracker, RunStatus, SqlitePipelineStore, StatusCount,
 };
+pub use pipeline_pg::{PG_PIPELINE_MIGRATIONS, PgPipelineStore};
 pub use service::{
     MinuteRollup, SERVICE_SCHEMA, ServiceMetricsStore, WindowMetrics, truncate_minute,
 };
+pub use storage::Storage;
 pub use training::{
     IterationMetric, IterationRecord, NewTrainingRun, RegistryStatus, TRAINING_SCHEMA,
     TrainingOutcome, TrainingRun, TrainingStatus, TrainingTracker,
