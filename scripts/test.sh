@@ -9,6 +9,9 @@
 #   - Chromium and chromedriver (Debian's chromium, chromium-driver): the dashboard's
 #     browser tests drive a real headless browser; installed with apt-get when missing
 #     and we are root.
+#   - PostgreSQL (Debian's postgresql): the PostgreSQL store tests start throwaway
+#     clusters (recops-testkit's PgCluster); installed with apt-get when missing and we
+#     are root.
 #
 # With both in place the tests that need them must run (they fail instead of skipping).
 set -euo pipefail
@@ -36,6 +39,22 @@ if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
 fi
 if { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
   export RECOPS_REQUIRE_BROWSER=1
+fi
+
+have_initdb() {
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+if ! have_initdb; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing postgresql (PostgreSQL store tests)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "NOTICE: PostgreSQL (initdb) missing and not installable here: the PostgreSQL store tests will be skipped"
+  fi
+fi
+if have_initdb; then
+  export RECOPS_REQUIRE_POSTGRES=1
 fi
 
 echo "== cargo test --workspace"
