@@ -478,7 +478,7 @@ pub fn training_show(home: &Home, run_id: &str) -> Result<TrainingDetail> {
     let tracker = TrainingTracker::open(home)?;
     let run = tracker.get_run(run_id)?.ok_or_else(|| Error::RunNotFound {
         run_id: run_id.to_owned(),
-        store: home.training_db().display().to_string(),
+        store: tracker.location(),
     })?;
     let iterations = tracker.iterations(run_id)?;
     Ok(TrainingDetail { run, iterations })

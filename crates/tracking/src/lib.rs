@@ -40,6 +40,7 @@ mod pipeline_pg;
 mod service;
 mod storage;
 mod training;
+mod training_pg;
 
 pub use error::{Error, Result};
 pub use histogram::LatencyHistogram;
@@ -55,6 +56,7 @@ pub use service::{
 };
 pub use storage::Storage;
 pub use training::{
-    IterationMetric, IterationRecord, NewTrainingRun, RegistryStatus, TRAINING_SCHEMA,
-    TrainingOutcome, TrainingRun, TrainingStatus, TrainingTracker,
+    IterationMetric, IterationRecord, NewTrainingRun, RegistryStatus, SqliteTrainingStore,
+    TRAINING_SCHEMA, TrainingOutcome, TrainingRun, TrainingStatus, TrainingStore, TrainingTracker,
 };
+pub use training_pg::{PG_TRAINING_MIGRATIONS, PgTrainingStore};
