@@ -1,6 +1,6 @@
 //! The pipeline against a real PostgreSQL (a throwaway cluster on 127.0.0.1): with
 //! `RECOPS_STORAGE_URL` set, the jobs record pipeline runs, training runs and
-//! iterations in its tables, the `recops` commands and the health check read them
+//! iterations in its tables, the recommender its request rollups, the `recops` commands and the health check read them
 //! back, and no SQLite file is written for those stores.
 
 use recops_core::Home;
@@ -101,7 +101,72 @@ fn data_refresh_and_training_record_in_postgres_and_commands_read_it() {
     let text = report.to_string();
     assert!(text.contains("data_refresh"), "{text}");
 
+    // The recommender writes its per-minute rollups into PostgreSQL (flushed at
+    // shutdown); nothing on the request path touches the database.
+    let (mut service, base) = start_recommender(dir.path(), &url);
+    recops_core::tls::install_crypto_provider();
+    let client = reqwest::blocking::Client::new();
+    for user in 0..5 {
+        let r = client
+            .post(format!("{base}/recommend"))
+            .json(&serde_json::json!({"user_id": user, "topk": 5}))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(service.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(service.wait().unwrap().success());
+    let served: i64 = pg
+        .psql(
+            &db,
+            "SELECT COALESCE(SUM(request_count), 0) FROM request_rollups WHERE endpoint = '/recommend'",
+        )
+        .parse()
+        .unwrap();
+    assert_eq!(served, 5);
+
     let home = Home::new(dir.path());
     assert!(!home.pipeline_db().exists(), "pipeline_metrics.db written");
     assert!(!home.training_db().exists(), "training_metrics.db written");
+    assert!(!home.service_db().exists(), "service_metrics.db written");
+}
+
+/// The recommender on port 0 with `RECOPS_STORAGE_URL`; returns it and its base URL.
+#[allow(clippy::zombie_processes)]
+fn start_recommender(home: &std::path::Path, url: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recommender"))
+        .arg("--home")
+        .arg(home)
+        .args(["--port", "0"])
+        .env_remove("RECOPS_ADMIN_TOKEN")
+        .env("RECOPS_STORAGE_URL", url)
+        .env("RECOPS_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "recommender exited"
+        );
+        if let Some(at) = line.find("listening addr=") {
+            let addr = line[at + "listening addr=".len()..].trim().to_owned();
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+            return (child, format!("http://{addr}"));
+        }
+    }
 }

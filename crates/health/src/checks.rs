@@ -227,15 +227,16 @@ pub struct ServiceMetricsHealth {
     pub error: Option<String>,
 }
 
-/// Reads the `/recommend` metrics of `[now - window, now)` from `service_metrics.db`.
+/// Reads the `/recommend` metrics of `[now - window, now)` from the home's service
+/// metrics store (`service_metrics.db`, or PostgreSQL per `storage.url`).
 /// Rule evaluation is the caller's (the health-check job runs them through the alert
 /// rules); until then the component is healthy when the metrics could be read.
 pub fn read_service_metrics(
-    db: &Path,
+    home: &Home,
     now: DateTime<Utc>,
     window: chrono::Duration,
 ) -> ServiceMetricsHealth {
-    match ServiceMetricsStore::open_path(db)
+    match ServiceMetricsStore::open(home)
         .and_then(|s| s.window(now - window, now, Some("/recommend")))
     {
         Ok(m) => ServiceMetricsHealth {

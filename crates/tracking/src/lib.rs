@@ -38,6 +38,7 @@ mod pg;
 mod pipeline;
 mod pipeline_pg;
 mod service;
+mod service_pg;
 mod storage;
 mod training;
 mod training_pg;
@@ -52,8 +53,10 @@ pub use pipeline::{
 };
 pub use pipeline_pg::{PG_PIPELINE_MIGRATIONS, PgPipelineStore};
 pub use service::{
-    MinuteRollup, SERVICE_SCHEMA, ServiceMetricsStore, WindowMetrics, truncate_minute,
+    MinuteRollup, RollupStore, SERVICE_SCHEMA, ServiceMetricsStore, SqliteRollupStore,
+    WindowMetrics, truncate_minute,
 };
+pub use service_pg::{PG_SERVICE_MIGRATIONS, PgRollupStore};
 pub use storage::Storage;
 pub use training::{
     IterationMetric, IterationRecord, NewTrainingRun, RegistryStatus, SqliteTrainingStore,
