@@ -66,6 +66,21 @@ pub enum Error {
         known: i32,
     },
 
+    /// After a copy between stores, a table differs (count or checksum).
+    #[error(
+        "verification failed for {table}: {source_rows} source rows, {destination_rows} in the \
+         destination, or their checksums differ; the destination holds rows the source lacks \
+         or changed during the copy"
+    )]
+    MigrationMismatch {
+        /// The table.
+        table: &'static str,
+        /// Rows in the source.
+        source_rows: usize,
+        /// Rows in the destination.
+        destination_rows: usize,
+    },
+
     /// A lock file operation failed.
     #[error("lock {path}")]
     Lock {

@@ -34,6 +34,7 @@ mod db;
 mod error;
 mod histogram;
 mod lock;
+mod migrate;
 mod pg;
 mod pipeline;
 mod pipeline_pg;
@@ -46,6 +47,7 @@ mod training_pg;
 pub use error::{Error, Result};
 pub use histogram::LatencyHistogram;
 pub use lock::{LockHolder, LockOptions, PipelineLock};
+pub use migrate::{MigrationReport, Progress, Stores, TableCopy, copy_stores, migrate_home};
 pub use pg::{PASSWORD_ENV, PgDatabase};
 pub use pipeline::{
     Metadata, PIPELINE_SCHEMA, PipelineRun, PipelineStat, PipelineStats, PipelineStore,

@@ -128,6 +128,9 @@ pub trait RollupStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<MinuteRollup>>;
     /// Deletes rollups older than `cutoff` and returns how many rows went.
     fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize>;
+    /// Inserts the rollups whose (minute, endpoint, model) is not there yet, as they
+    /// are (no merge); returns how many (for copying a store).
+    fn import(&self, rollups: &[MinuteRollup]) -> Result<usize>;
 }
 
 /// Stores per-minute request rollups in the configured store
@@ -244,6 +247,45 @@ impl SqliteRollupStore {
 impl RollupStore for SqliteRollupStore {
     fn location(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn import(&self, rollups: &[MinuteRollup]) -> Result<usize> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        let mut n = 0;
+        for r in rollups {
+            let h = &r.latency;
+            n += tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO request_rollups (minute, endpoint, model_id, \
+                     request_count, error_count, fallback_count, latency_sum_ms, latency_min_ms, \
+                     latency_max_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_hist) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        format_timestamp(truncate_minute(r.minute)),
+                        r.endpoint,
+                        r.model_id,
+                        to_i64(r.request_count),
+                        to_i64(r.error_count),
+                        to_i64(r.fallback_count),
+                        h.sum_ms(),
+                        h.min_ms(),
+                        h.max_ms(),
+                        h.quantile_ms(0.5),
+                        h.quantile_ms(0.95),
+                        h.quantile_ms(0.99),
+                        buckets_json(h),
+                    ])
+                })
+                .map_err(&on)?;
+        }
+        tx.commit().map_err(&on)?;
+        Ok(n)
     }
 
     fn record(&self, rollups: &[MinuteRollup]) -> Result<()> {

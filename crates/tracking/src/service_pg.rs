@@ -166,6 +166,40 @@ impl RollupStore for PgRollupStore {
             .collect()
     }
 
+    fn import(&self, rollups: &[MinuteRollup]) -> Result<usize> {
+        self.db.transaction(|tx| {
+            let mut n = 0;
+            for r in rollups {
+                let h = &r.latency;
+                n += tx
+                    .execute(
+                        "INSERT INTO request_rollups (minute, endpoint, model_id, request_count, \
+                         error_count, fallback_count, latency_sum_ms, latency_min_ms, \
+                         latency_max_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms, \
+                         latency_hist) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                         $13) ON CONFLICT DO NOTHING",
+                        &[
+                            &format_timestamp(truncate_minute(r.minute)),
+                            &r.endpoint,
+                            &r.model_id,
+                            &to_i64(r.request_count),
+                            &to_i64(r.error_count),
+                            &to_i64(r.fallback_count),
+                            &h.sum_ms(),
+                            &h.min_ms(),
+                            &h.max_ms(),
+                            &h.quantile_ms(0.5),
+                            &h.quantile_ms(0.95),
+                            &h.quantile_ms(0.99),
+                            &buckets_json(h),
+                        ],
+                    )
+                    .map_err(self.db.on())?;
+            }
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        })
+    }
+
     fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
         let mut conn = self.db.conn()?;
         let n = conn
