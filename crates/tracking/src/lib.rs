@@ -15,6 +15,17 @@
 //! processes write at once without "database is locked"; each keeps a `user_version`
 //! and migrates older files on open; a file that is not SQLite is refused, untouched.
 //!
+//! **Backends.** Each store is a trait with two implementations: [`PipelineStore`]
+//! ([`SqlitePipelineStore`], [`PgPipelineStore`]), [`TrainingStore`]
+//! ([`SqliteTrainingStore`], [`PgTrainingStore`]) and [`RollupStore`]
+//! ([`SqliteRollupStore`], [`PgRollupStore`]). `open(home)` picks the one
+//! `storage.url` / `RECOPS_STORAGE_URL` names ([`Storage`]); PostgreSQL tables keep the
+//! spec's names and columns, migrate by version (`recops_schema_migrations`), and
+//! writes retry on serialization failures ([`PgDatabase`]: `postgres` + `r2d2` pool,
+//! password from `PGPASSWORD`). [`migrate_home`] copies a home's history between
+//! backends, verified by counts and checksums (`recops storage migrate`). See
+//! docs/storage.md.
+//!
 //! ```
 //! use recops_core::Home;
 //! use recops_tracking::{PipelineTracker, RunStatus};
