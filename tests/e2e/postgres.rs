@@ -319,3 +319,42 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
     }
     assert!(Home::new(back.path()).pipeline_db().exists());
 }
+
+/// A bad `RECOPS_STORAGE_URL` fails naming the key; a password in the URL is refused
+/// without being echoed; an unreachable server names the URL, never `PGPASSWORD`.
+#[test]
+fn bad_storage_urls_fail_clearly_and_never_show_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = |url: &str| -> String {
+        let out = bin(env!("CARGO_BIN_EXE_recops"))
+            .env("RECOPS_STORAGE_URL", url)
+            .env("PGPASSWORD", "hunter2-secret")
+            .arg("--home")
+            .arg(dir.path())
+            .args(["runs", "list"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url} accepted");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        text
+    };
+    let e = fail("mysql://recops@127.0.0.1/recops");
+    assert!(
+        e.contains("storage.url") && e.contains("RECOPS_STORAGE_URL"),
+        "{e}"
+    );
+    let e = fail("postgres://recops:hunter2-secret@127.0.0.1/recops");
+    assert!(e.contains("PGPASSWORD"), "{e}");
+    // Port 1 on 127.0.0.1: nothing listens there.
+    let e = fail("postgres://recops@127.0.0.1:1/recops?connect_timeout=2");
+    assert!(
+        e.contains("cannot connect to PostgreSQL postgres://recops@127.0.0.1:1/recops"),
+        "{e}"
+    );
+    assert!(!Home::new(dir.path()).pipeline_db().exists());
+}
