@@ -9,6 +9,7 @@ mod demo;
 mod model_training;
 mod ops;
 mod pipeline;
+mod postgres;
 mod scheduler;
 mod stats;
 mod support;

@@ -347,7 +347,7 @@ fn run_job(
 ) -> Result<TrainModelsReport> {
     let (split, data_version) = ctx.data.load(home)?;
     let registry = Registry::with_clock(home, ctx.clock.clone());
-    let training = TrainingTracker::open_path(&home.training_db(), ctx.clock.clone())?;
+    let training = TrainingTracker::open_home(home, ctx.clock.clone())?;
     let mut models = Vec::new();
     for &mt in types {
         let run = ModelRun {

@@ -57,6 +57,6 @@ pub use logfile::{
 };
 pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
-    RecopsConfig, RetentionSettings, ServiceSettings,
+    RecopsConfig, RetentionSettings, STORAGE_URL_ENV, ServiceSettings, StorageSettings, StorageUrl,
 };
 pub use vocab::{ModelType, Severity};

@@ -192,7 +192,7 @@ impl Scheduler {
         }
         let max_log_files = RecopsConfig::load(&home)?.logging.max_files;
         let state = StateStore::open(&home.scheduler_state_db())?;
-        let tracker = PipelineTracker::open_path(&home.pipeline_db(), options.clock.clone())?;
+        let tracker = PipelineTracker::open_home(&home, options.clock.clone())?;
         let log = SchedulerLog::new(LogFile::open(
             home.scheduler_log(),
             LogFileOptions {
