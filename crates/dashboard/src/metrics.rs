@@ -13,10 +13,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension};
 
 use crate::data::Ctx;
-use crate::data::pipelines::names;
 use crate::server::{AppState, blocking};
 use crate::store;
 
@@ -30,34 +28,24 @@ pub(crate) struct Freshness {
     pub(crate) last_run: Option<(DateTime<Utc>, String)>,
 }
 
-/// Reads every pipeline's freshness: one index lookup per pipeline and question.
-pub(crate) fn freshness(c: &Connection) -> rusqlite::Result<Vec<Freshness>> {
-    let mut out = Vec::new();
-    for pipeline in names(c)? {
-        let last_success: Option<String> = c
-            .prepare_cached(
-                "SELECT finished_at FROM pipeline_runs INDEXED BY idx_pipeline_name_status \
-                 WHERE pipeline_name = ?1 AND status = 'success' \
-                 ORDER BY started_at DESC LIMIT 1",
-            )?
-            .query_row([&pipeline], |r| r.get(0))
-            .optional()?
-            .flatten();
-        let last_run: Option<(String, String)> = c
-            .prepare_cached(
-                "SELECT started_at, status FROM pipeline_runs WHERE pipeline_name = ?1 \
-                 ORDER BY started_at DESC LIMIT 1",
-            )?
-            .query_row([&pipeline], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        out.push(Freshness {
-            last_success: last_success.and_then(|s| recops_core::parse_timestamp(&s)),
-            last_run: last_run
-                .and_then(|(s, status)| recops_core::parse_timestamp(&s).map(|t| (t, status))),
-            pipeline,
-        });
-    }
-    Ok(out)
+/// Reads every pipeline's freshness through the pipeline store (SQLite or
+/// PostgreSQL): index lookups per pipeline.
+pub(crate) fn freshness(
+    store: &dyn recops_tracking::PipelineStore,
+) -> recops_tracking::Result<Vec<Freshness>> {
+    Ok(store
+        .freshness()?
+        .into_iter()
+        .map(|f| Freshness {
+            last_success: f
+                .last_success
+                .and_then(|s| recops_core::parse_timestamp(&s)),
+            last_run: f.last_run.and_then(|(s, status)| {
+                recops_core::parse_timestamp(&s).map(|t| (t, status.as_str().to_owned()))
+            }),
+            pipeline: f.pipeline_name,
+        })
+        .collect())
 }
 
 fn seconds(t: DateTime<Utc>) -> f64 {
@@ -127,14 +115,12 @@ pub(crate) fn render(rows: &[Freshness], ok: bool) -> String {
 }
 
 fn read(ctx: &Ctx) -> String {
-    let path = ctx.home.pipeline_db();
-    match store::open_ro(&path).and_then(|c| c.map(|c| freshness(&c)).transpose()) {
+    let rows =
+        store::pipeline_store(&ctx.home).and_then(|s| s.map(|s| freshness(s.as_ref())).transpose());
+    match rows {
         Ok(rows) => render(&rows.unwrap_or_default(), true),
-        Err(rusqlite::Error::SqliteFailure(_, Some(m))) if m.contains("no such table") => {
-            render(&[], true)
-        }
         Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "cannot read pipeline runs for /metrics");
+            tracing::warn!(home = %ctx.home.root().display(), error = %e, "cannot read pipeline runs for /metrics");
             render(&[], false)
         }
     }
@@ -179,8 +165,11 @@ mod tests {
             .start_run("model_training", serde_json::json!({}))
             .unwrap();
 
-        let c = store::open_ro(&db).unwrap().unwrap();
-        let text = render(&freshness(&c).unwrap(), true);
+        let store =
+            recops_tracking::SqlitePipelineStore::open_read_only(&db, store::READ_BUSY_TIMEOUT)
+                .unwrap()
+                .unwrap();
+        let text = render(&freshness(&store).unwrap(), true);
         let jan15_0205 = Utc
             .with_ymd_and_hms(2025, 1, 15, 2, 5, 0)
             .unwrap()

@@ -139,6 +139,36 @@ fn in_postgres(path: &Path) -> Option<String> {
         .map(|(_, url)| url.clone())
 }
 
+/// The PostgreSQL URL of the home with this `logs/` folder, when it has one.
+pub(crate) fn postgres_url(logs_dir: &Path) -> Option<String> {
+    POSTGRES_HOMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .find(|(d, _)| d == logs_dir)
+        .map(|(_, url)| url.clone())
+}
+
+/// The pipeline runs of `home` through [`recops_tracking::PipelineStore`], opened for
+/// reading only: the SQLite file read-only (never created), or the PostgreSQL tables
+/// without migrating. `None` when nothing is recorded yet.
+pub(crate) fn pipeline_store(
+    home: &recops_core::Home,
+) -> recops_tracking::Result<Option<Box<dyn recops_tracking::PipelineStore>>> {
+    match postgres_url(&home.logs_dir()) {
+        Some(url) => {
+            let db = recops_tracking::PgDatabase::connect(&url)?;
+            Ok(recops_tracking::PgPipelineStore::open_existing(&db)?
+                .map(|s| Box::new(s) as Box<dyn recops_tracking::PipelineStore>))
+        }
+        None => Ok(recops_tracking::SqlitePipelineStore::open_read_only(
+            &home.pipeline_db(),
+            READ_BUSY_TIMEOUT,
+        )?
+        .map(|s| Box::new(s) as Box<dyn recops_tracking::PipelineStore>)),
+    }
+}
+
 /// Opens `path` read-only; `None` when the file does not exist (nothing recorded yet).
 pub(crate) fn open_ro(path: &Path) -> rusqlite::Result<Option<Connection>> {
     if !path.exists() {

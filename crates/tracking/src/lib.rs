@@ -61,8 +61,8 @@ pub use lock::{LockHolder, LockOptions, PipelineLock};
 pub use migrate::{MigrationReport, Progress, Stores, TableCopy, copy_stores, migrate_home};
 pub use pg::{PASSWORD_ENV, PgDatabase};
 pub use pipeline::{
-    Metadata, PIPELINE_SCHEMA, PipelineRun, PipelineStat, PipelineStats, PipelineStore,
-    PipelineTracker, RunStatus, SqlitePipelineStore, StatusCount,
+    Metadata, PIPELINE_SCHEMA, PipelineFreshness, PipelineRun, PipelineStat, PipelineStats,
+    PipelineStore, PipelineTracker, RunStatus, SqlitePipelineStore, StatusCount,
 };
 pub use pipeline_pg::{PG_PIPELINE_MIGRATIONS, PgPipelineStore};
 pub use service::{

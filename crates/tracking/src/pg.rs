@@ -141,6 +141,40 @@ impl PgDatabase {
         }
     }
 
+    /// Whether the tables of `store` exist, without creating or migrating anything:
+    /// false when no migration of it is recorded; [`Error::SchemaTooNew`] when the
+    /// database is newer than `migrations`.
+    pub(crate) fn schema_present(&self, store: &'static str, migrations: &[&str]) -> Result<bool> {
+        let newest = i32::try_from(migrations.len()).unwrap_or(i32::MAX);
+        let mut conn = self.conn()?;
+        let on = self.on();
+        let has_table: bool = conn
+            .query_one(
+                "SELECT to_regclass('recops_schema_migrations') IS NOT NULL",
+                &[],
+            )
+            .map_err(&on)?
+            .get(0);
+        if !has_table {
+            return Ok(false);
+        }
+        let current: i32 = conn
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM recops_schema_migrations WHERE store = $1",
+                &[&store],
+            )
+            .map_err(&on)?
+            .get(0);
+        if current > newest {
+            return Err(Error::SchemaTooNew {
+                store,
+                found: current,
+                known: newest,
+            });
+        }
+        Ok(current > 0)
+    }
+
     /// Brings the tables of `store` to the newest version: `migrations[i]` takes it
     /// from version i to i + 1. Versions are rows of `recops_schema_migrations`;
     /// concurrent openers wait on an advisory lock, so each step runs once.

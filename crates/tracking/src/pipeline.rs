@@ -171,6 +171,17 @@ impl fmt::Display for PipelineStats {
 /// `(pipeline_name, status, count, mean duration_seconds)` of one group of runs.
 pub type StatusCount = (String, String, i64, Option<f64>);
 
+/// When one pipeline last succeeded and last ran: what a dead-man alert needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineFreshness {
+    /// The pipeline.
+    pub pipeline_name: String,
+    /// `finished_at` of its newest successful run (newest by start).
+    pub last_success: Option<String>,
+    /// `started_at` and status of its newest run.
+    pub last_run: Option<(String, RunStatus)>,
+}
+
 /// Where pipeline runs are kept: one implementation per backend, both with the spec's
 /// `pipeline_runs` table ([`SqlitePipelineStore`] in `logs/pipeline_metrics.db`,
 /// [`PgPipelineStore`](crate::PgPipelineStore) in PostgreSQL). [`PipelineTracker`]
@@ -218,6 +229,9 @@ pub trait PipelineStore: Send + Sync + fmt::Debug {
     fn export(&self, after: Option<&str>, limit: usize) -> Result<Vec<PipelineRun>>;
     /// Inserts the runs whose id is not there yet, as they are; returns how many.
     fn import(&self, runs: &[PipelineRun]) -> Result<usize>;
+    /// Per pipeline, by name: its newest success and newest run (index lookups per
+    /// pipeline, never a scan of every run).
+    fn freshness(&self) -> Result<Vec<PipelineFreshness>>;
 }
 
 /// Tracks pipeline runs in the configured store: SQLite (`logs/pipeline_metrics.db`,
@@ -450,12 +464,92 @@ impl SqlitePipelineStore {
         })
     }
 
+    /// Opens the database at `path` read-only (for readers such as the dashboard: it
+    /// never creates, migrates or locks the file, and waits at most `busy` for a
+    /// writer). `None` when the file or its table does not exist yet.
+    pub fn open_read_only(path: &Path, busy: std::time::Duration) -> Result<Option<Self>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(db::on(path))?;
+        conn.busy_timeout(busy).map_err(db::on(path))?;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pipeline_runs')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db::on(path))?;
+        Ok(has_table.then(|| SqlitePipelineStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        }))
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+/// The pipeline names, by a loose scan of the (pipeline_name, status) index: one
+/// index search per name instead of a scan of every run (SQL valid in both backends).
+pub(crate) const PIPELINE_NAMES: &str = "WITH RECURSIVE n(name) AS (SELECT min(pipeline_name) FROM pipeline_runs UNION ALL \
+     SELECT (SELECT min(pipeline_name) FROM pipeline_runs WHERE pipeline_name > n.name) \
+     FROM n WHERE name IS NOT NULL) SELECT name FROM n WHERE name IS NOT NULL";
+
+/// Builds a [`PipelineFreshness`] from its stored columns.
+pub(crate) fn freshness_of(
+    pipeline_name: String,
+    last_success: Option<Option<String>>,
+    last_run: Option<(String, String)>,
+) -> Result<PipelineFreshness> {
+    Ok(PipelineFreshness {
+        pipeline_name,
+        last_success: last_success.flatten(),
+        last_run: match last_run {
+            Some((at, status)) => Some((at, status.parse()?)),
+            None => None,
+        },
+    })
+}
+
 impl PipelineStore for SqlitePipelineStore {
+    fn freshness(&self) -> Result<Vec<PipelineFreshness>> {
+        let conn = self.conn();
+        let on = db::on(&self.path);
+        let names: Vec<String> = conn
+            .prepare_cached(PIPELINE_NAMES)
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(&on)?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            // Without statistics (the stores never run ANALYZE) SQLite may pick the
+            // started_at index and walk every run: name the (pipeline_name, status) one.
+            let last_success: Option<Option<String>> = conn
+                .prepare_cached(
+                    "SELECT finished_at FROM pipeline_runs INDEXED BY idx_pipeline_name_status \
+                     WHERE pipeline_name = ?1 AND status = 'success' \
+                     ORDER BY started_at DESC LIMIT 1",
+                )
+                .and_then(|mut st| st.query_row([&name], |r| r.get(0)).optional())
+                .map_err(&on)?;
+            let last_run: Option<(String, String)> = conn
+                .prepare_cached(
+                    "SELECT started_at, status FROM pipeline_runs WHERE pipeline_name = ?1 \
+                     ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                )
+                .and_then(|mut st| {
+                    st.query_row([&name], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(&on)?;
+            out.push(freshness_of(name, last_success, last_run)?);
+        }
+        Ok(out)
+    }
+
     fn location(&self) -> String {
         self.path.display().to_string()
     }
@@ -790,7 +884,38 @@ mod tests {
         stats_count_rates_and_mean_duration_within_the_period,
         cleanup_marks_only_runs_older_than_the_limit,
         prune_and_copy_between_stores,
+        freshness_gives_the_newest_success_and_run_per_pipeline,
     );
+
+    fn freshness_gives_the_newest_success_and_run_per_pipeline(tracker: Maker) {
+        let (_d, clock, t) = tracker();
+        assert_eq!(t.store().freshness().unwrap(), vec![]);
+        let ok = t.start_run("data_refresh", Value::Null).unwrap();
+        clock.advance(Duration::minutes(5));
+        t.complete_run(&ok, Value::Null).unwrap();
+        let success_end = t.get_run(&ok).unwrap().unwrap().finished_at.unwrap();
+        clock.advance(Duration::days(1));
+        let bad = t.start_run("data_refresh", Value::Null).unwrap();
+        let bad_start = t.get_run(&bad).unwrap().unwrap().started_at;
+        t.fail_run(&bad, "disk full").unwrap();
+        let running = t.start_run("b_training", Value::Null).unwrap();
+        let running_start = t.get_run(&running).unwrap().unwrap().started_at;
+        assert_eq!(
+            t.store().freshness().unwrap(),
+            vec![
+                PipelineFreshness {
+                    pipeline_name: "b_training".into(),
+                    last_success: None,
+                    last_run: Some((running_start, RunStatus::Running)),
+                },
+                PipelineFreshness {
+                    pipeline_name: "data_refresh".into(),
+                    last_success: Some(success_end),
+                    last_run: Some((bad_start, RunStatus::Failed)),
+                },
+            ]
+        );
+    }
 
     fn prune_and_copy_between_stores(tracker: Maker) {
         let (_d, clock, t) = tracker();

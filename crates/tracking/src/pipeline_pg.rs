@@ -8,8 +8,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::pg::PgDatabase;
 use crate::pipeline::{
-    Metadata, PipelineRun, PipelineStore, RunStatus, StatusCount, duration_since, finish_values,
-    parse_metadata,
+    Metadata, PIPELINE_NAMES, PipelineFreshness, PipelineRun, PipelineStore, RunStatus,
+    StatusCount, duration_since, finish_values, freshness_of, parse_metadata,
 };
 
 /// Versioned migrations of the pipeline store in PostgreSQL: the spec's
@@ -44,6 +44,15 @@ impl PgPipelineStore {
     pub fn open(db: &PgDatabase) -> Result<Self> {
         db.migrate("pipeline", PG_PIPELINE_MIGRATIONS)?;
         Ok(PgPipelineStore { db: db.clone() })
+    }
+
+    /// Opens the store for reading only (the dashboard): never creates or migrates
+    /// anything. `None` when its tables do not exist yet (nothing recorded); an error
+    /// when they are newer than this build knows.
+    pub fn open_existing(db: &PgDatabase) -> Result<Option<Self>> {
+        Ok(db
+            .schema_present("pipeline", PG_PIPELINE_MIGRATIONS)?
+            .then(|| PgPipelineStore { db: db.clone() }))
     }
 }
 
@@ -87,6 +96,43 @@ fn insert_params(run: &PipelineRun) -> (String, &'static str) {
 }
 
 impl PipelineStore for PgPipelineStore {
+    fn freshness(&self) -> Result<Vec<PipelineFreshness>> {
+        let mut conn = self.db.conn()?;
+        let on = self.db.on();
+        let names: Vec<String> = conn
+            .query(PIPELINE_NAMES, &[])
+            .map_err(&on)?
+            .iter()
+            .map(|r| r.try_get(0).map_err(pg_row))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let last_success = conn
+                .query_opt(
+                    "SELECT finished_at FROM pipeline_runs \
+                     WHERE pipeline_name = $1 AND status = 'success' \
+                     ORDER BY started_at DESC, run_id DESC LIMIT 1",
+                    &[&name],
+                )
+                .map_err(&on)?
+                .map(|r| r.try_get::<_, Option<String>>(0).map_err(pg_row))
+                .transpose()?;
+            let last_run = conn
+                .query_opt(
+                    "SELECT started_at, status FROM pipeline_runs WHERE pipeline_name = $1 \
+                     ORDER BY started_at DESC, run_id DESC LIMIT 1",
+                    &[&name],
+                )
+                .map_err(&on)?
+                .map(|r| -> Result<(String, String)> {
+                    Ok((r.try_get(0).map_err(pg_row)?, r.try_get(1).map_err(pg_row)?))
+                })
+                .transpose()?;
+            out.push(freshness_of(name, last_success, last_run)?);
+        }
+        Ok(out)
+    }
+
     fn location(&self) -> String {
         self.db.url().to_owned()
     }
@@ -297,5 +343,32 @@ impl PipelineStore for PgPipelineStore {
             }
             Ok(usize::try_from(n).unwrap_or(usize::MAX))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_existing_reads_only_what_a_writer_created() {
+        let Some(pg) = recops_testkit::PgCluster::shared() else {
+            return;
+        };
+        let db = PgDatabase::connect_new(&pg.fresh_database()).unwrap();
+        assert!(PgPipelineStore::open_existing(&db).unwrap().is_none());
+        let mut conn = db.conn().unwrap();
+        let made: bool = conn
+            .query_one(
+                "SELECT to_regclass('recops_schema_migrations') IS NOT NULL",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(!made, "a read-only open created the migrations table");
+        drop(conn);
+        PgPipelineStore::open(&db).unwrap();
+        let store = PgPipelineStore::open_existing(&db).unwrap().unwrap();
+        assert_eq!(store.freshness().unwrap(), vec![]);
     }
 }

@@ -7,4 +7,5 @@
 mod api;
 mod browser;
 mod fill;
+mod postgres;
 mod support;

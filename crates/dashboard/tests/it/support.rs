@@ -36,7 +36,8 @@ impl Running {
         Self::start(dir, home, token)
     }
 
-    fn start(dir: tempfile::TempDir, home: Home, token: Option<&str>) -> Running {
+    /// A dashboard over `home` (kept in `dir`).
+    pub fn start(dir: tempfile::TempDir, home: Home, token: Option<&str>) -> Running {
         let options = DashboardOptions {
             port: 0,
             admin_token: token.map(str::to_owned),

@@ -1,0 +1,85 @@
+//! A home whose stores are in PostgreSQL (`storage.url`): the dashboard reads them
+//! through the store traits, never writing or migrating. Skipped with a NOTICE when
+//! PostgreSQL is not installed, unless `CI=true` or `RECOPS_REQUIRE_POSTGRES=1`.
+
+use recops_core::Home;
+use recops_testkit::PgCluster;
+use recops_tracking::{PipelineTracker, Storage};
+use serde_json::json;
+
+use crate::support::Running;
+
+/// A home whose `config/recops.yaml` points at a fresh database, and that database's
+/// name.
+fn postgres_home(pg: &PgCluster) -> (tempfile::TempDir, Home, String, String) {
+    let url = pg.fresh_database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path());
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    let shipped = include_str!("../../../../config/recops.yaml");
+    assert!(shipped.contains("  url: \"\"\n"));
+    std::fs::write(
+        dir.path().join("config/recops.yaml"),
+        shipped.replacen("  url: \"\"\n", &format!("  url: {url}\n"), 1),
+    )
+    .unwrap();
+    (dir, home, url, db)
+}
+
+#[test]
+fn a_postgres_home_with_no_tables_is_empty_and_left_untouched() {
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let (dir, home, _url, db) = postgres_home(pg);
+    let d = Running::start(dir, home, None);
+    let (status, text) = d.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("recops_pipeline_store_up 1\n"), "{text}");
+    assert!(!text.contains("{pipeline="), "{text}");
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT to_regclass('recops_schema_migrations') IS NULL"
+        ),
+        "t",
+        "the dashboard created tables"
+    );
+    assert!(!d.home.logs_dir().join("pipeline_metrics.db").exists());
+}
+
+#[test]
+fn metrics_of_a_postgres_home_show_its_pipeline_runs() {
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let (dir, home, _url, _db) = postgres_home(pg);
+    let storage = Storage::of(&home).unwrap();
+    assert!(matches!(storage, Storage::Postgres(_)), "{storage:?}");
+    let runs = PipelineTracker::open(&home).unwrap();
+    let ok = runs.start_run("data_refresh", json!({})).unwrap();
+    runs.complete_run(&ok, json!({"records_processed": 10}))
+        .unwrap();
+    let bad = runs.start_run("model_training", json!({})).unwrap();
+    runs.fail_run(&bad, "disk full").unwrap();
+    let finished = runs.get_run(&ok).unwrap().unwrap().finished_at.unwrap();
+    let finished = chrono::DateTime::parse_from_rfc3339(&finished).unwrap();
+
+    let d = Running::start(dir, home, None);
+    let (status, text) = d.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("recops_pipeline_store_up 1\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "recops_pipeline_last_success_timestamp_seconds{{pipeline=\"data_refresh\"}} {}\n",
+            finished.timestamp_millis() as f64 / 1000.0
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("recops_pipeline_last_run_success{pipeline=\"model_training\"} 0\n"),
+        "{text}"
+    );
+    assert!(!d.home.logs_dir().join("pipeline_metrics.db").exists());
+}
