@@ -107,12 +107,10 @@ pub(crate) fn count(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
 static POSTGRES_HOMES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
     std::sync::Mutex::new(Vec::new());
 
-/// The files whose records live in PostgreSQL when `storage.url` names it.
-const TRACKING_FILES: [&str; 3] = [
-    "pipeline_metrics.db",
-    "training_metrics.db",
-    "service_metrics.db",
-];
+/// The files whose records live in PostgreSQL when `storage.url` names it and that
+/// the dashboard still reads as SQLite files (pipeline runs go through
+/// [`pipeline_store`] on both backends).
+const TRACKING_FILES: [&str; 2] = ["training_metrics.db", "service_metrics.db"];
 
 /// Records that the home with this `logs/` folder keeps its tracking stores at `url`
 /// (PostgreSQL): their panels say so instead of showing an empty state.
@@ -169,6 +167,33 @@ pub(crate) fn pipeline_store(
     }
 }
 
+/// Reads the pipeline runs of `ctx`'s home with `f` through the store trait (SQLite or
+/// PostgreSQL): nothing recorded yet is the empty state with `hint`, a busy SQLite file
+/// a stale notice, anything else unavailable with the reason.
+pub(crate) fn read_pipelines<T>(
+    home: &recops_core::Home,
+    hint: &str,
+    is_empty: impl FnOnce(&T) -> bool,
+    f: impl FnOnce(&dyn recops_tracking::PipelineStore) -> recops_tracking::Result<T>,
+) -> Panel<T> {
+    match pipeline_store(home).and_then(|s| s.map(|s| f(s.as_ref())).transpose()) {
+        Ok(None) => Panel::empty(hint),
+        Ok(Some(data)) => {
+            let empty = is_empty(&data);
+            Panel::of(data, empty, hint)
+        }
+        Err(recops_tracking::Error::Core(recops_core::Error::Sqlite { path, source })) => {
+            classify(&path, source, hint)
+        }
+        Err(e) => {
+            tracing::warn!(home = %home.root().display(), error = %e, "dashboard cannot read pipeline runs");
+            Panel::Unavailable {
+                message: format!("cannot read pipeline runs: {e}"),
+            }
+        }
+    }
+}
+
 /// Opens `path` read-only; `None` when the file does not exist (nothing recorded yet).
 pub(crate) fn open_ro(path: &Path) -> rusqlite::Result<Option<Connection>> {
     if !path.exists() {
@@ -191,9 +216,9 @@ pub(crate) fn read<T>(
     if let Some(url) = in_postgres(path) {
         return Panel::Unavailable {
             message: format!(
-                "this home keeps its runs and service metrics in PostgreSQL ({url}); the \
-                 dashboard does not read PostgreSQL yet (docs/storage.md): use recops runs \
-                 list, recops training list and health-check"
+                "this home keeps its training runs and service metrics in PostgreSQL \
+                 ({url}); the dashboard does not read those from PostgreSQL yet \
+                 (docs/storage.md): use recops training list and health-check"
             ),
         };
     }

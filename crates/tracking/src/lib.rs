@@ -62,7 +62,8 @@ pub use migrate::{MigrationReport, Progress, Stores, TableCopy, copy_stores, mig
 pub use pg::{PASSWORD_ENV, PgDatabase};
 pub use pipeline::{
     Metadata, PIPELINE_SCHEMA, PipelineFreshness, PipelineRun, PipelineStat, PipelineStats,
-    PipelineStore, PipelineTracker, RunStatus, SqlitePipelineStore, StatusCount,
+    PipelineStore, PipelineTracker, RunPoint, RunQuery, RunStatus, SqlitePipelineStore,
+    StatusCount,
 };
 pub use pipeline_pg::{PG_PIPELINE_MIGRATIONS, PgPipelineStore};
 pub use service::{

@@ -171,6 +171,37 @@ impl fmt::Display for PipelineStats {
 /// `(pipeline_name, status, count, mean duration_seconds)` of one group of runs.
 pub type StatusCount = (String, String, i64, Option<f64>);
 
+/// Which runs [`PipelineStore::list`] returns: every set field narrows the list;
+/// runs come newest first (`started_at`, then `run_id`, descending).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunQuery {
+    /// One pipeline.
+    pub pipeline_name: Option<String>,
+    /// One status.
+    pub status: Option<RunStatus>,
+    /// Started at or after this RFC 3339 time.
+    pub started_from: Option<String>,
+    /// Started before this RFC 3339 time.
+    pub started_before: Option<String>,
+    /// Keyset cursor: only runs ordered after `(started_at, run_id)` (older ones).
+    pub after: Option<(String, String)>,
+    /// At most this many runs.
+    pub limit: usize,
+}
+
+/// The few columns of one run that daily trends need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPoint {
+    /// The pipeline.
+    pub pipeline_name: String,
+    /// RFC 3339 start.
+    pub started_at: String,
+    /// Status.
+    pub status: RunStatus,
+    /// Seconds, once finished.
+    pub duration_seconds: Option<f64>,
+}
+
 /// When one pipeline last succeeded and last ran: what a dead-man alert needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineFreshness {
@@ -232,6 +263,13 @@ pub trait PipelineStore: Send + Sync + fmt::Debug {
     /// Per pipeline, by name: its newest success and newest run (index lookups per
     /// pipeline, never a scan of every run).
     fn freshness(&self) -> Result<Vec<PipelineFreshness>>;
+    /// The pipeline names, sorted (a loose index scan: one lookup per name).
+    fn names(&self) -> Result<Vec<String>>;
+    /// The runs `query` selects, newest first.
+    fn list(&self, query: &RunQuery) -> Result<Vec<PipelineRun>>;
+    /// Name, start, status and duration of the runs started at or after `cutoff`
+    /// (RFC 3339), by start (at most `limit`): the rows daily trends bucket.
+    fn points_since(&self, cutoff: &str, limit: usize) -> Result<Vec<RunPoint>>;
 }
 
 /// Tracks pipeline runs in the configured store: SQLite (`logs/pipeline_metrics.db`,
@@ -515,7 +553,89 @@ pub(crate) fn freshness_of(
     })
 }
 
+/// The filter of [`PipelineStore::list`] over numbered parameters 1-7 (pipeline,
+/// status, from, before, after-started_at, after-run_id, limit).
+const LIST_FILTER: &str = "WHERE (?1 IS NULL OR pipeline_name = ?1) \
+     AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR started_at >= ?3) \
+     AND (?4 IS NULL OR started_at < ?4) \
+     AND (?5 IS NULL OR (started_at, run_id) < (?5, ?6)) \
+     ORDER BY started_at DESC, run_id DESC LIMIT ?7";
+
 impl PipelineStore for SqlitePipelineStore {
+    fn names(&self) -> Result<Vec<String>> {
+        self.conn()
+            .prepare_cached(PIPELINE_NAMES)
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .map_err(db::on(&self.path))
+    }
+
+    fn list(&self, q: &RunQuery) -> Result<Vec<PipelineRun>> {
+        // Without statistics (the stores never run ANALYZE) SQLite often prefers the
+        // (pipeline_name, status) index and sorts every run of a pipeline: walk the
+        // started_at index backwards and stop after `limit`, except for the running
+        // runs of one pipeline (few: a lookup of that index).
+        let index = if q.pipeline_name.is_some() && q.status == Some(RunStatus::Running) {
+            "idx_pipeline_name_status"
+        } else {
+            "idx_started_at"
+        };
+        let sql = format!("{SELECT_RUN} INDEXED BY {index} {LIST_FILTER}");
+        let conn = self.conn();
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(at.as_str()), Some(id.as_str())),
+            None => (None, None),
+        };
+        let mut st = conn.prepare_cached(&sql).map_err(db::on(&self.path))?;
+        st.query_map(
+            params![
+                q.pipeline_name,
+                q.status.map(RunStatus::as_str),
+                q.started_from,
+                q.started_before,
+                after_at,
+                after_id,
+                limit
+            ],
+            read_run,
+        )
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db::on(&self.path))
+    }
+
+    fn points_since(&self, cutoff: &str, limit: usize) -> Result<Vec<RunPoint>> {
+        let conn = self.conn();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut st = conn
+            .prepare_cached(
+                "SELECT pipeline_name, started_at, status, duration_seconds \
+                 FROM pipeline_runs INDEXED BY idx_started_at WHERE started_at >= ?1 \
+                 ORDER BY started_at LIMIT ?2",
+            )
+            .map_err(db::on(&self.path))?;
+        let rows = st
+            .query_map(params![cutoff, limit], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                ))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db::on(&self.path))?;
+        rows.into_iter()
+            .map(|(pipeline_name, started_at, status, duration_seconds)| {
+                Ok(RunPoint {
+                    pipeline_name,
+                    started_at,
+                    status: status.parse()?,
+                    duration_seconds,
+                })
+            })
+            .collect()
+    }
+
     fn freshness(&self) -> Result<Vec<PipelineFreshness>> {
         let conn = self.conn();
         let on = db::on(&self.path);
@@ -664,7 +784,7 @@ impl PipelineStore for SqlitePipelineStore {
         let mut st = conn
             .prepare_cached(
                 "SELECT pipeline_name, status, COUNT(*), AVG(duration_seconds) FROM pipeline_runs \
-                 WHERE started_at >= ?1 GROUP BY pipeline_name, status",
+                 INDEXED BY idx_started_at WHERE started_at >= ?1 GROUP BY pipeline_name, status",
             )
             .map_err(db::on(&self.path))?;
         st.query_map([cutoff], |r| {
@@ -885,7 +1005,83 @@ mod tests {
         cleanup_marks_only_runs_older_than_the_limit,
         prune_and_copy_between_stores,
         freshness_gives_the_newest_success_and_run_per_pipeline,
+        list_filters_pages_by_keyset_and_points_cover_the_window,
     );
+
+    fn list_filters_pages_by_keyset_and_points_cover_the_window(tracker: Maker) {
+        let (_d, clock, t) = tracker();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let name = if i % 2 == 0 { "a" } else { "b" };
+            let id = t.start_run(name, Value::Null).unwrap();
+            if i == 3 {
+                t.fail_run(&id, "x").unwrap();
+            } else {
+                t.complete_run(&id, Value::Null).unwrap();
+            }
+            ids.push(id);
+            clock.advance(Duration::hours(1));
+        }
+        let s = t.store();
+        assert_eq!(s.names().unwrap(), vec!["a".to_owned(), "b".to_owned()]);
+        let ids_of = |runs: Vec<PipelineRun>| -> Vec<String> {
+            runs.into_iter().map(|r| r.run_id).collect()
+        };
+        let all = |limit| RunQuery {
+            limit,
+            ..RunQuery::default()
+        };
+        let first = s.list(&all(2)).unwrap();
+        assert_eq!(ids_of(first.clone()), vec![ids[4].clone(), ids[3].clone()]);
+        let last = first.last().unwrap();
+        let next = RunQuery {
+            after: Some((last.started_at.clone(), last.run_id.clone())),
+            ..all(10)
+        };
+        assert_eq!(
+            ids_of(s.list(&next).unwrap()),
+            vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
+        );
+        let a_success = RunQuery {
+            pipeline_name: Some("a".into()),
+            status: Some(RunStatus::Success),
+            ..all(10)
+        };
+        assert_eq!(
+            ids_of(s.list(&a_success).unwrap()),
+            vec![ids[4].clone(), ids[2].clone(), ids[0].clone()]
+        );
+        let failed = RunQuery {
+            status: Some(RunStatus::Failed),
+            ..all(10)
+        };
+        assert_eq!(ids_of(s.list(&failed).unwrap()), vec![ids[3].clone()]);
+        let started = |i: usize| t.get_run(&ids[i]).unwrap().unwrap().started_at;
+        let range = RunQuery {
+            started_from: Some(started(1)),
+            started_before: Some(started(3)),
+            ..all(10)
+        };
+        assert_eq!(
+            ids_of(s.list(&range).unwrap()),
+            vec![ids[2].clone(), ids[1].clone()]
+        );
+        let points = s.points_since(&started(2), 10).unwrap();
+        assert_eq!(
+            points
+                .iter()
+                .map(|p| (p.pipeline_name.as_str(), p.status))
+                .collect::<Vec<_>>(),
+            vec![
+                ("a", RunStatus::Success),
+                ("b", RunStatus::Failed),
+                ("a", RunStatus::Success)
+            ]
+        );
+        assert_eq!(points[0].started_at, started(2));
+        assert!(points[0].duration_seconds.is_some());
+        assert_eq!(s.points_since(&started(2), 1).unwrap().len(), 1);
+    }
 
     fn freshness_gives_the_newest_success_and_run_per_pipeline(tracker: Maker) {
         let (_d, clock, t) = tracker();

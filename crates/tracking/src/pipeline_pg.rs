@@ -8,8 +8,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::pg::PgDatabase;
 use crate::pipeline::{
-    Metadata, PIPELINE_NAMES, PipelineFreshness, PipelineRun, PipelineStore, RunStatus,
-    StatusCount, duration_since, finish_values, freshness_of, parse_metadata,
+    Metadata, PIPELINE_NAMES, PipelineFreshness, PipelineRun, PipelineStore, RunPoint, RunQuery,
+    RunStatus, StatusCount, duration_since, finish_values, freshness_of, parse_metadata,
 };
 
 /// Versioned migrations of the pipeline store in PostgreSQL: the spec's
@@ -96,6 +96,69 @@ fn insert_params(run: &PipelineRun) -> (String, &'static str) {
 }
 
 impl PipelineStore for PgPipelineStore {
+    fn names(&self) -> Result<Vec<String>> {
+        self.db
+            .conn()?
+            .query(PIPELINE_NAMES, &[])
+            .map_err(self.db.on())?
+            .iter()
+            .map(|r| r.try_get(0).map_err(pg_row))
+            .collect()
+    }
+
+    fn list(&self, q: &RunQuery) -> Result<Vec<PipelineRun>> {
+        let mut conn = self.db.conn()?;
+        let status = q.status.map(RunStatus::as_str);
+        let (after_at, after_id) = match &q.after {
+            Some((at, id)) => (Some(at.as_str()), Some(id.as_str())),
+            None => (None, None),
+        };
+        conn.query(
+            &format!(
+                "{SELECT_RUN} WHERE ($1::TEXT IS NULL OR pipeline_name = $1) \
+                 AND ($2::TEXT IS NULL OR status = $2) \
+                 AND ($3::TEXT IS NULL OR started_at >= $3) \
+                 AND ($4::TEXT IS NULL OR started_at < $4) \
+                 AND ($5::TEXT IS NULL OR (started_at, run_id) < ($5, $6::TEXT)) \
+                 ORDER BY started_at DESC, run_id DESC LIMIT $7"
+            ),
+            &[
+                &q.pipeline_name,
+                &status,
+                &q.started_from,
+                &q.started_before,
+                &after_at,
+                &after_id,
+                &limit_i64(q.limit),
+            ],
+        )
+        .map_err(self.db.on())?
+        .iter()
+        .map(read_run)
+        .collect()
+    }
+
+    fn points_since(&self, cutoff: &str, limit: usize) -> Result<Vec<RunPoint>> {
+        let mut conn = self.db.conn()?;
+        conn.query(
+            "SELECT pipeline_name, started_at, status, duration_seconds FROM pipeline_runs \
+             WHERE started_at >= $1 ORDER BY started_at LIMIT $2",
+            &[&cutoff, &limit_i64(limit)],
+        )
+        .map_err(self.db.on())?
+        .iter()
+        .map(|r| {
+            let status: String = r.try_get(2).map_err(pg_row)?;
+            Ok(RunPoint {
+                pipeline_name: r.try_get(0).map_err(pg_row)?,
+                started_at: r.try_get(1).map_err(pg_row)?,
+                status: status.parse()?,
+                duration_seconds: r.try_get(3).map_err(pg_row)?,
+            })
+        })
+        .collect()
+    }
+
     fn freshness(&self) -> Result<Vec<PipelineFreshness>> {
         let mut conn = self.db.conn()?;
         let on = self.db.on();

@@ -200,37 +200,36 @@ fn read_reports(ctx: &Ctx) -> Panel<Vec<(String, DriftReport)>> {
 }
 
 fn data_versions(ctx: &Ctx) -> Panel<Vec<DataVersionRow>> {
-    store::read(
-        &ctx.home.pipeline_db(),
+    store::read_pipelines(
+        &ctx.home,
         "no data versions yet: run data-refresh",
         Vec::is_empty,
-        |c| {
-            let mut st = c.prepare_cached(
-                "SELECT finished_at, metadata FROM pipeline_runs INDEXED BY idx_started_at \
-                 WHERE pipeline_name = 'data_refresh' AND status = 'success' \
-                 ORDER BY started_at DESC LIMIT 100",
-            )?;
-            st.query_map([], |r| {
-                let at: Option<String> = r.get(0)?;
-                let meta: Value = r
-                    .get::<_, Option<String>>(1)?
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or(Value::Null);
-                let n = |k: &str| meta.get(k).and_then(Value::as_u64);
-                Ok(DataVersionRow {
-                    at: at.and_then(|s| ctx.when_str(&s)),
-                    data_version: meta
-                        .get("data_version")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned),
-                    total_records: n("total_records"),
-                    users: n("users"),
-                    items: n("items"),
-                    rejected_records: n("rejected_records"),
-                    quality: meta.get("mean_comment_quality").and_then(Value::as_f64),
+        |s| {
+            let q = recops_tracking::RunQuery {
+                pipeline_name: Some("data_refresh".into()),
+                status: Some(recops_tracking::RunStatus::Success),
+                limit: 100,
+                ..Default::default()
+            };
+            Ok(s.list(&q)?
+                .into_iter()
+                .map(|r| {
+                    let meta = &r.metadata;
+                    let n = |k: &str| meta.get(k).and_then(Value::as_u64);
+                    DataVersionRow {
+                        at: r.finished_at.as_deref().and_then(|s| ctx.when_str(s)),
+                        data_version: meta
+                            .get("data_version")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        total_records: n("total_records"),
+                        users: n("users"),
+                        items: n("items"),
+                        rejected_records: n("rejected_records"),
+                        quality: meta.get("mean_comment_quality").and_then(Value::as_f64),
+                    }
                 })
-            })?
-            .collect()
+                .collect())
         },
     )
 }

@@ -9,7 +9,7 @@ use recops_health::{ComponentStatus, ServiceHealth};
 use serde::Serialize;
 
 use super::{Ctx, When, alerts, drift, models, pipelines, scheduler};
-use crate::store::{self, Panel};
+use crate::store::Panel;
 
 /// How long a probe of the service is reused.
 const PROBE_TTL: Duration = Duration::from_secs(10);
@@ -73,26 +73,7 @@ pub(crate) fn service_probe(ctx: &Ctx) -> Arc<ServiceHealth> {
 
 fn last_runs(ctx: &Ctx) -> Panel<Vec<pipelines::RunRow>> {
     let hint = "no pipeline runs yet: run data-refresh, model-training or start the scheduler";
-    let names = store::read(
-        &ctx.home.pipeline_db(),
-        hint,
-        Vec::is_empty,
-        pipelines::names,
-    );
-    names.and_then(|names| {
-        let rows: Vec<pipelines::RunRow> = names
-            .iter()
-            .filter_map(|n| {
-                let filter = pipelines::RunFilter {
-                    pipeline: Some(n.clone()),
-                    ..Default::default()
-                };
-                pipelines::latest(ctx, &filter)
-            })
-            .collect();
-        let empty = rows.is_empty();
-        Panel::of(rows, empty, hint)
-    })
+    pipelines::latest_of_each(ctx, hint)
 }
 
 fn health(

@@ -1,8 +1,10 @@
 //! `/pipelines`: runs with filters and keyset pagination, per-pipeline summary, trends,
 //! failures, stale `running` runs, and one run's page.
 
+use std::collections::BTreeMap;
+
 use chrono::{Duration, NaiveDate, Offset, TimeZone};
-use rusqlite::{Connection, Row, ToSql};
+use recops_tracking::{PipelineRun, PipelineStore, RunQuery, RunStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -88,26 +90,31 @@ pub(crate) struct RunDetail {
 
 /// Reads `/pipelines`.
 pub(crate) fn load(ctx: &Ctx, filter: RunFilter) -> PipelinesView {
-    let path = ctx.home.pipeline_db();
+    let home = &ctx.home;
     let days = filter.days.unwrap_or(30).clamp(1, 3660);
     let since = ctx.now() - Duration::days(i64::from(days));
-    let pipelines = store::read(&path, HINT, |_| false, names)
+    let pipelines = store::read_pipelines(home, HINT, |_| false, |s| s.names())
         .data()
         .cloned()
         .unwrap_or_default();
     PipelinesView {
-        runs: store::read(
-            &path,
+        runs: store::read_pipelines(
+            home,
             HINT,
             |p: &RunPage| p.runs.is_empty(),
-            |c| page(ctx, c, &filter),
+            |s| page(ctx, s, &filter),
         ),
-        summary: store::read(&path, HINT, Vec::is_empty, |c| summary(ctx, c, since)),
-        failures: store::read(&path, "no failed runs", Vec::is_empty, |c| {
-            select(ctx, c, BY_TIME, "WHERE status = 'failed'", &[], 20)
+        summary: store::read_pipelines(home, HINT, Vec::is_empty, |s| summary(ctx, s, since)),
+        failures: store::read_pipelines(home, "no failed runs", Vec::is_empty, |s| {
+            let q = RunQuery {
+                status: Some(RunStatus::Failed),
+                limit: 20,
+                ..RunQuery::default()
+            };
+            Ok(rows(ctx, s.list(&q)?))
         }),
-        stale_running: store::read(&path, "no stale running runs", Vec::is_empty, |c| {
-            stale(ctx, c)
+        stale_running: store::read_pipelines(home, "no stale running runs", Vec::is_empty, |s| {
+            stale(ctx, s)
         }),
         filter,
         days,
@@ -117,144 +124,90 @@ pub(crate) fn load(ctx: &Ctx, filter: RunFilter) -> PipelinesView {
 
 /// One run, `None` when it does not exist.
 pub(crate) fn detail(ctx: &Ctx, run_id: &str) -> Panel<RunDetail> {
-    store::read(
-        &ctx.home.pipeline_db(),
-        &format!("no pipeline run {run_id}"),
-        |_| false,
-        |c| {
-            let sql = format!("{COLUMNS} FROM pipeline_runs WHERE run_id = ?1");
-            c.query_row(&sql, [run_id], |r| {
-                Ok(RunDetail {
-                    run: row(ctx, r)?,
-                    metadata: metadata(r.get::<_, Option<String>>(7)?),
-                })
-            })
-        },
-    )
-}
-
-fn metadata(text: Option<String>) -> Value {
-    text.and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null)
-}
-
-const COLUMNS: &str = "SELECT run_id, pipeline_name, status, started_at, finished_at, \
-    duration_seconds, error_message, metadata";
-/// Runs read newest first walk the `started_at` index. Without statistics (the stores
-/// never run ANALYZE) SQLite would otherwise often prefer the (pipeline_name, status)
-/// index and sort every run of a pipeline.
-const BY_TIME: &str = "FROM pipeline_runs INDEXED BY idx_started_at";
-/// Lookups of one pipeline and status use the (pipeline_name, status) index.
-const BY_NAME: &str = "FROM pipeline_runs INDEXED BY idx_pipeline_name_status";
-
-/// The pipeline names, by a loose scan of the (pipeline_name, status) index: one
-/// index search per name instead of a scan of every run.
-pub(crate) fn names(c: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut st = c.prepare_cached(
-        "WITH RECURSIVE n(name) AS (SELECT min(pipeline_name) FROM pipeline_runs UNION ALL \
-         SELECT (SELECT min(pipeline_name) FROM pipeline_runs WHERE pipeline_name > n.name) \
-         FROM n WHERE name IS NOT NULL) SELECT name FROM n WHERE name IS NOT NULL",
-    )?;
-    st.query_map([], |r| r.get(0))?.collect()
-}
-
-fn row(ctx: &Ctx, r: &Row<'_>) -> rusqlite::Result<RunRow> {
-    let status: String = r.get(2)?;
-    let started: String = r.get(3)?;
-    let stale_cutoff = ctx.now() - Duration::minutes((ctx.stale_after_hours * 60.0) as i64);
-    let stale = status == "running"
-        && recops_core::parse_timestamp(&started).is_some_and(|t| t < stale_cutoff);
-    Ok(RunRow {
-        run_id: r.get(0)?,
-        pipeline_name: r.get(1)?,
-        started_at: ctx.when_str(&started),
-        finished_at: r
-            .get::<_, Option<String>>(4)?
-            .and_then(|s| ctx.when_str(&s)),
-        duration_seconds: r.get(5)?,
-        error_message: r.get(6)?,
-        status,
-        stale,
+    let hint = format!("no pipeline run {run_id}");
+    store::read_pipelines(&ctx.home, &hint, Option::is_none, |s| {
+        Ok(s.get(run_id)?.map(|r| RunDetail {
+            metadata: Value::Object(r.metadata.clone()),
+            run: row(ctx, r),
+        }))
     })
+    .and_then(|d| d.map_or_else(|| Panel::empty(&hint), |data| Panel::Ready { data }))
 }
 
-fn select(
-    ctx: &Ctx,
-    c: &Connection,
-    from: &str,
-    filter: &str,
-    params: &[&dyn ToSql],
-    limit: usize,
-) -> rusqlite::Result<Vec<RunRow>> {
-    let sql =
-        format!("{COLUMNS} {from} {filter} ORDER BY started_at DESC, run_id DESC LIMIT {limit}");
-    let mut st = c.prepare_cached(&sql)?;
-    st.query_map(params, |r| row(ctx, r))?.collect()
+fn row(ctx: &Ctx, r: PipelineRun) -> RunRow {
+    let stale_cutoff = ctx.now() - Duration::minutes((ctx.stale_after_hours * 60.0) as i64);
+    let stale = r.status == RunStatus::Running
+        && recops_core::parse_timestamp(&r.started_at).is_some_and(|t| t < stale_cutoff);
+    RunRow {
+        started_at: ctx.when_str(&r.started_at),
+        finished_at: r.finished_at.as_deref().and_then(|s| ctx.when_str(s)),
+        duration_seconds: r.duration_seconds,
+        error_message: r.error_message,
+        status: r.status.as_str().to_owned(),
+        run_id: r.run_id,
+        pipeline_name: r.pipeline_name,
+        stale,
+    }
+}
+
+fn rows(ctx: &Ctx, runs: Vec<PipelineRun>) -> Vec<RunRow> {
+    runs.into_iter().map(|r| row(ctx, r)).collect()
 }
 
 /// Runs still `running` after the stale limit: one lookup of the (pipeline_name,
 /// status) index per pipeline.
-fn stale(ctx: &Ctx, c: &Connection) -> rusqlite::Result<Vec<RunRow>> {
-    let mut rows = Vec::new();
-    for name in names(c)? {
-        let running = select(
-            ctx,
-            c,
-            BY_NAME,
-            "WHERE pipeline_name = ?1 AND status = 'running'",
-            &[&name],
-            200,
-        )?;
-        rows.extend(running.into_iter().filter(|r| r.stale));
+fn stale(ctx: &Ctx, s: &dyn PipelineStore) -> recops_tracking::Result<Vec<RunRow>> {
+    let mut out = Vec::new();
+    for name in s.names()? {
+        let q = RunQuery {
+            pipeline_name: Some(name),
+            status: Some(RunStatus::Running),
+            limit: 200,
+            ..RunQuery::default()
+        };
+        out.extend(rows(ctx, s.list(&q)?).into_iter().filter(|r| r.stale));
     }
-    Ok(rows)
+    Ok(out)
 }
 
-/// One page, newest first: SQLite walks the `started_at` index backwards and stops
-/// after a page.
-fn page(ctx: &Ctx, c: &Connection, f: &RunFilter) -> rusqlite::Result<RunPage> {
-    let mut clauses: Vec<&str> = Vec::new();
-    let mut params: Vec<String> = Vec::new();
-    let mut add = |clause: &'static str, value: String| {
-        clauses.push(clause);
-        params.push(value);
+/// One page, newest first (keyset pagination: the store walks its `started_at` index
+/// and stops after a page). An unknown status shows no runs.
+fn page(ctx: &Ctx, s: &dyn PipelineStore, f: &RunFilter) -> recops_tracking::Result<RunPage> {
+    let status = match f.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(text) => match text.parse::<RunStatus>() {
+            Ok(st) => Some(st),
+            Err(_) => {
+                return Ok(RunPage {
+                    runs: Vec::new(),
+                    next: None,
+                });
+            }
+        },
+        None => None,
     };
-    if let Some(p) = f.pipeline.as_ref().filter(|p| !p.is_empty()) {
-        add("pipeline_name = ?", p.clone());
-    }
-    if let Some(s) = f.status.as_ref().filter(|s| !s.is_empty()) {
-        add("status = ?", s.clone());
-    }
-    if let Some(t) = day_start(ctx, f.from.as_deref(), 0) {
-        add("started_at >= ?", t);
-    }
-    if let Some(t) = day_start(ctx, f.to.as_deref(), 1) {
-        add("started_at < ?", t);
-    }
-    if let Some((at, id)) = f.after.as_deref().and_then(|a| a.split_once('|')) {
-        add("(started_at, run_id) < (?, ?)", at.to_owned());
-        params.push(id.to_owned());
-    }
-    let filter = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
+    let q = RunQuery {
+        pipeline_name: f.pipeline.clone().filter(|p| !p.is_empty()),
+        status,
+        started_from: day_start(ctx, f.from.as_deref(), 0),
+        started_before: day_start(ctx, f.to.as_deref(), 1),
+        after: f
+            .after
+            .as_deref()
+            .and_then(|a| a.split_once('|'))
+            .map(|(at, id)| (at.to_owned(), id.to_owned())),
+        limit: PAGE_SIZE + 1,
     };
-    let refs: Vec<&dyn ToSql> = params.iter().map(|p| p as &dyn ToSql).collect();
-    let mut runs = select(ctx, c, BY_TIME, &filter, &refs, PAGE_SIZE + 1)?;
+    let mut runs = s.list(&q)?;
     let next = (runs.len() > PAGE_SIZE).then(|| {
         runs.truncate(PAGE_SIZE);
         runs.last()
-            .map(|r| {
-                format!(
-                    "{}|{}",
-                    r.started_at.as_ref().map(|w| w.utc.as_str()).unwrap_or(""),
-                    r.run_id
-                )
-            })
+            .map(|r| format!("{}|{}", r.started_at, r.run_id))
             .unwrap_or_default()
     });
-    Ok(RunPage { runs, next })
+    Ok(RunPage {
+        runs: rows(ctx, runs),
+        next,
+    })
 }
 
 /// The UTC start of `day` (+ `plus_days`) in the configured zone, as stored text.
@@ -269,35 +222,56 @@ fn day_start(ctx: &Ctx, day: Option<&str>, plus_days: i64) -> Option<String> {
     ))
 }
 
+/// Per pipeline over the period: counts by status (one pass of the `started_at`
+/// index), the mean duration of successes and the newest start.
 fn summary(
     ctx: &Ctx,
-    c: &Connection,
+    s: &dyn PipelineStore,
     since: chrono::DateTime<chrono::Utc>,
-) -> rusqlite::Result<Vec<PipelineSummary>> {
-    let mut st = c.prepare_cached(
-        "SELECT pipeline_name, count(*), sum(status = 'success'), sum(status = 'failed'), \
-         sum(status = 'running'), avg(CASE WHEN status = 'success' THEN duration_seconds END), \
-         max(started_at) FROM pipeline_runs INDEXED BY idx_started_at WHERE started_at >= ?1 \
-         GROUP BY pipeline_name \
-         ORDER BY pipeline_name",
-    )?;
-    st.query_map([recops_core::format_timestamp(since)], |r| {
-        let (success, failed) = (store::count(r, 2)?, store::count(r, 3)?);
-        Ok(PipelineSummary {
-            pipeline_name: r.get(0)?,
-            runs: store::count(r, 1)?,
-            success,
-            failed,
-            running: store::count(r, 4)?,
-            success_rate: (success + failed > 0)
-                .then(|| success as f64 / (success + failed) as f64),
-            avg_duration_seconds: r.get(5)?,
-            last_started: r
-                .get::<_, Option<String>>(6)?
-                .and_then(|s| ctx.when_str(&s)),
+) -> recops_tracking::Result<Vec<PipelineSummary>> {
+    let since = recops_core::format_timestamp(since);
+    let mut by_name: BTreeMap<String, PipelineSummary> = BTreeMap::new();
+    for (name, status, count, mean) in s.counts_since(&since)? {
+        let e = by_name
+            .entry(name.clone())
+            .or_insert_with(|| PipelineSummary {
+                pipeline_name: name,
+                runs: 0,
+                success: 0,
+                failed: 0,
+                running: 0,
+                success_rate: None,
+                avg_duration_seconds: None,
+                last_started: None,
+            });
+        let count = count.max(0) as u64;
+        e.runs += count;
+        match status.as_str() {
+            "success" => {
+                e.success += count;
+                e.avg_duration_seconds = mean;
+            }
+            "failed" => e.failed += count,
+            "running" => e.running += count,
+            _ => {}
+        }
+    }
+    if by_name.is_empty() {
+        return Ok(Vec::new());
+    }
+    for f in s.freshness()? {
+        if let (Some(e), Some((at, _))) = (by_name.get_mut(&f.pipeline_name), f.last_run) {
+            e.last_started = ctx.when_str(&at);
+        }
+    }
+    Ok(by_name
+        .into_values()
+        .map(|mut e| {
+            e.success_rate = (e.success + e.failed > 0)
+                .then(|| e.success as f64 / (e.success + e.failed) as f64);
+            e
         })
-    })?
-    .collect()
+        .collect())
 }
 
 /// Which daily trend chart.
@@ -309,18 +283,16 @@ pub(crate) enum Trend {
     SuccessRate,
 }
 
-/// A daily trend per pipeline over the last `days`.
+/// At most this many runs are bucketed into a trend chart.
+const TREND_ROWS: usize = 200_000;
+
+/// A daily trend per pipeline over the last `days`: the runs of the window (name,
+/// start, status, duration) bucketed here by day of the configured zone.
 pub(crate) fn trend(ctx: &Ctx, days: u32, which: Trend) -> Panel<Chart> {
     let since = ctx.now() - Duration::days(i64::from(days.clamp(1, 3660)));
-    let (value, label) = match which {
-        Trend::Duration => (
-            "avg(CASE WHEN status = 'success' THEN duration_seconds END)",
-            "mean duration (s)",
-        ),
-        Trend::SuccessRate => (
-            "CAST(sum(status = 'success') AS REAL) / nullif(sum(status IN ('success', 'failed')), 0)",
-            "success rate",
-        ),
+    let label = match which {
+        Trend::Duration => "mean duration (s)",
+        Trend::SuccessRate => "success rate",
     };
     // Days of the configured zone: its offset now shifts the stored UTC times (a zone
     // with daylight saving is off by an hour on the other side of a change).
@@ -330,43 +302,54 @@ pub(crate) fn trend(ctx: &Ctx, days: u32, which: Trend) -> Panel<Chart> {
             .fix()
             .local_minus_utc(),
     );
-    let sql = format!(
-        "SELECT pipeline_name, \
-         (unixepoch(substr(started_at, 1, 19)) + ?2) / 86400 * 86400 - ?2 AS day, {value} \
-         FROM pipeline_runs INDEXED BY idx_started_at WHERE started_at >= ?1 \
-         GROUP BY pipeline_name, day ORDER BY pipeline_name, day"
-    );
-    store::read(&ctx.home.pipeline_db(), HINT, Chart::is_empty, |c| {
-        let mut st = c.prepare_cached(&sql)?;
-        let since = recops_core::format_timestamp(since);
-        let rows = st.query_map(rusqlite::params![since, offset], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<f64>>(1)?,
-                r.get::<_, Option<f64>>(2)?,
-            ))
-        })?;
-        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-        for row in rows {
-            let (name, day, v) = row?;
-            let (Some(day), Some(v)) = (day, v) else {
+    store::read_pipelines(&ctx.home, HINT, Chart::is_empty, |s| {
+        let points = s.points_since(&recops_core::format_timestamp(since), TREND_ROWS)?;
+        // (sum, n) per pipeline and day start (UTC seconds).
+        let mut buckets: BTreeMap<(String, i64), (f64, u64)> = BTreeMap::new();
+        for p in points {
+            let Some(t) = recops_core::parse_timestamp(&p.started_at) else {
                 continue;
             };
+            let day = (t.timestamp() + offset).div_euclid(86_400) * 86_400 - offset;
+            let value = match which {
+                Trend::Duration => match (p.status, p.duration_seconds) {
+                    (RunStatus::Success, Some(d)) => d,
+                    _ => continue,
+                },
+                Trend::SuccessRate => match p.status {
+                    RunStatus::Success => 1.0,
+                    RunStatus::Failed => 0.0,
+                    _ => continue,
+                },
+            };
+            let b = buckets.entry((p.pipeline_name, day)).or_insert((0.0, 0));
+            b.0 += value;
+            b.1 += 1;
+        }
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for ((name, day), (sum, n)) in buckets {
+            let point = (day as f64, sum / n as f64);
             match series.last_mut() {
-                Some((n, points)) if *n == name => points.push((day, v)),
-                _ => series.push((name, vec![(day, v)])),
+                Some((last, points)) if *last == name => points.push(point),
+                _ => series.push((name, vec![point])),
             }
         }
         Ok(Chart::time(label).with_series(series))
     })
 }
 
-/// The newest run matching `filter` (one indexed lookup per pipeline).
-pub(crate) fn latest(ctx: &Ctx, filter: &RunFilter) -> Option<RunRow> {
-    let name = filter.pipeline.clone()?;
-    let conn = store::open_ro(&ctx.home.pipeline_db()).ok()??;
-    select(ctx, &conn, BY_TIME, "WHERE pipeline_name = ?1", &[&name], 1)
-        .ok()?
-        .into_iter()
-        .next()
+/// The newest run of each pipeline (one indexed lookup per pipeline).
+pub(crate) fn latest_of_each(ctx: &Ctx, hint: &str) -> Panel<Vec<RunRow>> {
+    store::read_pipelines(&ctx.home, hint, Vec::is_empty, |s| {
+        let mut out = Vec::new();
+        for name in s.names()? {
+            let q = RunQuery {
+                pipeline_name: Some(name),
+                limit: 1,
+                ..RunQuery::default()
+            };
+            out.extend(rows(ctx, s.list(&q)?));
+        }
+        Ok(out)
+    })
 }

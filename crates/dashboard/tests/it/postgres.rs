@@ -82,4 +82,33 @@ fn metrics_of_a_postgres_home_show_its_pipeline_runs() {
         "{text}"
     );
     assert!(!d.home.logs_dir().join("pipeline_metrics.db").exists());
+
+    // The pipelines API: runs, filters, summary, failures, one run, the trends.
+    let p = d.json("/api/v1/pipelines");
+    assert_eq!(
+        p["pipelines"],
+        json!(["data_refresh", "model_training"]),
+        "{p}"
+    );
+    let runs = p["runs"]["data"]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{p}");
+    assert_eq!(runs[0]["run_id"], json!(bad), "newest first: {p}");
+    let summary = p["summary"]["data"].as_array().unwrap();
+    assert_eq!(summary[0]["pipeline_name"], "data_refresh");
+    assert_eq!(summary[0]["success_rate"], json!(1.0));
+    assert_eq!(summary[1]["failed"], json!(1));
+    assert_eq!(p["failures"]["data"][0]["error_message"], "disk full");
+    let one = d.json("/api/v1/pipelines?status=success");
+    assert_eq!(one["runs"]["data"]["runs"][0]["run_id"], json!(ok), "{one}");
+    let run = d.json(&format!("/api/v1/pipelines/runs/{ok}"));
+    assert_eq!(
+        run["data"]["metadata"]["records_processed"],
+        json!(10),
+        "{run}"
+    );
+    let trend = d.json("/api/v1/pipelines/trend?chart=success_rate&days=7");
+    assert_eq!(trend["state"], "ready", "{trend}");
+    let (status, html) = d.get("/pipelines");
+    assert_eq!(status, 200);
+    assert!(html.contains(&ok) && !html.contains("cannot read pipeline runs"));
 }
