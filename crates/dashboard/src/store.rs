@@ -108,9 +108,9 @@ static POSTGRES_HOMES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
     std::sync::Mutex::new(Vec::new());
 
 /// The files whose records live in PostgreSQL when `storage.url` names it and that
-/// the dashboard still reads as SQLite files (pipeline runs go through
-/// [`pipeline_store`] on both backends).
-const TRACKING_FILES: [&str; 2] = ["training_metrics.db", "service_metrics.db"];
+/// the dashboard still reads as SQLite files (pipeline and training runs go through
+/// [`pipeline_store`] and [`training_store`] on both backends).
+const TRACKING_FILES: [&str; 1] = ["service_metrics.db"];
 
 /// Records that the home with this `logs/` folder keeps its tracking stores at `url`
 /// (PostgreSQL): their panels say so instead of showing an empty state.
@@ -167,16 +167,43 @@ pub(crate) fn pipeline_store(
     }
 }
 
-/// Reads the pipeline runs of `ctx`'s home with `f` through the store trait (SQLite or
-/// PostgreSQL): nothing recorded yet is the empty state with `hint`, a busy SQLite file
-/// a stale notice, anything else unavailable with the reason.
+/// Reads the pipeline runs of `home` with `f` through the store trait (SQLite or
+/// PostgreSQL): see [`read_store`].
 pub(crate) fn read_pipelines<T>(
     home: &recops_core::Home,
     hint: &str,
     is_empty: impl FnOnce(&T) -> bool,
     f: impl FnOnce(&dyn recops_tracking::PipelineStore) -> recops_tracking::Result<T>,
 ) -> Panel<T> {
-    match pipeline_store(home).and_then(|s| s.map(|s| f(s.as_ref())).transpose()) {
+    read_store(pipeline_store(home), "pipeline runs", hint, is_empty, |s| {
+        f(s)
+    })
+}
+
+/// Reads the training runs of `home` with `f` through the store trait: see
+/// [`read_store`].
+pub(crate) fn read_training<T>(
+    home: &recops_core::Home,
+    hint: &str,
+    is_empty: impl FnOnce(&T) -> bool,
+    f: impl FnOnce(&dyn recops_tracking::TrainingStore) -> recops_tracking::Result<T>,
+) -> Panel<T> {
+    read_store(training_store(home), "training runs", hint, is_empty, |s| {
+        f(s)
+    })
+}
+
+/// Reads an opened store with `f`: nothing recorded yet (`None`) is the empty state
+/// with `hint`, a busy SQLite file a stale notice, anything else unavailable with the
+/// reason.
+fn read_store<S: ?Sized, T>(
+    store: recops_tracking::Result<Option<Box<S>>>,
+    what: &str,
+    hint: &str,
+    is_empty: impl FnOnce(&T) -> bool,
+    f: impl FnOnce(&S) -> recops_tracking::Result<T>,
+) -> Panel<T> {
+    match store.and_then(|s| s.map(|s| f(&*s)).transpose()) {
         Ok(None) => Panel::empty(hint),
         Ok(Some(data)) => {
             let empty = is_empty(&data);
@@ -186,11 +213,30 @@ pub(crate) fn read_pipelines<T>(
             classify(&path, source, hint)
         }
         Err(e) => {
-            tracing::warn!(home = %home.root().display(), error = %e, "dashboard cannot read pipeline runs");
+            tracing::warn!(error = %e, "dashboard cannot read {what}");
             Panel::Unavailable {
-                message: format!("cannot read pipeline runs: {e}"),
+                message: format!("cannot read {what}: {e}"),
             }
         }
+    }
+}
+
+/// The training runs of `home` through [`recops_tracking::TrainingStore`], opened for
+/// reading only (as [`pipeline_store`]).
+pub(crate) fn training_store(
+    home: &recops_core::Home,
+) -> recops_tracking::Result<Option<Box<dyn recops_tracking::TrainingStore>>> {
+    match postgres_url(&home.logs_dir()) {
+        Some(url) => {
+            let db = recops_tracking::PgDatabase::connect(&url)?;
+            Ok(recops_tracking::PgTrainingStore::open_existing(&db)?
+                .map(|s| Box::new(s) as Box<dyn recops_tracking::TrainingStore>))
+        }
+        None => Ok(recops_tracking::SqliteTrainingStore::open_read_only(
+            &home.training_db(),
+            READ_BUSY_TIMEOUT,
+        )?
+        .map(|s| Box::new(s) as Box<dyn recops_tracking::TrainingStore>)),
     }
 }
 
@@ -216,9 +262,8 @@ pub(crate) fn read<T>(
     if let Some(url) = in_postgres(path) {
         return Panel::Unavailable {
             message: format!(
-                "this home keeps its training runs and service metrics in PostgreSQL \
-                 ({url}); the dashboard does not read those from PostgreSQL yet \
-                 (docs/storage.md): use recops training list and health-check"
+                "this home keeps its service metrics in PostgreSQL ({url}); the dashboard \
+                 does not read them from PostgreSQL yet (docs/storage.md): use health-check"
             ),
         };
     }

@@ -74,6 +74,7 @@ pub use service_pg::{PG_SERVICE_MIGRATIONS, PgRollupStore};
 pub use storage::Storage;
 pub use training::{
     IterationMetric, IterationRecord, NewTrainingRun, RegistryStatus, SqliteTrainingStore,
-    TRAINING_SCHEMA, TrainingOutcome, TrainingRun, TrainingStatus, TrainingStore, TrainingTracker,
+    TRAINING_SCHEMA, TrainingOutcome, TrainingQuery, TrainingRun, TrainingStatus, TrainingStore,
+    TrainingTracker,
 };
 pub use training_pg::{PG_TRAINING_MIGRATIONS, PgTrainingStore};

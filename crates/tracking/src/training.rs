@@ -200,6 +200,20 @@ pub struct TrainingRun {
     pub registry_status: Option<RegistryStatus>,
 }
 
+/// Which runs [`TrainingStore::page`] returns, newest first (`started_at`, then
+/// `run_id`, descending).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainingQuery {
+    /// One model type.
+    pub model_type: Option<String>,
+    /// One status.
+    pub status: Option<TrainingStatus>,
+    /// Keyset cursor: only runs ordered after `(started_at, run_id)` (older ones).
+    pub after: Option<(String, String)>,
+    /// At most this many runs.
+    pub limit: usize,
+}
+
 /// A row of `iteration_metrics`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IterationMetric {
@@ -255,6 +269,8 @@ pub trait TrainingStore: Send + Sync + fmt::Debug {
     fn prune_finished_before(&self, cutoff: &str) -> Result<usize>;
     /// The iterations of a run in order.
     fn iterations(&self, run_id: &str) -> Result<Vec<IterationMetric>>;
+    /// The runs `query` selects, newest first (keyset pagination).
+    fn page(&self, query: &TrainingQuery) -> Result<Vec<TrainingRun>>;
     /// Up to `limit` runs with `run_id > after`, by `run_id` (for copying a store).
     fn export(&self, after: Option<&str>, limit: usize) -> Result<Vec<TrainingRun>>;
     /// Inserts `run` and its iterations (as they are) unless the run id exists;
@@ -438,6 +454,30 @@ impl SqliteTrainingStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens the database at `path` read-only (for readers such as the dashboard: it
+    /// never creates, migrates or locks the file, and waits at most `busy` for a
+    /// writer). `None` when the file or its table does not exist yet.
+    pub fn open_read_only(path: &Path, busy: std::time::Duration) -> Result<Option<Self>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(db::on(path))?;
+        conn.busy_timeout(busy).map_err(db::on(path))?;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'training_runs')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db::on(path))?;
+        Ok(has_table.then(|| SqliteTrainingStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        }))
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -627,6 +667,35 @@ impl TrainingStore for SqliteTrainingStore {
         Ok(n)
     }
 
+    fn page(&self, q: &TrainingQuery) -> Result<Vec<TrainingRun>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(&format!(
+                "{SELECT_TRAINING} WHERE (?1 IS NULL OR model_type = ?1) \
+                 AND (?2 IS NULL OR status = ?2) \
+                 AND (?3 IS NULL OR (started_at, run_id) < (?3, ?4)) \
+                 ORDER BY started_at DESC, run_id DESC LIMIT ?5"
+            ))
+            .map_err(db::on(&self.path))?;
+        let (at, id) = match &q.after {
+            Some((at, id)) => (Some(at.as_str()), Some(id.as_str())),
+            None => (None, None),
+        };
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        st.query_map(
+            params![
+                q.model_type,
+                q.status.map(TrainingStatus::as_str),
+                at,
+                id,
+                limit
+            ],
+            read_training,
+        )
+        .and_then(|rows| rows.collect())
+        .map_err(db::on(&self.path))
+    }
+
     fn iterations(&self, run_id: &str) -> Result<Vec<IterationMetric>> {
         let conn = self.conn();
         let mut st = conn
@@ -795,7 +864,54 @@ mod tests {
         finished_runs_take_no_more_iterations_and_missing_runs_are_errors,
         list_runs_filters_by_type_newest_first,
         export_import_and_prune_keep_active_models,
+        page_filters_by_type_and_status_with_a_keyset_cursor,
     );
+
+    fn page_filters_by_type_and_status_with_a_keyset_cursor(tracker: Maker) {
+        let (_d, clock, t) = tracker();
+        let a = t.start_run(&new_run()).unwrap();
+        t.fail_run(&a).unwrap();
+        clock.advance(Duration::seconds(1));
+        let b = t
+            .start_run(&NewTrainingRun {
+                model_type: "bpr".into(),
+                ..new_run()
+            })
+            .unwrap();
+        clock.advance(Duration::seconds(1));
+        let c = t.start_run(&new_run()).unwrap();
+        let ids = |q: &TrainingQuery| -> Vec<String> {
+            t.store()
+                .page(q)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.run_id)
+                .collect()
+        };
+        let first = TrainingQuery {
+            limit: 2,
+            ..TrainingQuery::default()
+        };
+        assert_eq!(ids(&first), vec![c.clone(), b.clone()]);
+        let b_started = t.get_run(&b).unwrap().unwrap().started_at.unwrap();
+        let next = TrainingQuery {
+            after: Some((b_started, b.clone())),
+            ..first.clone()
+        };
+        assert_eq!(ids(&next), vec![a.clone()]);
+        let als = TrainingQuery {
+            model_type: Some("als".into()),
+            limit: 10,
+            ..TrainingQuery::default()
+        };
+        assert_eq!(ids(&als), vec![c, a.clone()]);
+        let failed = TrainingQuery {
+            status: Some(TrainingStatus::Failed),
+            limit: 10,
+            ..TrainingQuery::default()
+        };
+        assert_eq!(ids(&failed), vec![a]);
+    }
 
     fn export_import_and_prune_keep_active_models(tracker: Maker) {
         let (_d, clock, t) = tracker();

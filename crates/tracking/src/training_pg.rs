@@ -7,8 +7,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::pg::PgDatabase;
 use crate::training::{
-    IterationMetric, IterationRecord, RegistryStatus, TrainingOutcome, TrainingRun, TrainingStatus,
-    TrainingStore, check_running,
+    IterationMetric, IterationRecord, RegistryStatus, TrainingOutcome, TrainingQuery, TrainingRun,
+    TrainingStatus, TrainingStore, check_running,
 };
 
 /// Versioned migrations of the training store in PostgreSQL: the spec's
@@ -74,6 +74,15 @@ impl PgTrainingStore {
     pub fn open(db: &PgDatabase) -> Result<Self> {
         db.migrate("training", PG_TRAINING_MIGRATIONS)?;
         Ok(PgTrainingStore { db: db.clone() })
+    }
+
+    /// Opens the store for reading only (the dashboard): never creates or migrates
+    /// anything. `None` when its tables do not exist yet; an error when they are newer
+    /// than this build knows.
+    pub fn open_existing(db: &PgDatabase) -> Result<Option<Self>> {
+        Ok(db
+            .schema_present("training", PG_TRAINING_MIGRATIONS)?
+            .then(|| PgTrainingStore { db: db.clone() }))
     }
 
     fn insert_on(
@@ -179,6 +188,28 @@ impl PgTrainingStore {
 }
 
 impl TrainingStore for PgTrainingStore {
+    fn page(&self, q: &TrainingQuery) -> Result<Vec<TrainingRun>> {
+        let mut conn = self.db.conn()?;
+        let status = q.status.map(TrainingStatus::as_str);
+        let (at, id) = match &q.after {
+            Some((at, id)) => (Some(at.as_str()), Some(id.as_str())),
+            None => (None, None),
+        };
+        conn.query(
+            &format!(
+                "{SELECT_TRAINING} WHERE ($1::TEXT IS NULL OR model_type = $1) \
+                 AND ($2::TEXT IS NULL OR status = $2) \
+                 AND ($3::TEXT IS NULL OR (started_at, run_id) < ($3, $4::TEXT)) \
+                 ORDER BY started_at DESC, run_id DESC LIMIT $5"
+            ),
+            &[&q.model_type, &status, &at, &id, &limit_i64(q.limit)],
+        )
+        .map_err(self.db.on())?
+        .iter()
+        .map(read_training)
+        .collect()
+    }
+
     fn location(&self) -> String {
         self.db.url().to_owned()
     }

@@ -4,7 +4,9 @@
 
 use recops_core::Home;
 use recops_testkit::PgCluster;
-use recops_tracking::{PipelineTracker, Storage};
+use recops_tracking::{
+    IterationRecord, NewTrainingRun, PipelineTracker, Storage, TrainingOutcome, TrainingTracker,
+};
 use serde_json::json;
 
 use crate::support::Running;
@@ -50,7 +52,7 @@ fn a_postgres_home_with_no_tables_is_empty_and_left_untouched() {
 }
 
 #[test]
-fn metrics_of_a_postgres_home_show_its_pipeline_runs() {
+fn the_api_of_a_postgres_home_shows_its_runs_and_training_runs() {
     let Some(pg) = PgCluster::shared() else {
         return;
     };
@@ -64,6 +66,43 @@ fn metrics_of_a_postgres_home_show_its_pipeline_runs() {
     let bad = runs.start_run("model_training", json!({})).unwrap();
     runs.fail_run(&bad, "disk full").unwrap();
     let finished = runs.get_run(&ok).unwrap().unwrap().finished_at.unwrap();
+    let training = TrainingTracker::open(&home).unwrap();
+    let trained = training
+        .start_run(&NewTrainingRun {
+            model_type: "als".into(),
+            hyperparameters: json!({"factors": 8}),
+            data_version: Some("v1".into()),
+            git_commit: None,
+        })
+        .unwrap();
+    for i in 1..=3 {
+        training
+            .log_iteration(
+                &trained,
+                &IterationRecord {
+                    iteration: i,
+                    loss: Some(1.0 / f64::from(i)),
+                    validation_recall: Some(0.1 * f64::from(i)),
+                    validation_ndcg: None,
+                    wall_time_seconds: 0.5,
+                },
+            )
+            .unwrap();
+    }
+    training
+        .complete_run(
+            &trained,
+            &TrainingOutcome {
+                recall_at_10: 0.3,
+                ndcg_at_10: 0.2,
+                coverage: 0.5,
+                baseline_recall_at_10: 0.1,
+                improvement_pct: 200.0,
+                training_time_seconds: 1.5,
+                artifacts_path: None,
+            },
+        )
+        .unwrap();
     let finished = chrono::DateTime::parse_from_rfc3339(&finished).unwrap();
 
     let d = Running::start(dir, home, None);
@@ -111,4 +150,26 @@ fn metrics_of_a_postgres_home_show_its_pipeline_runs() {
     let (status, html) = d.get("/pipelines");
     assert_eq!(status, 200);
     assert!(html.contains(&ok) && !html.contains("cannot read pipeline runs"));
+
+    // Training runs, their iterations and the evaluation trend.
+    let t = d.json("/api/v1/training");
+    assert_eq!(
+        t["runs"]["data"]["runs"][0]["run_id"],
+        json!(trained),
+        "{t}"
+    );
+    assert_eq!(
+        t["runs"]["data"]["runs"][0]["recall_at_10"],
+        json!(0.3),
+        "{t}"
+    );
+    let run = d.json(&format!("/api/v1/training/runs/{trained}"));
+    assert_eq!(run["data"]["iterations"], json!(3), "{run}");
+    assert_eq!(run["data"]["hyperparameters"]["factors"], json!(8), "{run}");
+    let curves = d.json(&format!("/api/v1/training/runs/{trained}/curves"));
+    assert_eq!(curves["state"], "ready", "{curves}");
+    assert!(curves.to_string().contains("validation_recall"), "{curves}");
+    let eval = d.json("/api/v1/training/evaluation");
+    assert_eq!(eval["state"], "ready", "{eval}");
+    assert!(!d.home.logs_dir().join("training_metrics.db").exists());
 }
