@@ -98,43 +98,19 @@ impl<T> Panel<T> {
     }
 }
 
-/// Column `i` of `r` as a count (SQLite integers are signed; NULL is 0).
-pub(crate) fn count(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
-    Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
-}
-
 /// `logs/` folders of homes whose tracking stores are in PostgreSQL, with the URL.
 static POSTGRES_HOMES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
     std::sync::Mutex::new(Vec::new());
 
-/// The files whose records live in PostgreSQL when `storage.url` names it and that
-/// the dashboard still reads as SQLite files (pipeline and training runs go through
-/// [`pipeline_store`] and [`training_store`] on both backends).
-const TRACKING_FILES: [&str; 1] = ["service_metrics.db"];
-
-/// Records that the home with this `logs/` folder keeps its tracking stores at `url`
-/// (PostgreSQL): their panels say so instead of showing an empty state.
+/// Records that the home with this `logs/` folder keeps its tracking stores (pipeline
+/// runs, training runs, service rollups) at `url` (PostgreSQL): [`pipeline_store`],
+/// [`training_store`] and [`rollup_store`] read them there.
 pub(crate) fn mark_postgres(logs_dir: &Path, url: &str) {
     let mut homes = POSTGRES_HOMES
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     homes.retain(|(d, _)| d != logs_dir);
     homes.push((logs_dir.to_path_buf(), url.to_owned()));
-}
-
-/// The PostgreSQL URL holding what the SQLite file `path` would hold, if any.
-fn in_postgres(path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_str()?;
-    if !TRACKING_FILES.contains(&name) {
-        return None;
-    }
-    let dir = path.parent()?;
-    POSTGRES_HOMES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .iter()
-        .find(|(d, _)| d == dir)
-        .map(|(_, url)| url.clone())
 }
 
 /// The PostgreSQL URL of the home with this `logs/` folder, when it has one.
@@ -191,6 +167,38 @@ pub(crate) fn read_training<T>(
     read_store(training_store(home), "training runs", hint, is_empty, |s| {
         f(s)
     })
+}
+
+/// Reads the service rollups of `home` with `f` through the store trait: see
+/// [`read_store`].
+pub(crate) fn read_rollups<T>(
+    home: &recops_core::Home,
+    hint: &str,
+    is_empty: impl FnOnce(&T) -> bool,
+    f: impl FnOnce(&dyn recops_tracking::RollupStore) -> recops_tracking::Result<T>,
+) -> Panel<T> {
+    read_store(rollup_store(home), "service metrics", hint, is_empty, |s| {
+        f(s)
+    })
+}
+
+/// The service rollups of `home` through [`recops_tracking::RollupStore`], opened for
+/// reading only (as [`pipeline_store`]).
+pub(crate) fn rollup_store(
+    home: &recops_core::Home,
+) -> recops_tracking::Result<Option<Box<dyn recops_tracking::RollupStore>>> {
+    match postgres_url(&home.logs_dir()) {
+        Some(url) => {
+            let db = recops_tracking::PgDatabase::connect(&url)?;
+            Ok(recops_tracking::PgRollupStore::open_existing(&db)?
+                .map(|s| Box::new(s) as Box<dyn recops_tracking::RollupStore>))
+        }
+        None => Ok(recops_tracking::SqliteRollupStore::open_read_only(
+            &home.service_db(),
+            READ_BUSY_TIMEOUT,
+        )?
+        .map(|s| Box::new(s) as Box<dyn recops_tracking::RollupStore>)),
+    }
 }
 
 /// Reads an opened store with `f`: nothing recorded yet (`None`) is the empty state
@@ -259,14 +267,6 @@ pub(crate) fn read<T>(
     is_empty: impl FnOnce(&T) -> bool,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> Panel<T> {
-    if let Some(url) = in_postgres(path) {
-        return Panel::Unavailable {
-            message: format!(
-                "this home keeps its service metrics in PostgreSQL ({url}); the dashboard \
-                 does not read them from PostgreSQL yet (docs/storage.md): use health-check"
-            ),
-        };
-    }
     let result = open_ro(path).and_then(|c| c.map(|c| f(&c)).transpose());
     match result {
         Ok(None) => Panel::empty(hint),
@@ -305,40 +305,6 @@ fn classify<T>(path: &Path, e: rusqlite::Error, hint: &str) -> Panel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tracking_panels_of_a_postgres_home_say_where_the_data_is() {
-        let pg = tempfile::tempdir().unwrap();
-        let other = tempfile::tempdir().unwrap();
-        mark_postgres(&pg.path().join("logs"), "postgres://recops@db:5432/recops");
-        let read_one = |path: &Path| -> Panel<i64> {
-            read(
-                path,
-                "hint",
-                |_| false,
-                |c| c.query_row("SELECT 1", [], |r| r.get(0)),
-            )
-        };
-        for file in TRACKING_FILES {
-            match read_one(&pg.path().join("logs").join(file)) {
-                Panel::Unavailable { message } => {
-                    assert!(
-                        message.contains("postgres://recops@db:5432/recops"),
-                        "{message}"
-                    )
-                }
-                p => panic!("{file}: {p:?}"),
-            }
-            assert_eq!(
-                read_one(&other.path().join("logs").join(file)),
-                Panel::empty("hint")
-            );
-        }
-        assert_eq!(
-            read_one(&pg.path().join("logs/alert_state.db")),
-            Panel::empty("hint")
-        );
-    }
 
     #[test]
     fn missing_file_is_empty_and_never_created() {

@@ -67,8 +67,8 @@ pub use pipeline::{
 };
 pub use pipeline_pg::{PG_PIPELINE_MIGRATIONS, PgPipelineStore};
 pub use service::{
-    MinuteRollup, RollupStore, SERVICE_SCHEMA, ServiceMetricsStore, SqliteRollupStore,
-    WindowMetrics, truncate_minute,
+    MinuteRollup, MinuteSummary, RollupStore, SERVICE_SCHEMA, ServiceMetricsStore,
+    SqliteRollupStore, WindowMetrics, truncate_minute,
 };
 pub use service_pg::{PG_SERVICE_MIGRATIONS, PgRollupStore};
 pub use storage::Storage;

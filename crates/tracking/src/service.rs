@@ -59,6 +59,26 @@ pub struct MinuteRollup {
     pub latency: LatencyHistogram,
 }
 
+/// The counts and stored percentiles of one rollup row: what charts need, without
+/// decoding its histogram.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MinuteSummary {
+    /// Start of the minute, as stored (RFC 3339).
+    pub minute: String,
+    /// Requests.
+    pub request_count: u64,
+    /// Responses with status >= 500.
+    pub error_count: u64,
+    /// Responses that fell back to popular items.
+    pub fallback_count: u64,
+    /// Median latency of the minute.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile latency of the minute.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile latency of the minute.
+    pub p99_ms: Option<f64>,
+}
+
 /// Metrics of a time window, as the alert rules of the spec read them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowMetrics {
@@ -131,6 +151,9 @@ pub trait RollupStore: Send + Sync + std::fmt::Debug {
     /// Inserts the rollups whose (minute, endpoint, model) is not there yet, as they
     /// are (no merge); returns how many (for copying a store).
     fn import(&self, rollups: &[MinuteRollup]) -> Result<usize>;
+    /// Counts and stored percentiles of the rows of `endpoint` with `minute >= from`,
+    /// oldest first (every model's row of a minute; a walk of the minute index).
+    fn summaries_since(&self, from: DateTime<Utc>, endpoint: &str) -> Result<Vec<MinuteSummary>>;
 }
 
 /// Stores per-minute request rollups in the configured store
@@ -161,6 +184,11 @@ impl ServiceMetricsStore {
     /// A metrics store over any backend.
     pub fn with_store(store: Box<dyn RollupStore>) -> Self {
         ServiceMetricsStore { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn RollupStore {
+        self.store.as_ref()
     }
 
     /// The database file or URL, for messages.
@@ -239,12 +267,60 @@ impl SqliteRollupStore {
         })
     }
 
+    /// Opens the database at `path` read-only (for readers such as the dashboard: it
+    /// never creates, migrates or locks the file, and waits at most `busy` for a
+    /// writer). `None` when the file or its table does not exist yet.
+    pub fn open_read_only(path: &Path, busy: std::time::Duration) -> Result<Option<Self>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(db::on(path))?;
+        conn.busy_timeout(busy).map_err(db::on(path))?;
+        let has_table: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'request_rollups')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db::on(path))?;
+        Ok(has_table.then(|| SqliteRollupStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        }))
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl RollupStore for SqliteRollupStore {
+    fn summaries_since(&self, from: DateTime<Utc>, endpoint: &str) -> Result<Vec<MinuteSummary>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT minute, request_count, error_count, fallback_count, latency_p50_ms, \
+                 latency_p95_ms, latency_p99_ms FROM request_rollups \
+                 WHERE minute >= ?1 AND endpoint = ?2 ORDER BY minute",
+            )
+            .map_err(db::on(&self.path))?;
+        st.query_map(params![format_timestamp(from), endpoint], |r| {
+            Ok(MinuteSummary {
+                minute: r.get(0)?,
+                request_count: to_u64(r.get(1)?),
+                error_count: to_u64(r.get(2)?),
+                fallback_count: to_u64(r.get(3)?),
+                p50_ms: r.get(4)?,
+                p95_ms: r.get(5)?,
+                p99_ms: r.get(6)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db::on(&self.path))
+    }
+
     fn location(&self) -> String {
         self.path.display().to_string()
     }
@@ -502,7 +578,36 @@ mod tests {
         rows_of_the_same_minute_merge,
         an_empty_window_has_no_rates_and_fires_nothing,
         prune_removes_old_minutes,
+        summaries_give_counts_and_percentiles_of_one_endpoint_in_order,
     );
+
+    fn summaries_give_counts_and_percentiles_of_one_endpoint_in_order(maker: Maker) {
+        let (_d, store) = maker();
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
+        store
+            .record(&[
+                rollup(t0 + Duration::minutes(1), "/recommend", &[400.0; 10], 1, 2),
+                rollup(t0, "/recommend", &[10.0; 20], 0, 0),
+                rollup(t0, "/health", &[1.0; 5], 0, 0),
+                rollup(t0 - Duration::minutes(1), "/recommend", &[5.0; 3], 0, 0),
+            ])
+            .unwrap();
+        let s = store.store().summaries_since(t0, "/recommend").unwrap();
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!(s[0].minute, format_timestamp(t0));
+        assert_eq!(
+            (
+                s[0].request_count,
+                s[1].request_count,
+                s[1].error_count,
+                s[1].fallback_count
+            ),
+            (20, 10, 1, 2)
+        );
+        let p99 = s[1].p99_ms.unwrap();
+        assert!((p99 - 400.0).abs() / 400.0 < 0.1, "{p99}");
+        assert!(s[0].p50_ms.unwrap() < 20.0);
+    }
 
     fn rollup(
         minute: DateTime<Utc>,

@@ -8,7 +8,8 @@ use recops_core::{format_timestamp, parse_timestamp};
 use crate::error::{Error, Result};
 use crate::pg::PgDatabase;
 use crate::service::{
-    MinuteRollup, RollupStore, buckets_json, stored_histogram, to_i64, to_u64, truncate_minute,
+    MinuteRollup, MinuteSummary, RollupStore, buckets_json, stored_histogram, to_i64, to_u64,
+    truncate_minute,
 };
 
 /// Versioned migrations of the service metrics store in PostgreSQL: `request_rollups`
@@ -45,9 +46,45 @@ impl PgRollupStore {
         db.migrate("service", PG_SERVICE_MIGRATIONS)?;
         Ok(PgRollupStore { db: db.clone() })
     }
+
+    /// Opens the store for reading only (the dashboard): never creates or migrates
+    /// anything. `None` when its table does not exist yet; an error when it is newer
+    /// than this build knows.
+    pub fn open_existing(db: &PgDatabase) -> Result<Option<Self>> {
+        Ok(db
+            .schema_present("service", PG_SERVICE_MIGRATIONS)?
+            .then(|| PgRollupStore { db: db.clone() }))
+    }
 }
 
 impl RollupStore for PgRollupStore {
+    fn summaries_since(&self, from: DateTime<Utc>, endpoint: &str) -> Result<Vec<MinuteSummary>> {
+        let mut conn = self.db.conn()?;
+        let on = self.db.on();
+        let rows = conn
+            .query(
+                "SELECT minute, request_count, error_count, fallback_count, latency_p50_ms, \
+                 latency_p95_ms, latency_p99_ms FROM request_rollups \
+                 WHERE minute >= $1 AND endpoint = $2 ORDER BY minute",
+                &[&format_timestamp(from), &endpoint],
+            )
+            .map_err(&on)?;
+        rows.iter()
+            .map(|r| -> std::result::Result<MinuteSummary, postgres::Error> {
+                Ok(MinuteSummary {
+                    minute: r.try_get(0)?,
+                    request_count: to_u64(r.try_get(1)?),
+                    error_count: to_u64(r.try_get(2)?),
+                    fallback_count: to_u64(r.try_get(3)?),
+                    p50_ms: r.try_get(4)?,
+                    p95_ms: r.try_get(5)?,
+                    p99_ms: r.try_get(6)?,
+                })
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(&on)
+    }
+
     fn location(&self) -> String {
         self.db.url().to_owned()
     }

@@ -1,7 +1,8 @@
 //! `/service`: requests per minute, p50/p95/p99 latency, error and fallback rates over
-//! 1 h / 24 h / 7 d / 30 d from `service_metrics.db`, with model reloads marked.
+//! 1 h / 24 h / 7 d / 30 d from the rollup store (`service_metrics.db` or PostgreSQL),
+//! with model reloads marked.
 //!
-//! The rollups are aggregated in SQL into at most [`MAX_BUCKETS`] buckets per range
+//! The rollups are folded into at most [`MAX_BUCKETS`] buckets per range
 //! (30 days of minutes become 720 buckets of 60 min): counts are summed, p50 is the
 //! request-weighted mean of the minutes' p50, p95 and p99 the worst minute's, so a
 //! latency spike is never averaged away.
@@ -177,33 +178,27 @@ fn buckets(ctx: &Ctx, range: Range) -> Arc<Panel<Vec<Bucket>>> {
         .get_or(&key, Duration::from_secs(5), || read_buckets(ctx, range))
 }
 
-/// Reads the minutes of `range` in time order and folds them into buckets as they
-/// stream by. (Grouping in SQL sorts all 43,200 minutes of 30 days in a temporary
+/// Reads the minutes of `range` in time order (through the rollup store, SQLite or
+/// PostgreSQL) and folds them into buckets. (Grouping in SQL sorts all 43,200 minutes of 30 days in a temporary
 /// b-tree: 3-4x slower.)
 fn read_buckets(ctx: &Ctx, range: Range) -> Panel<Vec<Bucket>> {
     let from = ctx.now() - chrono::Duration::seconds(range.seconds());
-    store::read(&ctx.home.service_db(), HINT, Vec::is_empty, |c| {
-        let mut st = c.prepare_cached(
-            "SELECT minute, request_count, error_count, fallback_count, latency_p50_ms, \
-             latency_p95_ms, latency_p99_ms FROM request_rollups \
-             WHERE minute >= ?1 AND endpoint = '/recommend' ORDER BY minute",
-        )?;
-        let mut rows = st.query([recops_core::format_timestamp(from)])?;
+    store::read_rollups(&ctx.home, HINT, Vec::is_empty, |s| {
         let mut folder = Folder::new(range.bucket_seconds());
-        while let Some(r) = rows.next()? {
-            let Some(t) = r.get_ref(0)?.as_str().ok().and_then(minute_epoch) else {
+        for m in s.summaries_since(from, "/recommend")? {
+            let Some(t) = minute_epoch(&m.minute) else {
                 continue;
             };
             folder.push(
                 t,
                 &Bucket {
                     t,
-                    requests: store::count(r, 1)?,
-                    errors: store::count(r, 2)?,
-                    fallbacks: store::count(r, 3)?,
-                    p50_ms: r.get(4)?,
-                    p95_ms: r.get(5)?,
-                    p99_ms: r.get(6)?,
+                    requests: m.request_count,
+                    errors: m.error_count,
+                    fallbacks: m.fallback_count,
+                    p50_ms: m.p50_ms,
+                    p95_ms: m.p95_ms,
+                    p99_ms: m.p99_ms,
                 },
             );
         }

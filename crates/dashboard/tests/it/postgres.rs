@@ -5,7 +5,8 @@
 use recops_core::Home;
 use recops_testkit::PgCluster;
 use recops_tracking::{
-    IterationRecord, NewTrainingRun, PipelineTracker, Storage, TrainingOutcome, TrainingTracker,
+    IterationRecord, LatencyHistogram, MinuteRollup, NewTrainingRun, PipelineTracker,
+    ServiceMetricsStore, Storage, TrainingOutcome, TrainingTracker,
 };
 use serde_json::json;
 
@@ -48,11 +49,27 @@ fn a_postgres_home_with_no_tables_is_empty_and_left_untouched() {
         "t",
         "the dashboard created tables"
     );
+    for (path, panel) in [
+        ("/api/v1/pipelines", "runs"),
+        ("/api/v1/training", "runs"),
+        ("/api/v1/service", "totals"),
+    ] {
+        let v = d.json(path);
+        assert_eq!(v[panel]["state"], "empty", "{path}: {v}");
+    }
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT to_regclass('recops_schema_migrations') IS NULL"
+        ),
+        "t",
+        "the API created tables"
+    );
     assert!(!d.home.logs_dir().join("pipeline_metrics.db").exists());
 }
 
 #[test]
-fn the_api_of_a_postgres_home_shows_its_runs_and_training_runs() {
+fn the_api_of_a_postgres_home_shows_its_runs_training_runs_and_rollups() {
     let Some(pg) = PgCluster::shared() else {
         return;
     };
@@ -104,6 +121,21 @@ fn the_api_of_a_postgres_home_shows_its_runs_and_training_runs() {
         )
         .unwrap();
     let finished = chrono::DateTime::parse_from_rfc3339(&finished).unwrap();
+
+    let mut latency = LatencyHistogram::new();
+    (0..40).for_each(|_| latency.record(25.0));
+    ServiceMetricsStore::open(&home)
+        .unwrap()
+        .record(&[MinuteRollup {
+            minute: recops_tracking::truncate_minute(chrono::Utc::now()),
+            endpoint: "/recommend".into(),
+            model_id: "als_1".into(),
+            request_count: 40,
+            error_count: 2,
+            fallback_count: 4,
+            latency,
+        }])
+        .unwrap();
 
     let d = Running::start(dir, home, None);
     let (status, text) = d.get("/metrics");
@@ -172,4 +204,14 @@ fn the_api_of_a_postgres_home_shows_its_runs_and_training_runs() {
     let eval = d.json("/api/v1/training/evaluation");
     assert_eq!(eval["state"], "ready", "{eval}");
     assert!(!d.home.logs_dir().join("training_metrics.db").exists());
+
+    // Service rollups.
+    let service = d.json("/api/v1/service?range=1h");
+    let totals = &service["totals"]["data"];
+    assert_eq!(totals["requests"], json!(40), "{service}");
+    assert_eq!(totals["error_rate"], json!(0.05), "{service}");
+    assert_eq!(totals["fallback_rate"], json!(0.1), "{service}");
+    let latency = d.json("/api/v1/service/chart?range=1h&chart=latency");
+    assert_eq!(latency["state"], "ready", "{latency}");
+    assert!(!d.home.logs_dir().join("service_metrics.db").exists());
 }
