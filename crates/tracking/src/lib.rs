@@ -23,8 +23,9 @@
 //! spec's names and columns, migrate by version (`recops_schema_migrations`), and
 //! writes retry on serialization failures ([`PgDatabase`]: `postgres` + `r2d2` pool,
 //! password from `PGPASSWORD`). [`migrate_home`] copies a home's history between
-//! backends, verified by counts and checksums (`recops storage migrate`). See
-//! docs/storage.md.
+//! backends, verified by counts and checksums (`recops storage migrate`). Readers
+//! (the dashboard) open stores without writing: `open_read_only` for the SQLite files,
+//! `open_existing` for PostgreSQL (never migrates). See docs/storage.md.
 //!
 //! ```
 //! use recops_core::Home;
