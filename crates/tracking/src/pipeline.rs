@@ -553,13 +553,29 @@ pub(crate) fn freshness_of(
     })
 }
 
-/// The filter of [`PipelineStore::list`] over numbered parameters 1-7 (pipeline,
-/// status, from, before, after-started_at, after-run_id, limit).
-const LIST_FILTER: &str = "WHERE (?1 IS NULL OR pipeline_name = ?1) \
-     AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR started_at >= ?3) \
+/// The filter of [`PipelineStore::list`] over numbered parameters 1-8 (pipeline,
+/// status, from, before, after-started_at, after-run_id, limit, upper bound). `?3` and
+/// `?8` bound `started_at` as plain range constraints, so the index walk starts at the
+/// cursor (or the end of the range) and stops at the start of the range; the exact
+/// conditions follow. Valid in SQLite and, with `$n`, PostgreSQL.
+const LIST_FILTER: &str = "started_at >= coalesce(?3, '') \
+     AND started_at <= coalesce(?8, '~') \
+     AND (?1 IS NULL OR pipeline_name = ?1) AND (?2 IS NULL OR status = ?2) \
      AND (?4 IS NULL OR started_at < ?4) \
      AND (?5 IS NULL OR (started_at, run_id) < (?5, ?6)) \
      ORDER BY started_at DESC, run_id DESC LIMIT ?7";
+
+/// The inclusive upper bound of `started_at` a [`RunQuery`] implies: the lower of its
+/// `started_before` and its cursor's start (`None`: unbounded).
+pub(crate) fn list_upper_bound(q: &RunQuery) -> Option<String> {
+    match (
+        q.started_before.as_deref(),
+        q.after.as_ref().map(|(at, _)| at.as_str()),
+    ) {
+        (Some(a), Some(b)) => Some(a.min(b).to_owned()),
+        (a, b) => a.or(b).map(str::to_owned),
+    }
+}
 
 impl PipelineStore for SqlitePipelineStore {
     fn names(&self) -> Result<Vec<String>> {
@@ -579,7 +595,13 @@ impl PipelineStore for SqlitePipelineStore {
         } else {
             "idx_started_at"
         };
-        let sql = format!("{SELECT_RUN} INDEXED BY {index} {LIST_FILTER}");
+        let sql = match index {
+            "idx_pipeline_name_status" => format!(
+                "{SELECT_RUN} INDEXED BY {index} WHERE pipeline_name = ?1 AND status = ?2 \
+                 AND {LIST_FILTER}"
+            ),
+            _ => format!("{SELECT_RUN} INDEXED BY {index} WHERE {LIST_FILTER}"),
+        };
         let conn = self.conn();
         let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
         let (after_at, after_id) = match &q.after {
@@ -595,7 +617,8 @@ impl PipelineStore for SqlitePipelineStore {
                 q.started_before,
                 after_at,
                 after_id,
-                limit
+                limit,
+                list_upper_bound(q)
             ],
             read_run,
         )
@@ -1066,6 +1089,17 @@ mod tests {
             ids_of(s.list(&range).unwrap()),
             vec![ids[2].clone(), ids[1].clone()]
         );
+        let range_after = RunQuery {
+            after: Some((started(2), ids[2].clone())),
+            ..range.clone()
+        };
+        assert_eq!(ids_of(s.list(&range_after).unwrap()), vec![ids[1].clone()]);
+        let running_a = RunQuery {
+            pipeline_name: Some("a".into()),
+            status: Some(RunStatus::Running),
+            ..all(10)
+        };
+        assert!(s.list(&running_a).unwrap().is_empty());
         let points = s.points_since(&started(2), 10).unwrap();
         assert_eq!(
             points

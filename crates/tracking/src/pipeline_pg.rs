@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::pg::PgDatabase;
 use crate::pipeline::{
     Metadata, PIPELINE_NAMES, PipelineFreshness, PipelineRun, PipelineStore, RunPoint, RunQuery,
-    RunStatus, StatusCount, duration_since, finish_values, freshness_of, parse_metadata,
+    RunStatus, StatusCount, duration_since, finish_values, freshness_of, list_upper_bound,
+    parse_metadata,
 };
 
 /// Versioned migrations of the pipeline store in PostgreSQL: the spec's
@@ -115,9 +116,10 @@ impl PipelineStore for PgPipelineStore {
         };
         conn.query(
             &format!(
-                "{SELECT_RUN} WHERE ($1::TEXT IS NULL OR pipeline_name = $1) \
+                "{SELECT_RUN} WHERE started_at >= coalesce($3::TEXT, '') \
+                 AND started_at <= coalesce($8::TEXT, '~') \
+                 AND ($1::TEXT IS NULL OR pipeline_name = $1) \
                  AND ($2::TEXT IS NULL OR status = $2) \
-                 AND ($3::TEXT IS NULL OR started_at >= $3) \
                  AND ($4::TEXT IS NULL OR started_at < $4) \
                  AND ($5::TEXT IS NULL OR (started_at, run_id) < ($5, $6::TEXT)) \
                  ORDER BY started_at DESC, run_id DESC LIMIT $7"
@@ -130,6 +132,7 @@ impl PipelineStore for PgPipelineStore {
                 &after_at,
                 &after_id,
                 &limit_i64(q.limit),
+                &list_upper_bound(q),
             ],
         )
         .map_err(self.db.on())?

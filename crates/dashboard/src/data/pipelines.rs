@@ -259,10 +259,18 @@ fn summary(
     if by_name.is_empty() {
         return Ok(Vec::new());
     }
-    for f in s.freshness()? {
-        if let (Some(e), Some((at, _))) = (by_name.get_mut(&f.pipeline_name), f.last_run) {
-            e.last_started = ctx.when_str(&at);
-        }
+    // The newest start of each: a short backwards walk of the started_at index (the
+    // pipeline ran within the period).
+    for (name, e) in by_name.iter_mut() {
+        let q = RunQuery {
+            pipeline_name: Some(name.clone()),
+            limit: 1,
+            ..RunQuery::default()
+        };
+        e.last_started = s
+            .list(&q)?
+            .first()
+            .and_then(|r| ctx.when_str(&r.started_at));
     }
     Ok(by_name
         .into_values()
