@@ -214,6 +214,19 @@ pub struct TrainingQuery {
     pub limit: usize,
 }
 
+/// The evaluation of one completed run: what the evaluation trend draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationPoint {
+    /// RFC 3339 start.
+    pub started_at: String,
+    /// recall@10.
+    pub recall_at_10: Option<f64>,
+    /// Baseline recall@10.
+    pub baseline_recall_at_10: Option<f64>,
+    /// ndcg@10.
+    pub ndcg_at_10: Option<f64>,
+}
+
 /// A row of `iteration_metrics`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IterationMetric {
@@ -271,6 +284,9 @@ pub trait TrainingStore: Send + Sync + fmt::Debug {
     fn iterations(&self, run_id: &str) -> Result<Vec<IterationMetric>>;
     /// The runs `query` selects, newest first (keyset pagination).
     fn page(&self, query: &TrainingQuery) -> Result<Vec<TrainingRun>>;
+    /// The evaluations of the newest `limit` completed runs, oldest first (four
+    /// columns, no hyperparameters).
+    fn evaluations(&self, limit: usize) -> Result<Vec<EvaluationPoint>>;
     /// Up to `limit` runs with `run_id > after`, by `run_id` (for copying a store).
     fn export(&self, after: Option<&str>, limit: usize) -> Result<Vec<TrainingRun>>;
     /// Inserts `run` and its iterations (as they are) unless the run id exists;
@@ -485,6 +501,13 @@ impl SqliteTrainingStore {
     }
 }
 
+/// The newest `$1` completed runs' evaluations, oldest first (both backends; SQLite
+/// reads `$1` as `?1`).
+pub(crate) const EVALUATIONS: &str = "SELECT started_at, recall_at_10, baseline_recall_at_10, \
+    ndcg_at_10 FROM (SELECT started_at, run_id, recall_at_10, baseline_recall_at_10, ndcg_at_10 \
+    FROM training_runs WHERE status = 'completed' AND started_at IS NOT NULL \
+    ORDER BY started_at DESC, run_id DESC LIMIT $1) AS newest ORDER BY started_at, run_id";
+
 const INSERT_TRAINING: &str = "INSERT INTO training_runs (run_id, model_type, started_at, \
     completed_at, status, hyperparameters, recall_at_10, ndcg_at_10, coverage, \
     baseline_recall_at_10, improvement_pct, training_time_seconds, data_version, git_commit, \
@@ -665,6 +688,24 @@ impl TrainingStore for SqliteTrainingStore {
             .map_err(&on)?;
         tx.commit().map_err(&on)?;
         Ok(n)
+    }
+
+    fn evaluations(&self, limit: usize) -> Result<Vec<EvaluationPoint>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(EVALUATIONS.replace('$', "?").as_str())
+            .map_err(db::on(&self.path))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        st.query_map([limit], |r| {
+            Ok(EvaluationPoint {
+                started_at: r.get(0)?,
+                recall_at_10: r.get(1)?,
+                baseline_recall_at_10: r.get(2)?,
+                ndcg_at_10: r.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db::on(&self.path))
     }
 
     fn page(&self, q: &TrainingQuery) -> Result<Vec<TrainingRun>> {
@@ -904,13 +945,35 @@ mod tests {
             limit: 10,
             ..TrainingQuery::default()
         };
-        assert_eq!(ids(&als), vec![c, a.clone()]);
+        let als = ids(&als);
+        assert_eq!(als, vec![c, a.clone()]);
         let failed = TrainingQuery {
             status: Some(TrainingStatus::Failed),
             limit: 10,
             ..TrainingQuery::default()
         };
         assert_eq!(ids(&failed), vec![a]);
+        assert!(t.store().evaluations(10).unwrap().is_empty());
+        let outcome = |recall| TrainingOutcome {
+            recall_at_10: recall,
+            ndcg_at_10: 0.2,
+            coverage: 0.5,
+            baseline_recall_at_10: 0.1,
+            improvement_pct: 10.0,
+            training_time_seconds: 1.0,
+            artifacts_path: None,
+        };
+        t.complete_run(&b, &outcome(0.3)).unwrap();
+        t.complete_run(&als[0], &outcome(0.4)).unwrap();
+        let e = t.store().evaluations(10).unwrap();
+        assert_eq!(
+            e.iter().map(|p| p.recall_at_10).collect::<Vec<_>>(),
+            vec![Some(0.3), Some(0.4)]
+        );
+        assert_eq!(e[0].baseline_recall_at_10, Some(0.1));
+        let newest = t.store().evaluations(1).unwrap();
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].recall_at_10, Some(0.4));
     }
 
     fn export_import_and_prune_keep_active_models(tracker: Maker) {

@@ -7,8 +7,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::pg::PgDatabase;
 use crate::training::{
-    IterationMetric, IterationRecord, RegistryStatus, TrainingOutcome, TrainingQuery, TrainingRun,
-    TrainingStatus, TrainingStore, check_running,
+    EVALUATIONS, EvaluationPoint, IterationMetric, IterationRecord, RegistryStatus,
+    TrainingOutcome, TrainingQuery, TrainingRun, TrainingStatus, TrainingStore, check_running,
 };
 
 /// Versioned migrations of the training store in PostgreSQL: the spec's
@@ -188,6 +188,22 @@ impl PgTrainingStore {
 }
 
 impl TrainingStore for PgTrainingStore {
+    fn evaluations(&self, limit: usize) -> Result<Vec<EvaluationPoint>> {
+        let mut conn = self.db.conn()?;
+        conn.query(EVALUATIONS, &[&limit_i64(limit)])
+            .map_err(self.db.on())?
+            .iter()
+            .map(|r| {
+                Ok(EvaluationPoint {
+                    started_at: get(r, 0)?,
+                    recall_at_10: get(r, 1)?,
+                    baseline_recall_at_10: get(r, 2)?,
+                    ndcg_at_10: get(r, 3)?,
+                })
+            })
+            .collect()
+    }
+
     fn page(&self, q: &TrainingQuery) -> Result<Vec<TrainingRun>> {
         let mut conn = self.db.conn()?;
         let status = q.status.map(TrainingStatus::as_str);

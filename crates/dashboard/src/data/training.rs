@@ -1,7 +1,7 @@
 //! `/training`: training runs, one run's per-iteration curves, evaluation against the
 //! popularity baseline, its config, and curves of several runs overlaid.
 
-use recops_tracking::{IterationMetric, TrainingQuery, TrainingRun, TrainingStatus, TrainingStore};
+use recops_tracking::{IterationMetric, TrainingQuery, TrainingRun, TrainingStore};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -209,20 +209,11 @@ const TREND_RUNS: usize = 10_000;
 /// recall@10 of every completed run and of its popularity baseline, over time.
 pub(crate) fn evaluation_trend(ctx: &Ctx) -> Panel<Chart> {
     store::read_training(&ctx.home, HINT, Chart::is_empty, |s| {
-        let q = TrainingQuery {
-            status: Some(TrainingStatus::Completed),
-            limit: TREND_RUNS,
-            ..TrainingQuery::default()
-        };
         let mut model = Vec::new();
         let mut baseline = Vec::new();
         let mut ndcg = Vec::new();
-        for r in s.page(&q)?.into_iter().rev() {
-            let Some(t) = r
-                .started_at
-                .as_deref()
-                .and_then(recops_core::parse_timestamp)
-            else {
+        for r in s.evaluations(TREND_RUNS)? {
+            let Some(t) = recops_core::parse_timestamp(&r.started_at) else {
                 continue;
             };
             let t = t.timestamp() as f64;
