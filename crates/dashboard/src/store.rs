@@ -123,6 +123,47 @@ pub(crate) fn postgres_url(logs_dir: &Path) -> Option<String> {
         .map(|(_, url)| url.clone())
 }
 
+/// How long a failed connection to PostgreSQL is remembered: meanwhile panels say so
+/// at once instead of each waiting for the pool's connection timeout.
+const PG_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The last failed connection: URL, when, and the error's message.
+static PG_DOWN: std::sync::Mutex<Option<(String, std::time::Instant, String)>> =
+    std::sync::Mutex::new(None);
+
+/// The shared pool for `url`, or the error of a connection that failed less than
+/// [`PG_RETRY_AFTER`] ago.
+fn pg_database(url: &str) -> recops_tracking::Result<recops_tracking::PgDatabase> {
+    let down = |message: String| recops_tracking::Error::PostgresPool {
+        url: url.to_owned(),
+        message,
+    };
+    {
+        let last = PG_DOWN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((u, at, message)) = last.as_ref()
+            && u == url
+            && at.elapsed() < PG_RETRY_AFTER
+        {
+            return Err(down(format!(
+                "{message} (retried within {} s)",
+                PG_RETRY_AFTER.as_secs()
+            )));
+        }
+    }
+    recops_tracking::PgDatabase::connect(url).inspect_err(|e| {
+        let message = match e {
+            recops_tracking::Error::PostgresPool { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        *PG_DOWN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((url.to_owned(), std::time::Instant::now(), message));
+    })
+}
+
 /// The pipeline runs of `home` through [`recops_tracking::PipelineStore`], opened for
 /// reading only: the SQLite file read-only (never created), or the PostgreSQL tables
 /// without migrating. `None` when nothing is recorded yet.
@@ -131,7 +172,7 @@ pub(crate) fn pipeline_store(
 ) -> recops_tracking::Result<Option<Box<dyn recops_tracking::PipelineStore>>> {
     match postgres_url(&home.logs_dir()) {
         Some(url) => {
-            let db = recops_tracking::PgDatabase::connect(&url)?;
+            let db = pg_database(&url)?;
             Ok(recops_tracking::PgPipelineStore::open_existing(&db)?
                 .map(|s| Box::new(s) as Box<dyn recops_tracking::PipelineStore>))
         }
@@ -189,7 +230,7 @@ pub(crate) fn rollup_store(
 ) -> recops_tracking::Result<Option<Box<dyn recops_tracking::RollupStore>>> {
     match postgres_url(&home.logs_dir()) {
         Some(url) => {
-            let db = recops_tracking::PgDatabase::connect(&url)?;
+            let db = pg_database(&url)?;
             Ok(recops_tracking::PgRollupStore::open_existing(&db)?
                 .map(|s| Box::new(s) as Box<dyn recops_tracking::RollupStore>))
         }
@@ -236,7 +277,7 @@ pub(crate) fn training_store(
 ) -> recops_tracking::Result<Option<Box<dyn recops_tracking::TrainingStore>>> {
     match postgres_url(&home.logs_dir()) {
         Some(url) => {
-            let db = recops_tracking::PgDatabase::connect(&url)?;
+            let db = pg_database(&url)?;
             Ok(recops_tracking::PgTrainingStore::open_existing(&db)?
                 .map(|s| Box::new(s) as Box<dyn recops_tracking::TrainingStore>))
         }

@@ -215,3 +215,33 @@ fn the_api_of_a_postgres_home_shows_its_runs_training_runs_and_rollups() {
     assert_eq!(latency["state"], "ready", "{latency}");
     assert!(!d.home.logs_dir().join("service_metrics.db").exists());
 }
+
+#[test]
+fn an_unreachable_postgres_makes_the_panels_unavailable_and_metrics_down() {
+    // Nothing listens on port 1: the first panel waits for the pool's timeout, the
+    // others get the remembered error at once.
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path());
+    std::fs::create_dir_all(dir.path().join("config")).unwrap();
+    let shipped = include_str!("../../../../config/recops.yaml");
+    std::fs::write(
+        dir.path().join("config/recops.yaml"),
+        shipped.replacen(
+            "  url: \"\"\n",
+            "  url: postgres://recops@127.0.0.1:1/recops\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let d = Running::start(dir, home, None);
+    let p = d.json("/api/v1/pipelines");
+    for panel in ["runs", "summary", "failures"] {
+        assert_eq!(p[panel]["state"], "unavailable", "{panel}: {p}");
+        let message = p[panel]["message"].as_str().unwrap();
+        assert!(message.contains("127.0.0.1:1"), "{message}");
+    }
+    let (status, text) = d.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("recops_pipeline_store_up 0\n"), "{text}");
+    assert!(!d.home.logs_dir().join("pipeline_metrics.db").exists());
+}
