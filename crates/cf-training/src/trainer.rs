@@ -910,22 +910,55 @@ fn build_model(
     }
 }
 
-/// Writes the model folder: the serving index first, `model.json` (written last by
-/// [`CfModel::save`]) marks it complete. A folder that already holds a complete model
-/// is never written again.
+/// Writes the model folder whole or not at all: the files go to a hidden sibling
+/// `.<model_id>.partial/` (the serving index, then `model.json` last), which is then
+/// renamed to `<model_id>/` and the parent synced. A crash leaves no model folder
+/// (only a partial one, removed by [`clear_partial_models`]). A folder that already
+/// exists is never written again.
 fn save_model(home: &Home, split: &Split, model: &CfModel, log: &TrainingLog) -> Result<PathBuf> {
     let model_dir = home.model_dir(&model.meta.model_id)?;
-    if model_dir.join("model.json").exists() {
+    if model_dir.exists() {
         return Err(Error::ModelExists {
             model_id: model.meta.model_id.clone(),
         });
     }
-    recops_core::ensure_dir(&model_dir)?;
-    crate::ServingIndex::from_split(split).save(&model_dir)?;
+    let partial = partial_dir(&model_dir, &model.meta.model_id);
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .map_err(|e| Error::io("cannot remove the partial model folder", &partial, e))?;
+    }
+    recops_core::ensure_dir(&partial)?;
+    crate::ServingIndex::from_split(split).save(&partial)?;
     recops_core::faults::point("training.index_saved");
-    model.save(&model_dir)?;
+    model.save(&partial)?;
+    recops_core::faults::point("training.files_saved");
+    std::fs::rename(&partial, &model_dir)
+        .map_err(|e| Error::io("cannot move the model folder into place", &model_dir, e))?;
+    recops_core::sync_parent(&model_dir)?;
     log.info(&format!("Model saved to {}", model_dir.display()));
     Ok(model_dir)
+}
+
+fn partial_dir(model_dir: &std::path::Path, model_id: &str) -> PathBuf {
+    model_dir.with_file_name(format!(".{model_id}.partial"))
+}
+
+/// Removes the `.<model_id>.partial/` folders that runs killed while writing their
+/// model left in `artifacts/cf/`; returns how many. Call it where no other run can be
+/// writing a model (the training job does, under its pipeline lock).
+pub fn clear_partial_models(home: &Home) -> usize {
+    let Ok(entries) = std::fs::read_dir(home.cf_artifacts_dir()) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('.') && name.ends_with(".partial") && e.path().is_dir()
+        })
+        .filter(|e| std::fs::remove_dir_all(e.path()).is_ok())
+        .count()
 }
 
 /// Random, warm-start or embedding initialisation. Returns (description, users, items).
