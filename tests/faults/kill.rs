@@ -311,3 +311,102 @@ fn models_archive_and_gc_killed_at_any_step_recover() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// The scheduler (`--run-now`, the same supervision as the daemon) killed while it
+/// runs a job: the next scheduler closes the dead run (never left `running`), never
+/// starts a second instance while the orphaned one still runs, and completes the work.
+#[test]
+fn the_scheduler_killed_while_running_a_job_leaves_no_running_row_and_no_double_run() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let scheduler = env!("CARGO_BIN_EXE_scheduler");
+    let scratch = tempfile::tempdir().unwrap();
+    let bins = scratch.path().join("bin");
+    std::fs::create_dir_all(&bins).unwrap();
+    let script = bins.join("data-refresh");
+    // The job notices a second instance running at the same time.
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nW=\"$RECOPS_HOME/work\"; mkdir -p \"$W\"\n\
+         if mkdir \"$W/running\" 2>/dev/null; then :; else echo overlap >> \"$W/overlap\"; fi\n\
+         echo run >> \"$W/runs\"; sleep 0.2; rmdir \"$W/running\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let base = scratch.path().join("base");
+    std::fs::create_dir_all(base.join("config")).unwrap();
+    std::fs::write(
+        Home::new(&base).scheduler_config(),
+        r#"{"timezone": "UTC", "jobs": {"data_refresh": {"enabled": true, "cron": "0 2 * * *", "timeout_minutes": 5}}}"#,
+    )
+    .unwrap();
+    let args = |_: ()| {
+        vec![
+            "--bin-dir".to_owned(),
+            bins.display().to_string(),
+            "--run-now".to_owned(),
+            "data_refresh".to_owned(),
+        ]
+    };
+    let a = args(());
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    const RUNS: usize = 4;
+    let reference = scratch.path().join("reference");
+    copy_tree(&base, &reference);
+    let mut plan: Vec<(usize, String)> = Vec::new();
+    for i in 0..RUNS {
+        for p in trace(scheduler, &reference, &a) {
+            plan.push((i, p));
+        }
+    }
+    assert!(plan.len() >= 20, "only {} points: {plan:?}", plan.len());
+    eprintln!("scheduler: killing at {} points: {plan:?}", plan.len());
+    for (step, point) in &plan {
+        let dir = scratch.path().join("k");
+        copy_tree(&base, &dir);
+        let home = Home::new(&dir);
+        for _ in 0..*step {
+            assert!(run(scheduler, &dir, &a, "").status.success());
+        }
+        let out = run(scheduler, &dir, &a, point);
+        assert!(killed(&out), "{point}: not killed: {out:?}");
+        // The next scheduler: refused while the orphaned job still runs, then it
+        // closes the dead run and runs the job (bounded retries).
+        let mut done = 0;
+        for _ in 0..200 {
+            let again = run(scheduler, &dir, &a, "");
+            if again.status.success() {
+                done += 1;
+                if done == RUNS - step {
+                    break;
+                }
+                continue;
+            }
+            let err = String::from_utf8_lossy(&again.stderr);
+            assert!(err.contains("already running"), "{point}: {err}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(done, RUNS - step, "{point}: the job never ran again");
+        let tracker = recops_tracking::PipelineTracker::open(&home).unwrap();
+        let runs = tracker
+            .get_recent_runs(Some("scheduler.data_refresh"), 100, None)
+            .unwrap();
+        assert!(
+            runs.iter()
+                .all(|r| r.status != recops_tracking::RunStatus::Running),
+            "{point}: {runs:?}"
+        );
+        let ok = runs
+            .iter()
+            .filter(|r| r.status == recops_tracking::RunStatus::Success)
+            .count();
+        assert!(ok >= RUNS, "{point}: {ok} successful runs");
+        assert!(
+            !dir.join("work/overlap").exists(),
+            "{point}: two instances ran at once"
+        );
+        let state = recops_scheduler::StateStore::open(&home.scheduler_state_db()).unwrap();
+        assert_eq!(state.get("data_refresh").unwrap().unwrap().running, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

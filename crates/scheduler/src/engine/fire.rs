@@ -138,6 +138,7 @@ impl Scheduler {
             ClaimOutcome::ClaimedAfterDead(dead) => self.close_dead_claim(name, &dead, now),
             ClaimOutcome::Claimed => {}
         }
+        recops_core::faults::point("scheduler.claimed");
         let scheduled_local = scheduled_at.map(|s| format_local(s, tz));
         self.log
             .info(&starting_line(name, trigger, scheduled_local.as_deref()));
@@ -178,6 +179,7 @@ impl Scheduler {
                     i64::from(process.pgid()),
                     process.leader_start_ticks(),
                 )?;
+                recops_core::faults::point("scheduler.spawned");
                 self.jobs[i].running = Some(RunningJob {
                     run_id,
                     trigger,

@@ -89,6 +89,7 @@ impl Scheduler {
         if !finished {
             return None;
         }
+        recops_core::faults::point("scheduler.job_ended");
         let run = self.jobs[i].running.take()?;
         let end = end.unwrap_or(ProcessEnd::Unknown);
         let failure = match (&run.stop, end) {
@@ -147,12 +148,14 @@ impl Scheduler {
                 e = recops_core::error_chain(&e)
             ));
         }
+        recops_core::faults::point("scheduler.run_recorded");
         if let Err(e) = self.state.finish(&name, run_id, now, failure.is_none()) {
             self.log.error(&format!(
                 "Cannot update the scheduler state of {name}: {e}",
                 e = recops_core::error_chain(&e)
             ));
         }
+        recops_core::faults::point("scheduler.state_finished");
         let line = completed_line(
             &name,
             duration,
