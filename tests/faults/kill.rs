@@ -1,5 +1,5 @@
-//! `kill -9` at exact steps of model-training (through registration) and of `recops
-//! models archive` / `gc`: a first run with `RECOPS_FAULT_POINT=trace` lists the fault
+//! `kill -9` at exact steps of model-training (through registration), model-deployment
+//! (registry and history writes), `recops models archive` / `gc` and the scheduler: a first run with `RECOPS_FAULT_POINT=trace` lists the fault
 //! points the job passes (atomic writes, registry updates, training phases), then each
 //! chosen point is hit in a copy of the same home with SIGKILL. After each kill every
 //! file parses, the registry holds only complete model folders, the next run completes
@@ -407,6 +407,192 @@ fn the_scheduler_killed_while_running_a_job_leaves_no_running_row_and_no_double_
         );
         let state = recops_scheduler::StateStore::open(&home.scheduler_state_db()).unwrap();
         assert_eq!(state.get("data_refresh").unwrap().unwrap().running, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// The recommender on port 0 of `home`; returns it and its base URL. The caller kills
+/// and waits for the child.
+#[allow(clippy::zombie_processes)]
+fn start_recommender(home: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recommender"))
+        .arg("--home")
+        .arg(home)
+        .args(["--port", "0"])
+        .env_remove("RECOPS_ADMIN_TOKEN")
+        .env_remove(FAULT_ENV)
+        .env("RECOPS_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "recommender exited"
+        );
+        if let Some(at) = line.find("listening addr=") {
+            let addr = line[at + "listening addr=".len()..].trim().to_owned();
+            std::thread::spawn(move || {
+                let mut sink = String::new();
+                while reader.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                    sink.clear();
+                }
+            });
+            return (child, format!("http://{addr}"));
+        }
+    }
+}
+
+fn served_model(url: &str) -> Option<String> {
+    recops_core::tls::install_crypto_provider();
+    let v: Value = reqwest::blocking::get(format!("{url}/health"))
+        .ok()?
+        .json()
+        .ok()?;
+    v["model_id"].as_str().map(str::to_owned)
+}
+
+/// What a deployment sequence leaves: the served model, the registry's deployed
+/// model and the models of the successful history records, in order.
+fn deployment_state(home: &Home, url: &str) -> (Option<String>, Option<String>, Vec<String>) {
+    let reg = Registry::open(home).load().expect("registry.json parses");
+    let history = recops_deploy::DeploymentHistory::load(&home.deployment_history())
+        .expect("deployment_history.json parses");
+    let ok: Vec<String> = history
+        .deployments
+        .iter()
+        .filter(|r| r.status == recops_deploy::DeploymentStatus::Success)
+        .map(|r| r.model_id.clone())
+        .collect();
+    (served_model(url), reg.deployed.map(|d| d.model_id), ok)
+}
+
+#[test]
+fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
+    let deploy = env!("CARGO_BIN_EXE_model-deployment");
+    let training = env!("CARGO_BIN_EXE_model-training");
+    let scratch = tempfile::tempdir().unwrap();
+    let base = scratch.path().join("base");
+    let h = base.to_str().unwrap();
+    let generated = Command::new(env!("CARGO_BIN_EXE_recops"))
+        .args([
+            "--home",
+            h,
+            "gen-data",
+            "--users",
+            "200",
+            "--products",
+            "80",
+        ])
+        .args(["--interactions", "2500"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    assert!(
+        run(env!("CARGO_BIN_EXE_data-refresh"), &base, &[], "")
+            .status
+            .success()
+    );
+    // Two servable ALS models: the champion, then a retrain on the same data.
+    for extra in [&[][..], &["--force", "--model", "als"][..]] {
+        let mut args = vec!["--no-auto-deploy"];
+        args.extend_from_slice(extra);
+        assert!(run(training, &base, &args, "").status.success());
+    }
+    let reg = Registry::open(&Home::new(&base)).load().unwrap();
+    let mut als: Vec<String> = reg
+        .models
+        .iter()
+        .filter(|(id, m)| {
+            id.starts_with("als_") && m.status != recops_registry::ModelStatus::Rejected
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    als.sort();
+    assert_eq!(als.len(), 2, "{reg:?}");
+    let steps: Vec<Vec<String>> = vec![
+        vec!["--model-id".into(), als[0].clone()],
+        vec!["--model-id".into(), als[1].clone()],
+        vec!["--rollback".into()],
+        vec!["--model-id".into(), als[1].clone()],
+    ];
+    let with_url = |s: &[String], url: &str| {
+        let mut a = vec!["--service-url".to_owned(), url.to_owned()];
+        a.extend_from_slice(s);
+        a
+    };
+
+    // The uninterrupted sequence, and its points.
+    let reference = scratch.path().join("reference");
+    copy_tree(&base, &reference);
+    let (mut service, url) = start_recommender(&reference);
+    let mut plan: Vec<(usize, String)> = Vec::new();
+    let mut after_step = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        let a = with_url(s, &url);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        for p in trace(deploy, &reference, &a) {
+            plan.push((i, p));
+        }
+        after_step.push(deployment_state(&Home::new(&reference), &url));
+    }
+    let expected = after_step.last().unwrap().clone();
+    service.kill().unwrap();
+    service.wait().unwrap();
+    assert_eq!(
+        after_step[2].0.as_deref(),
+        Some(als[0].as_str()),
+        "rolled back"
+    );
+    assert_eq!(expected.0.as_deref(), Some(als[1].as_str()), "{expected:?}");
+    eprintln!(
+        "model-deployment: killing at {} points: {plan:?}",
+        plan.len()
+    );
+
+    for (step, point) in &plan {
+        let dir = scratch.path().join("k");
+        copy_tree(&base, &dir);
+        let home = Home::new(&dir);
+        let (mut service, url) = start_recommender(&dir);
+        for s in &steps[..*step] {
+            let a = with_url(s, &url);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            assert!(run(deploy, &dir, &a, "").status.success());
+        }
+        let a = with_url(&steps[*step], &url);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let out = run(deploy, &dir, &a, point);
+        assert!(killed(&out), "{point}: not killed: {out:?}");
+        let after_kill = deployment_state(&home, &url);
+        for (i, s) in steps.iter().enumerate().skip(*step) {
+            // A rollback killed after its reload has taken effect: running it again
+            // would roll back once more (refused here: nothing older is left).
+            if i == *step
+                && s[0] == "--rollback"
+                && (&after_kill.0, &after_kill.1) == (&after_step[i].0, &after_step[i].1)
+            {
+                continue;
+            }
+            let a = with_url(s, &url);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let again = run(deploy, &dir, &a, "");
+            assert!(again.status.success(), "{point}: {s:?} failed: {again:?}");
+        }
+        let got = deployment_state(&home, &url);
+        assert_eq!((&got.0, &got.1), (&expected.0, &expected.1), "{point}");
+        service.kill().unwrap();
+        service.wait().unwrap();
+        // A restarted service serves the deployed model.
+        let (mut again, url) = start_recommender(&dir);
+        assert_eq!(served_model(&url), expected.1, "{point}: after a restart");
+        again.kill().unwrap();
+        again.wait().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
