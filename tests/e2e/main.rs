@@ -8,6 +8,7 @@ mod data_refresh;
 mod demo;
 mod model_training;
 mod ops;
+mod ops_scheduled;
 mod pipeline;
 mod postgres;
 mod scheduler;
