@@ -48,6 +48,7 @@ pub use service::{
     MinuteRollup, SERVICE_SCHEMA, ServiceMetricsStore, WindowMetrics, truncate_minute,
 };
 pub use training::{
-    IterationMetric, IterationRecord, NewTrainingRun, RegistryStatus, TRAINING_SCHEMA,
-    TrainingOutcome, TrainingRun, TrainingStatus, TrainingTracker,
+    CHAMPION_SCHEMA, ChampionDecision, ChampionRecord, IterationMetric, IterationRecord,
+    NewTrainingRun, RegistryStatus, TRAINING_SCHEMA, TrainingOutcome, TrainingRun, TrainingStatus,
+    TrainingTracker,
 };
