@@ -22,7 +22,8 @@ use recops_core::{Home, SharedClock, SystemClock, error_chain};
 use recops_data::Split;
 use recops_registry::{NewModel, Registry, RegistryFile};
 use recops_tracking::{
-    IterationRecord, NewTrainingRun, RegistryStatus, TrainingOutcome, TrainingTracker,
+    ChampionDecision, ChampionRecord, IterationRecord, NewTrainingRun, RegistryStatus,
+    TrainingOutcome, TrainingTracker,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -628,6 +629,28 @@ impl ModelRun<'_> {
                 self.split,
                 &log,
             )?;
+            let record = ChampionRecord {
+                run_id: run_id.to_owned(),
+                model_id: model_id.clone(),
+                compared_at: String::new(),
+                data_version: Some(self.data_version.to_owned()),
+                champion_id: comparison.champion_id.clone(),
+                champion_ndcg_at_10: comparison.champion_ndcg_at_10,
+                champion_stored_ndcg_at_10: comparison.champion_stored_ndcg_at_10,
+                new_ndcg_at_10: comparison.new_ndcg_at_10,
+                decision: if comparison.promoted {
+                    ChampionDecision::Promoted
+                } else {
+                    ChampionDecision::Kept
+                },
+                summary: comparison.summary.clone(),
+            };
+            if let Err(e) = self.training.record_champion_comparison(&record) {
+                log.warning(&format!(
+                    "Cannot record the champion comparison in training_metrics.db ({})",
+                    error_chain(&e)
+                ));
+            }
             report.status = ModelOutcome::Registered;
             report.message = format!("{reason}; {}", comparison.summary);
             report.champion = Some(comparison);
@@ -676,8 +699,16 @@ fn tune_on_validation(
     let mut on_trial = |t: &recops_cf_training::Trial| {
         let params = serde_json::to_value(t.params).unwrap_or_default();
         log.info(&format!(
-            "Tuning trial {} rung {}: {params} iterations={} best_iteration={} validation ndcg@10={:.4}",
-            t.trial, t.rung, t.iterations_run, t.best_iteration, t.validation_ndcg
+            "Tuning trial {} {}: {params} iterations={} best_iteration={} validation ndcg@10={:.4}",
+            t.trial,
+            if t.reference {
+                "reference (the configured defaults)".to_owned()
+            } else {
+                format!("rung {}", t.rung)
+            },
+            t.iterations_run,
+            t.best_iteration,
+            t.validation_ndcg
         ));
         let record = training
             .start_run(&NewTrainingRun {
@@ -685,6 +716,7 @@ fn tune_on_validation(
                 hyperparameters: json!({
                     "trial": t.trial,
                     "rung": t.rung,
+                    "reference": t.reference,
                     "params": params,
                     "iterations_run": t.iterations_run,
                     "best_iteration": t.best_iteration,
@@ -718,12 +750,13 @@ fn tune_on_validation(
     match recops_cf_training::tune(config, split, options.tune_budget_seconds, &mut on_trial) {
         Ok(r) => {
             log.info(&format!(
-                "Tuning chose {} iterations={} (validation ndcg@10={:.4}, config's own {}; {} trials in {:.1}s{})",
+                "Tuning chose {}{} iterations={} (validation ndcg@10={:.4}, configured defaults {}; {} trials in {:.1}s{})",
                 serde_json::to_value(r.chosen).unwrap_or_default(),
+                if r.chose_defaults { " (the configured defaults)" } else { "" },
                 r.iterations,
                 r.validation_ndcg,
                 r.default_validation_ndcg
-                    .map_or("not in the last rung".to_owned(), |v| format!("{v:.4}")),
+                    .map_or("diverged".to_owned(), |v| format!("{v:.4}")),
                 r.trials_run,
                 r.seconds,
                 if r.budget_exhausted { ", budget exhausted" } else { "" }
@@ -956,6 +989,29 @@ mod tests {
         let commit = tr[0].git_commit.as_deref().unwrap();
         assert_eq!(commit, env!("RECOPS_GIT_COMMIT"));
         assert!(!commit.is_empty());
+        // The champion rule's comparisons, one row per registered model: ALS was the
+        // first champion, BPR was compared with it on the same split.
+        let als_id = report.models[0].model_id.clone().unwrap();
+        let bpr_id = report.models[1].model_id.clone().unwrap();
+        let als_cmp = training.champion_comparisons(&als_id).unwrap();
+        assert_eq!(als_cmp.len(), 1, "{als_cmp:?}");
+        assert_eq!(als_cmp[0].run_id, tr[0].run_id);
+        assert_eq!(als_cmp[0].champion_id, None);
+        assert_eq!(als_cmp[0].decision, ChampionDecision::Promoted);
+        assert_eq!(als_cmp[0].data_version.as_deref(), Some("v1"));
+        let bpr_cmp = training.champion_comparisons(&bpr_id).unwrap();
+        assert_eq!(bpr_cmp.len(), 1, "{bpr_cmp:?}");
+        assert_eq!(bpr_cmp[0].champion_id.as_deref(), Some(als_id.as_str()));
+        let champ_ndcg = bpr_cmp[0].champion_ndcg_at_10.unwrap();
+        assert!(champ_ndcg > 0.0);
+        assert_eq!(
+            bpr_cmp[0].decision == ChampionDecision::Promoted,
+            bpr_cmp[0].new_ndcg_at_10 > champ_ndcg
+        );
+        assert_eq!(
+            file.current_best.as_deref() == Some(bpr_id.as_str()),
+            bpr_cmp[0].decision == ChampionDecision::Promoted
+        );
         let its = training.iterations(&tr[0].run_id).unwrap();
         assert_eq!(its.len(), report.models[0].iterations_run.unwrap());
         assert!(
@@ -1112,11 +1168,19 @@ mod tests {
         let report = train_models_with(&home, &opts, &ctx(&data)).unwrap();
         let m = &report.models[0];
         let tuned = m.tuning.as_ref().expect("tuned");
-        // 4 trials at rung 0, 2 at rung 1 (6 iterations, the last rung).
-        assert_eq!(tuned.trials_run, 6, "{tuned:?}");
+        // The reference trial (the configured defaults), 4 trials at rung 0, 2 at rung 1
+        // (6 iterations, the last rung).
+        assert_eq!(tuned.trials_run, 7, "{tuned:?}");
+        assert!(tuned.validation_ndcg >= tuned.default_validation_ndcg.unwrap());
         let training = TrainingTracker::open(&home).unwrap();
         let trials = training.list_runs(Some("als_tuning"), 100).unwrap();
-        assert_eq!(trials.len(), 6);
+        assert_eq!(trials.len(), 7);
+        let reference: Vec<_> = trials
+            .iter()
+            .filter(|r| r.hyperparameters["reference"] == true)
+            .collect();
+        assert_eq!(reference.len(), 1);
+        assert_eq!(reference[0].hyperparameters["params"]["factors"], 8);
         assert!(
             trials
                 .iter()

@@ -10,8 +10,8 @@ use recops_core::{Home, SharedClock, format_timestamp};
 use recops_deploy::{DeploymentHistory, DeploymentRecord};
 use recops_registry::{DeployedEntry, GcReport, ModelEntry, ModelStatus, Registry};
 use recops_tracking::{
-    IterationMetric, PipelineRun, PipelineTracker, RegistryStatus, RunStatus, TrainingRun,
-    TrainingTracker,
+    ChampionRecord, IterationMetric, PipelineRun, PipelineTracker, RegistryStatus, RunStatus,
+    TrainingRun, TrainingTracker,
 };
 use serde::Serialize;
 use tracing::warn;
@@ -126,11 +126,19 @@ pub fn models_list(home: &Home) -> Result<ModelsReport> {
     })
 }
 
-/// `recops models show ID`: the model's row and the training run that made it.
+/// `recops models show ID`: the model's row, the hyperparameters it was trained with,
+/// the search that chose them, the champion rule's comparison and the training run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelDetail {
     /// The registry row.
     pub model: ModelRow,
+    /// The hyperparameters the model was trained with (`model.json`; the tuned ones when
+    /// tuned). None when the model's files cannot be read.
+    pub hyperparameters: Option<serde_json::Value>,
+    /// The validation-only search that chose them, when tuned (`model.json`).
+    pub tuning: Option<recops_cf_training::TuningResult>,
+    /// The champion rule's comparisons of this model (from `logs/training_metrics.db`).
+    pub champion_comparisons: Vec<ChampionRecord>,
     /// The training run that registered it (from `logs/training_metrics.db`).
     pub training_run: Option<TrainingRun>,
 }
@@ -157,6 +165,40 @@ impl fmt::Display for ModelDetail {
         for (k, v) in &m.entry.metrics {
             writeln!(f, "metric {k:<12} {v:.4}")?;
         }
+        if let Some(serde_json::Value::Object(h)) = &self.hyperparameters {
+            for (k, v) in h {
+                writeln!(f, "hyperparameter {k:<16} {v}")?;
+            }
+        }
+        match &self.tuning {
+            Some(t) => writeln!(
+                f,
+                "tuned:        {} ({} trials in {:.1}s, seed {}, validation ndcg@10 {:.4}, configured defaults {})",
+                if t.chose_defaults {
+                    "kept the configured defaults"
+                } else {
+                    "chose the hyperparameters above"
+                },
+                t.trials_run,
+                t.seconds,
+                t.seed,
+                t.validation_ndcg,
+                t.default_validation_ndcg
+                    .map_or("diverged".to_owned(), |v| format!("{v:.4}"))
+            )?,
+            None => writeln!(f, "tuned:        no")?,
+        }
+        for c in &self.champion_comparisons {
+            writeln!(
+                f,
+                "champion rule ({}): {} vs champion {}: {} ({})",
+                c.compared_at,
+                c.new_ndcg_at_10,
+                c.champion_id.as_deref().unwrap_or("none"),
+                c.decision,
+                c.summary
+            )?;
+        }
         if let Some(r) = &self.training_run {
             writeln!(f, "training run: {}", r.run_id)?;
         }
@@ -174,18 +216,34 @@ pub fn models_show(home: &Home, model_id: &str) -> Result<ModelDetail> {
         .ok_or_else(|| Error::ModelNotRegistered {
             model_id: model_id.to_owned(),
         })?;
-    let training_run = match TrainingTracker::open(home) {
-        Ok(t) => t
-            .list_runs(None, usize::MAX)?
-            .into_iter()
-            .find(|r| r.model_id.as_deref() == Some(model_id)),
+    let (training_run, champion_comparisons) = match TrainingTracker::open(home) {
+        Ok(t) => (
+            t.list_runs(None, usize::MAX)?
+                .into_iter()
+                .find(|r| r.model_id.as_deref() == Some(model_id)),
+            t.champion_comparisons(model_id)?,
+        ),
         Err(e) => {
             warn!(error = %recops_core::error_chain(&e), "cannot read the training runs");
+            (None, Vec::new())
+        }
+    };
+    let meta = match recops_cf_training::CfModel::read_meta(&home.root().join(&model.entry.path)) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warn!(error = %recops_core::error_chain(&e), model_id, "cannot read the model's model.json");
             None
         }
     };
+    let (hyperparameters, tuning) = match meta {
+        Some(m) => (Some(m.hyperparameters), m.tuning),
+        None => (None, None),
+    };
     Ok(ModelDetail {
         model,
+        hyperparameters,
+        tuning,
+        champion_comparisons,
         training_run,
     })
 }
@@ -566,6 +624,101 @@ mod tests {
                 "t",
             )
             .unwrap();
+    }
+
+    #[test]
+    fn models_show_reports_the_hyperparameters_the_tuning_and_the_champion_rule() {
+        use recops_cf_training::{ModelMeta, ModelType, TrialParams, TuningResult};
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        add(&home, "als_1");
+        // Without model.json: no hyperparameters, still shown.
+        let bare = models_show(&home, "als_1").unwrap();
+        assert_eq!(
+            (bare.hyperparameters.clone(), bare.tuning.clone()),
+            (None, None)
+        );
+        let tuning = TuningResult {
+            chosen: TrialParams {
+                factors: 32,
+                regularization: 0.5,
+                alpha: Some(7.0),
+                learning_rate: None,
+            },
+            iterations: 12,
+            validation_ndcg: 0.31,
+            default_validation_ndcg: Some(0.29),
+            chose_defaults: false,
+            trials_run: 17,
+            seed: 42,
+            budget_seconds: 300.0,
+            seconds: 41.5,
+            budget_exhausted: false,
+        };
+        let meta = ModelMeta {
+            format_version: recops_cf_training::MODEL_FORMAT_VERSION,
+            model_id: "als_1".into(),
+            model_type: ModelType::Als,
+            factors: 32,
+            hyperparameters: json!({"factors": 32, "regularization": 0.5, "alpha": 7.0, "iterations": 12}),
+            metrics: Default::default(),
+            baseline: Default::default(),
+            baselines: Default::default(),
+            tuning: Some(tuning.clone()),
+            improvement_pct: 0.0,
+            data_version: "v".into(),
+            created_at: String::new(),
+            n_users: 0,
+            n_items: 0,
+            mapping_fingerprint: String::new(),
+            training: Default::default(),
+        };
+        std::fs::write(
+            home.model_dir("als_1").unwrap().join("model.json"),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
+        let t = TrainingTracker::open(&home).unwrap();
+        let run_id = t
+            .start_run(&recops_tracking::NewTrainingRun {
+                model_type: "als".into(),
+                hyperparameters: json!({}),
+                data_version: None,
+                git_commit: None,
+            })
+            .unwrap();
+        t.record_champion_comparison(&ChampionRecord {
+            run_id,
+            model_id: "als_1".into(),
+            compared_at: String::new(),
+            data_version: Some("v".into()),
+            champion_id: Some("als_0".into()),
+            champion_ndcg_at_10: Some(0.2),
+            champion_stored_ndcg_at_10: Some(0.4),
+            new_ndcg_at_10: 0.25,
+            decision: recops_tracking::ChampionDecision::Promoted,
+            summary: "same split".into(),
+        })
+        .unwrap();
+        let show = models_show(&home, "als_1").unwrap();
+        assert_eq!(show.hyperparameters, Some(meta.hyperparameters.clone()));
+        assert_eq!(show.tuning, Some(tuning));
+        assert_eq!(show.champion_comparisons.len(), 1);
+        assert_eq!(show.champion_comparisons[0].champion_ndcg_at_10, Some(0.2));
+        let text = show.to_string();
+        for needle in [
+            "hyperparameter factors",
+            "hyperparameter alpha            7.0",
+            "17 trials",
+            "validation ndcg@10 0.3100, configured defaults 0.2900",
+            "vs champion als_0: promoted",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in\n{text}");
+        }
+        let js = serde_json::to_value(&show).unwrap();
+        assert_eq!(js["hyperparameters"]["regularization"], json!(0.5));
+        assert_eq!(js["tuning"]["chosen"]["factors"], json!(32));
+        assert_eq!(js["champion_comparisons"][0]["decision"], json!("promoted"));
     }
 
     #[test]

@@ -220,8 +220,9 @@ impl CfModel {
         Ok(())
     }
 
-    /// Loads and checks the model in `dir` (see the module docs for what is refused).
-    pub fn load(dir: &Path) -> Result<Self> {
+    /// Reads only `model.json` of the model in `dir` (its hyperparameters, metrics and
+    /// tuning; no factors), refusing a newer format version.
+    pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
         let meta_path = dir.join(MODEL_META_FILE);
         let text =
             std::fs::read(&meta_path).map_err(|e| Error::io("cannot read", &meta_path, e))?;
@@ -238,6 +239,12 @@ impl CfModel {
                 ),
             });
         }
+        Ok(meta)
+    }
+
+    /// Loads and checks the model in `dir` (see the module docs for what is refused).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let meta = Self::read_meta(dir)?;
         let tensors_path = dir.join(MODEL_TENSORS_FILE);
         let bytes =
             std::fs::read(&tensors_path).map_err(|e| Error::io("cannot read", &tensors_path, e))?;
