@@ -269,16 +269,20 @@ pub fn thousands(n: usize) -> String {
 
 /// A model id `{type}_{YYYYMMDD_HHMMSS}` (local time) not yet used in `home`
 /// (`_2`, `_3`, ... appended when the second is taken).
-pub fn new_model_id(home: &Home, model_type: ModelType, at: DateTime<Utc>) -> Result<String> {
+pub fn new_model_id(
+    home: &Home,
+    model_type: ModelType,
+    at: DateTime<Utc>,
+) -> Result<recops_core::ModelId> {
     let base = format!(
         "{}_{}",
         model_type,
         at.with_timezone(&Local).format("%Y%m%d_%H%M%S")
     );
-    let mut id = base.clone();
+    let mut id = recops_core::ModelId::new(base.clone())?;
     let mut n = 2;
-    while home.model_dir(&id)?.exists() {
-        id = format!("{base}_{n}");
+    while home.model_dir(&id).exists() {
+        id = recops_core::ModelId::new(format!("{base}_{n}"))?;
         n += 1;
     }
     Ok(id)
@@ -714,7 +718,7 @@ fn train_inner(
         user_factors: users,
         item_factors: items,
     };
-    let model_dir = home.model_dir(&model_id)?;
+    let model_dir = home.model_dir(&model_id);
     // The serving index first: `model.json`, written last by `save`, marks the folder
     // complete.
     recops_core::ensure_dir(&model_dir)?;

@@ -27,7 +27,7 @@
 //! use recops_serving::{ModelParts, ServingModel};
 //!
 //! let model = ServingModel::new(ModelParts {
-//!     model_id: "als_20250115_103000".into(),
+//!     model_id: "als_20250115_103000".parse()?,
 //!     model_type: recops_core::ModelType::Als,
 //!     user_ids: vec![1],
 //!     item_ids: vec![10, 20, 30],

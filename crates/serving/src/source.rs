@@ -1,5 +1,7 @@
 //! Where the service gets its models from.
 
+use recops_core::ModelId;
+
 use crate::error::Result;
 use crate::model::ServingModel;
 
@@ -7,22 +9,22 @@ use crate::model::ServingModel;
 pub trait ModelSource: Send + Sync + 'static {
     /// The model to serve at start-up (the registry's `deployed` model, else its
     /// `current_best`), if there is one.
-    fn initial_model_id(&self) -> Result<Option<String>>;
+    fn initial_model_id(&self) -> Result<Option<ModelId>>;
 
     /// Loads and validates the model `model_id`. Errors say why it cannot be served
     /// (unknown or archived id, missing or corrupt files, shapes that disagree).
-    fn load(&self, model_id: &str) -> Result<ServingModel>;
+    fn load(&self, model_id: &ModelId) -> Result<ServingModel>;
 
     /// The servable check of `model_id` without loading it: every reload must pass it,
     /// also one served from memory (the previous model). Default: accept.
-    fn admit(&self, model_id: &str) -> Result<()> {
+    fn admit(&self, model_id: &ModelId) -> Result<()> {
         let _ = model_id;
         Ok(())
     }
 
     /// Called after a `/reload_model` request swapped `model_id` in, so that a direct
     /// reload leaves a deployment record. Default: nothing.
-    fn reloaded(&self, model_id: &str, previous_model_id: Option<&str>) -> Result<()> {
+    fn reloaded(&self, model_id: &ModelId, previous_model_id: Option<&ModelId>) -> Result<()> {
         let _ = (model_id, previous_model_id);
         Ok(())
     }
@@ -51,7 +53,7 @@ impl HomeModelSource {
 }
 
 impl ModelSource for HomeModelSource {
-    fn initial_model_id(&self) -> Result<Option<String>> {
+    fn initial_model_id(&self) -> Result<Option<ModelId>> {
         let reg = Registry::open(&self.home)
             .load()
             .map_err(|e| Error::ModelUnavailable {
@@ -65,37 +67,37 @@ impl ModelSource for HomeModelSource {
         Ok(reg.current_best)
     }
 
-    fn admit(&self, model_id: &str) -> Result<()> {
+    fn admit(&self, model_id: &ModelId) -> Result<()> {
         Registry::open(&self.home)
             .servable(model_id)
             .map(|_| ())
             .map_err(|e| Error::ModelUnavailable {
-                model_id: model_id.to_owned(),
+                model_id: model_id.to_string(),
                 reason: error_chain(&e),
             })
     }
 
-    fn reloaded(&self, model_id: &str, previous_model_id: Option<&str>) -> Result<()> {
+    fn reloaded(&self, model_id: &ModelId, previous_model_id: Option<&ModelId>) -> Result<()> {
         let reason = format!(
             "POST /reload_model (previous: {})",
-            previous_model_id.unwrap_or("none")
+            previous_model_id.map_or("none", ModelId::as_str)
         );
         Registry::open(&self.home)
             .record_deployment(model_id, DeployedBy::Reload, &reason)
             .map(|_| ())
             .map_err(|e| Error::ModelUnavailable {
-                model_id: model_id.to_owned(),
+                model_id: model_id.to_string(),
                 reason: error_chain(&e),
             })
     }
 
-    fn load(&self, model_id: &str) -> Result<ServingModel> {
+    fn load(&self, model_id: &ModelId) -> Result<ServingModel> {
         let unavailable = |reason: String| Error::ModelUnavailable {
-            model_id: model_id.to_owned(),
+            model_id: model_id.to_string(),
             reason,
         };
         let invalid = |reason: String| Error::InvalidModel {
-            model_id: model_id.to_owned(),
+            model_id: model_id.to_string(),
             reason,
         };
         Registry::open(&self.home)
@@ -105,7 +107,7 @@ impl ModelSource for HomeModelSource {
                 RegistryError::NotServable { .. } => unavailable("archived in the registry".into()),
                 e => unavailable(error_chain(&e)),
             })?;
-        let dir = self.home.model_dir(model_id)?;
+        let dir = self.home.model_dir(model_id);
         if !dir.join(recops_cf_training::MODEL_META_FILE).exists() {
             return Err(unavailable(format!(
                 "its files are missing in {}",
