@@ -27,7 +27,7 @@ impl ModelSource for OneModel {
         if model_id != MODEL {
             return Err(Error::ModelUnavailable {
                 model_id: model_id.to_string(),
-                reason: "not in the registry".into(),
+                reason: recops_serving::Unavailable::NotRegistered,
             });
         }
         let (nu, ni, k) = (50usize, 40usize, 4usize);

@@ -58,7 +58,7 @@ use std::sync::Arc;
 use recops_core::SharedClock;
 use recops_tracking::ServiceMetricsStore;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, Unavailable};
 pub use model::{ModelParts, Recommendation, ScoredItem, ServingModel};
 pub use server::{ADMIN_TOKEN_ENV, ServiceOptions};
 pub use source::{HomeModelSource, ModelSource};

@@ -18,7 +18,7 @@ use recops_tracking::ServiceMetricsStore;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::Error;
+use crate::error::{Error, Unavailable};
 use crate::metrics::Metrics;
 use crate::model::ServingModel;
 use crate::source::ModelSource;
@@ -171,9 +171,12 @@ impl AppState {
         let id = model_id.clone();
         tokio::task::spawn_blocking(move || source.admit(&id))
             .await
-            .map_err(|e| Error::ModelUnavailable {
+            .map_err(|source| Error::ModelUnavailable {
                 model_id: model_id.to_string(),
-                reason: format!("servable check failed: {e}"),
+                reason: Unavailable::Task {
+                    what: "servable check",
+                    source,
+                },
             })??;
         let current = self.current.load_full();
         let kept = self
@@ -189,9 +192,12 @@ impl AppState {
                 let id = model_id.clone();
                 let model = tokio::task::spawn_blocking(move || source.load(&id))
                     .await
-                    .map_err(|e| Error::ModelUnavailable {
+                    .map_err(|source| Error::ModelUnavailable {
                         model_id: model_id.to_string(),
-                        reason: format!("loading task failed: {e}"),
+                        reason: Unavailable::Task {
+                            what: "loading",
+                            source,
+                        },
                     })??;
                 if model.model_id() != model_id {
                     return Err(Error::InvalidModel {
@@ -541,7 +547,9 @@ async fn reload_model(
             tracing::warn!(model_id = %req.model_id, error = %error_chain(&e), "reload refused; the current model keeps serving");
             let status = match e {
                 Error::ModelUnavailable { .. } => StatusCode::NOT_FOUND,
-                Error::InvalidModel { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                Error::InvalidModel { .. } | Error::ModelFiles { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             (

@@ -31,10 +31,10 @@ pub trait ModelSource: Send + Sync + 'static {
 }
 
 use recops_cf_training::{CfModel, ServingIndex};
-use recops_core::{Home, error_chain};
+use recops_core::Home;
 use recops_registry::{DeployedBy, Error as RegistryError, Registry};
 
-use crate::error::Error;
+use crate::error::{Error, Unavailable};
 use crate::model::ModelParts;
 
 /// Models of a recops home: ids from `artifacts/cf/registry.json`, files from
@@ -54,12 +54,7 @@ impl HomeModelSource {
 
 impl ModelSource for HomeModelSource {
     fn initial_model_id(&self) -> Result<Option<ModelId>> {
-        let reg = Registry::open(&self.home)
-            .load()
-            .map_err(|e| Error::ModelUnavailable {
-                model_id: "deployed".into(),
-                reason: error_chain(&e),
-            })?;
+        let reg = Registry::open(&self.home).load().map_err(Error::Registry)?;
         if let Some(d) = reg.deployed {
             tracing::info!(model_id = %d.model_id, by = %d.action, since = %d.deployed_at, "starting from the deployed model");
             return Ok(Some(d.model_id));
@@ -71,10 +66,7 @@ impl ModelSource for HomeModelSource {
         Registry::open(&self.home)
             .servable(model_id)
             .map(|_| ())
-            .map_err(|e| Error::ModelUnavailable {
-                model_id: model_id.to_string(),
-                reason: error_chain(&e),
-            })
+            .map_err(|e| unavailable(model_id, e))
     }
 
     fn reloaded(&self, model_id: &ModelId, previous_model_id: Option<&ModelId>) -> Result<()> {
@@ -87,36 +79,28 @@ impl ModelSource for HomeModelSource {
             .map(|_| ())
             .map_err(|e| Error::ModelUnavailable {
                 model_id: model_id.to_string(),
-                reason: error_chain(&e),
+                reason: Unavailable::Record(e),
             })
     }
 
     fn load(&self, model_id: &ModelId) -> Result<ServingModel> {
-        let unavailable = |reason: String| Error::ModelUnavailable {
+        let invalid = |source| Error::ModelFiles {
             model_id: model_id.to_string(),
-            reason,
-        };
-        let invalid = |reason: String| Error::InvalidModel {
-            model_id: model_id.to_string(),
-            reason,
+            source,
         };
         Registry::open(&self.home)
             .servable(model_id)
-            .map_err(|e| match e {
-                RegistryError::NotFound { .. } => unavailable("not in the registry".into()),
-                RegistryError::NotServable { .. } => unavailable("archived in the registry".into()),
-                e => unavailable(error_chain(&e)),
-            })?;
+            .map_err(|e| unavailable(model_id, e))?;
         let dir = self.home.model_dir(model_id);
         if !dir.join(recops_cf_training::MODEL_META_FILE).exists() {
-            return Err(unavailable(format!(
-                "its files are missing in {}",
-                dir.display()
-            )));
+            return Err(Error::ModelUnavailable {
+                model_id: model_id.to_string(),
+                reason: Unavailable::MissingFiles(dir),
+            });
         }
-        let model = CfModel::load(&dir).map_err(|e| invalid(error_chain(&e)))?;
+        let model = CfModel::load(&dir).map_err(invalid)?;
         let (nu, ni) = (model.user_ids.len(), model.item_ids.len());
-        let index = ServingIndex::load(&dir, nu, ni).map_err(|e| invalid(error_chain(&e)))?;
+        let index = ServingIndex::load(&dir, nu, ni).map_err(invalid)?;
         let factors = model.item_factors.cols();
         ServingModel::new(ModelParts {
             model_id: model.meta.model_id.clone(),
@@ -130,5 +114,19 @@ impl ModelSource for HomeModelSource {
             seen_indices: index.seen_indices,
             item_popularity: index.item_popularity,
         })
+    }
+}
+
+/// The registry's refusal of `model_id` as a serving error.
+fn unavailable(model_id: &ModelId, e: RegistryError) -> Error {
+    let reason = match e {
+        RegistryError::NotFound { .. } => Unavailable::NotRegistered,
+        RegistryError::NotServable { .. } | RegistryError::Archived { .. } => Unavailable::Archived,
+        RegistryError::MissingFiles { path, .. } => Unavailable::MissingFiles(path),
+        e => Unavailable::Registry(e),
+    };
+    Error::ModelUnavailable {
+        model_id: model_id.to_string(),
+        reason,
     }
 }

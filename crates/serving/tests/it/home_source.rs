@@ -7,10 +7,10 @@ use recops_cf_training::{
     AlsConfig, CfModel, DEFAULT_ALS_CONFIG, Interactions, SERVING_INDEX_FILE, TrainConfig,
     TrainData, TrainOptions, top_n_for_user, train,
 };
-use recops_core::{ConfigFormat, Home, ModelId, parse_config};
+use recops_core::{ConfigFormat, Home, ModelId, error_chain, parse_config};
 use recops_data::{RawInteraction, temporal_split};
 use recops_registry::{NewModel, Registry};
-use recops_serving::{Error, HomeModelSource, ModelSource};
+use recops_serving::{Error, HomeModelSource, ModelSource, Unavailable};
 
 fn trained(home: &Home) -> ModelId {
     trained_with_split(home).0
@@ -89,12 +89,22 @@ fn current_best_loads_and_unknown_archived_or_broken_models_are_refused() {
 
     std::fs::remove_file(home.model_dir(&id).join(SERVING_INDEX_FILE)).unwrap();
     let err = source.load(&id).unwrap_err();
-    assert!(matches!(err, Error::InvalidModel { .. }), "{err}");
-    assert!(err.to_string().contains("serving.safetensors"), "{err}");
+    assert!(matches!(err, Error::ModelFiles { .. }), "{err}");
+    assert!(error_chain(&err).contains("serving.safetensors"), "{err}");
 
     Registry::open(&home).archive(&id, "test").unwrap();
     let err = source.load(&id).unwrap_err();
-    assert!(err.to_string().contains("archived"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::ModelUnavailable {
+                reason: Unavailable::Archived,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(error_chain(&err).contains("archived"), "{err}");
 }
 
 #[test]
@@ -177,6 +187,6 @@ fn the_service_starts_from_the_deployed_model_then_current_best() {
     reg.record_deployment(&best, recops_registry::DeployedBy::Operator, "x")
         .unwrap();
     reg.archive_unused(other, "old").unwrap();
-    let err = source.admit(other).unwrap_err().to_string();
+    let err = error_chain(&source.admit(other).unwrap_err());
     assert!(err.contains("archived"), "{err}");
 }

@@ -197,7 +197,7 @@ impl recops_serving::ModelSource for Empty {
     ) -> recops_serving::Result<recops_serving::ServingModel> {
         Err(Error::ModelUnavailable {
             model_id: model_id.to_string(),
-            reason: "its files are missing in /secret/home/artifacts/cf/x".into(),
+            reason: recops_serving::Unavailable::MissingFiles("/secret/home/artifacts/cf/x".into()),
         })
     }
 }

@@ -33,7 +33,7 @@ impl ModelSource for MemorySource {
             .cloned()
             .ok_or_else(|| Error::ModelUnavailable {
                 model_id: model_id.to_string(),
-                reason: "not in the registry".into(),
+                reason: recops_serving::Unavailable::NotRegistered,
             })?;
         ServingModel::new(parts)
     }
