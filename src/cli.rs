@@ -489,7 +489,7 @@ enum ModelsAction {
     /// One model: registry entry, roles, the training run that made it.
     Show {
         /// The model id.
-        model_id: String,
+        model_id: recops_core::ModelId,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -498,7 +498,7 @@ enum ModelsAction {
     /// deployment deploys it.
     Promote {
         /// The model id.
-        model_id: String,
+        model_id: recops_core::ModelId,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -506,7 +506,7 @@ enum ModelsAction {
     /// Archive a model (refused for the deployed model and the champion).
     Archive {
         /// The model id.
-        model_id: String,
+        model_id: recops_core::ModelId,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -123,7 +123,7 @@ fn fill_year(home: &Home, end: chrono::DateTime<Utc>) {
         }
         let record = DeploymentRecord {
             timestamp: format_timestamp(d),
-            model_id: "als_1".into(),
+            model_id: recops_core::ModelId::new("als_1").unwrap(),
             previous_model_id: None,
             status: DeploymentStatus::Success,
             verification: None,

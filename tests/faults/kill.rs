@@ -88,7 +88,7 @@ fn check_models(home: &Home, load_models: bool) -> recops_registry::RegistryFile
         // An archived model's files may be mid-gc: whole or gone is checked apart.
         if m.status != recops_registry::ModelStatus::Archived {
             assert!(
-                home.model_dir(id).unwrap().join("model.json").exists(),
+                home.model_dir(id).join("model.json").exists(),
                 "registered {id} has no complete folder"
             );
         }
@@ -102,7 +102,7 @@ fn newest_metrics(home: &Home) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     for mt in [recops_core::ModelType::Als, recops_core::ModelType::Bpr] {
         if let Some((id, _)) = reg.latest_registered(mt) {
-            let text = std::fs::read(home.model_dir(id).unwrap().join("model.json")).unwrap();
+            let text = std::fs::read(home.model_dir(id).join("model.json")).unwrap();
             let v: Value = serde_json::from_slice(&text).unwrap();
             out.insert(mt.to_string(), v["metrics"].clone());
         }
@@ -190,14 +190,15 @@ fn lifecycle_home(dir: &Path) {
     .iter()
     .enumerate()
     {
-        let d = home.model_dir(id).unwrap();
+        let id = &recops_core::ModelId::new(*id).unwrap();
+        let d = home.model_dir(id);
         std::fs::create_dir_all(&d).unwrap();
         for f in ["model.json", "model.safetensors", "serving.safetensors"] {
             std::fs::write(d.join(f), format!("{id} {f}")).unwrap();
         }
         reg.register(
             &recops_registry::NewModel {
-                model_id: (*id).into(),
+                model_id: id.clone(),
                 model_type: id[..3].parse().unwrap(),
                 metrics: [("ndcg@10".to_owned(), 0.1 + n as f64 / 100.0)].into(),
                 baseline: Default::default(),
@@ -208,7 +209,7 @@ fn lifecycle_home(dir: &Path) {
         .unwrap();
     }
     reg.record_deployment(
-        "als_20250103_000000",
+        &recops_core::ModelId::new("als_20250103_000000").unwrap(),
         recops_registry::DeployedBy::Operator,
         "test",
     )
@@ -234,7 +235,7 @@ fn lifecycle_steps() -> Vec<Vec<&'static str>> {
 
 /// A model folder is whole (the three files as written) or gone, never half-deleted.
 fn whole_or_gone(home: &Home, id: &str) -> bool {
-    let d = home.model_dir(id).unwrap();
+    let d = home.model_dir(&recops_core::ModelId::new(id).unwrap());
     if !d.exists() {
         return false;
     }
@@ -467,9 +468,13 @@ fn deployment_state(home: &Home, url: &str) -> (Option<String>, Option<String>, 
         .deployments
         .iter()
         .filter(|r| r.status == recops_deploy::DeploymentStatus::Success)
-        .map(|r| r.model_id.clone())
+        .map(|r| r.model_id.to_string())
         .collect();
-    (served_model(url), reg.deployed.map(|d| d.model_id), ok)
+    (
+        served_model(url),
+        reg.deployed.map(|d| d.model_id.to_string()),
+        ok,
+    )
 }
 
 #[test]
@@ -511,7 +516,7 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         .filter(|(id, m)| {
             id.starts_with("als_") && m.status != recops_registry::ModelStatus::Rejected
         })
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .collect();
     als.sort();
     assert_eq!(als.len(), 2, "{reg:?}");

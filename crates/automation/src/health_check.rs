@@ -207,11 +207,12 @@ mod deployment_tests {
     fn a_service_serving_another_model_than_the_deployed_one_is_a_warning_with_both_ids() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
-        std::fs::create_dir_all(home.model_dir("als_1").unwrap()).unwrap();
+        let als_1: recops_core::ModelId = "als_1".parse().unwrap();
+        std::fs::create_dir_all(home.model_dir(&als_1)).unwrap();
         let reg = Registry::open(&home);
         reg.register(
             &NewModel {
-                model_id: "als_1".into(),
+                model_id: als_1.clone(),
                 model_type: recops_core::ModelType::Als,
                 metrics: Default::default(),
                 baseline: Default::default(),
@@ -233,7 +234,7 @@ mod deployment_tests {
             check_deployment(&home, &service("bpr_2")).status,
             ComponentStatus::Healthy
         );
-        reg.record_deployment("als_1", DeployedBy::Operator, "t")
+        reg.record_deployment(&als_1, DeployedBy::Operator, "t")
             .unwrap();
         assert_eq!(
             check_deployment(&home, &service("als_1")).status,

@@ -255,7 +255,7 @@ mod tests {
             }
             let record = DeploymentRecord {
                 timestamp: format_timestamp(start),
-                model_id: "als_1".into(),
+                model_id: "als_1".parse().unwrap(),
                 previous_model_id: None,
                 status: DeploymentStatus::Success,
                 verification: None,

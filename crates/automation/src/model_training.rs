@@ -18,7 +18,7 @@ use recops_cf_training::{
     CfModel, IterationReport, ModelType, TrainConfig, TrainData, TrainOptions, TrainOutcome,
     TrainingLog, TuningResult, train,
 };
-use recops_core::{Home, SharedClock, SystemClock, error_chain};
+use recops_core::{Home, ModelId, SharedClock, SystemClock, error_chain};
 use recops_data::Split;
 use recops_registry::{NewModel, Registry, RegistryFile};
 use recops_tracking::{
@@ -172,7 +172,7 @@ pub struct ModelReport {
     /// Why (skip reason, registration decision, error).
     pub message: String,
     /// The model id, when a model was trained.
-    pub model_id: Option<String>,
+    pub model_id: Option<ModelId>,
     /// The training run id in `training_metrics.db`.
     pub training_run_id: Option<String>,
     /// Test metrics.
@@ -233,7 +233,7 @@ pub struct TrainModelsReport {
     /// One entry per model type.
     pub models: Vec<ModelReport>,
     /// The registry's current_best after the run.
-    pub current_best: Option<String>,
+    pub current_best: Option<ModelId>,
     /// A one-line summary.
     pub message: String,
     /// The deployment of `current_best` when `auto_deploy` was asked (by
@@ -631,10 +631,10 @@ impl ModelRun<'_> {
             )?;
             let record = ChampionRecord {
                 run_id: run_id.to_owned(),
-                model_id: model_id.clone(),
+                model_id: model_id.to_string(),
                 compared_at: String::new(),
                 data_version: Some(self.data_version.to_owned()),
-                champion_id: comparison.champion_id.clone(),
+                champion_id: comparison.champion_id.as_ref().map(ToString::to_string),
                 champion_ndcg_at_10: comparison.champion_ndcg_at_10,
                 champion_stored_ndcg_at_10: comparison.champion_stored_ndcg_at_10,
                 new_ndcg_at_10: comparison.new_ndcg_at_10,
@@ -778,7 +778,7 @@ fn tune_on_validation(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChampionComparison {
     /// The champion before the comparison (none: the new model is the first).
-    pub champion_id: Option<String>,
+    pub champion_id: Option<ModelId>,
     /// The champion's ndcg@10 re-evaluated on the new model's split (none when there is
     /// no champion or its files cannot be read).
     pub champion_ndcg_at_10: Option<f64>,
@@ -803,7 +803,7 @@ fn champion_rule(
     home: &Home,
     registry: &Registry,
     before: &recops_registry::RegistryFile,
-    new_id: &str,
+    new_id: &ModelId,
     new_ndcg: f64,
     split: &Split,
     log: &TrainingLog,
@@ -818,7 +818,7 @@ fn champion_rule(
         promoted: true,
         summary: String::new(),
     };
-    let Some((champ_id, champ)) = before.current().filter(|(id, _)| id.as_str() != new_id) else {
+    let Some((champ_id, champ)) = before.current().filter(|(id, _)| *id != new_id) else {
         cmp.summary = format!("{new_id} is the first champion (ndcg@10 {new_ndcg:.4})");
         registry.promote(Some(new_id), &cmp.summary)?;
         log.info(&format!("Champion rule: {}", cmp.summary));
@@ -858,11 +858,7 @@ fn champion_rule(
             log.info(&format!("Champion rule: {}", cmp.summary));
         }
     }
-    let winner = if cmp.promoted {
-        new_id
-    } else {
-        champ_id.as_str()
-    };
+    let winner = if cmp.promoted { new_id } else { champ_id };
     registry.promote(Some(winner), &format!("champion rule: {}", cmp.summary))?;
     Ok(cmp)
 }
@@ -984,7 +980,10 @@ mod tests {
         let training = TrainingTracker::open(&home).unwrap();
         let tr = training.list_runs(Some("als"), 10).unwrap();
         assert_eq!(tr[0].registry_status, Some(RegistryStatus::Active));
-        assert_eq!(tr[0].model_id, report.models[0].model_id);
+        assert_eq!(
+            tr[0].model_id.as_deref(),
+            report.models[0].model_id.as_deref()
+        );
         // The build's git commit (or "unknown" without git metadata), never NULL.
         let commit = tr[0].git_commit.as_deref().unwrap();
         assert_eq!(commit, env!("RECOPS_GIT_COMMIT"));
@@ -1187,7 +1186,7 @@ mod tests {
                 .all(|r| r.status == Some(recops_tracking::TrainingStatus::Completed))
         );
         // The choice is the model's hyperparameters and its `tuning` entry.
-        let model = CfModel::load_id(&home, m.model_id.as_deref().unwrap()).unwrap();
+        let model = CfModel::load_id(&home, m.model_id.as_ref().unwrap()).unwrap();
         assert_eq!(model.meta.tuning.as_ref(), Some(tuned));
         assert_eq!(model.meta.factors, tuned.chosen.factors);
         assert_eq!(model.meta.hyperparameters["iterations"], tuned.iterations);
@@ -1209,7 +1208,7 @@ mod tests {
         let model = CfModel {
             meta: ModelMeta {
                 format_version: recops_cf_training::MODEL_FORMAT_VERSION,
-                model_id: id.into(),
+                model_id: id.parse().unwrap(),
                 model_type: ModelType::Als,
                 factors: 4,
                 hyperparameters: serde_json::Value::Null,
@@ -1230,11 +1229,11 @@ mod tests {
             user_factors: one_hot(&split.user_ids, 1.0),
             item_factors: one_hot(&split.item_ids, sign),
         };
-        model.save(&home.model_dir(id).unwrap()).unwrap();
+        model.save(&home.model_dir(&id.parse().unwrap())).unwrap();
         Registry::open(home)
             .register(
                 &NewModel {
-                    model_id: id.into(),
+                    model_id: id.parse().unwrap(),
                     model_type: ModelType::Als,
                     metrics: model.meta.metrics.clone(),
                     baseline: BTreeMap::new(),
@@ -1260,10 +1259,10 @@ mod tests {
         // A good champion whose stored ndcg@10 (from older, harder data) is low.
         cluster_model(&home, "als_20250101_000000", &split, 1.0, 0.01);
         registry
-            .promote(Some("als_20250101_000000"), "test")
+            .promote(Some(&"als_20250101_000000".parse().unwrap()), "test")
             .unwrap();
         let good = recops_cf_training::evaluate_model_on_split(
-            &CfModel::load_id(&home, "als_20250101_000000").unwrap(),
+            &CfModel::load_id(&home, &"als_20250101_000000".parse().unwrap()).unwrap(),
             &split,
             &[10],
         )
@@ -1278,7 +1277,7 @@ mod tests {
             &home,
             &registry,
             &before,
-            "als_20250102_000000",
+            &"als_20250102_000000".parse().unwrap(),
             good - 0.05,
             &split,
             &log,
@@ -1296,7 +1295,7 @@ mod tests {
             &home,
             &registry,
             &before,
-            "als_20250102_000000",
+            &"als_20250102_000000".parse().unwrap(),
             good + 0.05,
             &split,
             &log,

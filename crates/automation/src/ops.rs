@@ -6,7 +6,7 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use recops_core::{Home, SharedClock, format_timestamp};
+use recops_core::{Home, ModelId, SharedClock, format_timestamp};
 use recops_deploy::{DeploymentHistory, DeploymentRecord};
 use recops_registry::{DeployedEntry, GcReport, ModelEntry, ModelStatus, Registry};
 use recops_tracking::{
@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelRow {
     /// The model id.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// The registry entry.
     #[serde(flatten)]
     pub entry: ModelEntry,
@@ -38,7 +38,7 @@ pub struct ModelRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelsReport {
     /// The champion.
-    pub current_best: Option<String>,
+    pub current_best: Option<ModelId>,
     /// The desired serving state.
     pub deployed: Option<DeployedEntry>,
     /// Every model, newest first.
@@ -107,8 +107,8 @@ pub fn models_list(home: &Home) -> Result<ModelsReport> {
         .iter()
         .map(|(id, e)| ModelRow {
             model_id: id.clone(),
-            champion: reg.current_best.as_deref() == Some(id.as_str()),
-            deployed: reg.deployed.as_ref().map(|d| d.model_id.as_str()) == Some(id.as_str()),
+            champion: reg.current_best.as_ref() == Some(id),
+            deployed: reg.deployed.as_ref().map(|d| &d.model_id) == Some(id),
             files_present: home.root().join(&e.path).is_dir(),
             entry: e.clone(),
         })
@@ -207,20 +207,20 @@ impl fmt::Display for ModelDetail {
 }
 
 /// `recops models show ID`.
-pub fn models_show(home: &Home, model_id: &str) -> Result<ModelDetail> {
+pub fn models_show(home: &Home, model_id: &ModelId) -> Result<ModelDetail> {
     let report = models_list(home)?;
     let model = report
         .models
         .into_iter()
-        .find(|m| m.model_id == model_id)
+        .find(|m| &m.model_id == model_id)
         .ok_or_else(|| Error::ModelNotRegistered {
-            model_id: model_id.to_owned(),
+            model_id: model_id.clone(),
         })?;
     let (training_run, champion_comparisons) = match TrainingTracker::open(home) {
         Ok(t) => (
             t.list_runs(None, usize::MAX)?
                 .into_iter()
-                .find(|r| r.model_id.as_deref() == Some(model_id)),
+                .find(|r| r.model_id.as_deref() == Some(model_id.as_str())),
             t.champion_comparisons(model_id)?,
         ),
         Err(e) => {
@@ -231,7 +231,7 @@ pub fn models_show(home: &Home, model_id: &str) -> Result<ModelDetail> {
     let meta = match recops_cf_training::CfModel::read_meta(&home.root().join(&model.entry.path)) {
         Ok(m) => Some(m),
         Err(e) => {
-            warn!(error = %recops_core::error_chain(&e), model_id, "cannot read the model's model.json");
+            warn!(error = %recops_core::error_chain(&e), %model_id, "cannot read the model's model.json");
             None
         }
     };
@@ -254,9 +254,9 @@ pub struct ModelChange {
     /// `promote` or `archive`.
     pub operation: &'static str,
     /// The model.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// `current_best` afterwards.
-    pub current_best: Option<String>,
+    pub current_best: Option<ModelId>,
 }
 
 impl fmt::Display for ModelChange {
@@ -273,24 +273,24 @@ impl fmt::Display for ModelChange {
 
 /// `recops models promote ID`: makes an active model the champion; the next scheduled
 /// deployment deploys it.
-pub fn models_promote(home: &Home, model_id: &str) -> Result<ModelChange> {
+pub fn models_promote(home: &Home, model_id: &ModelId) -> Result<ModelChange> {
     let current_best = Registry::open(home).promote(Some(model_id), "recops models promote")?;
     Ok(ModelChange {
         operation: "promote",
-        model_id: model_id.to_owned(),
+        model_id: model_id.clone(),
         current_best,
     })
 }
 
 /// `recops models archive ID`: refuses the deployed model and the champion; marks the
 /// training run's `registry_status` archived too.
-pub fn models_archive(home: &Home, model_id: &str) -> Result<ModelChange> {
+pub fn models_archive(home: &Home, model_id: &ModelId) -> Result<ModelChange> {
     let registry = Registry::open(home);
     registry.archive_unused(model_id, "recops models archive")?;
     TrainingTracker::open(home)?.set_registry_status(model_id, RegistryStatus::Archived)?;
     Ok(ModelChange {
         operation: "archive",
-        model_id: model_id.to_owned(),
+        model_id: model_id.clone(),
         current_best: registry.load()?.current_best,
     })
 }
@@ -610,12 +610,16 @@ mod tests {
 
     use super::*;
 
+    fn mid(id: &str) -> ModelId {
+        id.parse().unwrap()
+    }
+
     fn add(home: &Home, id: &str) {
-        std::fs::create_dir_all(home.model_dir(id).unwrap()).unwrap();
+        std::fs::create_dir_all(home.model_dir(&mid(id))).unwrap();
         Registry::open(home)
             .register(
                 &NewModel {
-                    model_id: id.into(),
+                    model_id: mid(id),
                     model_type: id.split('_').next().unwrap().parse().unwrap(),
                     metrics: [("ndcg@10".to_owned(), 0.1)].into(),
                     baseline: Default::default(),
@@ -633,7 +637,7 @@ mod tests {
         let home = Home::new(dir.path());
         add(&home, "als_1");
         // Without model.json: no hyperparameters, still shown.
-        let bare = models_show(&home, "als_1").unwrap();
+        let bare = models_show(&home, &recops_core::ModelId::new("als_1").unwrap()).unwrap();
         assert_eq!(
             (bare.hyperparameters.clone(), bare.tuning.clone()),
             (None, None)
@@ -657,7 +661,7 @@ mod tests {
         };
         let meta = ModelMeta {
             format_version: recops_cf_training::MODEL_FORMAT_VERSION,
-            model_id: "als_1".into(),
+            model_id: recops_core::ModelId::new("als_1").unwrap(),
             model_type: ModelType::Als,
             factors: 32,
             hyperparameters: json!({"factors": 32, "regularization": 0.5, "alpha": 7.0, "iterations": 12}),
@@ -674,7 +678,8 @@ mod tests {
             training: Default::default(),
         };
         std::fs::write(
-            home.model_dir("als_1").unwrap().join("model.json"),
+            home.model_dir(&recops_core::ModelId::new("als_1").unwrap())
+                .join("model.json"),
             serde_json::to_vec(&meta).unwrap(),
         )
         .unwrap();
@@ -700,7 +705,7 @@ mod tests {
             summary: "same split".into(),
         })
         .unwrap();
-        let show = models_show(&home, "als_1").unwrap();
+        let show = models_show(&home, &recops_core::ModelId::new("als_1").unwrap()).unwrap();
         assert_eq!(show.hyperparameters, Some(meta.hyperparameters.clone()));
         assert_eq!(show.tuning, Some(tuning));
         assert_eq!(show.champion_comparisons.len(), 1);
@@ -728,9 +733,9 @@ mod tests {
         for id in ["als_1", "als_2", "bpr_3"] {
             add(&home, id);
         }
-        models_promote(&home, "als_2").unwrap();
+        models_promote(&home, &mid("als_2")).unwrap();
         Registry::open(&home)
-            .record_deployment("als_1", DeployedBy::Operator, "t")
+            .record_deployment(&mid("als_1"), DeployedBy::Operator, "t")
             .unwrap();
         let list = models_list(&home).unwrap();
         assert_eq!(list.models.len(), 3);
@@ -739,21 +744,21 @@ mod tests {
             text.contains("champion") && text.contains("deployed"),
             "{text}"
         );
-        assert!(models_archive(&home, "als_1").is_err());
-        assert!(models_archive(&home, "als_2").is_err());
-        let change = models_archive(&home, "bpr_3").unwrap();
+        assert!(models_archive(&home, &mid("als_1")).is_err());
+        assert!(models_archive(&home, &mid("als_2")).is_err());
+        let change = models_archive(&home, &mid("bpr_3")).unwrap();
         assert_eq!(change.current_best.as_deref(), Some("als_2"));
-        let show = models_show(&home, "bpr_3").unwrap();
+        let show = models_show(&home, &mid("bpr_3")).unwrap();
         assert_eq!(show.model.entry.status, ModelStatus::Archived);
         assert!(matches!(
-            models_show(&home, "nope").unwrap_err(),
+            models_show(&home, &mid("nope")).unwrap_err(),
             Error::ModelNotRegistered { .. }
         ));
         let gc = models_gc(&home, 0, false).unwrap();
         assert_eq!(gc.deleted.len(), 1);
-        assert!(!home.model_dir("bpr_3").unwrap().exists());
-        assert!(home.model_dir("als_1").unwrap().exists());
-        assert!(home.model_dir("als_2").unwrap().exists());
+        assert!(!home.model_dir(&mid("bpr_3")).exists());
+        assert!(home.model_dir(&mid("als_1")).exists());
+        assert!(home.model_dir(&mid("als_2")).exists());
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub enum Error {
     #[error("model {model_id} already exists; its folder is never rewritten")]
     ModelExists {
         /// The model id.
-        model_id: String,
+        model_id: recops_core::ModelId,
     },
 
     /// A checkpoint cannot be used to resume.

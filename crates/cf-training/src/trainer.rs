@@ -269,16 +269,20 @@ pub fn thousands(n: usize) -> String {
 
 /// A model id `{type}_{YYYYMMDD_HHMMSS}` (local time) not yet used in `home`
 /// (`_2`, `_3`, ... appended when the second is taken).
-pub fn new_model_id(home: &Home, model_type: ModelType, at: DateTime<Utc>) -> Result<String> {
+pub fn new_model_id(
+    home: &Home,
+    model_type: ModelType,
+    at: DateTime<Utc>,
+) -> Result<recops_core::ModelId> {
     let base = format!(
         "{}_{}",
         model_type,
         at.with_timezone(&Local).format("%Y%m%d_%H%M%S")
     );
-    let mut id = base.clone();
+    let mut id = recops_core::ModelId::new(base.clone())?;
     let mut n = 2;
-    while home.model_dir(&id)?.exists() {
-        id = format!("{base}_{n}");
+    while home.model_dir(&id).exists() {
+        id = recops_core::ModelId::new(format!("{base}_{n}"))?;
         n += 1;
     }
     Ok(id)
@@ -544,7 +548,7 @@ fn prepare_matrices(
 /// Where a run stands: set at its start (fresh or from a checkpoint), then moved by
 /// every iteration.
 struct RunState {
-    model_id: String,
+    model_id: recops_core::ModelId,
     started_at: DateTime<Utc>,
     init: String,
     /// Iterations done.
@@ -653,7 +657,7 @@ fn resumable_checkpoint(
         });
     }
     if home
-        .model_dir(&c.state.model_id)?
+        .model_dir(&c.state.model_id)
         .join("model.json")
         .exists()
     {
@@ -916,7 +920,7 @@ fn build_model(
 /// (only a partial one, removed by [`clear_partial_models`]). A folder that already
 /// exists is never written again.
 fn save_model(home: &Home, split: &Split, model: &CfModel, log: &TrainingLog) -> Result<PathBuf> {
-    let model_dir = home.model_dir(&model.meta.model_id)?;
+    let model_dir = home.model_dir(&model.meta.model_id);
     if model_dir.exists() {
         return Err(Error::ModelExists {
             model_id: model.meta.model_id.clone(),

@@ -5,6 +5,7 @@
 //!   `${VAR:-default}` substitution, unknown-key rejection, and errors that name the
 //!   file, the key path and what was expected; [`Validate`] for semantic checks.
 //! - [`RecopsConfig`]: `config/recops.yaml` (service address, logging, locks, health).
+//! - [`ModelId`]: a model id, validated once where it enters (parse, serde).
 //! - [`Clock`], [`SystemClock`], [`FixedClock`]: time as a dependency, so tests never sleep.
 //! - [`write_atomic`]: temp file in the same folder, fsync, rename.
 //! - [`LogFile`]: spec-format text logs (`YYYY-MM-DD HH:MM:SS | LEVEL | message`),
@@ -38,6 +39,7 @@ mod fsutil;
 mod home;
 mod ids;
 mod logfile;
+mod model_id;
 pub mod procid;
 mod settings;
 #[cfg(feature = "sqlite")]
@@ -61,6 +63,7 @@ pub use ids::absent_id;
 pub use logfile::{
     LogFile, LogFileOptions, LogLevel, format_line, format_line_in, rotated_files, set_log_timezone,
 };
+pub use model_id::ModelId;
 pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
     RecopsConfig, RetentionSettings, STORAGE_URL_ENV, ServiceSettings, StorageSettings, StorageUrl,

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use recops_core::{SharedClock, format_timestamp};
+use recops_core::{ModelId, SharedClock, format_timestamp};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -143,8 +143,8 @@ impl Deployer {
     }
 
     /// The model the service serves now: `Ok(None)` when it runs without a model,
-    /// `Err(reason)` when it cannot be reached.
-    pub fn current_model(&self) -> std::result::Result<Option<String>, String> {
+    /// `Err(reason)` when it cannot be reached or reports an invalid id.
+    pub fn current_model(&self) -> std::result::Result<Option<ModelId>, String> {
         let resp = self
             .client
             .get(self.url("/health"))
@@ -154,14 +154,17 @@ impl Deployer {
         let status = resp.status();
         let body: Value = resp.json().unwrap_or(Value::Null);
         match body.get("model_id") {
-            Some(Value::String(id)) => Ok(Some(id.clone())),
+            Some(Value::String(id)) => id
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("GET /health: {e}")),
             _ if status.is_success() || status.as_u16() == 503 => Ok(None),
             _ => Err(format!("GET /health answered {status}")),
         }
     }
 
     /// Asks the service to load `model_id`. `Err` carries the service's reason.
-    pub fn reload(&self, model_id: &str) -> std::result::Result<(), String> {
+    pub fn reload(&self, model_id: &ModelId) -> std::result::Result<(), String> {
         let mut req = self
             .client
             .post(self.url("/reload_model"))
@@ -189,7 +192,7 @@ impl Deployer {
     /// The spec's `verify_deployment`, fixed: every known test user must get a
     /// non-empty personalised answer from `expected_model_id`, and the unknown user a
     /// non-empty fallback.
-    pub fn verify(&self, expected_model_id: &str, users: &TestUsers) -> Verification {
+    pub fn verify(&self, expected_model_id: &ModelId, users: &TestUsers) -> Verification {
         let mut v = Verification::default();
         match self
             .client
@@ -205,7 +208,7 @@ impl Deployer {
                 }
                 let body: Value = resp.json().unwrap_or(Value::Null);
                 let served = body.get("model_id").and_then(Value::as_str);
-                v.model_id_match = served == Some(expected_model_id);
+                v.model_id_match = served == Some(expected_model_id.as_str());
                 if !v.model_id_match {
                     v.errors.push(format!(
                         "service reports model {}, expected {expected_model_id}",
@@ -286,8 +289,8 @@ impl Deployer {
     /// model (the rollback target is verified with its own users).
     pub fn deploy(
         &self,
-        model_id: &str,
-        users_of: &dyn Fn(&str) -> TestUsers,
+        model_id: &ModelId,
+        users_of: &dyn Fn(&ModelId) -> TestUsers,
     ) -> Result<DeploymentOutcome> {
         let started = Instant::now();
         let timestamp = format_timestamp(self.clock.now());
@@ -304,7 +307,7 @@ impl Deployer {
                 );
             }
         };
-        if previous.as_deref() == Some(model_id) {
+        if previous.as_ref() == Some(model_id) {
             return Ok(DeploymentOutcome {
                 result: DeployResult::Unchanged,
                 record: None,
@@ -371,7 +374,7 @@ impl Deployer {
         record.verification = Some(verification);
         match (&previous, self.options.rollback_on_failure) {
             (Some(prev), true) => {
-                tracing::warn!(model_id, previous = %prev, "verification failed: rolling back");
+                tracing::warn!(model_id = %model_id, previous = %prev, "verification failed: rolling back");
                 record.rollback_triggered = true;
                 let (status, rv) = self.rollback_to(prev, &users_of(prev));
                 record.rollback_status = Some(status);
@@ -407,7 +410,11 @@ impl Deployer {
     }
 
     /// Reloads `model_id` and verifies it; the spec's `rollback_deployment`.
-    pub fn rollback_to(&self, model_id: &str, users: &TestUsers) -> (RollbackStatus, Verification) {
+    pub fn rollback_to(
+        &self,
+        model_id: &ModelId,
+        users: &TestUsers,
+    ) -> (RollbackStatus, Verification) {
         if let Err(reason) = self.reload(model_id) {
             let v = Verification {
                 errors: vec![reason],
@@ -426,7 +433,7 @@ impl Deployer {
 
     /// `model-deployment --rollback`: returns the service to the model that served
     /// before the newest successful deployment, verifies it and records it.
-    pub fn rollback(&self, users_of: &dyn Fn(&str) -> TestUsers) -> Result<DeploymentOutcome> {
+    pub fn rollback(&self, users_of: &dyn Fn(&ModelId) -> TestUsers) -> Result<DeploymentOutcome> {
         self.rollback_from(None, &|_| false, users_of)
     }
 
@@ -438,11 +445,11 @@ impl Deployer {
     pub fn rollback_deployed(
         &self,
         registry: &recops_registry::Registry,
-        users_of: &dyn Fn(&str) -> TestUsers,
+        users_of: &dyn Fn(&ModelId) -> TestUsers,
     ) -> Result<DeploymentOutcome> {
         let current = registry.deployed()?.map(|d| d.model_id);
-        let skip = |id: &str| registry.servable(id).is_err();
-        let outcome = self.rollback_from(current.as_deref(), &skip, users_of)?;
+        let skip = |id: &ModelId| registry.servable(id).is_err();
+        let outcome = self.rollback_from(current.as_ref(), &skip, users_of)?;
         if outcome.result == DeployResult::Deployed
             && let Some(record) = &outcome.record
         {
@@ -461,16 +468,16 @@ impl Deployer {
     /// verifies it and records it.
     pub fn rollback_from(
         &self,
-        current: Option<&str>,
-        skip: &dyn Fn(&str) -> bool,
-        users_of: &dyn Fn(&str) -> TestUsers,
+        current: Option<&ModelId>,
+        skip: &dyn Fn(&ModelId) -> bool,
+        users_of: &dyn Fn(&ModelId) -> TestUsers,
     ) -> Result<DeploymentOutcome> {
         let started = Instant::now();
         let timestamp = format_timestamp(self.clock.now());
         let history = DeploymentHistory::load(&self.history)?;
         let serving = self.current_model().ok().flatten();
         let from = current
-            .map(str::to_owned)
+            .cloned()
             .or_else(|| serving.clone())
             .or_else(|| history.last_success().map(|d| d.model_id.clone()))
             .ok_or_else(|| {
@@ -514,14 +521,14 @@ impl Deployer {
     fn record(
         &self,
         timestamp: String,
-        model_id: &str,
-        previous: Option<String>,
+        model_id: &ModelId,
+        previous: Option<ModelId>,
         status: DeploymentStatus,
         started: Instant,
     ) -> DeploymentRecord {
         DeploymentRecord {
             timestamp,
-            model_id: model_id.to_owned(),
+            model_id: model_id.clone(),
             previous_model_id: previous,
             status,
             verification: None,

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use recops_core::{Home, error_chain, format_timestamp};
+use recops_core::{Home, ModelId, error_chain, format_timestamp};
 use recops_registry::Registry;
 use recops_tracking::{PipelineStats, PipelineTracker, ServiceMetricsStore, WindowMetrics};
 use serde::{Deserialize, Serialize};
@@ -263,7 +263,7 @@ pub struct DeploymentHealth {
     /// healthy / warning.
     pub status: ComponentStatus,
     /// The registry's `deployed` model (none before the first deployment).
-    pub deployed: Option<String>,
+    pub deployed: Option<ModelId>,
     /// The model the service reports.
     pub serving: Option<String>,
     /// Why it is a warning.
@@ -404,7 +404,7 @@ pub struct ModelHealth {
     /// healthy / unhealthy.
     pub status: ComponentStatus,
     /// The registry's best model.
-    pub current_best: Option<String>,
+    pub current_best: Option<ModelId>,
     /// Models in the registry.
     pub total_models: usize,
     /// Its folder exists.
@@ -455,13 +455,7 @@ pub fn check_model_health(home: &Home) -> ModelHealth {
         return h;
     };
     h.current_best = Some(best.clone());
-    let dir = match home.model_dir(&best) {
-        Ok(d) => d,
-        Err(e) => {
-            h.error = Some(error_chain(&e));
-            return h;
-        }
-    };
+    let dir = home.model_dir(&best);
     h.model_exists = dir.is_dir();
     if !h.model_exists {
         h.error = Some(format!("model folder {} is missing", dir.display()));

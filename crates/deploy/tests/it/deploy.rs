@@ -3,7 +3,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use recops_core::FixedClock;
+use recops_core::{FixedClock, ModelId};
 use recops_deploy::{
     DeployOptions, DeployResult, Deployer, DeploymentAction, DeploymentHistory, DeploymentStatus,
     RollbackStatus, TestUsers,
@@ -12,20 +12,20 @@ use recops_serving::{
     Error, ModelParts, ModelSource, RunningService, ServiceOptions, ServingModel,
 };
 
-struct Models(HashMap<String, ModelParts>, Option<String>);
+struct Models(HashMap<ModelId, ModelParts>, Option<ModelId>);
 
 impl ModelSource for Models {
-    fn initial_model_id(&self) -> recops_serving::Result<Option<String>> {
+    fn initial_model_id(&self) -> recops_serving::Result<Option<ModelId>> {
         Ok(self.1.clone())
     }
-    fn load(&self, model_id: &str) -> recops_serving::Result<ServingModel> {
+    fn load(&self, model_id: &ModelId) -> recops_serving::Result<ServingModel> {
         let parts = self
             .0
             .get(model_id)
             .cloned()
             .ok_or_else(|| Error::ModelUnavailable {
-                model_id: model_id.into(),
-                reason: "not in the registry".into(),
+                model_id: model_id.to_string(),
+                reason: recops_serving::Unavailable::NotRegistered,
             })?;
         ServingModel::new(parts)
     }
@@ -34,6 +34,10 @@ impl ModelSource for Models {
 /// 20 users x 10 items. With `broken_user`, that user has seen every item, so the model
 /// loads (the service's own smoke test passes) but answers that user with nothing:
 /// a model built to fail verification.
+fn mid(id: &str) -> ModelId {
+    id.parse().unwrap()
+}
+
 fn model(id: &str, broken_user: Option<usize>) -> ModelParts {
     let (nu, ni) = (20usize, 10usize);
     let mut indptr = vec![0];
@@ -47,7 +51,7 @@ fn model(id: &str, broken_user: Option<usize>) -> ModelParts {
         indptr.push(indices.len());
     }
     ModelParts {
-        model_id: id.into(),
+        model_id: mid(id),
         model_type: recops_core::ModelType::Als,
         user_ids: (0..nu as i64).map(|u| 100 + u).collect(),
         item_ids: (0..ni as i64).map(|i| 9000 + i).collect(),
@@ -67,9 +71,9 @@ fn start(initial: Option<&str>) -> RunningService {
         ("als_20250115_100000", None),
         ("bpr_20250116_100000", Some(10)),
     ] {
-        models.insert(id.to_owned(), model(id, broken));
+        models.insert(mid(id), model(id, broken));
     }
-    let source = Arc::new(Models(models, initial.map(str::to_owned)));
+    let source = Arc::new(Models(models, initial.map(mid)));
     RunningService::start(
         TcpListener::bind("127.0.0.1:0").unwrap(),
         source,
@@ -97,7 +101,7 @@ fn deployer(service_url: String, dir: &std::path::Path) -> Deployer {
 }
 
 /// Every model is tested with all its 20 users (and an unknown one).
-fn users(_: &str) -> TestUsers {
+fn users(_: &ModelId) -> TestUsers {
     TestUsers::sample(&(100..120).collect::<Vec<_>>(), 20)
 }
 
@@ -107,7 +111,7 @@ fn deploy_verify_then_automatic_rollback_of_a_model_that_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
     let d = deployer(format!("http://{}", service.addr()), dir.path());
 
-    let ok = d.deploy("als_20250115_100000", &users).unwrap();
+    let ok = d.deploy(&mid("als_20250115_100000"), &users).unwrap();
     assert_eq!(ok.result, DeployResult::Deployed, "{}", ok.message);
     let rec = ok.record.unwrap();
     assert_eq!(
@@ -117,12 +121,12 @@ fn deploy_verify_then_automatic_rollback_of_a_model_that_fails_verification() {
     assert!(rec.verification.as_ref().unwrap().success());
 
     // Deploying the live model again does nothing.
-    let same = d.deploy("als_20250115_100000", &users).unwrap();
+    let same = d.deploy(&mid("als_20250115_100000"), &users).unwrap();
     assert_eq!(same.result, DeployResult::Unchanged);
     assert!(same.record.is_none());
 
     // The BPR model loads but user 110 gets nothing: verification fails, rollback.
-    let bad = d.deploy("bpr_20250116_100000", &users).unwrap();
+    let bad = d.deploy(&mid("bpr_20250116_100000"), &users).unwrap();
     assert_eq!(bad.result, DeployResult::RolledBack, "{}", bad.message);
     let rec = bad.record.unwrap();
     assert_eq!(rec.status, DeploymentStatus::Failed);
@@ -155,7 +159,7 @@ fn a_refused_reload_is_recorded_and_the_old_model_keeps_serving() {
     let service = start(Some("als_20250110_090000"));
     let dir = tempfile::tempdir().unwrap();
     let d = deployer(format!("http://{}", service.addr()), dir.path());
-    let out = d.deploy("als_20991231_000000", &users).unwrap();
+    let out = d.deploy(&mid("als_20991231_000000"), &users).unwrap();
     assert_eq!(out.result, DeployResult::Failed);
     let rec = out.record.unwrap();
     assert!(
@@ -180,7 +184,7 @@ fn a_service_that_is_down_gives_a_failed_record_not_a_crash() {
         .unwrap()
         .port();
     let d = deployer(format!("http://127.0.0.1:{port}"), dir.path());
-    let out = d.deploy("als_20250115_100000", &users).unwrap();
+    let out = d.deploy(&mid("als_20250115_100000"), &users).unwrap();
     assert_eq!(out.result, DeployResult::Failed);
     assert!(out.record.unwrap().reason.unwrap().contains("unreachable"));
     let history =
@@ -194,7 +198,9 @@ fn operator_rollback_returns_to_the_previous_model() {
     let dir = tempfile::tempdir().unwrap();
     let d = deployer(format!("http://{}", service.addr()), dir.path());
     assert_eq!(
-        d.deploy("als_20250115_100000", &users).unwrap().result,
+        d.deploy(&mid("als_20250115_100000"), &users)
+            .unwrap()
+            .result,
         DeployResult::Deployed
     );
     let out = d.rollback(&users).unwrap();
@@ -222,7 +228,7 @@ fn a_wrong_admin_token_fails_the_deployment_with_the_reason() {
         FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 16, 5, 0, 0).unwrap()).shared(),
     )
     .unwrap();
-    let out = d.deploy("als_20250115_100000", &users).unwrap();
+    let out = d.deploy(&mid("als_20250115_100000"), &users).unwrap();
     assert_eq!(out.result, DeployResult::Failed);
     assert!(out.record.unwrap().reason.unwrap().contains("401"));
 }
