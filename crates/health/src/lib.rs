@@ -23,8 +23,8 @@ mod report;
 pub use checks::{
     ComponentStatus, DataHealth, DeploymentHealth, EmbeddingsHealth, FileStatus, ModelHealth,
     PipelineHealth, ServiceHealth, ServiceMetricsHealth, check_data_health, check_deployment,
-    check_embeddings_health, check_model_health, check_pipeline_health, check_service_health,
-    load_model, read_service_metrics,
+    check_embeddings_health, check_model_health, check_pipeline_health, check_replicas_health,
+    check_service_health, load_model, read_service_metrics,
 };
 pub use error::{Error, Result};
 pub use report::{HealthChecks, HealthReport};
