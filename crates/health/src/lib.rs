@@ -1,6 +1,7 @@
 //! recops-health: "is everything OK?" (spec Component 3).
 //!
-//! Checks: service (`/health` within 5 s), data (the required files), model (registry,
+//! Checks: service (`/health` within 5 s; every replica of `service.urls` with
+//! [`check_replicas_health`]), data (the required files), model (registry,
 //! current best, its files), pipelines (success rate over 7 days), embeddings
 //! freshness, and the service metrics of the last hour. Every check reports problems
 //! as `healthy: false` with a reason; none of them panics or aborts the run.
