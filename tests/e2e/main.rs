@@ -9,6 +9,7 @@ mod demo;
 mod model_training;
 mod ops;
 mod pipeline;
+mod replicas;
 mod scheduler;
 mod stats;
 mod support;
