@@ -12,9 +12,11 @@
 #   - Prometheus Alertmanager and promtool (Debian's prometheus-alertmanager and
 #     prometheus): the Alertmanager channel is tested against a real Alertmanager and
 #     the shipped rules with `promtool check rules` / `promtool test rules`; installed
-#     the same way.
+#     the same way;
+#   - PostgreSQL (Debian's postgresql): the PostgreSQL store tests start throwaway
+#     clusters (recops-testkit's PgCluster); installed the same way.
 #
-# With both in place the tests that need them must run (they fail instead of skipping).
+# With each in place the tests that need them must run (they fail instead of skipping).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +59,22 @@ if have_alertmanager; then
 fi
 if command -v promtool >/dev/null 2>&1; then
   export RECOPS_REQUIRE_PROMTOOL=1
+fi
+
+have_initdb() {
+  command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+if ! have_initdb; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing postgresql (PostgreSQL store tests)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "NOTICE: PostgreSQL (initdb) missing and not installable here: the PostgreSQL store tests will be skipped"
+  fi
+fi
+if have_initdb; then
+  export RECOPS_REQUIRE_POSTGRES=1
 fi
 
 echo "== cargo test --workspace"

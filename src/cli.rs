@@ -63,9 +63,15 @@ enum Command {
         #[command(subcommand)]
         action: TrainingAction,
     },
+    /// The stores' backend (storage.url, docs/storage.md): copy the history to another.
+    Storage {
+        #[command(subcommand)]
+        action: StorageAction,
+    },
     /// Retention (the scheduler's daily `maintenance` job): fail stale runs, prune old
     /// rollups and runs, move old audit lines, deployment records and drift summary
-    /// rows to dated archive files (`retention:` in config/recops.yaml).
+    /// rows to dated archive files (`retention:` in config/recops.yaml). SIGTERM or
+    /// SIGINT mark the run `cancelled` before exiting (130 or 143), like every job.
     Maintenance {
         /// Print JSON.
         #[arg(long)]
@@ -207,6 +213,12 @@ struct GenDataArgs {
 /// Parses the command line, runs the subcommand and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Maintenance { .. }) {
+        // First, before any thread starts: a job's SIGTERM/SIGINT cancel its run.
+        if let Err(e) = recops_automation::cancel::install() {
+            eprintln!("warning: cannot catch SIGTERM/SIGINT: a killed run stays `running`: {e}");
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -235,7 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!(
                     "Pipeline runs of the last {} days ({})",
                     stats.period_days,
-                    tracker.path().display()
+                    tracker.location()
                 );
                 print!("{stats}");
             }
@@ -271,6 +283,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         )?,
         Command::Runs { action } => runs(&home, action)?,
+        Command::Storage {
+            action: StorageAction::Migrate { to, json },
+        } => {
+            let to = recops_core::StorageUrl::parse(&to)
+                .map_err(|m| anyhow::anyhow!("invalid --to: {m}"))?;
+            let report = recops_tracking::migrate_home(&home, &to, &mut |p| {
+                eprintln!("{}: {}/{} rows", p.table, p.done, p.total)
+            })?;
+            emit(&report, json)?
+        }
         Command::Training { action } => match action {
             TrainingAction::List { limit, json } => emit(&ops::training_list(&home, limit)?, json)?,
             TrainingAction::Show { run_id, json } => {
@@ -558,6 +580,22 @@ enum RunsAction {
         /// Hours after which a running run is stale.
         #[arg(long, default_value_t = 24.0)]
         max_running_hours: f64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageAction {
+    /// Copy pipeline runs, training runs with iterations and service rollups from this
+    /// home's store into URL (`postgres://USER@HOST:PORT/DB`, or `embedded` for the
+    /// home's SQLite files), then verify row counts and checksums. Rows already there
+    /// are kept, so an interrupted copy resumes when run again.
+    Migrate {
+        /// The destination store.
+        #[arg(long)]
+        to: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -142,3 +142,46 @@ fn a_job_killed_by_sigterm_leaves_a_cancelled_row() {
     assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
     drop(silent);
 }
+
+/// `recops maintenance` run by hand catches SIGTERM like the job binaries: stalled at
+/// a fault point inside its run, a SIGTERM leaves the run `cancelled` and the lock free.
+#[test]
+fn maintenance_killed_by_sigterm_leaves_a_cancelled_row() {
+    use std::io::BufRead;
+
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use recops_tracking::RunStatus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path();
+    let home = Home::new(h);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recops"))
+        .arg("--home")
+        .arg(h)
+        .arg("maintenance")
+        .env_remove("RECOPS_HOME")
+        .env(recops_core::faults::FAULT_ENV, "maintenance.start:stall")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let stalled = stderr
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("recops-fault-point: maintenance.start stalled"));
+    assert!(stalled, "maintenance never reached its run");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    let tracker = PipelineTracker::open_path(&home.pipeline_db(), SystemClock::shared()).unwrap();
+    let runs = tracker
+        .get_recent_runs(Some("maintenance"), 5, None)
+        .unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Cancelled, "{runs:?}");
+    // The next run is not blocked by a lock left behind.
+    let (ok, v, text) = recops(h, &["maintenance", "--json"]);
+    assert!(ok, "{text}");
+    assert_eq!(v["status"], "success", "{text}");
+}

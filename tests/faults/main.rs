@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod corpus;
+mod kill;
 mod props;
 mod service;
 

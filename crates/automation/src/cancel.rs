@@ -11,13 +11,13 @@ use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
 use nix::sys::signal::{SigSet, Signal};
-use recops_core::SystemClock;
+use recops_core::Home;
 use recops_tracking::PipelineTracker;
 
 /// A run in progress of this process.
 #[derive(Debug, Clone)]
 struct ActiveRun {
-    db: PathBuf,
+    home: Home,
     run_id: Option<String>,
     lock: Option<PathBuf>,
     pipeline: &'static str,
@@ -42,7 +42,7 @@ impl Drop for Registered {
 /// Records a run in progress (its database, run id and lock file).
 pub(crate) fn register(
     pipeline: &'static str,
-    db: PathBuf,
+    home: Home,
     run_id: Option<String>,
     lock: Option<PathBuf>,
 ) -> Registered {
@@ -52,7 +52,7 @@ pub(crate) fn register(
     ACTIVE.lock().unwrap_or_else(PoisonError::into_inner).push((
         id,
         ActiveRun {
-            db,
+            home,
             run_id,
             lock,
             pipeline,
@@ -73,9 +73,7 @@ pub(crate) fn cancel_active(signal: &str) -> usize {
     let mut marked = 0;
     for run in runs {
         if let Some(run_id) = &run.run_id {
-            match PipelineTracker::open_path(&run.db, SystemClock::shared())
-                .and_then(|t| t.cancel_run(run_id))
-            {
+            match PipelineTracker::open(&run.home).and_then(|t| t.cancel_run(run_id)) {
                 Ok(()) => {
                     marked += 1;
                     tracing::warn!(pipeline = run.pipeline, run_id = %run_id, signal, "run cancelled by a signal");
@@ -115,7 +113,7 @@ pub fn install() -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use recops_core::Home;
+    use recops_core::SystemClock;
     use recops_tracking::RunStatus;
     use serde_json::json;
 
@@ -132,14 +130,9 @@ mod tests {
         let lock = dir.path().join("y.lock");
         std::fs::write(&lock, b"pid 1").unwrap();
         {
-            let _gone = register("x", home.pipeline_db(), Some(done.clone()), None);
+            let _gone = register("x", home.clone(), Some(done.clone()), None);
         }
-        let _kept = register(
-            "y",
-            home.pipeline_db(),
-            Some(live.clone()),
-            Some(lock.clone()),
-        );
+        let _kept = register("y", home.clone(), Some(live.clone()), Some(lock.clone()));
         assert!(cancel_active("SIGTERM") >= 1);
         assert_eq!(
             tracker.get_run(&live).unwrap().unwrap().status,

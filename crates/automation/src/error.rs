@@ -69,12 +69,12 @@ pub enum Error {
         model_id: String,
     },
     /// No pipeline or training run has this id.
-    #[error("no run {run_id} in {path}")]
+    #[error("no run {run_id} in {store}")]
     RunNotFound {
         /// The id asked for.
         run_id: String,
-        /// The database searched.
-        path: std::path::PathBuf,
+        /// The database searched (file or URL).
+        store: String,
     },
     /// A command-line value is not usable.
     #[error("invalid {what}: {message}")]

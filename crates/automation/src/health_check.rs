@@ -109,14 +109,10 @@ fn check_all(
     let service = check_replicas_health(&urls, options.service_timeout);
     let data = check_data_health(home, &config.health.required_files);
     let model = check_model_health(home);
-    let pipeline = check_pipeline_health(
-        &home.pipeline_db(),
-        options.pipeline_days,
-        options.min_success_rate,
-    );
+    let pipeline = check_pipeline_health(home, options.pipeline_days, options.min_success_rate);
     let embeddings = check_embeddings_health(home, &*options.clock);
     let deployment = check_deployment(home, &service);
-    let mut service_metrics = read_service_metrics(&home.service_db(), now, options.metrics_window);
+    let mut service_metrics = read_service_metrics(home, now, options.metrics_window);
     if let (Some(m), Some(a)) = (&service_metrics.metrics, alerts.manager()) {
         // The rules of alerts_config.yaml over the window, with their own dedup state.
         let evaluations = a.process(&m.alert_metrics());

@@ -290,11 +290,10 @@ impl<'a> Job<'a> {
             }
             LockPolicy::Unlocked => None,
         };
-        let tracked = PipelineTracker::open_path(&self.home.pipeline_db(), self.clock.clone())
-            .and_then(|t| {
-                let id = t.start_run(pipeline, self.metadata.clone())?;
-                Ok((t, id))
-            });
+        let tracked = PipelineTracker::open_home(self.home, self.clock.clone()).and_then(|t| {
+            let id = t.start_run(pipeline, self.metadata.clone())?;
+            Ok((t, id))
+        });
         let (tracker, run_id) = match tracked {
             Ok((t, id)) => (Some(t), Some(id)),
             Err(e) if self.tracking == Tracking::BestEffort => {
@@ -307,7 +306,7 @@ impl<'a> Job<'a> {
         // SIGTERM/SIGINT while the body runs: the run is recorded as cancelled.
         let _registered = crate::cancel::register(
             pipeline,
-            self.home.pipeline_db(),
+            self.home.clone(),
             run_id.clone(),
             _lock.as_ref().map(|l| l.path().to_path_buf()),
         );

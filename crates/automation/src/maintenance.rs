@@ -84,6 +84,7 @@ pub fn run_maintenance(home: &Home, clock: &SharedClock) -> Result<MaintenanceRe
     let config = RecopsConfig::load(home)?;
     let outcome = Job::new(home, PIPELINE, clock.clone()).run(|ctx| {
         let _ = ctx;
+        recops_core::faults::point("maintenance.start");
         let mut r = retain(home, &config, clock)?;
         r.status = "success".into();
         let metadata = serde_json::to_value(&r).unwrap_or_else(|_| json!({}));
@@ -111,7 +112,7 @@ fn retain(home: &Home, config: &RecopsConfig, clock: &SharedClock) -> Result<Mai
     let now = clock.now();
     let days = |d: u32| now - Duration::days(i64::from(d));
     let date = now.format("%Y-%m-%d").to_string();
-    let pipelines = PipelineTracker::open_path(&home.pipeline_db(), clock.clone())?;
+    let pipelines = PipelineTracker::open_home(home, clock.clone())?;
     let mut report = MaintenanceReport {
         stale_runs_failed: pipelines.cleanup_stale_runs(r.stale_run_hours)?,
         ..MaintenanceReport::default()
@@ -119,7 +120,7 @@ fn retain(home: &Home, config: &RecopsConfig, clock: &SharedClock) -> Result<Mai
     report.rollups_deleted =
         ServiceMetricsStore::open(home)?.prune_before(days(r.service_rollups_days))?;
     report.pipeline_runs_deleted = pipelines.prune_finished_before(days(r.pipeline_runs_days))?;
-    report.training_runs_deleted = TrainingTracker::open_path(&home.training_db(), clock.clone())?
+    report.training_runs_deleted = TrainingTracker::open_home(home, clock.clone())?
         .prune_finished_before(days(r.training_runs_days))?;
     let archive = home.logs_dir().join("archive");
     report.audit_lines_archived = Registry::with_clock(home, clock.clone()).archive_audit_before(

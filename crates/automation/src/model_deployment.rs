@@ -5,8 +5,8 @@ use recops_alerting::Severity;
 use recops_cf_training::CfModel;
 use recops_core::{Home, RecopsConfig, SharedClock, SystemClock, error_chain};
 use recops_deploy::{
-    DeployOptions, DeployResult, Deployer, DeploymentOutcome, DeploymentRecord, RollbackStatus,
-    TestUsers,
+    DeployOptions, DeployResult, Deployer, DeploymentAction, DeploymentHistory, DeploymentOutcome,
+    DeploymentRecord, DeploymentStatus, RollbackStatus, TestUsers,
 };
 use recops_registry::{DeployedBy, Registry};
 use serde::Serialize;
@@ -233,9 +233,61 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOut
         }
     };
     registry.servable(&model_id)?;
-    let outcome = deployer.deploy(&model_id, &users_of)?;
+    recops_core::faults::point("deploy.decided");
+    let mut outcome = deployer.deploy(&model_id, &users_of)?;
+    if outcome.result == DeployResult::Unchanged {
+        outcome.record = complete_interrupted(home, &registry, &model_id, options)?;
+    }
     record_outcome(&registry, &model_id, by, &outcome)?;
     Ok((model_id, outcome))
+}
+
+/// The service already serves `model_id` but the history's newest successful
+/// deployment is another model: a deployment killed after its reload (the service's
+/// reload hook recorded `deployed`, the history record was never written), or a
+/// direct `/reload_model`. The missing record is written, with the model deployed
+/// before it (from the registry audit) as its predecessor, so a later rollback follows
+/// the real timeline. Nothing is written when nothing was deployed before.
+fn complete_interrupted(
+    home: &Home,
+    registry: &Registry,
+    model_id: &str,
+    options: &DeployJobOptions,
+) -> Result<Option<DeploymentRecord>> {
+    let history = DeploymentHistory::load(&home.deployment_history())?;
+    if history.last_success().map(|r| r.model_id.as_str()) == Some(model_id) {
+        return Ok(None);
+    }
+    let Some(previous) = registry
+        .audit()?
+        .iter()
+        .rev()
+        .map(|r| r.deployed.as_deref())
+        .find(|d| *d != Some(model_id))
+        .flatten()
+        .map(str::to_owned)
+    else {
+        return Ok(None);
+    };
+    let record = DeploymentRecord {
+        timestamp: recops_core::format_timestamp(options.clock.now()),
+        model_id: model_id.to_owned(),
+        previous_model_id: Some(previous.clone()),
+        status: DeploymentStatus::Success,
+        verification: None,
+        rollback_triggered: false,
+        rollback_status: None,
+        rollback_verification: None,
+        action: DeploymentAction::Deploy,
+        reason: Some(format!(
+            "already live after {previous} without a deployment record: an interrupted \
+             deployment or a direct reload, recorded"
+        )),
+        duration_seconds: 0.0,
+    };
+    DeploymentHistory::append(&home.deployment_history(), record.clone())?;
+    warn!(model_id, previous = %previous, "recorded a deployment that had no history record");
+    Ok(Some(record))
 }
 
 fn unchanged(message: String) -> DeploymentOutcome {

@@ -346,8 +346,16 @@ fn run_job(
     alerts: &JobAlerts,
 ) -> Result<TrainModelsReport> {
     let (split, data_version) = ctx.data.load(home)?;
+    // Under the job's lock: model folders left half-written by a killed run go.
+    let partial = recops_cf_training::clear_partial_models(home);
+    if partial > 0 {
+        tracing::warn!(
+            partial,
+            "removed model folders a killed training run left half-written"
+        );
+    }
     let registry = Registry::with_clock(home, ctx.clock.clone());
-    let training = TrainingTracker::open_path(&home.training_db(), ctx.clock.clone())?;
+    let training = TrainingTracker::open_home(home, ctx.clock.clone())?;
     let mut models = Vec::new();
     for &mt in types {
         let run = ModelRun {

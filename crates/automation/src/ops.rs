@@ -318,7 +318,7 @@ pub fn runs_list(home: &Home, filter: &RunFilter, clock: &SharedClock) -> Result
         .as_deref()
         .map(|s| parse_since(s, clock.now()))
         .transpose()?;
-    let tracker = PipelineTracker::open_path(&home.pipeline_db(), clock.clone())?;
+    let tracker = PipelineTracker::open_home(home, clock.clone())?;
     let limit = if filter.limit == 0 { 20 } else { filter.limit };
     let fetch = if since.is_some() { usize::MAX } else { limit };
     let runs = tracker
@@ -335,17 +335,17 @@ pub fn runs_list(home: &Home, filter: &RunFilter, clock: &SharedClock) -> Result
 
 /// `recops runs show RUN_ID`.
 pub fn runs_show(home: &Home, run_id: &str, clock: &SharedClock) -> Result<PipelineRun> {
-    let tracker = PipelineTracker::open_path(&home.pipeline_db(), clock.clone())?;
+    let tracker = PipelineTracker::open_home(home, clock.clone())?;
     tracker.get_run(run_id)?.ok_or_else(|| Error::RunNotFound {
         run_id: run_id.to_owned(),
-        path: home.pipeline_db(),
+        store: tracker.location(),
     })
 }
 
 /// `recops runs cancel RUN_ID`: marks a running run `cancelled` (the process, if still
 /// alive, is not signalled).
 pub fn runs_cancel(home: &Home, run_id: &str, clock: &SharedClock) -> Result<PipelineRun> {
-    let tracker = PipelineTracker::open_path(&home.pipeline_db(), clock.clone())?;
+    let tracker = PipelineTracker::open_home(home, clock.clone())?;
     runs_show(home, run_id, clock)?;
     tracker.cancel_run(run_id)?;
     runs_show(home, run_id, clock)
@@ -384,7 +384,7 @@ pub fn runs_cleanup(
             message: format!("{max_running_hours}; expected a positive number of hours"),
         });
     }
-    let tracker = PipelineTracker::open_path(&home.pipeline_db(), clock.clone())?;
+    let tracker = PipelineTracker::open_home(home, clock.clone())?;
     let marked_failed = tracker.cleanup_stale_runs(max_running_hours)?;
     Ok(CleanupReport {
         max_running_hours,
@@ -478,7 +478,7 @@ pub fn training_show(home: &Home, run_id: &str) -> Result<TrainingDetail> {
     let tracker = TrainingTracker::open(home)?;
     let run = tracker.get_run(run_id)?.ok_or_else(|| Error::RunNotFound {
         run_id: run_id.to_owned(),
-        path: home.training_db(),
+        store: tracker.location(),
     })?;
     let iterations = tracker.iterations(run_id)?;
     Ok(TrainingDetail { run, iterations })

@@ -10,6 +10,10 @@
 //! - [`LogFile`]: spec-format text logs (`YYYY-MM-DD HH:MM:SS | LEVEL | message`),
 //!   rotated daily with a bounded number of kept files.
 //! - [`telemetry::init`]: the `tracing` subscriber of a binary (stderr + log file).
+//! - [`faults::point`]: named fault points that tests arm (`RECOPS_FAULT_POINT`) to
+//!   kill or stall a process at an exact step; no-ops otherwise.
+//! - [`procid::ProcessIdentity`]: a pid with its boot id and start time, so a reused
+//!   pid is never taken for the process recorded.
 //! - `sqlite::open` (feature `sqlite`): the SQLite stores opened alike (WAL, busy
 //!   timeout, header check, `user_version` migrations).
 //!
@@ -29,10 +33,12 @@
 mod clock;
 mod config;
 mod error;
+pub mod faults;
 mod fsutil;
 mod home;
 mod ids;
 mod logfile;
+pub mod procid;
 mod settings;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -57,6 +63,6 @@ pub use logfile::{
 };
 pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
-    RecopsConfig, RetentionSettings, ServiceSettings,
+    RecopsConfig, RetentionSettings, STORAGE_URL_ENV, ServiceSettings, StorageSettings, StorageUrl,
 };
 pub use vocab::{ModelType, Severity};

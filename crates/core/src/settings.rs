@@ -29,6 +29,101 @@ pub struct RecopsConfig {
     /// What the daily `maintenance` job keeps.
     #[serde(default)]
     pub retention: RetentionSettings,
+    /// Where the stores live (embedded SQLite files, or PostgreSQL).
+    #[serde(default)]
+    pub storage: StorageSettings,
+}
+
+/// The variable that overrides `storage.url` of `config/recops.yaml`.
+pub const STORAGE_URL_ENV: &str = "RECOPS_STORAGE_URL";
+
+/// `storage:` section: where pipeline runs, training runs and service rollups live.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSettings {
+    /// Empty (the default): embedded SQLite files under `logs/`.
+    /// `postgres://USER@HOST:PORT/DB` (or `postgresql://`): PostgreSQL, with the
+    /// password from `PGPASSWORD`, never from this file. `RECOPS_STORAGE_URL` overrides.
+    pub url: String,
+}
+
+/// Where the stores live, from `storage.url` (see [`StorageSettings`]).
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    /// SQLite files under the home's `logs/` (the default).
+    Embedded,
+    /// A PostgreSQL database; the URL has no password.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for StorageUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageUrl::Embedded => f.write_str("embedded"),
+            StorageUrl::Postgres(url) => f.write_str(url),
+        }
+    }
+}
+
+impl StorageUrl {
+    /// Parses a `storage.url` value: empty or `embedded` for the SQLite files, else a
+    /// `postgres://` / `postgresql://` URL without a password. The message of the
+    /// error says what was expected (the caller names the key).
+    pub fn parse(text: &str) -> std::result::Result<StorageUrl, String> {
+        let text = text.trim();
+        if text.is_empty() || text == "embedded" {
+            return Ok(StorageUrl::Embedded);
+        }
+        let Some(rest) = text
+            .strip_prefix("postgres://")
+            .or_else(|| text.strip_prefix("postgresql://"))
+        else {
+            return Err(format!(
+                "expected empty (embedded SQLite) or postgres://USER@HOST:PORT/DB, got a URL \
+                 starting {:?}",
+                text.split("://").next().unwrap_or_default()
+            ));
+        };
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && userinfo.contains(':')
+        {
+            return Err(
+                "the URL carries a password; remove it and set PGPASSWORD in the environment"
+                    .into(),
+            );
+        }
+        if text.contains("password=") {
+            return Err(
+                "the URL carries a password parameter; remove it and set PGPASSWORD in the \
+                 environment"
+                    .into(),
+            );
+        }
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if host.is_empty() {
+            return Err("expected a host, as in postgres://USER@HOST:PORT/DB".into());
+        }
+        let db = rest
+            .split_once('/')
+            .map(|(_, d)| d.split('?').next().unwrap_or_default())
+            .unwrap_or_default();
+        if db.is_empty() {
+            return Err("expected a database name, as in postgres://USER@HOST:PORT/DB".into());
+        }
+        Ok(StorageUrl::Postgres(text.to_owned()))
+    }
+
+    /// True for PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, StorageUrl::Postgres(_))
+    }
 }
 
 /// `retention:` section: what the daily `maintenance` job keeps. Old entries of the
@@ -377,6 +472,9 @@ impl Validate for RecopsConfig {
                 ));
             }
         }
+        if let Err(message) = StorageUrl::parse(&self.storage.url) {
+            p.push(("storage.url".into(), message));
+        }
         for (i, f) in self.health.required_files.iter().enumerate() {
             if f.starts_with('/') || f.split('/').any(|c| c == "..") {
                 p.push((
@@ -393,6 +491,30 @@ impl RecopsConfig {
     /// Loads `config/recops.yaml` of `home`, or the built-in default.
     pub fn load(home: &Home) -> Result<Self> {
         load_config(&home.recops_config(), DEFAULT_RECOPS_CONFIG)
+    }
+
+    /// Where the stores of `home` live: `RECOPS_STORAGE_URL` when set and not empty,
+    /// else `storage.url` of its `config/recops.yaml`. A bad value is an error naming
+    /// the variable or the key.
+    pub fn storage(home: &Home) -> Result<StorageUrl> {
+        match std::env::var(STORAGE_URL_ENV) {
+            Ok(url) if !url.trim().is_empty() => {
+                StorageUrl::parse(&url).map_err(|message| crate::Error::Config {
+                    file: std::path::PathBuf::from(format!("${STORAGE_URL_ENV}")),
+                    key: Some("storage.url".into()),
+                    message,
+                })
+            }
+            _ => {
+                let cfg = Self::load(home)?;
+                // `load` validated it already.
+                StorageUrl::parse(&cfg.storage.url).map_err(|message| crate::Error::Config {
+                    file: home.recops_config(),
+                    key: Some("storage.url".into()),
+                    message,
+                })
+            }
+        }
     }
 }
 
@@ -493,6 +615,40 @@ mod tests {
             e.contains("service.urls[1]") && e.contains("service.urls[2]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn storage_urls_are_parsed_and_passwords_refused() {
+        assert_eq!(StorageUrl::parse("").unwrap(), StorageUrl::Embedded);
+        assert_eq!(StorageUrl::parse("embedded").unwrap(), StorageUrl::Embedded);
+        assert!(
+            StorageUrl::parse("postgres://recops@127.0.0.1:5432/recops")
+                .unwrap()
+                .is_postgres()
+        );
+        assert!(StorageUrl::parse("postgresql://db.internal/recops?sslmode=disable").is_ok());
+        for (bad, why) in [
+            ("mysql://x@h/db", "expected empty"),
+            ("postgres://u:secret@h/db", "PGPASSWORD"),
+            ("postgres://u@h/db?password=secret", "PGPASSWORD"),
+            ("postgres://u@/db", "host"),
+            ("postgres://u@h:5432", "database name"),
+        ] {
+            let e = StorageUrl::parse(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+            assert!(!e.contains("secret"), "{e}");
+        }
+        let text = DEFAULT_RECOPS_CONFIG.replace("url: \"\"", "url: \"sqlite:///tmp/x\"");
+        assert_ne!(text, DEFAULT_RECOPS_CONFIG);
+        let err = parse_config::<RecopsConfig>(
+            &text,
+            Path::new("config/recops.yaml"),
+            ConfigFormat::Yaml,
+            &HashMap::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("storage.url"), "{err}");
     }
 
     #[test]

@@ -243,6 +243,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn state(home: &Home, options: DashboardOptions) -> server::AppState {
     let config = recops_core::RecopsConfig::load(home).ok();
+    if let Ok(recops_core::StorageUrl::Postgres(url)) = recops_core::RecopsConfig::storage(home) {
+        store::mark_postgres(&home.logs_dir(), &url);
+    }
     let bin_dir = options
         .bin_dir
         .clone()

@@ -103,6 +103,42 @@ pub(crate) fn count(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
     Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
 }
 
+/// `logs/` folders of homes whose tracking stores are in PostgreSQL, with the URL.
+static POSTGRES_HOMES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The files whose records live in PostgreSQL when `storage.url` names it.
+const TRACKING_FILES: [&str; 3] = [
+    "pipeline_metrics.db",
+    "training_metrics.db",
+    "service_metrics.db",
+];
+
+/// Records that the home with this `logs/` folder keeps its tracking stores at `url`
+/// (PostgreSQL): their panels say so instead of showing an empty state.
+pub(crate) fn mark_postgres(logs_dir: &Path, url: &str) {
+    let mut homes = POSTGRES_HOMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    homes.retain(|(d, _)| d != logs_dir);
+    homes.push((logs_dir.to_path_buf(), url.to_owned()));
+}
+
+/// The PostgreSQL URL holding what the SQLite file `path` would hold, if any.
+fn in_postgres(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    if !TRACKING_FILES.contains(&name) {
+        return None;
+    }
+    let dir = path.parent()?;
+    POSTGRES_HOMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .find(|(d, _)| d == dir)
+        .map(|(_, url)| url.clone())
+}
+
 /// Opens `path` read-only; `None` when the file does not exist (nothing recorded yet).
 pub(crate) fn open_ro(path: &Path) -> rusqlite::Result<Option<Connection>> {
     if !path.exists() {
@@ -122,6 +158,15 @@ pub(crate) fn read<T>(
     is_empty: impl FnOnce(&T) -> bool,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> Panel<T> {
+    if let Some(url) = in_postgres(path) {
+        return Panel::Unavailable {
+            message: format!(
+                "this home keeps its runs and service metrics in PostgreSQL ({url}); the \
+                 dashboard does not read PostgreSQL yet (docs/storage.md): use recops runs \
+                 list, recops training list and health-check"
+            ),
+        };
+    }
     let result = open_ro(path).and_then(|c| c.map(|c| f(&c)).transpose());
     match result {
         Ok(None) => Panel::empty(hint),
@@ -160,6 +205,40 @@ fn classify<T>(path: &Path, e: rusqlite::Error, hint: &str) -> Panel<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tracking_panels_of_a_postgres_home_say_where_the_data_is() {
+        let pg = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        mark_postgres(&pg.path().join("logs"), "postgres://recops@db:5432/recops");
+        let read_one = |path: &Path| -> Panel<i64> {
+            read(
+                path,
+                "hint",
+                |_| false,
+                |c| c.query_row("SELECT 1", [], |r| r.get(0)),
+            )
+        };
+        for file in TRACKING_FILES {
+            match read_one(&pg.path().join("logs").join(file)) {
+                Panel::Unavailable { message } => {
+                    assert!(
+                        message.contains("postgres://recops@db:5432/recops"),
+                        "{message}"
+                    )
+                }
+                p => panic!("{file}: {p:?}"),
+            }
+            assert_eq!(
+                read_one(&other.path().join("logs").join(file)),
+                Panel::empty("hint")
+            );
+        }
+        assert_eq!(
+            read_one(&pg.path().join("logs/alert_state.db")),
+            Panel::empty("hint")
+        );
+    }
 
     #[test]
     fn missing_file_is_empty_and_never_created() {

@@ -236,6 +236,7 @@ impl Deployer {
             .map_err(|e| format!("POST /reload_model failed: {e}"))?;
         let status = resp.status();
         if status.is_success() {
+            recops_core::faults::point("deploy.reloaded");
             return Ok(());
         }
         let body: Value = resp.json().unwrap_or(Value::Null);

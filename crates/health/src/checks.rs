@@ -238,9 +238,9 @@ pub struct PipelineHealth {
 
 /// Reads `get_stats(days)` (7 in the spec) and flags pipelines with a success rate
 /// below `min_success_rate` (0.5). A pipeline with no finished run is not flagged.
-pub fn check_pipeline_health(db: &Path, days: u32, min_success_rate: f64) -> PipelineHealth {
-    let stats = PipelineTracker::open_path(db, recops_core::SystemClock::shared())
-        .and_then(|t| t.get_stats(days));
+/// Reads the home's configured store (`storage.url`).
+pub fn check_pipeline_health(home: &Home, days: u32, min_success_rate: f64) -> PipelineHealth {
+    let stats = PipelineTracker::open(home).and_then(|t| t.get_stats(days));
     match stats {
         Ok(stats) => {
             let unhealthy_pipelines: Vec<String> = stats
@@ -283,15 +283,16 @@ pub struct ServiceMetricsHealth {
     pub error: Option<String>,
 }
 
-/// Reads the `/recommend` metrics of `[now - window, now)` from `service_metrics.db`.
+/// Reads the `/recommend` metrics of `[now - window, now)` from the home's service
+/// metrics store (`service_metrics.db`, or PostgreSQL per `storage.url`).
 /// Rule evaluation is the caller's (the health-check job runs them through the alert
 /// rules); until then the component is healthy when the metrics could be read.
 pub fn read_service_metrics(
-    db: &Path,
+    home: &Home,
     now: DateTime<Utc>,
     window: chrono::Duration,
 ) -> ServiceMetricsHealth {
-    match ServiceMetricsStore::open_path(db)
+    match ServiceMetricsStore::open(home)
         .and_then(|s| s.window(now - window, now, Some("/recommend")))
     {
         Ok(m) => ServiceMetricsHealth {
@@ -451,8 +452,8 @@ mod tests {
     #[test]
     fn pipeline_check_flags_low_success_rates_and_unreadable_databases() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("pipeline_metrics.db");
-        let t = PipelineTracker::open_path(&db, recops_core::SystemClock::shared()).unwrap();
+        let home = Home::new(dir.path());
+        let t = PipelineTracker::open(&home).unwrap();
         for i in 0..4 {
             let id = t.start_run("data_refresh", Value::Null).unwrap();
             if i == 0 {
@@ -464,15 +465,14 @@ mod tests {
             t.complete_run(&id, Value::Null).unwrap();
         }
         t.start_run("model_training", Value::Null).unwrap(); // running only: not flagged
-        let p = check_pipeline_health(&db, 7, 0.5);
+        let p = check_pipeline_health(&home, 7, 0.5);
         assert!(!p.healthy);
         assert_eq!(p.unhealthy_pipelines, vec!["data_refresh"]);
-        std::fs::write(
-            dir.path().join("bad.db"),
-            b"not a database at all, just text",
-        )
-        .unwrap();
-        let bad = check_pipeline_health(&dir.path().join("bad.db"), 7, 0.5);
+        let bad_dir = tempfile::tempdir().unwrap();
+        let bad_home = Home::new(bad_dir.path());
+        std::fs::create_dir_all(bad_home.logs_dir()).unwrap();
+        std::fs::write(bad_home.pipeline_db(), b"not a database at all, just text").unwrap();
+        let bad = check_pipeline_health(&bad_home, 7, 0.5);
         assert!(!bad.healthy && bad.error.unwrap().contains("not an SQLite database"));
     }
 }

@@ -278,21 +278,37 @@ impl Registry {
                 continue;
             }
             let dir = self.root().join(&m.path);
-            if !dir.is_dir() {
+            // A folder already gone counts when the registry does not say so yet (a gc
+            // killed between the delete and the registry update): it is marked now.
+            let marked = m.extra.contains_key(FILES_DELETED_AT);
+            if !dir.is_dir() && marked {
                 continue;
             }
             deleted.push(GcItem {
                 model_id: id.clone(),
                 model_type: m.model_type,
                 path: m.path.clone(),
-                bytes: dir_bytes(&dir),
+                bytes: dir_bytes(&dir) + dir_bytes(&trash_dir(&dir)),
             });
         }
         if !dry_run {
             for item in &deleted {
+                // Renamed aside first (atomic), so a kill leaves the folder whole or
+                // gone, never half-deleted under its name; the rest is finished by the
+                // next gc.
                 let dir = self.root().join(&item.path);
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| Error::io("cannot delete the model folder", &dir, e))?;
+                let trash = trash_dir(&dir);
+                if dir.is_dir() {
+                    std::fs::rename(&dir, &trash)
+                        .map_err(|e| Error::io("cannot move aside the model folder", &dir, e))?;
+                    recops_core::sync_parent(&dir)?;
+                    recops_core::faults::point("gc.moved_aside");
+                }
+                if trash.exists() {
+                    std::fs::remove_dir_all(&trash)
+                        .map_err(|e| Error::io("cannot delete the model folder", &trash, e))?;
+                    recops_core::faults::point("gc.deleted");
+                }
                 let now = format_timestamp(self.clock().now());
                 self.update_with("gc", "files of an archived model deleted", |reg| {
                     if let Some(m) = reg.models.get_mut(&item.model_id) {
@@ -359,6 +375,15 @@ impl Registry {
         recops_core::write_atomic(path, keep.as_bytes())?;
         Ok(moved)
     }
+}
+
+/// Where gc moves a model folder before deleting it: `.<name>.deleting` beside it.
+fn trash_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.with_file_name(format!(".{name}.deleting"))
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {

@@ -460,6 +460,7 @@ impl Registry {
             message: e.to_string(),
         })?;
         write_atomic(&self.path, &json)?;
+        recops_core::faults::point(&format!("registry.{operation}.written"));
         let record = AuditRecord {
             time: format_timestamp(self.clock.now()),
             operation: operation.to_owned(),

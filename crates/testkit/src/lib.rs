@@ -16,6 +16,8 @@
 //! - [`RealAlertmanager`]: a real Prometheus Alertmanager on 127.0.0.1 (temp config and
 //!   storage, clustering off), for the Alertmanager channel tests.
 //! - [`Rng`] / [`Weighted`]: the seeded generator behind it (stable across versions).
+//! - [`PgCluster`]: a throwaway PostgreSQL server (`initdb` in a temp folder, a free
+//!   port on 127.0.0.1, removed on drop) for the PostgreSQL store tests.
 //!
 //! ```
 //! use recops_testkit::{DriftOptions, GenConfig, TempHome};
@@ -33,11 +35,13 @@
 
 mod alertmanager;
 mod home;
+mod pg;
 
 pub use alertmanager::{
     REQUIRE_ALERTMANAGER_ENV, RealAlertmanager, alertmanager_binary, alertmanager_required,
 };
 pub use home::TempHome;
+pub use pg::{PG_USER, PgCluster, postgres_bin_dir, postgres_required};
 pub use recops_synth::{
     Dataset, DriftOptions, Error, GenConfig, GenInteraction, GenSummary, Invalid, Product, Result,
     Rng, Weighted, generate, write_catalog_csv, write_dataset, write_interactions_csv,

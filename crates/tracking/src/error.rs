@@ -33,6 +33,54 @@ pub enum Error {
         message: String,
     },
 
+    /// A PostgreSQL operation failed (the URL never holds a password).
+    #[error("PostgreSQL {url}")]
+    Postgres {
+        /// The database URL.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+
+    /// No connection to PostgreSQL could be made or taken from the pool.
+    #[error("cannot connect to PostgreSQL {url}: {message}")]
+    PostgresPool {
+        /// The database URL.
+        url: String,
+        /// The pool's report (timeout and the last connection error).
+        message: String,
+    },
+
+    /// The PostgreSQL tables of a store were migrated by a newer recops.
+    #[error(
+        "the PostgreSQL tables of the {store} store are at schema version {found}, newer than \
+         this recops knows ({known}); upgrade recops"
+    )]
+    SchemaTooNew {
+        /// The store (`pipeline`, `training`, `service`).
+        store: &'static str,
+        /// The version in the database.
+        found: i32,
+        /// The newest version this build knows.
+        known: i32,
+    },
+
+    /// After a copy between stores, a table differs (count or checksum).
+    #[error(
+        "verification failed for {table}: {source_rows} source rows, {destination_rows} in the \
+         destination, or their checksums differ; the destination holds rows the source lacks \
+         or changed during the copy"
+    )]
+    MigrationMismatch {
+        /// The table.
+        table: &'static str,
+        /// Rows in the source.
+        source_rows: usize,
+        /// Rows in the destination.
+        destination_rows: usize,
+    },
+
     /// A lock file operation failed.
     #[error("lock {path}")]
     Lock {

@@ -15,6 +15,17 @@
 //! processes write at once without "database is locked"; each keeps a `user_version`
 //! and migrates older files on open; a file that is not SQLite is refused, untouched.
 //!
+//! **Backends.** Each store is a trait with two implementations: [`PipelineStore`]
+//! ([`SqlitePipelineStore`], [`PgPipelineStore`]), [`TrainingStore`]
+//! ([`SqliteTrainingStore`], [`PgTrainingStore`]) and [`RollupStore`]
+//! ([`SqliteRollupStore`], [`PgRollupStore`]). `open(home)` picks the one
+//! `storage.url` / `RECOPS_STORAGE_URL` names ([`Storage`]); PostgreSQL tables keep the
+//! spec's names and columns, migrate by version (`recops_schema_migrations`), and
+//! writes retry on serialization failures ([`PgDatabase`]: `postgres` + `r2d2` pool,
+//! password from `PGPASSWORD`). [`migrate_home`] copies a home's history between
+//! backends, verified by counts and checksums (`recops storage migrate`). See
+//! docs/storage.md.
+//!
 //! ```
 //! use recops_core::Home;
 //! use recops_tracking::{PipelineTracker, RunStatus};
@@ -34,20 +45,34 @@ mod db;
 mod error;
 mod histogram;
 mod lock;
+mod migrate;
+mod pg;
 mod pipeline;
+mod pipeline_pg;
 mod service;
+mod service_pg;
+mod storage;
 mod training;
+mod training_pg;
 
 pub use error::{Error, Result};
 pub use histogram::LatencyHistogram;
 pub use lock::{LockHolder, LockOptions, PipelineLock};
+pub use migrate::{MigrationReport, Progress, Stores, TableCopy, copy_stores, migrate_home};
+pub use pg::{PASSWORD_ENV, PgDatabase};
 pub use pipeline::{
-    Metadata, PIPELINE_SCHEMA, PipelineRun, PipelineStat, PipelineStats, PipelineTracker, RunStatus,
+    Metadata, PIPELINE_SCHEMA, PipelineRun, PipelineStat, PipelineStats, PipelineStore,
+    PipelineTracker, RunStatus, SqlitePipelineStore, StatusCount,
 };
+pub use pipeline_pg::{PG_PIPELINE_MIGRATIONS, PgPipelineStore};
 pub use service::{
-    MinuteRollup, SERVICE_SCHEMA, ServiceMetricsStore, WindowMetrics, truncate_minute,
+    MinuteRollup, RollupStore, SERVICE_SCHEMA, ServiceMetricsStore, SqliteRollupStore,
+    WindowMetrics, truncate_minute,
 };
+pub use service_pg::{PG_SERVICE_MIGRATIONS, PgRollupStore};
+pub use storage::Storage;
 pub use training::{
-    IterationMetric, IterationRecord, NewTrainingRun, RegistryStatus, TRAINING_SCHEMA,
-    TrainingOutcome, TrainingRun, TrainingStatus, TrainingTracker,
+    IterationMetric, IterationRecord, NewTrainingRun, RegistryStatus, SqliteTrainingStore,
+    TRAINING_SCHEMA, TrainingOutcome, TrainingRun, TrainingStatus, TrainingStore, TrainingTracker,
 };
+pub use training_pg::{PG_TRAINING_MIGRATIONS, PgTrainingStore};

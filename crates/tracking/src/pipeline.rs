@@ -168,40 +168,106 @@ impl fmt::Display for PipelineStats {
     }
 }
 
-/// Tracks pipeline runs in SQLite (`logs/pipeline_metrics.db`, WAL mode).
+/// `(pipeline_name, status, count, mean duration_seconds)` of one group of runs.
+pub type StatusCount = (String, String, i64, Option<f64>);
+
+/// Where pipeline runs are kept: one implementation per backend, both with the spec's
+/// `pipeline_runs` table ([`SqlitePipelineStore`] in `logs/pipeline_metrics.db`,
+/// [`PgPipelineStore`](crate::PgPipelineStore) in PostgreSQL). [`PipelineTracker`]
+/// adds the rules (names, ids, clock) on top; callers use the tracker.
+pub trait PipelineStore: Send + Sync + fmt::Debug {
+    /// The file or URL, for messages.
+    fn location(&self) -> String;
+    /// Inserts a new run.
+    fn insert(&self, run: &PipelineRun) -> Result<()>;
+    /// In one transaction: checks the run exists and is running, then sets its final
+    /// `status`, `finished_at`, duration, `error` and merges `extra` into its metadata.
+    fn finish(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        now: DateTime<Utc>,
+        error: Option<&str>,
+        extra: Metadata,
+    ) -> Result<()>;
+    /// The run with this id.
+    fn get(&self, run_id: &str) -> Result<Option<PipelineRun>>;
+    /// Newest first, optionally of one pipeline and/or status.
+    fn recent(
+        &self,
+        pipeline_name: Option<&str>,
+        limit: usize,
+        status: Option<RunStatus>,
+    ) -> Result<Vec<PipelineRun>>;
+    /// `(pipeline_name, status, count, mean duration)` of the runs started at or
+    /// after `cutoff` (an RFC 3339 timestamp).
+    fn counts_since(&self, cutoff: &str) -> Result<Vec<StatusCount>>;
+    /// Whether a run of this pipeline is running.
+    fn is_running(&self, pipeline_name: &str) -> Result<bool>;
+    /// Marks runs running since before `cutoff` as failed with `message`; returns
+    /// their `(run_id, started_at)`.
+    fn fail_stale(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        message: &str,
+    ) -> Result<Vec<(String, String)>>;
+    /// Deletes finished runs started before `cutoff`.
+    fn prune_finished_before(&self, cutoff: DateTime<Utc>) -> Result<usize>;
+    /// Up to `limit` runs with `run_id > after`, by `run_id` (for copying a store).
+    fn export(&self, after: Option<&str>, limit: usize) -> Result<Vec<PipelineRun>>;
+    /// Inserts the runs whose id is not there yet, as they are; returns how many.
+    fn import(&self, runs: &[PipelineRun]) -> Result<usize>;
+}
+
+/// Tracks pipeline runs in the configured store: SQLite (`logs/pipeline_metrics.db`,
+/// WAL mode) by default, PostgreSQL when `storage.url` says so.
 ///
 /// Safe to share between threads, and several processes may write the same database at
-/// once: writes wait for each other (busy timeout) instead of failing.
+/// once: writes wait for each other (busy timeout, row locks) instead of failing.
 #[derive(Debug)]
 pub struct PipelineTracker {
-    conn: Mutex<Connection>,
-    path: PathBuf,
+    store: Box<dyn PipelineStore>,
     clock: SharedClock,
 }
 
 impl PipelineTracker {
-    /// Opens the tracker of `home` (`logs/pipeline_metrics.db`) with the system clock.
+    /// Opens the tracker of `home` with the system clock, in the store `storage.url`
+    /// names (`logs/pipeline_metrics.db` by default).
     pub fn open(home: &Home) -> Result<Self> {
-        Self::open_path(&home.pipeline_db(), SystemClock::shared())
+        Self::open_home(home, SystemClock::shared())
     }
 
-    /// Opens (creating or migrating) the database at `path`.
+    /// [`open`](Self::open) with a clock.
+    pub fn open_home(home: &Home, clock: SharedClock) -> Result<Self> {
+        let store: Box<dyn PipelineStore> = match crate::Storage::of(home)? {
+            crate::Storage::Embedded => Box::new(SqlitePipelineStore::open(&home.pipeline_db())?),
+            crate::Storage::Postgres(db) => Box::new(crate::PgPipelineStore::open(&db)?),
+        };
+        Ok(Self::with_store(store, clock))
+    }
+
+    /// Opens (creating or migrating) the SQLite database at `path`.
     pub fn open_path(path: &Path, clock: SharedClock) -> Result<Self> {
-        let conn = db::open(path, &[PIPELINE_SCHEMA])?;
-        Ok(PipelineTracker {
-            conn: Mutex::new(conn),
-            path: path.to_path_buf(),
+        Ok(Self::with_store(
+            Box::new(SqlitePipelineStore::open(path)?),
             clock,
-        })
+        ))
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A tracker over any store.
+    pub fn with_store(store: Box<dyn PipelineStore>, clock: SharedClock) -> Self {
+        PipelineTracker { store, clock }
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The database file or URL, for messages.
+    pub fn location(&self) -> String {
+        self.store.location()
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &dyn PipelineStore {
+        self.store.as_ref()
     }
 
     /// Starts tracking a run of `pipeline_name` and returns its `run_id`.
@@ -219,21 +285,16 @@ impl PipelineTracker {
             "{name}_{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        let now = format_timestamp(self.clock.now());
-        let conn = self.conn();
-        conn.prepare_cached(
-            "INSERT INTO pipeline_runs (run_id, pipeline_name, status, started_at, metadata) \
-             VALUES (?1, ?2, 'running', ?3, ?4)",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                run_id,
-                name,
-                now,
-                Value::Object(metadata).to_string()
-            ])
-        })
-        .map_err(db::on(&self.path))?;
+        self.store.insert(&PipelineRun {
+            run_id: run_id.clone(),
+            pipeline_name: name.to_owned(),
+            status: RunStatus::Running,
+            started_at: format_timestamp(self.clock.now()),
+            finished_at: None,
+            duration_seconds: None,
+            error_message: None,
+            metadata,
+        })?;
         Ok(run_id)
     }
 
@@ -273,69 +334,18 @@ impl PipelineTracker {
         error: Option<&str>,
         extra: Metadata,
     ) -> Result<()> {
-        let now = self.clock.now();
-        let mut conn = self.conn();
-        let on = db::on(&self.path);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&on)?;
-        let row: Option<(String, String, Option<String>)> = tx
-            .prepare_cached(
-                "SELECT status, started_at, metadata FROM pipeline_runs WHERE run_id = ?1",
-            )
-            .and_then(|mut st| {
-                st.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-            })
-            .map_err(&on)?;
-        let Some((current, started_at, metadata)) = row else {
-            return Err(Error::RunNotFound {
-                run_id: run_id.to_owned(),
-            });
-        };
-        if current != RunStatus::Running.as_str() {
-            return Err(Error::RunAlreadyFinished {
-                run_id: run_id.to_owned(),
-                status: current,
-            });
-        }
-        let mut meta = parse_metadata(metadata.as_deref());
-        meta.extend(extra);
-        let duration = duration_since(&started_at, now);
-        tx.prepare_cached(
-            "UPDATE pipeline_runs SET status = ?1, finished_at = ?2, duration_seconds = ?3, \
-             error_message = ?4, metadata = ?5 WHERE run_id = ?6",
-        )
-        .and_then(|mut st| {
-            st.execute(params![
-                status.as_str(),
-                format_timestamp(now),
-                duration,
-                error,
-                Value::Object(meta).to_string(),
-                run_id
-            ])
-        })
-        .map_err(&on)?;
-        tx.commit().map_err(&on)
+        self.store
+            .finish(run_id, status, self.clock.now(), error, extra)
     }
 
     /// Deletes finished runs (not `running`) started before `cutoff`; returns how many.
     pub fn prune_finished_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
-        self.conn()
-            .execute(
-                "DELETE FROM pipeline_runs WHERE status != 'running' AND started_at < ?1",
-                [format_timestamp(cutoff)],
-            )
-            .map_err(db::on(&self.path))
+        self.store.prune_finished_before(cutoff)
     }
 
     /// The run with this id, if any.
     pub fn get_run(&self, run_id: &str) -> Result<Option<PipelineRun>> {
-        let conn = self.conn();
-        conn.prepare_cached(&format!("{SELECT_RUN} WHERE run_id = ?1"))
-            .and_then(|mut st| st.query_row([run_id], read_run).optional())
-            .map_err(db::on(&self.path))
+        self.store.get(run_id)
     }
 
     /// The newest runs first, optionally of one pipeline and/or one status.
@@ -345,45 +355,14 @@ impl PipelineTracker {
         limit: usize,
         status: Option<RunStatus>,
     ) -> Result<Vec<PipelineRun>> {
-        let conn = self.conn();
-        let sql = format!(
-            "{SELECT_RUN} WHERE (?1 IS NULL OR pipeline_name = ?1) AND (?2 IS NULL OR status = ?2) \
-             ORDER BY started_at DESC, rowid DESC LIMIT ?3"
-        );
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut st = conn.prepare_cached(&sql).map_err(db::on(&self.path))?;
-        let rows = st
-            .query_map(
-                params![pipeline_name, status.map(RunStatus::as_str), limit],
-                read_run,
-            )
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(db::on(&self.path))?;
-        Ok(rows)
+        self.store.recent(pipeline_name, limit, status)
     }
 
-    /// Per-pipeline counts, mean duration and success rate of the runs started in the
-    /// last `days` days.
+    /// Counts per pipeline and status over the last `days` days (by start time),
+    /// with success rates and mean successful duration, in the spec's shape.
     pub fn get_stats(&self, days: u32) -> Result<PipelineStats> {
         let cutoff = format_timestamp(self.clock.now() - Duration::days(i64::from(days)));
-        let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(
-                "SELECT pipeline_name, status, COUNT(*), AVG(duration_seconds) FROM pipeline_runs \
-                 WHERE started_at >= ?1 GROUP BY pipeline_name, status",
-            )
-            .map_err(db::on(&self.path))?;
-        let rows = st
-            .query_map([cutoff], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, Option<f64>>(3)?,
-                ))
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(db::on(&self.path))?;
+        let rows = self.store.counts_since(&cutoff)?;
         let mut by: BTreeMap<String, PipelineStat> = BTreeMap::new();
         for (name, status, count, avg) in rows {
             let s = by.entry(name).or_default();
@@ -411,12 +390,7 @@ impl PipelineTracker {
 
     /// Whether a run of `pipeline_name` is currently marked running.
     pub fn is_pipeline_running(&self, pipeline_name: &str) -> Result<bool> {
-        let conn = self.conn();
-        conn.prepare_cached(
-            "SELECT EXISTS(SELECT 1 FROM pipeline_runs WHERE pipeline_name = ?1 AND status = 'running')",
-        )
-        .and_then(|mut st| st.query_row([pipeline_name], |r| r.get(0)))
-        .map_err(db::on(&self.path))
+        self.store.is_running(pipeline_name)
     }
 
     /// Marks runs that have been `running` for more than `max_running_hours` as
@@ -427,6 +401,205 @@ impl PipelineTracker {
         let message = format!(
             "stale run: still running after more than {max_running_hours} hours; marked failed by cleanup"
         );
+        let stale = self.store.fail_stale(cutoff, now, &message)?;
+        for (run_id, started_at) in &stale {
+            tracing::warn!(run_id = %run_id, started_at = %started_at, "stale pipeline run marked failed");
+        }
+        Ok(stale.len())
+    }
+}
+
+/// The checks and the new metadata of finishing a run, shared by the backends:
+/// `current` is the stored status, `metadata` the stored metadata text.
+pub(crate) fn finish_values(
+    run_id: &str,
+    current: String,
+    started_at: &str,
+    metadata: Option<&str>,
+    now: DateTime<Utc>,
+    extra: Metadata,
+) -> Result<(Option<f64>, String)> {
+    if current != RunStatus::Running.as_str() {
+        return Err(Error::RunAlreadyFinished {
+            run_id: run_id.to_owned(),
+            status: current,
+        });
+    }
+    let mut meta = parse_metadata(metadata);
+    meta.extend(extra);
+    Ok((
+        duration_since(started_at, now),
+        Value::Object(meta).to_string(),
+    ))
+}
+
+/// [`PipelineStore`] in SQLite: `logs/pipeline_metrics.db`, WAL mode.
+#[derive(Debug)]
+pub struct SqlitePipelineStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl SqlitePipelineStore {
+    /// Opens (creating or migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = db::open(path, &[PIPELINE_SCHEMA])?;
+        Ok(SqlitePipelineStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl PipelineStore for SqlitePipelineStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn insert(&self, run: &PipelineRun) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO pipeline_runs (run_id, pipeline_name, status, started_at, finished_at, \
+                 duration_seconds, error_message, metadata) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    run.run_id,
+                    run.pipeline_name,
+                    run.status.as_str(),
+                    run.started_at,
+                    run.finished_at,
+                    run.duration_seconds,
+                    run.error_message,
+                    Value::Object(run.metadata.clone()).to_string()
+                ])
+            })
+            .map_err(db::on(&self.path))?;
+        Ok(())
+    }
+
+    fn finish(
+        &self,
+        run_id: &str,
+        status: RunStatus,
+        now: DateTime<Utc>,
+        error: Option<&str>,
+        extra: Metadata,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        let row: Option<(String, String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT status, started_at, metadata FROM pipeline_runs WHERE run_id = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(&on)?;
+        let Some((current, started_at, metadata)) = row else {
+            return Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            });
+        };
+        let (duration, meta) = finish_values(
+            run_id,
+            current,
+            &started_at,
+            metadata.as_deref(),
+            now,
+            extra,
+        )?;
+        tx.prepare_cached(
+            "UPDATE pipeline_runs SET status = ?1, finished_at = ?2, duration_seconds = ?3, \
+             error_message = ?4, metadata = ?5 WHERE run_id = ?6",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                status.as_str(),
+                format_timestamp(now),
+                duration,
+                error,
+                meta,
+                run_id
+            ])
+        })
+        .map_err(&on)?;
+        tx.commit().map_err(&on)
+    }
+
+    fn get(&self, run_id: &str) -> Result<Option<PipelineRun>> {
+        let conn = self.conn();
+        conn.prepare_cached(&format!("{SELECT_RUN} WHERE run_id = ?1"))
+            .and_then(|mut st| st.query_row([run_id], read_run).optional())
+            .map_err(db::on(&self.path))
+    }
+
+    fn recent(
+        &self,
+        pipeline_name: Option<&str>,
+        limit: usize,
+        status: Option<RunStatus>,
+    ) -> Result<Vec<PipelineRun>> {
+        let conn = self.conn();
+        let sql = format!(
+            "{SELECT_RUN} WHERE (?1 IS NULL OR pipeline_name = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY started_at DESC, rowid DESC LIMIT ?3"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut st = conn.prepare_cached(&sql).map_err(db::on(&self.path))?;
+        let rows = st
+            .query_map(
+                params![pipeline_name, status.map(RunStatus::as_str), limit],
+                read_run,
+            )
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db::on(&self.path))?;
+        Ok(rows)
+    }
+
+    fn counts_since(&self, cutoff: &str) -> Result<Vec<StatusCount>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT pipeline_name, status, COUNT(*), AVG(duration_seconds) FROM pipeline_runs \
+                 WHERE started_at >= ?1 GROUP BY pipeline_name, status",
+            )
+            .map_err(db::on(&self.path))?;
+        st.query_map([cutoff], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<f64>>(3)?,
+            ))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(db::on(&self.path))
+    }
+
+    fn is_running(&self, pipeline_name: &str) -> Result<bool> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM pipeline_runs WHERE pipeline_name = ?1 AND status = 'running')",
+        )
+        .and_then(|mut st| st.query_row([pipeline_name], |r| r.get(0)))
+        .map_err(db::on(&self.path))
+    }
+
+    fn fail_stale(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        message: &str,
+    ) -> Result<Vec<(String, String)>> {
         let mut conn = self.conn();
         let on = db::on(&self.path);
         let tx = conn
@@ -448,10 +621,63 @@ impl PipelineTracker {
                 params![format_timestamp(now), duration_since(started_at, now), message, run_id],
             )
             .map_err(&on)?;
-            tracing::warn!(run_id = %run_id, started_at = %started_at, "stale pipeline run marked failed");
         }
         tx.commit().map_err(&on)?;
-        Ok(stale.len())
+        Ok(stale)
+    }
+
+    fn prune_finished_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        self.conn()
+            .execute(
+                "DELETE FROM pipeline_runs WHERE status != 'running' AND started_at < ?1",
+                [format_timestamp(cutoff)],
+            )
+            .map_err(db::on(&self.path))
+    }
+
+    fn export(&self, after: Option<&str>, limit: usize) -> Result<Vec<PipelineRun>> {
+        let conn = self.conn();
+        let sql =
+            format!("{SELECT_RUN} WHERE (?1 IS NULL OR run_id > ?1) ORDER BY run_id LIMIT ?2");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut st = conn.prepare_cached(&sql).map_err(db::on(&self.path))?;
+        st.query_map(params![after, limit], read_run)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db::on(&self.path))
+    }
+
+    fn import(&self, runs: &[PipelineRun]) -> Result<usize> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        let mut n = 0;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO pipeline_runs (run_id, pipeline_name, status, started_at, \
+                     finished_at, duration_seconds, error_message, metadata) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(&on)?;
+            for run in runs {
+                n += st
+                    .execute(params![
+                        run.run_id,
+                        run.pipeline_name,
+                        run.status.as_str(),
+                        run.started_at,
+                        run.finished_at,
+                        run.duration_seconds,
+                        run.error_message,
+                        Value::Object(run.metadata.clone()).to_string()
+                    ])
+                    .map_err(&on)?;
+            }
+        }
+        tx.commit().map_err(&on)?;
+        Ok(n)
     }
 }
 
@@ -486,7 +712,7 @@ fn as_object(v: Value) -> Result<Metadata> {
     }
 }
 
-fn parse_metadata(text: Option<&str>) -> Metadata {
+pub(crate) fn parse_metadata(text: Option<&str>) -> Metadata {
     match text.map(serde_json::from_str::<Value>) {
         Some(Ok(Value::Object(m))) => m,
         Some(Ok(Value::Null)) | None => Metadata::new(),
@@ -498,7 +724,7 @@ fn parse_metadata(text: Option<&str>) -> Metadata {
     }
 }
 
-fn duration_since(started_at: &str, now: DateTime<Utc>) -> Option<f64> {
+pub(crate) fn duration_since(started_at: &str, now: DateTime<Utc>) -> Option<f64> {
     parse_timestamp(started_at).map(|s| (now - s).num_microseconds().unwrap_or(0) as f64 / 1e6)
 }
 
@@ -509,19 +735,91 @@ mod tests {
     use recops_core::FixedClock;
     use serde_json::json;
 
-    fn tracker() -> (tempfile::TempDir, FixedClock, PipelineTracker) {
+    type Fixture = (Box<dyn std::any::Any>, FixedClock, PipelineTracker);
+    type Maker = fn() -> Fixture;
+
+    fn start_clock() -> FixedClock {
+        FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 0, 0).unwrap())
+    }
+
+    fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let clock = FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 0, 0).unwrap());
+        let clock = start_clock();
         let t = PipelineTracker::open_path(
             &dir.path().join("logs/pipeline_metrics.db"),
             clock.shared(),
         )
         .unwrap();
-        (dir, clock, t)
+        (Box::new(dir), clock, t)
     }
 
-    #[test]
-    fn start_complete_records_duration_and_merges_metadata() {
+    fn postgres() -> Fixture {
+        let pg = recops_testkit::PgCluster::shared().unwrap();
+        let db = crate::PgDatabase::connect_new(&pg.fresh_database()).unwrap();
+        let clock = start_clock();
+        let t = PipelineTracker::with_store(
+            Box::new(crate::PgPipelineStore::open(&db).unwrap()),
+            clock.shared(),
+        );
+        (Box::new(db), clock, t)
+    }
+
+    /// The same test bodies over both backends; PostgreSQL ones skip (with a NOTICE)
+    /// only when it is not installed and not required.
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod on_sqlite {
+                $(#[test] fn $name() { super::$name(super::sqlite) })*
+            }
+            mod on_postgres {
+                $(#[test] fn $name() {
+                    if recops_testkit::PgCluster::shared().is_some() {
+                        super::$name(super::postgres)
+                    }
+                })*
+            }
+        };
+    }
+
+    on_both_backends!(
+        start_complete_records_duration_and_merges_metadata,
+        fail_and_cancel_set_status_and_error,
+        finishing_a_missing_or_finished_run_is_an_error,
+        bad_arguments_are_refused,
+        recent_runs_filter_order_and_limit,
+        stats_count_rates_and_mean_duration_within_the_period,
+        cleanup_marks_only_runs_older_than_the_limit,
+        prune_and_copy_between_stores,
+    );
+
+    fn prune_and_copy_between_stores(tracker: Maker) {
+        let (_d, clock, t) = tracker();
+        let old = t.start_run("a", json!({"k": "v"})).unwrap();
+        t.complete_run(&old, Value::Null).unwrap();
+        clock.advance(Duration::days(2));
+        let live = t.start_run("a", Value::Null).unwrap();
+        let young = t.start_run("b", Value::Null).unwrap();
+        t.fail_run(&young, "x").unwrap();
+        let all = t.store().export(None, 100).unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.windows(2).all(|w| w[0].run_id < w[1].run_id));
+        assert_eq!(
+            t.store().export(Some(&all[0].run_id), 1).unwrap(),
+            vec![all[1].clone()]
+        );
+        // Import into another store of the same kind: new rows only, unchanged.
+        let (_d2, _c2, other) = tracker();
+        assert_eq!(other.store().import(&all[..2]).unwrap(), 2);
+        assert_eq!(other.store().import(&all).unwrap(), 1);
+        assert_eq!(other.store().export(None, 100).unwrap(), all);
+        // Pruning keeps running runs and young ones.
+        let cut = recops_core::Clock::now(&clock) - Duration::days(1);
+        assert_eq!(t.prune_finished_before(cut).unwrap(), 1);
+        assert!(t.get_run(&old).unwrap().is_none());
+        assert!(t.get_run(&live).unwrap().is_some());
+    }
+
+    fn start_complete_records_duration_and_merges_metadata(tracker: Maker) {
         let (_d, clock, t) = tracker();
         let id = t.start_run("data_refresh", json!({"force": true})).unwrap();
         assert!(id.starts_with("data_refresh_") && id.len() == "data_refresh_".len() + 12);
@@ -542,8 +840,7 @@ mod tests {
         assert!(!t.is_pipeline_running("data_refresh").unwrap());
     }
 
-    #[test]
-    fn fail_and_cancel_set_status_and_error() {
+    fn fail_and_cancel_set_status_and_error(tracker: Maker) {
         let (_d, _c, t) = tracker();
         let a = t.start_run("model_training", Value::Null).unwrap();
         let b = t.start_run("model_training", Value::Null).unwrap();
@@ -555,8 +852,7 @@ mod tests {
         assert_eq!(t.get_run(&b).unwrap().unwrap().status, RunStatus::Cancelled);
     }
 
-    #[test]
-    fn finishing_a_missing_or_finished_run_is_an_error() {
+    fn finishing_a_missing_or_finished_run_is_an_error(tracker: Maker) {
         let (_d, _c, t) = tracker();
         let err = t
             .complete_run("nope_000000000000", Value::Null)
@@ -577,15 +873,13 @@ mod tests {
         assert!(t.get_run("nope").unwrap().is_none());
     }
 
-    #[test]
-    fn bad_arguments_are_refused() {
+    fn bad_arguments_are_refused(tracker: Maker) {
         let (_d, _c, t) = tracker();
         assert!(t.start_run("", Value::Null).is_err());
         assert!(t.start_run("x", json!([1, 2])).is_err());
     }
 
-    #[test]
-    fn recent_runs_filter_order_and_limit() {
+    fn recent_runs_filter_order_and_limit(tracker: Maker) {
         let (_d, clock, t) = tracker();
         let mut ids = Vec::new();
         for i in 0..5 {
@@ -615,8 +909,7 @@ mod tests {
         assert_eq!(limited[0].run_id, ids[4]);
     }
 
-    #[test]
-    fn stats_count_rates_and_mean_duration_within_the_period() {
+    fn stats_count_rates_and_mean_duration_within_the_period(tracker: Maker) {
         let (_d, clock, t) = tracker();
         // An old run outside the 7-day window.
         let old = t.start_run("data_refresh", Value::Null).unwrap();
@@ -654,8 +947,7 @@ mod tests {
         assert_eq!(s30.failed, 2);
     }
 
-    #[test]
-    fn cleanup_marks_only_runs_older_than_the_limit() {
+    fn cleanup_marks_only_runs_older_than_the_limit(tracker: Maker) {
         let (_d, clock, t) = tracker();
         let old = t.start_run("model_training", Value::Null).unwrap();
         clock.advance(Duration::hours(20));
@@ -675,7 +967,8 @@ mod tests {
 
     #[test]
     fn schema_matches_the_spec_ddl() {
-        let (_d, _c, t) = tracker();
+        let dir = tempfile::tempdir().unwrap();
+        let t = SqlitePipelineStore::open(&dir.path().join("p.db")).unwrap();
         // The spec's DDL, verbatim, in a fresh database.
         let spec = Connection::open_in_memory().unwrap();
         spec.execute_batch(
@@ -744,8 +1037,8 @@ mod tests {
             )
             .unwrap();
         }
-        let t = PipelineTracker::open_path(&path, SystemClock::shared()).unwrap();
-        let run = t.get_run("data_refresh_abc").unwrap().unwrap();
+        let t = SqlitePipelineStore::open(&path).unwrap();
+        let run = t.get("data_refresh_abc").unwrap().unwrap();
         assert_eq!(run.duration_seconds, Some(45.2));
         assert_eq!(run.metadata["force"], json!(true));
         let v: i64 = t

@@ -109,26 +109,131 @@ impl WindowMetrics {
     }
 }
 
-/// Stores per-minute request rollups (`logs/service_metrics.db`, WAL mode).
+/// Where per-minute request rollups are kept: `request_rollups` in SQLite
+/// ([`SqliteRollupStore`], `logs/service_metrics.db`) or PostgreSQL
+/// ([`PgRollupStore`](crate::PgRollupStore)). [`ServiceMetricsStore`] adds the window
+/// aggregation; callers use it.
+pub trait RollupStore: Send + Sync + std::fmt::Debug {
+    /// The file or URL, for messages.
+    fn location(&self) -> String;
+    /// Adds rollups, merging into existing rows of the same minute, endpoint and
+    /// model, in one transaction.
+    fn record(&self, rollups: &[MinuteRollup]) -> Result<()>;
+    /// The rollups with `from <= minute < to`, optionally of one endpoint, oldest first.
+    fn rollups(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> Result<Vec<MinuteRollup>>;
+    /// Deletes rollups older than `cutoff` and returns how many rows went.
+    fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize>;
+    /// Inserts the rollups whose (minute, endpoint, model) is not there yet, as they
+    /// are (no merge); returns how many (for copying a store).
+    fn import(&self, rollups: &[MinuteRollup]) -> Result<usize>;
+}
+
+/// Stores per-minute request rollups in the configured store
+/// (`logs/service_metrics.db` by default, PostgreSQL when `storage.url` says so).
 ///
 /// The service's background task calls [`record`](Self::record) about once a minute
 /// with what it aggregated in memory; rows of the same minute, endpoint and model merge.
 #[derive(Debug)]
 pub struct ServiceMetricsStore {
+    store: Box<dyn RollupStore>,
+}
+
+impl ServiceMetricsStore {
+    /// Opens the store of `home`, in its configured backend.
+    pub fn open(home: &Home) -> Result<Self> {
+        let store: Box<dyn RollupStore> = match crate::Storage::of(home)? {
+            crate::Storage::Embedded => Box::new(SqliteRollupStore::open(&home.service_db())?),
+            crate::Storage::Postgres(db) => Box::new(crate::PgRollupStore::open(&db)?),
+        };
+        Ok(Self::with_store(store))
+    }
+
+    /// Opens (creating or migrating) the SQLite database at `path`.
+    pub fn open_path(path: &Path) -> Result<Self> {
+        Ok(Self::with_store(Box::new(SqliteRollupStore::open(path)?)))
+    }
+
+    /// A metrics store over any backend.
+    pub fn with_store(store: Box<dyn RollupStore>) -> Self {
+        ServiceMetricsStore { store }
+    }
+
+    /// The database file or URL, for messages.
+    pub fn location(&self) -> String {
+        self.store.location()
+    }
+
+    /// Adds rollups, merging into existing rows of the same minute, endpoint and model,
+    /// in one transaction.
+    pub fn record(&self, rollups: &[MinuteRollup]) -> Result<()> {
+        self.store.record(rollups)
+    }
+
+    /// The rollups with `from <= minute < to`, optionally of one endpoint, oldest first.
+    pub fn rollups(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> Result<Vec<MinuteRollup>> {
+        self.store.rollups(from, to, endpoint)
+    }
+
+    /// Aggregates `from <= minute < to` (optionally one endpoint) into the metrics the
+    /// alert rules use.
+    pub fn window(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> Result<WindowMetrics> {
+        let mut hist = LatencyHistogram::new();
+        let (mut requests, mut errors, mut fallbacks) = (0u64, 0u64, 0u64);
+        for r in self.rollups(from, to, endpoint)? {
+            requests += r.request_count;
+            errors += r.error_count;
+            fallbacks += r.fallback_count;
+            hist.merge(&r.latency);
+        }
+        let rate = |n: u64| (requests > 0).then(|| n as f64 / requests as f64);
+        Ok(WindowMetrics {
+            from,
+            to,
+            request_count: requests,
+            error_count: errors,
+            fallback_count: fallbacks,
+            avg_latency_ms: hist.mean_ms(),
+            p50_latency_ms: hist.quantile_ms(0.5),
+            p95_latency_ms: hist.quantile_ms(0.95),
+            p99_latency_ms: hist.quantile_ms(0.99),
+            error_rate: rate(errors),
+            fallback_rate: rate(fallbacks),
+        })
+    }
+
+    /// Deletes rollups older than `cutoff` and returns how many rows went.
+    pub fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        self.store.prune_before(cutoff)
+    }
+}
+
+/// [`RollupStore`] in SQLite: `logs/service_metrics.db`, WAL mode.
+#[derive(Debug)]
+pub struct SqliteRollupStore {
     conn: Mutex<Connection>,
     path: PathBuf,
 }
 
-impl ServiceMetricsStore {
-    /// Opens the store of `home` (`logs/service_metrics.db`).
-    pub fn open(home: &Home) -> Result<Self> {
-        Self::open_path(&home.service_db())
-    }
-
+impl SqliteRollupStore {
     /// Opens (creating or migrating) the database at `path`.
-    pub fn open_path(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path) -> Result<Self> {
         let conn = db::open(path, &[SERVICE_SCHEMA])?;
-        Ok(ServiceMetricsStore {
+        Ok(SqliteRollupStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
         })
@@ -137,10 +242,53 @@ impl ServiceMetricsStore {
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    /// Adds rollups, merging into existing rows of the same minute, endpoint and model,
-    /// in one transaction.
-    pub fn record(&self, rollups: &[MinuteRollup]) -> Result<()> {
+impl RollupStore for SqliteRollupStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn import(&self, rollups: &[MinuteRollup]) -> Result<usize> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        let mut n = 0;
+        for r in rollups {
+            let h = &r.latency;
+            n += tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO request_rollups (minute, endpoint, model_id, \
+                     request_count, error_count, fallback_count, latency_sum_ms, latency_min_ms, \
+                     latency_max_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_hist) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        format_timestamp(truncate_minute(r.minute)),
+                        r.endpoint,
+                        r.model_id,
+                        to_i64(r.request_count),
+                        to_i64(r.error_count),
+                        to_i64(r.fallback_count),
+                        h.sum_ms(),
+                        h.min_ms(),
+                        h.max_ms(),
+                        h.quantile_ms(0.5),
+                        h.quantile_ms(0.95),
+                        h.quantile_ms(0.99),
+                        buckets_json(h),
+                    ])
+                })
+                .map_err(&on)?;
+        }
+        tx.commit().map_err(&on)?;
+        Ok(n)
+    }
+
+    fn record(&self, rollups: &[MinuteRollup]) -> Result<()> {
         let mut conn = self.conn();
         let on = db::on(&self.path);
         let tx = conn
@@ -206,8 +354,7 @@ impl ServiceMetricsStore {
         tx.commit().map_err(&on)
     }
 
-    /// The rollups with `from <= minute < to`, optionally of one endpoint, oldest first.
-    pub fn rollups(
+    fn rollups(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
@@ -265,40 +412,7 @@ impl ServiceMetricsStore {
             .collect()
     }
 
-    /// Aggregates `from <= minute < to` (optionally one endpoint) into the metrics the
-    /// alert rules use.
-    pub fn window(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        endpoint: Option<&str>,
-    ) -> Result<WindowMetrics> {
-        let mut hist = LatencyHistogram::new();
-        let (mut requests, mut errors, mut fallbacks) = (0u64, 0u64, 0u64);
-        for r in self.rollups(from, to, endpoint)? {
-            requests += r.request_count;
-            errors += r.error_count;
-            fallbacks += r.fallback_count;
-            hist.merge(&r.latency);
-        }
-        let rate = |n: u64| (requests > 0).then(|| n as f64 / requests as f64);
-        Ok(WindowMetrics {
-            from,
-            to,
-            request_count: requests,
-            error_count: errors,
-            fallback_count: fallbacks,
-            avg_latency_ms: hist.mean_ms(),
-            p50_latency_ms: hist.quantile_ms(0.5),
-            p95_latency_ms: hist.quantile_ms(0.95),
-            p99_latency_ms: hist.quantile_ms(0.99),
-            error_rate: rate(errors),
-            fallback_rate: rate(fallbacks),
-        })
-    }
-
-    /// Deletes rollups older than `cutoff` and returns how many rows went.
-    pub fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+    fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
         self.conn()
             .execute(
                 "DELETE FROM request_rollups WHERE minute < ?1",
@@ -313,11 +427,11 @@ pub fn truncate_minute(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(TimeDelta::minutes(1)).unwrap_or(t)
 }
 
-fn buckets_json(h: &LatencyHistogram) -> String {
+pub(crate) fn buckets_json(h: &LatencyHistogram) -> String {
     serde_json::to_string(h.buckets()).unwrap_or_else(|_| "[]".to_owned())
 }
 
-fn stored_histogram(
+pub(crate) fn stored_histogram(
     path: &Path,
     sum: f64,
     min: Option<f64>,
@@ -337,11 +451,11 @@ fn stored_histogram(
     ))
 }
 
-fn to_u64(v: i64) -> u64 {
+pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-fn to_i64(v: u64) -> i64 {
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -349,6 +463,46 @@ fn to_i64(v: u64) -> i64 {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone};
+
+    type Maker = fn() -> (Box<dyn std::any::Any>, ServiceMetricsStore);
+
+    fn sqlite() -> (Box<dyn std::any::Any>, ServiceMetricsStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServiceMetricsStore::open_path(&dir.path().join("service_metrics.db")).unwrap();
+        (Box::new(dir), store)
+    }
+
+    fn postgres() -> (Box<dyn std::any::Any>, ServiceMetricsStore) {
+        let pg = recops_testkit::PgCluster::shared().unwrap();
+        let db = crate::PgDatabase::connect_new(&pg.fresh_database()).unwrap();
+        let store =
+            ServiceMetricsStore::with_store(Box::new(crate::PgRollupStore::open(&db).unwrap()));
+        (Box::new(db), store)
+    }
+
+    /// The same test bodies over both backends (PostgreSQL skips only when it is not
+    /// installed and not required).
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod on_sqlite {
+                $(#[test] fn $name() { super::$name(super::sqlite) })*
+            }
+            mod on_postgres {
+                $(#[test] fn $name() {
+                    if recops_testkit::PgCluster::shared().is_some() {
+                        super::$name(super::postgres)
+                    }
+                })*
+            }
+        };
+    }
+
+    on_both_backends!(
+        window_metrics_merge_minutes_and_skip_other_endpoints,
+        rows_of_the_same_minute_merge,
+        an_empty_window_has_no_rates_and_fires_nothing,
+        prune_removes_old_minutes,
+    );
 
     fn rollup(
         minute: DateTime<Utc>,
@@ -370,10 +524,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn window_metrics_merge_minutes_and_skip_other_endpoints() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ServiceMetricsStore::open_path(&dir.path().join("service_metrics.db")).unwrap();
+    fn window_metrics_merge_minutes_and_skip_other_endpoints(maker: Maker) {
+        let (_d, store) = maker();
         let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
         // 10:00 minute: 100 requests at 10 ms; 10:01: 100 at 400 ms; /health ignored.
         store
@@ -423,10 +575,8 @@ mod tests {
         assert_eq!(w2.avg_latency_ms, Some(400.0));
     }
 
-    #[test]
-    fn rows_of_the_same_minute_merge() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ServiceMetricsStore::open_path(&dir.path().join("s.db")).unwrap();
+    fn rows_of_the_same_minute_merge(maker: Maker) {
+        let (_d, store) = maker();
         let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
         store
             .record(&[rollup(t0, "/recommend", &[5.0, 5.0], 0, 1)])
@@ -449,10 +599,8 @@ mod tests {
         assert_eq!(rows[0].minute, t0);
     }
 
-    #[test]
-    fn an_empty_window_has_no_rates_and_fires_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ServiceMetricsStore::open_path(&dir.path().join("s.db")).unwrap();
+    fn an_empty_window_has_no_rates_and_fires_nothing(maker: Maker) {
+        let (_d, store) = maker();
         let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
         let w = store.window(t0, t0 + Duration::hours(1), None).unwrap();
         assert_eq!(w.request_count, 0);
@@ -460,10 +608,8 @@ mod tests {
         assert_eq!(w.alert_metrics().len(), 1);
     }
 
-    #[test]
-    fn prune_removes_old_minutes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ServiceMetricsStore::open_path(&dir.path().join("s.db")).unwrap();
+    fn prune_removes_old_minutes(maker: Maker) {
+        let (_d, store) = maker();
         let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
         store
             .record(&[

@@ -221,32 +221,95 @@ pub struct IterationMetric {
     pub wall_time_seconds: Option<f64>,
 }
 
-/// Records training runs and every iteration in SQLite (`logs/training_metrics.db`).
+/// Where training runs and their iterations are kept: the spec's `training_runs` and
+/// `iteration_metrics` tables in SQLite ([`SqliteTrainingStore`],
+/// `logs/training_metrics.db`) or PostgreSQL ([`PgTrainingStore`](crate::PgTrainingStore)).
+/// [`TrainingTracker`] adds ids, names and the clock; callers use the tracker.
+pub trait TrainingStore: Send + Sync + fmt::Debug {
+    /// The file or URL, for messages.
+    fn location(&self) -> String;
+    /// Inserts a new run row as it is.
+    fn insert(&self, run: &TrainingRun) -> Result<()>;
+    /// Adds an iteration to a running run (checked in the same transaction).
+    fn log_iteration(&self, run_id: &str, it: &IterationRecord, at: &str) -> Result<()>;
+    /// Marks a running run `completed` with its evaluation.
+    fn complete(&self, run_id: &str, outcome: &TrainingOutcome, at: &str) -> Result<()>;
+    /// Marks a running run `failed`.
+    fn fail(&self, run_id: &str, at: &str) -> Result<()>;
+    /// Sets model id, registration time and registry status; false when no such run.
+    fn attach_registry(
+        &self,
+        run_id: &str,
+        model_id: &str,
+        at: &str,
+        status: RegistryStatus,
+    ) -> Result<bool>;
+    /// Sets the registry status of the runs of `model_id`; returns how many.
+    fn set_registry_status(&self, model_id: &str, status: RegistryStatus) -> Result<usize>;
+    /// The run with this id.
+    fn get(&self, run_id: &str) -> Result<Option<TrainingRun>>;
+    /// Newest first, optionally of one model type.
+    fn list(&self, model_type: Option<&str>, limit: usize) -> Result<Vec<TrainingRun>>;
+    /// Deletes finished runs (and iterations) started before `cutoff` whose model is
+    /// not active; returns how many runs.
+    fn prune_finished_before(&self, cutoff: &str) -> Result<usize>;
+    /// The iterations of a run in order.
+    fn iterations(&self, run_id: &str) -> Result<Vec<IterationMetric>>;
+    /// Up to `limit` runs with `run_id > after`, by `run_id` (for copying a store).
+    fn export(&self, after: Option<&str>, limit: usize) -> Result<Vec<TrainingRun>>;
+    /// Inserts `run` and its iterations (as they are) unless the run id exists;
+    /// returns whether it was inserted.
+    fn import(&self, run: &TrainingRun, iterations: &[IterationMetric]) -> Result<bool>;
+}
+
+/// Records training runs and every iteration, in the configured store (SQLite
+/// `logs/training_metrics.db` by default, PostgreSQL when `storage.url` says so).
 #[derive(Debug)]
 pub struct TrainingTracker {
-    conn: Mutex<Connection>,
-    path: PathBuf,
+    store: Box<dyn TrainingStore>,
     clock: SharedClock,
 }
 
 impl TrainingTracker {
-    /// Opens the tracker of `home` (`logs/training_metrics.db`) with the system clock.
+    /// Opens the tracker of `home` with the system clock, in its configured store.
     pub fn open(home: &Home) -> Result<Self> {
-        Self::open_path(&home.training_db(), SystemClock::shared())
+        Self::open_home(home, SystemClock::shared())
     }
 
-    /// Opens (creating or migrating) the database at `path`.
+    /// [`open`](Self::open) with a clock.
+    pub fn open_home(home: &Home, clock: SharedClock) -> Result<Self> {
+        let store: Box<dyn TrainingStore> = match crate::Storage::of(home)? {
+            crate::Storage::Embedded => Box::new(SqliteTrainingStore::open(&home.training_db())?),
+            crate::Storage::Postgres(db) => Box::new(crate::PgTrainingStore::open(&db)?),
+        };
+        Ok(Self::with_store(store, clock))
+    }
+
+    /// Opens (creating or migrating) the SQLite database at `path`.
     pub fn open_path(path: &Path, clock: SharedClock) -> Result<Self> {
-        let conn = db::open(path, &[TRAINING_SCHEMA])?;
-        Ok(TrainingTracker {
-            conn: Mutex::new(conn),
-            path: path.to_path_buf(),
+        Ok(Self::with_store(
+            Box::new(SqliteTrainingStore::open(path)?),
             clock,
-        })
+        ))
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    /// A tracker over any store.
+    pub fn with_store(store: Box<dyn TrainingStore>, clock: SharedClock) -> Self {
+        TrainingTracker { store, clock }
+    }
+
+    /// The database file or URL, for messages.
+    pub fn location(&self) -> String {
+        self.store.location()
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &dyn TrainingStore {
+        self.store.as_ref()
+    }
+
+    fn now(&self) -> String {
+        format_timestamp(self.clock.now())
     }
 
     /// Starts a run (`status = running`) and returns its id, `train_{model_type}_{12 hex}`.
@@ -257,25 +320,176 @@ impl TrainingTracker {
             run.model_type,
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        self.conn()
-            .execute(
-                "INSERT INTO training_runs (run_id, model_type, started_at, status, hyperparameters, \
-                 data_version, git_commit) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6)",
-                params![
-                    run_id,
-                    run.model_type,
-                    format_timestamp(self.clock.now()),
-                    run.hyperparameters.to_string(),
-                    run.data_version,
-                    run.git_commit
-                ],
-            )
-            .map_err(db::on(&self.path))?;
+        self.store.insert(&TrainingRun {
+            run_id: run_id.clone(),
+            model_type: Some(run.model_type.clone()),
+            started_at: Some(self.now()),
+            completed_at: None,
+            status: Some(TrainingStatus::Running),
+            hyperparameters: run.hyperparameters.clone(),
+            recall_at_10: None,
+            ndcg_at_10: None,
+            coverage: None,
+            baseline_recall_at_10: None,
+            improvement_pct: None,
+            training_time_seconds: None,
+            data_version: run.data_version.clone(),
+            git_commit: run.git_commit.clone(),
+            artifacts_path: None,
+            model_id: None,
+            registered_at: None,
+            registry_status: None,
+        })?;
         Ok(run_id)
     }
 
     /// Records one iteration of a running run.
     pub fn log_iteration(&self, run_id: &str, it: &IterationRecord) -> Result<()> {
+        self.store.log_iteration(run_id, it, &self.now())
+    }
+
+    /// Marks a running run `completed` with its evaluation.
+    pub fn complete_run(&self, run_id: &str, outcome: &TrainingOutcome) -> Result<()> {
+        self.store.complete(run_id, outcome, &self.now())
+    }
+
+    /// Marks a running run `failed`. (The spec's table has no error column: the reason
+    /// goes to the pipeline run and the training log.)
+    pub fn fail_run(&self, run_id: &str) -> Result<()> {
+        self.store.fail(run_id, &self.now())
+    }
+
+    /// Records the registry outcome of a run: its model id, status and the time now.
+    pub fn attach_registry(
+        &self,
+        run_id: &str,
+        model_id: &str,
+        status: RegistryStatus,
+    ) -> Result<()> {
+        if !self
+            .store
+            .attach_registry(run_id, model_id, &self.now(), status)?
+        {
+            return Err(Error::RunNotFound {
+                run_id: run_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Updates the registry status of every run that produced `model_id` (when a model
+    /// is archived). Returns the number of rows changed.
+    pub fn set_registry_status(&self, model_id: &str, status: RegistryStatus) -> Result<usize> {
+        self.store.set_registry_status(model_id, status)
+    }
+
+    /// The run with this id.
+    pub fn get_run(&self, run_id: &str) -> Result<Option<TrainingRun>> {
+        self.store.get(run_id)
+    }
+
+    /// Runs, newest first, optionally of one model type.
+    pub fn list_runs(&self, model_type: Option<&str>, limit: usize) -> Result<Vec<TrainingRun>> {
+        self.store.list(model_type, limit)
+    }
+
+    /// Deletes training runs that finished before `cutoff` and their iterations, except
+    /// runs whose model is still active in the registry; returns how many runs.
+    pub fn prune_finished_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+        self.store.prune_finished_before(&format_timestamp(cutoff))
+    }
+
+    /// The iterations of a run, in order.
+    pub fn iterations(&self, run_id: &str) -> Result<Vec<IterationMetric>> {
+        self.store.iterations(run_id)
+    }
+}
+
+/// Checks a stored training status allows one more write.
+pub(crate) fn check_running(run_id: &str, status: Option<Option<String>>) -> Result<()> {
+    match status {
+        None => Err(Error::RunNotFound {
+            run_id: run_id.to_owned(),
+        }),
+        Some(Some(s)) if s == TrainingStatus::Running.as_str() => Ok(()),
+        Some(s) => Err(Error::RunAlreadyFinished {
+            run_id: run_id.to_owned(),
+            status: s.unwrap_or_default(),
+        }),
+    }
+}
+
+/// The SQL deciding which runs `prune_finished_before` deletes (`$1`/`?1` = cutoff).
+pub(crate) const PRUNABLE: &str = "started_at < ?1 AND status != 'running' \
+     AND (registry_status IS NULL OR registry_status != 'active')";
+
+/// [`TrainingStore`] in SQLite: `logs/training_metrics.db`.
+#[derive(Debug)]
+pub struct SqliteTrainingStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl SqliteTrainingStore {
+    /// Opens (creating or migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = db::open(path, &[TRAINING_SCHEMA])?;
+        Ok(SqliteTrainingStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+const INSERT_TRAINING: &str = "INSERT INTO training_runs (run_id, model_type, started_at, \
+    completed_at, status, hyperparameters, recall_at_10, ndcg_at_10, coverage, \
+    baseline_recall_at_10, improvement_pct, training_time_seconds, data_version, git_commit, \
+    artifacts_path, model_id, registered_at, registry_status) VALUES \
+    (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+
+fn insert_sqlite(c: &Connection, run: &TrainingRun, or_ignore: bool) -> rusqlite::Result<usize> {
+    let sql = if or_ignore {
+        INSERT_TRAINING.replacen("INSERT INTO", "INSERT OR IGNORE INTO", 1)
+    } else {
+        INSERT_TRAINING.to_owned()
+    };
+    c.prepare_cached(&sql)?.execute(params![
+        run.run_id,
+        run.model_type,
+        run.started_at,
+        run.completed_at,
+        run.status.map(TrainingStatus::as_str),
+        run.hyperparameters.to_string(),
+        run.recall_at_10,
+        run.ndcg_at_10,
+        run.coverage,
+        run.baseline_recall_at_10,
+        run.improvement_pct,
+        run.training_time_seconds,
+        run.data_version,
+        run.git_commit,
+        run.artifacts_path,
+        run.model_id,
+        run.registered_at,
+        run.registry_status.map(RegistryStatus::as_str),
+    ])
+}
+
+impl TrainingStore for SqliteTrainingStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn insert(&self, run: &TrainingRun) -> Result<()> {
+        insert_sqlite(&self.conn(), run, false).map_err(db::on(&self.path))?;
+        Ok(())
+    }
+
+    fn log_iteration(&self, run_id: &str, it: &IterationRecord, at: &str) -> Result<()> {
         let mut conn = self.conn();
         let on = db::on(&self.path);
         let tx = conn
@@ -290,7 +504,7 @@ impl TrainingTracker {
             st.execute(params![
                 run_id,
                 it.iteration,
-                format_timestamp(self.clock.now()),
+                at,
                 it.loss,
                 it.validation_recall,
                 it.validation_ndcg,
@@ -301,8 +515,7 @@ impl TrainingTracker {
         tx.commit().map_err(&on)
     }
 
-    /// Marks a running run `completed` with its evaluation.
-    pub fn complete_run(&self, run_id: &str, outcome: &TrainingOutcome) -> Result<()> {
+    fn complete(&self, run_id: &str, outcome: &TrainingOutcome, at: &str) -> Result<()> {
         let mut conn = self.conn();
         let on = db::on(&self.path);
         let tx = conn
@@ -314,7 +527,7 @@ impl TrainingTracker {
              ndcg_at_10 = ?3, coverage = ?4, baseline_recall_at_10 = ?5, improvement_pct = ?6, \
              training_time_seconds = ?7, artifacts_path = ?8 WHERE run_id = ?9",
             params![
-                format_timestamp(self.clock.now()),
+                at,
                 outcome.recall_at_10,
                 outcome.ndcg_at_10,
                 outcome.coverage,
@@ -329,9 +542,7 @@ impl TrainingTracker {
         tx.commit().map_err(&on)
     }
 
-    /// Marks a running run `failed`. (The spec's table has no error column: the reason
-    /// goes to the pipeline run and the training log.)
-    pub fn fail_run(&self, run_id: &str) -> Result<()> {
+    fn fail(&self, run_id: &str, at: &str) -> Result<()> {
         let mut conn = self.conn();
         let on = db::on(&self.path);
         let tx = conn
@@ -340,43 +551,31 @@ impl TrainingTracker {
         require_running(&tx, run_id, &self.path)?;
         tx.execute(
             "UPDATE training_runs SET status = 'failed', completed_at = ?1 WHERE run_id = ?2",
-            params![format_timestamp(self.clock.now()), run_id],
+            params![at, run_id],
         )
         .map_err(&on)?;
         tx.commit().map_err(&on)
     }
 
-    /// Records the registry outcome of a run: its model id, status and the time now.
-    pub fn attach_registry(
+    fn attach_registry(
         &self,
         run_id: &str,
         model_id: &str,
+        at: &str,
         status: RegistryStatus,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let n = self
             .conn()
             .execute(
                 "UPDATE training_runs SET model_id = ?1, registered_at = ?2, registry_status = ?3 \
                  WHERE run_id = ?4",
-                params![
-                    model_id,
-                    format_timestamp(self.clock.now()),
-                    status.as_str(),
-                    run_id
-                ],
+                params![model_id, at, status.as_str(), run_id],
             )
             .map_err(db::on(&self.path))?;
-        if n == 0 {
-            return Err(Error::RunNotFound {
-                run_id: run_id.to_owned(),
-            });
-        }
-        Ok(())
+        Ok(n > 0)
     }
 
-    /// Updates the registry status of every run that produced `model_id` (when a model
-    /// is archived). Returns the number of rows changed.
-    pub fn set_registry_status(&self, model_id: &str, status: RegistryStatus) -> Result<usize> {
+    fn set_registry_status(&self, model_id: &str, status: RegistryStatus) -> Result<usize> {
         self.conn()
             .execute(
                 "UPDATE training_runs SET registry_status = ?1 WHERE model_id = ?2",
@@ -385,16 +584,14 @@ impl TrainingTracker {
             .map_err(db::on(&self.path))
     }
 
-    /// The run with this id.
-    pub fn get_run(&self, run_id: &str) -> Result<Option<TrainingRun>> {
+    fn get(&self, run_id: &str) -> Result<Option<TrainingRun>> {
         self.conn()
             .prepare_cached(&format!("{SELECT_TRAINING} WHERE run_id = ?1"))
             .and_then(|mut st| st.query_row([run_id], read_training).optional())
             .map_err(db::on(&self.path))
     }
 
-    /// Runs, newest first, optionally of one model type.
-    pub fn list_runs(&self, model_type: Option<&str>, limit: usize) -> Result<Vec<TrainingRun>> {
+    fn list(&self, model_type: Option<&str>, limit: usize) -> Result<Vec<TrainingRun>> {
         let conn = self.conn();
         let mut st = conn
             .prepare_cached(&format!(
@@ -408,35 +605,29 @@ impl TrainingTracker {
             .map_err(db::on(&self.path))
     }
 
-    /// Deletes training runs that finished before `cutoff` and their iterations, except
-    /// runs whose model is still active in the registry; returns how many runs.
-    pub fn prune_finished_before(&self, cutoff: DateTime<Utc>) -> Result<usize> {
+    fn prune_finished_before(&self, cutoff: &str) -> Result<usize> {
         let mut conn = self.conn();
         let on = db::on(&self.path);
         let tx = conn.transaction().map_err(&on)?;
-        let cutoff = format_timestamp(cutoff);
-        let which = "started_at < ?1 AND status != 'running' \
-                     AND (registry_status IS NULL OR registry_status != 'active')";
         tx.execute(
             &format!(
                 "DELETE FROM iteration_metrics WHERE run_id IN \
-                 (SELECT run_id FROM training_runs WHERE {which})"
+                 (SELECT run_id FROM training_runs WHERE {PRUNABLE})"
             ),
-            [&cutoff],
+            [cutoff],
         )
         .map_err(&on)?;
         let n = tx
             .execute(
-                &format!("DELETE FROM training_runs WHERE {which}"),
-                [&cutoff],
+                &format!("DELETE FROM training_runs WHERE {PRUNABLE}"),
+                [cutoff],
             )
             .map_err(&on)?;
         tx.commit().map_err(&on)?;
         Ok(n)
     }
 
-    /// The iterations of a run, in order.
-    pub fn iterations(&self, run_id: &str) -> Result<Vec<IterationMetric>> {
+    fn iterations(&self, run_id: &str) -> Result<Vec<IterationMetric>> {
         let conn = self.conn();
         let mut st = conn
             .prepare_cached(
@@ -459,6 +650,51 @@ impl TrainingTracker {
         .and_then(|rows| rows.collect())
         .map_err(db::on(&self.path))
     }
+
+    fn export(&self, after: Option<&str>, limit: usize) -> Result<Vec<TrainingRun>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(&format!(
+                "{SELECT_TRAINING} WHERE (?1 IS NULL OR run_id > ?1) ORDER BY run_id LIMIT ?2"
+            ))
+            .map_err(db::on(&self.path))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        st.query_map(params![after, limit], read_training)
+            .and_then(|rows| rows.collect())
+            .map_err(db::on(&self.path))
+    }
+
+    fn import(&self, run: &TrainingRun, iterations: &[IterationMetric]) -> Result<bool> {
+        let mut conn = self.conn();
+        let on = db::on(&self.path);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&on)?;
+        let inserted = insert_sqlite(&tx, run, true).map_err(&on)? > 0;
+        if inserted {
+            for it in iterations {
+                tx.prepare_cached(
+                    "INSERT INTO iteration_metrics (run_id, iteration, timestamp, loss, \
+                     validation_recall, validation_ndcg, wall_time_seconds) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        it.run_id,
+                        it.iteration,
+                        it.timestamp,
+                        it.loss,
+                        it.validation_recall,
+                        it.validation_ndcg,
+                        it.wall_time_seconds
+                    ])
+                })
+                .map_err(&on)?;
+            }
+        }
+        tx.commit().map_err(&on)?;
+        Ok(inserted)
+    }
 }
 
 fn require_running(tx: &rusqlite::Transaction<'_>, run_id: &str, path: &Path) -> Result<()> {
@@ -470,16 +706,7 @@ fn require_running(tx: &rusqlite::Transaction<'_>, run_id: &str, path: &Path) ->
         )
         .optional()
         .map_err(db::on(path))?;
-    match status {
-        None => Err(Error::RunNotFound {
-            run_id: run_id.to_owned(),
-        }),
-        Some(Some(s)) if s == TrainingStatus::Running.as_str() => Ok(()),
-        Some(s) => Err(Error::RunAlreadyFinished {
-            run_id: run_id.to_owned(),
-            status: s.unwrap_or_default(),
-        }),
-    }
+    check_running(run_id, status)
 }
 
 const SELECT_TRAINING: &str = "SELECT run_id, model_type, started_at, completed_at, status, \
@@ -520,12 +747,104 @@ mod tests {
     use recops_core::FixedClock;
     use serde_json::json;
 
-    fn tracker() -> (tempfile::TempDir, FixedClock, TrainingTracker) {
+    type Fixture = (Box<dyn std::any::Any>, FixedClock, TrainingTracker);
+    type Maker = fn() -> Fixture;
+
+    fn start_clock() -> FixedClock {
+        FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap())
+    }
+
+    fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let clock = FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap());
+        let clock = start_clock();
         let t = TrainingTracker::open_path(&dir.path().join("training_metrics.db"), clock.shared())
             .unwrap();
-        (dir, clock, t)
+        (Box::new(dir), clock, t)
+    }
+
+    fn postgres() -> Fixture {
+        let pg = recops_testkit::PgCluster::shared().unwrap();
+        let db = crate::PgDatabase::connect_new(&pg.fresh_database()).unwrap();
+        let clock = start_clock();
+        let t = TrainingTracker::with_store(
+            Box::new(crate::PgTrainingStore::open(&db).unwrap()),
+            clock.shared(),
+        );
+        (Box::new(db), clock, t)
+    }
+
+    /// The same test bodies over both backends (PostgreSQL skips only when it is not
+    /// installed and not required).
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod on_sqlite {
+                $(#[test] fn $name() { super::$name(super::sqlite) })*
+            }
+            mod on_postgres {
+                $(#[test] fn $name() {
+                    if recops_testkit::PgCluster::shared().is_some() {
+                        super::$name(super::postgres)
+                    }
+                })*
+            }
+        };
+    }
+
+    on_both_backends!(
+        a_run_with_iterations_evaluation_and_registration,
+        finished_runs_take_no_more_iterations_and_missing_runs_are_errors,
+        list_runs_filters_by_type_newest_first,
+        export_import_and_prune_keep_active_models,
+    );
+
+    fn export_import_and_prune_keep_active_models(tracker: Maker) {
+        let (_d, clock, t) = tracker();
+        let a = t.start_run(&new_run()).unwrap();
+        for i in 1..=3 {
+            t.log_iteration(
+                &a,
+                &IterationRecord {
+                    iteration: i,
+                    loss: Some(1.0 / f64::from(i)),
+                    wall_time_seconds: 0.5,
+                    ..IterationRecord::default()
+                },
+            )
+            .unwrap();
+        }
+        t.complete_run(&a, &TrainingOutcome::default()).unwrap();
+        t.attach_registry(&a, "als_20250115_103000", RegistryStatus::Active)
+            .unwrap();
+        let b = t.start_run(&new_run()).unwrap();
+        t.fail_run(&b).unwrap();
+        let runs = t.store().export(None, 10).unwrap();
+        assert_eq!(runs.len(), 2);
+        let (_d2, _c2, other) = tracker();
+        for r in &runs {
+            let its = t.iterations(&r.run_id).unwrap();
+            assert!(other.store().import(r, &its).unwrap());
+            assert!(!other.store().import(r, &its).unwrap(), "imported twice");
+        }
+        assert_eq!(other.store().export(None, 10).unwrap(), runs);
+        let copied: Vec<_> = other
+            .iterations(&a)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.iteration, i.loss, i.timestamp))
+            .collect();
+        let orig: Vec<_> = t
+            .iterations(&a)
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.iteration, i.loss, i.timestamp))
+            .collect();
+        assert_eq!(copied, orig);
+        clock.advance(Duration::days(30));
+        // The failed run goes with its iterations; the active model's run stays.
+        let cut = recops_core::Clock::now(&clock);
+        assert_eq!(t.prune_finished_before(cut).unwrap(), 1);
+        assert!(t.get_run(&b).unwrap().is_none());
+        assert_eq!(t.iterations(&a).unwrap().len(), 3);
     }
 
     fn new_run() -> NewTrainingRun {
@@ -537,8 +856,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_run_with_iterations_evaluation_and_registration() {
+    fn a_run_with_iterations_evaluation_and_registration(tracker: Maker) {
         let (_d, clock, t) = tracker();
         let id = t.start_run(&new_run()).unwrap();
         for i in 1..=3 {
@@ -594,8 +912,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn finished_runs_take_no_more_iterations_and_missing_runs_are_errors() {
+    fn finished_runs_take_no_more_iterations_and_missing_runs_are_errors(tracker: Maker) {
         let (_d, _c, t) = tracker();
         let id = t.start_run(&new_run()).unwrap();
         t.fail_run(&id).unwrap();
@@ -619,8 +936,7 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn list_runs_filters_by_type_newest_first() {
+    fn list_runs_filters_by_type_newest_first(tracker: Maker) {
         let (_d, clock, t) = tracker();
         let a = t.start_run(&new_run()).unwrap();
         clock.advance(Duration::seconds(1));
@@ -650,7 +966,8 @@ mod tests {
 
     #[test]
     fn schema_has_the_spec_columns() {
-        let (_d, _c, t) = tracker();
+        let dir = tempfile::tempdir().unwrap();
+        let t = SqliteTrainingStore::open(&dir.path().join("t.db")).unwrap();
         let cols = |table: &str| -> Vec<(String, String)> {
             t.conn()
                 .prepare(&format!("PRAGMA table_info({table})"))

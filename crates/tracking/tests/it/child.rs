@@ -14,6 +14,11 @@ const COUNT: &str = "RECOPS_TEST_CHILD_COUNT";
 
 /// Starts this test binary as a child with `role` on `path`.
 pub(crate) fn spawn(role: &str, path: &Path, count: usize) -> Child {
+    spawn_with(role, path, count, &[])
+}
+
+/// [`spawn`] with extra environment variables.
+pub(crate) fn spawn_with(role: &str, path: &Path, count: usize, env: &[(&str, &str)]) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -25,6 +30,7 @@ pub(crate) fn spawn(role: &str, path: &Path, count: usize) -> Child {
         .env(ROLE, role)
         .env(PATH, path)
         .env(COUNT, count.to_string())
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -68,6 +74,33 @@ fn entry() {
                     .unwrap();
             }
             println!("RESULT done");
+        }
+        "track_home" => {
+            // The store `storage.url` / RECOPS_STORAGE_URL of this home names.
+            let home = recops_core::Home::new(&path);
+            let tracker = PipelineTracker::open(&home).unwrap();
+            let mut errors = 0;
+            for i in 0..count {
+                let id = tracker.start_run(
+                    "data_refresh",
+                    json!({"pid": std::process::id(), "i": i, "home": path}),
+                );
+                let Ok(id) = id else {
+                    errors += 1;
+                    continue;
+                };
+                if tracker
+                    .complete_run(&id, json!({"records_processed": i}))
+                    .is_err()
+                {
+                    errors += 1;
+                }
+                // Readers at the same time as the writers.
+                if i % 50 == 0 && tracker.get_stats(1).is_err() {
+                    errors += 1;
+                }
+            }
+            println!("RESULT done {errors}");
         }
         "hold_lock" | "try_lock" => {
             let lock =

@@ -6,3 +6,4 @@
 mod child;
 mod locks;
 mod multiprocess;
+mod pg_schema;
