@@ -11,6 +11,7 @@ mod ops;
 mod ops_scheduled;
 mod pipeline;
 mod postgres;
+mod replicas;
 mod scheduler;
 mod stats;
 mod support;

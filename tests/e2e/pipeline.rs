@@ -13,16 +13,17 @@ use recops_registry::{NewModel, Registry};
 use recops_tracking::{PipelineTracker, RunStatus, TrainingStatus, TrainingTracker};
 use serde_json::Value;
 
-fn bin(path: &str, home: &Path) -> Command {
+pub(crate) fn bin(path: &str, home: &Path) -> Command {
     let mut c = crate::support::command(path);
     c.arg("--home")
         .arg(home)
         .env_remove("RECOPS_SERVICE_URL")
+        .env_remove("RECOPS_SERVICE_URLS")
         .env_remove("RECOPS_ADMIN_TOKEN");
     c
 }
 
-fn run(c: &mut Command) -> (i32, Value, String) {
+pub(crate) fn run(c: &mut Command) -> (i32, Value, String) {
     let out = c.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
@@ -34,7 +35,7 @@ fn run(c: &mut Command) -> (i32, Value, String) {
 /// `recommender service listening addr=...` line of its log on stderr. The caller kills
 /// and waits for the child.
 #[allow(clippy::zombie_processes)]
-fn start_recommender(home: &Path) -> (Child, String) {
+pub(crate) fn start_recommender(home: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recommender"))
         .arg("--home")
         .arg(home)
@@ -67,7 +68,7 @@ fn start_recommender(home: &Path) -> (Child, String) {
     }
 }
 
-fn health_model_id(url: &str) -> Option<String> {
+pub(crate) fn health_model_id(url: &str) -> Option<String> {
     recops_core::tls::install_crypto_provider();
     let v: Value = reqwest::blocking::get(format!("{url}/health"))
         .ok()?

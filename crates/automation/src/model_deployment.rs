@@ -27,7 +27,8 @@ pub const DEFAULT_TEST_USERS: usize = 10;
 pub struct DeployJobOptions {
     /// The model to deploy; `None` = the registry's `current_best`.
     pub model_id: Option<ModelId>,
-    /// The service; `None` = `service.url` of `config/recops.yaml`.
+    /// The service (one replica); `None` = every replica of `service.urls` (default
+    /// `service.url`) of `config/recops.yaml`.
     pub service_url: Option<String>,
     /// Verify from outside after the reload (spec default true).
     pub verify: bool,
@@ -160,7 +161,15 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(Option<ModelId>, Depl
     let config = RecopsConfig::load(home)?;
     let deployer = Deployer::new(
         DeployOptions {
-            service_url: options.service_url.clone().unwrap_or(config.service.url),
+            // `--service-url` names one replica; else every replica of `service.urls`.
+            service_url: options
+                .service_url
+                .clone()
+                .unwrap_or_else(|| config.service.url.clone()),
+            service_urls: match &options.service_url {
+                Some(_) => Vec::new(),
+                None => config.service.urls(),
+            },
             verify: options.verify,
             rollback_on_failure: options.rollback_on_failure,
             admin_token: std::env::var("RECOPS_ADMIN_TOKEN")

@@ -65,13 +65,29 @@ fn model(id: &str, broken_user: Option<usize>) -> ModelParts {
 }
 
 fn start(initial: Option<&str>) -> RunningService {
+    start_replica(initial, &[])
+}
+
+/// A replica whose models are those of [`start`], changed by `overrides`: a model id with
+/// `Some(user)` is built broken for that user, with `None` it is missing (its reload
+/// answers 404).
+fn start_replica(initial: Option<&str>, overrides: &[(&str, Option<usize>)]) -> RunningService {
     let mut models = HashMap::new();
     for (id, broken) in [
         ("als_20250110_090000", None),
         ("als_20250115_100000", None),
         ("bpr_20250116_100000", Some(10)),
+        ("als_20250117_100000", None),
     ] {
-        models.insert(mid(id), model(id, broken));
+        match overrides.iter().find(|(o, _)| *o == id) {
+            Some((_, None)) => {}
+            Some((_, Some(user))) => {
+                models.insert(mid(id), model(id, Some(*user)));
+            }
+            None => {
+                models.insert(mid(id), model(id, broken));
+            }
+        }
     }
     let source = Arc::new(Models(models, initial.map(mid)));
     RunningService::start(
@@ -231,4 +247,104 @@ fn a_wrong_admin_token_fails_the_deployment_with_the_reason() {
     let out = d.deploy(&mid("als_20250115_100000"), &users).unwrap();
     assert_eq!(out.result, DeployResult::Failed);
     assert!(out.record.unwrap().reason.unwrap().contains("401"));
+}
+
+fn replicas_deployer(urls: Vec<String>, dir: &std::path::Path) -> Deployer {
+    Deployer::new(
+        DeployOptions {
+            service_urls: urls,
+            admin_token: Some("tok".into()),
+            ..DeployOptions::default()
+        },
+        dir.join("logs/deployment_history.json"),
+        FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 16, 5, 0, 0).unwrap()).shared(),
+    )
+    .unwrap()
+}
+
+/// What the replica at `service` serves, asked on its own.
+fn serving(service: &RunningService) -> Option<String> {
+    let d = deployer(format!("http://{}", service.addr()), &std::env::temp_dir());
+    d.current_model().unwrap().map(|m| m.to_string())
+}
+
+#[test]
+fn two_replicas_switch_together_and_roll_back_together_when_one_fails_verification() {
+    let a = start_replica(Some("als_20250110_090000"), &[]);
+    // Replica b's copy of als_20250115_100000 answers user 110 with nothing.
+    let b = start_replica(
+        Some("als_20250110_090000"),
+        &[("als_20250115_100000", Some(10))],
+    );
+    let (url_a, url_b) = (
+        format!("http://{}", a.addr()),
+        format!("http://{}", b.addr()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = replicas_deployer(vec![url_a.clone(), url_b.clone()], dir.path());
+
+    let bad = d.deploy(&mid("als_20250115_100000"), &users).unwrap();
+    assert_eq!(bad.result, DeployResult::RolledBack, "{}", bad.message);
+    let rec = bad.record.unwrap();
+    assert_eq!(rec.status, DeploymentStatus::Failed);
+    assert!(rec.rollback_triggered);
+    assert_eq!(rec.rollback_status, Some(RollbackStatus::Success));
+    let reason = rec.reason.as_deref().unwrap();
+    assert!(
+        reason.contains(&format!("replica {url_b}")) && reason.contains("user 110"),
+        "{reason}"
+    );
+    assert!(!reason.contains(&format!("replica {url_a}")), "{reason}");
+    // Both replicas are back on the previous model, each verified with it.
+    assert_eq!(serving(&a).as_deref(), Some("als_20250110_090000"));
+    assert_eq!(serving(&b).as_deref(), Some("als_20250110_090000"));
+    assert!(rec.rollback_verification.as_ref().unwrap().success());
+
+    // Happy path: a model good on both replicas switches both.
+    let ok = d.deploy(&mid("als_20250117_100000"), &users).unwrap();
+    assert_eq!(ok.result, DeployResult::Deployed, "{}", ok.message);
+    assert_eq!(serving(&a).as_deref(), Some("als_20250117_100000"));
+    assert_eq!(serving(&b).as_deref(), Some("als_20250117_100000"));
+    assert_eq!(
+        d.current_model().unwrap().as_deref(),
+        Some("als_20250117_100000")
+    );
+
+    // The operator's rollback reaches both replicas.
+    let back = d.rollback(&users).unwrap();
+    assert_eq!(back.result, DeployResult::Deployed, "{}", back.message);
+    assert_eq!(serving(&a).as_deref(), Some("als_20250110_090000"));
+    assert_eq!(serving(&b).as_deref(), Some("als_20250110_090000"));
+
+    let history =
+        DeploymentHistory::load(&dir.path().join("logs/deployment_history.json")).unwrap();
+    assert_eq!(history.deployments.len(), 3, "one record per deployment");
+    assert_eq!(history.deployments[0].status, DeploymentStatus::Failed);
+}
+
+#[test]
+fn a_replica_that_refuses_the_reload_rolls_back_the_replicas_that_switched() {
+    let a = start_replica(Some("als_20250110_090000"), &[]);
+    // Replica b cannot load als_20250115_100000 (as if it could not read its folder).
+    let b = start_replica(
+        Some("als_20250110_090000"),
+        &[("als_20250115_100000", None)],
+    );
+    let url_b = format!("http://{}", b.addr());
+    let dir = tempfile::tempdir().unwrap();
+    let d = replicas_deployer(
+        vec![format!("http://{}", a.addr()), url_b.clone()],
+        dir.path(),
+    );
+    let out = d.deploy(&mid("als_20250115_100000"), &users).unwrap();
+    assert_eq!(out.result, DeployResult::RolledBack, "{}", out.message);
+    let rec = out.record.unwrap();
+    let reason = rec.reason.as_deref().unwrap();
+    assert!(
+        reason.contains(&format!("replica {url_b}")) && reason.contains("404"),
+        "{reason}"
+    );
+    assert_eq!(rec.rollback_status, Some(RollbackStatus::Success));
+    assert_eq!(serving(&a).as_deref(), Some("als_20250110_090000"));
+    assert_eq!(serving(&b).as_deref(), Some("als_20250110_090000"));
 }
