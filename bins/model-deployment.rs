@@ -29,7 +29,7 @@ struct Cli {
     home: Option<PathBuf>,
     /// The model to deploy (default: the registry's current_best).
     #[arg(long, conflicts_with = "rollback")]
-    model_id: Option<String>,
+    model_id: Option<recops_core::ModelId>,
     /// The recommender's base URL (default: service.url of config/recops.yaml).
     #[arg(long, env = "RECOPS_SERVICE_URL")]
     service_url: Option<String>,

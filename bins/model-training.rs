@@ -32,7 +32,8 @@ struct Cli {
     /// Retrain even when the data has not changed since the last registered model.
     #[arg(long)]
     force: bool,
-    /// Continue an interrupted run from its newest checkpoint (checkpoints/<type>/).
+    /// Continue an interrupted run from its newest checkpoint (checkpoints/<type>/);
+    /// with nothing to resume it says so and trains from scratch (exit code as usual).
     #[arg(long)]
     resume: bool,
     /// Tune the hyperparameters on the validation split (carved from the training part)

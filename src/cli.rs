@@ -70,7 +70,8 @@ enum Command {
     },
     /// Retention (the scheduler's daily `maintenance` job): fail stale runs, prune old
     /// rollups and runs, move old audit lines, deployment records and drift summary
-    /// rows to dated archive files (`retention:` in config/recops.yaml).
+    /// rows to dated archive files (`retention:` in config/recops.yaml). SIGTERM or
+    /// SIGINT mark the run `cancelled` before exiting (130 or 143), like every job.
     Maintenance {
         /// Print JSON.
         #[arg(long)]
@@ -212,6 +213,12 @@ struct GenDataArgs {
 /// Parses the command line, runs the subcommand and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Maintenance { .. }) {
+        // First, before any thread starts: a job's SIGTERM/SIGINT cancel its run.
+        if let Err(e) = recops_automation::cancel::install() {
+            eprintln!("warning: cannot catch SIGTERM/SIGINT: a killed run stays `running`: {e}");
+        }
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -482,7 +489,7 @@ enum ModelsAction {
     /// One model: registry entry, roles, the training run that made it.
     Show {
         /// The model id.
-        model_id: String,
+        model_id: recops_core::ModelId,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -491,7 +498,7 @@ enum ModelsAction {
     /// deployment deploys it.
     Promote {
         /// The model id.
-        model_id: String,
+        model_id: recops_core::ModelId,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -499,7 +506,7 @@ enum ModelsAction {
     /// Archive a model (refused for the deployed model and the champion).
     Archive {
         /// The model id.
-        model_id: String,
+        model_id: recops_core::ModelId,
         /// Print JSON.
         #[arg(long)]
         json: bool,

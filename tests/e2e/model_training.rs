@@ -42,8 +42,7 @@ fn model_training_registers_tracks_and_skips_unchanged_data() {
     let best = registry["current_best"].as_str().unwrap().to_owned();
     assert_eq!(registry["models"].as_object().unwrap().len(), 2);
     assert!(
-        home.model_dir(&best)
-            .unwrap()
+        home.model_dir(&best.parse().unwrap())
             .join("model.safetensors")
             .exists()
     );

@@ -2,10 +2,14 @@
 
 use std::process::Command;
 
-use recops_core::{Home, SystemClock};
+use recops_core::{Home, ModelId, SystemClock};
 use recops_registry::{DeployedBy, NewModel, Registry};
 use recops_tracking::PipelineTracker;
 use serde_json::{Value, json};
+
+fn mid(id: &str) -> ModelId {
+    id.parse().unwrap()
+}
 
 fn recops(home: &std::path::Path, args: &[&str]) -> (bool, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_recops"))
@@ -35,10 +39,11 @@ fn models_runs_and_deployments_commands() {
         "als_20250102_000000",
         "bpr_20250103_000000",
     ] {
-        std::fs::create_dir_all(home.model_dir(id).unwrap()).unwrap();
+        let model_id: ModelId = id.parse().unwrap();
+        std::fs::create_dir_all(home.model_dir(&model_id)).unwrap();
         reg.register(
             &NewModel {
-                model_id: id.into(),
+                model_id,
                 model_type: id[..3].parse().expect("als or bpr"),
                 metrics: [("ndcg@10".to_owned(), 0.1)].into(),
                 baseline: Default::default(),
@@ -48,7 +53,7 @@ fn models_runs_and_deployments_commands() {
         )
         .unwrap();
     }
-    reg.record_deployment("als_20250101_000000", DeployedBy::Operator, "test")
+    reg.record_deployment(&mid("als_20250101_000000"), DeployedBy::Operator, "test")
         .unwrap();
 
     let (ok, _, text) = recops(h, &["models", "promote", "als_20250102_000000"]);
@@ -68,10 +73,10 @@ fn models_runs_and_deployments_commands() {
     let (ok, gc, text) = recops(h, &["models", "gc", "--keep", "0", "--dry-run", "--json"]);
     assert!(ok, "{text}");
     assert_eq!(gc["deleted"][0]["model_id"], "bpr_20250103_000000");
-    assert!(home.model_dir("bpr_20250103_000000").unwrap().is_dir());
+    assert!(home.model_dir(&mid("bpr_20250103_000000")).is_dir());
     let (ok, _, text) = recops(h, &["models", "gc", "--keep", "0"]);
     assert!(ok && text.contains("deleted the files of 1"), "{text}");
-    assert!(!home.model_dir("bpr_20250103_000000").unwrap().exists());
+    assert!(!home.model_dir(&mid("bpr_20250103_000000")).exists());
     let (ok, _, text) = recops(h, &["models", "show", "nope"]);
     assert!(!ok && text.contains("nope"), "{text}");
 
@@ -141,4 +146,47 @@ fn a_job_killed_by_sigterm_leaves_a_cancelled_row() {
     let run = tracker.get_run(&run_id).unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
     drop(silent);
+}
+
+/// `recops maintenance` run by hand catches SIGTERM like the job binaries: stalled at
+/// a fault point inside its run, a SIGTERM leaves the run `cancelled` and the lock free.
+#[test]
+fn maintenance_killed_by_sigterm_leaves_a_cancelled_row() {
+    use std::io::BufRead;
+
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use recops_tracking::RunStatus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path();
+    let home = Home::new(h);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_recops"))
+        .arg("--home")
+        .arg(h)
+        .arg("maintenance")
+        .env_remove("RECOPS_HOME")
+        .env(recops_core::faults::FAULT_ENV, "maintenance.start:stall")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let stalled = stderr
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("recops-fault-point: maintenance.start stalled"));
+    assert!(stalled, "maintenance never reached its run");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    let tracker = PipelineTracker::open_path(&home.pipeline_db(), SystemClock::shared()).unwrap();
+    let runs = tracker
+        .get_recent_runs(Some("maintenance"), 5, None)
+        .unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].status, RunStatus::Cancelled, "{runs:?}");
+    // The next run is not blocked by a lock left behind.
+    let (ok, v, text) = recops(h, &["maintenance", "--json"]);
+    assert!(ok, "{text}");
+    assert_eq!(v["status"], "success", "{text}");
 }

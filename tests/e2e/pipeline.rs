@@ -8,21 +8,22 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use recops_cf_training::{CfModel, ServingIndex};
-use recops_core::{Home, SystemClock};
+use recops_core::{Home, ModelId, SystemClock};
 use recops_registry::{NewModel, Registry};
 use recops_tracking::{PipelineTracker, RunStatus, TrainingStatus, TrainingTracker};
 use serde_json::Value;
 
-fn bin(path: &str, home: &Path) -> Command {
+pub(crate) fn bin(path: &str, home: &Path) -> Command {
     let mut c = crate::support::command(path);
     c.arg("--home")
         .arg(home)
         .env_remove("RECOPS_SERVICE_URL")
+        .env_remove("RECOPS_SERVICE_URLS")
         .env_remove("RECOPS_ADMIN_TOKEN");
     c
 }
 
-fn run(c: &mut Command) -> (i32, Value, String) {
+pub(crate) fn run(c: &mut Command) -> (i32, Value, String) {
     let out = c.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
@@ -34,7 +35,7 @@ fn run(c: &mut Command) -> (i32, Value, String) {
 /// `recommender service listening addr=...` line of its log on stderr. The caller kills
 /// and waits for the child.
 #[allow(clippy::zombie_processes)]
-fn start_recommender(home: &Path) -> (Child, String) {
+pub(crate) fn start_recommender(home: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recommender"))
         .arg("--home")
         .arg(home)
@@ -67,7 +68,7 @@ fn start_recommender(home: &Path) -> (Child, String) {
     }
 }
 
-fn health_model_id(url: &str) -> Option<String> {
+pub(crate) fn health_model_id(url: &str) -> Option<String> {
     recops_core::tls::install_crypto_provider();
     let v: Value = reqwest::blocking::get(format!("{url}/health"))
         .ok()?
@@ -80,9 +81,11 @@ fn health_model_id(url: &str) -> Option<String> {
 /// it loads (the service's own smoke test passes) but answers that user with nothing,
 /// so deployment verification fails. Registered as an active model.
 fn register_model_failing_verification(home: &Home, model_id: &str, new_id: &str) {
-    let mut model = CfModel::load_id(home, model_id).unwrap();
+    let (model_id, new_id): (ModelId, ModelId) =
+        (model_id.parse().unwrap(), new_id.parse().unwrap());
+    let mut model = CfModel::load_id(home, &model_id).unwrap();
     let (nu, ni) = (model.user_ids.len(), model.item_ids.len());
-    let mut index = ServingIndex::load(&home.model_dir(model_id).unwrap(), nu, ni).unwrap();
+    let mut index = ServingIndex::load(&home.model_dir(&model_id), nu, ni).unwrap();
     let first_row = index.seen_indptr[1];
     let mut seen: Vec<u32> = (0..ni as u32).collect();
     seen.extend_from_slice(&index.seen_indices[first_row..]);
@@ -91,15 +94,15 @@ fn register_model_failing_verification(home: &Home, model_id: &str, new_id: &str
     for p in index.seen_indptr.iter_mut().skip(1) {
         *p += shift;
     }
-    model.meta.model_id = new_id.to_owned();
-    let dir = home.model_dir(new_id).unwrap();
+    model.meta.model_id = new_id.clone();
+    let dir = home.model_dir(&new_id);
     std::fs::create_dir_all(&dir).unwrap();
     index.save(&dir).unwrap();
     model.save(&dir).unwrap();
     Registry::open(home)
         .register(
             &NewModel {
-                model_id: new_id.to_owned(),
+                model_id: new_id.clone(),
                 model_type: model.meta.model_type,
                 metrics: BTreeMap::from([("ndcg@10".to_owned(), 0.0)]),
                 baseline: BTreeMap::new(),
@@ -264,7 +267,8 @@ fn the_whole_system_leaves_its_records_and_a_bad_deployment_rolls_back() {
         "the operator's choice sticks"
     );
     // A champion that failed verification is never redeployed automatically.
-    reg.promote(Some("als_29990101_000000"), "test").unwrap();
+    reg.promote(Some(&"als_29990101_000000".parse().unwrap()), "test")
+        .unwrap();
     let (code, out, text) = cron(&url);
     assert_eq!(
         (code, out["status"].as_str()),
@@ -279,7 +283,7 @@ fn the_whole_system_leaves_its_records_and_a_bad_deployment_rolls_back() {
         "{out}"
     );
     assert_eq!(health_model_id(&url).as_deref(), Some(other.as_str()));
-    reg.promote(Some(&best), "test").unwrap();
+    reg.promote(Some(&best.parse().unwrap()), "test").unwrap();
 
     // A restart serves the deployed model, not current_best.
     service.kill().unwrap();

@@ -197,6 +197,9 @@ fn wait_for(path: &Path, needle: &str) -> String {
 #[test]
 fn the_daemon_refuses_a_twin_and_stops_cleanly_on_sigterm() {
     let s = setup(CONFIG, &scripts());
+    let before = scheduler(&s, &["--status"]);
+    assert_eq!(before.status.code(), Some(3), "not running yet");
+    assert!(String::from_utf8_lossy(&before.stdout).starts_with("scheduler not running"));
     let mut daemon = command(&s, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -214,6 +217,20 @@ fn the_daemon_refuses_a_twin_and_stops_cleanly_on_sigterm() {
     );
     assert!(err.contains(&daemon.id().to_string()), "{err}");
 
+    // --status names it, with the next fires, and exits 0.
+    let status = scheduler(&s, &["--status", "--json"]);
+    assert_eq!(status.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["running"], true);
+    assert_eq!(v["pid"], daemon.id());
+    assert!(v["since"].as_str().is_some(), "{v}");
+    let jobs = v["jobs"].as_array().unwrap();
+    assert!(
+        jobs.iter()
+            .any(|j| j["enabled"] == true && j["next_fires"][0].is_string()),
+        "{v}"
+    );
+
     sigterm(&daemon);
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -225,6 +242,11 @@ fn the_daemon_refuses_a_twin_and_stops_cleanly_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
     let text = wait_for(&log, "Scheduler stopped");
+    assert_eq!(
+        scheduler(&s, &["--status"]).status.code(),
+        Some(3),
+        "stopped"
+    );
     assert!(
         text.contains("| INFO | Scheduler stopping: no job running"),
         "{text}"

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod corpus;
+mod kill;
 mod props;
 mod service;
 
@@ -20,19 +21,19 @@ pub(crate) struct OneModel;
 pub(crate) const MODEL: &str = "als_20250101_000000";
 
 impl ModelSource for OneModel {
-    fn initial_model_id(&self) -> recops_serving::Result<Option<String>> {
-        Ok(Some(MODEL.into()))
+    fn initial_model_id(&self) -> recops_serving::Result<Option<recops_core::ModelId>> {
+        Ok(Some(MODEL.parse()?))
     }
-    fn load(&self, model_id: &str) -> recops_serving::Result<ServingModel> {
+    fn load(&self, model_id: &recops_core::ModelId) -> recops_serving::Result<ServingModel> {
         if model_id != MODEL {
             return Err(Error::ModelUnavailable {
-                model_id: model_id.into(),
-                reason: "not in the registry".into(),
+                model_id: model_id.to_string(),
+                reason: recops_serving::Unavailable::NotRegistered,
             });
         }
         let (nu, ni, k) = (50usize, 40usize, 4usize);
         ServingModel::new(ModelParts {
-            model_id: MODEL.into(),
+            model_id: MODEL.parse()?,
             model_type: recops_core::ModelType::Als,
             user_ids: (0..nu as i64).map(|u| 1000 + u).collect(),
             item_ids: (0..ni as i64).map(|i| 500 + i).collect(),

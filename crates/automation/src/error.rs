@@ -60,13 +60,13 @@ pub enum Error {
     #[error("model {model_id} is not in the registry")]
     ModelNotRegistered {
         /// The model id asked for.
-        model_id: String,
+        model_id: recops_core::ModelId,
     },
     /// The model to deploy is archived in the registry.
     #[error("model {model_id} is archived in the registry")]
     ModelArchived {
         /// The model id asked for.
-        model_id: String,
+        model_id: recops_core::ModelId,
     },
     /// No pipeline or training run has this id.
     #[error("no run {run_id} in {store}")]

@@ -11,7 +11,7 @@ use recops_core::{
 };
 use recops_health::{
     ComponentStatus, HealthChecks, check_data_health, check_deployment, check_embeddings_health,
-    check_model_health, check_pipeline_health, check_service_health, read_service_metrics,
+    check_model_health, check_pipeline_health, check_replicas_health, read_service_metrics,
 };
 use serde_json::json;
 use tracing::{error, info, warn};
@@ -35,7 +35,8 @@ pub const EMBEDDINGS_STALE_ALERT: &str = "embeddings_stale";
 /// Options of [`run_health_check`].
 #[derive(Debug, Clone)]
 pub struct HealthJobOptions {
-    /// The service; `None` = `service.url` of `config/recops.yaml`.
+    /// The service (one replica); `None` = every replica of `service.urls` (default
+    /// `service.url`) of `config/recops.yaml`.
     pub service_url: Option<String>,
     /// How long `/health` may take (the spec: 5 s).
     pub service_timeout: Duration,
@@ -100,12 +101,12 @@ fn check_all(
     alerts: &JobAlerts,
 ) -> HealthReport {
     let now = options.clock.now();
-    let url = options
-        .service_url
-        .clone()
-        .unwrap_or(config.service.url.clone());
-
-    let service = check_service_health(&url, options.service_timeout);
+    // `--service-url` probes one service; else every replica of `service.urls`.
+    let urls = match &options.service_url {
+        Some(url) => vec![url.clone()],
+        None => config.service.urls(),
+    };
+    let service = check_replicas_health(&urls, options.service_timeout);
     let data = check_data_health(home, &config.health.required_files);
     let model = check_model_health(home);
     let pipeline = check_pipeline_health(home, options.pipeline_days, options.min_success_rate);
@@ -207,11 +208,12 @@ mod deployment_tests {
     fn a_service_serving_another_model_than_the_deployed_one_is_a_warning_with_both_ids() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
-        std::fs::create_dir_all(home.model_dir("als_1").unwrap()).unwrap();
+        let als_1: recops_core::ModelId = "als_1".parse().unwrap();
+        std::fs::create_dir_all(home.model_dir(&als_1)).unwrap();
         let reg = Registry::open(&home);
         reg.register(
             &NewModel {
-                model_id: "als_1".into(),
+                model_id: als_1.clone(),
                 model_type: recops_core::ModelType::Als,
                 metrics: Default::default(),
                 baseline: Default::default(),
@@ -227,13 +229,14 @@ mod deployment_tests {
             latency_ms: Some(1.0),
             response: Some(json!({"status": "ok", "model_id": id})),
             error: None,
+            instances: Vec::new(),
         };
         // Nothing deployed yet: nothing to compare.
         assert_eq!(
             check_deployment(&home, &service("bpr_2")).status,
             ComponentStatus::Healthy
         );
-        reg.record_deployment("als_1", DeployedBy::Operator, "t")
+        reg.record_deployment(&als_1, DeployedBy::Operator, "t")
             .unwrap();
         assert_eq!(
             check_deployment(&home, &service("als_1")).status,

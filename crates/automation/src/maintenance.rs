@@ -84,6 +84,7 @@ pub fn run_maintenance(home: &Home, clock: &SharedClock) -> Result<MaintenanceRe
     let config = RecopsConfig::load(home)?;
     let outcome = Job::new(home, PIPELINE, clock.clone()).run(|ctx| {
         let _ = ctx;
+        recops_core::faults::point("maintenance.start");
         let mut r = retain(home, &config, clock)?;
         r.status = "success".into();
         let metadata = serde_json::to_value(&r).unwrap_or_else(|_| json!({}));
@@ -254,7 +255,7 @@ mod tests {
             }
             let record = DeploymentRecord {
                 timestamp: format_timestamp(start),
-                model_id: "als_1".into(),
+                model_id: "als_1".parse().unwrap(),
                 previous_model_id: None,
                 status: DeploymentStatus::Success,
                 verification: None,

@@ -3,10 +3,10 @@
 
 use recops_alerting::Severity;
 use recops_cf_training::CfModel;
-use recops_core::{Home, RecopsConfig, SharedClock, SystemClock, error_chain};
+use recops_core::{Home, ModelId, RecopsConfig, SharedClock, SystemClock, error_chain};
 use recops_deploy::{
-    DeployOptions, DeployResult, Deployer, DeploymentOutcome, DeploymentRecord, RollbackStatus,
-    TestUsers,
+    DeployOptions, DeployResult, Deployer, DeploymentAction, DeploymentHistory, DeploymentOutcome,
+    DeploymentRecord, DeploymentStatus, RollbackStatus, TestUsers,
 };
 use recops_registry::{DeployedBy, Registry};
 use serde::Serialize;
@@ -26,8 +26,9 @@ pub const DEFAULT_TEST_USERS: usize = 10;
 #[derive(Debug, Clone)]
 pub struct DeployJobOptions {
     /// The model to deploy; `None` = the registry's `current_best`.
-    pub model_id: Option<String>,
-    /// The service; `None` = `service.url` of `config/recops.yaml`.
+    pub model_id: Option<ModelId>,
+    /// The service (one replica); `None` = every replica of `service.urls` (default
+    /// `service.url`) of `config/recops.yaml`.
     pub service_url: Option<String>,
     /// Verify from outside after the reload (spec default true).
     pub verify: bool,
@@ -67,7 +68,7 @@ pub struct DeployJobResult {
     /// The run in `logs/pipeline_metrics.db` (none when skipped).
     pub run_id: Option<String>,
     /// The model deployed (or rolled back to).
-    pub model_id: Option<String>,
+    pub model_id: Option<ModelId>,
     /// One line for people.
     pub message: String,
     /// The entry appended to `logs/deployment_history.json`.
@@ -99,7 +100,7 @@ pub fn deploy_model(home: &Home, options: &DeployJobOptions) -> Result<DeployJob
             let (status, model_id, message, record) = match run(home, options) {
                 Ok((model_id, outcome)) => (
                     job_status(outcome.result),
-                    Some(model_id),
+                    model_id,
                     outcome.message,
                     outcome.record,
                 ),
@@ -156,11 +157,19 @@ fn job_status(result: DeployResult) -> JobStatus {
 
 /// Resolves what to deploy and runs the deployer. `Err` is a reason to fail the run
 /// before anything was sent to the service.
-fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOutcome)> {
+fn run(home: &Home, options: &DeployJobOptions) -> Result<(Option<ModelId>, DeploymentOutcome)> {
     let config = RecopsConfig::load(home)?;
     let deployer = Deployer::new(
         DeployOptions {
-            service_url: options.service_url.clone().unwrap_or(config.service.url),
+            // `--service-url` names one replica; else every replica of `service.urls`.
+            service_url: options
+                .service_url
+                .clone()
+                .unwrap_or_else(|| config.service.url.clone()),
+            service_urls: match &options.service_url {
+                Some(_) => Vec::new(),
+                None => config.service.urls(),
+            },
             verify: options.verify,
             rollback_on_failure: options.rollback_on_failure,
             admin_token: std::env::var("RECOPS_ADMIN_TOKEN")
@@ -172,11 +181,11 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOut
         options.clock.clone(),
     )?;
     let n = options.test_users;
-    let users_of = |model_id: &str| -> TestUsers {
+    let users_of = |model_id: &ModelId| -> TestUsers {
         match CfModel::load_id(home, model_id) {
             Ok(m) => TestUsers::sample(&m.user_ids, n),
             Err(e) => {
-                warn!(model_id, error = %error_chain(&e), "cannot read the model's users: verification will fail");
+                warn!(model_id = %model_id, error = %error_chain(&e), "cannot read the model's users: verification will fail");
                 TestUsers {
                     known: Vec::new(),
                     unknown: -1,
@@ -187,11 +196,7 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOut
     let registry = Registry::with_clock(home, options.clock.clone());
     if options.rollback {
         let outcome = deployer.rollback_deployed(&registry, &users_of)?;
-        let id = outcome
-            .record
-            .as_ref()
-            .map(|r| r.model_id.clone())
-            .unwrap_or_default();
+        let id = outcome.record.as_ref().map(|r| r.model_id.clone());
         return Ok((id, outcome));
     }
     let (model_id, by) = match &options.model_id {
@@ -200,13 +205,13 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOut
             let reg = registry.load()?;
             let best = reg.current_best.clone().ok_or(Error::NoCurrentBest)?;
             if let Some(d) = &reg.deployed
-                && d.champion.as_deref() == Some(best.as_str())
+                && d.champion.as_ref() == Some(&best)
             {
                 let message = format!(
                     "no new champion since the last deployment decision ({} by {} at {}); {} stays deployed",
                     d.model_id, d.action, d.deployed_at, d.model_id
                 );
-                return Ok((d.model_id.clone(), unchanged(message)));
+                return Ok((Some(d.model_id.clone()), unchanged(message)));
             }
             if let Some(f) = reg
                 .models
@@ -218,15 +223,67 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(String, DeploymentOut
                     f.at, f.reason
                 );
                 warn!(model_id = %best, "{message}");
-                return Ok((best, unchanged(message)));
+                return Ok((Some(best), unchanged(message)));
             }
             (best, DeployedBy::Scheduled)
         }
     };
     registry.servable(&model_id)?;
-    let outcome = deployer.deploy(&model_id, &users_of)?;
+    recops_core::faults::point("deploy.decided");
+    let mut outcome = deployer.deploy(&model_id, &users_of)?;
+    if outcome.result == DeployResult::Unchanged {
+        outcome.record = complete_interrupted(home, &registry, &model_id, options)?;
+    }
     record_outcome(&registry, &model_id, by, &outcome)?;
-    Ok((model_id, outcome))
+    Ok((Some(model_id), outcome))
+}
+
+/// The service already serves `model_id` but the history's newest successful
+/// deployment is another model: a deployment killed after its reload (the service's
+/// reload hook recorded `deployed`, the history record was never written), or a
+/// direct `/reload_model`. The missing record is written, with the model deployed
+/// before it (from the registry audit) as its predecessor, so a later rollback follows
+/// the real timeline. Nothing is written when nothing was deployed before.
+fn complete_interrupted(
+    home: &Home,
+    registry: &Registry,
+    model_id: &ModelId,
+    options: &DeployJobOptions,
+) -> Result<Option<DeploymentRecord>> {
+    let history = DeploymentHistory::load(&home.deployment_history())?;
+    if history.last_success().map(|r| &r.model_id) == Some(model_id) {
+        return Ok(None);
+    }
+    let Some(previous) = registry
+        .audit()?
+        .iter()
+        .rev()
+        .map(|r| r.deployed.as_deref())
+        .find(|d| *d != Some(model_id.as_str()))
+        .flatten()
+        .and_then(|d| ModelId::new(d).ok())
+    else {
+        return Ok(None);
+    };
+    let record = DeploymentRecord {
+        timestamp: recops_core::format_timestamp(options.clock.now()),
+        model_id: model_id.clone(),
+        previous_model_id: Some(previous.clone()),
+        status: DeploymentStatus::Success,
+        verification: None,
+        rollback_triggered: false,
+        rollback_status: None,
+        rollback_verification: None,
+        action: DeploymentAction::Deploy,
+        reason: Some(format!(
+            "already live after {previous} without a deployment record: an interrupted \
+             deployment or a direct reload, recorded"
+        )),
+        duration_seconds: 0.0,
+    };
+    DeploymentHistory::append(&home.deployment_history(), record.clone())?;
+    warn!(%model_id, previous = %previous, "recorded a deployment that had no history record");
+    Ok(Some(record))
 }
 
 fn unchanged(message: String) -> DeploymentOutcome {
@@ -242,7 +299,7 @@ fn unchanged(message: String) -> DeploymentOutcome {
 /// model rolled back to.
 fn record_outcome(
     registry: &Registry,
-    model_id: &str,
+    model_id: &ModelId,
     by: DeployedBy,
     outcome: &DeploymentOutcome,
 ) -> Result<()> {

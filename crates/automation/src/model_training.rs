@@ -18,11 +18,12 @@ use recops_cf_training::{
     CfModel, IterationReport, ModelType, TrainConfig, TrainData, TrainOptions, TrainOutcome,
     TrainingLog, TuningResult, train,
 };
-use recops_core::{Home, SharedClock, SystemClock, error_chain};
+use recops_core::{Home, ModelId, SharedClock, SystemClock, error_chain};
 use recops_data::Split;
 use recops_registry::{NewModel, Registry, RegistryFile};
 use recops_tracking::{
-    IterationRecord, NewTrainingRun, RegistryStatus, TrainingOutcome, TrainingTracker,
+    ChampionDecision, ChampionRecord, IterationRecord, NewTrainingRun, RegistryStatus,
+    TrainingOutcome, TrainingTracker,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -171,7 +172,7 @@ pub struct ModelReport {
     /// Why (skip reason, registration decision, error).
     pub message: String,
     /// The model id, when a model was trained.
-    pub model_id: Option<String>,
+    pub model_id: Option<ModelId>,
     /// The training run id in `training_metrics.db`.
     pub training_run_id: Option<String>,
     /// Test metrics.
@@ -232,7 +233,7 @@ pub struct TrainModelsReport {
     /// One entry per model type.
     pub models: Vec<ModelReport>,
     /// The registry's current_best after the run.
-    pub current_best: Option<String>,
+    pub current_best: Option<ModelId>,
     /// A one-line summary.
     pub message: String,
     /// The deployment of `current_best` when `auto_deploy` was asked (by
@@ -346,6 +347,14 @@ fn run_job(
     alerts: &JobAlerts,
 ) -> Result<TrainModelsReport> {
     let (split, data_version) = ctx.data.load(home)?;
+    // Under the job's lock: model folders left half-written by a killed run go.
+    let partial = recops_cf_training::clear_partial_models(home);
+    if partial > 0 {
+        tracing::warn!(
+            partial,
+            "removed model folders a killed training run left half-written"
+        );
+    }
     let registry = Registry::with_clock(home, ctx.clock.clone());
     let training = TrainingTracker::open_home(home, ctx.clock.clone())?;
     let mut models = Vec::new();
@@ -620,6 +629,28 @@ impl ModelRun<'_> {
                 self.split,
                 &log,
             )?;
+            let record = ChampionRecord {
+                run_id: run_id.to_owned(),
+                model_id: model_id.to_string(),
+                compared_at: String::new(),
+                data_version: Some(self.data_version.to_owned()),
+                champion_id: comparison.champion_id.as_ref().map(ToString::to_string),
+                champion_ndcg_at_10: comparison.champion_ndcg_at_10,
+                champion_stored_ndcg_at_10: comparison.champion_stored_ndcg_at_10,
+                new_ndcg_at_10: comparison.new_ndcg_at_10,
+                decision: if comparison.promoted {
+                    ChampionDecision::Promoted
+                } else {
+                    ChampionDecision::Kept
+                },
+                summary: comparison.summary.clone(),
+            };
+            if let Err(e) = self.training.record_champion_comparison(&record) {
+                log.warning(&format!(
+                    "Cannot record the champion comparison in training_metrics.db ({})",
+                    error_chain(&e)
+                ));
+            }
             report.status = ModelOutcome::Registered;
             report.message = format!("{reason}; {}", comparison.summary);
             report.champion = Some(comparison);
@@ -668,8 +699,16 @@ fn tune_on_validation(
     let mut on_trial = |t: &recops_cf_training::Trial| {
         let params = serde_json::to_value(t.params).unwrap_or_default();
         log.info(&format!(
-            "Tuning trial {} rung {}: {params} iterations={} best_iteration={} validation ndcg@10={:.4}",
-            t.trial, t.rung, t.iterations_run, t.best_iteration, t.validation_ndcg
+            "Tuning trial {} {}: {params} iterations={} best_iteration={} validation ndcg@10={:.4}",
+            t.trial,
+            if t.reference {
+                "reference (the configured defaults)".to_owned()
+            } else {
+                format!("rung {}", t.rung)
+            },
+            t.iterations_run,
+            t.best_iteration,
+            t.validation_ndcg
         ));
         let record = training
             .start_run(&NewTrainingRun {
@@ -677,6 +716,7 @@ fn tune_on_validation(
                 hyperparameters: json!({
                     "trial": t.trial,
                     "rung": t.rung,
+                    "reference": t.reference,
                     "params": params,
                     "iterations_run": t.iterations_run,
                     "best_iteration": t.best_iteration,
@@ -710,12 +750,13 @@ fn tune_on_validation(
     match recops_cf_training::tune(config, split, options.tune_budget_seconds, &mut on_trial) {
         Ok(r) => {
             log.info(&format!(
-                "Tuning chose {} iterations={} (validation ndcg@10={:.4}, config's own {}; {} trials in {:.1}s{})",
+                "Tuning chose {}{} iterations={} (validation ndcg@10={:.4}, configured defaults {}; {} trials in {:.1}s{})",
                 serde_json::to_value(r.chosen).unwrap_or_default(),
+                if r.chose_defaults { " (the configured defaults)" } else { "" },
                 r.iterations,
                 r.validation_ndcg,
                 r.default_validation_ndcg
-                    .map_or("not in the last rung".to_owned(), |v| format!("{v:.4}")),
+                    .map_or("diverged".to_owned(), |v| format!("{v:.4}")),
                 r.trials_run,
                 r.seconds,
                 if r.budget_exhausted { ", budget exhausted" } else { "" }
@@ -737,7 +778,7 @@ fn tune_on_validation(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChampionComparison {
     /// The champion before the comparison (none: the new model is the first).
-    pub champion_id: Option<String>,
+    pub champion_id: Option<ModelId>,
     /// The champion's ndcg@10 re-evaluated on the new model's split (none when there is
     /// no champion or its files cannot be read).
     pub champion_ndcg_at_10: Option<f64>,
@@ -762,7 +803,7 @@ fn champion_rule(
     home: &Home,
     registry: &Registry,
     before: &recops_registry::RegistryFile,
-    new_id: &str,
+    new_id: &ModelId,
     new_ndcg: f64,
     split: &Split,
     log: &TrainingLog,
@@ -777,7 +818,7 @@ fn champion_rule(
         promoted: true,
         summary: String::new(),
     };
-    let Some((champ_id, champ)) = before.current().filter(|(id, _)| id.as_str() != new_id) else {
+    let Some((champ_id, champ)) = before.current().filter(|(id, _)| *id != new_id) else {
         cmp.summary = format!("{new_id} is the first champion (ndcg@10 {new_ndcg:.4})");
         registry.promote(Some(new_id), &cmp.summary)?;
         log.info(&format!("Champion rule: {}", cmp.summary));
@@ -817,11 +858,7 @@ fn champion_rule(
             log.info(&format!("Champion rule: {}", cmp.summary));
         }
     }
-    let winner = if cmp.promoted {
-        new_id
-    } else {
-        champ_id.as_str()
-    };
+    let winner = if cmp.promoted { new_id } else { champ_id };
     registry.promote(Some(winner), &format!("champion rule: {}", cmp.summary))?;
     Ok(cmp)
 }
@@ -943,11 +980,37 @@ mod tests {
         let training = TrainingTracker::open(&home).unwrap();
         let tr = training.list_runs(Some("als"), 10).unwrap();
         assert_eq!(tr[0].registry_status, Some(RegistryStatus::Active));
-        assert_eq!(tr[0].model_id, report.models[0].model_id);
+        assert_eq!(
+            tr[0].model_id.as_deref(),
+            report.models[0].model_id.as_deref()
+        );
         // The build's git commit (or "unknown" without git metadata), never NULL.
         let commit = tr[0].git_commit.as_deref().unwrap();
         assert_eq!(commit, env!("RECOPS_GIT_COMMIT"));
         assert!(!commit.is_empty());
+        // The champion rule's comparisons, one row per registered model: ALS was the
+        // first champion, BPR was compared with it on the same split.
+        let als_id = report.models[0].model_id.clone().unwrap();
+        let bpr_id = report.models[1].model_id.clone().unwrap();
+        let als_cmp = training.champion_comparisons(&als_id).unwrap();
+        assert_eq!(als_cmp.len(), 1, "{als_cmp:?}");
+        assert_eq!(als_cmp[0].run_id, tr[0].run_id);
+        assert_eq!(als_cmp[0].champion_id, None);
+        assert_eq!(als_cmp[0].decision, ChampionDecision::Promoted);
+        assert_eq!(als_cmp[0].data_version.as_deref(), Some("v1"));
+        let bpr_cmp = training.champion_comparisons(&bpr_id).unwrap();
+        assert_eq!(bpr_cmp.len(), 1, "{bpr_cmp:?}");
+        assert_eq!(bpr_cmp[0].champion_id.as_deref(), Some(als_id.as_str()));
+        let champ_ndcg = bpr_cmp[0].champion_ndcg_at_10.unwrap();
+        assert!(champ_ndcg > 0.0);
+        assert_eq!(
+            bpr_cmp[0].decision == ChampionDecision::Promoted,
+            bpr_cmp[0].new_ndcg_at_10 > champ_ndcg
+        );
+        assert_eq!(
+            file.current_best.as_deref() == Some(bpr_id.as_str()),
+            bpr_cmp[0].decision == ChampionDecision::Promoted
+        );
         let its = training.iterations(&tr[0].run_id).unwrap();
         assert_eq!(its.len(), report.models[0].iterations_run.unwrap());
         assert!(
@@ -1104,18 +1167,26 @@ mod tests {
         let report = train_models_with(&home, &opts, &ctx(&data)).unwrap();
         let m = &report.models[0];
         let tuned = m.tuning.as_ref().expect("tuned");
-        // 4 trials at rung 0, 2 at rung 1 (6 iterations, the last rung).
-        assert_eq!(tuned.trials_run, 6, "{tuned:?}");
+        // The reference trial (the configured defaults), 4 trials at rung 0, 2 at rung 1
+        // (6 iterations, the last rung).
+        assert_eq!(tuned.trials_run, 7, "{tuned:?}");
+        assert!(tuned.validation_ndcg >= tuned.default_validation_ndcg.unwrap());
         let training = TrainingTracker::open(&home).unwrap();
         let trials = training.list_runs(Some("als_tuning"), 100).unwrap();
-        assert_eq!(trials.len(), 6);
+        assert_eq!(trials.len(), 7);
+        let reference: Vec<_> = trials
+            .iter()
+            .filter(|r| r.hyperparameters["reference"] == true)
+            .collect();
+        assert_eq!(reference.len(), 1);
+        assert_eq!(reference[0].hyperparameters["params"]["factors"], 8);
         assert!(
             trials
                 .iter()
                 .all(|r| r.status == Some(recops_tracking::TrainingStatus::Completed))
         );
         // The choice is the model's hyperparameters and its `tuning` entry.
-        let model = CfModel::load_id(&home, m.model_id.as_deref().unwrap()).unwrap();
+        let model = CfModel::load_id(&home, m.model_id.as_ref().unwrap()).unwrap();
         assert_eq!(model.meta.tuning.as_ref(), Some(tuned));
         assert_eq!(model.meta.factors, tuned.chosen.factors);
         assert_eq!(model.meta.hyperparameters["iterations"], tuned.iterations);
@@ -1137,7 +1208,7 @@ mod tests {
         let model = CfModel {
             meta: ModelMeta {
                 format_version: recops_cf_training::MODEL_FORMAT_VERSION,
-                model_id: id.into(),
+                model_id: id.parse().unwrap(),
                 model_type: ModelType::Als,
                 factors: 4,
                 hyperparameters: serde_json::Value::Null,
@@ -1158,11 +1229,11 @@ mod tests {
             user_factors: one_hot(&split.user_ids, 1.0),
             item_factors: one_hot(&split.item_ids, sign),
         };
-        model.save(&home.model_dir(id).unwrap()).unwrap();
+        model.save(&home.model_dir(&id.parse().unwrap())).unwrap();
         Registry::open(home)
             .register(
                 &NewModel {
-                    model_id: id.into(),
+                    model_id: id.parse().unwrap(),
                     model_type: ModelType::Als,
                     metrics: model.meta.metrics.clone(),
                     baseline: BTreeMap::new(),
@@ -1188,10 +1259,10 @@ mod tests {
         // A good champion whose stored ndcg@10 (from older, harder data) is low.
         cluster_model(&home, "als_20250101_000000", &split, 1.0, 0.01);
         registry
-            .promote(Some("als_20250101_000000"), "test")
+            .promote(Some(&"als_20250101_000000".parse().unwrap()), "test")
             .unwrap();
         let good = recops_cf_training::evaluate_model_on_split(
-            &CfModel::load_id(&home, "als_20250101_000000").unwrap(),
+            &CfModel::load_id(&home, &"als_20250101_000000".parse().unwrap()).unwrap(),
             &split,
             &[10],
         )
@@ -1206,7 +1277,7 @@ mod tests {
             &home,
             &registry,
             &before,
-            "als_20250102_000000",
+            &"als_20250102_000000".parse().unwrap(),
             good - 0.05,
             &split,
             &log,
@@ -1224,7 +1295,7 @@ mod tests {
             &home,
             &registry,
             &before,
-            "als_20250102_000000",
+            &"als_20250102_000000".parse().unwrap(),
             good + 0.05,
             &split,
             &log,

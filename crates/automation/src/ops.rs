@@ -6,12 +6,12 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use recops_core::{Home, SharedClock, format_timestamp};
+use recops_core::{Home, ModelId, SharedClock, format_timestamp};
 use recops_deploy::{DeploymentHistory, DeploymentRecord};
 use recops_registry::{DeployedEntry, GcReport, ModelEntry, ModelStatus, Registry};
 use recops_tracking::{
-    IterationMetric, PipelineRun, PipelineTracker, RegistryStatus, RunStatus, TrainingRun,
-    TrainingTracker,
+    ChampionRecord, IterationMetric, PipelineRun, PipelineTracker, RegistryStatus, RunStatus,
+    TrainingRun, TrainingTracker,
 };
 use serde::Serialize;
 use tracing::warn;
@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelRow {
     /// The model id.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// The registry entry.
     #[serde(flatten)]
     pub entry: ModelEntry,
@@ -38,7 +38,7 @@ pub struct ModelRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelsReport {
     /// The champion.
-    pub current_best: Option<String>,
+    pub current_best: Option<ModelId>,
     /// The desired serving state.
     pub deployed: Option<DeployedEntry>,
     /// Every model, newest first.
@@ -107,8 +107,8 @@ pub fn models_list(home: &Home) -> Result<ModelsReport> {
         .iter()
         .map(|(id, e)| ModelRow {
             model_id: id.clone(),
-            champion: reg.current_best.as_deref() == Some(id.as_str()),
-            deployed: reg.deployed.as_ref().map(|d| d.model_id.as_str()) == Some(id.as_str()),
+            champion: reg.current_best.as_ref() == Some(id),
+            deployed: reg.deployed.as_ref().map(|d| &d.model_id) == Some(id),
             files_present: home.root().join(&e.path).is_dir(),
             entry: e.clone(),
         })
@@ -126,11 +126,19 @@ pub fn models_list(home: &Home) -> Result<ModelsReport> {
     })
 }
 
-/// `recops models show ID`: the model's row and the training run that made it.
+/// `recops models show ID`: the model's row, the hyperparameters it was trained with,
+/// the search that chose them, the champion rule's comparison and the training run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelDetail {
     /// The registry row.
     pub model: ModelRow,
+    /// The hyperparameters the model was trained with (`model.json`; the tuned ones when
+    /// tuned). None when the model's files cannot be read.
+    pub hyperparameters: Option<serde_json::Value>,
+    /// The validation-only search that chose them, when tuned (`model.json`).
+    pub tuning: Option<recops_cf_training::TuningResult>,
+    /// The champion rule's comparisons of this model (from `logs/training_metrics.db`).
+    pub champion_comparisons: Vec<ChampionRecord>,
     /// The training run that registered it (from `logs/training_metrics.db`).
     pub training_run: Option<TrainingRun>,
 }
@@ -157,6 +165,40 @@ impl fmt::Display for ModelDetail {
         for (k, v) in &m.entry.metrics {
             writeln!(f, "metric {k:<12} {v:.4}")?;
         }
+        if let Some(serde_json::Value::Object(h)) = &self.hyperparameters {
+            for (k, v) in h {
+                writeln!(f, "hyperparameter {k:<16} {v}")?;
+            }
+        }
+        match &self.tuning {
+            Some(t) => writeln!(
+                f,
+                "tuned:        {} ({} trials in {:.1}s, seed {}, validation ndcg@10 {:.4}, configured defaults {})",
+                if t.chose_defaults {
+                    "kept the configured defaults"
+                } else {
+                    "chose the hyperparameters above"
+                },
+                t.trials_run,
+                t.seconds,
+                t.seed,
+                t.validation_ndcg,
+                t.default_validation_ndcg
+                    .map_or("diverged".to_owned(), |v| format!("{v:.4}"))
+            )?,
+            None => writeln!(f, "tuned:        no")?,
+        }
+        for c in &self.champion_comparisons {
+            writeln!(
+                f,
+                "champion rule ({}): {} vs champion {}: {} ({})",
+                c.compared_at,
+                c.new_ndcg_at_10,
+                c.champion_id.as_deref().unwrap_or("none"),
+                c.decision,
+                c.summary
+            )?;
+        }
         if let Some(r) = &self.training_run {
             writeln!(f, "training run: {}", r.run_id)?;
         }
@@ -165,27 +207,43 @@ impl fmt::Display for ModelDetail {
 }
 
 /// `recops models show ID`.
-pub fn models_show(home: &Home, model_id: &str) -> Result<ModelDetail> {
+pub fn models_show(home: &Home, model_id: &ModelId) -> Result<ModelDetail> {
     let report = models_list(home)?;
     let model = report
         .models
         .into_iter()
-        .find(|m| m.model_id == model_id)
+        .find(|m| &m.model_id == model_id)
         .ok_or_else(|| Error::ModelNotRegistered {
-            model_id: model_id.to_owned(),
+            model_id: model_id.clone(),
         })?;
-    let training_run = match TrainingTracker::open(home) {
-        Ok(t) => t
-            .list_runs(None, usize::MAX)?
-            .into_iter()
-            .find(|r| r.model_id.as_deref() == Some(model_id)),
+    let (training_run, champion_comparisons) = match TrainingTracker::open(home) {
+        Ok(t) => (
+            t.list_runs(None, usize::MAX)?
+                .into_iter()
+                .find(|r| r.model_id.as_deref() == Some(model_id.as_str())),
+            t.champion_comparisons(model_id)?,
+        ),
         Err(e) => {
             warn!(error = %recops_core::error_chain(&e), "cannot read the training runs");
+            (None, Vec::new())
+        }
+    };
+    let meta = match recops_cf_training::CfModel::read_meta(&home.root().join(&model.entry.path)) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warn!(error = %recops_core::error_chain(&e), %model_id, "cannot read the model's model.json");
             None
         }
     };
+    let (hyperparameters, tuning) = match meta {
+        Some(m) => (Some(m.hyperparameters), m.tuning),
+        None => (None, None),
+    };
     Ok(ModelDetail {
         model,
+        hyperparameters,
+        tuning,
+        champion_comparisons,
         training_run,
     })
 }
@@ -196,9 +254,9 @@ pub struct ModelChange {
     /// `promote` or `archive`.
     pub operation: &'static str,
     /// The model.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// `current_best` afterwards.
-    pub current_best: Option<String>,
+    pub current_best: Option<ModelId>,
 }
 
 impl fmt::Display for ModelChange {
@@ -215,24 +273,24 @@ impl fmt::Display for ModelChange {
 
 /// `recops models promote ID`: makes an active model the champion; the next scheduled
 /// deployment deploys it.
-pub fn models_promote(home: &Home, model_id: &str) -> Result<ModelChange> {
+pub fn models_promote(home: &Home, model_id: &ModelId) -> Result<ModelChange> {
     let current_best = Registry::open(home).promote(Some(model_id), "recops models promote")?;
     Ok(ModelChange {
         operation: "promote",
-        model_id: model_id.to_owned(),
+        model_id: model_id.clone(),
         current_best,
     })
 }
 
 /// `recops models archive ID`: refuses the deployed model and the champion; marks the
 /// training run's `registry_status` archived too.
-pub fn models_archive(home: &Home, model_id: &str) -> Result<ModelChange> {
+pub fn models_archive(home: &Home, model_id: &ModelId) -> Result<ModelChange> {
     let registry = Registry::open(home);
     registry.archive_unused(model_id, "recops models archive")?;
     TrainingTracker::open(home)?.set_registry_status(model_id, RegistryStatus::Archived)?;
     Ok(ModelChange {
         operation: "archive",
-        model_id: model_id.to_owned(),
+        model_id: model_id.clone(),
         current_best: registry.load()?.current_best,
     })
 }
@@ -552,12 +610,16 @@ mod tests {
 
     use super::*;
 
+    fn mid(id: &str) -> ModelId {
+        id.parse().unwrap()
+    }
+
     fn add(home: &Home, id: &str) {
-        std::fs::create_dir_all(home.model_dir(id).unwrap()).unwrap();
+        std::fs::create_dir_all(home.model_dir(&mid(id))).unwrap();
         Registry::open(home)
             .register(
                 &NewModel {
-                    model_id: id.into(),
+                    model_id: mid(id),
                     model_type: id.split('_').next().unwrap().parse().unwrap(),
                     metrics: [("ndcg@10".to_owned(), 0.1)].into(),
                     baseline: Default::default(),
@@ -569,15 +631,111 @@ mod tests {
     }
 
     #[test]
+    fn models_show_reports_the_hyperparameters_the_tuning_and_the_champion_rule() {
+        use recops_cf_training::{ModelMeta, ModelType, TrialParams, TuningResult};
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        add(&home, "als_1");
+        // Without model.json: no hyperparameters, still shown.
+        let bare = models_show(&home, &recops_core::ModelId::new("als_1").unwrap()).unwrap();
+        assert_eq!(
+            (bare.hyperparameters.clone(), bare.tuning.clone()),
+            (None, None)
+        );
+        let tuning = TuningResult {
+            chosen: TrialParams {
+                factors: 32,
+                regularization: 0.5,
+                alpha: Some(7.0),
+                learning_rate: None,
+            },
+            iterations: 12,
+            validation_ndcg: 0.31,
+            default_validation_ndcg: Some(0.29),
+            chose_defaults: false,
+            trials_run: 17,
+            seed: 42,
+            budget_seconds: 300.0,
+            seconds: 41.5,
+            budget_exhausted: false,
+        };
+        let meta = ModelMeta {
+            format_version: recops_cf_training::MODEL_FORMAT_VERSION,
+            model_id: recops_core::ModelId::new("als_1").unwrap(),
+            model_type: ModelType::Als,
+            factors: 32,
+            hyperparameters: json!({"factors": 32, "regularization": 0.5, "alpha": 7.0, "iterations": 12}),
+            metrics: Default::default(),
+            baseline: Default::default(),
+            baselines: Default::default(),
+            tuning: Some(tuning.clone()),
+            improvement_pct: 0.0,
+            data_version: "v".into(),
+            created_at: String::new(),
+            n_users: 0,
+            n_items: 0,
+            mapping_fingerprint: String::new(),
+            training: Default::default(),
+        };
+        std::fs::write(
+            home.model_dir(&recops_core::ModelId::new("als_1").unwrap())
+                .join("model.json"),
+            serde_json::to_vec(&meta).unwrap(),
+        )
+        .unwrap();
+        let t = TrainingTracker::open(&home).unwrap();
+        let run_id = t
+            .start_run(&recops_tracking::NewTrainingRun {
+                model_type: "als".into(),
+                hyperparameters: json!({}),
+                data_version: None,
+                git_commit: None,
+            })
+            .unwrap();
+        t.record_champion_comparison(&ChampionRecord {
+            run_id,
+            model_id: "als_1".into(),
+            compared_at: String::new(),
+            data_version: Some("v".into()),
+            champion_id: Some("als_0".into()),
+            champion_ndcg_at_10: Some(0.2),
+            champion_stored_ndcg_at_10: Some(0.4),
+            new_ndcg_at_10: 0.25,
+            decision: recops_tracking::ChampionDecision::Promoted,
+            summary: "same split".into(),
+        })
+        .unwrap();
+        let show = models_show(&home, &recops_core::ModelId::new("als_1").unwrap()).unwrap();
+        assert_eq!(show.hyperparameters, Some(meta.hyperparameters.clone()));
+        assert_eq!(show.tuning, Some(tuning));
+        assert_eq!(show.champion_comparisons.len(), 1);
+        assert_eq!(show.champion_comparisons[0].champion_ndcg_at_10, Some(0.2));
+        let text = show.to_string();
+        for needle in [
+            "hyperparameter factors",
+            "hyperparameter alpha            7.0",
+            "17 trials",
+            "validation ndcg@10 0.3100, configured defaults 0.2900",
+            "vs champion als_0: promoted",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in\n{text}");
+        }
+        let js = serde_json::to_value(&show).unwrap();
+        assert_eq!(js["hyperparameters"]["regularization"], json!(0.5));
+        assert_eq!(js["tuning"]["chosen"]["factors"], json!(32));
+        assert_eq!(js["champion_comparisons"][0]["decision"], json!("promoted"));
+    }
+
+    #[test]
     fn models_commands_keep_registry_and_roles_consistent() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::new(dir.path());
         for id in ["als_1", "als_2", "bpr_3"] {
             add(&home, id);
         }
-        models_promote(&home, "als_2").unwrap();
+        models_promote(&home, &mid("als_2")).unwrap();
         Registry::open(&home)
-            .record_deployment("als_1", DeployedBy::Operator, "t")
+            .record_deployment(&mid("als_1"), DeployedBy::Operator, "t")
             .unwrap();
         let list = models_list(&home).unwrap();
         assert_eq!(list.models.len(), 3);
@@ -586,21 +744,21 @@ mod tests {
             text.contains("champion") && text.contains("deployed"),
             "{text}"
         );
-        assert!(models_archive(&home, "als_1").is_err());
-        assert!(models_archive(&home, "als_2").is_err());
-        let change = models_archive(&home, "bpr_3").unwrap();
+        assert!(models_archive(&home, &mid("als_1")).is_err());
+        assert!(models_archive(&home, &mid("als_2")).is_err());
+        let change = models_archive(&home, &mid("bpr_3")).unwrap();
         assert_eq!(change.current_best.as_deref(), Some("als_2"));
-        let show = models_show(&home, "bpr_3").unwrap();
+        let show = models_show(&home, &mid("bpr_3")).unwrap();
         assert_eq!(show.model.entry.status, ModelStatus::Archived);
         assert!(matches!(
-            models_show(&home, "nope").unwrap_err(),
+            models_show(&home, &mid("nope")).unwrap_err(),
             Error::ModelNotRegistered { .. }
         ));
         let gc = models_gc(&home, 0, false).unwrap();
         assert_eq!(gc.deleted.len(), 1);
-        assert!(!home.model_dir("bpr_3").unwrap().exists());
-        assert!(home.model_dir("als_1").unwrap().exists());
-        assert!(home.model_dir("als_2").unwrap().exists());
+        assert!(!home.model_dir(&mid("bpr_3")).exists());
+        assert!(home.model_dir(&mid("als_1")).exists());
+        assert!(home.model_dir(&mid("als_2")).exists());
     }
 
     #[test]

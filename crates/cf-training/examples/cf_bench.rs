@@ -4,7 +4,9 @@
 //! `cargo run --release -p recops-cf-training --example cf_bench -- DATA.csv als,bpr THREADS [ITERS]`
 //!
 //! Prints the `bench-cf --json` report. `ITERS` overrides the iterations of both models;
-//! `CF_BENCH_SEED` the seed of both.
+//! `CF_BENCH_SEED` the seed of both; `CF_BENCH_TUNE=SECONDS` adds `als_tuned` and
+//! `bpr_tuned` (`bench-cf --tune SECONDS`); `CF_BENCH_HALF_LIFE=DAYS` sets ALS's
+//! `half_life_days` (time-decayed confidence).
 //!
 //! `cf_bench time DATA.csv als|bpr THREADS ITERS` trains on the bench split only (no
 //! evaluation) and prints milliseconds per iteration, wall-clock and process CPU time
@@ -71,6 +73,12 @@ fn run(
         als.training.seed = seed;
         bpr.training.seed = seed;
     }
+    if let Some(days) = std::env::var("CF_BENCH_HALF_LIFE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        als.model.half_life_days = Some(days);
+    }
     if let Some(n) = iters {
         let n: usize = n.parse()?;
         als.model.iterations = n;
@@ -86,7 +94,9 @@ fn run(
         threads: threads.parse()?,
         als,
         bpr,
-        tune_seconds: None,
+        tune_seconds: std::env::var("CF_BENCH_TUNE")
+            .ok()
+            .and_then(|s| s.parse().ok()),
     };
     Ok(serde_json::to_string(&bench_cf(&rows, &options)?)?)
 }

@@ -106,6 +106,11 @@ pub struct BenchReport {
     pub split: BenchSplit,
     /// Results by model name.
     pub results: std::collections::BTreeMap<String, BenchResult>,
+    /// With `--tune`: the search behind `als_tuned` and `bpr_tuned` (chosen
+    /// hyperparameters, validation ndcg@10 of the choice and of the configured
+    /// defaults, trials, seconds), by result name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tuning: std::collections::BTreeMap<String, crate::TuningResult>,
 }
 
 /// A table for people (`recops bench-cf`): the split sizes, then one row per model.
@@ -131,6 +136,29 @@ impl std::fmt::Display for BenchReport {
                 f,
                 "{name:<11}{:>12.5}{:>12.5}{:>14.5}{per:>16}{total:>12}",
                 m.recall_at_10, m.ndcg_at_10, m.coverage_at_10
+            )?;
+        }
+        for (name, t) in &self.tuning {
+            writeln!(
+                f,
+                "{name}: {} iterations={} validation ndcg@10={:.4} (configured defaults {}){}; {} trials in {:.0}s{}",
+                serde_json::to_string(&t.chosen).unwrap_or_default(),
+                t.iterations,
+                t.validation_ndcg,
+                t.default_validation_ndcg
+                    .map_or("diverged".to_owned(), |v| format!("{v:.4}")),
+                if t.chose_defaults {
+                    ", kept the defaults"
+                } else {
+                    ""
+                },
+                t.trials_run,
+                t.seconds,
+                if t.budget_exhausted {
+                    ", budget exhausted"
+                } else {
+                    ""
+                }
             )?;
         }
         Ok(())
@@ -252,6 +280,7 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
         };
         results.insert(name.to_owned(), result);
     }
+    let mut tuning = std::collections::BTreeMap::new();
     if let Some(secs) = options.tune_seconds {
         let threads = options.threads.max(1);
         let mut als = options.als.clone();
@@ -279,11 +308,13 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
                 ),
             };
             results.insert(name.to_owned(), result);
+            tuning.insert(name.to_owned(), tuned);
         }
     }
     Ok(BenchReport {
         split: split_sizes(&split, test_users),
         results,
+        tuning,
     })
 }
 

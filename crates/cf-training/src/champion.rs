@@ -104,7 +104,7 @@ mod tests {
         CfModel {
             meta: ModelMeta {
                 format_version: MODEL_FORMAT_VERSION,
-                model_id: "als_20250101_000000".into(),
+                model_id: "als_20250101_000000".parse().unwrap(),
                 model_type: ModelType::Als,
                 factors: users.cols(),
                 hyperparameters: serde_json::Value::Null,

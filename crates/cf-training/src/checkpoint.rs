@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use recops_core::write_atomic;
+use recops_core::{ModelId, write_atomic};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -36,7 +36,7 @@ pub(crate) struct EarlyState {
 pub(crate) struct CheckpointState {
     pub(crate) iteration: usize,
     pub(crate) run_fingerprint: String,
-    pub(crate) model_id: String,
+    pub(crate) model_id: ModelId,
     pub(crate) started_at: String,
     pub(crate) init: String,
     pub(crate) elapsed_seconds: f64,

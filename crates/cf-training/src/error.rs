@@ -82,6 +82,14 @@ pub enum Error {
         message: String,
     },
 
+    /// The model folder of this id already holds a complete model: a registered model
+    /// is never written again.
+    #[error("model {model_id} already exists; its folder is never rewritten")]
+    ModelExists {
+        /// The model id.
+        model_id: recops_core::ModelId,
+    },
+
     /// A checkpoint cannot be used to resume.
     #[error("cannot resume from checkpoint {path}: {message}")]
     Checkpoint {

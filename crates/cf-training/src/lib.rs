@@ -95,6 +95,7 @@ pub use ranking::{dot, top_k};
 pub use recency::{cell_confidence, newest_timestamp};
 pub use serving_index::{SERVING_INDEX_FILE, ServingIndex};
 pub use trainer::{
-    TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, new_model_id, thousands, train,
+    TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, clear_partial_models,
+    new_model_id, thousands, train,
 };
 pub use tuning::{Trial, TrialParams, TuningPlan, TuningResult, TuningSection, tune};

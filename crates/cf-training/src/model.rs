@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use recops_core::{Home, write_atomic};
+use recops_core::{Home, ModelId, write_atomic};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -57,8 +57,8 @@ pub struct TrainingSummary {
 pub struct ModelMeta {
     /// Layout version ([`MODEL_FORMAT_VERSION`]).
     pub format_version: u32,
-    /// `{type}_{YYYYMMDD_HHMMSS}`.
-    pub model_id: String,
+    /// `{type}_{YYYYMMDD_HHMMSS}` (validated when `model.json` is read).
+    pub model_id: ModelId,
     /// `als` or `bpr`.
     #[serde(rename = "type")]
     pub model_type: ModelType,
@@ -184,7 +184,6 @@ impl CfModel {
         if !self.user_factors.all_finite() || !self.item_factors.all_finite() {
             return Err(bad("factors contain NaN or infinite values".into()));
         }
-        recops_core::validate_name("model_id", &m.model_id)?;
         Ok(())
     }
 
@@ -195,7 +194,7 @@ impl CfModel {
         recops_core::ensure_dir(dir)?;
         let tensors_path = dir.join(MODEL_TENSORS_FILE);
         let mut meta = HashMap::new();
-        meta.insert("model_id".to_owned(), self.meta.model_id.clone());
+        meta.insert("model_id".to_owned(), self.meta.model_id.to_string());
         meta.insert("type".to_owned(), self.meta.model_type.to_string());
         meta.insert(
             "mapping_fingerprint".to_owned(),
@@ -220,8 +219,9 @@ impl CfModel {
         Ok(())
     }
 
-    /// Loads and checks the model in `dir` (see the module docs for what is refused).
-    pub fn load(dir: &Path) -> Result<Self> {
+    /// Reads only `model.json` of the model in `dir` (its hyperparameters, metrics and
+    /// tuning; no factors), refusing a newer format version.
+    pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
         let meta_path = dir.join(MODEL_META_FILE);
         let text =
             std::fs::read(&meta_path).map_err(|e| Error::io("cannot read", &meta_path, e))?;
@@ -238,6 +238,12 @@ impl CfModel {
                 ),
             });
         }
+        Ok(meta)
+    }
+
+    /// Loads and checks the model in `dir` (see the module docs for what is refused).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let meta = Self::read_meta(dir)?;
         let tensors_path = dir.join(MODEL_TENSORS_FILE);
         let bytes =
             std::fs::read(&tensors_path).map_err(|e| Error::io("cannot read", &tensors_path, e))?;
@@ -254,13 +260,13 @@ impl CfModel {
     }
 
     /// Loads model `model_id` of `home` (`artifacts/cf/<model_id>/`).
-    pub fn load_id(home: &Home, model_id: &str) -> Result<Self> {
-        Self::load(&home.model_dir(model_id)?)
+    pub fn load_id(home: &Home, model_id: &ModelId) -> Result<Self> {
+        Self::load(&home.model_dir(model_id))
     }
 
     /// The folder of this model in `home`.
-    pub fn dir(&self, home: &Home) -> Result<PathBuf> {
-        Ok(home.model_dir(&self.meta.model_id)?)
+    pub fn dir(&self, home: &Home) -> PathBuf {
+        home.model_dir(&self.meta.model_id)
     }
 
     /// Refuses the model when its rows and columns are not exactly `user_ids` and

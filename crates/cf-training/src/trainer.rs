@@ -269,16 +269,20 @@ pub fn thousands(n: usize) -> String {
 
 /// A model id `{type}_{YYYYMMDD_HHMMSS}` (local time) not yet used in `home`
 /// (`_2`, `_3`, ... appended when the second is taken).
-pub fn new_model_id(home: &Home, model_type: ModelType, at: DateTime<Utc>) -> Result<String> {
+pub fn new_model_id(
+    home: &Home,
+    model_type: ModelType,
+    at: DateTime<Utc>,
+) -> Result<recops_core::ModelId> {
     let base = format!(
         "{}_{}",
         model_type,
         at.with_timezone(&Local).format("%Y%m%d_%H%M%S")
     );
-    let mut id = base.clone();
+    let mut id = recops_core::ModelId::new(base.clone())?;
     let mut n = 2;
-    while home.model_dir(&id)?.exists() {
-        id = format!("{base}_{n}");
+    while home.model_dir(&id).exists() {
+        id = recops_core::ModelId::new(format!("{base}_{n}"))?;
         n += 1;
     }
     Ok(id)
@@ -349,12 +353,82 @@ fn train_inner(
     options: &mut TrainOptions<'_>,
     log: &TrainingLog,
 ) -> Result<TrainOutcome> {
-    let mt = config.model_type();
     let split = data.split;
-    let tr = config.training();
+    check_inputs(config, split, log)?;
+    let threads = config.training().effective_threads();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::ThreadPool {
+            threads,
+            message: e.to_string(),
+        })?;
+    let m = prepare_matrices(config, split, &pool, log)?;
+    let (mut run, users0, items0) = start_or_resume(home, config, split, &m, options, log)?;
+    recops_core::faults::point("training.started");
+    let mut engine = match config {
+        TrainConfig::Als(c) => {
+            Engine::Als(Als::with_factors(c.model.params(), &m.fit, users0, items0))
+        }
+        TrainConfig::Bpr(c) => Engine::Bpr(Bpr::with_factors(
+            c.model.params(),
+            &m.fit,
+            users0,
+            items0,
+            config.training().seed,
+            threads,
+        )),
+    };
+    iterate(home, config, &pool, &mut engine, &m, &mut run, options, log)?;
+    let (users, items, best_iteration) = match run.best.take() {
+        Some((u, i)) if m.validate => (u, i, run.early.best_iteration),
+        _ => {
+            let (u, i) = engine.factors();
+            (u.clone(), i.clone(), run.iteration)
+        }
+    };
+    drop(engine);
+    log.info(&format!("Training completed in {:.1}s", run.elapsed));
+    let ev = evaluate_and_gate(config, split, &pool, &users, &items, &m, log);
+    let model = build_model(
+        config,
+        &data,
+        options,
+        &run,
+        &ev,
+        threads,
+        best_iteration,
+        users,
+        items,
+    );
+    let model_dir = save_model(home, split, &model, log)?;
+    // The run is finished: its checkpoints must never be resumed into this model.
+    let ckpt_dir = home.checkpoints_dir(config.model_type().as_str())?;
+    let n = checkpoint::clear(&ckpt_dir);
+    if n > 0 {
+        tracing::debug!(cleared = n, dir = %ckpt_dir.display(), "checkpoints of the finished run removed");
+    }
+    Ok(TrainOutcome {
+        model,
+        model_dir,
+        metrics: ev.metrics,
+        baseline: ev.baseline,
+        baseline_name: ev.baseline_name,
+        baselines: ev.baselines,
+        improvement_pct: ev.improvement,
+        beats_baseline: ev.beats,
+        history: run.history,
+        training_time_seconds: run.elapsed,
+        stopped_early: run.stopped_early,
+        best_iteration,
+        started_at: run.started_at,
+    })
+}
+
+/// Logs the run's header and refuses data it cannot train on.
+fn check_inputs(config: &TrainConfig, split: &Split, log: &TrainingLog) -> Result<()> {
+    let mt = config.model_type();
     let k = config.factors();
-    let iterations = config.iterations();
-    let ks = config.evaluation().ks();
     log.info(&format!(
         "========== {} Training Started ==========",
         mt.upper()
@@ -382,21 +456,40 @@ fn train_inner(
             items: split.n_items(),
         });
     }
-    if tr.use_gpu {
+    if config.training().use_gpu {
         log.warning("use_gpu: true is not supported (no GPU backend); training on the CPU");
     }
-    let threads = tr.effective_threads();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::ThreadPool {
-            threads,
-            message: e.to_string(),
-        })?;
+    Ok(())
+}
 
-    // Fit / validation parts: early stopping validates on a hold-out of the training
-    // part, never on the evaluation rows.
-    let es = tr.early_stopping;
+/// The matrices of a run.
+struct Matrices {
+    /// The fit part with the model's confidence (ALS) or 1 (BPR).
+    fit: Interactions,
+    /// The fit part, binary (filter for validation).
+    fit_bin: Interactions,
+    /// The validation hold-out (empty without early stopping).
+    val: Interactions,
+    /// The whole training part, binary (filter for the test evaluation).
+    train_bin: Interactions,
+    /// The evaluation rows.
+    test: Interactions,
+    /// True when early stopping validates on `val`.
+    validate: bool,
+    /// Identifies the data and hyperparameters: a checkpoint resumes only a run with
+    /// the same.
+    fingerprint: String,
+}
+
+/// Fit / validation parts (early stopping validates on a hold-out of the training
+/// part, never on the evaluation rows) and their matrices.
+fn prepare_matrices(
+    config: &TrainConfig,
+    split: &Split,
+    pool: &rayon::ThreadPool,
+    log: &TrainingLog,
+) -> Result<Matrices> {
+    let es = config.training().early_stopping;
     let (fit, val) = if es.enabled {
         holdout_split(&split.train)
     } else {
@@ -435,46 +528,56 @@ fn train_inner(
             thousands(idle_items)
         ));
     }
-
-    let cols = mt.columns(k);
-    let run_fingerprint = format!(
+    let fingerprint = format!(
         "{:016x}-{}-{}",
         fingerprint_cells(&split.train) ^ fingerprint_cells(&split.test).rotate_left(1),
         mapping_fingerprint(&split.user_ids, &split.item_ids),
         serde_json::to_string(&config.hyperparameters()).unwrap_or_default()
     );
+    Ok(Matrices {
+        fit: fit_m,
+        fit_bin,
+        val: val_m,
+        train_bin,
+        test: test_m,
+        validate,
+        fingerprint,
+    })
+}
+
+/// Where a run stands: set at its start (fresh or from a checkpoint), then moved by
+/// every iteration.
+struct RunState {
+    model_id: recops_core::ModelId,
+    started_at: DateTime<Utc>,
+    init: String,
+    /// Iterations done.
+    iteration: usize,
+    /// Seconds of training so far, over all resumed parts.
+    elapsed: f64,
+    early: EarlyState,
+    history: Vec<IterationReport>,
+    best: Option<(Factors, Factors)>,
+    stopped_early: bool,
+}
+
+/// A fresh run (new model id, initial factors), or with `--resume` the unfinished run
+/// of the newest checkpoint. Checkpoints belong to one unfinished run: those of a run
+/// with other data or hyperparameters are refused, those of a run whose model was
+/// already written are discarded (its model folder is never written again), and a
+/// fresh run clears them.
+fn start_or_resume(
+    home: &Home,
+    config: &TrainConfig,
+    split: &Split,
+    m: &Matrices,
+    options: &TrainOptions<'_>,
+    log: &TrainingLog,
+) -> Result<(RunState, Factors, Factors)> {
+    let mt = config.model_type();
     let ckpt_dir = home.checkpoints_dir(mt.as_str())?;
-    let mut start_iteration = 0usize;
-    let mut elapsed = 0.0f64;
-    let mut early = EarlyState {
-        best_iteration: 0,
-        best_ndcg: None,
-        bad_evals: 0,
-    };
-    let mut history: Vec<IterationReport> = Vec::new();
-    let mut best: Option<(Factors, Factors)> = None;
-    let mut resumed: Option<checkpoint::Checkpoint> = None;
-    if options.resume {
-        match checkpoint::load_latest(&ckpt_dir)? {
-            Some(c) if c.state.run_fingerprint != run_fingerprint => {
-                return Err(Error::Checkpoint {
-                    path: c.path,
-                    message: "it was made with a different config or different data; run without --resume to start over".into(),
-                });
-            }
-            Some(c) => {
-                log.info(&format!(
-                    "Resuming from checkpoint {} (iteration {})",
-                    c.path.display(),
-                    c.state.iteration
-                ));
-                resumed = Some(c);
-            }
-            None => log.warning(&format!(
-                "--resume: no checkpoint in {}; starting from scratch",
-                ckpt_dir.display()
-            )),
-        }
+    let resumed = if options.resume {
+        resumable_checkpoint(home, &ckpt_dir, &m.fingerprint, log)?
     } else {
         let n = checkpoint::clear(&ckpt_dir);
         if n > 0 {
@@ -482,80 +585,139 @@ fn train_inner(
                 "Discarded {n} checkpoints of an earlier {mt} run (use --resume to continue one)"
             ));
         }
+        None
+    };
+    let (nu, ni, cols) = (
+        split.n_users(),
+        split.n_items(),
+        mt.columns(config.factors()),
+    );
+    let Some(c) = resumed else {
+        let started = options.clock.now();
+        let (init, u, i) = initial_factors(home, config, split, &m.fit, options.warm_start, log)?;
+        let run = RunState {
+            model_id: new_model_id(home, mt, started)?,
+            started_at: started,
+            init,
+            iteration: 0,
+            elapsed: 0.0,
+            early: EarlyState {
+                best_iteration: 0,
+                best_ndcg: None,
+                bad_evals: 0,
+            },
+            history: Vec::new(),
+            best: None,
+            stopped_early: false,
+        };
+        return Ok((run, u, i));
+    };
+    let ok = |f: &Factors, rows: usize| f.rows() == rows && f.cols() == cols;
+    if !ok(&c.users, nu) || !ok(&c.items, ni) {
+        return Err(Error::Checkpoint {
+            path: c.path,
+            message: format!("factor shapes do not match {nu} users x {ni} items x {cols}"),
+        });
     }
-
-    let (started_at, model_id, init, users0, items0) = match resumed {
-        Some(c) => {
-            let ok = |f: &Factors, rows: usize| f.rows() == rows && f.cols() == cols;
-            if !ok(&c.users, nu) || !ok(&c.items, ni) {
-                return Err(Error::Checkpoint {
-                    path: c.path,
-                    message: format!("factor shapes do not match {nu} users x {ni} items x {cols}"),
-                });
-            }
-            start_iteration = c.state.iteration;
-            elapsed = c.state.elapsed_seconds;
-            early = c.state.early.clone();
-            history = c.state.history.clone();
-            best = c.best;
-            let started = recops_core::parse_timestamp(&c.state.started_at)
-                .unwrap_or_else(|| options.clock.now());
-            (started, c.state.model_id, c.state.init, c.users, c.items)
-        }
-        None => {
-            let started = options.clock.now();
-            let id = new_model_id(home, mt, started)?;
-            let (init, u, i) =
-                initial_factors(home, config, split, &fit_m, options.warm_start, log)?;
-            (started, id, init, u, i)
-        }
+    let run = RunState {
+        started_at: recops_core::parse_timestamp(&c.state.started_at)
+            .unwrap_or_else(|| options.clock.now()),
+        model_id: c.state.model_id,
+        init: c.state.init,
+        iteration: c.state.iteration,
+        elapsed: c.state.elapsed_seconds,
+        early: c.state.early,
+        history: c.state.history,
+        best: c.best,
+        stopped_early: false,
     };
+    Ok((run, c.users, c.items))
+}
 
-    let mut engine = match config {
-        TrainConfig::Als(c) => {
-            Engine::Als(Als::with_factors(c.model.params(), &fit_m, users0, items0))
-        }
-        TrainConfig::Bpr(c) => Engine::Bpr(Bpr::with_factors(
-            c.model.params(),
-            &fit_m,
-            users0,
-            items0,
-            tr.seed,
-            threads,
-        )),
+/// The newest checkpoint of `dir` if it continues an unfinished run of these data and
+/// hyperparameters. None (said in the log and on stderr) when there is nothing to
+/// resume: the run then starts from scratch.
+fn resumable_checkpoint(
+    home: &Home,
+    dir: &std::path::Path,
+    fingerprint: &str,
+    log: &TrainingLog,
+) -> Result<Option<checkpoint::Checkpoint>> {
+    let Some(c) = checkpoint::load_latest(dir)? else {
+        log.warning(&format!(
+            "--resume: nothing to resume (no checkpoint in {}); training from scratch",
+            dir.display()
+        ));
+        return Ok(None);
     };
+    if c.state.run_fingerprint != fingerprint {
+        return Err(Error::Checkpoint {
+            path: c.path,
+            message: "it was made with a different config or different data; run without --resume to start over".into(),
+        });
+    }
+    if home
+        .model_dir(&c.state.model_id)
+        .join("model.json")
+        .exists()
+    {
+        let n = checkpoint::clear(dir);
+        log.warning(&format!(
+            "--resume: nothing to resume (the checkpoint's run already finished as model {}; \
+             {n} stale checkpoints discarded); training from scratch",
+            c.state.model_id
+        ));
+        return Ok(None);
+    }
+    log.info(&format!(
+        "Resuming from checkpoint {} (iteration {})",
+        c.path.display(),
+        c.state.iteration
+    ));
+    Ok(Some(c))
+}
 
-    let mut stopped_early = false;
+/// The iterations left: step, divergence check, validation and early stopping,
+/// checkpoints.
+#[allow(clippy::too_many_arguments)]
+fn iterate(
+    home: &Home,
+    config: &TrainConfig,
+    pool: &rayon::ThreadPool,
+    engine: &mut Engine<'_>,
+    m: &Matrices,
+    run: &mut RunState,
+    options: &mut TrainOptions<'_>,
+    log: &TrainingLog,
+) -> Result<()> {
+    let mt = config.model_type();
+    let tr = config.training();
+    let es = tr.early_stopping;
+    let iterations = config.iterations();
+    let ckpt_dir = home.checkpoints_dir(mt.as_str())?;
+    if run.iteration >= iterations || run.early.bad_evals >= es.patience && m.validate {
+        run.stopped_early = run.iteration < iterations;
+    }
     let mut ran_here = 0usize;
-    if start_iteration >= iterations || early.bad_evals >= es.patience && validate {
-        stopped_early = start_iteration < iterations;
-    }
-    let mut it = start_iteration;
-    while it < iterations && !stopped_early {
-        it += 1;
+    while run.iteration < iterations && !run.stopped_early {
+        run.iteration += 1;
+        let it = run.iteration;
         let t0 = Instant::now();
         let loss = pool.install(|| engine.step(it - 1));
         let (u, i) = engine.factors();
+        let diverged = |what| Error::Diverged {
+            model_type: mt.to_string(),
+            iteration: it,
+            what,
+        };
         if !loss.is_finite() {
-            return Err(Error::Diverged {
-                model_type: mt.to_string(),
-                iteration: it,
-                what: "loss",
-            });
+            return Err(diverged("loss"));
         }
         if !u.all_finite() {
-            return Err(Error::Diverged {
-                model_type: mt.to_string(),
-                iteration: it,
-                what: "user factors",
-            });
+            return Err(diverged("user factors"));
         }
         if !i.all_finite() {
-            return Err(Error::Diverged {
-                model_type: mt.to_string(),
-                iteration: it,
-                what: "item factors",
-            });
+            return Err(diverged("item factors"));
         }
         let mut report = IterationReport {
             iteration: it,
@@ -565,91 +727,102 @@ fn train_inner(
             validation_ndcg: None,
             wall_time_seconds: 0.0,
         };
-        if validate && (it.is_multiple_of(es.eval_every) || it == iterations) {
-            let m = pool.install(|| evaluate_factors(u, i, &fit_bin, &val_m, &[10]));
-            let ndcg = m.ndcg(10);
-            report.validation_recall = Some(m.recall(10));
+        if m.validate && (it.is_multiple_of(es.eval_every) || it == iterations) {
+            let v = pool.install(|| evaluate_factors(u, i, &m.fit_bin, &m.val, &[10]));
+            let ndcg = v.ndcg(10);
+            report.validation_recall = Some(v.recall(10));
             report.validation_ndcg = Some(ndcg);
-            let improved = early.best_ndcg.is_none_or(|b| ndcg > b + es.min_delta);
-            if improved {
-                early.best_ndcg = Some(ndcg);
-                early.best_iteration = it;
-                early.bad_evals = 0;
-                best = Some((u.clone(), i.clone()));
+            if run.early.best_ndcg.is_none_or(|b| ndcg > b + es.min_delta) {
+                run.early.best_ndcg = Some(ndcg);
+                run.early.best_iteration = it;
+                run.early.bad_evals = 0;
+                run.best = Some((u.clone(), i.clone()));
             } else {
-                early.bad_evals += 1;
-                if early.bad_evals >= es.patience {
-                    stopped_early = true;
-                }
+                run.early.bad_evals += 1;
+                run.stopped_early = run.early.bad_evals >= es.patience;
             }
         }
         report.wall_time_seconds = t0.elapsed().as_secs_f64();
-        elapsed += report.wall_time_seconds;
+        run.elapsed += report.wall_time_seconds;
         log.info(&format!("Iteration {it}/{iterations} | loss={loss:.4}"));
-        history.push(report);
+        run.history.push(report);
         if let Some(cb) = options.on_iteration.as_mut() {
             cb(&report);
         }
         if tr.checkpoint_every > 0
             && it.is_multiple_of(tr.checkpoint_every)
             && it < iterations
-            && !stopped_early
+            && !run.stopped_early
         {
             let state = CheckpointState {
                 iteration: it,
-                run_fingerprint: run_fingerprint.clone(),
-                model_id: model_id.clone(),
-                started_at: format_timestamp(started_at),
-                init: init.clone(),
-                elapsed_seconds: elapsed,
-                early: early.clone(),
-                history: history.clone(),
+                run_fingerprint: m.fingerprint.clone(),
+                model_id: run.model_id.clone(),
+                started_at: format_timestamp(run.started_at),
+                init: run.init.clone(),
+                elapsed_seconds: run.elapsed,
+                early: run.early.clone(),
+                history: run.history.clone(),
             };
             let (u, i) = engine.factors();
-            checkpoint::save(&ckpt_dir, &state, u, i, best.as_ref().map(|(a, b)| (a, b)))?;
+            let best = run.best.as_ref().map(|(a, b)| (a, b));
+            checkpoint::save(&ckpt_dir, &state, u, i, best)?;
+            recops_core::faults::point("training.checkpoint_saved");
         }
         ran_here += 1;
-        if options.interrupt_after == Some(ran_here) && it < iterations && !stopped_early {
+        if options.interrupt_after == Some(ran_here) && it < iterations && !run.stopped_early {
             return Err(Error::Interrupted { iteration: it });
         }
     }
-    if stopped_early {
+    if run.stopped_early {
         log.info(&format!(
-            "Early stopping at iteration {it}: best validation ndcg@10={:.4} at iteration {}",
-            early.best_ndcg.unwrap_or(0.0),
-            early.best_iteration
+            "Early stopping at iteration {}: best validation ndcg@10={:.4} at iteration {}",
+            run.iteration,
+            run.early.best_ndcg.unwrap_or(0.0),
+            run.early.best_iteration
         ));
     }
-    let (users, items, best_iteration) = match best {
-        Some((u, i)) if validate => (u, i, early.best_iteration),
-        _ => {
-            let (u, i) = engine.factors();
-            (u.clone(), i.clone(), it)
-        }
-    };
-    drop(engine);
-    log.info(&format!("Training completed in {elapsed:.1}s"));
+    Ok(())
+}
 
-    // Evaluation on the held-out rows, training items filtered, and the baseline.
+/// The test evaluation, the popularity baselines and the gate.
+struct Evaluation {
+    metrics: Metrics,
+    baselines: Vec<Baseline>,
+    baseline_name: String,
+    baseline: Metrics,
+    improvement: f64,
+    beats: bool,
+}
+
+/// Evaluates the kept factors on the held-out rows (training items filtered) against
+/// every popularity baseline, and logs the spec's lines and the gate.
+fn evaluate_and_gate(
+    config: &TrainConfig,
+    split: &Split,
+    pool: &rayon::ThreadPool,
+    users: &Factors,
+    items: &Factors,
+    m: &Matrices,
+    log: &TrainingLog,
+) -> Evaluation {
+    let ks = config.evaluation().ks();
     let (metrics, baselines) = pool.install(|| {
         (
-            evaluate_factors(&users, &items, &train_bin, &test_m, &ks),
-            popularity_baselines(&split.train, &train_bin, &test_m, &ks),
+            evaluate_factors(users, items, &m.train_bin, &m.test, &ks),
+            popularity_baselines(&split.train, &m.train_bin, &m.test, &ks),
         )
     });
     let (baseline_name, baseline) = strongest(&baselines)
         .map(|b| (b.name.clone(), b.metrics.clone()))
         .unwrap_or_default();
-    let names = &config.evaluation().metrics;
-    let mut eval_line = String::from("Evaluation: ");
     let mut parts = Vec::new();
-    for m in &metrics.at {
-        parts.push(format!("recall@{}={:.4}", m.k, m.recall));
-        parts.push(format!("ndcg@{}={:.4}", m.k, m.ndcg));
-        parts.push(format!("coverage@{}={:.4}", m.k, m.coverage));
+    for a in &metrics.at {
+        parts.push(format!("recall@{}={:.4}", a.k, a.recall));
+        parts.push(format!("ndcg@{}={:.4}", a.k, a.ndcg));
+        parts.push(format!("coverage@{}={:.4}", a.k, a.coverage));
     }
-    eval_line.push_str(&parts.join(", "));
-    log.info(&eval_line);
+    log.info(&format!("Evaluation: {}", parts.join(", ")));
     // The spec's two lines (plain popularity first), then the other variants.
     let baseline_line = |b: &Baseline| {
         format!(
@@ -678,64 +851,118 @@ fn train_inner(
     if metrics.users == 0 {
         log.warning("No held-out users: the model cannot be compared with the baseline and will be rejected");
     }
+    Evaluation {
+        metrics,
+        baselines,
+        baseline_name,
+        baseline,
+        improvement,
+        beats,
+    }
+}
 
-    let model = CfModel {
+/// The model of a finished run.
+#[allow(clippy::too_many_arguments)]
+fn build_model(
+    config: &TrainConfig,
+    data: &TrainData<'_>,
+    options: &TrainOptions<'_>,
+    run: &RunState,
+    ev: &Evaluation,
+    threads: usize,
+    best_iteration: usize,
+    users: Factors,
+    items: Factors,
+) -> CfModel {
+    let split = data.split;
+    let names = &config.evaluation().metrics;
+    CfModel {
         meta: ModelMeta {
             format_version: MODEL_FORMAT_VERSION,
-            model_id: model_id.clone(),
-            model_type: mt,
-            factors: k,
+            model_id: run.model_id.clone(),
+            model_type: config.model_type(),
+            factors: config.factors(),
             hyperparameters: config.hyperparameters(),
-            metrics: metrics.to_map(names),
-            baseline: baseline.to_map(names),
-            baselines: baselines
+            metrics: ev.metrics.to_map(names),
+            baseline: ev.baseline.to_map(names),
+            baselines: ev
+                .baselines
                 .iter()
                 .map(|b| (b.name.clone(), b.metrics.to_map(names)))
                 .collect(),
             tuning: options.tuning.cloned(),
-            improvement_pct: improvement,
+            improvement_pct: ev.improvement,
             data_version: data.data_version.to_owned(),
             created_at: format_timestamp(options.clock.now()),
-            n_users: nu,
-            n_items: ni,
+            n_users: split.n_users(),
+            n_items: split.n_items(),
             mapping_fingerprint: mapping_fingerprint(&split.user_ids, &split.item_ids),
             training: TrainingSummary {
-                iterations_run: it,
+                iterations_run: run.iteration,
                 best_iteration,
-                stopped_early,
-                training_time_seconds: elapsed,
+                stopped_early: run.stopped_early,
+                training_time_seconds: run.elapsed,
                 threads,
-                init,
-                validation_ndcg_at_10: early.best_ndcg,
+                init: run.init.clone(),
+                validation_ndcg_at_10: run.early.best_ndcg,
             },
         },
         user_ids: split.user_ids.clone(),
         item_ids: split.item_ids.clone(),
         user_factors: users,
         item_factors: items,
-    };
-    let model_dir = home.model_dir(&model_id)?;
-    // The serving index first: `model.json`, written last by `save`, marks the folder
-    // complete.
-    recops_core::ensure_dir(&model_dir)?;
-    crate::ServingIndex::from_split(split).save(&model_dir)?;
-    model.save(&model_dir)?;
+    }
+}
+
+/// Writes the model folder whole or not at all: the files go to a hidden sibling
+/// `.<model_id>.partial/` (the serving index, then `model.json` last), which is then
+/// renamed to `<model_id>/` and the parent synced. A crash leaves no model folder
+/// (only a partial one, removed by [`clear_partial_models`]). A folder that already
+/// exists is never written again.
+fn save_model(home: &Home, split: &Split, model: &CfModel, log: &TrainingLog) -> Result<PathBuf> {
+    let model_dir = home.model_dir(&model.meta.model_id);
+    if model_dir.exists() {
+        return Err(Error::ModelExists {
+            model_id: model.meta.model_id.clone(),
+        });
+    }
+    let partial = partial_dir(&model_dir, &model.meta.model_id);
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .map_err(|e| Error::io("cannot remove the partial model folder", &partial, e))?;
+    }
+    recops_core::ensure_dir(&partial)?;
+    crate::ServingIndex::from_split(split).save(&partial)?;
+    recops_core::faults::point("training.index_saved");
+    model.save(&partial)?;
+    recops_core::faults::point("training.files_saved");
+    std::fs::rename(&partial, &model_dir)
+        .map_err(|e| Error::io("cannot move the model folder into place", &model_dir, e))?;
+    recops_core::sync_parent(&model_dir)?;
     log.info(&format!("Model saved to {}", model_dir.display()));
-    Ok(TrainOutcome {
-        model,
-        model_dir,
-        metrics,
-        baseline,
-        baseline_name,
-        baselines,
-        improvement_pct: improvement,
-        beats_baseline: beats,
-        history,
-        training_time_seconds: elapsed,
-        stopped_early,
-        best_iteration,
-        started_at,
-    })
+    Ok(model_dir)
+}
+
+fn partial_dir(model_dir: &std::path::Path, model_id: &str) -> PathBuf {
+    model_dir.with_file_name(format!(".{model_id}.partial"))
+}
+
+/// Removes the `.<model_id>.partial/` folders that runs killed while writing their
+/// model left in `artifacts/cf/`; returns how many. Call it where no other run can be
+/// writing a model (the training job does, under its pipeline lock).
+pub fn clear_partial_models(home: &Home) -> usize {
+    let Ok(entries) = std::fs::read_dir(home.cf_artifacts_dir()) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with('.') && name.ends_with(".partial") && e.path().is_dir()
+        })
+        .filter(|e| std::fs::remove_dir_all(e.path()).is_ok())
+        .count()
 }
 
 /// Random, warm-start or embedding initialisation. Returns (description, users, items).

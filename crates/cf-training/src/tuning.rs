@@ -14,6 +14,13 @@
 //!    the end), and that iteration is its iteration count.
 //! 3. The winner is the best trial of the highest rung reached (ties: the lower trial
 //!    number). The search stops starting trials when the time budget is spent.
+//! 4. Before the search, the **reference trial** trains the config's own
+//!    hyperparameters for the config's own iteration count (what an untuned run would
+//!    train), scored the same way. It is never eliminated: when the search's winner does
+//!    not beat it on validation ndcg@10 (ties included), the reference is the choice. So
+//!    a tuned model is never worse than the defaults *on validation*; the short rungs
+//!    alone could not promise that (a low learning rate looks bad after 10 epochs, and a
+//!    budget that ends the search early leaves only short-rung winners).
 //!
 //! Same seed, data, threads and search space: the same choice, as long as the budget
 //! is not what ended the search (the budget reads the wall clock).
@@ -206,8 +213,12 @@ pub struct TrialParams {
 pub struct Trial {
     /// Trial number (0 = the config's own hyperparameters).
     pub trial: usize,
-    /// Rung (0-based).
+    /// Rung (0-based; 0 for the reference trial).
     pub rung: usize,
+    /// The reference trial: the config's own hyperparameters for the config's own
+    /// iteration count, run before the search and never eliminated.
+    #[serde(default)]
+    pub reference: bool,
     /// What it tried.
     pub params: TrialParams,
     /// Iterations it ran at this rung.
@@ -231,9 +242,12 @@ pub struct TuningResult {
     pub iterations: usize,
     /// The winner's validation ndcg@10.
     pub validation_ndcg: f64,
-    /// The config's own hyperparameters' validation ndcg@10 at the same rung, when
-    /// trial 0 reached it.
+    /// The reference trial's validation ndcg@10 (the config's own hyperparameters and
+    /// iteration count; none when it diverged). `validation_ndcg` is never below it.
     pub default_validation_ndcg: Option<f64>,
+    /// True when the reference trial (the configured defaults) is the choice.
+    #[serde(default)]
+    pub chose_defaults: bool,
     /// Trials run (over all rungs).
     pub trials_run: usize,
     /// The seed.
@@ -428,10 +442,17 @@ pub fn tune(
         threads,
     };
     let started = Instant::now();
+    // The reference trial: the config as an untuned run would train it.
+    let reference = {
+        let t0 = Instant::now();
+        let s = pool.install(|| run_trial(config, &candidates[0], config.iterations(), &data))?;
+        report_reference(on_trial, &candidates[0], &s, t0);
+        s
+    };
     let mut alive: Vec<usize> = (0..candidates.len()).collect();
     let mut iterations = plan.min_iterations;
     let mut rung = 0usize;
-    let mut trials_run = 0usize;
+    let mut trials_run = 1usize;
     let mut budget_exhausted = false;
     // (trial, scored) of the highest rung with at least one result.
     let mut top: Vec<(usize, Scored)> = Vec::new();
@@ -448,6 +469,7 @@ pub fn tune(
             on_trial(&Trial {
                 trial: t,
                 rung,
+                reference: false,
                 params: candidates[t],
                 iterations_run: s.iterations_run,
                 best_iteration: s.best_iteration,
@@ -470,25 +492,50 @@ pub fn tune(
         iterations = (iterations * plan.eta).min(plan.max_iterations);
         rung += 1;
     }
-    let default_ndcg = top.iter().find(|(t, _)| *t == 0).map(|(_, s)| s.ndcg);
-    let (winner, best) = top.into_iter().next().ok_or_else(|| Error::EmptyData {
-        model_type: mt.to_string(),
-        detail: format!(
-            "the tuning budget of {}s ended before the first trial",
-            plan.budget_seconds
-        ),
-    })?;
+    let default_ndcg = Some(reference.ndcg).filter(|v| v.is_finite());
+    // The search's winner only when it beats the reference on validation.
+    let (winner, best, chose_defaults) = match top.into_iter().next() {
+        Some((t, s)) if s.ndcg > reference.ndcg => (t, s, false),
+        _ if reference.ndcg.is_finite() => (0, reference, true),
+        _ => {
+            return Err(Error::EmptyData {
+                model_type: mt.to_string(),
+                detail: "every tuning trial diverged or the budget ended before the search".into(),
+            });
+        }
+    };
     Ok(TuningResult {
         chosen: candidates[winner],
         iterations: best.best_iteration.max(1),
         validation_ndcg: best.ndcg,
         default_validation_ndcg: default_ndcg,
+        chose_defaults,
         trials_run,
         seed,
         budget_seconds: plan.budget_seconds,
         seconds: started.elapsed().as_secs_f64(),
         budget_exhausted,
     })
+}
+
+/// Reports the reference trial to `on_trial`.
+fn report_reference(
+    on_trial: &mut dyn FnMut(&Trial),
+    params: &TrialParams,
+    s: &Scored,
+    t0: Instant,
+) {
+    on_trial(&Trial {
+        trial: 0,
+        rung: 0,
+        reference: true,
+        params: *params,
+        iterations_run: s.iterations_run,
+        best_iteration: s.best_iteration,
+        validation_ndcg: s.ndcg,
+        validation_recall: s.recall,
+        seconds: t0.elapsed().as_secs_f64(),
+    });
 }
 
 impl TrainConfig {
@@ -582,12 +629,16 @@ mod tests {
         let mut trials = Vec::new();
         let a = tune(&als(42), &clean, None, &mut |t| trials.push(*t)).unwrap();
         assert!(!a.budget_exhausted);
-        // 6 at rung 0, 2 at rung 1 (2 -> 6 iterations), 1 at rung 2 (8).
-        assert_eq!(trials.iter().filter(|t| t.rung == 0).count(), 6);
-        assert_eq!(trials.iter().filter(|t| t.rung == 1).count(), 2);
-        assert_eq!(trials.iter().filter(|t| t.rung == 2).count(), 1);
-        assert_eq!(a.trials_run, 9);
-        assert_eq!(trials[0].params.factors, 8, "trial 0 is the config's own");
+        // The reference first (15 iterations, the config's), then 6 at rung 0, 2 at
+        // rung 1 (2 -> 6 iterations), 1 at rung 2 (8).
+        assert!(trials[0].reference && trials[0].iterations_run == 15);
+        let search = || trials.iter().filter(|t| !t.reference);
+        assert_eq!(search().filter(|t| t.rung == 0).count(), 6);
+        assert_eq!(search().filter(|t| t.rung == 1).count(), 2);
+        assert_eq!(search().filter(|t| t.rung == 2).count(), 1);
+        assert_eq!(a.trials_run, 10);
+        assert_eq!(trials[1].params.factors, 8, "trial 0 is the config's own");
+        assert!(a.validation_ndcg >= a.default_validation_ndcg.unwrap());
         // Poison the evaluation rows: every held-out cell moved to another item.
         let mut poisoned = clean.clone();
         let n = poisoned.n_items() as u32;
@@ -620,6 +671,32 @@ mod tests {
     }
 
     #[test]
+    fn the_configured_defaults_are_kept_when_the_search_does_not_beat_them() {
+        // A search crippled to 1 iteration per trial cannot beat the defaults trained
+        // for the config's 15 iterations: the reference trial is the choice.
+        let c: AlsConfig = parse(
+            "model:\n  factors: 8\ntraining:\n  threads: 1\n  bert_init: false\n\
+             tuning:\n  trials: 4\n  factors: [2]\n  min_iterations: 1\n  max_iterations: 1\n",
+        )
+        .unwrap();
+        let config = TrainConfig::Als(c);
+        let mut seen = Vec::new();
+        let r = tune(&config, &split(), None, &mut |t| seen.push(*t)).unwrap();
+        let reference = seen.iter().find(|t| t.reference).unwrap();
+        let best_search = seen
+            .iter()
+            .filter(|t| !t.reference)
+            .map(|t| t.validation_ndcg)
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert!(reference.validation_ndcg > best_search, "{seen:?}");
+        assert!(r.chose_defaults);
+        assert_eq!(r.chosen.factors, 8);
+        assert_eq!(r.iterations, reference.best_iteration);
+        assert!(r.iterations > 1);
+        assert_eq!(Some(r.validation_ndcg), r.default_validation_ndcg);
+    }
+
+    #[test]
     fn bpr_tunes_the_learning_rate_within_the_budget_schedule() {
         let c: BprConfig = parse(
             "model:\n  factors: 4\ntraining:\n  threads: 1\n  bert_init: false\n\
@@ -630,11 +707,14 @@ mod tests {
         let r = tune(&TrainConfig::Bpr(c), &split(), None, &mut |t| seen.push(*t)).unwrap();
         assert!(r.chosen.learning_rate.is_some() && r.chosen.alpha.is_none());
         assert!(
-            seen[1..]
-                .iter()
+            seen.iter()
+                .filter(|t| !t.reference && t.trial > 0)
                 .all(|t| (0.01..=0.1).contains(&t.params.learning_rate.unwrap()))
         );
-        assert!(r.iterations <= 10 && r.validation_ndcg > 0.0);
+        // The search's rungs stop at 10 epochs; the reference trial runs the config's 100.
+        let cap = if r.chose_defaults { 100 } else { 10 };
+        assert!(r.iterations <= cap && r.validation_ndcg > 0.0, "{r:?}");
+        assert!(r.validation_ndcg >= r.default_validation_ndcg.unwrap());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -6,9 +7,26 @@ use chrono::{DateTime, Duration, Utc};
 ///
 /// Every time window, staleness check and schedule in recops reads time through a
 /// `Clock`, so tests use a [`FixedClock`] and never sleep.
+///
+/// [`now`](Clock::now) is wall time: it can jump (NTP, an operator setting the date).
+/// [`monotonic`](Clock::monotonic) never goes back nor jumps with the wall clock: use it
+/// for durations that decide something (timeouts, grace periods).
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Time elapsed on a monotonic clock since an arbitrary origin fixed for the
+    /// process; only differences mean something. The default reads the system's
+    /// monotonic clock ([`Instant`]).
+    fn monotonic(&self) -> StdDuration {
+        process_monotonic()
+    }
+}
+
+/// The system's monotonic clock, measured from the first call in this process.
+fn process_monotonic() -> StdDuration {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed()
 }
 
 /// A shared clock handle, cheap to clone.
@@ -32,28 +50,46 @@ impl SystemClock {
 }
 
 /// A clock that only moves when told to; for tests.
+///
+/// Its monotonic time follows every forward move of [`set`](Self::set) and
+/// [`advance`](Self::advance) (never a backward one); [`step_wall`](Self::step_wall)
+/// moves the wall time alone, like an NTP step or an operator setting the date.
 #[derive(Debug, Clone)]
 pub struct FixedClock {
-    now: Arc<Mutex<DateTime<Utc>>>,
+    now: Arc<Mutex<(DateTime<Utc>, StdDuration)>>,
 }
 
 impl FixedClock {
     /// A clock stopped at `now`.
     pub fn new(now: DateTime<Utc>) -> Self {
         FixedClock {
-            now: Arc::new(Mutex::new(now)),
+            now: Arc::new(Mutex::new((now, StdDuration::ZERO))),
         }
+    }
+
+    fn move_to(&self, now: DateTime<Utc>, monotonic: bool) {
+        let mut t = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        if monotonic && let Ok(forward) = (now - t.0).to_std() {
+            t.1 += forward;
+        }
+        t.0 = now;
     }
 
     /// Sets the time. Clones of this clock see the change.
     pub fn set(&self, now: DateTime<Utc>) {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = now;
+        self.move_to(now, true);
     }
 
     /// Moves the time forward (or back, with a negative duration).
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += by;
+        let now = self.now() + by;
+        self.move_to(now, true);
+    }
+
+    /// Moves the wall time only (a clock step): [`Clock::monotonic`] does not change.
+    pub fn step_wall(&self, by: Duration) {
+        let now = self.now() + by;
+        self.move_to(now, false);
     }
 
     /// This clock as a [`SharedClock`]; the handle keeps following [`FixedClock::set`].
@@ -64,7 +100,11 @@ impl FixedClock {
 
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+        self.now.lock().unwrap_or_else(PoisonError::into_inner).0
+    }
+
+    fn monotonic(&self) -> StdDuration {
+        self.now.lock().unwrap_or_else(PoisonError::into_inner).1
     }
 }
 
@@ -105,6 +145,22 @@ mod tests {
         assert_eq!(shared.now(), t0 + Duration::hours(2));
         clock.set(t0);
         assert_eq!(shared.now(), t0);
+    }
+
+    #[test]
+    fn monotonic_time_follows_forward_moves_only_and_ignores_wall_steps() {
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap();
+        let clock = FixedClock::new(t0);
+        let shared = clock.shared();
+        clock.advance(Duration::minutes(5));
+        assert_eq!(shared.monotonic(), StdDuration::from_secs(300));
+        clock.set(t0); // backwards: monotonic stays
+        assert_eq!(shared.monotonic(), StdDuration::from_secs(300));
+        clock.step_wall(Duration::hours(3));
+        assert_eq!(shared.now(), t0 + Duration::hours(3));
+        assert_eq!(shared.monotonic(), StdDuration::from_secs(300));
+        let a = SystemClock.monotonic();
+        assert!(SystemClock.monotonic() >= a);
     }
 
     #[test]

@@ -43,7 +43,9 @@ pub enum Error {
     },
 
     /// A name used to build a path (model id, pipeline name, ...) is not a plain name.
-    #[error("invalid {what} {value:?}: expected only lowercase letters, digits and '_'")]
+    #[error(
+        "invalid {what} {value:?}: expected 1 to 128 characters, only lowercase ASCII letters, digits and '_'"
+    )]
     InvalidName {
         /// What kind of name it is ("model_id", "pipeline name").
         what: &'static str,

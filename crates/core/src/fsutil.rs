@@ -54,10 +54,16 @@ where
 /// Use with [`temp_path_for`] when another library writes the temporary file (for
 /// example a Parquet writer); the temporary file is removed if the rename fails.
 pub fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    crate::faults::point(&format!("atomic.before_rename:{name}"));
     if let Err(e) = fs::rename(tmp, path) {
         let _ = fs::remove_file(tmp);
         return Err(Error::io("cannot replace", path, e));
     }
+    crate::faults::point(&format!("atomic.after_rename:{name}"));
     sync_parent(path)
 }
 

@@ -2,6 +2,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{ensure_dir, validate_name};
+use crate::model_id::ModelId;
 
 /// Environment variable naming the home folder when `--home` is not given.
 pub const HOME_ENV: &str = "RECOPS_HOME";
@@ -161,10 +162,9 @@ impl Home {
     pub fn registry(&self) -> PathBuf {
         self.join("artifacts/cf/registry.json")
     }
-    /// `artifacts/cf/<model_id>/`; the id must be a plain name (`[a-z0-9_]`).
-    pub fn model_dir(&self, model_id: &str) -> Result<PathBuf> {
-        validate_name("model_id", model_id)?;
-        Ok(self.cf_artifacts_dir().join(model_id))
+    /// `artifacts/cf/<model_id>/` (a [`ModelId`] is a plain name, safe as a folder).
+    pub fn model_dir(&self, model_id: &ModelId) -> PathBuf {
+        self.cf_artifacts_dir().join(model_id.as_str())
     }
     /// `checkpoints/<model_type>/`
     pub fn checkpoints_dir(&self, model_type: &str) -> Result<PathBuf> {
@@ -278,7 +278,7 @@ mod tests {
         assert_eq!(rel(home.service_db()), "logs/service_metrics.db");
         assert_eq!(rel(home.registry()), "artifacts/cf/registry.json");
         assert_eq!(
-            rel(home.model_dir("als_20250115_103000").unwrap()),
+            rel(home.model_dir(&"als_20250115_103000".parse().unwrap())),
             "artifacts/cf/als_20250115_103000"
         );
         assert_eq!(rel(home.cf_log("bpr").unwrap()), "logs/cf/bpr.log");
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn names_that_are_paths_are_refused() {
         let home = Home::new("/srv/recops");
-        assert!(home.model_dir("../../etc/passwd").is_err());
+        assert!("../../etc/passwd".parse::<ModelId>().is_err());
         assert!(home.cf_log("als/../../x").is_err());
         assert!(home.job_log("").is_err());
     }

@@ -5,11 +5,16 @@
 //!   `${VAR:-default}` substitution, unknown-key rejection, and errors that name the
 //!   file, the key path and what was expected; [`Validate`] for semantic checks.
 //! - [`RecopsConfig`]: `config/recops.yaml` (service address, logging, locks, health).
+//! - [`ModelId`]: a model id, validated once where it enters (parse, serde).
 //! - [`Clock`], [`SystemClock`], [`FixedClock`]: time as a dependency, so tests never sleep.
 //! - [`write_atomic`]: temp file in the same folder, fsync, rename.
 //! - [`LogFile`]: spec-format text logs (`YYYY-MM-DD HH:MM:SS | LEVEL | message`),
 //!   rotated daily with a bounded number of kept files.
 //! - [`telemetry::init`]: the `tracing` subscriber of a binary (stderr + log file).
+//! - [`faults::point`]: named fault points that tests arm (`RECOPS_FAULT_POINT`) to
+//!   kill or stall a process at an exact step; no-ops otherwise.
+//! - [`procid::ProcessIdentity`]: a pid with its boot id and start time, so a reused
+//!   pid is never taken for the process recorded.
 //! - `sqlite::open` (feature `sqlite`): the SQLite stores opened alike (WAL, busy
 //!   timeout, header check, `user_version` migrations).
 //!
@@ -29,10 +34,13 @@
 mod clock;
 mod config;
 mod error;
+pub mod faults;
 mod fsutil;
 mod home;
 mod ids;
 mod logfile;
+mod model_id;
+pub mod procid;
 mod settings;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -55,6 +63,7 @@ pub use ids::absent_id;
 pub use logfile::{
     LogFile, LogFileOptions, LogLevel, format_line, format_line_in, rotated_files, set_log_timezone,
 };
+pub use model_id::ModelId;
 pub use settings::{
     DEFAULT_RECOPS_CONFIG, DriftSettings, HealthSettings, LockSettings, LoggingSettings,
     RecopsConfig, RetentionSettings, STORAGE_URL_ENV, ServiceSettings, StorageSettings, StorageUrl,

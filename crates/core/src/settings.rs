@@ -174,6 +174,13 @@ pub struct ServiceSettings {
     pub port: u16,
     /// URL the jobs use to reach the service (default `http://127.0.0.1:8000`).
     pub url: String,
+    /// Every replica's URL, when several recommenders run behind a load balancer:
+    /// `model-deployment` deploys to, verifies and rolls back all of them, and the
+    /// health check probes each. A YAML list or one comma-separated string
+    /// (`RECOPS_SERVICE_URLS` in the shipped file); empty (default) = `[url]`.
+    /// Read it through [`ServiceSettings::urls`].
+    #[serde(default, deserialize_with = "url_list")]
+    pub urls: Vec<String>,
     /// Connections served at once (default 1024). At the cap the service stops
     /// accepting (new clients wait in the listen backlog) and logs a warning.
     #[serde(default = "default_max_connections")]
@@ -198,6 +205,38 @@ pub struct ServiceSettings {
     /// differ); empty (default) means `<host name>:<port>`.
     #[serde(default)]
     pub instance: String,
+}
+
+impl ServiceSettings {
+    /// The replicas' URLs: `urls`, or `url` alone when `urls` is empty.
+    pub fn urls(&self) -> Vec<String> {
+        if self.urls.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            self.urls.clone()
+        }
+    }
+}
+
+/// `service.urls`: a YAML list, or a comma-separated string (what an environment
+/// variable gives); null or empty = no list.
+fn url_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum UrlList {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match Option::<UrlList>::deserialize(d)? {
+        None => Vec::new(),
+        Some(UrlList::List(v)) => v,
+        Some(UrlList::Csv(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 fn default_max_connections() -> usize {
@@ -325,6 +364,19 @@ impl Validate for RecopsConfig {
             ));
         }
         let sv = &self.service;
+        for (i, u) in sv.urls.iter().enumerate() {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                p.push((
+                    format!("service.urls[{i}]"),
+                    format!("expected an http:// or https:// URL, got {u:?}"),
+                ));
+            } else if sv.urls[..i].contains(u) {
+                p.push((
+                    format!("service.urls[{i}]"),
+                    format!("{u} is listed twice: each replica once"),
+                ));
+            }
+        }
         if sv.max_connections == 0 {
             p.push((
                 "service.max_connections".into(),
@@ -522,6 +574,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.service.port, 9100);
+    }
+
+    #[test]
+    fn service_urls_default_to_url_and_take_a_list_or_the_environment() {
+        let parse = |text: &str, env: &[(&str, &str)]| {
+            let env: HashMap<String, String> = env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            parse_config::<RecopsConfig>(text, Path::new("recops.yaml"), ConfigFormat::Yaml, &env)
+        };
+        let cfg = parse(DEFAULT_RECOPS_CONFIG, &[]).unwrap();
+        assert_eq!(cfg.service.urls(), vec!["http://127.0.0.1:8000".to_owned()]);
+        let cfg = parse(
+            DEFAULT_RECOPS_CONFIG,
+            &[("RECOPS_SERVICE_URLS", "http://h1:8000, http://h2:8000")],
+        )
+        .unwrap();
+        assert_eq!(cfg.service.urls(), vec!["http://h1:8000", "http://h2:8000"]);
+        let listed = DEFAULT_RECOPS_CONFIG.replace(
+            "urls: ${RECOPS_SERVICE_URLS:-}",
+            "urls: [http://h1:8000, http://h2:8000]",
+        );
+        assert_ne!(listed, DEFAULT_RECOPS_CONFIG);
+        assert_eq!(
+            parse(&listed, &[]).unwrap().service.urls(),
+            vec!["http://h1:8000", "http://h2:8000"]
+        );
+        let e = parse(
+            DEFAULT_RECOPS_CONFIG,
+            &[(
+                "RECOPS_SERVICE_URLS",
+                "http://h1:8000,h2:8000,http://h1:8000",
+            )],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("service.urls[1]") && e.contains("service.urls[2]"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub(crate) fn rollback(ctx: &Ctx, admin_token: Option<String>) -> Result<String,
     let deployer = Deployer::new(
         DeployOptions {
             service_url: ctx.service_url.clone(),
+            service_urls: ctx.service_urls.clone(),
             admin_token,
             ..DeployOptions::default()
         },

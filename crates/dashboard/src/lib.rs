@@ -262,6 +262,10 @@ fn state(home: &Home, options: DashboardOptions) -> server::AppState {
             .as_ref()
             .map(|c| c.service.url.clone())
             .unwrap_or_else(|| "http://127.0.0.1:8000".to_owned()),
+        service_urls: config
+            .as_ref()
+            .map(|c| c.service.urls())
+            .unwrap_or_default(),
         stale_after_hours: config.as_ref().map_or(24.0, |c| c.locks.stale_after_hours),
         bin_dir,
         cache: if options.cache {

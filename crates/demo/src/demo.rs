@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use recops_core::{Home, SystemClock, error_chain};
+use recops_core::{Home, ModelId, SystemClock, error_chain};
 use recops_serving::{HomeModelSource, ModelSource, RunningService, ServiceOptions, ServingModel};
 use recops_synth::{DriftOptions, GenConfig, generate, write_dataset};
 use recops_tracking::ServiceMetricsStore;
@@ -135,10 +135,10 @@ pub fn prepare_home(dir: &Path) -> Result<Home> {
 struct StartEmpty(HomeModelSource);
 
 impl ModelSource for StartEmpty {
-    fn initial_model_id(&self) -> recops_serving::Result<Option<String>> {
+    fn initial_model_id(&self) -> recops_serving::Result<Option<ModelId>> {
         Ok(None)
     }
-    fn load(&self, model_id: &str) -> recops_serving::Result<ServingModel> {
+    fn load(&self, model_id: &ModelId) -> recops_serving::Result<ServingModel> {
         self.0.load(model_id)
     }
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use recops_core::{SharedClock, format_timestamp};
+use recops_core::{ModelId, SharedClock, format_timestamp};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -16,8 +16,12 @@ use crate::history::{
 /// How to reach the service and what to do on failure.
 #[derive(Debug, Clone)]
 pub struct DeployOptions {
-    /// Base URL of the recommender (`http://127.0.0.1:8000`).
+    /// Base URL of the recommender (`http://127.0.0.1:8000`), used when
+    /// `service_urls` is empty.
     pub service_url: String,
+    /// Every replica of the recommender (`service.urls`), reloaded and verified in this
+    /// order; empty (default) = `service_url` alone. See [`Deployer::deploy`].
+    pub service_urls: Vec<String>,
     /// Verify the deployment from outside (spec default: true).
     pub verify: bool,
     /// Roll back automatically when verification fails (spec default: true).
@@ -34,11 +38,23 @@ impl Default for DeployOptions {
     fn default() -> Self {
         DeployOptions {
             service_url: "http://127.0.0.1:8000".into(),
+            service_urls: Vec::new(),
             verify: true,
             rollback_on_failure: true,
             admin_token: None,
             request_timeout: Duration::from_secs(10),
             reload_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DeployOptions {
+    /// The replicas to deploy to: `service_urls`, or `service_url` when it is empty.
+    pub fn urls(&self) -> Vec<String> {
+        if self.service_urls.is_empty() {
+            vec![self.service_url.clone()]
+        } else {
+            self.service_urls.clone()
         }
     }
 }
@@ -111,11 +127,12 @@ pub struct DeploymentOutcome {
     pub message: String,
 }
 
-/// Deploys models to one recommender service and keeps the history.
+/// Deploys models to the recommender's replicas and keeps the history.
 #[derive(Debug)]
 pub struct Deployer {
     client: reqwest::blocking::Client,
     options: DeployOptions,
+    urls: Vec<String>,
     history: PathBuf,
     clock: SharedClock,
 }
@@ -132,39 +149,86 @@ impl Deployer {
             .map_err(|e| Error::Client(e.to_string()))?;
         Ok(Deployer {
             client,
+            urls: options.urls(),
             options,
             history,
             clock,
         })
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.options.service_url.trim_end_matches('/'))
+    /// `reason` naming the replica, when there are several.
+    fn on(&self, url: &str, reason: String) -> String {
+        if self.urls.len() > 1 {
+            format!("replica {url}: {reason}")
+        } else {
+            reason
+        }
     }
 
-    /// The model the service serves now: `Ok(None)` when it runs without a model,
-    /// `Err(reason)` when it cannot be reached.
-    pub fn current_model(&self) -> std::result::Result<Option<String>, String> {
+    /// Adds replica `url`'s verification to `acc` (a check passes when it passes on
+    /// every replica).
+    fn merge(&self, acc: &mut Verification, url: &str, v: Verification) {
+        acc.health_check &= v.health_check;
+        acc.model_id_match &= v.model_id_match;
+        acc.recommendations_work &= v.recommendations_work;
+        acc.errors
+            .extend(v.errors.into_iter().map(|e| self.on(url, e)));
+    }
+
+    /// The model every replica serves now: `Ok(None)` when they run without a model,
+    /// `Err(reason)` when one cannot be reached or they serve different models.
+    pub fn current_model(&self) -> std::result::Result<Option<ModelId>, String> {
+        let mut first: Option<Option<ModelId>> = None;
+        for url in &self.urls {
+            let m = self.current_model_at(url).map_err(|e| self.on(url, e))?;
+            match &first {
+                None => first = Some(m),
+                Some(f) if *f != m => {
+                    return Err(format!(
+                        "the replicas serve different models: {} serves {}, {url} serves {}",
+                        self.urls[0],
+                        f.as_deref().unwrap_or("none"),
+                        m.as_deref().unwrap_or("none")
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(first.flatten())
+    }
+
+    fn current_model_at(&self, base: &str) -> std::result::Result<Option<ModelId>, String> {
         let resp = self
             .client
-            .get(self.url("/health"))
+            .get(endpoint(base, "/health"))
             .timeout(Duration::from_secs(5))
             .send()
-            .map_err(|e| format!("service unreachable at {}: {}", self.options.service_url, e))?;
+            .map_err(|e| format!("service unreachable at {base}: {e}"))?;
         let status = resp.status();
         let body: Value = resp.json().unwrap_or(Value::Null);
         match body.get("model_id") {
-            Some(Value::String(id)) => Ok(Some(id.clone())),
+            Some(Value::String(id)) => id
+                .parse()
+                .map(Some)
+                .map_err(|e| format!("GET /health: {e}")),
             _ if status.is_success() || status.as_u16() == 503 => Ok(None),
             _ => Err(format!("GET /health answered {status}")),
         }
     }
 
-    /// Asks the service to load `model_id`. `Err` carries the service's reason.
-    pub fn reload(&self, model_id: &str) -> std::result::Result<(), String> {
+    /// Asks every replica, in order, to load `model_id`; stops at the first refusal.
+    /// `Err` carries the service's reason.
+    pub fn reload(&self, model_id: &ModelId) -> std::result::Result<(), String> {
+        for url in &self.urls {
+            self.reload_at(url, model_id).map_err(|e| self.on(url, e))?;
+        }
+        Ok(())
+    }
+
+    fn reload_at(&self, base: &str, model_id: &ModelId) -> std::result::Result<(), String> {
         let mut req = self
             .client
-            .post(self.url("/reload_model"))
+            .post(endpoint(base, "/reload_model"))
             .timeout(self.options.reload_timeout)
             .json(&json!({ "model_id": model_id }));
         if let Some(token) = &self.options.admin_token {
@@ -175,6 +239,7 @@ impl Deployer {
             .map_err(|e| format!("POST /reload_model failed: {e}"))?;
         let status = resp.status();
         if status.is_success() {
+            recops_core::faults::point("deploy.reloaded");
             return Ok(());
         }
         let body: Value = resp.json().unwrap_or(Value::Null);
@@ -187,12 +252,27 @@ impl Deployer {
 
     /// The spec's `verify_deployment`, fixed: every known test user must get a
     /// non-empty personalised answer from `expected_model_id`, and the unknown user a
-    /// non-empty fallback.
-    pub fn verify(&self, expected_model_id: &str, users: &TestUsers) -> Verification {
+    /// non-empty fallback, on every replica (errors name the replica when there are
+    /// several).
+    pub fn verify(&self, expected_model_id: &ModelId, users: &TestUsers) -> Verification {
+        let mut acc = passed();
+        for url in &self.urls {
+            let v = self.verify_at(url, expected_model_id, users);
+            self.merge(&mut acc, url, v);
+        }
+        acc
+    }
+
+    fn verify_at(
+        &self,
+        base: &str,
+        expected_model_id: &ModelId,
+        users: &TestUsers,
+    ) -> Verification {
         let mut v = Verification::default();
         match self
             .client
-            .get(self.url("/health"))
+            .get(endpoint(base, "/health"))
             .timeout(Duration::from_secs(5))
             .send()
         {
@@ -224,7 +304,7 @@ impl Deployer {
             .map(|&u| (u, false))
             .chain(std::iter::once((users.unknown, true)));
         for (user, expect_fallback) in checks {
-            if let Err(e) = self.check_user(user, expect_fallback, expected_model_id) {
+            if let Err(e) = self.check_user(base, user, expect_fallback, expected_model_id) {
                 all_ok = false;
                 v.errors.push(e);
             }
@@ -235,13 +315,14 @@ impl Deployer {
 
     fn check_user(
         &self,
+        base: &str,
         user: i64,
         expect_fallback: bool,
-        model_id: &str,
+        model_id: &ModelId,
     ) -> std::result::Result<(), String> {
         let resp = self
             .client
-            .post(self.url("/recommend"))
+            .post(endpoint(base, "/recommend"))
             .json(&json!({"user_id": user, "topk": 5}))
             .send()
             .map_err(|e| format!("recommendation for user {user} failed: {e}"))?;
@@ -283,54 +364,94 @@ impl Deployer {
     /// fails. Service failures give a `failed` record, never an `Err`; `Err` means the
     /// history could not be written. `users_of(model_id)` gives the test users of a
     /// model (the rollback target is verified with its own users).
+    ///
+    /// With several replicas ([`DeployOptions::service_urls`]) every replica is
+    /// reloaded in order and then every replica is verified; when a reload or a
+    /// verification fails on any of them, every replica that had switched goes back to
+    /// the model it served before (and is verified with it), and one history record
+    /// names the failing replica and why. The caller records the registry's deployed
+    /// model only on [`DeployResult::Deployed`], i.e. after all replicas verified.
     pub fn deploy(
         &self,
-        model_id: &str,
-        users_of: &dyn Fn(&str) -> TestUsers,
+        model_id: &ModelId,
+        users_of: &dyn Fn(&ModelId) -> TestUsers,
     ) -> Result<DeploymentOutcome> {
         let started = Instant::now();
         let timestamp = format_timestamp(self.clock.now());
-        let previous = match self.current_model() {
-            Ok(p) => p,
-            Err(reason) => {
-                let record = self
-                    .record(timestamp, model_id, None, DeploymentStatus::Failed, started)
-                    .with_reason(reason.clone());
-                return self.finish(
-                    record,
-                    DeployResult::Failed,
-                    format!("deployment of {model_id} failed: {reason}"),
-                );
+        let mut previous = Vec::with_capacity(self.urls.len());
+        for url in &self.urls {
+            match self.current_model_at(url) {
+                Ok(p) => previous.push(p),
+                Err(reason) => {
+                    let reason = self.on(url, reason);
+                    let record = self
+                        .record(timestamp, model_id, None, DeploymentStatus::Failed, started)
+                        .with_reason(reason.clone());
+                    return self.finish(
+                        record,
+                        DeployResult::Failed,
+                        format!("deployment of {model_id} failed: {reason}"),
+                    );
+                }
             }
-        };
-        if previous.as_deref() == Some(model_id) {
+        }
+        // The record's previous model: the first replica's (they normally agree).
+        let prev = previous.first().cloned().flatten();
+        if previous.iter().all(|p| p.as_deref() == Some(model_id)) {
             return Ok(DeploymentOutcome {
                 result: DeployResult::Unchanged,
                 record: None,
                 message: format!("{model_id} is already live; nothing to do"),
             });
         }
-        if let Err(reason) = self.reload(model_id) {
-            let record = self
-                .record(
+        // Replicas that switched to `model_id`, with the model each served before.
+        let mut switched: Vec<(&str, Option<ModelId>)> = Vec::new();
+        for (url, p) in self.urls.iter().zip(&previous) {
+            if p.as_deref() == Some(model_id) {
+                continue;
+            }
+            if let Err(reason) = self.reload_at(url, model_id) {
+                let reason = self.on(url, reason);
+                let mut record = self.record(
                     timestamp,
                     model_id,
-                    previous.clone(),
+                    prev.clone(),
                     DeploymentStatus::Failed,
                     started,
-                )
-                .with_reason(format!("{reason}; the previous model keeps serving"));
-            return self.finish(
-                record,
-                DeployResult::Failed,
-                format!("deployment of {model_id} failed: {reason}"),
-            );
+                );
+                if switched.is_empty() || !self.options.rollback_on_failure {
+                    let keeps = if switched.is_empty() {
+                        "the previous model keeps serving".to_owned()
+                    } else {
+                        format!(
+                            "{} replica(s) switched and were not rolled back (rollback disabled)",
+                            switched.len()
+                        )
+                    };
+                    record.reason = Some(format!("{reason}; {keeps}"));
+                    return self.finish(
+                        record,
+                        DeployResult::Failed,
+                        format!("deployment of {model_id} failed: {reason}"),
+                    );
+                }
+                record.reason = Some(reason);
+                return self.roll_back_switched(
+                    record,
+                    format!("{model_id} failed to load on {url}"),
+                    model_id,
+                    &switched,
+                    users_of,
+                    started,
+                );
+            }
+            switched.push((url, p.clone()));
         }
         if !self.options.verify {
             let record = self.record(
                 timestamp,
                 model_id,
-                previous,
+                prev,
                 DeploymentStatus::Success,
                 started,
             );
@@ -345,7 +466,7 @@ impl Deployer {
             let mut record = self.record(
                 timestamp,
                 model_id,
-                previous,
+                prev,
                 DeploymentStatus::Success,
                 started,
             );
@@ -356,65 +477,133 @@ impl Deployer {
                 format!("{model_id} deployed and verified"),
             );
         }
-        let mut record = self.record(
-            timestamp,
-            model_id,
-            previous.clone(),
-            DeploymentStatus::Failed,
-            started,
-        );
+        let mut record = self.record(timestamp, model_id, prev, DeploymentStatus::Failed, started);
         record.reason = Some(format!(
             "verification failed: {}",
             verification.errors.join("; ")
         ));
         record.verification = Some(verification);
-        match (&previous, self.options.rollback_on_failure) {
-            (Some(prev), true) => {
-                tracing::warn!(model_id, previous = %prev, "verification failed: rolling back");
-                record.rollback_triggered = true;
-                let (status, rv) = self.rollback_to(prev, &users_of(prev));
-                record.rollback_status = Some(status);
-                record.rollback_verification = Some(rv);
-                record.duration_seconds = started.elapsed().as_secs_f64();
-                let message = match status {
-                    RollbackStatus::Success => {
-                        format!("{model_id} failed verification; rolled back to {prev}")
-                    }
-                    RollbackStatus::Failed => format!(
-                        "{model_id} failed verification and the rollback to {prev} FAILED: check the service"
-                    ),
-                };
-                self.finish(record, DeployResult::RolledBack, message)
-            }
-            (None, true) => {
-                record.reason = Some(format!(
-                    "{}; no previous model to roll back to",
-                    record.reason.unwrap_or_default()
-                ));
-                self.finish(
-                    record,
-                    DeployResult::Failed,
-                    format!("{model_id} failed verification and there is no previous model"),
-                )
-            }
-            (_, false) => self.finish(
+        if !self.options.rollback_on_failure {
+            return self.finish(
                 record,
                 DeployResult::Failed,
                 format!("{model_id} failed verification (rollback disabled)"),
-            ),
+            );
         }
+        self.roll_back_switched(
+            record,
+            format!("{model_id} failed verification"),
+            model_id,
+            &switched,
+            users_of,
+            started,
+        )
     }
 
-    /// Reloads `model_id` and verifies it; the spec's `rollback_deployment`.
-    pub fn rollback_to(&self, model_id: &str, users: &TestUsers) -> (RollbackStatus, Verification) {
-        if let Err(reason) = self.reload(model_id) {
+    /// Returns every replica in `switched` to the model it served before, verifies it
+    /// and records `record` with the rollback's outcome.
+    fn roll_back_switched(
+        &self,
+        mut record: DeploymentRecord,
+        failure: String,
+        model_id: &ModelId,
+        switched: &[(&str, Option<ModelId>)],
+        users_of: &dyn Fn(&ModelId) -> TestUsers,
+        started: Instant,
+    ) -> Result<DeploymentOutcome> {
+        let stranded: Vec<&str> = switched
+            .iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(u, _)| *u)
+            .collect();
+        if stranded.len() == switched.len() {
+            record.reason = Some(format!(
+                "{}; no previous model to roll back to",
+                record.reason.unwrap_or_default()
+            ));
+            return self.finish(
+                record,
+                DeployResult::Failed,
+                format!("{failure} and there is no previous model"),
+            );
+        }
+        record.rollback_triggered = true;
+        let mut rv = passed();
+        let mut ok = true;
+        let mut targets: Vec<&str> = Vec::new();
+        for (url, prev) in switched {
+            let Some(prev) = prev.as_ref() else {
+                continue;
+            };
+            tracing::warn!(model_id = %model_id, previous = %prev, replica = %url, "rolling back");
+            let (status, v) = self.rollback_at(url, prev, &users_of(prev));
+            ok &= status == RollbackStatus::Success;
+            self.merge(&mut rv, url, v);
+            if !targets.contains(&prev.as_str()) {
+                targets.push(prev.as_str());
+            }
+        }
+        if !stranded.is_empty() {
+            ok = false;
+            rv.errors.push(format!(
+                "{} served no model before and keep {model_id}",
+                stranded.join(", ")
+            ));
+        }
+        let status = if ok {
+            RollbackStatus::Success
+        } else {
+            RollbackStatus::Failed
+        };
+        record.rollback_status = Some(status);
+        record.rollback_verification = Some(rv);
+        record.duration_seconds = started.elapsed().as_secs_f64();
+        let targets = targets.join(", ");
+        let message = match status {
+            RollbackStatus::Success => format!("{failure}; rolled back to {targets}"),
+            RollbackStatus::Failed => {
+                format!("{failure} and the rollback to {targets} FAILED: check the service")
+            }
+        };
+        self.finish(record, DeployResult::RolledBack, message)
+    }
+
+    /// Reloads `model_id` on every replica and verifies it; the spec's
+    /// `rollback_deployment`.
+    pub fn rollback_to(
+        &self,
+        model_id: &ModelId,
+        users: &TestUsers,
+    ) -> (RollbackStatus, Verification) {
+        let mut acc = passed();
+        let mut ok = true;
+        for url in &self.urls {
+            let (status, v) = self.rollback_at(url, model_id, users);
+            ok &= status == RollbackStatus::Success;
+            self.merge(&mut acc, url, v);
+        }
+        let status = if ok {
+            RollbackStatus::Success
+        } else {
+            RollbackStatus::Failed
+        };
+        (status, acc)
+    }
+
+    fn rollback_at(
+        &self,
+        base: &str,
+        model_id: &ModelId,
+        users: &TestUsers,
+    ) -> (RollbackStatus, Verification) {
+        if let Err(reason) = self.reload_at(base, model_id) {
             let v = Verification {
                 errors: vec![reason],
                 ..Verification::default()
             };
             return (RollbackStatus::Failed, v);
         }
-        let v = self.verify(model_id, users);
+        let v = self.verify_at(base, model_id, users);
         let status = if v.success() {
             RollbackStatus::Success
         } else {
@@ -425,7 +614,7 @@ impl Deployer {
 
     /// `model-deployment --rollback`: returns the service to the model that served
     /// before the newest successful deployment, verifies it and records it.
-    pub fn rollback(&self, users_of: &dyn Fn(&str) -> TestUsers) -> Result<DeploymentOutcome> {
+    pub fn rollback(&self, users_of: &dyn Fn(&ModelId) -> TestUsers) -> Result<DeploymentOutcome> {
         self.rollback_from(None, &|_| false, users_of)
     }
 
@@ -437,11 +626,11 @@ impl Deployer {
     pub fn rollback_deployed(
         &self,
         registry: &recops_registry::Registry,
-        users_of: &dyn Fn(&str) -> TestUsers,
+        users_of: &dyn Fn(&ModelId) -> TestUsers,
     ) -> Result<DeploymentOutcome> {
         let current = registry.deployed()?.map(|d| d.model_id);
-        let skip = |id: &str| registry.servable(id).is_err();
-        let outcome = self.rollback_from(current.as_deref(), &skip, users_of)?;
+        let skip = |id: &ModelId| registry.servable(id).is_err();
+        let outcome = self.rollback_from(current.as_ref(), &skip, users_of)?;
         if outcome.result == DeployResult::Deployed
             && let Some(record) = &outcome.record
         {
@@ -460,16 +649,16 @@ impl Deployer {
     /// verifies it and records it.
     pub fn rollback_from(
         &self,
-        current: Option<&str>,
-        skip: &dyn Fn(&str) -> bool,
-        users_of: &dyn Fn(&str) -> TestUsers,
+        current: Option<&ModelId>,
+        skip: &dyn Fn(&ModelId) -> bool,
+        users_of: &dyn Fn(&ModelId) -> TestUsers,
     ) -> Result<DeploymentOutcome> {
         let started = Instant::now();
         let timestamp = format_timestamp(self.clock.now());
         let history = DeploymentHistory::load(&self.history)?;
         let serving = self.current_model().ok().flatten();
         let from = current
-            .map(str::to_owned)
+            .cloned()
             .or_else(|| serving.clone())
             .or_else(|| history.last_success().map(|d| d.model_id.clone()))
             .ok_or_else(|| {
@@ -513,14 +702,14 @@ impl Deployer {
     fn record(
         &self,
         timestamp: String,
-        model_id: &str,
-        previous: Option<String>,
+        model_id: &ModelId,
+        previous: Option<ModelId>,
         status: DeploymentStatus,
         started: Instant,
     ) -> DeploymentRecord {
         DeploymentRecord {
             timestamp,
-            model_id: model_id.to_owned(),
+            model_id: model_id.clone(),
             previous_model_id: previous,
             status,
             verification: None,
@@ -556,5 +745,20 @@ impl DeploymentRecord {
     fn with_reason(mut self, reason: String) -> Self {
         self.reason = Some(reason);
         self
+    }
+}
+
+/// `path` on the replica at `base`.
+fn endpoint(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+/// A verification with every check passed and no errors: the start of a merge.
+fn passed() -> Verification {
+    Verification {
+        health_check: true,
+        model_id_match: true,
+        recommendations_work: true,
+        errors: Vec::new(),
     }
 }

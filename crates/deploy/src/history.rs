@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use recops_core::ModelId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -67,9 +68,9 @@ pub struct DeploymentRecord {
     /// RFC 3339 time the deployment started.
     pub timestamp: String,
     /// The model deployed.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// The model serving before.
-    pub previous_model_id: Option<String>,
+    pub previous_model_id: Option<ModelId>,
     /// `success` or `failed`.
     pub status: DeploymentStatus,
     /// Verification of the new model (absent when not verified).
@@ -177,26 +178,30 @@ impl DeploymentHistory {
     /// `current`, skipping `current` itself and models `skip` refuses (archived,
     /// without files). Rolling back twice therefore walks further back in time and
     /// never returns to the model just rolled back from.
-    pub fn rollback_target(&self, current: &str, skip: &dyn Fn(&str) -> bool) -> Option<String> {
+    pub fn rollback_target(
+        &self,
+        current: &str,
+        skip: &dyn Fn(&ModelId) -> bool,
+    ) -> Option<ModelId> {
         // The timeline of served models: each successful deployment's predecessor
         // (the model serving before the first recorded deployment counts), then it.
-        let mut deployed: Vec<&str> = Vec::new();
+        let mut deployed: Vec<&ModelId> = Vec::new();
         for d in self.deployments.iter().filter(|d| {
             d.status == DeploymentStatus::Success && d.action == DeploymentAction::Deploy
         }) {
-            if let Some(prev) = d.previous_model_id.as_deref()
+            if let Some(prev) = d.previous_model_id.as_ref()
                 && deployed.last() != Some(&prev)
             {
                 deployed.push(prev);
             }
-            deployed.push(d.model_id.as_str());
+            deployed.push(&d.model_id);
         }
-        let end = deployed.iter().rposition(|m| *m == current)?;
+        let end = deployed.iter().rposition(|m| m.as_str() == current)?;
         deployed[..end]
             .iter()
             .rev()
-            .find(|m| **m != current && !skip(m))
-            .map(|m| (*m).to_owned())
+            .find(|m| m.as_str() != current && !skip(m))
+            .map(|m| (*m).clone())
     }
 
     /// The newest successful deployment, if any.
@@ -261,7 +266,7 @@ mod tests {
     fn rec(model_id: &str, action: DeploymentAction, status: DeploymentStatus) -> DeploymentRecord {
         DeploymentRecord {
             timestamp: "t".into(),
-            model_id: model_id.into(),
+            model_id: model_id.parse().unwrap(),
             previous_model_id: None,
             status,
             verification: None,
@@ -283,7 +288,7 @@ mod tests {
             h.deployments.push(rec(id, Deploy, Success));
         }
         h.deployments.push(rec("d", Deploy, Failed));
-        let none = |_: &str| false;
+        let none = |_: &ModelId| false;
         assert_eq!(h.rollback_target("c", &none).as_deref(), Some("b"));
         h.deployments.push(rec("b", Rollback, Success));
         // The second rollback goes further back, not to c.
@@ -366,7 +371,7 @@ mod tests {
         std::fs::write(&path, b"{\"deployments\": [tr").unwrap();
         let record = DeploymentRecord {
             timestamp: "t".into(),
-            model_id: "als_1".into(),
+            model_id: "als_1".parse().unwrap(),
             previous_model_id: None,
             status: DeploymentStatus::Success,
             verification: None,

@@ -6,6 +6,10 @@
 //!   plus the fallback for an unknown user), then an automatic rollback to the previous
 //!   model when verification fails. Deploying the model already live is a no-op.
 //! - [`Deployer::rollback`]: `model-deployment --rollback`.
+//! - Several replicas ([`DeployOptions::service_urls`], `service.urls` in
+//!   `config/recops.yaml`): every replica is reloaded, then every replica verified; when
+//!   any fails, every replica that switched goes back to its previous model and one
+//!   history record names the failing replica. Rollbacks reach every replica too.
 //! - [`DeploymentHistory`]: the history file, written atomically; a corrupt file is
 //!   refused and never overwritten.
 //!

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use recops_core::{Home, error_chain, format_timestamp};
+use recops_core::{Home, ModelId, error_chain, format_timestamp};
 use recops_registry::Registry;
 use recops_tracking::{PipelineStats, PipelineTracker, ServiceMetricsStore, WindowMetrics};
 use serde::{Deserialize, Serialize};
@@ -50,6 +50,60 @@ pub struct ServiceHealth {
     pub response: Option<Value>,
     /// Why it is unhealthy.
     pub error: Option<String>,
+    /// With several replicas (`service.urls`, [`check_replicas_health`]): each
+    /// replica's own check; empty for one service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<ServiceHealth>,
+}
+
+/// Checks every replica in `service_urls` ([`check_service_health`] each): healthy
+/// only when all are; `error` names each replica that is down, `instances` holds the
+/// per-replica checks, `response` is the first replica's. One URL gives exactly
+/// [`check_service_health`].
+pub fn check_replicas_health(service_urls: &[String], timeout: Duration) -> ServiceHealth {
+    let mut checks: Vec<ServiceHealth> = service_urls
+        .iter()
+        .map(|u| check_service_health(u, timeout))
+        .collect();
+    if checks.len() == 1
+        && let Some(only) = checks.pop()
+    {
+        return only;
+    }
+    let healthy = !checks.is_empty() && checks.iter().all(|c| c.healthy);
+    let errors: Vec<String> = checks
+        .iter()
+        .filter_map(|c| c.error.as_ref().map(|e| format!("{}: {e}", c.url)))
+        .collect();
+    let error = if checks.is_empty() {
+        Some("no service URL configured (service.urls)".to_owned())
+    } else if errors.is_empty() {
+        None
+    } else {
+        Some(format!(
+            "{} of {} replicas down: {}",
+            errors.len(),
+            checks.len(),
+            errors.join("; ")
+        ))
+    };
+    ServiceHealth {
+        healthy,
+        status: if healthy {
+            ComponentStatus::Healthy
+        } else {
+            ComponentStatus::Unhealthy
+        },
+        url: checks
+            .iter()
+            .map(|c| c.url.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        latency_ms: checks.iter().filter_map(|c| c.latency_ms).reduce(f64::max),
+        response: checks.first().and_then(|c| c.response.clone()),
+        error,
+        instances: checks,
+    }
 }
 
 /// Checks `{service_url}/health` with `timeout` (5 s in the spec).
@@ -63,6 +117,7 @@ pub fn check_service_health(service_url: &str, timeout: Duration) -> ServiceHeal
             latency_ms,
             response,
             error: Some(error),
+            instances: Vec::new(),
         };
     // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
     recops_core::tls::install_crypto_provider();
@@ -87,6 +142,7 @@ pub fn check_service_health(service_url: &str, timeout: Duration) -> ServiceHeal
                     latency_ms: Some(latency),
                     response: body,
                     error: None,
+                    instances: Vec::new(),
                 }
             } else {
                 unhealthy(format!("/health answered {status}"), Some(latency), body)
@@ -263,7 +319,7 @@ pub struct DeploymentHealth {
     /// healthy / warning.
     pub status: ComponentStatus,
     /// The registry's `deployed` model (none before the first deployment).
-    pub deployed: Option<String>,
+    pub deployed: Option<ModelId>,
     /// The model the service reports.
     pub serving: Option<String>,
     /// Why it is a warning.
@@ -346,6 +402,32 @@ mod tests {
         assert!(!h.healthy);
         assert!(h.error.unwrap().contains("no answer"), "timeout expected");
         drop(hang);
+
+        // Several replicas: unhealthy when one is down, each reported, the down one named.
+        let up = TcpListener::bind("127.0.0.1:0").unwrap();
+        let up_addr = up.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = up.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).unwrap();
+            let body = r#"{"status":"ok","model_id":"als_1"}"#;
+            write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).unwrap();
+        });
+        let urls = [
+            format!("http://{up_addr}"),
+            format!("http://127.0.0.1:{port}"),
+        ];
+        let h = check_replicas_health(&urls, Duration::from_secs(5));
+        server.join().unwrap();
+        assert!(!h.healthy);
+        assert_eq!(h.instances.len(), 2);
+        assert!(h.instances[0].healthy && !h.instances[1].healthy);
+        let e = h.error.unwrap();
+        assert!(
+            e.contains("1 of 2") && e.contains(&format!("127.0.0.1:{port}")),
+            "{e}"
+        );
+        assert_eq!(h.response.unwrap()["model_id"], "als_1");
     }
 
     #[test]
@@ -404,7 +486,7 @@ pub struct ModelHealth {
     /// healthy / unhealthy.
     pub status: ComponentStatus,
     /// The registry's best model.
-    pub current_best: Option<String>,
+    pub current_best: Option<ModelId>,
     /// Models in the registry.
     pub total_models: usize,
     /// Its folder exists.
@@ -455,13 +537,7 @@ pub fn check_model_health(home: &Home) -> ModelHealth {
         return h;
     };
     h.current_best = Some(best.clone());
-    let dir = match home.model_dir(&best) {
-        Ok(d) => d,
-        Err(e) => {
-            h.error = Some(error_chain(&e));
-            return h;
-        }
-    };
+    let dir = home.model_dir(&best);
     h.model_exists = dir.is_dir();
     if !h.model_exists {
         h.error = Some(format!("model folder {} is missing", dir.display()));

@@ -1,6 +1,7 @@
 //! recops-health: "is everything OK?" (spec Component 3).
 //!
-//! Checks: service (`/health` within 5 s), data (the required files), model (registry,
+//! Checks: service (`/health` within 5 s; every replica of `service.urls` with
+//! [`check_replicas_health`]), data (the required files), model (registry,
 //! current best, its files), pipelines (success rate over 7 days), embeddings
 //! freshness, and the service metrics of the last hour. Every check reports problems
 //! as `healthy: false` with a reason; none of them panics or aborts the run.
@@ -23,8 +24,8 @@ mod report;
 pub use checks::{
     ComponentStatus, DataHealth, DeploymentHealth, EmbeddingsHealth, FileStatus, ModelHealth,
     PipelineHealth, ServiceHealth, ServiceMetricsHealth, check_data_health, check_deployment,
-    check_embeddings_health, check_model_health, check_pipeline_health, check_service_health,
-    load_model, read_service_metrics,
+    check_embeddings_health, check_model_health, check_pipeline_health, check_replicas_health,
+    check_service_health, load_model, read_service_metrics,
 };
 pub use error::{Error, Result};
 pub use report::{HealthChecks, HealthReport};

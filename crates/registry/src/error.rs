@@ -1,5 +1,7 @@
 use std::path::PathBuf;
 
+use recops_core::ModelId;
+
 /// Errors of recops-registry.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -32,35 +34,35 @@ pub enum Error {
     #[error("model {model_id} is not in the registry")]
     NotFound {
         /// The id asked for.
-        model_id: String,
+        model_id: ModelId,
     },
 
     /// The id is registered already.
     #[error("model {model_id} is already registered")]
     AlreadyRegistered {
         /// The id.
-        model_id: String,
+        model_id: ModelId,
     },
 
     /// An archived or rejected model cannot be deployed, promoted or served.
     #[error("model {model_id} is archived or rejected in the registry")]
     NotServable {
         /// The id.
-        model_id: String,
+        model_id: ModelId,
     },
 
     /// An archived model cannot become current_best.
     #[error("model {model_id} is archived; only active models can be promoted or deployed")]
     Archived {
         /// The id.
-        model_id: String,
+        model_id: ModelId,
     },
 
     /// The model's folder is gone.
     #[error("model {model_id} has no files at {path}")]
     MissingFiles {
         /// The id.
-        model_id: String,
+        model_id: ModelId,
         /// The folder expected.
         path: PathBuf,
     },
@@ -71,7 +73,7 @@ pub enum Error {
     )]
     InUse {
         /// The id.
-        model_id: String,
+        model_id: ModelId,
         /// `the deployed model` or `the champion (current_best)`.
         role: &'static str,
     },

@@ -14,16 +14,17 @@
 //!   `gc` (deletes files of old archived models only). See docs/lifecycle.md.
 //!
 //! ```
-//! use recops_core::Home;
+//! use recops_core::{Home, ModelId};
 //! use recops_registry::{NewModel, Registry};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let home = Home::new(dir.path());
-//! std::fs::create_dir_all(home.model_dir("als_20250115_103000")?)?; // the model files
+//! let id: ModelId = "als_20250115_103000".parse()?;
+//! std::fs::create_dir_all(home.model_dir(&id))?; // the model files
 //! let registry = Registry::open(&home);
 //! registry.register(
 //!     &NewModel {
-//!         model_id: "als_20250115_103000".into(),
+//!         model_id: id.clone(),
 //!         model_type: recops_core::ModelType::Als,
 //!         metrics: [("ndcg@10".to_owned(), 0.189)].into(),
 //!         baseline: [("recall@10".to_owned(), 0.145)].into(),

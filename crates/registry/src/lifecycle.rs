@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use recops_core::{ModelType, format_timestamp};
+use recops_core::{ModelId, ModelType, format_timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -62,14 +62,14 @@ impl fmt::Display for DeployedBy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployedEntry {
     /// The model.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// RFC 3339 time of the decision.
     pub deployed_at: String,
     /// Who made it.
     pub action: DeployedBy,
     /// `current_best` when the decision was made: the scheduled deployment deploys
     /// `current_best` only when it differs from this.
-    pub champion: Option<String>,
+    pub champion: Option<ModelId>,
     /// Why (given by the caller).
     #[serde(default)]
     pub reason: String,
@@ -91,7 +91,7 @@ pub const FILES_DELETED_AT: &str = "files_deleted_at";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GcItem {
     /// The model.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// `als` or `bpr`.
     pub model_type: ModelType,
     /// The folder relative to the home.
@@ -158,7 +158,7 @@ impl Registry {
     /// `reload`).
     pub fn record_deployment(
         &self,
-        model_id: &str,
+        model_id: &ModelId,
         action: DeployedBy,
         reason: &str,
     ) -> Result<DeployedEntry> {
@@ -169,16 +169,16 @@ impl Registry {
                 .models
                 .get_mut(model_id)
                 .ok_or_else(|| Error::NotFound {
-                    model_id: model_id.to_owned(),
+                    model_id: model_id.clone(),
                 })?;
             if entry.status != ModelStatus::Active {
                 return Err(Error::Archived {
-                    model_id: model_id.to_owned(),
+                    model_id: model_id.clone(),
                 });
             }
             entry.verification_failed = None;
             let deployed = DeployedEntry {
-                model_id: model_id.to_owned(),
+                model_id: model_id.clone(),
                 deployed_at: now.clone(),
                 action,
                 champion: reg.current_best.clone(),
@@ -186,45 +186,45 @@ impl Registry {
             };
             reg.deployed = Some(deployed.clone());
             written = Some(deployed);
-            Ok(Some(model_id.to_owned()))
+            Ok(Some(model_id.clone()))
         })?;
         written.ok_or_else(|| Error::NotFound {
-            model_id: model_id.to_owned(),
+            model_id: model_id.clone(),
         })
     }
 
     /// Marks `model_id` as having failed verification: the scheduled deployment never
     /// deploys it again (an operator still can, by id).
-    pub fn mark_verification_failed(&self, model_id: &str, reason: &str) -> Result<()> {
+    pub fn mark_verification_failed(&self, model_id: &ModelId, reason: &str) -> Result<()> {
         let now = format_timestamp(self.clock().now());
         self.update_with("verification_failed", reason, |reg| {
             let entry = reg
                 .models
                 .get_mut(model_id)
                 .ok_or_else(|| Error::NotFound {
-                    model_id: model_id.to_owned(),
+                    model_id: model_id.clone(),
                 })?;
             entry.verification_failed = Some(VerificationFailure {
                 at: now,
                 reason: reason.to_owned(),
             });
-            Ok(Some(model_id.to_owned()))
+            Ok(Some(model_id.clone()))
         })
     }
 
     /// Archives `model_id` for an operator: refuses the deployed model and the
     /// champion (`current_best`), which [`Registry::archive`] would replace silently.
-    pub fn archive_unused(&self, model_id: &str, reason: &str) -> Result<()> {
+    pub fn archive_unused(&self, model_id: &ModelId, reason: &str) -> Result<()> {
         self.update_with("archive", reason, |reg| {
-            if reg.deployed.as_ref().map(|d| d.model_id.as_str()) == Some(model_id) {
+            if reg.deployed.as_ref().map(|d| &d.model_id) == Some(model_id) {
                 return Err(Error::InUse {
-                    model_id: model_id.to_owned(),
+                    model_id: model_id.clone(),
                     role: "the deployed model",
                 });
             }
-            if reg.current_best.as_deref() == Some(model_id) {
+            if reg.current_best.as_ref() == Some(model_id) {
                 return Err(Error::InUse {
-                    model_id: model_id.to_owned(),
+                    model_id: model_id.clone(),
                     role: "the champion (current_best)",
                 });
             }
@@ -232,10 +232,10 @@ impl Registry {
                 .models
                 .get_mut(model_id)
                 .ok_or_else(|| Error::NotFound {
-                    model_id: model_id.to_owned(),
+                    model_id: model_id.clone(),
                 })?;
             entry.status = ModelStatus::Archived;
-            Ok(Some(model_id.to_owned()))
+            Ok(Some(model_id.clone()))
         })
     }
 
@@ -251,7 +251,7 @@ impl Registry {
             .map(|d| d.model_id.as_str())
             .chain(reg.current_best.as_deref())
             .collect();
-        let mut archived: Vec<(&String, &ModelEntry)> = reg
+        let mut archived: Vec<(&ModelId, &ModelEntry)> = reg
             .models
             .iter()
             .filter(|(id, m)| {
@@ -278,21 +278,37 @@ impl Registry {
                 continue;
             }
             let dir = self.root().join(&m.path);
-            if !dir.is_dir() {
+            // A folder already gone counts when the registry does not say so yet (a gc
+            // killed between the delete and the registry update): it is marked now.
+            let marked = m.extra.contains_key(FILES_DELETED_AT);
+            if !dir.is_dir() && marked {
                 continue;
             }
             deleted.push(GcItem {
                 model_id: id.clone(),
                 model_type: m.model_type,
                 path: m.path.clone(),
-                bytes: dir_bytes(&dir),
+                bytes: dir_bytes(&dir) + dir_bytes(&trash_dir(&dir)),
             });
         }
         if !dry_run {
             for item in &deleted {
+                // Renamed aside first (atomic), so a kill leaves the folder whole or
+                // gone, never half-deleted under its name; the rest is finished by the
+                // next gc.
                 let dir = self.root().join(&item.path);
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| Error::io("cannot delete the model folder", &dir, e))?;
+                let trash = trash_dir(&dir);
+                if dir.is_dir() {
+                    std::fs::rename(&dir, &trash)
+                        .map_err(|e| Error::io("cannot move aside the model folder", &dir, e))?;
+                    recops_core::sync_parent(&dir)?;
+                    recops_core::faults::point("gc.moved_aside");
+                }
+                if trash.exists() {
+                    std::fs::remove_dir_all(&trash)
+                        .map_err(|e| Error::io("cannot delete the model folder", &trash, e))?;
+                    recops_core::faults::point("gc.deleted");
+                }
                 let now = format_timestamp(self.clock().now());
                 self.update_with("gc", "files of an archived model deleted", |reg| {
                     if let Some(m) = reg.models.get_mut(&item.model_id) {
@@ -361,6 +377,15 @@ impl Registry {
     }
 }
 
+/// Where gc moves a model folder before deleting it: `.<name>.deleting` beside it.
+fn trash_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.with_file_name(format!(".{name}.deleting"))
+}
+
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
@@ -391,13 +416,17 @@ mod tests {
         (dir, home, clock, reg)
     }
 
+    fn mid(id: &str) -> ModelId {
+        id.parse().unwrap()
+    }
+
     fn add(home: &Home, reg: &Registry, clock: &FixedClock, id: &str, ndcg: f64) {
-        let dir = home.model_dir(id).unwrap();
+        let dir = home.model_dir(&mid(id));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("model.json"), b"{}").unwrap();
         reg.register(
             &NewModel {
-                model_id: id.into(),
+                model_id: mid(id),
                 model_type: id.split('_').next().unwrap().parse().unwrap(),
                 metrics: [("ndcg@10".to_owned(), ndcg)].into(),
                 baseline: Default::default(),
@@ -417,7 +446,7 @@ mod tests {
         reg.promote(None, "best").unwrap();
         assert_eq!(reg.deployed().unwrap(), None);
         let d = reg
-            .record_deployment("als_1", DeployedBy::Operator, "pinned")
+            .record_deployment(&mid("als_1"), DeployedBy::Operator, "pinned")
             .unwrap();
         assert_eq!(d.champion.as_deref(), Some("als_2"));
         assert_eq!(reg.deployed().unwrap().unwrap().model_id, "als_1");
@@ -428,11 +457,12 @@ mod tests {
             ("deploy", Some("als_1"))
         );
         assert!(matches!(
-            reg.record_deployment("nope", DeployedBy::Reload, "x")
+            reg.record_deployment(&mid("nope"), DeployedBy::Reload, "x")
                 .unwrap_err(),
             Error::NotFound { .. }
         ));
-        reg.mark_verification_failed("als_2", "no answers").unwrap();
+        reg.mark_verification_failed(&mid("als_2"), "no answers")
+            .unwrap();
         assert!(
             reg.get("als_2")
                 .unwrap()
@@ -441,7 +471,7 @@ mod tests {
                 .is_some()
         );
         // A successful deployment clears the mark.
-        reg.record_deployment("als_2", DeployedBy::Operator, "fixed")
+        reg.record_deployment(&mid("als_2"), DeployedBy::Operator, "fixed")
             .unwrap();
         assert!(
             reg.get("als_2")
@@ -456,7 +486,7 @@ mod tests {
     fn a_deployed_entry_pointing_to_a_deleted_model_is_a_clear_error() {
         let (_d, home, clock, reg) = setup();
         add(&home, &reg, &clock, "als_1", 0.1);
-        reg.record_deployment("als_1", DeployedBy::Operator, "x")
+        reg.record_deployment(&mid("als_1"), DeployedBy::Operator, "x")
             .unwrap();
         let text = std::fs::read_to_string(reg.path()).unwrap();
         let mut raw: Value = serde_json::from_str(&text).unwrap();
@@ -476,22 +506,28 @@ mod tests {
         add(&home, &reg, &clock, "als_2", 0.2);
         add(&home, &reg, &clock, "bpr_3", 0.05);
         reg.promote(None, "best").unwrap();
-        reg.record_deployment("als_1", DeployedBy::Operator, "x")
+        reg.record_deployment(&mid("als_1"), DeployedBy::Operator, "x")
             .unwrap();
-        let e = reg.archive_unused("als_1", "x").unwrap_err().to_string();
+        let e = reg
+            .archive_unused(&mid("als_1"), "x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("deployed"), "{e}");
-        let e = reg.archive_unused("als_2", "x").unwrap_err().to_string();
+        let e = reg
+            .archive_unused(&mid("als_2"), "x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("champion"), "{e}");
-        reg.archive_unused("bpr_3", "old").unwrap();
+        reg.archive_unused(&mid("bpr_3"), "old").unwrap();
         assert_eq!(
             reg.get("bpr_3").unwrap().unwrap().status,
             ModelStatus::Archived
         );
         assert!(matches!(
-            reg.servable("bpr_3").unwrap_err(),
+            reg.servable(&mid("bpr_3")).unwrap_err(),
             Error::NotServable { .. }
         ));
-        assert!(reg.servable("als_1").is_ok());
+        assert!(reg.servable(&mid("als_1")).is_ok());
     }
 
     #[test]
@@ -525,24 +561,24 @@ mod tests {
         for id in ["als_1", "als_2", "als_3", "als_4", "bpr_5", "bpr_6"] {
             add(&home, &reg, &clock, id, 0.1);
         }
-        reg.promote(Some("als_4"), "champion").unwrap();
-        reg.record_deployment("bpr_6", DeployedBy::Operator, "x")
+        reg.promote(Some(&mid("als_4")), "champion").unwrap();
+        reg.record_deployment(&mid("bpr_6"), DeployedBy::Operator, "x")
             .unwrap();
         for id in ["als_1", "als_2", "als_3", "bpr_5"] {
-            reg.archive_unused(id, "old").unwrap();
+            reg.archive_unused(&mid(id), "old").unwrap();
         }
         let plan = reg.gc(1, true).unwrap();
         let ids: Vec<&str> = plan.deleted.iter().map(|d| d.model_id.as_str()).collect();
         assert_eq!(ids, ["als_2", "als_1"]);
-        assert!(home.model_dir("als_1").unwrap().is_dir(), "dry run deletes");
+        assert!(home.model_dir(&mid("als_1")).is_dir(), "dry run deletes");
         let done = reg.gc(1, false).unwrap();
         assert_eq!(done.deleted.len(), 2);
         for id in ["als_1", "als_2"] {
-            assert!(!home.model_dir(id).unwrap().exists());
+            assert!(!home.model_dir(&mid(id)).exists());
             assert!(reg.get(id).unwrap().unwrap().files_deleted());
         }
         for id in ["als_3", "als_4", "bpr_5", "bpr_6"] {
-            assert!(home.model_dir(id).unwrap().is_dir(), "{id} kept");
+            assert!(home.model_dir(&mid(id)).is_dir(), "{id} kept");
         }
         assert_eq!(
             reg.audit()
@@ -553,7 +589,7 @@ mod tests {
             2
         );
         assert!(reg.gc(0, false).unwrap().deleted.len() == 2); // als_3, bpr_5
-        assert!(home.model_dir("als_4").unwrap().is_dir());
-        assert!(home.model_dir("bpr_6").unwrap().is_dir());
+        assert!(home.model_dir(&mid("als_4")).is_dir());
+        assert!(home.model_dir(&mid("bpr_6")).is_dir());
     }
 }

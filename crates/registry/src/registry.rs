@@ -5,7 +5,9 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use recops_core::{Home, ModelType, SharedClock, SystemClock, format_timestamp, write_atomic};
+use recops_core::{
+    Home, ModelId, ModelType, SharedClock, SystemClock, format_timestamp, write_atomic,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -71,14 +73,14 @@ impl ModelEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct RegistryFile {
     /// The champion: the model the scheduled deployment deploys, or null.
-    pub current_best: Option<String>,
+    pub current_best: Option<ModelId>,
     /// The desired serving state: the model the service must run, written by every
     /// deployment and rollback (absent until the first one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed: Option<crate::lifecycle::DeployedEntry>,
     /// Every registered model by id.
     #[serde(default)]
-    pub models: BTreeMap<String, ModelEntry>,
+    pub models: BTreeMap<ModelId, ModelEntry>,
     /// Fields written by other tools, preserved on rewrite.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -87,7 +89,7 @@ pub struct RegistryFile {
 impl RegistryFile {
     /// The active model with the best ndcg@10 (ties: the later registration, then the
     /// larger id).
-    pub fn best_active(&self) -> Option<(&String, &ModelEntry)> {
+    pub fn best_active(&self) -> Option<(&ModelId, &ModelEntry)> {
         self.models
             .iter()
             .filter(|(_, m)| m.status == ModelStatus::Active)
@@ -100,7 +102,7 @@ impl RegistryFile {
     }
 
     /// The newest active model of `model_type` (by registration time, then id).
-    pub fn latest_active(&self, model_type: ModelType) -> Option<(&String, &ModelEntry)> {
+    pub fn latest_active(&self, model_type: ModelType) -> Option<(&ModelId, &ModelEntry)> {
         self.models
             .iter()
             .filter(|(_, m)| m.status == ModelStatus::Active && m.model_type == model_type)
@@ -112,7 +114,7 @@ impl RegistryFile {
     }
 
     /// The newest model of `model_type` whatever its status.
-    pub fn latest_registered(&self, model_type: ModelType) -> Option<(&String, &ModelEntry)> {
+    pub fn latest_registered(&self, model_type: ModelType) -> Option<(&ModelId, &ModelEntry)> {
         self.models
             .iter()
             .filter(|(_, m)| m.model_type == model_type)
@@ -124,7 +126,7 @@ impl RegistryFile {
     }
 
     /// The entry of `current_best`, if set and present.
-    pub fn current(&self) -> Option<(&String, &ModelEntry)> {
+    pub fn current(&self) -> Option<(&ModelId, &ModelEntry)> {
         let id = self.current_best.as_ref()?;
         self.models.get_key_value(id)
     }
@@ -134,7 +136,7 @@ impl RegistryFile {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewModel {
     /// `{type}_{YYYYMMDD_HHMMSS}`.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// `als` or `bpr`.
     pub model_type: ModelType,
     /// Test metrics.
@@ -283,7 +285,7 @@ impl Registry {
     }
 
     /// Every model, by id.
-    pub fn list(&self) -> Result<Vec<(String, ModelEntry)>> {
+    pub fn list(&self) -> Result<Vec<(ModelId, ModelEntry)>> {
         Ok(self.load()?.models.into_iter().collect())
     }
 
@@ -292,24 +294,23 @@ impl Registry {
         Ok(self.load()?.models.remove(model_id))
     }
 
-    /// The entry of `model_id` if it may be deployed and served: a valid id, registered,
-    /// active, with its folder in place ([`Error::NotFound`], [`Error::NotServable`],
-    /// [`Error::MissingFiles`] otherwise). The one
-    /// answer of the deployer and the recommender.
-    pub fn servable(&self, model_id: &str) -> Result<ModelEntry> {
-        recops_core::validate_name("model_id", model_id)?;
+    /// The entry of `model_id` if it may be deployed and served: registered, active,
+    /// with its folder in place ([`Error::NotFound`], [`Error::NotServable`],
+    /// [`Error::MissingFiles`] otherwise). The one answer of the deployer and the
+    /// recommender.
+    pub fn servable(&self, model_id: &ModelId) -> Result<ModelEntry> {
         match self.get(model_id)? {
             None => Err(Error::NotFound {
-                model_id: model_id.to_owned(),
+                model_id: model_id.clone(),
             }),
             Some(e) if e.status != ModelStatus::Active => Err(Error::NotServable {
-                model_id: model_id.to_owned(),
+                model_id: model_id.clone(),
             }),
             Some(e) => {
                 let dir = self.root.join(&e.path);
                 if !dir.is_dir() {
                     return Err(Error::MissingFiles {
-                        model_id: model_id.to_owned(),
+                        model_id: model_id.clone(),
                         path: dir,
                     });
                 }
@@ -319,7 +320,7 @@ impl Registry {
     }
 
     /// `current_best` and its entry.
-    pub fn current_best(&self) -> Result<Option<(String, ModelEntry)>> {
+    pub fn current_best(&self) -> Result<Option<(ModelId, ModelEntry)>> {
         let reg = self.load()?;
         Ok(reg.current().map(|(k, v)| (k.clone(), v.clone())))
     }
@@ -344,7 +345,6 @@ impl Registry {
         operation: &str,
         reason: &str,
     ) -> Result<ModelEntry> {
-        recops_core::validate_name("model_id", &model.model_id)?;
         let rel = format!("artifacts/cf/{}", model.model_id);
         let dir = self.root.join(&rel);
         if !dir.is_dir() {
@@ -379,25 +379,25 @@ impl Registry {
 
     /// Sets `current_best` to `model_id`, or (when `None`) to the active model with the
     /// best ndcg@10. Returns the new `current_best`.
-    pub fn promote(&self, model_id: Option<&str>, reason: &str) -> Result<Option<String>> {
+    pub fn promote(&self, model_id: Option<&ModelId>, reason: &str) -> Result<Option<ModelId>> {
         let mut chosen = None;
         self.update_with("promote", reason, |reg| {
             let id = match model_id {
                 Some(id) => {
                     let entry = reg.models.get(id).ok_or_else(|| Error::NotFound {
-                        model_id: id.to_owned(),
+                        model_id: id.clone(),
                     })?;
                     if entry.status == ModelStatus::Rejected {
                         return Err(Error::NotServable {
-                            model_id: id.to_owned(),
+                            model_id: id.clone(),
                         });
                     }
                     if entry.status != ModelStatus::Active {
                         return Err(Error::Archived {
-                            model_id: id.to_owned(),
+                            model_id: id.clone(),
                         });
                     }
-                    Some(id.to_owned())
+                    Some(id.clone())
                 }
                 None => reg.best_active().map(|(k, _)| k.clone()),
             };
@@ -410,17 +410,17 @@ impl Registry {
 
     /// Archives a model. If it was `current_best`, the best remaining active model takes
     /// its place (or none).
-    pub fn archive(&self, model_id: &str, reason: &str) -> Result<Option<String>> {
+    pub fn archive(&self, model_id: &ModelId, reason: &str) -> Result<Option<ModelId>> {
         let mut after = None;
         self.update("archive", Some(model_id), reason, |reg| {
             let entry = reg
                 .models
                 .get_mut(model_id)
                 .ok_or_else(|| Error::NotFound {
-                    model_id: model_id.to_owned(),
+                    model_id: model_id.clone(),
                 })?;
             entry.status = ModelStatus::Archived;
-            if reg.current_best.as_deref() == Some(model_id) {
+            if reg.current_best.as_ref() == Some(model_id) {
                 reg.current_best = reg.best_active().map(|(k, _)| k.clone());
             }
             after = reg.current_best.clone();
@@ -432,14 +432,14 @@ impl Registry {
     fn update<F>(
         &self,
         operation: &str,
-        model_id: Option<&str>,
+        model_id: Option<&ModelId>,
         reason: &str,
         change: F,
     ) -> Result<()>
     where
         F: FnOnce(&mut RegistryFile) -> Result<()>,
     {
-        let id = model_id.map(str::to_owned);
+        let id = model_id.cloned();
         self.update_with(operation, reason, |reg| {
             change(reg)?;
             Ok(id)
@@ -449,7 +449,7 @@ impl Registry {
     /// Lock, read, change, write, audit. `change` returns the model id for the audit line.
     pub(crate) fn update_with<F>(&self, operation: &str, reason: &str, change: F) -> Result<()>
     where
-        F: FnOnce(&mut RegistryFile) -> Result<Option<String>>,
+        F: FnOnce(&mut RegistryFile) -> Result<Option<ModelId>>,
     {
         let _guard = self.lock()?;
         let mut reg = self.load()?;
@@ -460,15 +460,16 @@ impl Registry {
             message: e.to_string(),
         })?;
         write_atomic(&self.path, &json)?;
+        recops_core::faults::point(&format!("registry.{operation}.written"));
         let record = AuditRecord {
             time: format_timestamp(self.clock.now()),
             operation: operation.to_owned(),
-            model_id,
-            previous_current_best: previous,
-            current_best: reg.current_best.clone(),
+            model_id: model_id.map(String::from),
+            previous_current_best: previous.map(String::from),
+            current_best: reg.current_best.clone().map(String::from),
             reason: reason.to_owned(),
             pid: std::process::id(),
-            deployed: reg.deployed.as_ref().map(|d| d.model_id.clone()),
+            deployed: reg.deployed.as_ref().map(|d| d.model_id.to_string()),
         };
         self.append_audit(&record)?;
         tracing::info!(
@@ -532,10 +533,15 @@ mod tests {
         (dir, home, clock, reg)
     }
 
+    fn mid(id: &str) -> ModelId {
+        id.parse().unwrap()
+    }
+
     fn model(home: &Home, id: &str, ndcg: f64) -> NewModel {
-        std::fs::create_dir_all(home.model_dir(id).unwrap()).unwrap();
+        let model_id: ModelId = id.parse().unwrap();
+        std::fs::create_dir_all(home.model_dir(&model_id)).unwrap();
         NewModel {
-            model_id: id.into(),
+            model_id,
             model_type: id.split('_').next().unwrap().parse().unwrap(),
             metrics: [
                 ("ndcg@10".to_owned(), ndcg),
@@ -562,24 +568,25 @@ mod tests {
         );
         // Explicit promotion.
         assert_eq!(
-            reg.promote(Some("als_20250115_103000"), "operator choice")
+            reg.promote(Some(&mid("als_20250115_103000")), "operator choice")
                 .unwrap()
                 .as_deref(),
             Some("als_20250115_103000")
         );
         // Archiving the current best elects the best remaining active model.
         assert_eq!(
-            reg.archive("als_20250115_103000", "superseded")
+            reg.archive(&mid("als_20250115_103000"), "superseded")
                 .unwrap()
                 .as_deref(),
             Some("bpr_20250115_103100")
         );
         assert!(matches!(
-            reg.promote(Some("als_20250115_103000"), "x").unwrap_err(),
+            reg.promote(Some(&mid("als_20250115_103000")), "x")
+                .unwrap_err(),
             Error::Archived { .. }
         ));
         assert!(matches!(
-            reg.promote(Some("nope"), "x").unwrap_err(),
+            reg.promote(Some(&mid("nope")), "x").unwrap_err(),
             Error::NotFound { .. }
         ));
         assert!(matches!(
@@ -640,11 +647,12 @@ mod tests {
         assert_eq!(entry.metrics["ndcg@10"], 0.5);
         assert_eq!(reg.promote(None, "best").unwrap(), None);
         assert!(matches!(
-            reg.promote(Some("als_20250115_103000"), "x").unwrap_err(),
+            reg.promote(Some(&mid("als_20250115_103000")), "x")
+                .unwrap_err(),
             Error::NotServable { .. }
         ));
         assert!(matches!(
-            reg.servable("als_20250115_103000").unwrap_err(),
+            reg.servable(&mid("als_20250115_103000")).unwrap_err(),
             Error::NotServable { .. }
         ));
         let raw: Value = serde_json::from_slice(&std::fs::read(reg.path()).unwrap()).unwrap();
@@ -678,11 +686,10 @@ mod tests {
             .unwrap();
         let raw: Value = serde_json::from_slice(&std::fs::read(reg.path()).unwrap()).unwrap();
         assert_eq!(raw["owner"], "ml-team");
-        let mut bad = model(&home, "als_20250101_000001", 0.1);
-        bad.model_id = "../etc".into();
-        assert!(reg.register(&bad, "x").is_err());
+        // A path-like id cannot be built, so it never reaches the registry.
+        assert!("../etc".parse::<ModelId>().is_err());
         let mut missing = model(&home, "als_20250101_000002", 0.1);
-        missing.model_id = "als_20990101_000000".into();
+        missing.model_id = mid("als_20990101_000000");
         assert!(
             reg.register(&missing, "x")
                 .unwrap_err()

@@ -14,6 +14,12 @@
 //!   spec's lines to `logs/scheduler/scheduler.log`, and raises `job_overdue` through
 //!   an [`AlertSink`] when a job has not succeeded within twice its period.
 //! - [`list_jobs`], [`check_config`]: `scheduler --list` and `--check-config`.
+//! - [`scheduler_status`]: `scheduler --status`: the scheduler holding the home's lock
+//!   (pid checked against the boot id and its start time), since when, next fires.
+//! - Stored pids (the supervising scheduler, the job's process group) carry the boot
+//!   id and process start times: a pid reused after a reboot or by a later process is
+//!   never adopted, waited on or killed. Timeouts and graces run on the clock's
+//!   monotonic time, so a wall-clock step never kills a healthy job.
 //!
 //! ```
 //! use chrono::{TimeZone, Utc};
@@ -39,6 +45,7 @@ mod log;
 mod process;
 mod schedule;
 mod state;
+mod status;
 mod stop;
 
 pub use alert::{AlertSink, JOB_OVERDUE, NoAlertSink, SchedulerAlert};
@@ -56,4 +63,5 @@ pub use schedule::{
     plan_fires,
 };
 pub use state::{JobState, RunningClaim, StateStore};
+pub use status::{STATUS_NOT_RUNNING, SchedulerStatus, scheduler_status};
 pub use stop::StopSignal;

@@ -9,6 +9,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
+use recops_core::procid::{Liveness, boot_id, process_start_ticks};
+
+use crate::state::RunningClaim;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -71,6 +74,8 @@ pub(crate) fn signal_name(sig: i32) -> String {
 pub(crate) struct JobProcess {
     child: Option<Child>,
     pgid: i32,
+    /// Start time of the group leader (`/proc/<pid>/stat` field 22), when known.
+    leader_start_ticks: Option<u64>,
     end: Option<ProcessEnd>,
 }
 
@@ -90,21 +95,38 @@ impl JobProcess {
             .process_group(0)
             .spawn()?;
         let pgid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        // Our unreaped child: its pid cannot be reused yet, so this is its start time.
+        let leader_start_ticks = process_start_ticks(child.id());
         Ok(JobProcess {
             child: Some(child),
             pgid,
+            leader_start_ticks,
             end: None,
         })
     }
 
     /// Supervises a process group that is not our child (left by a scheduler that
-    /// exited): it ends when no live process is left in the group.
-    pub(crate) fn adopt(pgid: i32) -> Self {
+    /// exited): it ends when no live process is left in the group, or when its
+    /// leader's pid is found to belong to a process started at another time than
+    /// `leader_start_ticks` (the group is then gone and its id reused).
+    pub(crate) fn adopt(pgid: i32, leader_start_ticks: Option<u64>) -> Self {
         JobProcess {
             child: None,
             pgid,
+            leader_start_ticks,
             end: None,
         }
+    }
+
+    /// Start time of the group leader, when known.
+    pub(crate) fn leader_start_ticks(&self) -> Option<u64> {
+        self.leader_start_ticks
+    }
+
+    /// False once the group id is provably someone else's (adopted groups only: a
+    /// child's pid cannot be reused before we reap it).
+    fn still_ours(&self) -> bool {
+        self.child.is_some() || !leader_reused(self.pgid, self.leader_start_ticks)
     }
 
     /// The process group id (the leader's pid).
@@ -124,7 +146,7 @@ impl JobProcess {
                 }
             }
             None => {
-                if !group_alive(self.pgid) {
+                if !self.group_alive() {
                     self.end = Some(ProcessEnd::Unknown);
                 }
             }
@@ -133,14 +155,17 @@ impl JobProcess {
     }
 
     /// Sends `sig` to every process of the group. A group that is already gone is not
-    /// an error.
+    /// an error, and a group id now used by other processes is never signalled.
     pub(crate) fn signal_group(&self, sig: Signal) -> std::io::Result<()> {
+        if !self.still_ours() {
+            return Ok(());
+        }
         signal_group(self.pgid, sig)
     }
 
     /// True while a live (non-zombie) process remains in the group.
     pub(crate) fn group_alive(&self) -> bool {
-        group_alive(self.pgid)
+        self.still_ours() && group_alive(self.pgid)
     }
 }
 
@@ -155,6 +180,40 @@ pub(crate) fn signal_group(pgid: i32, sig: Signal) -> std::io::Result<()> {
         Ok(()) | Err(Errno::ESRCH) => Ok(()),
         Err(e) => Err(std::io::Error::from(e)),
     }
+}
+
+/// True when the pid `pgid` now belongs to a process started at another time than
+/// `leader_start_ticks`: the recorded group leader is gone and, since the kernel does
+/// not hand out a pid still used as a process group id, so is its group.
+fn leader_reused(pgid: i32, leader_start_ticks: Option<u64>) -> bool {
+    let Ok(pid) = u32::try_from(pgid) else {
+        return true;
+    };
+    match (process_start_ticks(pid), leader_start_ticks) {
+        (Some(now), Some(then)) => now != then,
+        _ => false,
+    }
+}
+
+/// Whether the supervisor recorded in `claim` still runs: the same boot, the same
+/// process (start time) and not a zombie.
+pub(crate) fn claim_owner_alive(claim: &RunningClaim) -> bool {
+    claim.owner_identity().check() == Liveness::Alive && process_alive(claim.owner_pid)
+}
+
+/// Whether the process group recorded in `claim` still has live processes: never
+/// after a reboot (another boot id) nor when its id now leads a process started at
+/// another time.
+pub(crate) fn claim_group_alive(claim: &RunningClaim) -> bool {
+    let Some(pgid) = claim.pgid.and_then(|g| i32::try_from(g).ok()) else {
+        return false;
+    };
+    if let (Some(theirs), Some(ours)) = (&claim.boot_id, boot_id())
+        && *theirs != ours
+    {
+        return false;
+    }
+    !leader_reused(pgid, claim.pgid_start_ticks) && group_alive(pgid)
 }
 
 /// True while the process `pid` exists and is not a zombie.

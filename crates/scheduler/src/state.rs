@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
+use recops_core::procid::ProcessIdentity;
 use recops_core::{format_timestamp, parse_timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
@@ -32,8 +33,16 @@ CREATE TABLE IF NOT EXISTS scheduler_jobs (
 );
 ";
 
+/// Version 2: who the running instance's processes are beyond their pids, so a pid
+/// reused after a reboot or by a later process is never adopted, waited on or killed.
+const SCHEMA_V2: &str = "
+ALTER TABLE scheduler_jobs ADD COLUMN running_owner_start_ticks INTEGER; -- /proc/<pid>/stat field 22
+ALTER TABLE scheduler_jobs ADD COLUMN running_pgid_start_ticks INTEGER;  -- of the group leader
+ALTER TABLE scheduler_jobs ADD COLUMN running_boot_id TEXT;             -- kernel boot id at the claim
+";
+
 /// The instance of a job running now, as recorded in the state database.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RunningClaim {
     /// Its `pipeline_runs` row.
     pub run_id: String,
@@ -47,6 +56,33 @@ pub struct RunningClaim {
     pub trigger: String,
     /// The fire it runs for (none for manual runs).
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Start time (clock ticks since boot) of the supervising process.
+    pub owner_start_ticks: Option<u64>,
+    /// Start time of the process group's leader, once started.
+    pub pgid_start_ticks: Option<u64>,
+    /// The kernel's boot id when the claim was made.
+    pub boot_id: Option<String>,
+}
+
+impl RunningClaim {
+    /// The supervising process as recorded.
+    pub fn owner_identity(&self) -> ProcessIdentity {
+        ProcessIdentity {
+            pid: self.owner_pid,
+            start_ticks: self.owner_start_ticks,
+            boot_id: self.boot_id.clone(),
+        }
+    }
+
+    /// The process group's leader as recorded, once started.
+    pub fn leader_identity(&self) -> Option<ProcessIdentity> {
+        let pid = u32::try_from(self.pgid?).ok()?;
+        Some(ProcessIdentity {
+            pid,
+            start_ticks: self.pgid_start_ticks,
+            boot_id: self.boot_id.clone(),
+        })
+    }
 }
 
 /// One job's row.
@@ -99,7 +135,7 @@ fn parse_opt(s: Option<String>) -> Option<DateTime<Utc>> {
 impl StateStore {
     /// Opens (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = recops_core::sqlite::open(path, &[SCHEMA_V1])?;
+        let conn = recops_core::sqlite::open(path, &[SCHEMA_V1, SCHEMA_V2])?;
         Ok(StateStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -212,7 +248,8 @@ impl StateStore {
         tx.execute(
             "UPDATE scheduler_jobs SET running_run_id = ?2, running_owner_pid = ?3, \
              running_pgid = ?4, running_since = ?5, running_trigger = ?6, \
-             running_scheduled_at = ?7, last_started = ?5 WHERE job = ?1",
+             running_scheduled_at = ?7, last_started = ?5, running_owner_start_ticks = ?8, \
+             running_pgid_start_ticks = ?9, running_boot_id = ?10 WHERE job = ?1",
             params![
                 job,
                 claim.run_id,
@@ -220,7 +257,10 @@ impl StateStore {
                 claim.pgid,
                 ts(claim.since),
                 claim.trigger,
-                opt_ts(claim.scheduled_at)
+                opt_ts(claim.scheduled_at),
+                claim.owner_start_ticks.and_then(|t| i64::try_from(t).ok()),
+                claim.pgid_start_ticks.and_then(|t| i64::try_from(t).ok()),
+                claim.boot_id
             ],
         )
         .map_err(&err)?;
@@ -231,24 +271,43 @@ impl StateStore {
         })
     }
 
-    /// Records the process group of the run `run_id` of `job`.
-    pub fn set_pgid(&self, job: &str, run_id: &str, pgid: i64) -> Result<()> {
+    /// Records the process group of the run `run_id` of `job` and its leader's start
+    /// time.
+    pub fn set_pgid(
+        &self,
+        job: &str,
+        run_id: &str,
+        pgid: i64,
+        leader_start_ticks: Option<u64>,
+    ) -> Result<()> {
         self.conn()
             .execute(
-                "UPDATE scheduler_jobs SET running_pgid = ?3 WHERE job = ?1 AND running_run_id = ?2",
-                params![job, run_id, pgid],
+                "UPDATE scheduler_jobs SET running_pgid = ?3, running_pgid_start_ticks = ?4 \
+                 WHERE job = ?1 AND running_run_id = ?2",
+                params![
+                    job,
+                    run_id,
+                    pgid,
+                    leader_start_ticks.and_then(|t| i64::try_from(t).ok())
+                ],
             )
             .map_err(self.err())?;
         Ok(())
     }
 
-    /// Makes `owner_pid` the supervisor of the run `run_id` (a restarted scheduler
+    /// Makes `owner` the supervisor of the run `run_id` (a restarted scheduler
     /// adopting a job its predecessor started).
-    pub fn set_owner(&self, job: &str, run_id: &str, owner_pid: u32) -> Result<()> {
+    pub fn set_owner(&self, job: &str, run_id: &str, owner: &ProcessIdentity) -> Result<()> {
         self.conn()
             .execute(
-                "UPDATE scheduler_jobs SET running_owner_pid = ?3 WHERE job = ?1 AND running_run_id = ?2",
-                params![job, run_id, owner_pid],
+                "UPDATE scheduler_jobs SET running_owner_pid = ?3, running_owner_start_ticks = ?4 \
+                 WHERE job = ?1 AND running_run_id = ?2",
+                params![
+                    job,
+                    run_id,
+                    owner.pid,
+                    owner.start_ticks.and_then(|t| i64::try_from(t).ok())
+                ],
             )
             .map_err(self.err())?;
         Ok(())
@@ -276,7 +335,9 @@ impl StateStore {
         conn.execute(
             "UPDATE scheduler_jobs SET running_run_id = NULL, running_owner_pid = NULL, \
              running_pgid = NULL, running_since = NULL, running_trigger = NULL, \
-             running_scheduled_at = NULL WHERE job = ?1 AND running_run_id = ?2",
+             running_scheduled_at = NULL, running_owner_start_ticks = NULL, \
+             running_pgid_start_ticks = NULL, running_boot_id = NULL \
+             WHERE job = ?1 AND running_run_id = ?2",
             params![job, run_id],
         )
         .map_err(self.err())?;
@@ -289,7 +350,9 @@ impl StateStore {
             .execute(
                 "UPDATE scheduler_jobs SET running_run_id = NULL, running_owner_pid = NULL, \
                  running_pgid = NULL, running_since = NULL, running_trigger = NULL, \
-                 running_scheduled_at = NULL WHERE job = ?1 AND running_run_id = ?2",
+                 running_scheduled_at = NULL, running_owner_start_ticks = NULL, \
+             running_pgid_start_ticks = NULL, running_boot_id = NULL \
+             WHERE job = ?1 AND running_run_id = ?2",
                 params![job, run_id],
             )
             .map_err(self.err())?;
@@ -334,6 +397,13 @@ fn read_state(r: &Row<'_>) -> rusqlite::Result<JobState> {
                 .get::<_, Option<String>>("running_trigger")?
                 .unwrap_or_default(),
             scheduled_at: parse_opt(r.get("running_scheduled_at")?),
+            owner_start_ticks: r
+                .get::<_, Option<i64>>("running_owner_start_ticks")?
+                .and_then(|t| u64::try_from(t).ok()),
+            pgid_start_ticks: r
+                .get::<_, Option<i64>>("running_pgid_start_ticks")?
+                .and_then(|t| u64::try_from(t).ok()),
+            boot_id: r.get("running_boot_id")?,
         }),
         None => None,
     };
@@ -369,6 +439,7 @@ mod tests {
             since,
             trigger: "cron".into(),
             scheduled_at: Some(since),
+            ..RunningClaim::default()
         }
     }
 
@@ -393,7 +464,7 @@ mod tests {
                 .unwrap(),
             ClaimOutcome::Claimed
         );
-        s.set_pgid("data_refresh", "r1", 777).unwrap();
+        s.set_pgid("data_refresh", "r1", 777, Some(5)).unwrap();
         s.set_overdue("data_refresh", Some(t(1))).unwrap();
         drop(s);
 
@@ -401,6 +472,7 @@ mod tests {
         let st = s.get("data_refresh").unwrap().unwrap();
         let running = st.running.unwrap();
         assert_eq!((running.run_id.as_str(), running.pgid), ("r1", Some(777)));
+        assert_eq!(running.pgid_start_ticks, Some(5));
         assert_eq!(st.next_fire, Some(t(2) + Duration::days(1)));
         s.finish("data_refresh", "r1", t(3), true).unwrap();
         let st = s.get("data_refresh").unwrap().unwrap();

@@ -12,12 +12,27 @@ pub enum Error {
     Tracking(#[from] recops_tracking::Error),
 
     /// The model id is not a registered, loadable model.
-    #[error("model {model_id} cannot be loaded: {reason}")]
+    #[error("model {model_id} cannot be loaded")]
     ModelUnavailable {
         /// The id asked for.
         model_id: String,
         /// Why (not in the registry, archived, files missing, ...).
-        reason: String,
+        #[source]
+        reason: Unavailable,
+    },
+
+    /// The registry could not be read to find the model to start from.
+    #[error("cannot read the registry to find the deployed model")]
+    Registry(#[source] recops_registry::Error),
+
+    /// The model's files do not load (corrupt, truncated, shapes that disagree).
+    #[error("model {model_id} is invalid")]
+    ModelFiles {
+        /// The model.
+        model_id: String,
+        /// The load error, naming the file.
+        #[source]
+        source: recops_cf_training::Error,
     },
 
     /// The model files load but the model is not fit to serve.
@@ -55,6 +70,36 @@ pub enum Error {
         path: PathBuf,
         /// Why.
         message: String,
+    },
+}
+
+/// Why a model cannot be served (the source of [`Error::ModelUnavailable`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// No model with this id is registered.
+    #[error("not in the registry")]
+    NotRegistered,
+    /// The model is archived or rejected in the registry.
+    #[error("archived in the registry")]
+    Archived,
+    /// The registry entry is there but the model's files are not.
+    #[error("its files are missing in {0}")]
+    MissingFiles(PathBuf),
+    /// The registry refuses the model for another reason, or cannot be read.
+    #[error("the registry refuses it")]
+    Registry(#[source] recops_registry::Error),
+    /// Writing the deployment record of a direct reload failed.
+    #[error("the deployment record could not be written")]
+    Record(#[source] recops_registry::Error),
+    /// The blocking task that checks or loads the model failed (panicked or was
+    /// cancelled).
+    #[error("the {what} task failed")]
+    Task {
+        /// `servable check` or `loading`.
+        what: &'static str,
+        /// The join error.
+        #[source]
+        source: tokio::task::JoinError,
     },
 }
 

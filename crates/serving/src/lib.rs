@@ -28,7 +28,7 @@
 //! use recops_serving::{ModelParts, ServingModel};
 //!
 //! let model = ServingModel::new(ModelParts {
-//!     model_id: "als_20250115_103000".into(),
+//!     model_id: "als_20250115_103000".parse()?,
 //!     model_type: recops_core::ModelType::Als,
 //!     user_ids: vec![1],
 //!     item_ids: vec![10, 20, 30],
@@ -59,7 +59,7 @@ use std::sync::Arc;
 use recops_core::SharedClock;
 use recops_tracking::ServiceMetricsStore;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, Unavailable};
 pub use model::{ModelParts, Recommendation, ScoredItem, ServingModel};
 pub use server::{ADMIN_TOKEN_ENV, ServiceOptions};
 pub use source::{HomeModelSource, ModelSource};

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use recops_core::ModelId;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -10,7 +11,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelParts {
     /// The registry id (`als_20250115_103000`).
-    pub model_id: String,
+    pub model_id: ModelId,
     /// `als` or `bpr`.
     pub model_type: recops_core::ModelType,
     /// Row index -> external user id.
@@ -65,7 +66,7 @@ impl ServingModel {
     pub fn new(parts: ModelParts) -> Result<Self> {
         let model_id = parts.model_id.clone();
         let invalid = |reason: String| Error::InvalidModel {
-            model_id: model_id.clone(),
+            model_id: model_id.to_string(),
             reason,
         };
         let (nu, ni, k) = (parts.user_ids.len(), parts.item_ids.len(), parts.factors);
@@ -130,7 +131,7 @@ impl ServingModel {
             && model.parts.seen_indptr[1] < ni
         {
             return Err(Error::InvalidModel {
-                model_id,
+                model_id: model_id.to_string(),
                 reason: "test recommendation for a known user is empty".into(),
             });
         }
@@ -138,7 +139,7 @@ impl ServingModel {
         let fb = model.recommend(unknown, 5);
         if !fb.fallback || fb.items.is_empty() {
             return Err(Error::InvalidModel {
-                model_id,
+                model_id: model_id.to_string(),
                 reason: "test fallback recommendation is empty".into(),
             });
         }
@@ -146,7 +147,7 @@ impl ServingModel {
     }
 
     /// The model id.
-    pub fn model_id(&self) -> &str {
+    pub fn model_id(&self) -> &ModelId {
         &self.parts.model_id
     }
 
@@ -219,7 +220,7 @@ pub(crate) mod tests {
     /// A 3-user, 5-item, 2-factor model with known scores.
     pub(crate) fn tiny(model_id: &str) -> ModelParts {
         ModelParts {
-            model_id: model_id.to_owned(),
+            model_id: model_id.parse().unwrap(),
             model_type: recops_core::ModelType::Als,
             user_ids: vec![100, 200, 300],
             item_ids: vec![11, 12, 13, 14, 15],
@@ -295,7 +296,7 @@ pub(crate) mod tests {
             let n = scores.len();
             let seen: Vec<u32> = (0..n as u32).filter(|&i| seen_mask[i as usize]).collect();
             let parts = ModelParts {
-                model_id: "p".into(),
+                model_id: "p".parse().unwrap(),
                 model_type: recops_core::ModelType::Als,
                 user_ids: vec![1],
                 item_ids: (0..n as i64).collect(),

@@ -13,12 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use recops_core::{SharedClock, error_chain, format_timestamp};
+use recops_core::{ModelId, SharedClock, error_chain, format_timestamp};
 use recops_tracking::ServiceMetricsStore;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::Error;
+use crate::error::{Error, Unavailable};
 use crate::metrics::Metrics;
 use crate::model::ServingModel;
 use crate::source::ModelSource;
@@ -168,17 +168,20 @@ impl AppState {
 
     /// Loads `model_id` off the request path, validates it, and swaps it in. The model
     /// it replaces stays in memory, so reloading it again is instant (a rollback).
-    async fn reload(&self, model_id: &str) -> Result<ReloadOutcome, Error> {
+    async fn reload(&self, model_id: &ModelId) -> Result<ReloadOutcome, Error> {
         let _guard = self.reload_lock.lock().await;
         let started = Instant::now();
         // The one servable check, also for the previous model kept in memory.
         let source = self.source.clone();
-        let id = model_id.to_owned();
+        let id = model_id.clone();
         tokio::task::spawn_blocking(move || source.admit(&id))
             .await
-            .map_err(|e| Error::ModelUnavailable {
-                model_id: model_id.to_owned(),
-                reason: format!("servable check failed: {e}"),
+            .map_err(|source| Error::ModelUnavailable {
+                model_id: model_id.to_string(),
+                reason: Unavailable::Task {
+                    what: "servable check",
+                    source,
+                },
             })??;
         let current = self.current.load_full();
         let kept = self
@@ -191,16 +194,19 @@ impl AppState {
             Some(p) => (p, true),
             None => {
                 let source = self.source.clone();
-                let id = model_id.to_owned();
+                let id = model_id.clone();
                 let model = tokio::task::spawn_blocking(move || source.load(&id))
                     .await
-                    .map_err(|e| Error::ModelUnavailable {
-                        model_id: model_id.to_owned(),
-                        reason: format!("loading task failed: {e}"),
+                    .map_err(|source| Error::ModelUnavailable {
+                        model_id: model_id.to_string(),
+                        reason: Unavailable::Task {
+                            what: "loading",
+                            source,
+                        },
                     })??;
                 if model.model_id() != model_id {
                     return Err(Error::InvalidModel {
-                        model_id: model_id.to_owned(),
+                        model_id: model_id.to_string(),
                         reason: format!("its files say model_id {}", model.model_id()),
                     });
                 }
@@ -216,8 +222,8 @@ impl AppState {
         self.current.store(Some(next.clone()));
         *self.previous.lock().unwrap_or_else(PoisonError::into_inner) = current.clone();
         let outcome = ReloadOutcome {
-            model_id: model_id.to_owned(),
-            previous_model_id: current.map(|c| c.model.model_id().to_owned()),
+            model_id: model_id.clone(),
+            previous_model_id: current.map(|c| c.model.model_id().clone()),
             from_memory,
             seconds: started.elapsed().as_secs_f64(),
             loaded_at: next.loaded_at,
@@ -235,8 +241,8 @@ impl AppState {
 
 #[derive(Debug)]
 struct ReloadOutcome {
-    model_id: String,
-    previous_model_id: Option<String>,
+    model_id: ModelId,
+    previous_model_id: Option<ModelId>,
     from_memory: bool,
     seconds: f64,
     loaded_at: DateTime<Utc>,
@@ -295,7 +301,7 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         .current
         .load()
         .as_ref()
-        .map(|l| l.model.model_id().to_owned())
+        .map(|l| l.model.model_id().to_string())
         .unwrap_or_default();
     state.metrics.observe(
         state.clock.now(),
@@ -487,7 +493,8 @@ async fn recommend(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReloadRequest {
-    model_id: String,
+    /// Validated on deserialization: a path-like id is a 400 before anything runs.
+    model_id: ModelId,
 }
 
 async fn reload_model(
@@ -508,12 +515,12 @@ async fn reload_model(
     }
     let req = match body {
         Ok(AppJson(r)) => r,
-        Err(resp) => return resp,
+        Err(resp) => {
+            // A malformed body or an invalid model id: a refused reload.
+            state.metrics.reload(false);
+            return resp;
+        }
     };
-    if let Err(e) = recops_core::validate_name("model_id", &req.model_id) {
-        state.metrics.reload(false);
-        return error(StatusCode::BAD_REQUEST, e.to_string());
-    }
     match state.reload(&req.model_id).await {
         Ok(o) => {
             state.metrics.reload(true);
@@ -521,7 +528,7 @@ async fn reload_model(
             let source = state.source.clone();
             let (id, prev) = (o.model_id.clone(), o.previous_model_id.clone());
             let recorded =
-                tokio::task::spawn_blocking(move || source.reloaded(&id, prev.as_deref())).await;
+                tokio::task::spawn_blocking(move || source.reloaded(&id, prev.as_ref())).await;
             if let Ok(Err(e)) = &recorded {
                 tracing::warn!(model_id = %o.model_id, error = %error_chain(e), "reloaded, but the deployment record was not written");
             }
@@ -541,11 +548,13 @@ async fn reload_model(
                 .current
                 .load()
                 .as_ref()
-                .map(|l| l.model.model_id().to_owned());
+                .map(|l| l.model.model_id().clone());
             tracing::warn!(model_id = %req.model_id, error = %error_chain(&e), "reload refused; the current model keeps serving");
             let status = match e {
                 Error::ModelUnavailable { .. } => StatusCode::NOT_FOUND,
-                Error::InvalidModel { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                Error::InvalidModel { .. } | Error::ModelFiles { .. } => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             (
@@ -613,9 +622,13 @@ fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let current = state.current.load_full();
     let text = state.metrics.render(
-        current
-            .as_ref()
-            .map(|l| (l.model.model_id(), l.model.model_type(), l.loaded_at)),
+        current.as_ref().map(|l| {
+            (
+                l.model.model_id().as_str(),
+                l.model.model_type(),
+                l.loaded_at,
+            )
+        }),
         state.options.instance.as_deref().unwrap_or_default(),
     );
     Response::builder()

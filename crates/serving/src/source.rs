@@ -1,5 +1,7 @@
 //! Where the service gets its models from.
 
+use recops_core::ModelId;
+
 use crate::error::Result;
 use crate::model::ServingModel;
 
@@ -7,32 +9,32 @@ use crate::model::ServingModel;
 pub trait ModelSource: Send + Sync + 'static {
     /// The model to serve at start-up (the registry's `deployed` model, else its
     /// `current_best`), if there is one.
-    fn initial_model_id(&self) -> Result<Option<String>>;
+    fn initial_model_id(&self) -> Result<Option<ModelId>>;
 
     /// Loads and validates the model `model_id`. Errors say why it cannot be served
     /// (unknown or archived id, missing or corrupt files, shapes that disagree).
-    fn load(&self, model_id: &str) -> Result<ServingModel>;
+    fn load(&self, model_id: &ModelId) -> Result<ServingModel>;
 
     /// The servable check of `model_id` without loading it: every reload must pass it,
     /// also one served from memory (the previous model). Default: accept.
-    fn admit(&self, model_id: &str) -> Result<()> {
+    fn admit(&self, model_id: &ModelId) -> Result<()> {
         let _ = model_id;
         Ok(())
     }
 
     /// Called after a `/reload_model` request swapped `model_id` in, so that a direct
     /// reload leaves a deployment record. Default: nothing.
-    fn reloaded(&self, model_id: &str, previous_model_id: Option<&str>) -> Result<()> {
+    fn reloaded(&self, model_id: &ModelId, previous_model_id: Option<&ModelId>) -> Result<()> {
         let _ = (model_id, previous_model_id);
         Ok(())
     }
 }
 
 use recops_cf_training::{CfModel, ServingIndex};
-use recops_core::{Home, error_chain};
+use recops_core::Home;
 use recops_registry::{DeployedBy, Error as RegistryError, Registry};
 
-use crate::error::Error;
+use crate::error::{Error, Unavailable};
 use crate::model::ModelParts;
 
 /// Models of a recops home: ids from `artifacts/cf/registry.json`, files from
@@ -51,13 +53,8 @@ impl HomeModelSource {
 }
 
 impl ModelSource for HomeModelSource {
-    fn initial_model_id(&self) -> Result<Option<String>> {
-        let reg = Registry::open(&self.home)
-            .load()
-            .map_err(|e| Error::ModelUnavailable {
-                model_id: "deployed".into(),
-                reason: error_chain(&e),
-            })?;
+    fn initial_model_id(&self) -> Result<Option<ModelId>> {
+        let reg = Registry::open(&self.home).load().map_err(Error::Registry)?;
         if let Some(d) = reg.deployed {
             tracing::info!(model_id = %d.model_id, by = %d.action, since = %d.deployed_at, "starting from the deployed model");
             return Ok(Some(d.model_id));
@@ -65,56 +62,45 @@ impl ModelSource for HomeModelSource {
         Ok(reg.current_best)
     }
 
-    fn admit(&self, model_id: &str) -> Result<()> {
+    fn admit(&self, model_id: &ModelId) -> Result<()> {
         Registry::open(&self.home)
             .servable(model_id)
             .map(|_| ())
-            .map_err(|e| Error::ModelUnavailable {
-                model_id: model_id.to_owned(),
-                reason: error_chain(&e),
-            })
+            .map_err(|e| unavailable(model_id, e))
     }
 
-    fn reloaded(&self, model_id: &str, previous_model_id: Option<&str>) -> Result<()> {
+    fn reloaded(&self, model_id: &ModelId, previous_model_id: Option<&ModelId>) -> Result<()> {
         let reason = format!(
             "POST /reload_model (previous: {})",
-            previous_model_id.unwrap_or("none")
+            previous_model_id.map_or("none", ModelId::as_str)
         );
         Registry::open(&self.home)
             .record_deployment(model_id, DeployedBy::Reload, &reason)
             .map(|_| ())
             .map_err(|e| Error::ModelUnavailable {
-                model_id: model_id.to_owned(),
-                reason: error_chain(&e),
+                model_id: model_id.to_string(),
+                reason: Unavailable::Record(e),
             })
     }
 
-    fn load(&self, model_id: &str) -> Result<ServingModel> {
-        let unavailable = |reason: String| Error::ModelUnavailable {
-            model_id: model_id.to_owned(),
-            reason,
-        };
-        let invalid = |reason: String| Error::InvalidModel {
-            model_id: model_id.to_owned(),
-            reason,
+    fn load(&self, model_id: &ModelId) -> Result<ServingModel> {
+        let invalid = |source| Error::ModelFiles {
+            model_id: model_id.to_string(),
+            source,
         };
         Registry::open(&self.home)
             .servable(model_id)
-            .map_err(|e| match e {
-                RegistryError::NotFound { .. } => unavailable("not in the registry".into()),
-                RegistryError::NotServable { .. } => unavailable("archived in the registry".into()),
-                e => unavailable(error_chain(&e)),
-            })?;
-        let dir = self.home.model_dir(model_id)?;
+            .map_err(|e| unavailable(model_id, e))?;
+        let dir = self.home.model_dir(model_id);
         if !dir.join(recops_cf_training::MODEL_META_FILE).exists() {
-            return Err(unavailable(format!(
-                "its files are missing in {}",
-                dir.display()
-            )));
+            return Err(Error::ModelUnavailable {
+                model_id: model_id.to_string(),
+                reason: Unavailable::MissingFiles(dir),
+            });
         }
-        let model = CfModel::load(&dir).map_err(|e| invalid(error_chain(&e)))?;
+        let model = CfModel::load(&dir).map_err(invalid)?;
         let (nu, ni) = (model.user_ids.len(), model.item_ids.len());
-        let index = ServingIndex::load(&dir, nu, ni).map_err(|e| invalid(error_chain(&e)))?;
+        let index = ServingIndex::load(&dir, nu, ni).map_err(invalid)?;
         let factors = model.item_factors.cols();
         ServingModel::new(ModelParts {
             model_id: model.meta.model_id.clone(),
@@ -128,5 +114,19 @@ impl ModelSource for HomeModelSource {
             seen_indices: index.seen_indices,
             item_popularity: index.item_popularity,
         })
+    }
+}
+
+/// The registry's refusal of `model_id` as a serving error.
+fn unavailable(model_id: &ModelId, e: RegistryError) -> Error {
+    let reason = match e {
+        RegistryError::NotFound { .. } => Unavailable::NotRegistered,
+        RegistryError::NotServable { .. } | RegistryError::Archived { .. } => Unavailable::Archived,
+        RegistryError::MissingFiles { path, .. } => Unavailable::MissingFiles(path),
+        e => Unavailable::Registry(e),
+    };
+    Error::ModelUnavailable {
+        model_id: model_id.to_string(),
+        reason,
     }
 }

@@ -279,121 +279,227 @@ const REDRAWS: usize = 8;
 pub fn generate(config: &GenConfig) -> Result<Dataset> {
     config.validate()?;
     let mut rng = Rng::new(config.seed);
-    let drift = &config.drift;
+    let catalog = Catalog::generate(config, &mut rng);
+    let users = Users::generate(config, &mut rng);
+    let calendar = Calendar::new(config);
+    let mut rows = draw_interactions(config, &mut rng, &catalog, &users, &calendar);
+    rows.sort_by_key(|r| (r.cmt_date, r.user_id, r.product_id));
+    add_duplicates(config, &mut rng, &mut rows);
+    add_invalid_rows(config, &mut rng, &mut rows);
+    Ok(Dataset {
+        config: config.clone(),
+        products: catalog.products,
+        user_ids: users.ids,
+        user_clusters: users.clusters,
+        interactions: rows,
+        drift_start: calendar.drift_start,
+    })
+}
 
-    // Catalog: clusters follow categories (with some mixing), popularity is a
-    // long tail (Zipf over a random ranking).
-    let n_base = config.products;
-    let n_total = n_base + drift.new_items;
-    let mut products = Vec::with_capacity(n_total);
-    for j in 0..n_total {
-        let category = rng.index(vocab::CATEGORIES.len());
-        let brand = rng.pick(&vocab::BRANDS).copied().unwrap_or("Cocoon");
-        let (name, variant) = vocab::product_name(category, brand, &mut rng);
-        let cluster = if rng.chance(0.85) {
-            category % config.clusters
+/// The catalog and the samplers that draw products from it.
+struct Catalog {
+    /// Base products, then drift's new items.
+    products: Vec<Product>,
+    /// Products in the base catalog.
+    n_base: usize,
+    /// Every base product by popularity.
+    global: Weighted,
+    /// The base products of each cluster.
+    cluster_items: Vec<Vec<usize>>,
+    /// Popularity samplers over `cluster_items`.
+    cluster_samplers: Vec<Weighted>,
+    /// Drift's new items, the first ones trending most.
+    trending: Weighted,
+}
+
+impl Catalog {
+    /// Products whose clusters follow categories (with some mixing) and whose
+    /// popularity is a long tail (Zipf over a random ranking).
+    fn generate(config: &GenConfig, rng: &mut Rng) -> Catalog {
+        let n_base = config.products;
+        let n_total = n_base + config.drift.new_items;
+        let mut products = Vec::with_capacity(n_total);
+        for j in 0..n_total {
+            let category = rng.index(vocab::CATEGORIES.len());
+            let brand = rng.pick(&vocab::BRANDS).copied().unwrap_or("Cocoon");
+            let (name, variant) = vocab::product_name(category, brand, rng);
+            let cluster = if rng.chance(0.85) {
+                category % config.clusters
+            } else {
+                rng.index(config.clusters)
+            };
+            products.push(Product {
+                product_id: 1_000 + j as i64 * 3 + rng.below(3) as i64,
+                description: vocab::description(category, brand, &variant, rng),
+                name,
+                brand: brand.to_owned(),
+                category: vocab::CATEGORIES[category].0.to_owned(),
+                cluster,
+                trending: j >= n_base,
+            });
+        }
+        let mut rank: Vec<usize> = (0..n_base).collect();
+        for i in (1..rank.len()).rev() {
+            rank.swap(i, rng.index(i + 1));
+        }
+        let popularity: Vec<f64> = rank
+            .iter()
+            .map(|&r| (r as f64 + 1.0).powf(-ZIPF_EXPONENT))
+            .collect();
+        let cluster_items: Vec<Vec<usize>> = (0..config.clusters)
+            .map(|c| (0..n_base).filter(|&j| products[j].cluster == c).collect())
+            .collect();
+        let cluster_samplers = cluster_items
+            .iter()
+            .map(|items| Weighted::new(items.iter().map(|&j| popularity[j])))
+            .collect();
+        let trending =
+            Weighted::new((0..config.drift.new_items).map(|k| 1.0 / (k as f64 + 1.0).sqrt()));
+        Catalog {
+            global: Weighted::new(popularity.iter().copied()),
+            products,
+            n_base,
+            cluster_items,
+            cluster_samplers,
+            trending,
+        }
+    }
+
+    /// A product for a user of `cluster` from `source`, and whether it is in the
+    /// user's cluster.
+    fn pick(&self, source: Source, cluster: usize, rng: &mut Rng) -> (usize, bool) {
+        match source {
+            Source::Trending => (self.n_base + self.trending.sample(rng).unwrap_or(0), true),
+            Source::Cluster => {
+                let k = self.cluster_samplers[cluster].sample(rng).unwrap_or(0);
+                (self.cluster_items[cluster][k], true)
+            }
+            Source::Global => {
+                let j = self.global.sample(rng).unwrap_or(0);
+                (j, self.products[j].cluster == cluster)
+            }
+        }
+    }
+}
+
+/// Users: heavy-tailed activity, one taste cluster each.
+struct Users {
+    ids: Vec<i64>,
+    clusters: Vec<usize>,
+    activity: Weighted,
+}
+
+impl Users {
+    fn generate(config: &GenConfig, rng: &mut Rng) -> Users {
+        let ids = (0..config.users)
+            .map(|i| 100_000 + i as i64 * 4 + rng.below(4) as i64)
+            .collect();
+        let clusters = (0..config.users)
+            .map(|_| rng.index(config.clusters))
+            .collect();
+        let activity = Weighted::new((0..config.users).map(|_| (rng.normal() * 0.9).exp()));
+        Users {
+            ids,
+            clusters,
+            activity,
+        }
+    }
+}
+
+/// The generated period: the window gets `volume_factor` times the daily volume of
+/// the days before.
+struct Calendar {
+    /// Midnight of the first day, microseconds since the epoch.
+    start_micros: i64,
+    /// Days of the drift window.
+    window: i64,
+    /// Days before the window.
+    before: i64,
+    /// Probability that a row falls in the window.
+    p_window: f64,
+    /// Start of the window, microseconds since the epoch.
+    drift_start: i64,
+}
+
+impl Calendar {
+    fn new(config: &GenConfig) -> Calendar {
+        let drift = &config.drift;
+        let start_micros = config
+            .start
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_micros());
+        let window = i64::from(drift.window_days);
+        let before = i64::from(config.days) - window;
+        let p_window = drift.volume_factor * window as f64
+            / (before as f64 + drift.volume_factor * window as f64);
+        Calendar {
+            start_micros,
+            window,
+            before,
+            p_window,
+            drift_start: start_micros + before * MICROS_PER_DAY,
+        }
+    }
+
+    /// A day (weekends busier: weekdays are kept with probability 0.8) and a time
+    /// between 07:00 and 24:00, as microseconds since the epoch, and whether it is in
+    /// the window; `None` when the day was dropped.
+    fn draw(&self, config: &GenConfig, rng: &mut Rng) -> Option<(i64, bool)> {
+        let in_window = self.window > 0 && rng.chance(self.p_window);
+        let day = if in_window {
+            self.before + rng.below(self.window as u64) as i64
         } else {
-            rng.index(config.clusters)
+            rng.below(self.before as u64) as i64
         };
-        products.push(Product {
-            product_id: 1_000 + j as i64 * 3 + rng.below(3) as i64,
-            description: vocab::description(category, brand, &variant, &mut rng),
-            name,
-            brand: brand.to_owned(),
-            category: vocab::CATEGORIES[category].0.to_owned(),
-            cluster,
-            trending: j >= n_base,
-        });
+        let date = config.start + Duration::days(day);
+        if date.weekday().number_from_monday() <= 5 && !rng.chance(0.8) {
+            return None;
+        }
+        let seconds = 7 * 3600 + rng.below(17 * 3600) as i64;
+        Some((
+            self.start_micros + day * MICROS_PER_DAY + seconds * 1_000_000,
+            in_window,
+        ))
     }
-    let mut rank: Vec<usize> = (0..n_base).collect();
-    for i in (1..rank.len()).rev() {
-        rank.swap(i, rng.index(i + 1));
-    }
-    let popularity: Vec<f64> = rank
-        .iter()
-        .map(|&r| (r as f64 + 1.0).powf(-ZIPF_EXPONENT))
-        .collect();
-    let global = Weighted::new(popularity.iter().copied());
-    let cluster_items: Vec<Vec<usize>> = (0..config.clusters)
-        .map(|c| (0..n_base).filter(|&j| products[j].cluster == c).collect())
-        .collect();
-    let cluster_samplers: Vec<Weighted> = cluster_items
-        .iter()
-        .map(|items| Weighted::new(items.iter().map(|&j| popularity[j])))
-        .collect();
-    let trending = Weighted::new((0..drift.new_items).map(|k| 1.0 / (k as f64 + 1.0).sqrt()));
+}
 
-    // Users: heavy-tailed activity, one taste cluster each.
-    let user_ids: Vec<i64> = (0..config.users)
-        .map(|i| 100_000 + i as i64 * 4 + rng.below(4) as i64)
-        .collect();
-    let user_clusters: Vec<usize> = (0..config.users)
-        .map(|_| rng.index(config.clusters))
-        .collect();
-    let activity = Weighted::new((0..config.users).map(|_| (rng.normal() * 0.9).exp()));
-
-    // Dates: the window gets `volume_factor` times the daily volume of the days before.
-    let start_micros = config
-        .start
-        .and_hms_opt(0, 0, 0)
-        .map_or(0, |t| t.and_utc().timestamp_micros());
-    let window = i64::from(drift.window_days);
-    let before = i64::from(config.days) - window;
-    let p_window =
-        drift.volume_factor * window as f64 / (before as f64 + drift.volume_factor * window as f64);
-    let drift_start = start_micros + before * MICROS_PER_DAY;
-
+/// Exactly `config.interactions` valid rows, unsorted.
+fn draw_interactions(
+    config: &GenConfig,
+    rng: &mut Rng,
+    catalog: &Catalog,
+    users: &Users,
+    calendar: &Calendar,
+) -> Vec<GenInteraction> {
+    let drift = &config.drift;
     let in_cluster_rating = Weighted::new([0.02, 0.03, 0.08, 0.27, 0.60]);
     let out_cluster_rating = Weighted::new([0.06, 0.08, 0.20, 0.33, 0.33]);
-
     let mut rows = Vec::with_capacity(config.interactions);
     let mut rated: HashSet<(usize, usize)> = HashSet::with_capacity(config.interactions);
     while rows.len() < config.interactions {
-        let in_window = window > 0 && rng.chance(p_window);
-        let day = if in_window {
-            before + rng.below(window as u64) as i64
-        } else {
-            rng.below(before as u64) as i64
-        };
-        // Weekends are busier: weekdays are kept with probability 0.8.
-        let date = config.start + Duration::days(day);
-        if date.weekday().number_from_monday() <= 5 && !rng.chance(0.8) {
+        let Some((cmt_date, in_window)) = calendar.draw(config, rng) else {
             continue;
-        }
-        // Between 07:00 and 24:00.
-        let seconds = 7 * 3600 + rng.below(17 * 3600) as i64;
-        let cmt_date = start_micros + day * MICROS_PER_DAY + seconds * 1_000_000;
-
-        let u = activity.sample(&mut rng).unwrap_or(0);
-        let cluster = user_clusters[u];
+        };
+        let u = users.activity.sample(rng).unwrap_or(0);
+        let cluster = users.clusters[u];
         // Customers seldom review the same product twice: a repeat is redrawn (a few
         // times), except for the occasional re-purchase.
         let repurchase = rng.chance(REPURCHASE_RATE);
         // Where the product comes from is decided once; redraws stay in that source.
         let source = if in_window && drift.new_items > 0 && rng.chance(drift.trending_share) {
             Source::Trending
-        } else if rng.chance(config.in_cluster_share) && !cluster_items[cluster].is_empty() {
+        } else if rng.chance(config.in_cluster_share) && !catalog.cluster_items[cluster].is_empty()
+        {
             Source::Cluster
         } else {
             Source::Global
         };
-        let pick = |rng: &mut Rng| match source {
-            Source::Trending => (n_base + trending.sample(rng).unwrap_or(0), true),
-            Source::Cluster => {
-                let k = cluster_samplers[cluster].sample(rng).unwrap_or(0);
-                (cluster_items[cluster][k], true)
-            }
-            Source::Global => {
-                let j = global.sample(rng).unwrap_or(0);
-                (j, products[j].cluster == cluster)
-            }
-        };
-        let mut choice = pick(&mut rng);
+        let mut choice = catalog.pick(source, cluster, rng);
         for _ in 0..REDRAWS {
             if repurchase || !rated.contains(&(u, choice.0)) {
                 break;
             }
-            choice = pick(&mut rng);
+            choice = catalog.pick(source, cluster, rng);
         }
         let (item, in_cluster) = choice;
         rated.insert((u, item));
@@ -402,79 +508,89 @@ pub fn generate(config: &GenConfig) -> Result<Dataset> {
         } else {
             &out_cluster_rating
         };
-        let mut rating = base.sample(&mut rng).unwrap_or(4) as f64 + 1.0;
-        if in_window && drift.rating_shift != 0.0 {
-            let whole = drift.rating_shift.trunc();
-            let frac = drift.rating_shift - whole;
-            let extra = if rng.chance(frac.abs()) {
-                frac.signum()
-            } else {
-                0.0
-            };
-            rating = (rating + whole + extra).clamp(1.0, 5.0);
-        }
-        let rating = rating as u8;
-        let comment = rng.chance(config.comment_rate).then(|| {
-            let text = vocab::comment(rating, &mut rng);
-            if rng.chance(0.02) {
-                text.to_uppercase()
-            } else if rng.chance(config.nfd_rate) {
-                text.nfd().collect()
-            } else {
-                text
-            }
-        });
+        let rating = draw_rating(base, in_window.then_some(drift.rating_shift), rng);
+        let comment = draw_comment(config, rating, rng);
         rows.push(GenInteraction {
-            user_id: user_ids[u],
-            product_id: products[item].product_id,
+            user_id: users.ids[u],
+            product_id: catalog.products[item].product_id,
             rating,
             comment,
             cmt_date,
             invalid: None,
         });
     }
-    rows.sort_by_key(|r| (r.cmt_date, r.user_id, r.product_id));
+    rows
+}
 
-    // Duplicates (same key, another rating, later in the file) and invalid rows,
-    // keeping the exact row count.
-    if config.duplicate_rate > 0.0 && rows.len() > 1 {
-        let mut out = Vec::with_capacity(rows.len());
-        let mut i = 0;
-        while out.len() < rows.len() {
-            let row = rows[i].clone();
-            let dup = rng.chance(config.duplicate_rate) && out.len() + 1 < rows.len();
-            out.push(row.clone());
-            if dup {
-                let mut again = row;
-                again.rating = (again.rating % 5) + 1;
-                out.push(again);
-            }
-            i += 1;
-        }
-        rows = out;
+/// A rating from `base`, moved by the drift's `shift` (in the window): the whole part
+/// always, the fractional part for that share of rows.
+fn draw_rating(base: &Weighted, shift: Option<f64>, rng: &mut Rng) -> u8 {
+    let mut rating = base.sample(rng).unwrap_or(4) as f64 + 1.0;
+    if let Some(shift) = shift.filter(|s| *s != 0.0) {
+        let whole = shift.trunc();
+        let frac = shift - whole;
+        let extra = if rng.chance(frac.abs()) {
+            frac.signum()
+        } else {
+            0.0
+        };
+        rating = (rating + whole + extra).clamp(1.0, 5.0);
     }
-    if config.invalid_rate > 0.0 {
-        let kinds = [
-            Invalid::EmptyUser,
-            Invalid::BadProduct,
-            Invalid::RatingOutOfRange,
-            Invalid::BadDate,
-        ];
-        for row in &mut rows {
-            if rng.chance(config.invalid_rate) {
-                row.invalid = rng.pick(&kinds).copied();
-            }
-        }
-    }
+    rating as u8
+}
 
-    Ok(Dataset {
-        config: config.clone(),
-        products,
-        user_ids,
-        user_clusters,
-        interactions: rows,
-        drift_start,
+/// A comment for `comment_rate` of the rows, sometimes shouted, sometimes in NFD.
+fn draw_comment(config: &GenConfig, rating: u8, rng: &mut Rng) -> Option<String> {
+    rng.chance(config.comment_rate).then(|| {
+        let text = vocab::comment(rating, rng);
+        if rng.chance(0.02) {
+            text.to_uppercase()
+        } else if rng.chance(config.nfd_rate) {
+            text.nfd().collect()
+        } else {
+            text
+        }
     })
+}
+
+/// Duplicates (same key, another rating, right after the original), keeping the
+/// exact row count.
+fn add_duplicates(config: &GenConfig, rng: &mut Rng, rows: &mut Vec<GenInteraction>) {
+    if config.duplicate_rate <= 0.0 || rows.len() <= 1 {
+        return;
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    let mut i = 0;
+    while out.len() < rows.len() {
+        let row = rows[i].clone();
+        let dup = rng.chance(config.duplicate_rate) && out.len() + 1 < rows.len();
+        out.push(row.clone());
+        if dup {
+            let mut again = row;
+            again.rating = (again.rating % 5) + 1;
+            out.push(again);
+        }
+        i += 1;
+    }
+    *rows = out;
+}
+
+/// Marks `invalid_rate` of the rows invalid, each in one of the four ways.
+fn add_invalid_rows(config: &GenConfig, rng: &mut Rng, rows: &mut [GenInteraction]) {
+    if config.invalid_rate <= 0.0 {
+        return;
+    }
+    let kinds = [
+        Invalid::EmptyUser,
+        Invalid::BadProduct,
+        Invalid::RatingOutOfRange,
+        Invalid::BadDate,
+    ];
+    for row in rows {
+        if rng.chance(config.invalid_rate) {
+            row.invalid = rng.pick(&kinds).copied();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -74,8 +74,8 @@ pub use service::{
 pub use service_pg::{PG_SERVICE_MIGRATIONS, PgRollupStore};
 pub use storage::Storage;
 pub use training::{
-    EvaluationPoint, IterationMetric, IterationRecord, NewTrainingRun, RegistryStatus,
-    SqliteTrainingStore, TRAINING_SCHEMA, TrainingOutcome, TrainingQuery, TrainingRun,
-    TrainingStatus, TrainingStore, TrainingTracker,
+    CHAMPION_SCHEMA, ChampionDecision, ChampionRecord, EvaluationPoint, IterationMetric,
+    IterationRecord, NewTrainingRun, RegistryStatus, SqliteTrainingStore, TRAINING_SCHEMA,
+    TrainingOutcome, TrainingQuery, TrainingRun, TrainingStatus, TrainingStore, TrainingTracker,
 };
 pub use training_pg::{PG_TRAINING_MIGRATIONS, PgTrainingStore};

@@ -53,6 +53,68 @@ CREATE TABLE IF NOT EXISTS iteration_metrics (
 CREATE INDEX IF NOT EXISTS idx_iteration_metrics_run ON iteration_metrics(run_id, iteration);
 ";
 
+/// Schema version 2: the champion rule's comparisons (issue 22). One row per
+/// registered model: the champion it was compared with, both ndcg@10 on the new
+/// model's evaluation split, and the decision.
+pub const CHAMPION_SCHEMA: &str = "\
+CREATE TABLE IF NOT EXISTS champion_comparisons (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT,  -- the new model's training run
+    model_id TEXT,  -- the new model
+    compared_at TIMESTAMP,
+    data_version TEXT,  -- the split both were evaluated on
+    champion_id TEXT,  -- NULL: the new model is the first champion
+    champion_ndcg_at_10 REAL,  -- re-evaluated on the new model's split (NULL: not readable)
+    champion_stored_ndcg_at_10 REAL,  -- from its own, older split
+    new_ndcg_at_10 REAL,
+    decision TEXT,  -- 'promoted' or 'kept'
+    summary TEXT,
+    FOREIGN KEY (run_id) REFERENCES training_runs(run_id)
+);
+
+CREATE INDEX IF NOT EXISTS idx_champion_comparisons_model ON champion_comparisons(model_id);
+";
+
+/// The columns of `champion_comparisons` in the order both backends read and write.
+pub(crate) const CHAMPION_COLUMNS: &str = "run_id, model_id, compared_at, data_version, \
+    champion_id, champion_ndcg_at_10, champion_stored_ndcg_at_10, new_ndcg_at_10, decision, summary";
+
+/// The champion rule's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChampionDecision {
+    /// `promoted`: the new model became `current_best`.
+    Promoted,
+    /// `kept`: the champion stayed.
+    Kept,
+}
+
+/// A row of `champion_comparisons` (`id` and `compared_at` are set when recorded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChampionRecord {
+    /// The new model's training run.
+    pub run_id: String,
+    /// The new model.
+    pub model_id: String,
+    /// RFC 3339 time of the comparison (ignored by `record_champion_comparison`).
+    #[serde(default)]
+    pub compared_at: String,
+    /// The data version of the split both were evaluated on.
+    pub data_version: Option<String>,
+    /// The champion before (none: the new model is the first).
+    pub champion_id: Option<String>,
+    /// The champion's ndcg@10 re-evaluated on the new model's split.
+    pub champion_ndcg_at_10: Option<f64>,
+    /// The champion's stored ndcg@10 (its own split).
+    pub champion_stored_ndcg_at_10: Option<f64>,
+    /// The new model's ndcg@10.
+    pub new_ndcg_at_10: f64,
+    /// The decision.
+    pub decision: ChampionDecision,
+    /// One line with the numbers.
+    pub summary: String,
+}
+
 /// Status of a training run: `running`, `completed`, `failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -107,6 +169,9 @@ macro_rules! string_enum {
 
 string_enum!(TrainingStatus, "training status", {
     Running => "running", Completed => "completed", Failed => "failed",
+});
+string_enum!(ChampionDecision, "champion decision", {
+    Promoted => "promoted", Kept => "kept",
 });
 string_enum!(RegistryStatus, "registry status", {
     Active => "active", Archived => "archived", Failed => "failed",
@@ -292,6 +357,10 @@ pub trait TrainingStore: Send + Sync + fmt::Debug {
     /// Inserts `run` and its iterations (as they are) unless the run id exists;
     /// returns whether it was inserted.
     fn import(&self, run: &TrainingRun, iterations: &[IterationMetric]) -> Result<bool>;
+    /// Records the champion rule's comparison for a registered model, at `at`.
+    fn record_champion(&self, c: &ChampionRecord, at: &str) -> Result<()>;
+    /// The champion comparisons of `model_id` (as the new model), oldest first.
+    fn champion_comparisons(&self, model_id: &str) -> Result<Vec<ChampionRecord>>;
 }
 
 /// Records training runs and every iteration, in the configured store (SQLite
@@ -431,6 +500,17 @@ impl TrainingTracker {
         self.store.prune_finished_before(&format_timestamp(cutoff))
     }
 
+    /// Records the champion rule's comparison for a registered model (the time is the
+    /// tracker's clock).
+    pub fn record_champion_comparison(&self, c: &ChampionRecord) -> Result<()> {
+        self.store.record_champion(c, &self.now())
+    }
+
+    /// The champion comparisons of `model_id` (as the new model), oldest first.
+    pub fn champion_comparisons(&self, model_id: &str) -> Result<Vec<ChampionRecord>> {
+        self.store.champion_comparisons(model_id)
+    }
+
     /// The iterations of a run, in order.
     pub fn iterations(&self, run_id: &str) -> Result<Vec<IterationMetric>> {
         self.store.iterations(run_id)
@@ -465,7 +545,7 @@ pub struct SqliteTrainingStore {
 impl SqliteTrainingStore {
     /// Opens (creating or migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = db::open(path, &[TRAINING_SCHEMA])?;
+        let conn = db::open(path, &[TRAINING_SCHEMA, CHAMPION_SCHEMA])?;
         Ok(SqliteTrainingStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -672,14 +752,16 @@ impl TrainingStore for SqliteTrainingStore {
         let mut conn = self.conn();
         let on = db::on(&self.path);
         let tx = conn.transaction().map_err(&on)?;
-        tx.execute(
-            &format!(
-                "DELETE FROM iteration_metrics WHERE run_id IN \
-                 (SELECT run_id FROM training_runs WHERE {PRUNABLE})"
-            ),
-            [cutoff],
-        )
-        .map_err(&on)?;
+        for table in ["iteration_metrics", "champion_comparisons"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE run_id IN \
+                     (SELECT run_id FROM training_runs WHERE {PRUNABLE})"
+                ),
+                [cutoff],
+            )
+            .map_err(&on)?;
+        }
         let n = tx
             .execute(
                 &format!("DELETE FROM training_runs WHERE {PRUNABLE}"),
@@ -805,6 +887,65 @@ impl TrainingStore for SqliteTrainingStore {
         tx.commit().map_err(&on)?;
         Ok(inserted)
     }
+
+    fn record_champion(&self, c: &ChampionRecord, at: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                &format!(
+                    "INSERT INTO champion_comparisons ({CHAMPION_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                ),
+                params![
+                    c.run_id,
+                    c.model_id,
+                    at,
+                    c.data_version,
+                    c.champion_id,
+                    c.champion_ndcg_at_10,
+                    c.champion_stored_ndcg_at_10,
+                    c.new_ndcg_at_10,
+                    c.decision.as_str(),
+                    c.summary
+                ],
+            )
+            .map_err(db::on(&self.path))?;
+        Ok(())
+    }
+
+    fn champion_comparisons(&self, model_id: &str) -> Result<Vec<ChampionRecord>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(&format!(
+                "SELECT {CHAMPION_COLUMNS} FROM champion_comparisons WHERE model_id = ?1 ORDER BY id"
+            ))
+            .map_err(db::on(&self.path))?;
+        let rows: Vec<(ChampionRecord, String)> = st
+            .query_map([model_id], |r| {
+                let record = ChampionRecord {
+                    run_id: r.get(0)?,
+                    model_id: r.get(1)?,
+                    compared_at: r.get(2)?,
+                    data_version: r.get(3)?,
+                    champion_id: r.get(4)?,
+                    champion_ndcg_at_10: r.get(5)?,
+                    champion_stored_ndcg_at_10: r.get(6)?,
+                    new_ndcg_at_10: r.get(7)?,
+                    decision: ChampionDecision::Kept,
+                    summary: r.get(9)?,
+                };
+                Ok((record, r.get(8)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(db::on(&self.path))?;
+        rows.into_iter()
+            .map(|(record, decision)| {
+                Ok(ChampionRecord {
+                    decision: decision.parse()?,
+                    ..record
+                })
+            })
+            .collect()
+    }
 }
 
 fn require_running(tx: &rusqlite::Transaction<'_>, run_id: &str, path: &Path) -> Result<()> {
@@ -906,6 +1047,7 @@ mod tests {
         list_runs_filters_by_type_newest_first,
         export_import_and_prune_keep_active_models,
         page_filters_by_type_and_status_with_a_keyset_cursor,
+        champion_comparisons_are_recorded_read_back_and_pruned_with_their_run,
     );
 
     fn page_filters_by_type_and_status_with_a_keyset_cursor(tracker: Maker) {
@@ -974,6 +1116,52 @@ mod tests {
         let newest = t.store().evaluations(1).unwrap();
         assert_eq!(newest.len(), 1);
         assert_eq!(newest[0].recall_at_10, Some(0.4));
+    }
+
+    fn champion_comparisons_are_recorded_read_back_and_pruned_with_their_run(tracker: Maker) {
+        let (_d, _clock, t) = tracker();
+        let id = t.start_run(&new_run()).unwrap();
+        t.complete_run(&id, &TrainingOutcome::default()).unwrap();
+        let rec = ChampionRecord {
+            run_id: id.clone(),
+            model_id: "als_2".into(),
+            compared_at: String::new(),
+            data_version: Some("v2".into()),
+            champion_id: Some("als_1".into()),
+            champion_ndcg_at_10: Some(0.21),
+            champion_stored_ndcg_at_10: Some(0.30),
+            new_ndcg_at_10: 0.25,
+            decision: ChampionDecision::Promoted,
+            summary: "on the same split".into(),
+        };
+        t.record_champion_comparison(&rec).unwrap();
+        let first = ChampionRecord {
+            model_id: "als_1".into(),
+            champion_id: None,
+            champion_ndcg_at_10: None,
+            champion_stored_ndcg_at_10: None,
+            decision: ChampionDecision::Kept,
+            ..rec.clone()
+        };
+        t.record_champion_comparison(&first).unwrap();
+        let got = t.champion_comparisons("als_2").unwrap();
+        assert_eq!(
+            got,
+            vec![ChampionRecord {
+                compared_at: format_timestamp(
+                    Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap()
+                ),
+                ..rec
+            }]
+        );
+        assert_eq!(
+            t.champion_comparisons("als_1").unwrap()[0].decision,
+            ChampionDecision::Kept
+        );
+        assert!(t.champion_comparisons("nope").unwrap().is_empty());
+        let later = Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap();
+        assert_eq!(t.prune_finished_before(later).unwrap(), 1);
+        assert!(t.champion_comparisons("als_2").unwrap().is_empty());
     }
 
     fn export_import_and_prune_keep_active_models(tracker: Maker) {

@@ -7,15 +7,18 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::pg::PgDatabase;
 use crate::training::{
-    EVALUATIONS, EvaluationPoint, IterationMetric, IterationRecord, RegistryStatus,
-    TrainingOutcome, TrainingQuery, TrainingRun, TrainingStatus, TrainingStore, check_running,
+    CHAMPION_COLUMNS, ChampionRecord, EVALUATIONS, EvaluationPoint, IterationMetric,
+    IterationRecord, RegistryStatus, TrainingOutcome, TrainingQuery, TrainingRun, TrainingStatus,
+    TrainingStore, check_running,
 };
 
 /// Versioned migrations of the training store in PostgreSQL: the spec's
 /// `training_runs` and `iteration_metrics` with the same names and columns
 /// (timestamps as RFC 3339 text in the C collation, as in SQLite; REAL columns in
-/// double precision; the iteration id a BIGSERIAL).
-pub const PG_TRAINING_MIGRATIONS: &[&str] = &["\
+/// double precision; the iteration id a BIGSERIAL); version 2 adds
+/// `champion_comparisons`, as in SQLite.
+pub const PG_TRAINING_MIGRATIONS: &[&str] = &[
+    "\
 CREATE TABLE IF NOT EXISTS training_runs (
     run_id TEXT COLLATE \"C\" PRIMARY KEY,
     model_type TEXT,
@@ -47,7 +50,24 @@ CREATE TABLE IF NOT EXISTS iteration_metrics (
     wall_time_seconds DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS idx_iteration_metrics_run ON iteration_metrics(run_id, iteration);
-"];
+",
+    "\
+CREATE TABLE IF NOT EXISTS champion_comparisons (
+    id BIGSERIAL PRIMARY KEY,
+    run_id TEXT COLLATE \"C\" REFERENCES training_runs(run_id),
+    model_id TEXT,
+    compared_at TEXT COLLATE \"C\",
+    data_version TEXT,
+    champion_id TEXT,
+    champion_ndcg_at_10 DOUBLE PRECISION,
+    champion_stored_ndcg_at_10 DOUBLE PRECISION,
+    new_ndcg_at_10 DOUBLE PRECISION,
+    decision TEXT,
+    summary TEXT
+);
+CREATE INDEX IF NOT EXISTS idx_champion_comparisons_model ON champion_comparisons(model_id);
+",
+];
 
 const SELECT_TRAINING: &str = "SELECT run_id, model_type, started_at, completed_at, status, \
     hyperparameters, recall_at_10, ndcg_at_10, coverage, baseline_recall_at_10, improvement_pct, \
@@ -349,14 +369,16 @@ impl TrainingStore for PgTrainingStore {
     fn prune_finished_before(&self, cutoff: &str) -> Result<usize> {
         let which = crate::training::PRUNABLE.replace("?1", "$1");
         self.db.transaction(|tx| {
-            tx.execute(
-                &format!(
-                    "DELETE FROM iteration_metrics WHERE run_id IN \
-                     (SELECT run_id FROM training_runs WHERE {which})"
-                ),
-                &[&cutoff],
-            )
-            .map_err(self.db.on())?;
+            for table in ["iteration_metrics", "champion_comparisons"] {
+                tx.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE run_id IN \
+                         (SELECT run_id FROM training_runs WHERE {which})"
+                    ),
+                    &[&cutoff],
+                )
+                .map_err(self.db.on())?;
+            }
             let n = tx
                 .execute(
                     &format!("DELETE FROM training_runs WHERE {which}"),
@@ -417,5 +439,56 @@ impl TrainingStore for PgTrainingStore {
             }
             Ok(inserted)
         })
+    }
+
+    fn record_champion(&self, c: &ChampionRecord, at: &str) -> Result<()> {
+        let mut conn = self.db.conn()?;
+        conn.execute(
+            &format!(
+                "INSERT INTO champion_comparisons ({CHAMPION_COLUMNS}) VALUES \
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ),
+            &[
+                &c.run_id,
+                &c.model_id,
+                &at,
+                &c.data_version,
+                &c.champion_id,
+                &c.champion_ndcg_at_10,
+                &c.champion_stored_ndcg_at_10,
+                &c.new_ndcg_at_10,
+                &c.decision.as_str(),
+                &c.summary,
+            ],
+        )
+        .map_err(self.db.on())?;
+        Ok(())
+    }
+
+    fn champion_comparisons(&self, model_id: &str) -> Result<Vec<ChampionRecord>> {
+        let mut conn = self.db.conn()?;
+        conn.query(
+            &format!(
+                "SELECT {CHAMPION_COLUMNS} FROM champion_comparisons WHERE model_id = $1 ORDER BY id"
+            ),
+            &[&model_id],
+        )
+        .map_err(self.db.on())?
+        .iter()
+        .map(|r| {
+            Ok(ChampionRecord {
+                run_id: get(r, 0)?,
+                model_id: get(r, 1)?,
+                compared_at: get(r, 2)?,
+                data_version: get(r, 3)?,
+                champion_id: get(r, 4)?,
+                champion_ndcg_at_10: get(r, 5)?,
+                champion_stored_ndcg_at_10: get(r, 6)?,
+                new_ndcg_at_10: get(r, 7)?,
+                decision: get::<String>(r, 8)?.parse()?,
+                summary: get(r, 9)?,
+            })
+        })
+        .collect()
     }
 }

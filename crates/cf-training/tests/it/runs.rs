@@ -308,6 +308,79 @@ fn resume_refuses_a_checkpoint_of_another_config() {
     assert!(err.to_string().contains("different config"), "{err}");
 }
 
+/// Checkpoints belong to one unfinished run: cleared when it finishes, and a later
+/// `--resume` (nothing to resume, or a stale checkpoint of the finished run left by a
+/// crash between the model write and the clean-up) trains afresh under a new id and
+/// never writes into the finished model's folder.
+#[test]
+fn checkpoints_are_cleared_on_success_and_never_resume_into_a_finished_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path());
+    let split = split();
+    let data = TrainData {
+        split: &split,
+        data_version: "v",
+    };
+    let mut c = als_config();
+    c.training.checkpoint_every = 2;
+    let config = TrainConfig::Als(c);
+    let opts = |resume, interrupt_after| TrainOptions {
+        resume,
+        interrupt_after,
+        clock: clock().shared(),
+        ..Default::default()
+    };
+    let ckpt_dir = dir.path().join("checkpoints/als");
+    let count = |d: &std::path::Path| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
+    assert!(train(&home, &config, data, opts(false, Some(3))).is_err());
+    let saved: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&ckpt_dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    assert!(!saved.is_empty());
+    let first = train(&home, &config, data, opts(true, None)).unwrap();
+    assert_eq!(
+        count(&ckpt_dir),
+        0,
+        "checkpoints of a finished run are cleared"
+    );
+    let model_json = first.model_dir.join("model.json");
+    let before = std::fs::read(&model_json).unwrap();
+
+    // Nothing to resume: a fresh run, under a new id.
+    let second = train(&home, &config, data, opts(true, None)).unwrap();
+    assert_ne!(second.model.meta.model_id, first.model.meta.model_id);
+    let log = std::fs::read_to_string(home.cf_log("als").unwrap()).unwrap();
+    assert!(
+        log.contains("--resume: nothing to resume (no checkpoint in"),
+        "{log}"
+    );
+
+    // A stale checkpoint of the finished first run.
+    for (name, bytes) in &saved {
+        std::fs::write(ckpt_dir.join(name), bytes).unwrap();
+    }
+    let third = train(&home, &config, data, opts(true, None)).unwrap();
+    assert_ne!(third.model.meta.model_id, first.model.meta.model_id);
+    let log = std::fs::read_to_string(home.cf_log("als").unwrap()).unwrap();
+    assert!(
+        log.contains(&format!(
+            "the checkpoint's run already finished as model {}",
+            first.model.meta.model_id
+        )),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(&model_json).unwrap(),
+        before,
+        "never rewritten"
+    );
+    assert_eq!(count(&ckpt_dir), 0);
+}
+
 #[test]
 fn same_seed_data_and_threads_give_identical_models() {
     let a_dir = tempfile::tempdir().unwrap();

@@ -31,6 +31,8 @@ pub(crate) struct Ctx {
     pub(crate) clock: SharedClock,
     /// The recommender's URL (config/recops.yaml).
     pub(crate) service_url: String,
+    /// Every replica's URL (`service.urls`): the rollback button reaches all of them.
+    pub(crate) service_urls: Vec<String>,
     /// After how long a `running` pipeline run is flagged as stale.
     pub(crate) stale_after_hours: f64,
     /// Where the scheduler's job binaries are looked up.

@@ -64,7 +64,10 @@ pub(crate) fn load(ctx: &Ctx) -> ModelsView {
     let registry = Registry::open(&ctx.home);
     let serving = serving(ctx);
     let file = registry.load();
-    let champion = file.as_ref().ok().and_then(|f| f.current_best.clone());
+    let champion = file
+        .as_ref()
+        .ok()
+        .and_then(|f| f.current_best.clone().map(String::from));
     let deployed = file.as_ref().ok().and_then(|f| deployed(&f.extra));
     let models = match file {
         Ok(f) => {
@@ -77,7 +80,7 @@ pub(crate) fn load(ctx: &Ctx) -> ModelsView {
                     serving: serving.model_id.as_deref() == Some(id.as_str()),
                     registered_at: ctx.when_str(&m.registered_at),
                     status: format!("{:?}", m.status).to_lowercase(),
-                    model_id: id,
+                    model_id: id.into_string(),
                     model_type: m.model_type.to_string(),
                     metrics: m.metrics,
                     baseline: m.baseline,
@@ -165,7 +168,7 @@ pub(crate) fn serving(ctx: &Ctx) -> Serving {
     let last = history(ctx).data().and_then(|h| {
         h.iter()
             .find(|d| d.status == recops_deploy::DeploymentStatus::Success)
-            .map(|d| d.model_id.clone())
+            .map(|d| d.model_id.to_string())
     });
     match last {
         Some(id) => Serving {

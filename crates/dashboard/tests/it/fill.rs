@@ -275,10 +275,11 @@ fn registry_and_deployments(home: &Home, now: DateTime<Utc>) -> Result<()> {
         "als_20250115_000000",
     ];
     for (i, id) in ids.iter().enumerate() {
-        std::fs::create_dir_all(home.model_dir(id)?)?;
+        let model_id: recops_core::ModelId = id.parse()?;
+        std::fs::create_dir_all(home.model_dir(&model_id))?;
         registry.register(
             &NewModel {
-                model_id: (*id).into(),
+                model_id,
                 model_type: id[..3].parse().expect("als or bpr"),
                 metrics: [
                     ("ndcg@10".to_owned(), 0.15 + 0.01 * i as f64),
@@ -295,8 +296,8 @@ fn registry_and_deployments(home: &Home, now: DateTime<Utc>) -> Result<()> {
     registry.promote(None, "best ndcg@10")?;
     let record = |model: &str, prev: Option<&str>, status, action, hours: i64| DeploymentRecord {
         timestamp: ts(now - Duration::hours(hours)),
-        model_id: model.into(),
-        previous_model_id: prev.map(str::to_owned),
+        model_id: model.parse().expect("a valid id"),
+        previous_model_id: prev.map(|p| p.parse().expect("a valid id")),
         status,
         verification: Some(Verification {
             health_check: true,

@@ -9,7 +9,7 @@ use recops_health::{ComponentStatus, check_model_health};
 use recops_registry::{NewModel, Registry};
 
 /// Trains a tiny ALS model in `home`, registers and promotes it; returns its id.
-fn trained_model(home: &Home) -> String {
+fn trained_model(home: &Home) -> recops_core::ModelId {
     let rows: Vec<RawInteraction> = (0..40i64)
         .flat_map(|u| {
             (0..8i64).map(move |t| RawInteraction {
@@ -76,14 +76,14 @@ fn a_registered_model_that_loads_is_healthy_and_broken_states_say_why() {
     assert!(ok.model_exists && ok.model_loads);
 
     // Damaged factors: the model no longer loads.
-    let tensors = home.model_dir(&id).unwrap().join("model.safetensors");
+    let tensors = home.model_dir(&id).join("model.safetensors");
     std::fs::write(&tensors, b"not a safetensors file").unwrap();
     let bad = check_model_health(&home);
     assert!(!bad.healthy && bad.model_exists && !bad.model_loads);
     assert!(bad.error.unwrap().contains("model.safetensors"));
 
     // The folder gone.
-    std::fs::remove_dir_all(home.model_dir(&id).unwrap()).unwrap();
+    std::fs::remove_dir_all(home.model_dir(&id)).unwrap();
     let gone = check_model_health(&home);
     assert!(!gone.model_exists && gone.error.unwrap().contains("missing"));
 

@@ -12,8 +12,8 @@ const HOME: &str = "RECOPS_TEST_REGISTRY_HOME";
 const WHO: &str = "RECOPS_TEST_REGISTRY_WHO";
 const PER_CHILD: usize = 25;
 
-fn id(who: usize, i: usize) -> String {
-    format!("als_2025011{who}_10{i:04}")
+fn id(who: usize, i: usize) -> recops_core::ModelId {
+    recops_core::ModelId::new(format!("als_2025011{who}_10{i:04}")).unwrap()
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn two_processes_registering_at_once_both_land() {
     let home = Home::new(dir.path());
     for who in 1..=2 {
         for i in 0..PER_CHILD {
-            std::fs::create_dir_all(home.model_dir(&id(who, i)).unwrap()).unwrap();
+            std::fs::create_dir_all(home.model_dir(&id(who, i))).unwrap();
         }
     }
     let children: Vec<_> = (1..=2)

@@ -90,12 +90,11 @@ impl Scheduler {
         let tz = self.config.timezone;
         let spec = self.jobs[i].spec.clone();
         let name = spec.name.as_str();
-        let me = std::process::id();
+        let me = ProcessIdentity::current();
+        // A claim is live while its supervisor (another process) or its process group
+        // runs, checked against the boot id and start times recorded with the pids.
         let is_live = |c: &RunningClaim| {
-            (c.owner_pid != me && process_alive(c.owner_pid))
-                || c.pgid
-                    .and_then(|g| i32::try_from(g).ok())
-                    .is_some_and(group_alive)
+            (c.owner_pid != me.pid && claim_owner_alive(c)) || claim_group_alive(c)
         };
         // Cheap check first, so a busy job does not leave a pipeline run behind.
         if let Some(holder) = self.state.get(name)?.and_then(|s| s.running)
@@ -115,16 +114,19 @@ impl Scheduler {
                 "binary": spec.binary.display().to_string(),
                 "args": spec.args,
                 "job_log": job_log.display().to_string(),
-                "scheduler_pid": me,
+                "scheduler_pid": me.pid,
             }),
         )?;
         let claim = RunningClaim {
             run_id: run_id.clone(),
-            owner_pid: me,
+            owner_pid: me.pid,
             pgid: None,
             since: now,
             trigger: trigger.as_str().to_owned(),
             scheduled_at,
+            owner_start_ticks: me.start_ticks,
+            pgid_start_ticks: None,
+            boot_id: me.boot_id.clone(),
         };
         match self.state.claim(name, &claim, &is_live)? {
             ClaimOutcome::Busy(holder) => {
@@ -136,6 +138,7 @@ impl Scheduler {
             ClaimOutcome::ClaimedAfterDead(dead) => self.close_dead_claim(name, &dead, now),
             ClaimOutcome::Claimed => {}
         }
+        recops_core::faults::point("scheduler.claimed");
         let scheduled_local = scheduled_at.map(|s| format_local(s, tz));
         self.log
             .info(&starting_line(name, trigger, scheduled_local.as_deref()));
@@ -170,12 +173,18 @@ impl Scheduler {
         );
         match JobProcess::spawn(&command, &job_log) {
             Ok(process) => {
-                self.state
-                    .set_pgid(name, &run_id, i64::from(process.pgid()))?;
+                self.state.set_pgid(
+                    name,
+                    &run_id,
+                    i64::from(process.pgid()),
+                    process.leader_start_ticks(),
+                )?;
+                recops_core::faults::point("scheduler.spawned");
                 self.jobs[i].running = Some(RunningJob {
                     run_id,
                     trigger,
                     started_at: now,
+                    started_mono: self.clock.monotonic(),
                     process,
                     stop: None,
                 });

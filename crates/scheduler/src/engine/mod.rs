@@ -18,11 +18,12 @@ use crate::alert::{AlertSink, JOB_OVERDUE, NoAlertSink, SchedulerAlert};
 use crate::config::{JobSpec, LoadedConfig};
 use crate::error::{Error, Result};
 use crate::log::{SchedulerLog, completed_line, starting_line};
-use crate::process::{JobCommand, JobProcess, ProcessEnd, group_alive, process_alive};
+use crate::process::{JobCommand, JobProcess, ProcessEnd, claim_group_alive, claim_owner_alive};
 use crate::schedule::{DueFire, Trigger, check_overdue, format_local, human_duration, plan_fires};
 use crate::state::{ClaimOutcome, RunningClaim, StateStore};
 use crate::stop::StopSignal;
 use recops_core::Severity;
+use recops_core::procid::ProcessIdentity;
 
 mod fire;
 mod overdue;
@@ -127,7 +128,8 @@ enum StopReason {
 #[derive(Debug)]
 struct StopRequest {
     reason: StopReason,
-    term_at: DateTime<Utc>,
+    /// When SIGTERM was sent, on the clock's monotonic time.
+    term_mono: StdDuration,
     killed: bool,
 }
 
@@ -136,6 +138,9 @@ struct RunningJob {
     run_id: String,
     trigger: Trigger,
     started_at: DateTime<Utc>,
+    /// The start on the clock's monotonic time: timeouts are measured on it, so a
+    /// step of the wall clock never kills a healthy job.
+    started_mono: StdDuration,
     process: JobProcess,
     stop: Option<StopRequest>,
 }
@@ -369,7 +374,7 @@ impl Scheduler {
     /// reason `shutdown`. Releases the scheduler lock.
     pub fn shutdown(&mut self, stop: &StopSignal) -> Result<()> {
         self.stopping = true;
-        let started = self.clock.now();
+        let started = self.clock.monotonic();
         let running = self.running_jobs();
         if running.is_empty() {
             self.log.info("Scheduler stopping: no job running");
@@ -387,9 +392,9 @@ impl Scheduler {
             if self.jobs.iter().all(|j| j.running.is_none()) {
                 break;
             }
-            let now = self.clock.now();
+            let mono = self.clock.monotonic();
             let forced = stop.requests() > first_requests.max(1);
-            if forced || now - started >= self.config.shutdown_grace {
+            if forced || mono.saturating_sub(started) >= to_std(self.config.shutdown_grace) {
                 for j in &mut self.jobs {
                     if let Some(run) = j.running.as_mut()
                         && run.stop.is_none()
@@ -416,7 +421,7 @@ impl Scheduler {
                         }
                         run.stop = Some(StopRequest {
                             reason: StopReason::Shutdown,
-                            term_at: now,
+                            term_mono: mono,
                             killed: false,
                         });
                     }
@@ -510,7 +515,7 @@ impl Scheduler {
                 }
                 run.stop = Some(StopRequest {
                     reason: StopReason::Shutdown,
-                    term_at: now,
+                    term_mono: self.clock.monotonic(),
                     killed: false,
                 });
             }
@@ -531,6 +536,11 @@ enum Started {
     Busy(RunningClaim),
     /// It could not be started (recorded as failed).
     Failed(JobOutcome),
+}
+
+/// A configured duration (never negative after validation) as a std one.
+fn to_std(d: Duration) -> StdDuration {
+    d.to_std().unwrap_or_default()
 }
 
 fn parse_trigger(s: &str) -> Trigger {

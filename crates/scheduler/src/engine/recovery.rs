@@ -10,25 +10,32 @@ impl Scheduler {
         let Some(claim) = self.state.get(&name)?.and_then(|s| s.running) else {
             return Ok(());
         };
-        let me = std::process::id();
-        if claim.owner_pid != me && process_alive(claim.owner_pid) {
+        let me = ProcessIdentity::current();
+        if claim.owner_pid != me.pid && claim_owner_alive(&claim) {
             // A `--run-now` in another process supervises it.
             return Ok(());
         }
+        // Pids are checked against the boot id and start times recorded with them: a
+        // pid reused after a reboot or by a later process is never adopted (nor, at
+        // the job's timeout, killed).
         match claim.pgid.and_then(|g| i32::try_from(g).ok()) {
-            Some(pgid) if group_alive(pgid) => {
-                self.state.set_owner(&name, &claim.run_id, me)?;
+            Some(pgid) if claim_group_alive(&claim) => {
+                self.state.set_owner(&name, &claim.run_id, &me)?;
                 self.log.warn(&format!(
                     "Adopted job: {name} | left running by a scheduler that exited | \
                      process group {pgid} | run {} | started {}",
                     claim.run_id,
                     format_local(claim.since, self.config.timezone)
                 ));
+                // Its age so far counts toward its timeout (by the wall clock, the only
+                // one shared with the previous scheduler); from now on, monotonic time.
+                let age = (now - claim.since).to_std().unwrap_or_default();
                 self.jobs[i].running = Some(RunningJob {
                     run_id: claim.run_id,
                     trigger: parse_trigger(&claim.trigger),
                     started_at: claim.since,
-                    process: JobProcess::adopt(pgid),
+                    started_mono: self.clock.monotonic().saturating_sub(age),
+                    process: JobProcess::adopt(pgid, claim.pgid_start_ticks),
                     stop: None,
                 });
             }

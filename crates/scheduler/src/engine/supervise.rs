@@ -9,6 +9,7 @@ impl Scheduler {
         let kill_grace = self.config.kill_grace;
         let name = self.jobs[i].spec.name.clone();
         let timeout = self.jobs[i].spec.timeout;
+        let mono = self.clock.monotonic();
         let run = self.jobs[i].running.as_mut()?;
         let end = match run.process.poll() {
             Ok(end) => end,
@@ -23,8 +24,11 @@ impl Scheduler {
         };
         let mut messages: Vec<(LogLevel, String)> = Vec::new();
         let pgid = run.process.pgid();
-        // Timeout: SIGTERM to the whole group.
-        if end.is_none() && run.stop.is_none() && now - run.started_at >= timeout {
+        // Timeout, on monotonic time: SIGTERM to the whole group.
+        if end.is_none()
+            && run.stop.is_none()
+            && mono.saturating_sub(run.started_mono) >= to_std(timeout)
+        {
             messages.push((
                 LogLevel::Warning,
                 format!(
@@ -43,7 +47,7 @@ impl Scheduler {
             }
             run.stop = Some(StopRequest {
                 reason: StopReason::Timeout,
-                term_at: now,
+                term_mono: mono,
                 killed: false,
             });
         }
@@ -56,7 +60,7 @@ impl Scheduler {
             let group_left = run.process.group_alive();
             if end.is_some() && !group_left {
                 // Everything exited on SIGTERM.
-            } else if now - stop.term_at >= kill_grace {
+            } else if mono.saturating_sub(stop.term_mono) >= to_std(kill_grace) {
                 messages.push((
                     LogLevel::Warning,
                     format!(
@@ -85,6 +89,7 @@ impl Scheduler {
         if !finished {
             return None;
         }
+        recops_core::faults::point("scheduler.job_ended");
         let run = self.jobs[i].running.take()?;
         let end = end.unwrap_or(ProcessEnd::Unknown);
         let failure = match (&run.stop, end) {
@@ -143,12 +148,14 @@ impl Scheduler {
                 e = recops_core::error_chain(&e)
             ));
         }
+        recops_core::faults::point("scheduler.run_recorded");
         if let Err(e) = self.state.finish(&name, run_id, now, failure.is_none()) {
             self.log.error(&format!(
                 "Cannot update the scheduler state of {name}: {e}",
                 e = recops_core::error_chain(&e)
             ));
         }
+        recops_core::faults::point("scheduler.state_finished");
         let line = completed_line(
             &name,
             duration,

@@ -198,6 +198,7 @@ fn a_run_whose_supervisor_and_processes_are_gone_is_closed_at_start() {
                 since: hcm(15, 11, 0, 0),
                 trigger: "cron".into(),
                 scheduled_at: Some(hcm(15, 11, 0, 0)),
+                ..RunningClaim::default()
             },
             &|_| true,
         )
@@ -217,4 +218,69 @@ fn a_run_whose_supervisor_and_processes_are_gone_is_closed_at_start() {
     let st = s.state().get("health_check").unwrap().unwrap();
     assert_eq!(st.running, None);
     assert_eq!(st.last_status.as_deref(), Some("success"));
+}
+
+/// A live process group that is not the job's: another boot, or the same pid started
+/// at another time. The scheduler must neither adopt it nor (at the job's timeout)
+/// kill it; the run is closed as orphaned.
+fn a_reused_pid_is_never_adopted(edit: impl FnOnce(&mut RunningClaim)) {
+    use std::os::unix::process::CommandExt;
+    let f = Fixture::new(hcm(15, 12, 0, 30));
+    f.script("health-check", "exit 0");
+    f.config(&[("health_check", "0 * * * *", 5.0)], json!({}));
+    // An unrelated process leading its own group, holding the pid the claim names.
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("1000")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pid = stranger.id();
+    let tracker = PipelineTracker::open_path(&f.home.pipeline_db(), f.clock.shared()).unwrap();
+    let run_id = tracker
+        .start_run("scheduler.health_check", json!({"trigger": "cron"}))
+        .unwrap();
+    let mut claim = RunningClaim {
+        run_id: run_id.clone(),
+        owner_pid: pid,
+        pgid: Some(i64::from(pid)),
+        since: hcm(15, 12, 0, 0),
+        trigger: "cron".into(),
+        scheduled_at: Some(hcm(15, 12, 0, 0)),
+        owner_start_ticks: recops_core::procid::process_start_ticks(pid),
+        pgid_start_ticks: recops_core::procid::process_start_ticks(pid),
+        boot_id: recops_core::procid::boot_id(),
+    };
+    edit(&mut claim);
+    let state = recops_scheduler::StateStore::open(&f.home.scheduler_state_db()).unwrap();
+    state.claim("health_check", &claim, &|_| true).unwrap();
+    drop(state);
+
+    let mut s = f.scheduler();
+    s.start().unwrap();
+    assert_eq!(s.running_pgid("health_check"), None, "not adopted");
+    assert!(!f.log().contains("Adopted job"), "{}", f.log());
+    let run = tracker.get_run(&run_id).unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert_eq!(run.metadata["reason"], json!("orphaned"));
+    // Far past the job's timeout: the stranger is never signalled.
+    f.clock.advance(Duration::hours(2));
+    for _ in 0..5 {
+        s.tick().unwrap();
+    }
+    assert!(alive(pid), "a process that is not the job's was killed");
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+}
+
+#[test]
+fn a_claim_from_another_boot_is_closed_not_adopted() {
+    a_reused_pid_is_never_adopted(|c| c.boot_id = Some("00000000-another-boot".into()));
+}
+
+#[test]
+fn a_claim_whose_pid_now_belongs_to_a_later_process_is_closed_not_adopted() {
+    a_reused_pid_is_never_adopted(|c| {
+        c.owner_start_ticks = c.owner_start_ticks.map(|t| t.saturating_sub(1));
+        c.pgid_start_ticks = c.pgid_start_ticks.map(|t| t.saturating_sub(1));
+    });
 }

@@ -129,3 +129,35 @@ fn a_job_that_exits_on_sigterm_is_done_without_waiting_for_the_grace() {
     assert_eq!(run.duration_seconds, Some(30.0));
     assert!(!f.log().contains("Killing job"));
 }
+
+#[test]
+fn a_wall_clock_step_does_not_time_out_a_healthy_job() {
+    let f = Fixture::new(hcm(15, 4, 59, 59));
+    f.script("model-deployment", "sleep 1000");
+    f.config(&[("model_deployment", "0 5 * * *", 1.0)], json!({}));
+    let mut s = f.scheduler();
+    s.start().unwrap();
+    f.clock.set(hcm(15, 5, 0, 0));
+    s.tick().unwrap();
+    let pgid = s.running_pgid("model_deployment").unwrap();
+    // The wall clock jumps 3 hours (NTP step, an operator setting the date): only 10
+    // seconds really passed.
+    f.clock.step_wall(Duration::hours(3));
+    f.clock.advance(Duration::seconds(10));
+    for _ in 0..5 {
+        s.tick().unwrap();
+    }
+    assert_eq!(
+        s.running_pgid("model_deployment"),
+        Some(pgid),
+        "still running"
+    );
+    assert!(!f.log().contains("Job timed out"), "{}", f.log());
+    // A real minute later it does time out.
+    f.clock.advance(Duration::seconds(50));
+    tick_until(&mut s, "job reaped", |s| s.running_jobs().is_empty());
+    assert_eq!(
+        f.runs("model_deployment")[0].metadata["reason"],
+        json!("timeout")
+    );
+}

@@ -7,16 +7,16 @@ use recops_cf_training::{
     AlsConfig, CfModel, DEFAULT_ALS_CONFIG, Interactions, SERVING_INDEX_FILE, TrainConfig,
     TrainData, TrainOptions, top_n_for_user, train,
 };
-use recops_core::{ConfigFormat, Home, parse_config};
+use recops_core::{ConfigFormat, Home, ModelId, error_chain, parse_config};
 use recops_data::{RawInteraction, temporal_split};
 use recops_registry::{NewModel, Registry};
-use recops_serving::{Error, HomeModelSource, ModelSource};
+use recops_serving::{Error, HomeModelSource, ModelSource, Unavailable};
 
-fn trained(home: &Home) -> String {
+fn trained(home: &Home) -> ModelId {
     trained_with_split(home).0
 }
 
-fn trained_with_split(home: &Home) -> (String, recops_data::Split) {
+fn trained_with_split(home: &Home) -> (ModelId, recops_data::Split) {
     let rows: Vec<RawInteraction> = (0..30i64)
         .flat_map(|u| {
             (0..6i64).map(move |t| RawInteraction {
@@ -77,24 +77,34 @@ fn current_best_loads_and_unknown_archived_or_broken_models_are_refused() {
         Some(id.as_str())
     );
     let model = source.load(&id).unwrap();
-    assert_eq!(model.model_id(), id);
+    assert_eq!(model.model_id(), &id);
     assert_eq!(model.shape(), (30, 25));
     let rec = model.recommend(100, 5);
     assert!(!rec.fallback && rec.items.len() == 5);
 
     assert!(matches!(
-        source.load("als_20990101_000000"),
+        source.load(&"als_20990101_000000".parse().unwrap()),
         Err(Error::ModelUnavailable { .. })
     ));
 
-    std::fs::remove_file(home.model_dir(&id).unwrap().join(SERVING_INDEX_FILE)).unwrap();
+    std::fs::remove_file(home.model_dir(&id).join(SERVING_INDEX_FILE)).unwrap();
     let err = source.load(&id).unwrap_err();
-    assert!(matches!(err, Error::InvalidModel { .. }), "{err}");
-    assert!(err.to_string().contains("serving.safetensors"), "{err}");
+    assert!(matches!(err, Error::ModelFiles { .. }), "{err}");
+    assert!(error_chain(&err).contains("serving.safetensors"), "{err}");
 
     Registry::open(&home).archive(&id, "test").unwrap();
     let err = source.load(&id).unwrap_err();
-    assert!(err.to_string().contains("archived"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::ModelUnavailable {
+                reason: Unavailable::Archived,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(error_chain(&err).contains("archived"), "{err}");
 }
 
 #[test]
@@ -141,12 +151,13 @@ fn the_service_starts_from_the_deployed_model_then_current_best() {
     let home = Home::new(dir.path());
     let source = HomeModelSource::new(home.clone());
     let best = trained(&home);
-    let other = "als_20000101_000000";
-    std::fs::create_dir_all(home.model_dir(other).unwrap()).unwrap();
+    let other: ModelId = "als_20000101_000000".parse().unwrap();
+    let other = &other;
+    std::fs::create_dir_all(home.model_dir(other)).unwrap();
     let reg = Registry::open(&home);
     reg.register(
         &NewModel {
-            model_id: other.into(),
+            model_id: other.clone(),
             model_type: recops_core::ModelType::Als,
             metrics: [("ndcg@10".to_owned(), 0.0)].into(),
             baseline: Default::default(),
@@ -164,14 +175,18 @@ fn the_service_starts_from_the_deployed_model_then_current_best() {
     source.admit(other).unwrap();
     source.reloaded(other, Some(&best)).unwrap();
     let deployed = reg.deployed().unwrap().unwrap();
-    assert_eq!(deployed.model_id, other);
+    assert_eq!(&deployed.model_id, other);
     assert_eq!(deployed.action, recops_registry::DeployedBy::Reload);
-    assert_eq!(source.initial_model_id().unwrap().as_deref(), Some(other));
+    assert_eq!(source.initial_model_id().unwrap().as_ref(), Some(other));
     // The servable check refuses unknown and archived models (also from memory).
-    assert!(source.admit("als_20991231_000000").is_err());
+    assert!(
+        source
+            .admit(&"als_20991231_000000".parse().unwrap())
+            .is_err()
+    );
     reg.record_deployment(&best, recops_registry::DeployedBy::Operator, "x")
         .unwrap();
     reg.archive_unused(other, "old").unwrap();
-    let err = source.admit(other).unwrap_err().to_string();
+    let err = error_chain(&source.admit(other).unwrap_err());
     assert!(err.contains("archived"), "{err}");
 }

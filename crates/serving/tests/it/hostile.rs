@@ -188,13 +188,16 @@ fn a_public_address_without_a_token_is_refused() {
 struct Empty;
 
 impl recops_serving::ModelSource for Empty {
-    fn initial_model_id(&self) -> recops_serving::Result<Option<String>> {
+    fn initial_model_id(&self) -> recops_serving::Result<Option<recops_core::ModelId>> {
         Ok(None)
     }
-    fn load(&self, model_id: &str) -> recops_serving::Result<recops_serving::ServingModel> {
+    fn load(
+        &self,
+        model_id: &recops_core::ModelId,
+    ) -> recops_serving::Result<recops_serving::ServingModel> {
         Err(Error::ModelUnavailable {
-            model_id: model_id.into(),
-            reason: "its files are missing in /secret/home/artifacts/cf/x".into(),
+            model_id: model_id.to_string(),
+            reason: recops_serving::Unavailable::MissingFiles("/secret/home/artifacts/cf/x".into()),
         })
     }
 }

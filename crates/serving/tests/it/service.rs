@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, TimeZone, Utc};
-use recops_core::FixedClock;
+use recops_core::{FixedClock, ModelId};
 use recops_serving::{
     Error, ModelParts, ModelSource, RunningService, ServiceOptions, ServingModel,
 };
@@ -14,16 +14,16 @@ use serde_json::Value;
 /// Models kept in memory; `load` validates like the real source does.
 #[derive(Default)]
 struct MemorySource {
-    models: Mutex<HashMap<String, ModelParts>>,
-    initial: Mutex<Option<String>>,
+    models: Mutex<HashMap<ModelId, ModelParts>>,
+    initial: Mutex<Option<ModelId>>,
     loads: AtomicUsize,
 }
 
 impl ModelSource for MemorySource {
-    fn initial_model_id(&self) -> recops_serving::Result<Option<String>> {
+    fn initial_model_id(&self) -> recops_serving::Result<Option<ModelId>> {
         Ok(self.initial.lock().unwrap().clone())
     }
-    fn load(&self, model_id: &str) -> recops_serving::Result<ServingModel> {
+    fn load(&self, model_id: &ModelId) -> recops_serving::Result<ServingModel> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         let parts = self
             .models
@@ -32,8 +32,8 @@ impl ModelSource for MemorySource {
             .get(model_id)
             .cloned()
             .ok_or_else(|| Error::ModelUnavailable {
-                model_id: model_id.into(),
-                reason: "not in the registry".into(),
+                model_id: model_id.to_string(),
+                reason: recops_serving::Unavailable::NotRegistered,
             })?;
         ServingModel::new(parts)
     }
@@ -43,7 +43,7 @@ impl ModelSource for MemorySource {
 pub(crate) fn parts(model_id: &str, shift: f32) -> ModelParts {
     let (nu, ni, k) = (50usize, 40usize, 4usize);
     ModelParts {
-        model_id: model_id.into(),
+        model_id: model_id.parse().unwrap(),
         model_type: recops_core::ModelType::Als,
         user_ids: (0..nu as i64).map(|u| 1000 + u).collect(),
         item_ids: (0..ni as i64).map(|i| 500 + i).collect(),
@@ -111,7 +111,7 @@ impl Fixture {
                 .models
                 .lock()
                 .unwrap()
-                .insert(id.into(), parts(id, shift));
+                .insert(id.parse().unwrap(), parts(id, shift));
         }
         let mut broken = parts("als_20250103_000000", 0.0);
         broken.item_factors[3] = f32::NAN;
@@ -120,7 +120,7 @@ impl Fixture {
             .lock()
             .unwrap()
             .insert(broken.model_id.clone(), broken);
-        *source.initial.lock().unwrap() = initial.map(str::to_owned);
+        *source.initial.lock().unwrap() = initial.map(|id| id.parse().unwrap());
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("service_metrics.db");
         let store = Arc::new(ServiceMetricsStore::open_path(&db).unwrap());
