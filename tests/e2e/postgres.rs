@@ -66,7 +66,7 @@ fn data_refresh_and_training_record_in_postgres_and_commands_read_it() {
             "SELECT string_agg(store || ':' || version, ',' ORDER BY store) \
              FROM recops_schema_migrations"
         ),
-        "pipeline:1,training:1"
+        "pipeline:1,training:1,training:2"
     );
 
     // The commands read the same rows through the store traits.
