@@ -195,9 +195,7 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(Option<ModelId>, Depl
     };
     let registry = Registry::with_clock(home, options.clock.clone());
     if options.rollback {
-        let outcome = deployer.rollback_deployed(&registry, &users_of)?;
-        let id = outcome.record.as_ref().map(|r| r.model_id.clone());
-        return Ok((id, outcome));
+        return rollback(home, &registry, &deployer, &users_of, options);
     }
     let (model_id, by) = match &options.model_id {
         Some(id) => (id.clone(), DeployedBy::Operator),
@@ -232,7 +230,13 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(Option<ModelId>, Depl
     recops_core::faults::point("deploy.decided");
     let mut outcome = deployer.deploy(&model_id, &users_of)?;
     if outcome.result == DeployResult::Unchanged {
-        outcome.record = complete_interrupted(home, &registry, &model_id, options)?;
+        outcome.record = complete_interrupted(
+            home,
+            &registry,
+            &model_id,
+            DeploymentAction::Deploy,
+            options,
+        )?;
     }
     record_outcome(&registry, &model_id, by, &outcome)?;
     Ok((Some(model_id), outcome))
@@ -248,6 +252,7 @@ fn complete_interrupted(
     home: &Home,
     registry: &Registry,
     model_id: &ModelId,
+    action: DeploymentAction,
     options: &DeployJobOptions,
 ) -> Result<Option<DeploymentRecord>> {
     let history = DeploymentHistory::load(&home.deployment_history())?;
@@ -274,16 +279,98 @@ fn complete_interrupted(
         rollback_triggered: false,
         rollback_status: None,
         rollback_verification: None,
-        action: DeploymentAction::Deploy,
-        reason: Some(format!(
-            "already live after {previous} without a deployment record: an interrupted \
-             deployment or a direct reload, recorded"
-        )),
+        action,
+        reason: Some(match action {
+            DeploymentAction::Deploy => format!(
+                "already live after {previous} without a deployment record: an interrupted \
+                 deployment or a direct reload, recorded"
+            ),
+            DeploymentAction::Rollback => format!(
+                "rolled back from {previous} by a rollback interrupted before its record, \
+                 recorded"
+            ),
+        }),
         duration_seconds: 0.0,
     };
     DeploymentHistory::append(&home.deployment_history(), record.clone())?;
     warn!(%model_id, previous = %previous, "recorded a deployment that had no history record");
     Ok(Some(record))
+}
+
+/// `logs/rollback_intent.json`: written before `--rollback` changes anything and
+/// removed once its outcome is recorded. A rerun that finds it knows whether the
+/// killed rollback had already taken effect (the deployed model moved off `from`):
+/// then it completes the record instead of rolling back once more, so a rollback
+/// that is run again after a crash ends where one uninterrupted run would.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct RollbackIntent {
+    /// The deployed model when the rollback started.
+    from: Option<ModelId>,
+    /// RFC 3339 start time.
+    started_at: String,
+}
+
+fn rollback_intent_path(home: &Home) -> std::path::PathBuf {
+    home.logs_dir().join("rollback_intent.json")
+}
+
+/// `model-deployment --rollback`, completing an interrupted one first (see
+/// [`RollbackIntent`]).
+fn rollback(
+    home: &Home,
+    registry: &Registry,
+    deployer: &Deployer,
+    users_of: &dyn Fn(&ModelId) -> TestUsers,
+    options: &DeployJobOptions,
+) -> Result<(Option<ModelId>, DeploymentOutcome)> {
+    let path = rollback_intent_path(home);
+    let deployed = registry.deployed()?.map(|d| d.model_id);
+    let pending = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<RollbackIntent>(&b).ok());
+    if let Some(intent) = pending
+        && let Some(now) = deployed
+            .as_ref()
+            .filter(|d| intent.from.as_ref() != Some(*d))
+    {
+        let record =
+            complete_interrupted(home, registry, now, DeploymentAction::Rollback, options)?;
+        let message = format!(
+            "the rollback started at {} had already taken effect: {now} serves; recorded, \
+             nothing rolled back again",
+            intent.started_at
+        );
+        registry.record_deployment(now, DeployedBy::Rollback, &message)?;
+        remove_intent(&path)?;
+        warn!(model_id = %now, "{message}");
+        let outcome = DeploymentOutcome {
+            result: DeployResult::Deployed,
+            record,
+            message,
+        };
+        return Ok((Some(now.clone()), outcome));
+    }
+    let intent = RollbackIntent {
+        from: deployed,
+        started_at: recops_core::format_timestamp(options.clock.now()),
+    };
+    let bytes = serde_json::to_vec_pretty(&intent).unwrap_or_default();
+    recops_core::write_atomic(&path, &bytes)?;
+    let outcome = deployer.rollback_deployed(registry, users_of)?;
+    remove_intent(&path)?;
+    let id = outcome.record.as_ref().map(|r| r.model_id.clone());
+    Ok((id, outcome))
+}
+
+fn remove_intent(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
+            action: "cannot remove the rollback intent",
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn unchanged(message: String) -> DeploymentOutcome {
