@@ -6,6 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use chrono::Duration;
+use recops_core::procid::{boot_id, process_start_ticks};
 use recops_core::{
     Home, RecopsConfig, SharedClock, SystemClock, format_timestamp, parse_timestamp,
 };
@@ -73,21 +74,6 @@ impl LockHolder {
             _ => Liveness::Alive,
         }
     }
-}
-
-/// Field 22 (`starttime`) of `/proc/<pid>/stat`; `None` when there is no such process.
-fn process_start_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may contain anything.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn boot_id() -> Option<String> {
-    fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
 }
 
 /// Options of [`PipelineLock::acquire_in`].
