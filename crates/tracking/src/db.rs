@@ -14,6 +14,31 @@ pub(crate) fn open(path: &Path, migrations: &[&str]) -> Result<Connection> {
     Ok(recops_core::sqlite::open(path, migrations)?)
 }
 
+/// Opens the database at `path` read-only, for readers such as the dashboard: it
+/// never creates, migrates or locks the file, and waits at most `busy` for a writer.
+/// `None` when the file or its `table` does not exist yet.
+pub(crate) fn open_read_only(
+    path: &Path,
+    busy: std::time::Duration,
+    table: &str,
+) -> Result<Option<Connection>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(on(path))?;
+    conn.busy_timeout(busy).map_err(on(path))?;
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+            [table],
+            |r| r.get(0),
+        )
+        .map_err(on(path))?;
+    Ok(has_table.then_some(conn))
+}
+
 /// Maps an SQLite error on `path`, recognising "file is not a database".
 pub(crate) fn sql_err(path: &Path, e: rusqlite::Error) -> Error {
     Error::Core(recops_core::sqlite::error(path, e))

@@ -556,21 +556,8 @@ impl SqliteTrainingStore {
     /// never creates, migrates or locks the file, and waits at most `busy` for a
     /// writer). `None` when the file or its table does not exist yet.
     pub fn open_read_only(path: &Path, busy: std::time::Duration) -> Result<Option<Self>> {
-        if !path.exists() {
-            return Ok(None);
-        }
-        let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(db::on(path))?;
-        conn.busy_timeout(busy).map_err(db::on(path))?;
-        let has_table: bool = conn
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'training_runs')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db::on(path))?;
-        Ok(has_table.then(|| SqliteTrainingStore {
+        let conn = db::open_read_only(path, busy, "training_runs")?;
+        Ok(conn.map(|conn| SqliteTrainingStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
         }))
