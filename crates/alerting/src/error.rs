@@ -11,6 +11,11 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] recops_core::Error),
 
+    /// A PostgreSQL or store-copy problem of the alert store, reported by
+    /// recops-tracking (the message names the URL; never a password).
+    #[error(transparent)]
+    Store(recops_tracking::Error),
+
     /// The alert state database could not be opened when the manager was loaded, so
     /// stateful operations (silences, state listing) are unavailable.
     #[error("alert state is unavailable: {reason}")]
@@ -28,6 +33,16 @@ pub enum Error {
         /// Why, and what was expected.
         message: String,
     },
+}
+
+impl From<recops_tracking::Error> for Error {
+    /// SQLite and config problems keep their [`Error::Core`] shape.
+    fn from(e: recops_tracking::Error) -> Self {
+        match e {
+            recops_tracking::Error::Core(core) => Error::Core(core),
+            other => Error::Store(other),
+        }
+    }
 }
 
 /// `Result` with [`Error`] as the default error.

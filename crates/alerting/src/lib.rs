@@ -53,6 +53,7 @@ mod duration;
 mod email;
 mod error;
 mod manager;
+mod migrate;
 mod model;
 mod notice;
 mod report;
@@ -60,6 +61,8 @@ mod retry;
 mod rules;
 mod slack;
 mod state;
+mod store;
+mod store_pg;
 
 pub use config::{
     AlertRule, AlertmanagerConfig, AlertsConfig, DEFAULT_ALERTS, DEFAULT_ALERTS_CONFIG,
@@ -72,8 +75,11 @@ pub use manager::{
     Action, AlertManager, AlertManagerBuilder, AlertOverview, Evaluation, LOGGER_NAME, RuleSummary,
     TEST_ALERT_NAME, send_pipeline_alert,
 };
+pub use migrate::{copy_alert_store, migrate_alert_store};
 pub use model::{Channel, Comparison, Secret, Severity, Threshold};
 pub use report::{Delivery, SendReport};
 pub use retry::{RetryPolicy, SharedSleeper, Sleeper, ThreadSleeper};
 pub use rules::{Metrics, TriggeredAlert};
-pub use state::{ALERT_STATE_SCHEMA, AlertState, AlertStatus, Silence};
+pub use state::{AlertState, AlertStatus, Silence};
+pub use store::{ALERT_STATE_SCHEMA, AlertStore, SqliteAlertStore, open_alert_store};
+pub use store_pg::{PG_ALERT_MIGRATIONS, PgAlertStore};

@@ -1,42 +1,12 @@
-//! Alert state and silences in `logs/alert_state.db` (SQLite, WAL).
+//! Alert state and silences: the records and the state machine (pure); where they
+//! are stored is [`crate::store`].
 
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Duration, Utc};
-use recops_core::{format_timestamp, parse_timestamp};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::model::Severity;
-
-/// Schema version 1 of `logs/alert_state.db`.
-pub const ALERT_STATE_SCHEMA: &str = "\
-CREATE TABLE IF NOT EXISTS alert_state (
-    alert_name TEXT PRIMARY KEY,
-    status TEXT NOT NULL,                -- 'ok', 'pending', 'firing'
-    severity TEXT NOT NULL,
-    consecutive_breaches INTEGER NOT NULL DEFAULT 0,
-    firing_since TEXT,                   -- start of the current (or last) firing
-    last_value REAL,
-    last_message TEXT,
-    last_evaluated_at TEXT NOT NULL,
-    last_notified_at TEXT,               -- last notification of the current firing
-    notification_count INTEGER NOT NULL DEFAULT 0,  -- notifications of the current firing
-    last_suppressed_at TEXT,             -- last time a due notification was silenced
-    resolved_at TEXT
-);
-
-CREATE TABLE IF NOT EXISTS silences (
-    matcher TEXT PRIMARY KEY,            -- an alert name, or a prefix ending in '*'
-    until TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    created_by TEXT
-);
-";
 
 /// Where an alert stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,7 +21,7 @@ pub enum AlertStatus {
 }
 
 impl AlertStatus {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AlertStatus::Ok => "ok",
             AlertStatus::Pending => "pending",
@@ -59,7 +29,7 @@ impl AlertStatus {
         }
     }
 
-    fn parse(s: &str) -> AlertStatus {
+    pub(crate) fn parse(s: &str) -> AlertStatus {
         match s {
             "firing" => AlertStatus::Firing,
             "pending" => AlertStatus::Pending,
@@ -264,214 +234,6 @@ pub(crate) fn step(
     (s, Step::Notify { repeat })
 }
 
-/// The alert state database.
-#[derive(Debug)]
-pub(crate) struct StateStore {
-    path: PathBuf,
-    conn: Mutex<Connection>,
-}
-
-impl StateStore {
-    /// Opens (creating if needed) the database at `path`.
-    pub(crate) fn open(path: &Path) -> Result<Self> {
-        let conn = recops_core::sqlite::open(path, &[ALERT_STATE_SCHEMA])?;
-        Ok(StateStore {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
-        })
-    }
-
-    fn err(&self, e: rusqlite::Error) -> Error {
-        sql_err(&self.path, e)
-    }
-
-    /// Reads the state of `alert_name`, lets `f` compute the next one, and stores it,
-    /// in one immediate transaction (so two processes never both notify).
-    pub(crate) fn update<T>(
-        &self,
-        alert_name: &str,
-        f: impl FnOnce(Option<AlertState>) -> (AlertState, T),
-    ) -> Result<T> {
-        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| sql_err(&self.path, e))?;
-        let prev = tx
-            .query_row(
-                "SELECT * FROM alert_state WHERE alert_name = ?1",
-                [alert_name],
-                row_to_state,
-            )
-            .optional()
-            .map_err(|e| sql_err(&self.path, e))?;
-        let (next, out) = f(prev);
-        tx.execute(
-            "INSERT INTO alert_state (alert_name, status, severity, consecutive_breaches,
-                firing_since, last_value, last_message, last_evaluated_at, last_notified_at,
-                notification_count, last_suppressed_at, resolved_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT(alert_name) DO UPDATE SET status = excluded.status,
-                severity = excluded.severity,
-                consecutive_breaches = excluded.consecutive_breaches,
-                firing_since = excluded.firing_since, last_value = excluded.last_value,
-                last_message = excluded.last_message,
-                last_evaluated_at = excluded.last_evaluated_at,
-                last_notified_at = excluded.last_notified_at,
-                notification_count = excluded.notification_count,
-                last_suppressed_at = excluded.last_suppressed_at,
-                resolved_at = excluded.resolved_at",
-            params![
-                next.alert_name,
-                next.status.as_str(),
-                next.severity.as_str(),
-                next.consecutive_breaches,
-                next.firing_since.map(format_timestamp),
-                next.last_value,
-                next.last_message,
-                format_timestamp(next.last_evaluated_at),
-                next.last_notified_at.map(format_timestamp),
-                next.notification_count,
-                next.last_suppressed_at.map(format_timestamp),
-                next.resolved_at.map(format_timestamp),
-            ],
-        )
-        .map_err(|e| sql_err(&self.path, e))?;
-        tx.commit().map_err(|e| sql_err(&self.path, e))?;
-        Ok(out)
-    }
-
-    /// Undoes a notification claimed at `claimed_at` whose delivery reached no channel,
-    /// so the next evaluation tries again instead of waiting a repeat interval.
-    pub(crate) fn release_claim(
-        &self,
-        alert_name: &str,
-        claimed_at: DateTime<Utc>,
-        previous: Option<DateTime<Utc>>,
-    ) -> Result<()> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.execute(
-            "UPDATE alert_state SET last_notified_at = ?3,
-                notification_count = MAX(notification_count - 1, 0)
-             WHERE alert_name = ?1 AND last_notified_at = ?2",
-            params![
-                alert_name,
-                format_timestamp(claimed_at),
-                previous.map(format_timestamp)
-            ],
-        )
-        .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Every stored alert state, by name.
-    pub(crate) fn states(&self) -> Result<Vec<AlertState>> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut stmt = conn
-            .prepare("SELECT * FROM alert_state ORDER BY alert_name")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], row_to_state)
-            .map_err(|e| self.err(e))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
-    }
-
-    /// Stores (or replaces) a silence.
-    pub(crate) fn put_silence(&self, s: &Silence) -> Result<()> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.execute(
-            "INSERT INTO silences (matcher, until, reason, created_at, created_by)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(matcher) DO UPDATE SET until = excluded.until,
-                reason = excluded.reason, created_at = excluded.created_at,
-                created_by = excluded.created_by",
-            params![
-                s.matcher,
-                format_timestamp(s.until),
-                s.reason,
-                format_timestamp(s.created_at),
-                s.created_by
-            ],
-        )
-        .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Removes the silence of `matcher`; false when there was none.
-    pub(crate) fn remove_silence(&self, matcher: &str) -> Result<bool> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = conn
-            .execute("DELETE FROM silences WHERE matcher = ?1", [matcher])
-            .map_err(|e| self.err(e))?;
-        Ok(n > 0)
-    }
-
-    /// Every stored silence (active or expired), by matcher.
-    pub(crate) fn silences(&self) -> Result<Vec<Silence>> {
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut stmt = conn
-            .prepare("SELECT matcher, until, reason, created_at, created_by FROM silences ORDER BY matcher")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(Silence {
-                    matcher: r.get(0)?,
-                    until: ts(r, 1)?.unwrap_or(DateTime::<Utc>::MIN_UTC),
-                    reason: r.get(2)?,
-                    created_at: ts(r, 3)?.unwrap_or(DateTime::<Utc>::MIN_UTC),
-                    created_by: r.get(4)?,
-                })
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))?;
-        Ok(rows)
-    }
-
-    /// The active silence covering `alert_name` that lasts longest, if any.
-    pub(crate) fn active_silence(
-        &self,
-        alert_name: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Silence>> {
-        Ok(self
-            .silences()?
-            .into_iter()
-            .filter(|s| s.is_active(now) && s.matches(alert_name))
-            .max_by_key(|s| s.until))
-    }
-}
-
-fn ts(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
-    let s: Option<String> = r.get(idx)?;
-    Ok(s.as_deref().and_then(parse_timestamp))
-}
-
-fn row_to_state(r: &Row<'_>) -> rusqlite::Result<AlertState> {
-    let status: String = r.get("status")?;
-    let severity: String = r.get("severity")?;
-    Ok(AlertState {
-        alert_name: r.get("alert_name")?,
-        status: AlertStatus::parse(&status),
-        severity: severity.parse().unwrap_or(Severity::Warning),
-        consecutive_breaches: r.get("consecutive_breaches")?,
-        firing_since: ts(r, 4)?,
-        last_value: r.get("last_value")?,
-        last_message: r.get("last_message")?,
-        last_evaluated_at: ts(r, 7)?.unwrap_or(DateTime::<Utc>::MIN_UTC),
-        last_notified_at: ts(r, 8)?,
-        notification_count: r.get("notification_count")?,
-        last_suppressed_at: ts(r, 10)?,
-        resolved_at: ts(r, 11)?,
-    })
-}
-
-/// Maps an SQLite error on the alert state database (see [`recops_core::sqlite::error`]).
-fn sql_err(path: &Path, e: rusqlite::Error) -> Error {
-    Error::Core(recops_core::sqlite::error(path, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,66 +416,5 @@ mod tests {
                 state = Some(s);
             }
         }
-    }
-
-    #[test]
-    fn store_round_trips_state_and_silences() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(&dir.path().join("logs/alert_state.db")).unwrap();
-        let p = policy(1);
-        let out = store
-            .update("high_latency", |prev| {
-                step("high_latency", prev, &obs(true), t0(), &p, false)
-            })
-            .unwrap();
-        assert_eq!(out, Step::Notify { repeat: false });
-        let states = store.states().unwrap();
-        assert_eq!(states.len(), 1);
-        assert_eq!(states[0].status, AlertStatus::Firing);
-        assert_eq!(states[0].last_notified_at, Some(t0()));
-        assert_eq!(states[0].last_value, Some(215.3));
-        store.release_claim("high_latency", t0(), None).unwrap();
-        let s = &store.states().unwrap()[0];
-        assert_eq!((s.last_notified_at, s.notification_count), (None, 0));
-
-        let silence = Silence {
-            matcher: "pipeline_*".into(),
-            until: t0() + Duration::hours(2),
-            reason: "maintenance".into(),
-            created_at: t0(),
-            created_by: None,
-        };
-        store.put_silence(&silence).unwrap();
-        assert_eq!(
-            store
-                .active_silence("pipeline_data_refresh_failed", t0())
-                .unwrap(),
-            Some(silence.clone())
-        );
-        assert_eq!(store.active_silence("high_latency", t0()).unwrap(), None);
-        assert_eq!(
-            store
-                .active_silence("pipeline_x", t0() + Duration::hours(3))
-                .unwrap(),
-            None
-        );
-        assert!(store.remove_silence("pipeline_*").unwrap());
-        assert!(!store.remove_silence("pipeline_*").unwrap());
-    }
-
-    #[test]
-    fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("alert_state.db");
-        std::fs::write(&path, b"not a database at all, some notes\n").unwrap();
-        let err = StateStore::open(&path).unwrap_err();
-        assert!(
-            matches!(err, Error::Core(recops_core::Error::NotADatabase { .. })),
-            "{err}"
-        );
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            b"not a database at all, some notes\n"
-        );
     }
 }

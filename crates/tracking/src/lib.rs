@@ -56,10 +56,13 @@ mod storage;
 mod training;
 mod training_pg;
 
+pub use db::open_read_only as open_sqlite_read_only;
 pub use error::{Error, Result};
 pub use histogram::LatencyHistogram;
 pub use lock::{LockHolder, LockOptions, PipelineLock};
-pub use migrate::{MigrationReport, Progress, Stores, TableCopy, copy_stores, migrate_home};
+pub use migrate::{
+    BATCH, MigrationReport, Progress, Stores, TableCopy, copy_stores, copy_table, migrate_home,
+};
 pub use pg::{PASSWORD_ENV, PgDatabase};
 pub use pipeline::{
     Metadata, PIPELINE_SCHEMA, PipelineFreshness, PipelineRun, PipelineStat, PipelineStats,

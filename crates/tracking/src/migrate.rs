@@ -1,7 +1,9 @@
 //! Copying the history of one backend into another (`recops storage migrate`):
-//! pipeline runs, training runs with their iterations, and service rollups; rows
-//! already in the destination are kept (so a re-run resumes), then both sides are
-//! verified by row counts and checksums.
+//! pipeline runs, training runs with their iterations and champion comparisons, and
+//! service rollups; rows already in the destination are kept (so a re-run resumes),
+//! then both sides are verified by row counts and checksums. [`copy_table`] does this
+//! for one table; stores of other crates (the alert state of recops-alerting) copy
+//! their tables with it.
 
 use chrono::{DateTime, TimeZone, Utc};
 use recops_core::{Home, StorageUrl};
@@ -9,13 +11,15 @@ use serde::Serialize;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
-use crate::pipeline::{PipelineStore, SqlitePipelineStore};
+use crate::pipeline::{PipelineRun, PipelineStore, SqlitePipelineStore};
 use crate::service::{MinuteRollup, RollupStore, SqliteRollupStore};
-use crate::training::{SqliteTrainingStore, TrainingStore};
+use crate::training::{
+    ChampionRecord, IterationMetric, SqliteTrainingStore, TrainingRun, TrainingStore,
+};
 use crate::{PgPipelineStore, PgRollupStore, PgTrainingStore, Storage};
 
 /// Rows copied per transaction.
-const BATCH: usize = 500;
+pub const BATCH: usize = 500;
 
 /// The three tracking stores of one backend.
 #[derive(Debug)]
@@ -61,7 +65,8 @@ pub struct Progress {
 /// What happened to one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TableCopy {
-    /// `pipeline_runs`, `training_runs`, `iteration_metrics`, `request_rollups`.
+    /// `pipeline_runs`, `training_runs`, `iteration_metrics`, `champion_comparisons`,
+    /// `request_rollups`, `alert_state`, `silences`.
     pub table: &'static str,
     /// Rows in the source.
     pub source_rows: usize,
@@ -121,11 +126,72 @@ fn checksum<T: Serialize>(rows: &[T]) -> String {
     format!("{:016x}", h.digest())
 }
 
-fn all_pipeline_runs(s: &dyn PipelineStore) -> Result<Vec<crate::PipelineRun>> {
-    let mut out: Vec<crate::PipelineRun> = Vec::new();
+impl TableCopy {
+    /// Compares `source` and `destination` (both in key order) by row count and
+    /// checksum; `copied` rows were inserted now. [`Error::MigrationMismatch`] when
+    /// they differ.
+    pub fn verified<T: Serialize>(
+        table: &'static str,
+        source: &[T],
+        destination: &[T],
+        copied: usize,
+    ) -> Result<TableCopy> {
+        let t = TableCopy {
+            table,
+            source_rows: source.len(),
+            copied,
+            already_present: source.len().saturating_sub(copied),
+            destination_rows: destination.len(),
+            source_checksum: checksum(source),
+            destination_checksum: checksum(destination),
+        };
+        if t.source_checksum != t.destination_checksum || t.source_rows != t.destination_rows {
+            return Err(Error::MigrationMismatch {
+                table: t.table,
+                source_rows: t.source_rows,
+                destination_rows: t.destination_rows,
+            });
+        }
+        Ok(t)
+    }
+}
+
+/// Copies one table between two stores, the way every store is copied: `rows` (the
+/// source's, in key order) go to `import` [`BATCH`] at a time (it inserts the rows
+/// missing in the destination and returns how many it inserted, so a re-run resumes),
+/// `progress` is called after each batch, then `read_destination` (in the same key
+/// order) is verified against the source by count and checksum
+/// ([`TableCopy::verified`]). Stores outside this crate (alert state) use it too.
+pub fn copy_table<T: Serialize, E: From<Error>>(
+    table: &'static str,
+    rows: &[T],
+    mut import: impl FnMut(&[T]) -> Result<usize, E>,
+    read_destination: impl FnOnce() -> Result<Vec<T>, E>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TableCopy, E> {
+    let mut copied = 0;
+    let mut done = 0;
+    for chunk in rows.chunks(BATCH) {
+        copied += import(chunk)?;
+        done += chunk.len();
+        progress(Progress {
+            table,
+            done,
+            total: rows.len(),
+        });
+    }
+    let dest = read_destination()?;
+    Ok(TableCopy::verified(table, rows, &dest, copied)?)
+}
+
+/// Every row of a store exported page by page (`export(after, limit)`, keyed by `key`).
+fn paged<T>(
+    export: impl Fn(Option<&str>, usize) -> Result<Vec<T>>,
+    key: impl Fn(&T) -> &str,
+) -> Result<Vec<T>> {
+    let mut out: Vec<T> = Vec::new();
     loop {
-        let after = out.last().map(|r| r.run_id.clone());
-        let page = s.export(after.as_deref(), BATCH)?;
+        let page = export(out.last().map(&key), BATCH)?;
         let n = page.len();
         out.extend(page);
         if n < BATCH {
@@ -134,30 +200,35 @@ fn all_pipeline_runs(s: &dyn PipelineStore) -> Result<Vec<crate::PipelineRun>> {
     }
 }
 
-fn all_training_runs(s: &dyn TrainingStore) -> Result<Vec<crate::TrainingRun>> {
-    let mut out: Vec<crate::TrainingRun> = Vec::new();
-    loop {
-        let after = out.last().map(|r| r.run_id.clone());
-        let page = s.export(after.as_deref(), BATCH)?;
-        let n = page.len();
-        out.extend(page);
-        if n < BATCH {
-            return Ok(out);
-        }
-    }
+fn all_pipeline_runs(s: &dyn PipelineStore) -> Result<Vec<PipelineRun>> {
+    paged(|after, n| s.export(after, n), |r| &r.run_id)
+}
+
+fn all_training_runs(s: &dyn TrainingStore) -> Result<Vec<TrainingRun>> {
+    paged(|after, n| s.export(after, n), |r| &r.run_id)
 }
 
 /// Iterations without their row ids (which each database assigns itself).
-fn iteration_rows(
-    s: &dyn TrainingStore,
-    runs: &[crate::TrainingRun],
-) -> Result<Vec<crate::IterationMetric>> {
+fn iteration_rows(s: &dyn TrainingStore, runs: &[TrainingRun]) -> Result<Vec<IterationMetric>> {
     let mut out = Vec::new();
     for r in runs {
         out.extend(s.iterations(&r.run_id)?.into_iter().map(|mut i| {
             i.id = 0;
             i
         }));
+    }
+    Ok(out)
+}
+
+/// The champion comparisons of the models of `runs` (each model once, by run id;
+/// per model oldest first). A comparison is pruned with its run, so none is missed.
+fn champion_rows(s: &dyn TrainingStore, runs: &[TrainingRun]) -> Result<Vec<ChampionRecord>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for model in runs.iter().filter_map(|r| r.model_id.as_deref()) {
+        if seen.insert(model) {
+            out.extend(s.champion_comparisons(model)?);
+        }
     }
     Ok(out)
 }
@@ -176,20 +247,10 @@ fn rollup_range() -> (DateTime<Utc>, DateTime<Utc>) {
     )
 }
 
-fn verify(t: &TableCopy) -> Result<()> {
-    if t.source_checksum != t.destination_checksum || t.source_rows != t.destination_rows {
-        return Err(Error::MigrationMismatch {
-            table: t.table,
-            source_rows: t.source_rows,
-            destination_rows: t.destination_rows,
-        });
-    }
-    Ok(())
-}
-
-/// Copies every row of `from` missing in `to`, in batches, then verifies each table
-/// (same row count, same checksum). Safe to run again after an interruption: rows
-/// already copied are kept and skipped. `progress` is called after each batch.
+/// Copies every row of `from` missing in `to`, in batches, verifying each table
+/// (same row count, same checksum) once copied. Safe to run again after an
+/// interruption: rows already copied are kept and skipped. `progress` is called
+/// after each batch.
 pub fn copy_stores(
     from: &Stores,
     to: &Stores,
@@ -198,88 +259,67 @@ pub fn copy_stores(
     let mut tables = Vec::new();
 
     let runs = all_pipeline_runs(from.pipeline.as_ref())?;
-    let mut copied = 0;
-    for (i, chunk) in runs.chunks(BATCH).enumerate() {
-        copied += to.pipeline.import(chunk)?;
-        progress(Progress {
-            table: "pipeline_runs",
-            done: (i * BATCH + chunk.len()).min(runs.len()),
-            total: runs.len(),
-        });
-    }
-    let dest = all_pipeline_runs(to.pipeline.as_ref())?;
-    tables.push(TableCopy {
-        table: "pipeline_runs",
-        source_rows: runs.len(),
-        copied,
-        already_present: runs.len() - copied,
-        destination_rows: dest.len(),
-        source_checksum: checksum(&runs),
-        destination_checksum: checksum(&dest),
-    });
+    tables.push(copy_table(
+        "pipeline_runs",
+        &runs,
+        |chunk| to.pipeline.import(chunk),
+        || all_pipeline_runs(to.pipeline.as_ref()),
+        progress,
+    )?);
 
     let training = all_training_runs(from.training.as_ref())?;
-    let (mut copied, mut its_copied) = (0, 0);
-    for (i, run) in training.iter().enumerate() {
-        let its = from.training.iterations(&run.run_id)?;
-        if to.training.import(run, &its)? {
-            copied += 1;
-            its_copied += its.len();
-        }
-        if (i + 1) % BATCH == 0 || i + 1 == training.len() {
-            progress(Progress {
-                table: "training_runs",
-                done: i + 1,
-                total: training.len(),
-            });
-        }
-    }
+    let mut its_copied = 0;
+    tables.push(copy_table(
+        "training_runs",
+        &training,
+        |chunk| {
+            let mut copied = 0;
+            for run in chunk {
+                let its = from.training.iterations(&run.run_id)?;
+                if to.training.import(run, &its)? {
+                    copied += 1;
+                    its_copied += its.len();
+                }
+            }
+            Ok::<_, Error>(copied)
+        },
+        || all_training_runs(to.training.as_ref()),
+        progress,
+    )?);
     let dest = all_training_runs(to.training.as_ref())?;
-    tables.push(TableCopy {
-        table: "training_runs",
-        source_rows: training.len(),
-        copied,
-        already_present: training.len() - copied,
-        destination_rows: dest.len(),
-        source_checksum: checksum(&training),
-        destination_checksum: checksum(&dest),
-    });
-    let src_its = iteration_rows(from.training.as_ref(), &training)?;
-    let dest_its = iteration_rows(to.training.as_ref(), &dest)?;
-    tables.push(TableCopy {
-        table: "iteration_metrics",
-        source_rows: src_its.len(),
-        copied: its_copied,
-        already_present: src_its.len().saturating_sub(its_copied),
-        destination_rows: dest_its.len(),
-        source_checksum: checksum(&src_its),
-        destination_checksum: checksum(&dest_its),
-    });
+    tables.push(TableCopy::verified(
+        "iteration_metrics",
+        &iteration_rows(from.training.as_ref(), &training)?,
+        &iteration_rows(to.training.as_ref(), &dest)?,
+        its_copied,
+    )?);
+
+    let champions = champion_rows(from.training.as_ref(), &training)?;
+    tables.push(copy_table(
+        "champion_comparisons",
+        &champions,
+        |chunk| {
+            let mut copied = 0;
+            for c in chunk {
+                if !to.training.champion_comparisons(&c.model_id)?.contains(c) {
+                    to.training.record_champion(c, &c.compared_at)?;
+                    copied += 1;
+                }
+            }
+            Ok::<_, Error>(copied)
+        },
+        || champion_rows(to.training.as_ref(), &dest),
+        progress,
+    )?);
 
     let rollups = all_rollups(from.rollups.as_ref())?;
-    let mut copied = 0;
-    for (i, chunk) in rollups.chunks(BATCH).enumerate() {
-        copied += to.rollups.import(chunk)?;
-        progress(Progress {
-            table: "request_rollups",
-            done: (i * BATCH + chunk.len()).min(rollups.len()),
-            total: rollups.len(),
-        });
-    }
-    let dest = all_rollups(to.rollups.as_ref())?;
-    tables.push(TableCopy {
-        table: "request_rollups",
-        source_rows: rollups.len(),
-        copied,
-        already_present: rollups.len() - copied,
-        destination_rows: dest.len(),
-        source_checksum: checksum(&rollups),
-        destination_checksum: checksum(&dest),
-    });
-
-    for t in &tables {
-        verify(t)?;
-    }
+    tables.push(copy_table(
+        "request_rollups",
+        &rollups,
+        |chunk| to.rollups.import(chunk),
+        || all_rollups(to.rollups.as_ref()),
+        progress,
+    )?);
     Ok(tables)
 }
 
@@ -307,4 +347,77 @@ pub fn migrate_home(
         to: to.to_string(),
         tables,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// Imports the rows missing in `dest` (a stand-in destination table).
+    fn import_into(dest: &RefCell<Vec<u32>>, chunk: &[u32]) -> Result<usize> {
+        let mut d = dest.borrow_mut();
+        let missing: Vec<u32> = chunk.iter().filter(|r| !d.contains(r)).copied().collect();
+        d.extend(&missing);
+        d.sort_unstable();
+        Ok(missing.len())
+    }
+
+    #[test]
+    fn copy_table_batches_resumes_and_verifies() {
+        let rows: Vec<u32> = (0..1203).collect();
+        // An interrupted earlier copy left the first 100 rows.
+        let dest = RefCell::new((0..100).collect::<Vec<u32>>());
+        let mut seen = Vec::new();
+        let t = copy_table(
+            "t",
+            &rows,
+            |c| import_into(&dest, c),
+            || Ok::<_, Error>(dest.borrow().clone()),
+            &mut |p| seen.push((p.done, p.total)),
+        )
+        .unwrap();
+        assert_eq!(seen, vec![(500, 1203), (1000, 1203), (1203, 1203)]);
+        assert_eq!((t.copied, t.already_present), (1103, 100));
+        assert_eq!((t.source_rows, t.destination_rows), (1203, 1203));
+        assert_eq!(t.source_checksum, t.destination_checksum);
+        let again = copy_table(
+            "t",
+            &rows,
+            |c| import_into(&dest, c),
+            || Ok::<_, Error>(dest.borrow().clone()),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!((again.copied, again.already_present), (0, 1203));
+    }
+
+    #[test]
+    fn copy_table_refuses_a_destination_that_differs() {
+        let rows: Vec<u32> = (0..10).collect();
+        // The destination holds a row the source lacks.
+        let dest = RefCell::new(vec![99]);
+        let err = copy_table(
+            "t",
+            &rows,
+            |c| import_into(&dest, c),
+            || Ok::<_, Error>(dest.borrow().clone()),
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::MigrationMismatch {
+                    table: "t",
+                    source_rows: 10,
+                    destination_rows: 11
+                }
+            ),
+            "{err}"
+        );
+        // Same count, different content: the checksum tells.
+        let err = TableCopy::verified("t", &[1, 2], &[1, 3], 0).unwrap_err();
+        assert!(matches!(err, Error::MigrationMismatch { .. }), "{err}");
+    }
 }

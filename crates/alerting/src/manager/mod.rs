@@ -17,7 +17,8 @@ use crate::notice::{Notice, NoticeKind};
 use crate::report::{Delivery, SendReport};
 use crate::retry::{RetryPolicy, SharedSleeper, ThreadSleeper};
 use crate::rules::{Metrics, TriggeredAlert, check_rules, describe, round_for_display};
-use crate::state::{AlertState, Observation, Policy, Silence, StateStore, Step, step};
+use crate::state::{AlertState, Observation, Policy, Silence, Step, step};
+use crate::store::{AlertStore, open_alert_store};
 use crate::{alertmanager, email, slack};
 
 mod delivery;
@@ -150,7 +151,7 @@ impl AlertManagerBuilder {
             }
             None => AlertsConfig::load(&self.home)?,
         };
-        let state = StateStore::open(&self.home.alert_state_db()).map_err(|e| error_chain(&e));
+        let state = open_alert_store(&self.home).map_err(|e| error_chain(&e));
         if let Err(reason) = &state {
             tracing::error!(reason = %reason, "alert state database unavailable; alerts are sent without deduplication");
         }
@@ -184,7 +185,7 @@ pub struct AlertManager {
     policy: RetryPolicy,
     log_path: std::path::PathBuf,
     log: Mutex<Option<LogFile>>,
-    state: std::result::Result<StateStore, String>,
+    state: std::result::Result<Box<dyn AlertStore>, String>,
     slack_client: OnceLock<std::result::Result<reqwest::blocking::Client, String>>,
     alertmanager_client: OnceLock<std::result::Result<reqwest::blocking::Client, String>>,
 }
@@ -304,9 +305,9 @@ impl AlertManager {
         self.deliver(&notice, channels, None)
     }
 
-    fn store(&self) -> Result<&StateStore> {
+    fn store(&self) -> Result<&dyn AlertStore> {
         self.state
-            .as_ref()
+            .as_deref()
             .map_err(|reason| Error::StateUnavailable {
                 reason: reason.clone(),
             })

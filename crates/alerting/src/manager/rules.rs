@@ -151,15 +151,22 @@ impl AlertManager {
         let policy = self.policy_for(name);
         let silence = self.active_silence(name, now);
         let outcome = match &self.state {
-            Ok(store) => store
-                .update(name, |prev| {
-                    let previous_notified = prev.as_ref().and_then(|p| p.last_notified_at);
-                    let (next, decided) =
-                        step(name, prev, &t.observation, now, &policy, silence.is_some());
-                    let info = (decided, next.clone(), previous_notified);
-                    (next, info)
-                })
-                .map_err(|e| error_chain(&e)),
+            Ok(store) => {
+                let mut decision = None;
+                store
+                    .update(name, &mut |prev| {
+                        let previous_notified = prev.as_ref().and_then(|p| p.last_notified_at);
+                        let (next, decided) =
+                            step(name, prev, &t.observation, now, &policy, silence.is_some());
+                        decision = Some((decided, previous_notified));
+                        next
+                    })
+                    .map_err(|e| error_chain(&e))
+                    .and_then(|state| match decision {
+                        Some((decided, previous)) => Ok((decided, state, previous)),
+                        None => Err("the alert store stored no decision".to_owned()),
+                    })
+            }
             Err(reason) => Err(reason.clone()),
         };
         let (decided, state, previous_notified) = match outcome {

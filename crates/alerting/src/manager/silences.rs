@@ -85,7 +85,7 @@ impl AlertManager {
     }
 
     pub(super) fn active_silence(&self, name: &str, now: DateTime<Utc>) -> Option<Silence> {
-        let store = self.state.as_ref().ok()?;
+        let store = self.state.as_deref().ok()?;
         match store.active_silence(name, now) {
             Ok(s) => s,
             Err(e) => {

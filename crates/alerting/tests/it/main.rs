@@ -5,6 +5,7 @@
 mod alertmanager;
 mod dedup;
 mod email;
+mod postgres;
 mod prometheus;
 mod scenarios;
 mod slack;
