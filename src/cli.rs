@@ -108,7 +108,8 @@ enum Command {
         tune: Option<f64>,
     },
     /// Alerts: send a test alert, silence an alert, list rules, state and silences
-    /// (config/alerts_config.yaml, logs/alert_state.db, logs/service/alerts.log).
+    /// (config/alerts_config.yaml, the alert store: logs/alert_state.db or PostgreSQL,
+    /// logs/service/alerts.log).
     Alert {
         #[command(subcommand)]
         action: AlertCommand,
@@ -288,9 +289,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let to = recops_core::StorageUrl::parse(&to)
                 .map_err(|m| anyhow::anyhow!("invalid --to: {m}"))?;
-            let report = recops_tracking::migrate_home(&home, &to, &mut |p| {
+            let mut progress = |p: recops_tracking::Progress| {
                 eprintln!("{}: {}/{} rows", p.table, p.done, p.total)
-            })?;
+            };
+            let mut report = recops_tracking::migrate_home(&home, &to, &mut progress)?;
+            // Stores of other crates, copied and verified the same way.
+            report.tables.extend(recops_alerting::migrate_alert_store(
+                &home,
+                &to,
+                &mut progress,
+            )?);
             emit(&report, json)?
         }
         Command::Training { action } => match action {
@@ -588,8 +596,8 @@ enum RunsAction {
 
 #[derive(Debug, Subcommand)]
 enum StorageAction {
-    /// Copy pipeline runs, training runs with iterations and service rollups from this
-    /// home's store into URL (`postgres://USER@HOST:PORT/DB`, or `embedded` for the
+    /// Copy pipeline runs, training runs with iterations and champion comparisons,
+    /// service rollups, alert state and silences from this home's store into URL (`postgres://USER@HOST:PORT/DB`, or `embedded` for the
     /// home's SQLite files), then verify row counts and checksums. Rows already there
     /// are kept, so an interrupted copy resumes when run again.
     Migrate {

@@ -1,7 +1,8 @@
 //! The pipeline against a real PostgreSQL (a throwaway cluster on 127.0.0.1): with
 //! `RECOPS_STORAGE_URL` set, the jobs record pipeline runs, training runs and
 //! iterations in its tables, the recommender its request rollups, the `recops` commands and the health check read them
-//! back, and no SQLite file is written for those stores.
+//! back, alerts the jobs fire keep their state in PostgreSQL's `alert_state`, and no
+//! SQLite file is written for those stores.
 
 use recops_core::Home;
 use recops_testkit::PgCluster;
@@ -66,7 +67,7 @@ fn data_refresh_and_training_record_in_postgres_and_commands_read_it() {
             "SELECT string_agg(store || ':' || version, ',' ORDER BY store) \
              FROM recops_schema_migrations"
         ),
-        "pipeline:1,training:1,training:2"
+        "alerts:1,pipeline:1,training:1,training:2"
     );
 
     // The commands read the same rows through the store traits.
@@ -100,6 +101,44 @@ fn data_refresh_and_training_record_in_postgres_and_commands_read_it() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let text = report.to_string();
     assert!(text.contains("data_refresh"), "{text}");
+    // Unhealthy (no service running): the job's alert fires, and its state is a row
+    // of PostgreSQL's alert_state, read back by `recops alert list`.
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT status || ':' || notification_count FROM alert_state \
+             WHERE alert_name = 'health_check_unhealthy'"
+        ),
+        "firing:1"
+    );
+    let listed: Value = serde_json::from_slice(
+        &run(env!("CARGO_BIN_EXE_recops"), &["alert", "list", "--json"]).stdout,
+    )
+    .unwrap();
+    assert!(
+        listed["states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["alert_name"] == "health_check_unhealthy" && s["status"] == "firing"),
+        "{listed}"
+    );
+    run(
+        env!("CARGO_BIN_EXE_recops"),
+        &[
+            "alert",
+            "silence",
+            "health_*",
+            "--for",
+            "2h",
+            "--reason",
+            "maintenance",
+        ],
+    );
+    assert_eq!(
+        pg.psql(&db, "SELECT matcher || ':' || reason FROM silences"),
+        "health_*:maintenance"
+    );
 
     // The recommender writes its per-minute rollups into PostgreSQL (flushed at
     // shutdown); nothing on the request path touches the database.
@@ -133,6 +172,7 @@ fn data_refresh_and_training_record_in_postgres_and_commands_read_it() {
     assert!(!home.pipeline_db().exists(), "pipeline_metrics.db written");
     assert!(!home.training_db().exists(), "training_metrics.db written");
     assert!(!home.service_db().exists(), "service_metrics.db written");
+    assert!(!home.alert_state_db().exists(), "alert_state.db written");
 }
 
 /// The recommender on port 0 with `RECOPS_STORAGE_URL`; returns it and its base URL.
@@ -203,7 +243,7 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
         }
     }
     let training = TrainingTracker::open(&home).unwrap();
-    for _ in 0..3 {
+    for n in 0..3 {
         let id = training
             .start_run(&NewTrainingRun {
                 model_type: "als".into(),
@@ -228,7 +268,43 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
         training
             .complete_run(&id, &TrainingOutcome::default())
             .unwrap();
+        // Each run registers a model, compared with the champion before it.
+        let model = format!("als_2025010{n}_000000");
+        training
+            .attach_registry(&id, &model, recops_tracking::RegistryStatus::Active)
+            .unwrap();
+        training
+            .record_champion_comparison(&recops_tracking::ChampionRecord {
+                run_id: id.clone(),
+                model_id: model,
+                compared_at: String::new(),
+                data_version: Some("v1".into()),
+                champion_id: (n > 0).then(|| format!("als_2025010{}_000000", n - 1)),
+                champion_ndcg_at_10: (n > 0).then_some(0.2),
+                champion_stored_ndcg_at_10: None,
+                new_ndcg_at_10: 0.25,
+                decision: recops_tracking::ChampionDecision::Promoted,
+                summary: format!("comparison {n}"),
+            })
+            .unwrap();
     }
+    // Alert state and silences (logs/alert_state.db of the embedded home).
+    let alerts = recops_alerting::AlertManager::load(&home).unwrap();
+    alerts.observe(
+        "queue_stuck",
+        true,
+        "queue stuck",
+        recops_alerting::Severity::Warning,
+    );
+    alerts.observe("disk_low", false, "", recops_alerting::Severity::Info);
+    alerts
+        .silence_for(
+            "pipeline_*",
+            chrono::Duration::hours(6),
+            "moving to PostgreSQL",
+        )
+        .unwrap();
+    drop(alerts);
     let rollups = ServiceMetricsStore::open(&home).unwrap();
     let minute = chrono::Utc::now() - chrono::Duration::hours(1);
     let mut hist = recops_tracking::LatencyHistogram::new();
@@ -295,12 +371,33 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
     assert_eq!(table(&first, "training_runs")["copied"], 3);
     assert_eq!(table(&first, "iteration_metrics")["destination_rows"], 12);
     assert_eq!(table(&first, "request_rollups")["copied"], 1);
+    assert_eq!(table(&first, "champion_comparisons")["copied"], 3);
+    assert_eq!(table(&first, "alert_state")["copied"], 2);
+    assert_eq!(table(&first, "silences")["copied"], 1);
+    assert_eq!(
+        pg.psql(&db, "SELECT string_agg(alert_name || ':' || status, ',' ORDER BY alert_name) FROM alert_state"),
+        "disk_low:ok,queue_stuck:firing"
+    );
+    assert_eq!(
+        pg.psql(&db, "SELECT matcher || ':' || reason FROM silences"),
+        "pipeline_*:moving to PostgreSQL"
+    );
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT string_agg(summary, ',' ORDER BY summary) FROM champion_comparisons"
+        ),
+        "comparison 0,comparison 1,comparison 2"
+    );
     assert_eq!(pg.psql(&db, "SELECT COUNT(*) FROM pipeline_runs"), "1200");
 
     // Again: nothing new, still verified.
     let (again, _) = migrate(src.path(), None, &url);
     assert_eq!(table(&again, "pipeline_runs")["copied"], 0);
     assert_eq!(table(&again, "pipeline_runs")["already_present"], 1200);
+    for name in ["champion_comparisons", "alert_state", "silences"] {
+        assert_eq!(table(&again, name)["copied"], 0, "{name}");
+    }
 
     // And back, into a new embedded home: the same checksums.
     let back = tempfile::tempdir().unwrap();
@@ -309,7 +406,10 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
         "pipeline_runs",
         "training_runs",
         "iteration_metrics",
+        "champion_comparisons",
         "request_rollups",
+        "alert_state",
+        "silences",
     ] {
         assert_eq!(
             table(&returned, name)["destination_checksum"],
@@ -318,6 +418,19 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
         );
     }
     assert!(Home::new(back.path()).pipeline_db().exists());
+    // The copied alert state works: the firing alert is not notified again.
+    let back_alerts = recops_alerting::AlertManager::load(&Home::new(back.path())).unwrap();
+    assert_eq!(back_alerts.silences().unwrap()[0].matcher, "pipeline_*");
+    let again = back_alerts.observe(
+        "queue_stuck",
+        true,
+        "queue stuck",
+        recops_alerting::Severity::Warning,
+    );
+    assert!(
+        matches!(again.action, recops_alerting::Action::Deduplicated { .. }),
+        "{again:?}"
+    );
 }
 
 /// A bad `RECOPS_STORAGE_URL` fails naming the key; a password in the URL is refused
