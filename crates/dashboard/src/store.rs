@@ -102,9 +102,10 @@ impl<T> Panel<T> {
 static POSTGRES_HOMES: std::sync::Mutex<Vec<(std::path::PathBuf, String)>> =
     std::sync::Mutex::new(Vec::new());
 
-/// Records that the home with this `logs/` folder keeps its tracking stores (pipeline
-/// runs, training runs, service rollups) at `url` (PostgreSQL): [`pipeline_store`],
-/// [`training_store`] and [`rollup_store`] read them there.
+/// Records that the home with this `logs/` folder keeps its stores (pipeline runs,
+/// training runs, service rollups, alert state) at `url` (PostgreSQL):
+/// [`pipeline_store`], [`training_store`], [`rollup_store`] and [`alert_store`] read
+/// them there.
 pub(crate) fn mark_postgres(logs_dir: &Path, url: &str) {
     let mut homes = POSTGRES_HOMES
         .lock()
@@ -242,26 +243,87 @@ pub(crate) fn rollup_store(
     }
 }
 
+/// The alert state and silences of `home` through [`recops_alerting::AlertStore`],
+/// opened for reading only (as [`pipeline_store`]).
+pub(crate) fn alert_store(
+    home: &recops_core::Home,
+) -> recops_alerting::Result<Option<Box<dyn recops_alerting::AlertStore>>> {
+    match postgres_url(&home.logs_dir()) {
+        Some(url) => {
+            let db = pg_database(&url)?;
+            Ok(recops_alerting::PgAlertStore::open_existing(&db)?
+                .map(|s| Box::new(s) as Box<dyn recops_alerting::AlertStore>))
+        }
+        None => Ok(recops_alerting::SqliteAlertStore::open_read_only(
+            &home.alert_state_db(),
+            READ_BUSY_TIMEOUT,
+        )?
+        .map(|s| Box::new(s) as Box<dyn recops_alerting::AlertStore>)),
+    }
+}
+
+/// Reads the alert state of `home` with `f` through the store trait: see
+/// [`read_store`].
+pub(crate) fn read_alerts<T>(
+    home: &recops_core::Home,
+    hint: &str,
+    is_empty: impl FnOnce(&T) -> bool,
+    f: impl FnOnce(&dyn recops_alerting::AlertStore) -> recops_alerting::Result<T>,
+) -> Panel<T> {
+    read_store(alert_store(home), "alert state", hint, is_empty, |s| f(s))
+}
+
+/// The errors of the store crates, as panels need them.
+pub(crate) trait StoreError: std::fmt::Display {
+    /// The SQLite error and its file, when it is one (else the error back).
+    fn into_sqlite(self) -> Result<(std::path::PathBuf, rusqlite::Error), Self>
+    where
+        Self: Sized;
+}
+
+impl StoreError for recops_tracking::Error {
+    fn into_sqlite(self) -> Result<(std::path::PathBuf, rusqlite::Error), Self> {
+        match self {
+            recops_tracking::Error::Core(recops_core::Error::Sqlite { path, source }) => {
+                Ok((path, source))
+            }
+            other => Err(other),
+        }
+    }
+}
+
+impl StoreError for recops_alerting::Error {
+    fn into_sqlite(self) -> Result<(std::path::PathBuf, rusqlite::Error), Self> {
+        match self {
+            recops_alerting::Error::Core(recops_core::Error::Sqlite { path, source }) => {
+                Ok((path, source))
+            }
+            other => Err(other),
+        }
+    }
+}
+
 /// Reads an opened store with `f`: nothing recorded yet (`None`) is the empty state
 /// with `hint`, a busy SQLite file a stale notice, anything else unavailable with the
 /// reason.
-fn read_store<S: ?Sized, T>(
-    store: recops_tracking::Result<Option<Box<S>>>,
+fn read_store<S: ?Sized, T, E: StoreError>(
+    store: Result<Option<Box<S>>, E>,
     what: &str,
     hint: &str,
     is_empty: impl FnOnce(&T) -> bool,
-    f: impl FnOnce(&S) -> recops_tracking::Result<T>,
+    f: impl FnOnce(&S) -> Result<T, E>,
 ) -> Panel<T> {
-    match store.and_then(|s| s.map(|s| f(&*s)).transpose()) {
+    match store
+        .and_then(|s| s.map(|s| f(&*s)).transpose())
+        .map_err(StoreError::into_sqlite)
+    {
         Ok(None) => Panel::empty(hint),
         Ok(Some(data)) => {
             let empty = is_empty(&data);
             Panel::of(data, empty, hint)
         }
-        Err(recops_tracking::Error::Core(recops_core::Error::Sqlite { path, source })) => {
-            classify(&path, source, hint)
-        }
-        Err(e) => {
+        Err(Ok((path, source))) => classify(&path, source, hint),
+        Err(Err(e)) => {
             tracing::warn!(error = %e, "dashboard cannot read {what}");
             Panel::Unavailable {
                 message: format!("cannot read {what}: {e}"),

@@ -1,10 +1,11 @@
 //! `/alerts`: the rules and their state, firing since when, the notification history
-//! from `alerts.log`, and the silences in force.
+//! from `alerts.log`, and the silences in force. States and silences are read
+//! through [`recops_alerting::AlertStore`] (the SQLite file read-only, or the
+//! PostgreSQL tables without migrating).
 
 use std::io::{Read, Seek, SeekFrom};
 
-use recops_alerting::{AlertsConfig, Threshold, format_duration};
-use rusqlite::Connection;
+use recops_alerting::{AlertStatus, AlertsConfig, Threshold, format_duration};
 use serde::Serialize;
 
 use super::{Ctx, When};
@@ -118,56 +119,56 @@ fn rules(ctx: &Ctx) -> Panel<Vec<RuleRow>> {
     )
 }
 
-/// Alert states, firing first.
+/// Alert states, firing first, then pending, then by name.
 pub(crate) fn states(ctx: &Ctx) -> Panel<Vec<StateRow>> {
     let hint = "no alert evaluated yet: health-check and the jobs evaluate the rules";
-    store::read(&ctx.home.alert_state_db(), hint, Vec::is_empty, |c| {
-        read_states(ctx, c)
+    store::read_alerts(&ctx.home, hint, Vec::is_empty, |s| {
+        let mut states = s.states()?;
+        states.sort_by_key(|s| {
+            (
+                s.status != AlertStatus::Firing,
+                s.status != AlertStatus::Pending,
+                s.alert_name.clone(),
+            )
+        });
+        Ok(states
+            .into_iter()
+            .map(|s| StateRow {
+                status: s.status.to_string(),
+                severity: s.severity.as_str().to_owned(),
+                firing_since: s.firing_since.map(|t| ctx.when(t)),
+                last_value: s.last_value,
+                last_message: s.last_message,
+                last_evaluated_at: Some(ctx.when(s.last_evaluated_at)),
+                notification_count: s.notification_count,
+                resolved_at: s.resolved_at.map(|t| ctx.when(t)),
+                alert_name: s.alert_name,
+            })
+            .collect())
     })
 }
 
-fn read_states(ctx: &Ctx, c: &Connection) -> rusqlite::Result<Vec<StateRow>> {
-    let mut st = c.prepare_cached(
-        "SELECT alert_name, status, severity, firing_since, last_value, last_message, \
-         last_evaluated_at, notification_count, resolved_at FROM alert_state \
-         ORDER BY status = 'firing' DESC, status = 'pending' DESC, alert_name",
-    )?;
-    let when = |s: Option<String>| s.and_then(|s| ctx.when_str(&s));
-    st.query_map([], |r| {
-        Ok(StateRow {
-            alert_name: r.get(0)?,
-            status: r.get(1)?,
-            severity: r.get(2)?,
-            firing_since: when(r.get(3)?),
-            last_value: r.get(4)?,
-            last_message: r.get(5)?,
-            last_evaluated_at: when(r.get(6)?),
-            notification_count: r.get(7)?,
-            resolved_at: when(r.get(8)?),
-        })
-    })?
-    .collect()
-}
-
-/// Silences in force now.
+/// Silences in force now, ending soonest first.
 pub(crate) fn silences(ctx: &Ctx) -> Panel<Vec<SilenceRow>> {
     let hint = "no silences: create one below to hold back e-mail and Slack for an alert";
-    store::read(&ctx.home.alert_state_db(), hint, Vec::is_empty, |c| {
-        let mut st = c.prepare_cached(
-            "SELECT matcher, until, reason, created_at, created_by FROM silences \
-             WHERE until > ?1 ORDER BY until",
-        )?;
-        let when = |s: String| ctx.when_str(&s);
-        st.query_map([recops_core::format_timestamp(ctx.now())], |r| {
-            Ok(SilenceRow {
-                matcher: r.get(0)?,
-                until: when(r.get(1)?),
-                reason: r.get(2)?,
-                created_at: when(r.get(3)?),
-                created_by: r.get(4)?,
+    let now = ctx.now();
+    store::read_alerts(&ctx.home, hint, Vec::is_empty, |s| {
+        let mut silences: Vec<_> = s
+            .silences()?
+            .into_iter()
+            .filter(|s| s.is_active(now))
+            .collect();
+        silences.sort_by_key(|s| s.until);
+        Ok(silences
+            .into_iter()
+            .map(|s| SilenceRow {
+                until: Some(ctx.when(s.until)),
+                created_at: Some(ctx.when(s.created_at)),
+                matcher: s.matcher,
+                reason: s.reason,
+                created_by: s.created_by,
             })
-        })?
-        .collect()
+            .collect())
     })
 }
 

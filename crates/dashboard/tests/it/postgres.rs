@@ -53,6 +53,8 @@ fn a_postgres_home_with_no_tables_is_empty_and_left_untouched() {
         ("/api/v1/pipelines", "runs"),
         ("/api/v1/training", "runs"),
         ("/api/v1/service", "totals"),
+        ("/api/v1/alerts", "states"),
+        ("/api/v1/alerts", "silences"),
     ] {
         let v = d.json(path);
         assert_eq!(v[panel]["state"], "empty", "{path}: {v}");
@@ -137,6 +139,19 @@ fn the_api_of_a_postgres_home_shows_its_runs_training_runs_and_rollups() {
         }])
         .unwrap();
 
+    // An alert fired and a silence set by another process (a job, `recops alert`).
+    let alerts = recops_alerting::AlertManager::load(&home).unwrap();
+    alerts.observe(
+        "queue_stuck",
+        true,
+        "the queue has not moved for 2h",
+        recops_alerting::Severity::Critical,
+    );
+    alerts
+        .silence_for("pipeline_*", chrono::Duration::hours(3), "moving hosts")
+        .unwrap();
+    drop(alerts);
+
     let d = Running::start(dir, home, None);
     let (status, text) = d.get("/metrics");
     assert_eq!(status, 200, "{text}");
@@ -214,6 +229,23 @@ fn the_api_of_a_postgres_home_shows_its_runs_training_runs_and_rollups() {
     let latency = d.json("/api/v1/service/chart?range=1h&chart=latency");
     assert_eq!(latency["state"], "ready", "{latency}");
     assert!(!d.home.logs_dir().join("service_metrics.db").exists());
+
+    // Alert state and silences, read from PostgreSQL's alert_state and silences.
+    let a = d.json("/api/v1/alerts");
+    let state = &a["states"]["data"][0];
+    assert_eq!(state["alert_name"], "queue_stuck", "{a}");
+    assert_eq!(state["status"], "firing", "{a}");
+    assert_eq!(state["notification_count"], json!(1), "{a}");
+    assert_eq!(
+        state["last_message"], "queue_stuck: the queue has not moved for 2h",
+        "{a}"
+    );
+    assert_eq!(a["silences"]["data"][0]["matcher"], "pipeline_*", "{a}");
+    assert_eq!(a["silences"]["data"][0]["reason"], "moving hosts", "{a}");
+    let (status, html) = d.get("/alerts");
+    assert_eq!(status, 200);
+    assert!(html.contains("queue_stuck") && html.contains("moving hosts"));
+    assert!(!d.home.alert_state_db().exists(), "alert_state.db written");
 }
 
 #[test]
