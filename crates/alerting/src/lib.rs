@@ -20,9 +20,21 @@
 //!   `for_evaluations` consecutive breaches before firing, one notification and then
 //!   a reminder only after `repeat_interval_hours` (default 4), a resolved notice when
 //!   the condition clears (the Alertmanager always gets `endsAt`, even when no resolved
-//!   notice is sent), and [silences](AlertManager::silence). State lives in
-//!   `logs/alert_state.db` ([`AlertState`]). [`AlertManager::observe`] applies the same
-//!   to a condition a job computes itself.
+//!   notice is sent), and [silences](AlertManager::silence). [`AlertManager::observe`]
+//!   applies the same to a condition a job computes itself.
+//! - **Alert store**: [`AlertState`]s and [`Silence`]s live behind the [`AlertStore`]
+//!   trait, like the stores of recops-tracking: [`SqliteAlertStore`]
+//!   (`logs/alert_state.db`, the default) or [`PgAlertStore`] (tables `alert_state` and
+//!   `silences`, same columns, versioned migrations in `recops_schema_migrations`; no
+//!   file is written), picked by [`open_alert_store`] from `storage.url` /
+//!   `RECOPS_STORAGE_URL` through [`recops_tracking::Storage`]. One evaluation reads,
+//!   decides and writes an alert's state in one transaction that excludes every other
+//!   writer of that alert name (SQLite: immediate transaction; PostgreSQL: an advisory
+//!   lock per name, retried on serialization failures), so two processes never both
+//!   notify. Readers (the dashboard) use `open_read_only` / `open_existing`, which never
+//!   create or migrate. [`migrate_alert_store`] is the alert step of `recops storage
+//!   migrate` (recops-tracking's `copy_table`: resumable, verified by counts and
+//!   checksums). See docs/storage.md.
 //! - [`AlertManager::send_pipeline_alert`] (and the free [`send_pipeline_alert`]) is the
 //!   spec's pipeline helper.
 //!

@@ -22,8 +22,11 @@
 //! `storage.url` / `RECOPS_STORAGE_URL` names ([`Storage`]); PostgreSQL tables keep the
 //! spec's names and columns, migrate by version (`recops_schema_migrations`), and
 //! writes retry on serialization failures ([`PgDatabase`]: `postgres` + `r2d2` pool,
-//! password from `PGPASSWORD`). [`migrate_home`] copies a home's history between
-//! backends, verified by counts and checksums (`recops storage migrate`). Readers
+//! password from `PGPASSWORD`; public, so stores of other crates such as recops-alerting's
+//! alert state use the same pool, migrations and retries). [`migrate_home`] copies a
+//! home's history between backends, verified by counts and checksums (`recops storage
+//! migrate`), each table through the generic [`copy_table`], which other crates' stores
+//! use for their own step. Readers
 //! (the dashboard) open stores without writing: `open_read_only` for the SQLite files,
 //! `open_existing` for PostgreSQL (never migrates). See docs/storage.md.
 //!
