@@ -45,12 +45,14 @@ mod log;
 mod process;
 mod schedule;
 mod state;
+mod state_pg;
 mod status;
 mod stop;
 
 pub use alert::{AlertSink, JOB_OVERDUE, NoAlertSink, SchedulerAlert};
 pub use config::{
-    DEFAULT_SCHEDULER_CONFIG, JobConfig, JobSpec, LoadedConfig, SchedulerConfig, resolve_binary,
+    DEFAULT_SCHEDULER_CONFIG, FailoverConfig, JobConfig, JobSpec, LoadedConfig, SchedulerConfig,
+    resolve_binary,
 };
 pub use engine::{JobOutcome, SCHEDULER_LOCK, Scheduler, SchedulerOptions, default_bin_dir};
 pub use error::{Error, Result};
@@ -62,6 +64,10 @@ pub use schedule::{
     ON_TIME_TOLERANCE, Overdue, SkippedFires, Trigger, check_overdue, format_local, human_duration,
     plan_fires,
 };
-pub use state::{JobState, RunningClaim, StateStore};
+pub use state::{
+    ClaimOutcome, Fence, FireRecord, JobState, LeaderLease, LeaseCandidate, LeaseOutcome,
+    RunningClaim, SchedulerStateStore, SqliteStateStore, StateStore,
+};
+pub use state_pg::{PG_SCHEDULER_MIGRATIONS, PgStateStore};
 pub use status::{STATUS_NOT_RUNNING, SchedulerStatus, scheduler_status};
 pub use stop::StopSignal;

@@ -17,7 +17,7 @@ pub(crate) fn open(path: &Path, migrations: &[&str]) -> Result<Connection> {
 /// Opens the database at `path` read-only, for readers such as the dashboard: it
 /// never creates, migrates or locks the file, and waits at most `busy` for a writer.
 /// `None` when the file or its `table` does not exist yet.
-pub(crate) fn open_read_only(
+pub fn open_read_only(
     path: &Path,
     busy: std::time::Duration,
     table: &str,

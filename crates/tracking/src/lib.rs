@@ -56,6 +56,7 @@ mod storage;
 mod training;
 mod training_pg;
 
+pub use db::open_read_only;
 pub use error::{Error, Result};
 pub use histogram::LatencyHistogram;
 pub use lock::{LockHolder, LockOptions, PipelineLock};
