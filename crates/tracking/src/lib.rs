@@ -46,6 +46,7 @@ mod db;
 mod error;
 mod histogram;
 mod lock;
+mod lock_pg;
 mod migrate;
 mod pg;
 mod pipeline;
@@ -60,6 +61,7 @@ pub use db::open_read_only;
 pub use error::{Error, Result};
 pub use histogram::LatencyHistogram;
 pub use lock::{LockHolder, LockOptions, PipelineLock};
+pub use lock_pg::{PG_LOCK_MIGRATIONS, PG_LOCK_NAMESPACE, pg_lock_key};
 pub use migrate::{MigrationReport, Progress, Stores, TableCopy, copy_stores, migrate_home};
 pub use pg::{PASSWORD_ENV, PgDatabase};
 pub use pipeline::{
