@@ -5,7 +5,9 @@
 //!   `get_run`, `get_recent_runs`, `get_stats`, `is_pipeline_running`,
 //!   `cleanup_stale_runs`).
 //! - [`PipelineLock`]: one run of a pipeline at a time, across processes; an OS file
-//!   lock, so a killed process never leaves it stuck; stale after 24 h.
+//!   lock, so a killed process never leaves it stuck; stale after 24 h. In PostgreSQL
+//!   mode a session advisory lock on a connection of its own ([`PG_LOCK_NAMESPACE`],
+//!   [`pg_lock_key`]), so jobs on different hosts exclude each other.
 //! - [`TrainingTracker`] over `logs/training_metrics.db`: `training_runs` and
 //!   `iteration_metrics` as the spec.
 //! - [`ServiceMetricsStore`] over `logs/service_metrics.db`: per-minute request rollups
