@@ -117,8 +117,17 @@ impl Scheduler {
             return Ok(was_leader);
         }
         let leads = self.elect(now)?;
-        if leads && !was_leader {
-            self.take_charge(now)?;
+        if leads
+            && !was_leader
+            && let Err(e) = self.take_charge(now)
+        {
+            // Not in charge yet: try again at the next round (the lease is ours, so
+            // the retry renews it and takes charge then).
+            if let Some(f) = self.failover.as_mut() {
+                f.lease = None;
+                f.last_attempt = None;
+            }
+            return Err(e);
         }
         Ok(leads)
     }
