@@ -6,6 +6,7 @@ mod bench_cf;
 mod bert_embeddings;
 mod data_refresh;
 mod demo;
+mod failover;
 mod model_training;
 mod ops;
 mod ops_scheduled;

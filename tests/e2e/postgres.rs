@@ -67,7 +67,7 @@ fn data_refresh_and_training_record_in_postgres_and_commands_read_it() {
             "SELECT string_agg(store || ':' || version, ',' ORDER BY store) \
              FROM recops_schema_migrations"
         ),
-        "alerts:1,pipeline:1,training:1,training:2"
+        "alerts:1,locks:1,pipeline:1,training:1,training:2"
     );
 
     // The commands read the same rows through the store traits.
@@ -173,6 +173,11 @@ fn data_refresh_and_training_record_in_postgres_and_commands_read_it() {
     assert!(!home.training_db().exists(), "training_metrics.db written");
     assert!(!home.service_db().exists(), "service_metrics.db written");
     assert!(!home.alert_state_db().exists(), "alert_state.db written");
+    // The jobs' pipeline locks were advisory locks: no lock file.
+    assert!(
+        !home.locks_dir().join("data_refresh.lock").exists(),
+        "a lock file was written"
+    );
 }
 
 /// The recommender on port 0 with `RECOPS_STORAGE_URL`; returns it and its base URL.

@@ -147,7 +147,7 @@ impl SqliteAlertStore {
     /// never creates, migrates or locks the file, and waits at most `busy` for a
     /// writer). `None` when the file or its table does not exist yet.
     pub fn open_read_only(path: &Path, busy: std::time::Duration) -> Result<Option<Self>> {
-        let conn = recops_tracking::open_sqlite_read_only(path, busy, "alert_state")?;
+        let conn = recops_tracking::open_read_only(path, busy, "alert_state")?;
         Ok(conn.map(|conn| SqliteAlertStore {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),

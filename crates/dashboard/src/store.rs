@@ -134,7 +134,7 @@ static PG_DOWN: std::sync::Mutex<Option<(String, std::time::Instant, String)>> =
 
 /// The shared pool for `url`, or the error of a connection that failed less than
 /// [`PG_RETRY_AFTER`] ago.
-fn pg_database(url: &str) -> recops_tracking::Result<recops_tracking::PgDatabase> {
+pub(crate) fn pg_database(url: &str) -> recops_tracking::Result<recops_tracking::PgDatabase> {
     let down = |message: String| recops_tracking::Error::PostgresPool {
         url: url.to_owned(),
         message,
@@ -381,7 +381,7 @@ pub(crate) fn read<T>(
     }
 }
 
-fn classify<T>(path: &Path, e: rusqlite::Error, hint: &str) -> Panel<T> {
+pub(crate) fn classify<T>(path: &Path, e: rusqlite::Error, hint: &str) -> Panel<T> {
     let file = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())

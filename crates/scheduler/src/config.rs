@@ -43,6 +43,68 @@ pub struct SchedulerConfig {
     /// them; default 120.
     #[serde(default = "default_shutdown_grace_seconds")]
     pub shutdown_grace_seconds: u64,
+    /// Leader election between schedulers of several hosts sharing one PostgreSQL
+    /// (`storage.url`); ignored with the embedded SQLite store (one host).
+    #[serde(default, skip_serializing_if = "FailoverConfig::is_default")]
+    pub failover: FailoverConfig,
+}
+
+fn default_lease_seconds() -> f64 {
+    30.0
+}
+fn default_renew_interval_seconds() -> f64 {
+    10.0
+}
+
+/// `failover` of `config/scheduler_config.json`: the leader lease.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverConfig {
+    /// Seconds a leader's lease lasts without renewal; a follower takes over at most
+    /// this long (plus one renew interval) after the leader died. Default 30, at least 1.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: f64,
+    /// Seconds between renewals by the leader, and between takeover attempts by a
+    /// follower. Default 10; at most half of `lease_seconds`.
+    #[serde(default = "default_renew_interval_seconds")]
+    pub renew_interval_seconds: f64,
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            lease_seconds: default_lease_seconds(),
+            renew_interval_seconds: default_renew_interval_seconds(),
+        }
+    }
+}
+
+impl FailoverConfig {
+    fn is_default(&self) -> bool {
+        *self == FailoverConfig::default()
+    }
+
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let lease = self.lease_seconds;
+        if !(lease.is_finite() && (1.0..=86_400.0).contains(&lease)) {
+            p.push((
+                "failover.lease_seconds".to_owned(),
+                format!("expected seconds from 1 to 86400, got {lease}"),
+            ));
+        }
+        let renew = self.renew_interval_seconds;
+        if !(renew.is_finite() && renew > 0.0 && renew <= lease / 2.0) {
+            p.push((
+                "failover.renew_interval_seconds".to_owned(),
+                format!(
+                    "expected seconds > 0 and at most half of failover.lease_seconds ({}), got {renew}",
+                    lease / 2.0
+                ),
+            ));
+        }
+        p
+    }
 }
 
 /// One job of `config/scheduler_config.json`.
@@ -111,6 +173,7 @@ impl Validate for SchedulerConfig {
         if self.jobs.is_empty() {
             p.push(("jobs".to_owned(), "expected at least one job".to_owned()));
         }
+        p.extend(self.failover.problems());
         for (name, job) in &self.jobs {
             let key = |field: &str| format!("jobs.{name}.{field}");
             if job.ok_exit_codes.iter().any(|c| !(0..=255).contains(c)) {
@@ -198,6 +261,11 @@ pub struct LoadedConfig {
     pub kill_grace: Duration,
     /// How long shutdown waits for running jobs.
     pub shutdown_grace: Duration,
+    /// How long a leader lease lasts without renewal (`failover.lease_seconds`).
+    pub lease: Duration,
+    /// How often the lease is renewed or a takeover tried
+    /// (`failover.renew_interval_seconds`).
+    pub renew_interval: Duration,
     /// (key, reason) for each enabled job whose binary is missing or not executable.
     binary_problems: Vec<(String, String)>,
 }
@@ -273,6 +341,10 @@ impl LoadedConfig {
             file: file.to_path_buf(),
             kill_grace: Duration::seconds(config.kill_grace_seconds.min(86_400) as i64),
             shutdown_grace: Duration::seconds(config.shutdown_grace_seconds.min(86_400) as i64),
+            lease: Duration::milliseconds((config.failover.lease_seconds * 1000.0) as i64),
+            renew_interval: Duration::milliseconds(
+                (config.failover.renew_interval_seconds * 1000.0) as i64,
+            ),
             config,
             timezone,
             jobs,
@@ -511,6 +583,34 @@ mod tests {
         let text = r#"{"timezone": "UTC", "jobz": {}}"#;
         let e = load_text(text, bins.path()).unwrap_err().to_string();
         assert!(e.contains("unknown field `jobz`"), "{e}");
+    }
+
+    #[test]
+    fn failover_keys_default_parse_and_are_validated_with_their_key() {
+        let bins = bin_dir_with(&["data-refresh"]);
+        let job = r#""jobs": {"data_refresh": {"cron": "0 2 * * *", "timeout_minutes": 30}}"#;
+        let cfg = load_text(&format!(r#"{{"timezone": "UTC", {job}}}"#), bins.path()).unwrap();
+        assert_eq!(
+            (cfg.lease, cfg.renew_interval),
+            (Duration::seconds(30), Duration::seconds(10))
+        );
+        let text = format!(
+            r#"{{"timezone": "UTC", {job}, "failover": {{"lease_seconds": 2, "renew_interval_seconds": 0.5}}}}"#
+        );
+        let cfg = load_text(&text, bins.path()).unwrap();
+        assert_eq!(
+            (cfg.lease, cfg.renew_interval),
+            (Duration::seconds(2), Duration::milliseconds(500))
+        );
+        let text = format!(
+            r#"{{"timezone": "UTC", {job}, "failover": {{"lease_seconds": 0.5, "renew_interval_seconds": 1}}}}"#
+        );
+        let e = load_text(&text, bins.path()).unwrap_err().to_string();
+        assert!(e.contains("`failover.lease_seconds`"), "{e}");
+        assert!(e.contains("`failover.renew_interval_seconds`"), "{e}");
+        let text = format!(r#"{{"timezone": "UTC", {job}, "failover": {{"lease_secs": 5}}}}"#);
+        let e = load_text(&text, bins.path()).unwrap_err().to_string();
+        assert!(e.contains("unknown field `lease_secs`"), "{e}");
     }
 
     #[test]

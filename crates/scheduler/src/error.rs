@@ -63,6 +63,21 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The leader lease was asked of a store that has none (embedded SQLite is single
+    /// host).
+    #[error("scheduler failover needs a shared database: set storage.url to PostgreSQL")]
+    FailoverUnsupported,
+
+    /// A row of the scheduler state in PostgreSQL could not be read.
+    #[error("scheduler state row in {url}")]
+    StateRow {
+        /// The database (no password).
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: postgres::Error,
+    },
+
     /// A file or process operation failed.
     #[error("{action}")]
     Io {

@@ -9,13 +9,25 @@
 //! - [`Scheduler`]: starts due jobs as child processes in their own process group with
 //!   output to `logs/scheduler/jobs/<job>.log`, stops overrunning ones (SIGTERM to the
 //!   group, SIGKILL after a grace), runs at most one instance per job, keeps its state
-//!   in `logs/scheduler_state.db`, records every run in `pipeline_runs` as
+//!   in a [`SchedulerStateStore`], records every run in `pipeline_runs` as
 //!   `scheduler.<job>` with its trigger (`cron`, `manual`, `catch-up`), writes the
 //!   spec's lines to `logs/scheduler/scheduler.log`, and raises `job_overdue` through
 //!   an [`AlertSink`] when a job has not succeeded within twice its period.
 //! - [`list_jobs`], [`check_config`]: `scheduler --list` and `--check-config`.
 //! - [`scheduler_status`]: `scheduler --status`: the scheduler holding the home's lock
 //!   (pid checked against the boot id and its start time), since when, next fires.
+//! - [`StateStore`] over [`SchedulerStateStore`]: [`SqliteStateStore`]
+//!   (`logs/scheduler_state.db`, one host) or [`PgStateStore`] (PostgreSQL of
+//!   `storage.url`, no file written), picked by [`StateStore::open_home`]; readers
+//!   (`--status`, `--list`, the dashboard) use [`StateStore::open_existing`], which
+//!   never creates or migrates.
+//! - Failover (PostgreSQL only): schedulers of several hosts share the state; the
+//!   holder of the leader lease ([`LeaderLease`], renewed every
+//!   `failover.renew_interval_seconds`, taken over after `failover.lease_seconds`
+//!   with the fencing token incremented) fires the jobs, and each scheduled fire is
+//!   claimed in one transaction that checks the token and records it in the fire
+//!   ledger ([`FireRecord`]), so a fire runs once and a stale leader runs none.
+//!   See docs/scheduler.md.
 //! - Stored pids (the supervising scheduler, the job's process group) carry the boot
 //!   id and process start times: a pid reused after a reboot or by a later process is
 //!   never adopted, waited on or killed. Timeouts and graces run on the clock's
@@ -45,12 +57,14 @@ mod log;
 mod process;
 mod schedule;
 mod state;
+mod state_pg;
 mod status;
 mod stop;
 
 pub use alert::{AlertSink, JOB_OVERDUE, NoAlertSink, SchedulerAlert};
 pub use config::{
-    DEFAULT_SCHEDULER_CONFIG, JobConfig, JobSpec, LoadedConfig, SchedulerConfig, resolve_binary,
+    DEFAULT_SCHEDULER_CONFIG, FailoverConfig, JobConfig, JobSpec, LoadedConfig, SchedulerConfig,
+    resolve_binary,
 };
 pub use engine::{JobOutcome, SCHEDULER_LOCK, Scheduler, SchedulerOptions, default_bin_dir};
 pub use error::{Error, Result};
@@ -62,6 +76,10 @@ pub use schedule::{
     ON_TIME_TOLERANCE, Overdue, SkippedFires, Trigger, check_overdue, format_local, human_duration,
     plan_fires,
 };
-pub use state::{JobState, RunningClaim, StateStore};
+pub use state::{
+    ClaimOutcome, Fence, FireRecord, JobState, LeaderLease, LeaseCandidate, LeaseOutcome,
+    RunningClaim, SchedulerStateStore, SqliteStateStore, StateStore,
+};
+pub use state_pg::{PG_SCHEDULER_MIGRATIONS, PgStateStore};
 pub use status::{STATUS_NOT_RUNNING, SchedulerStatus, scheduler_status};
 pub use stop::StopSignal;

@@ -54,10 +54,9 @@ pub struct Listing {
 /// database knows about their last runs (read only: nothing is created).
 pub fn list_jobs(home: &Home, bin_dir: &Path, now: DateTime<Utc>, n: usize) -> Result<Listing> {
     let config = LoadedConfig::load(home, bin_dir)?;
-    let states = if home.scheduler_state_db().exists() {
-        StateStore::open(&home.scheduler_state_db())?.all()?
-    } else {
-        Vec::new()
+    let states = match StateStore::open_existing(home)? {
+        Some(store) => store.all()?,
+        None => Vec::new(),
     };
     let tz = config.timezone;
     let jobs = config

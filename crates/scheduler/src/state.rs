@@ -1,5 +1,8 @@
-//! The scheduler's state in SQLite (`logs/scheduler_state.db`): per job, its last
-//! fire, next fire, last run and success, overdue flag, and the instance running now.
+//! The scheduler's state behind [`SchedulerStateStore`]: per job, its last fire, next
+//! fire, last run and success, overdue flag, and the instance running now. SQLite
+//! (`logs/scheduler_state.db`, [`SqliteStateStore`]) by default; PostgreSQL
+//! ([`PgStateStore`](crate::PgStateStore)) adds the leader lease and the fire ledger
+//! for failover between hosts.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -9,6 +12,9 @@ use recops_core::procid::ProcessIdentity;
 use recops_core::{format_timestamp, parse_timestamp};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
+
+use recops_core::Home;
+use recops_tracking::Storage;
 
 use crate::error::{Error, Result};
 
@@ -112,10 +118,236 @@ pub struct JobState {
     pub running: Option<RunningClaim>,
 }
 
-/// The state database. Safe to share between threads; several processes (the
-/// scheduler and `--run-now`) may use it at once.
+/// Who asks for the leader lease: one scheduler process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseCandidate {
+    /// Unique per scheduler process (`host pid <pid> <random>`).
+    pub holder: String,
+    /// Its host.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+}
+
+impl LeaseCandidate {
+    /// This process, with a fresh random suffix (a restarted scheduler is a new holder).
+    pub fn current() -> Self {
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        let pid = std::process::id();
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        LeaseCandidate {
+            holder: format!("{host} pid {pid} {}", &suffix[..8]),
+            host,
+            pid,
+        }
+    }
+}
+
+/// The leader lease as recorded in the shared database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaderLease {
+    /// The holder ([`LeaseCandidate::holder`]).
+    pub holder: String,
+    /// Its host.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Incremented on every takeover; a fire is claimed only under the current one.
+    pub fencing_token: i64,
+    /// When the holder took the lease.
+    pub acquired_at: DateTime<Utc>,
+    /// Its last renewal.
+    pub renewed_at: DateTime<Utc>,
+    /// When it expires unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl LeaderLease {
+    /// The fence a holder claims fires under.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            holder: self.holder.clone(),
+            token: self.fencing_token,
+        }
+    }
+}
+
+/// The result of [`SchedulerStateStore::acquire_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// The caller holds the lease: `took_over` when it was not the holder before (a new
+    /// fencing token), false for a renewal.
+    Leader {
+        /// The lease now.
+        lease: LeaderLease,
+        /// True for a new term.
+        took_over: bool,
+    },
+    /// Another live holder has it.
+    Follower(LeaderLease),
+}
+
+/// A leader's proof: a scheduled fire is claimed only while the lease row still names
+/// this holder and token and has not expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The holder.
+    pub holder: String,
+    /// Its fencing token.
+    pub token: i64,
+}
+
+/// One claimed scheduled fire (PostgreSQL: `scheduler_fires`, one row per job and
+/// scheduled time, so a fire runs at most once whichever scheduler claims it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FireRecord {
+    /// The job.
+    pub job: String,
+    /// The scheduled time of the fire.
+    pub scheduled_at: DateTime<Utc>,
+    /// The `pipeline_runs` row that ran it.
+    pub run_id: String,
+    /// The fencing token it was claimed under.
+    pub fencing_token: i64,
+    /// The lease holder that claimed it.
+    pub holder: String,
+}
+
+/// The scheduler's state: per job its fires, last run and the instance running now;
+/// with a shared database also the leader lease and the ledger of claimed fires.
+/// Implemented by [`SqliteStateStore`] (embedded, single host) and
+/// [`PgStateStore`](crate::PgStateStore) (PostgreSQL, failover between hosts).
+pub trait SchedulerStateStore: Send + Sync + std::fmt::Debug {
+    /// The database, for messages (a path or a URL without password).
+    fn describe(&self) -> String;
+    /// The row of `job`, if the scheduler has seen it.
+    fn get(&self, job: &str) -> Result<Option<JobState>>;
+    /// Every row, by job id.
+    fn all(&self) -> Result<Vec<JobState>>;
+    /// The row of `job`, created (first seen now, last fire now) if missing.
+    fn ensure(&self, job: &str, now: DateTime<Utc>) -> Result<JobState>;
+    /// Records the newest fire handled and the next one.
+    fn set_fires(
+        &self,
+        job: &str,
+        last_fire: DateTime<Utc>,
+        next_fire: Option<DateTime<Utc>>,
+    ) -> Result<()>;
+    /// Claims `job` for the run `claim` unless a live instance holds it: returns the
+    /// live holder's claim instead. `is_live` decides whether an existing claim still
+    /// runs; a dead one is returned (`ClaimedAfterDead`) so its run can be closed.
+    /// With a `fence` (a leader's scheduled fire, shared database only), the claim is
+    /// made in the same transaction that checks the lease still names the fence and
+    /// has not expired at `claim.since`, and that records the fire in the ledger:
+    /// otherwise `Fenced` or `AlreadyFired`, and nothing is written.
+    fn claim(
+        &self,
+        job: &str,
+        claim: &RunningClaim,
+        is_live: &dyn Fn(&RunningClaim) -> bool,
+        fence: Option<&Fence>,
+    ) -> Result<ClaimOutcome>;
+    /// Records the process group of the run `run_id` of `job` and its leader's start
+    /// time.
+    fn set_pgid(
+        &self,
+        job: &str,
+        run_id: &str,
+        pgid: i64,
+        leader_start_ticks: Option<u64>,
+    ) -> Result<()>;
+    /// Makes `owner` the supervisor of the run `run_id` (a restarted scheduler
+    /// adopting a job its predecessor started).
+    fn set_owner(&self, job: &str, run_id: &str, owner: &ProcessIdentity) -> Result<()>;
+    /// Records the end of the run `run_id` and releases its claim. A success clears
+    /// the overdue flag.
+    fn finish(
+        &self,
+        job: &str,
+        run_id: &str,
+        finished_at: DateTime<Utc>,
+        success: bool,
+    ) -> Result<()>;
+    /// Releases the claim of `run_id` without recording a run (it never started).
+    fn release(&self, job: &str, run_id: &str) -> Result<()>;
+    /// Sets or clears the overdue flag.
+    fn set_overdue(&self, job: &str, since: Option<DateTime<Utc>>) -> Result<()>;
+    /// True when several schedulers may share this store (a leader lease exists).
+    fn supports_failover(&self) -> bool;
+    /// The leader lease, if any scheduler ever took it (none in embedded mode).
+    fn leader(&self) -> Result<Option<LeaderLease>>;
+    /// Takes or renews the leader lease for `candidate` until `now + lease`: renewed
+    /// when it holds an unexpired lease, taken over (fencing token + 1) when the lease
+    /// is expired or was never taken, refused (`Follower`) otherwise. Times are the
+    /// callers' clocks: hosts must agree on the time well within the lease.
+    fn acquire_lease(
+        &self,
+        candidate: &LeaseCandidate,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<LeaseOutcome>;
+    /// Ends the lease of `holder` at once (a clean shutdown), so a follower takes over
+    /// without waiting for it to expire.
+    fn release_lease(&self, holder: &str) -> Result<()>;
+    /// The claimed scheduled fires of `job`, oldest first (none in embedded mode).
+    fn fires(&self, job: &str) -> Result<Vec<FireRecord>>;
+}
+
+/// The scheduler state of a home on the backend its `storage.url` names: the SQLite
+/// file `logs/scheduler_state.db` or PostgreSQL tables (no file written).
 #[derive(Debug)]
 pub struct StateStore {
+    inner: Box<dyn SchedulerStateStore>,
+}
+
+impl std::ops::Deref for StateStore {
+    type Target = dyn SchedulerStateStore;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.inner
+    }
+}
+
+impl StateStore {
+    /// Opens (creating) the SQLite database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(Self::with_store(Box::new(SqliteStateStore::open(path)?)))
+    }
+
+    /// Opens the state of `home` on its backend ([`Storage::of`]), creating or
+    /// migrating it.
+    pub fn open_home(home: &Home) -> Result<Self> {
+        Ok(Self::with_store(match Storage::of(home)? {
+            Storage::Embedded => Box::new(SqliteStateStore::open(&home.scheduler_state_db())?),
+            Storage::Postgres(db) => Box::new(crate::PgStateStore::open(&db)?),
+        }))
+    }
+
+    /// Opens the state of `home` for reading only (the dashboard, `--status`): never
+    /// creates or migrates anything; `None` when nothing is recorded yet.
+    pub fn open_existing(home: &Home) -> Result<Option<Self>> {
+        Ok(match Storage::of(home)? {
+            Storage::Embedded => SqliteStateStore::open_read_only(&home.scheduler_state_db())?
+                .map(|s| Self::with_store(Box::new(s))),
+            Storage::Postgres(db) => {
+                crate::PgStateStore::open_existing(&db)?.map(|s| Self::with_store(Box::new(s)))
+            }
+        })
+    }
+
+    /// Wraps a store.
+    pub fn with_store(inner: Box<dyn SchedulerStateStore>) -> Self {
+        StateStore { inner }
+    }
+}
+
+/// [`SchedulerStateStore`] in SQLite (`logs/scheduler_state.db`). Safe to share
+/// between threads; several processes (the scheduler and `--run-now`) may use it at
+/// once. Single host: it has no leader lease (see [`SchedulerStateStore::supports_failover`]).
+#[derive(Debug)]
+pub struct SqliteStateStore {
     conn: Mutex<Connection>,
     path: PathBuf,
 }
@@ -132,14 +364,28 @@ fn parse_opt(s: Option<String>) -> Option<DateTime<Utc>> {
     s.as_deref().and_then(parse_timestamp)
 }
 
-impl StateStore {
+impl SqliteStateStore {
     /// Opens (creating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = recops_core::sqlite::open(path, &[SCHEMA_V1, SCHEMA_V2])?;
-        Ok(StateStore {
+        Ok(SqliteStateStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens the database at `path` for reading only (the dashboard, `--status`): never
+    /// creates or migrates it. `None` when it does not exist yet.
+    pub fn open_read_only(path: &Path) -> Result<Option<Self>> {
+        let conn = recops_tracking::open_read_only(
+            path,
+            std::time::Duration::from_secs(2),
+            "scheduler_jobs",
+        )?;
+        Ok(conn.map(|conn| SqliteStateStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        }))
     }
 
     /// The database file.
@@ -154,9 +400,14 @@ impl StateStore {
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
         move |e| Error::Core(recops_core::sqlite::error(&self.path, e))
     }
+}
 
-    /// The row of `job`, if the scheduler has seen it.
-    pub fn get(&self, job: &str) -> Result<Option<JobState>> {
+impl SchedulerStateStore for SqliteStateStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn get(&self, job: &str) -> Result<Option<JobState>> {
         let conn = self.conn();
         conn.query_row(
             "SELECT * FROM scheduler_jobs WHERE job = ?1",
@@ -167,8 +418,7 @@ impl StateStore {
         .map_err(self.err())
     }
 
-    /// Every row, by job id.
-    pub fn all(&self) -> Result<Vec<JobState>> {
+    fn all(&self) -> Result<Vec<JobState>> {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT * FROM scheduler_jobs ORDER BY job")
@@ -181,8 +431,7 @@ impl StateStore {
         Ok(rows)
     }
 
-    /// The row of `job`, created (first seen now, last fire now) if missing.
-    pub fn ensure(&self, job: &str, now: DateTime<Utc>) -> Result<JobState> {
+    fn ensure(&self, job: &str, now: DateTime<Utc>) -> Result<JobState> {
         {
             let conn = self.conn();
             conn.execute(
@@ -195,8 +444,7 @@ impl StateStore {
             .ok_or_else(|| self.err()(rusqlite::Error::QueryReturnedNoRows))
     }
 
-    /// Records the newest fire handled and the next one.
-    pub fn set_fires(
+    fn set_fires(
         &self,
         job: &str,
         last_fire: DateTime<Utc>,
@@ -211,15 +459,12 @@ impl StateStore {
         Ok(())
     }
 
-    /// Claims `job` for the run `claim` unless a live instance holds it: returns the
-    /// live holder's claim instead. `is_live` decides whether an existing claim still
-    /// runs; a dead one is returned through `on_dead` before it is replaced, so its
-    /// run can be closed.
-    pub fn claim(
+    fn claim(
         &self,
         job: &str,
         claim: &RunningClaim,
         is_live: &dyn Fn(&RunningClaim) -> bool,
+        _fence: Option<&Fence>,
     ) -> Result<ClaimOutcome> {
         let mut conn = self.conn();
         let err = self.err();
@@ -271,9 +516,7 @@ impl StateStore {
         })
     }
 
-    /// Records the process group of the run `run_id` of `job` and its leader's start
-    /// time.
-    pub fn set_pgid(
+    fn set_pgid(
         &self,
         job: &str,
         run_id: &str,
@@ -295,9 +538,7 @@ impl StateStore {
         Ok(())
     }
 
-    /// Makes `owner` the supervisor of the run `run_id` (a restarted scheduler
-    /// adopting a job its predecessor started).
-    pub fn set_owner(&self, job: &str, run_id: &str, owner: &ProcessIdentity) -> Result<()> {
+    fn set_owner(&self, job: &str, run_id: &str, owner: &ProcessIdentity) -> Result<()> {
         self.conn()
             .execute(
                 "UPDATE scheduler_jobs SET running_owner_pid = ?3, running_owner_start_ticks = ?4 \
@@ -313,9 +554,7 @@ impl StateStore {
         Ok(())
     }
 
-    /// Records the end of the run `run_id` and releases its claim. A success clears
-    /// the overdue flag.
-    pub fn finish(
+    fn finish(
         &self,
         job: &str,
         run_id: &str,
@@ -344,8 +583,7 @@ impl StateStore {
         Ok(())
     }
 
-    /// Releases the claim of `run_id` without recording a run (it never started).
-    pub fn release(&self, job: &str, run_id: &str) -> Result<()> {
+    fn release(&self, job: &str, run_id: &str) -> Result<()> {
         self.conn()
             .execute(
                 "UPDATE scheduler_jobs SET running_run_id = NULL, running_owner_pid = NULL, \
@@ -359,8 +597,7 @@ impl StateStore {
         Ok(())
     }
 
-    /// Sets or clears the overdue flag.
-    pub fn set_overdue(&self, job: &str, since: Option<DateTime<Utc>>) -> Result<()> {
+    fn set_overdue(&self, job: &str, since: Option<DateTime<Utc>>) -> Result<()> {
         self.conn()
             .execute(
                 "UPDATE scheduler_jobs SET overdue_since = ?2 WHERE job = ?1",
@@ -369,9 +606,34 @@ impl StateStore {
             .map_err(self.err())?;
         Ok(())
     }
+
+    fn supports_failover(&self) -> bool {
+        false
+    }
+
+    fn leader(&self) -> Result<Option<LeaderLease>> {
+        Ok(None)
+    }
+
+    fn acquire_lease(
+        &self,
+        _candidate: &LeaseCandidate,
+        _now: DateTime<Utc>,
+        _lease: chrono::Duration,
+    ) -> Result<LeaseOutcome> {
+        Err(Error::FailoverUnsupported)
+    }
+
+    fn release_lease(&self, _holder: &str) -> Result<()> {
+        Ok(())
+    }
+
+    fn fires(&self, _job: &str) -> Result<Vec<FireRecord>> {
+        Ok(Vec::new())
+    }
 }
 
-/// The result of [`StateStore::claim`].
+/// The result of [`SchedulerStateStore::claim`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
     /// The job is now claimed by the caller.
@@ -380,6 +642,14 @@ pub enum ClaimOutcome {
     ClaimedAfterDead(RunningClaim),
     /// A live instance holds the job.
     Busy(RunningClaim),
+    /// Refused: the caller's fence is not the current lease (another scheduler took
+    /// over, or the caller's lease expired). Carries the current lease, if any.
+    Fenced(Option<LeaderLease>),
+    /// Refused: this scheduled fire was already claimed (by the run named).
+    AlreadyFired {
+        /// The run that claimed it.
+        run_id: String,
+    },
 }
 
 fn read_state(r: &Row<'_>) -> rusqlite::Result<JobState> {
@@ -443,11 +713,58 @@ mod tests {
         }
     }
 
-    #[test]
-    fn state_survives_reopen_and_tracks_fires_runs_and_success() {
+    /// A store that can be opened again on the same data, and what keeps that alive.
+    struct Fixture {
+        _guard: Box<dyn std::any::Any>,
+        open: Box<dyn Fn() -> StateStore>,
+    }
+    type Maker = fn() -> Fixture;
+
+    fn sqlite() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs/scheduler_state.db");
-        let s = StateStore::open(&path).unwrap();
+        Fixture {
+            _guard: Box::new(dir),
+            open: Box::new(move || StateStore::open(&path).unwrap()),
+        }
+    }
+
+    fn postgres() -> Fixture {
+        let pg = recops_testkit::PgCluster::shared().unwrap();
+        let db = recops_tracking::PgDatabase::connect_new(&pg.fresh_database()).unwrap();
+        Fixture {
+            _guard: Box::new(()),
+            open: Box::new(move || {
+                StateStore::with_store(Box::new(crate::PgStateStore::open(&db).unwrap()))
+            }),
+        }
+    }
+
+    /// The same test bodies over both backends; PostgreSQL ones skip (with a NOTICE)
+    /// only when it is not installed and not required.
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod on_sqlite {
+                $(#[test] fn $name() { super::$name(super::sqlite) })*
+            }
+            mod on_postgres {
+                $(#[test] fn $name() {
+                    if recops_testkit::PgCluster::shared().is_some() {
+                        super::$name(super::postgres)
+                    }
+                })*
+            }
+        };
+    }
+
+    on_both_backends!(
+        state_survives_reopen_and_tracks_fires_runs_and_success,
+        a_live_claim_blocks_a_second_instance_and_a_dead_one_is_handed_back,
+    );
+
+    fn state_survives_reopen_and_tracks_fires_runs_and_success(make: Maker) {
+        let f = make();
+        let s = (f.open)();
         let st = s.ensure("data_refresh", t(1)).unwrap();
         assert_eq!(st.first_seen, t(1));
         assert_eq!(st.last_fire, Some(t(1)));
@@ -460,7 +777,7 @@ mod tests {
         );
 
         assert_eq!(
-            s.claim("data_refresh", &claim("r1", t(2)), &|_| true)
+            s.claim("data_refresh", &claim("r1", t(2)), &|_| true, None)
                 .unwrap(),
             ClaimOutcome::Claimed
         );
@@ -468,7 +785,7 @@ mod tests {
         s.set_overdue("data_refresh", Some(t(1))).unwrap();
         drop(s);
 
-        let s = StateStore::open(&path).unwrap();
+        let s = (f.open)();
         let st = s.get("data_refresh").unwrap().unwrap();
         let running = st.running.unwrap();
         assert_eq!((running.run_id.as_str(), running.pgid), ("r1", Some(777)));
@@ -481,7 +798,7 @@ mod tests {
         assert_eq!(st.last_status.as_deref(), Some("success"));
         assert_eq!(st.overdue_since, None);
         // A failure keeps the last success.
-        s.claim("data_refresh", &claim("r2", t(4)), &|_| true)
+        s.claim("data_refresh", &claim("r2", t(4)), &|_| true, None)
             .unwrap();
         s.finish("data_refresh", "r2", t(5), false).unwrap();
         let st = s.get("data_refresh").unwrap().unwrap();
@@ -491,16 +808,15 @@ mod tests {
         assert_eq!(s.all().unwrap().len(), 1);
     }
 
-    #[test]
-    fn a_live_claim_blocks_a_second_instance_and_a_dead_one_is_handed_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = StateStore::open(&dir.path().join("s.db")).unwrap();
-        s.claim("j", &claim("r1", t(1)), &|_| true).unwrap();
-        match s.claim("j", &claim("r2", t(2)), &|_| true).unwrap() {
+    fn a_live_claim_blocks_a_second_instance_and_a_dead_one_is_handed_back(make: Maker) {
+        let f = make();
+        let s = (f.open)();
+        s.claim("j", &claim("r1", t(1)), &|_| true, None).unwrap();
+        match s.claim("j", &claim("r2", t(2)), &|_| true, None).unwrap() {
             ClaimOutcome::Busy(h) => assert_eq!(h.run_id, "r1"),
             other => panic!("{other:?}"),
         }
-        match s.claim("j", &claim("r2", t(2)), &|_| false).unwrap() {
+        match s.claim("j", &claim("r2", t(2)), &|_| false, None).unwrap() {
             ClaimOutcome::ClaimedAfterDead(h) => assert_eq!(h.run_id, "r1"),
             other => panic!("{other:?}"),
         }

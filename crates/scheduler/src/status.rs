@@ -14,6 +14,7 @@ use crate::engine::SCHEDULER_LOCK;
 use crate::error::Result;
 use crate::listing::{JobListing, list_jobs};
 use crate::process::process_alive;
+use crate::state::{LeaderLease, StateStore};
 
 /// Exit code of `scheduler --status` when no scheduler runs for the home.
 pub const STATUS_NOT_RUNNING: u8 = 3;
@@ -38,6 +39,13 @@ pub struct SchedulerStatus {
     pub timezone: String,
     /// The jobs with their next fires, last status and whether they run now.
     pub jobs: Vec<JobListing>,
+    /// With a shared (PostgreSQL) state: the leader lease of the schedulers sharing
+    /// it (holder, fencing token, expiry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<LeaderLease>,
+    /// True when that lease has expired at the time of the status (no leader now).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub leader_expired: bool,
 }
 
 /// Reads the scheduler lock of `home` and checks its holder: a pid counts as running
@@ -89,7 +97,13 @@ pub fn scheduler_status(
             }
         }
     };
+    let leader = match StateStore::open_existing(home)? {
+        Some(store) => store.leader()?,
+        None => None,
+    };
     Ok(SchedulerStatus {
+        leader_expired: leader.as_ref().is_some_and(|l| l.expires_at <= now),
+        leader,
         running,
         pid: holder.as_ref().map(|h| h.pid),
         host: holder.as_ref().map(|h| h.host.clone()),
@@ -127,6 +141,22 @@ impl SchedulerStatus {
             let _ = writeln!(out, "note: {n}");
         }
         let _ = writeln!(out, "lock: {}", self.lock_file.display());
+        if let Some(l) = &self.leader {
+            let _ = writeln!(
+                out,
+                "leader: {} (host {}, pid {}, fencing token {}, lease {} {})",
+                l.holder,
+                l.host,
+                l.pid,
+                l.fencing_token,
+                if self.leader_expired {
+                    "expired"
+                } else {
+                    "expires"
+                },
+                recops_core::format_timestamp(l.expires_at)
+            );
+        }
         let _ = writeln!(out, "next fires ({}):", self.timezone);
         let w = self.jobs.iter().map(|j| j.job.len()).max().unwrap_or(3);
         for j in &self.jobs {

@@ -5,7 +5,9 @@
 //!   `get_run`, `get_recent_runs`, `get_stats`, `is_pipeline_running`,
 //!   `cleanup_stale_runs`).
 //! - [`PipelineLock`]: one run of a pipeline at a time, across processes; an OS file
-//!   lock, so a killed process never leaves it stuck; stale after 24 h.
+//!   lock, so a killed process never leaves it stuck; stale after 24 h. In PostgreSQL
+//!   mode a session advisory lock on a connection of its own ([`PG_LOCK_NAMESPACE`],
+//!   [`pg_lock_key`]), so jobs on different hosts exclude each other.
 //! - [`TrainingTracker`] over `logs/training_metrics.db`: `training_runs` and
 //!   `iteration_metrics` as the spec.
 //! - [`ServiceMetricsStore`] over `logs/service_metrics.db`: per-minute request rollups
@@ -49,6 +51,7 @@ mod db;
 mod error;
 mod histogram;
 mod lock;
+mod lock_pg;
 mod migrate;
 mod pg;
 mod pipeline;
@@ -59,10 +62,11 @@ mod storage;
 mod training;
 mod training_pg;
 
-pub use db::open_read_only as open_sqlite_read_only;
+pub use db::open_read_only;
 pub use error::{Error, Result};
 pub use histogram::LatencyHistogram;
 pub use lock::{LockHolder, LockOptions, PipelineLock};
+pub use lock_pg::{PG_LOCK_MIGRATIONS, PG_LOCK_NAMESPACE, pg_lock_key};
 pub use migrate::{
     BATCH, MigrationReport, Progress, Stores, TableCopy, copy_stores, copy_table, migrate_home,
 };

@@ -134,6 +134,8 @@ pub struct PipelineLock {
     name: String,
     path: PathBuf,
     file: Option<File>,
+    /// The advisory lock, in PostgreSQL mode.
+    pg: Option<crate::lock_pg::PgHeld>,
     holder: Option<LockHolder>,
 }
 
@@ -141,13 +143,47 @@ impl PipelineLock {
     /// Tries to take the lock of `pipeline` in `home` (`logs/locks/<pipeline>.lock`), with
     /// the staleness limit of `config/recops.yaml` (`locks.stale_after_hours`). Never
     /// blocks: check [`acquired`](Self::acquired).
+    ///
+    /// In PostgreSQL mode (`storage.url`) it is a session-level advisory lock of the
+    /// database instead ([`acquire_pg`](Self::acquire_pg)), so jobs of every home
+    /// sharing the database exclude each other; no lock file is written.
     pub fn acquire(home: &Home, pipeline: &str) -> Result<Self> {
+        if let crate::Storage::Postgres(db) = crate::Storage::of(home)? {
+            return Self::acquire_pg(&db, &home.locks_dir(), pipeline, &LockOptions::default());
+        }
         let hours = RecopsConfig::load(home)?.locks.stale_after_hours;
         let options = LockOptions {
             stale_after: Duration::milliseconds((hours * 3_600_000.0) as i64),
             ..LockOptions::default()
         };
         Self::acquire_in(&home.locks_dir(), pipeline, &options)
+    }
+
+    /// Tries to take the lock of `pipeline` as a PostgreSQL advisory lock: two keys,
+    /// [`PG_LOCK_NAMESPACE`](crate::PG_LOCK_NAMESPACE) and the pipeline name hashed
+    /// ([`pg_lock_key`](crate::pg_lock_key)), held by a connection of its own until
+    /// the lock is dropped or the process dies. The holder is recorded in
+    /// `pipeline_lock_holders` and reported while its session holds the lock. `dir`
+    /// only names [`path`](Self::path) (nothing is written there).
+    pub fn acquire_pg(
+        db: &crate::PgDatabase,
+        dir: &Path,
+        pipeline: &str,
+        options: &LockOptions,
+    ) -> Result<Self> {
+        recops_core::validate_name("pipeline name", pipeline)?;
+        let me = LockHolder::current(pipeline, format_timestamp(options.clock.now()));
+        let (pg, holder) = match crate::lock_pg::try_acquire(db, pipeline, &me)? {
+            Ok(held) => (Some(held), Some(me)),
+            Err(other) => (None, other),
+        };
+        Ok(PipelineLock {
+            name: pipeline.to_owned(),
+            path: dir.join(format!("{pipeline}.lock")),
+            file: None,
+            pg,
+            holder,
+        })
     }
 
     /// Tries to take the lock of `pipeline` in the folder `dir`.
@@ -180,6 +216,7 @@ impl PipelineLock {
                         name: pipeline.to_owned(),
                         path,
                         file: Some(file),
+                        pg: None,
                         holder: Some(holder),
                     });
                 }
@@ -194,6 +231,7 @@ impl PipelineLock {
                                     name: pipeline.to_owned(),
                                     path,
                                     file: Some(file),
+                                    pg: None,
                                     holder: Some(holder),
                                 });
                             }
@@ -204,6 +242,7 @@ impl PipelineLock {
                         name: pipeline.to_owned(),
                         path,
                         file: None,
+                        pg: None,
                         holder,
                     });
                 }
@@ -217,7 +256,7 @@ impl PipelineLock {
 
     /// Whether this process holds the lock.
     pub fn acquired(&self) -> bool {
-        self.file.is_some()
+        self.file.is_some() || self.pg.is_some()
     }
 
     /// The holder: this process when acquired, otherwise the process that holds it (when
@@ -231,7 +270,7 @@ impl PipelineLock {
         &self.name
     }
 
-    /// The lock file.
+    /// The lock file (in PostgreSQL mode where it would be: none is written).
     pub fn path(&self) -> &Path {
         &self.path
     }

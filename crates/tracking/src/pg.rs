@@ -30,6 +30,7 @@ const ATTEMPTS: u32 = 8;
 #[derive(Clone)]
 pub struct PgDatabase {
     pool: Pool,
+    config: Arc<postgres::Config>,
     url: Arc<str>,
     migrated: Arc<Mutex<HashSet<&'static str>>>,
 }
@@ -71,7 +72,7 @@ impl PgDatabase {
             config.connect_timeout(Duration::from_secs(10));
         }
         config.application_name("recops");
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(0))
@@ -81,6 +82,7 @@ impl PgDatabase {
             .build_unchecked(manager);
         let db = PgDatabase {
             pool,
+            config: Arc::new(config),
             url: Arc::from(url),
             migrated: Arc::default(),
         };
@@ -94,13 +96,20 @@ impl PgDatabase {
         &self.url
     }
 
-    /// A connection from the pool (stores outside this crate, such as the alert
-    /// state of recops-alerting, run their statements on it).
+    /// A connection from the pool (returned to it on drop), for the stores of other
+    /// crates (alert state, scheduler state); queries take parameters only.
     pub fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
         self.pool.get().map_err(|e| Error::PostgresPool {
             url: self.url.to_string(),
             message: e.to_string(),
         })
+    }
+
+    /// A new connection outside the pool, closed when dropped: for session state that
+    /// must live exactly as long as its owner (the advisory lock of a
+    /// [`PipelineLock`](crate::PipelineLock)), so a killed owner releases it.
+    pub fn dedicated(&self) -> Result<postgres::Client> {
+        self.config.connect(NoTls).map_err(self.on())
     }
 
     /// Maps a driver error.

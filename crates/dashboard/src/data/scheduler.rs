@@ -1,8 +1,9 @@
 //! `/scheduler`: jobs, cron, next fires in the configured time zone, last result,
 //! running and overdue jobs.
 
-use recops_scheduler::LoadedConfig;
-use rusqlite::Connection;
+use recops_scheduler::{
+    JobState, LoadedConfig, PgStateStore, SchedulerStateStore, SqliteStateStore,
+};
 use serde::Serialize;
 
 use super::{Ctx, When};
@@ -61,12 +62,7 @@ pub(crate) fn load(ctx: &Ctx) -> SchedulerView {
         }
     };
     let hint = "the scheduler has not run yet: start `scheduler` to fire the jobs";
-    let states = store::read(
-        &ctx.home.scheduler_state_db(),
-        hint,
-        Vec::is_empty,
-        read_states,
-    );
+    let states = read_states(&ctx.home, hint);
     let known = states.data().cloned().unwrap_or_default();
     let jobs: Vec<JobRow> = config
         .jobs
@@ -117,23 +113,51 @@ fn job_row(ctx: &Ctx, j: &recops_scheduler::JobSpec, known: &[StateRow]) -> JobR
     }
 }
 
-fn read_states(c: &Connection) -> rusqlite::Result<Vec<StateRow>> {
-    let mut st = c.prepare_cached(
-        "SELECT job, last_status, last_finished, last_success, last_run_id, running_since, \
-         overdue_since FROM scheduler_jobs",
-    )?;
-    st.query_map([], |r| {
-        Ok(StateRow {
-            job: r.get(0)?,
-            last_status: r.get(1)?,
-            last_finished: r.get(2)?,
-            last_success: r.get(3)?,
-            last_run_id: r.get(4)?,
-            running_since: r.get(5)?,
-            overdue_since: r.get(6)?,
-        })
-    })?
-    .collect()
+/// The scheduler state through [`SchedulerStateStore`], opened for reading only (the
+/// SQLite file or the PostgreSQL tables of `storage.url`): nothing is created.
+fn read_states(home: &recops_core::Home, hint: &str) -> Panel<Vec<StateRow>> {
+    let opened: recops_scheduler::Result<Option<Box<dyn SchedulerStateStore>>> =
+        match store::postgres_url(&home.logs_dir()) {
+            Some(url) => store::pg_database(&url)
+                .map_err(recops_scheduler::Error::from)
+                .and_then(|db| PgStateStore::open_existing(&db))
+                .map(|s| s.map(|s| Box::new(s) as Box<dyn SchedulerStateStore>)),
+            None => SqliteStateStore::open_read_only(&home.scheduler_state_db())
+                .map(|s| s.map(|s| Box::new(s) as Box<dyn SchedulerStateStore>)),
+        };
+    match opened.and_then(|s| s.map(|s| s.all()).transpose()) {
+        Ok(None) => Panel::empty(hint),
+        Ok(Some(states)) => {
+            let rows: Vec<StateRow> = states.into_iter().map(state_row).collect();
+            let empty = rows.is_empty();
+            Panel::of(rows, empty, hint)
+        }
+        Err(
+            recops_scheduler::Error::Core(recops_core::Error::Sqlite { path, source })
+            | recops_scheduler::Error::Tracking(recops_tracking::Error::Core(
+                recops_core::Error::Sqlite { path, source },
+            )),
+        ) => store::classify(&path, source, hint),
+        Err(e) => {
+            tracing::warn!(error = %e, "dashboard cannot read the scheduler state");
+            Panel::Unavailable {
+                message: format!("cannot read the scheduler state: {e}"),
+            }
+        }
+    }
+}
+
+fn state_row(s: JobState) -> StateRow {
+    let ts = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(recops_core::format_timestamp);
+    StateRow {
+        job: s.job,
+        last_status: s.last_status,
+        last_finished: ts(s.last_finished),
+        last_success: ts(s.last_success),
+        last_run_id: s.last_run_id,
+        running_since: ts(s.running.map(|r| r.since)),
+        overdue_since: ts(s.overdue_since),
+    }
 }
 
 /// The next fires of every enabled job, soonest first (for the overview).

@@ -23,6 +23,6 @@ pub(crate) fn render(v: &SchedulerView) -> Markup {
                 }
             } } } }
         }))
-        (panel("scheduler-state", "Scheduler state", &v.state, |n| html! { p { (n) " jobs have state in logs/scheduler_state.db" } }))
+        (panel("scheduler-state", "Scheduler state", &v.state, |n| html! { p { (n) " jobs have scheduler state (logs/scheduler_state.db, or the PostgreSQL of storage.url)" } }))
     }
 }

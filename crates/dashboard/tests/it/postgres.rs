@@ -151,6 +151,15 @@ fn the_api_of_a_postgres_home_shows_its_runs_training_runs_and_rollups() {
         .silence_for("pipeline_*", chrono::Duration::hours(3), "moving hosts")
         .unwrap();
     drop(alerts);
+    // Scheduler state, through the same trait the scheduler writes with.
+    let state = recops_scheduler::StateStore::open_home(&home).unwrap();
+    let now = chrono::Utc::now();
+    state.ensure("data_refresh", now).unwrap();
+    state
+        .finish("data_refresh", "scheduler_data_refresh_1", now, true)
+        .unwrap();
+    state.ensure("drift_detection", now).unwrap();
+    state.set_overdue("drift_detection", Some(now)).unwrap();
 
     let d = Running::start(dir, home, None);
     let (status, text) = d.get("/metrics");
@@ -246,6 +255,21 @@ fn the_api_of_a_postgres_home_shows_its_runs_training_runs_and_rollups() {
     assert_eq!(status, 200);
     assert!(html.contains("queue_stuck") && html.contains("moving hosts"));
     assert!(!d.home.alert_state_db().exists(), "alert_state.db written");
+    // The scheduler panel reads the PostgreSQL state.
+    let sched = d.json("/api/v1/scheduler");
+    assert_eq!(sched["state"]["data"], json!(2), "{sched}");
+    let jobs = sched["jobs"]["data"].as_array().unwrap();
+    let job = |name: &str| jobs.iter().find(|j| j["job"] == name).unwrap().clone();
+    assert_eq!(job("data_refresh")["last_status"], "success", "{sched}");
+    assert_eq!(
+        job("data_refresh")["last_run_id"],
+        "scheduler_data_refresh_1"
+    );
+    assert!(
+        job("drift_detection")["overdue_since"].is_object(),
+        "{sched}"
+    );
+    assert!(!d.home.scheduler_state_db().exists());
 }
 
 #[test]

@@ -128,7 +128,24 @@ impl Scheduler {
             pgid_start_ticks: None,
             boot_id: me.boot_id.clone(),
         };
-        match self.state.claim(name, &claim, &is_live)? {
+        // A scheduled fire under failover is claimed under the leader's fence.
+        let fence = scheduled_at.and_then(|_| self.fence());
+        match self.state.claim(name, &claim, &is_live, fence.as_ref())? {
+            ClaimOutcome::Fenced(current) => {
+                let _ = self.tracker.cancel_run(&run_id);
+                self.fenced(name, current.as_ref());
+                return Ok(Started::Fenced);
+            }
+            ClaimOutcome::AlreadyFired { run_id: by } => {
+                let _ = self.tracker.cancel_run(&run_id);
+                self.log.info(&format!(
+                    "Skipping job: {name} | the fire scheduled {} already ran (run {by})",
+                    scheduled_at
+                        .map(|s| format_local(s, tz))
+                        .unwrap_or_default()
+                ));
+                return Ok(Started::Fenced);
+            }
             ClaimOutcome::Busy(holder) => {
                 // Lost a race with another process: this run never started.
                 let _ = self.tracker.cancel_run(&run_id);

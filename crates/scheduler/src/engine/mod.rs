@@ -22,10 +22,12 @@ use crate::process::{JobCommand, JobProcess, ProcessEnd, claim_group_alive, clai
 use crate::schedule::{DueFire, Trigger, check_overdue, format_local, human_duration, plan_fires};
 use crate::state::{ClaimOutcome, RunningClaim, StateStore};
 use crate::stop::StopSignal;
+use leader::Failover;
 use recops_core::Severity;
 use recops_core::procid::ProcessIdentity;
 
 mod fire;
+mod leader;
 mod overdue;
 mod recovery;
 mod supervise;
@@ -177,6 +179,9 @@ pub struct Scheduler {
     stopping: bool,
     last_overdue_check: Option<DateTime<Utc>>,
     lock: Option<PipelineLock>,
+    /// The leader lease, with a shared (PostgreSQL) state store; `None` in embedded
+    /// mode, where this scheduler is the only one.
+    failover: Option<Failover>,
 }
 
 impl Scheduler {
@@ -196,7 +201,8 @@ impl Scheduler {
             config.check_binaries()?;
         }
         let max_log_files = RecopsConfig::load(&home)?.logging.max_files;
-        let state = StateStore::open(&home.scheduler_state_db())?;
+        let state = StateStore::open_home(&home)?;
+        let failover = state.supports_failover().then(Failover::new);
         let tracker = PipelineTracker::open_home(&home, options.clock.clone())?;
         let log = SchedulerLog::new(LogFile::open(
             home.scheduler_log(),
@@ -233,6 +239,7 @@ impl Scheduler {
             stopping: false,
             last_overdue_check: None,
             lock: None,
+            failover,
         })
     }
 
@@ -299,8 +306,20 @@ impl Scheduler {
             self.config.file.display(),
             std::process::id()
         ));
+        if self.failover.is_some() && !self.elect(now)? {
+            return Ok(());
+        }
+        self.take_charge(now)
+    }
+
+    /// Becomes the one firing the jobs (at start, or on taking the leader lease over):
+    /// adopts or closes runs left behind, reloads each job's state (another scheduler
+    /// may have advanced it), then handles missed fires as [`start`](Self::start) says.
+    fn take_charge(&mut self, now: DateTime<Utc>) -> Result<()> {
         for i in 0..self.jobs.len() {
-            self.recover(i, now)?;
+            if self.jobs[i].running.is_none() {
+                self.recover(i, now)?;
+            }
         }
         for i in 0..self.jobs.len() {
             let name = self.jobs[i].spec.name.clone();
@@ -341,6 +360,10 @@ impl Scheduler {
             self.supervise(i, now);
         }
         if self.stopping {
+            return Ok(());
+        }
+        if self.failover.is_some() && !self.lead(now)? {
+            // A follower supervises what it started, but fires nothing.
             return Ok(());
         }
         let mut first_error = None;
@@ -435,6 +458,7 @@ impl Scheduler {
                 self.state.set_fires(&j.spec.name, now, None)?;
             }
         }
+        self.resign();
         self.log.info("Scheduler stopped");
         self.lock = None;
         Ok(())
@@ -489,6 +513,12 @@ impl Scheduler {
         match self.start_job(i, Trigger::Manual, None, now)? {
             Started::Running => {}
             Started::Failed(outcome) => return Ok(outcome),
+            Started::Fenced => {
+                return Err(Error::Io {
+                    action: format!("job {job} was not started"),
+                    source: std::io::Error::other("a manual run is never fenced"),
+                });
+            }
             Started::Busy(holder) => {
                 return Err(Error::JobRunning {
                     job: job.to_owned(),
@@ -536,6 +566,8 @@ enum Started {
     Busy(RunningClaim),
     /// It could not be started (recorded as failed).
     Failed(JobOutcome),
+    /// Not started: the fire was refused by its fence or had already run (logged).
+    Fenced,
 }
 
 /// A configured duration (never negative after validation) as a std one.

@@ -4,6 +4,7 @@
 
 mod catch_up;
 mod config_errors;
+mod failover;
 mod overdue;
 mod running;
 mod shutdown;

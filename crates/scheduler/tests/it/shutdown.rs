@@ -201,6 +201,7 @@ fn a_run_whose_supervisor_and_processes_are_gone_is_closed_at_start() {
                 ..RunningClaim::default()
             },
             &|_| true,
+            None,
         )
         .unwrap();
     drop(state);
@@ -252,7 +253,9 @@ fn a_reused_pid_is_never_adopted(edit: impl FnOnce(&mut RunningClaim)) {
     };
     edit(&mut claim);
     let state = recops_scheduler::StateStore::open(&f.home.scheduler_state_db()).unwrap();
-    state.claim("health_check", &claim, &|_| true).unwrap();
+    state
+        .claim("health_check", &claim, &|_| true, None)
+        .unwrap();
     drop(state);
 
     let mut s = f.scheduler();

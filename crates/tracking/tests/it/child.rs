@@ -102,16 +102,20 @@ fn entry() {
             }
             println!("RESULT done {errors}");
         }
-        "hold_lock" | "try_lock" => {
-            let lock =
-                PipelineLock::acquire_in(&path, "data_refresh", &LockOptions::default()).unwrap();
+        "hold_lock" | "try_lock" | "hold_home_lock" => {
+            let lock = if role == "hold_home_lock" {
+                // The lock of a home: an advisory lock when its storage is PostgreSQL.
+                PipelineLock::acquire(&recops_core::Home::new(&path), "data_refresh").unwrap()
+            } else {
+                PipelineLock::acquire_in(&path, "data_refresh", &LockOptions::default()).unwrap()
+            };
             println!(
                 "RESULT {} {}",
                 if lock.acquired() { "acquired" } else { "busy" },
                 std::process::id()
             );
             std::io::stdout().flush().unwrap();
-            if role == "hold_lock" {
+            if role != "try_lock" {
                 // Hold until the parent closes stdin (or kills us).
                 let mut s = String::new();
                 let _ = std::io::stdin().read_line(&mut s);
