@@ -60,7 +60,7 @@ pub use error::{Error, Result};
 pub use histogram::LatencyHistogram;
 pub use lock::{LockHolder, LockOptions, PipelineLock};
 pub use migrate::{MigrationReport, Progress, Stores, TableCopy, copy_stores, migrate_home};
-pub use pg::{PASSWORD_ENV, PgDatabase};
+pub use pg::{CONNECT_TIMEOUT as PG_CONNECT_TIMEOUT, PASSWORD_ENV, PgDatabase};
 pub use pipeline::{
     Metadata, PIPELINE_SCHEMA, PipelineFreshness, PipelineRun, PipelineStat, PipelineStats,
     PipelineStore, PipelineTracker, RunPoint, RunQuery, RunStatus, SqlitePipelineStore,
