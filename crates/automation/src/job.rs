@@ -290,7 +290,11 @@ impl<'a> Job<'a> {
             }
             LockPolicy::Unlocked => None,
         };
+        let locked = _lock.is_some();
         let tracked = PipelineTracker::open_home(self.home, self.clock.clone()).and_then(|t| {
+            if locked {
+                close_interrupted_runs(&t, pipeline);
+            }
             let id = t.start_run(pipeline, self.metadata.clone())?;
             Ok((t, id))
         });
@@ -469,6 +473,32 @@ impl JobAlerts {
     }
 }
 
+/// Closes the runs of `pipeline` still marked `running` as `failed`: the caller holds the
+/// pipeline's lock, so their processes died (a `kill -9`, a power loss) before they could
+/// record an outcome. Best effort: a tracking error is a warning.
+fn close_interrupted_runs(tracker: &PipelineTracker, pipeline: &str) {
+    let result = tracker
+        .get_recent_runs(
+            Some(pipeline),
+            1000,
+            Some(recops_tracking::RunStatus::Running),
+        )
+        .and_then(|runs| {
+            for r in &runs {
+                tracker.fail_run(r.run_id.as_str(), INTERRUPTED)?;
+                warn!(pipeline, run_id = %r.run_id, started_at = %r.started_at, "{INTERRUPTED}");
+            }
+            Ok(())
+        });
+    if let Err(e) = result {
+        warn!(pipeline, error = %error_chain(&e), "cannot close interrupted runs");
+    }
+}
+
+/// The error message of a run closed by [`close_interrupted_runs`].
+pub const INTERRUPTED: &str =
+    "interrupted: its process died before recording an outcome (closed by the next run)";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,6 +515,35 @@ mod tests {
             .unwrap()
             .get_recent_runs(Some(pipeline), 10, None)
             .unwrap()
+    }
+
+    #[test]
+    fn a_run_left_running_by_a_dead_process_is_closed_by_the_next_locked_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let dead = PipelineTracker::open(&home)
+            .unwrap()
+            .start_run("p", json!({}))
+            .unwrap();
+        let other = PipelineTracker::open(&home)
+            .unwrap()
+            .start_run("q", json!({}))
+            .unwrap();
+        Job::new(&home, "p", clock())
+            .run(|_| Ok(Finish::success((), json!({}))))
+            .unwrap();
+        let tracker = PipelineTracker::open(&home).unwrap();
+        let closed = tracker.get_run(&dead).unwrap().unwrap();
+        assert_eq!(closed.status, RunStatus::Failed);
+        assert_eq!(closed.error_message.as_deref(), Some(INTERRUPTED));
+        // Another pipeline's run is not this job's business.
+        let q = tracker.get_run(&other).unwrap().unwrap();
+        assert_eq!(q.status, RunStatus::Running);
+        assert!(
+            runs(&home, "p")
+                .iter()
+                .all(|r| r.status != RunStatus::Running)
+        );
     }
 
     #[test]

@@ -356,6 +356,16 @@ fn run_job(
         );
     }
     let registry = Registry::with_clock(home, ctx.clock.clone());
+    // ... and models moved into place by a run killed before registering them.
+    let known = registry.load()?;
+    let unregistered =
+        recops_cf_training::clear_unregistered_models(home, |id| known.models.contains_key(id));
+    if unregistered > 0 {
+        tracing::warn!(
+            unregistered,
+            "removed model folders a killed training run left unregistered"
+        );
+    }
     let training = TrainingTracker::open_home(home, ctx.clock.clone())?;
     let mut models = Vec::new();
     for &mt in types {
@@ -616,19 +626,17 @@ impl ModelRun<'_> {
                 "ndcg@10 {new_ndcg:.4} beats the strongest popularity baseline {base_name} {base:.4} (recall@10 {:+.1}%)",
                 outcome.improvement_pct
             );
-            self.registry.register(&new_model, &reason)?;
+            // The champion rule is decided first, then the registration and its
+            // outcome are one registry write (a crash leaves neither or both).
+            let comparison =
+                champion_rule(self.home, before, model_id, new_ndcg, self.split, &log)?;
+            let (winner, promote_reason) = champion_promotion(&comparison, model_id);
+            self.registry
+                .register_with_champion(&new_model, &reason, &winner, &promote_reason)?;
+            recops_cf_training::mark_registered(self.home, model_id)?;
             self.training
                 .attach_registry(run_id, model_id, RegistryStatus::Active)?;
             log.info(&format!("Registered to registry: {model_id}"));
-            let comparison = champion_rule(
-                self.home,
-                self.registry,
-                before,
-                model_id,
-                new_ndcg,
-                self.split,
-                &log,
-            )?;
             let record = ChampionRecord {
                 run_id: run_id.to_owned(),
                 model_id: model_id.to_string(),
@@ -659,6 +667,7 @@ impl ModelRun<'_> {
                 "rejected: ndcg@10 {new_ndcg:.4} does not beat the strongest popularity baseline {base_name} {base:.4}"
             );
             self.registry.reject(&new_model, &reason)?;
+            recops_cf_training::mark_registered(self.home, model_id)?;
             self.training
                 .attach_registry(run_id, model_id, RegistryStatus::Failed)?;
             log.warning(&format!("Rejected: {model_id} ({reason})"));
@@ -796,12 +805,27 @@ pub struct ChampionComparison {
     pub summary: String,
 }
 
-/// Re-evaluates the current champion on `split`, promotes `new_id` only when its
-/// ndcg@10 is strictly higher, else confirms the champion; the numbers go to the log
-/// and (as the promotion's reason) to the registry audit.
+/// The model the champion rule makes `current_best` and the reason for the audit.
+fn champion_promotion(cmp: &ChampionComparison, new_id: &ModelId) -> (ModelId, String) {
+    match (&cmp.champion_id, cmp.promoted) {
+        (None, _) => (new_id.clone(), cmp.summary.clone()),
+        (Some(champ), promoted) => (
+            if promoted {
+                new_id.clone()
+            } else {
+                champ.clone()
+            },
+            format!("champion rule: {}", cmp.summary),
+        ),
+    }
+}
+
+/// Re-evaluates the current champion on `split`; `new_id` is to be promoted only when
+/// its ndcg@10 is strictly higher, else the champion is confirmed
+/// ([`champion_promotion`]); the numbers go to the log and (as the promotion's reason)
+/// to the registry audit.
 fn champion_rule(
     home: &Home,
-    registry: &Registry,
     before: &recops_registry::RegistryFile,
     new_id: &ModelId,
     new_ndcg: f64,
@@ -820,7 +844,6 @@ fn champion_rule(
     };
     let Some((champ_id, champ)) = before.current().filter(|(id, _)| *id != new_id) else {
         cmp.summary = format!("{new_id} is the first champion (ndcg@10 {new_ndcg:.4})");
-        registry.promote(Some(new_id), &cmp.summary)?;
         log.info(&format!("Champion rule: {}", cmp.summary));
         return Ok(cmp);
     };
@@ -858,8 +881,6 @@ fn champion_rule(
             log.info(&format!("Champion rule: {}", cmp.summary));
         }
     }
-    let winner = if cmp.promoted { new_id } else { champ_id };
-    registry.promote(Some(winner), &format!("champion rule: {}", cmp.summary))?;
     Ok(cmp)
 }
 
@@ -1273,16 +1294,13 @@ mod tests {
         // A new model better than the stored 0.01 but worse on the same split: kept.
         cluster_model(&home, "als_20250102_000000", &split, -1.0, 0.0);
         let before = registry.load().unwrap();
-        let cmp = champion_rule(
-            &home,
-            &registry,
-            &before,
-            &"als_20250102_000000".parse().unwrap(),
-            good - 0.05,
-            &split,
-            &log,
-        )
-        .unwrap();
+        let new_id: ModelId = "als_20250102_000000".parse().unwrap();
+        let apply = |cmp: &ChampionComparison| {
+            let (winner, reason) = champion_promotion(cmp, &new_id);
+            registry.promote(Some(&winner), &reason).unwrap();
+        };
+        let cmp = champion_rule(&home, &before, &new_id, good - 0.05, &split, &log).unwrap();
+        apply(&cmp);
         assert!(!cmp.promoted, "{cmp:?}");
         assert_eq!(cmp.champion_ndcg_at_10, Some(good));
         assert_eq!(cmp.champion_stored_ndcg_at_10, Some(0.01));
@@ -1291,16 +1309,8 @@ mod tests {
             Some("als_20250101_000000")
         );
         // A new model better on the same split: promoted.
-        let cmp = champion_rule(
-            &home,
-            &registry,
-            &before,
-            &"als_20250102_000000".parse().unwrap(),
-            good + 0.05,
-            &split,
-            &log,
-        )
-        .unwrap();
+        let cmp = champion_rule(&home, &before, &new_id, good + 0.05, &split, &log).unwrap();
+        apply(&cmp);
         assert!(cmp.promoted, "{cmp:?}");
         assert_eq!(
             registry.load().unwrap().current_best.as_deref(),

@@ -10,7 +10,10 @@
 //!   ARCHITECTURE.md defines them (and `shared/bench/cf_vs_implicit.py` computes them).
 //! - [`train`]: one training run — early stopping on validation ndcg@10, checkpoints and
 //!   `--resume`, warm start, BERT init from product embeddings (truncated SVD, faer), the
-//!   spec's lines in `logs/cf/{als,bpr}.log`, model files under `artifacts/cf/<model_id>/`.
+//!   spec's lines in `logs/cf/{als,bpr}.log`, model files under `artifacts/cf/<model_id>/`
+//!   (written whole through `.<model_id>.partial/`, carrying [`UNREGISTERED_MARKER`]
+//!   until [`mark_registered`]; [`clear_partial_models`] and
+//!   [`clear_unregistered_models`] remove what a killed run left).
 //! - [`CfModel`]: the model files and their loader (used by the recommender service),
 //!   which refuses a model whose shapes disagree with its id mappings.
 //! - [`bench_cf`]: the `recops bench-cf` benchmark.
@@ -95,7 +98,8 @@ pub use ranking::{dot, top_k};
 pub use recency::{cell_confidence, newest_timestamp};
 pub use serving_index::{SERVING_INDEX_FILE, ServingIndex};
 pub use trainer::{
-    TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, clear_partial_models,
-    new_model_id, thousands, train,
+    TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, UNREGISTERED_MARKER,
+    clear_partial_models, clear_unregistered_models, mark_registered, new_model_id, thousands,
+    train,
 };
 pub use tuning::{Trial, TrialParams, TuningPlan, TuningResult, TuningSection, tune};

@@ -932,6 +932,10 @@ fn save_model(home: &Home, split: &Split, model: &CfModel, log: &TrainingLog) ->
             .map_err(|e| Error::io("cannot remove the partial model folder", &partial, e))?;
     }
     recops_core::ensure_dir(&partial)?;
+    let marker = partial.join(UNREGISTERED_MARKER);
+    std::fs::File::create(&marker)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("cannot write", &marker, e))?;
     crate::ServingIndex::from_split(split).save(&partial)?;
     recops_core::faults::point("training.index_saved");
     model.save(&partial)?;
@@ -945,6 +949,52 @@ fn save_model(home: &Home, split: &Split, model: &CfModel, log: &TrainingLog) ->
 
 fn partial_dir(model_dir: &std::path::Path, model_id: &str) -> PathBuf {
     model_dir.with_file_name(format!(".{model_id}.partial"))
+}
+
+/// The empty file a model folder written by [`train`] carries until the training job
+/// has recorded it in the registry ([`mark_registered`]). A folder with it that the
+/// registry does not name was left by a run killed between moving the folder into place
+/// and registering it: [`clear_unregistered_models`] removes it. Folders copied in by an
+/// operator never carry it, so they are never touched.
+pub const UNREGISTERED_MARKER: &str = ".unregistered";
+
+/// Removes the [`UNREGISTERED_MARKER`] of `model_id`'s folder once the registry names
+/// the model (registered or rejected).
+pub fn mark_registered(home: &Home, model_id: &recops_core::ModelId) -> Result<()> {
+    let marker = home.model_dir(model_id).join(UNREGISTERED_MARKER);
+    match std::fs::remove_file(&marker) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("cannot remove", &marker, e)),
+    }
+}
+
+/// Finishes what runs killed around their registration left: a marked model folder
+/// the registry names (`registered(id)`) loses its marker; one it does not name is
+/// moved to `.<model_id>.partial/` and removed. Returns how many folders were removed.
+/// Call it where no other run can be registering a model (the training job does,
+/// under its pipeline lock, with the registry read there).
+pub fn clear_unregistered_models(home: &Home, registered: impl Fn(&str) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(home.cf_artifacts_dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let dir = e.path();
+        if name.starts_with('.') || !dir.join(UNREGISTERED_MARKER).is_file() {
+            continue;
+        }
+        if registered(&name) {
+            let _ = std::fs::remove_file(dir.join(UNREGISTERED_MARKER));
+            continue;
+        }
+        let aside = partial_dir(&dir, &name);
+        if std::fs::rename(&dir, &aside).is_ok() && std::fs::remove_dir_all(&aside).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Removes the `.<model_id>.partial/` folders that runs killed while writing their

@@ -64,7 +64,46 @@ pub fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
         return Err(Error::io("cannot replace", path, e));
     }
     crate::faults::point(&format!("atomic.after_rename:{name}"));
-    sync_parent(path)
+    sync_parent(path)?;
+    remove_dead_temps(path);
+    Ok(())
+}
+
+/// Removes the temporary files of `path` (`.<name>.tmp.<pid>.<n>`) that processes
+/// killed before their rename left: those whose pid no longer exists. Runs after each
+/// successful commit, so the next write of the same file cleans up after a crash. Needs
+/// `/proc` (on other systems nothing is removed); a temporary file of a live process is
+/// never touched.
+fn remove_dead_temps(path: &Path) {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.tmp.", name.to_string_lossy());
+    let dir = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let file = file.to_string_lossy();
+        let Some(rest) = file.strip_prefix(prefix.as_str()) else {
+            continue;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !proc.join(pid.to_string()).exists() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 /// A temporary path next to `path` (same folder, so a rename is atomic), unique per
@@ -125,6 +164,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec!["registry.json"]);
+    }
+
+    #[test]
+    fn the_next_write_removes_temp_files_of_dead_processes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.json");
+        // A pid above the kernel's maximum (4194304) never exists.
+        let dead = dir.path().join(".registry.json.tmp.4999999.0");
+        let live = dir
+            .path()
+            .join(format!(".registry.json.tmp.{}.77", std::process::id()));
+        let other = dir.path().join(".history.json.tmp.4999999.0");
+        for f in [&dead, &live, &other] {
+            fs::write(f, b"half").unwrap();
+        }
+        write_atomic(&path, b"new").unwrap();
+        assert!(!dead.exists(), "a dead writer's temp file is removed");
+        assert!(live.exists(), "a live writer's temp file stays");
+        assert!(other.exists(), "another file's temp file stays");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!   ndcg@10), `archive`, `list`, `get`, `current_best`, `audit`. Writes are atomic and
 //!   serialised across processes by a file lock, so two trainers registering at once
 //!   both land; every operation appends one JSON line (time, operation, model_id,
-//!   previous and new current_best, reason).
+//!   previous and new current_best, reason). `register_with_champion` registers a
+//!   model and sets `current_best` in one write (the training job's champion rule), so
+//!   a crash leaves neither or both.
 //! - [`RegistryFile`], [`ModelEntry`]: the file's content (unknown fields are kept).
 //! - The desired serving state and lifecycle ([`DeployedEntry`]): `deployed` (what the
 //!   service must run, written by every deployment, rollback and reload, with the

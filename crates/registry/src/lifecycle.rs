@@ -281,7 +281,7 @@ impl Registry {
             // A folder already gone counts when the registry does not say so yet (a gc
             // killed between the delete and the registry update): it is marked now.
             let marked = m.extra.contains_key(FILES_DELETED_AT);
-            if !dir.is_dir() && marked {
+            if !dir.is_dir() && marked && !trash_dir(&dir).exists() {
                 continue;
             }
             deleted.push(GcItem {
@@ -294,8 +294,11 @@ impl Registry {
         if !dry_run {
             for item in &deleted {
                 // Renamed aside first (atomic), so a kill leaves the folder whole or
-                // gone, never half-deleted under its name; the rest is finished by the
-                // next gc.
+                // gone, never half-deleted under its name; then the registry marks the
+                // files deleted (the commit point), then the moved folder is deleted. A
+                // kill leaves the unmarked model with its folder moved aside whole, or
+                // the marked one with a leftover `.<id>.deleting`: the next gc finishes
+                // both.
                 let dir = self.root().join(&item.path);
                 let trash = trash_dir(&dir);
                 if dir.is_dir() {
@@ -304,19 +307,20 @@ impl Registry {
                     recops_core::sync_parent(&dir)?;
                     recops_core::faults::point("gc.moved_aside");
                 }
+                let now = format_timestamp(self.clock().now());
+                self.update_with("gc", "files of an archived model deleted", |reg| {
+                    if let Some(m) = reg.models.get_mut(&item.model_id) {
+                        m.extra
+                            .entry(FILES_DELETED_AT.to_owned())
+                            .or_insert_with(|| Value::String(now.clone()));
+                    }
+                    Ok(Some(item.model_id.clone()))
+                })?;
                 if trash.exists() {
                     std::fs::remove_dir_all(&trash)
                         .map_err(|e| Error::io("cannot delete the model folder", &trash, e))?;
                     recops_core::faults::point("gc.deleted");
                 }
-                let now = format_timestamp(self.clock().now());
-                self.update_with("gc", "files of an archived model deleted", |reg| {
-                    if let Some(m) = reg.models.get_mut(&item.model_id) {
-                        m.extra
-                            .insert(FILES_DELETED_AT.to_owned(), Value::String(now.clone()));
-                    }
-                    Ok(Some(item.model_id.clone()))
-                })?;
             }
         }
         let bytes = deleted.iter().map(|d| d.bytes).sum();

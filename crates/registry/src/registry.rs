@@ -338,13 +338,71 @@ impl Registry {
         self.insert(model, ModelStatus::Rejected, "reject", reason)
     }
 
-    fn insert(
+    /// Registers an active model and makes `champion` (the new model itself, or the
+    /// champion it did not beat) `current_best` in **one** write of `registry.json`, so a
+    /// crash leaves the registry as it was or with both changes, never a registered
+    /// model whose champion rule was not applied. The audit gets the two lines of
+    /// [`Registry::register`] then [`Registry::promote`].
+    pub fn register_with_champion(
         &self,
         model: &NewModel,
-        status: ModelStatus,
-        operation: &str,
         reason: &str,
+        champion: &ModelId,
+        champion_reason: &str,
     ) -> Result<ModelEntry> {
+        let entry = self.new_entry(model, ModelStatus::Active)?;
+        let _guard = self.lock()?;
+        let mut reg = self.load()?;
+        let previous = reg.current_best.clone();
+        if reg.models.contains_key(&model.model_id) {
+            return Err(Error::AlreadyRegistered {
+                model_id: model.model_id.clone(),
+            });
+        }
+        if champion != &model.model_id {
+            match reg.models.get(champion) {
+                None => {
+                    return Err(Error::NotFound {
+                        model_id: champion.clone(),
+                    });
+                }
+                Some(e) if e.status == ModelStatus::Rejected => {
+                    return Err(Error::NotServable {
+                        model_id: champion.clone(),
+                    });
+                }
+                Some(e) if e.status != ModelStatus::Active => {
+                    return Err(Error::Archived {
+                        model_id: champion.clone(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        reg.models.insert(model.model_id.clone(), entry.clone());
+        reg.current_best = Some(champion.clone());
+        self.write_file(&reg)?;
+        recops_core::faults::point("registry.register.written");
+        self.audit_change(
+            "register",
+            Some(&model.model_id),
+            reason,
+            previous.clone(),
+            previous.clone(),
+            &reg,
+        )?;
+        self.audit_change(
+            "promote",
+            Some(champion),
+            champion_reason,
+            previous,
+            reg.current_best.clone(),
+            &reg,
+        )?;
+        Ok(entry)
+    }
+
+    fn new_entry(&self, model: &NewModel, status: ModelStatus) -> Result<ModelEntry> {
         let rel = format!("artifacts/cf/{}", model.model_id);
         let dir = self.root.join(&rel);
         if !dir.is_dir() {
@@ -354,7 +412,7 @@ impl Registry {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
-        let entry = ModelEntry {
+        Ok(ModelEntry {
             path: rel,
             model_type: model.model_type,
             metrics: model.metrics.clone(),
@@ -364,7 +422,17 @@ impl Registry {
             data_version: model.data_version.clone(),
             verification_failed: None,
             extra: Map::new(),
-        };
+        })
+    }
+
+    fn insert(
+        &self,
+        model: &NewModel,
+        status: ModelStatus,
+        operation: &str,
+        reason: &str,
+    ) -> Result<ModelEntry> {
+        let entry = self.new_entry(model, status)?;
         self.update(operation, Some(&model.model_id), reason, |reg| {
             if reg.models.contains_key(&model.model_id) {
                 return Err(Error::AlreadyRegistered {
@@ -455,18 +523,43 @@ impl Registry {
         let mut reg = self.load()?;
         let previous = reg.current_best.clone();
         let model_id = change(&mut reg)?;
-        let json = serde_json::to_vec_pretty(&reg).map_err(|e| Error::Corrupt {
+        self.write_file(&reg)?;
+        recops_core::faults::point(&format!("registry.{operation}.written"));
+        let current = reg.current_best.clone();
+        self.audit_change(
+            operation,
+            model_id.as_ref(),
+            reason,
+            previous,
+            current,
+            &reg,
+        )
+    }
+
+    fn write_file(&self, reg: &RegistryFile) -> Result<()> {
+        let json = serde_json::to_vec_pretty(reg).map_err(|e| Error::Corrupt {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        write_atomic(&self.path, &json)?;
-        recops_core::faults::point(&format!("registry.{operation}.written"));
+        Ok(write_atomic(&self.path, &json)?)
+    }
+
+    /// Appends the audit line of one change (and logs it).
+    fn audit_change(
+        &self,
+        operation: &str,
+        model_id: Option<&ModelId>,
+        reason: &str,
+        previous: Option<ModelId>,
+        current: Option<ModelId>,
+        reg: &RegistryFile,
+    ) -> Result<()> {
         let record = AuditRecord {
             time: format_timestamp(self.clock.now()),
             operation: operation.to_owned(),
-            model_id: model_id.map(String::from),
+            model_id: model_id.map(ToString::to_string),
             previous_current_best: previous.map(String::from),
-            current_best: reg.current_best.clone().map(String::from),
+            current_best: current.map(String::from),
             reason: reason.to_owned(),
             pid: std::process::id(),
             deployed: reg.deployed.as_ref().map(|d| d.model_id.to_string()),
@@ -551,6 +644,58 @@ mod tests {
             baseline: [("recall@10".to_owned(), 0.1)].into(),
             data_version: "v1".into(),
         }
+    }
+
+    #[test]
+    fn register_with_champion_is_one_write_with_both_audit_lines() {
+        let (_d, home, _clock, reg) = setup();
+        let first = mid("als_20250115_103000");
+        reg.register_with_champion(&model(&home, &first, 0.18), "beats", &first, "first")
+            .unwrap();
+        assert_eq!(reg.load().unwrap().current_best.as_ref(), Some(&first));
+        // A new model that loses keeps the champion; the new one is registered.
+        let second = mid("als_20250115_103100");
+        reg.register_with_champion(&model(&home, &second, 0.1), "beats", &first, "kept")
+            .unwrap();
+        let file = reg.load().unwrap();
+        assert_eq!(file.current_best.as_ref(), Some(&first));
+        assert_eq!(file.models[&second].status, ModelStatus::Active);
+        let audit = reg.audit().unwrap();
+        let ops: Vec<(&str, Option<&str>, Option<&str>)> = audit
+            .iter()
+            .map(|a| {
+                (
+                    a.operation.as_str(),
+                    a.previous_current_best.as_deref(),
+                    a.current_best.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("register", None, None),
+                ("promote", None, Some("als_20250115_103000")),
+                (
+                    "register",
+                    Some("als_20250115_103000"),
+                    Some("als_20250115_103000")
+                ),
+                (
+                    "promote",
+                    Some("als_20250115_103000"),
+                    Some("als_20250115_103000")
+                ),
+            ]
+        );
+        // An unknown champion changes nothing.
+        let third = mid("als_20250115_103200");
+        assert!(matches!(
+            reg.register_with_champion(&model(&home, &third, 0.3), "b", &mid("nope"), "x")
+                .unwrap_err(),
+            Error::NotFound { .. }
+        ));
+        assert_eq!(reg.load().unwrap(), file);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub use lock_pg::{PG_LOCK_MIGRATIONS, PG_LOCK_NAMESPACE, pg_lock_key};
 pub use migrate::{
     BATCH, MigrationReport, Progress, Stores, TableCopy, copy_stores, copy_table, migrate_home,
 };
-pub use pg::{PASSWORD_ENV, PgDatabase};
+pub use pg::{CONNECT_TIMEOUT as PG_CONNECT_TIMEOUT, PASSWORD_ENV, PgDatabase};
 pub use pipeline::{
     Metadata, PIPELINE_SCHEMA, PipelineFreshness, PipelineRun, PipelineStat, PipelineStats,
     PipelineStore, PipelineTracker, RunPoint, RunQuery, RunStatus, SqlitePipelineStore,

@@ -21,6 +21,12 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 /// The environment variable holding the PostgreSQL password (libpq's own).
 pub const PASSWORD_ENV: &str = "PGPASSWORD";
 
+/// How long one attempt to connect to PostgreSQL may take (when the URL sets no
+/// `connect_timeout`). The first connection of a pool is tried directly, so an
+/// unreachable server is reported after at most this long (at once when the port is
+/// closed), with the driver's reason and the URL.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How many times a transaction is tried when PostgreSQL reports a serialization
 /// failure or a deadlock.
 const ATTEMPTS: u32 = 8;
@@ -69,10 +75,19 @@ impl PgDatabase {
             config.password(pw);
         }
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
+            config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("recops");
         let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        // Fail now, with the URL and the reason, rather than after the pool's checkout
+        // timeout (it retries an unreachable server for its whole 15 s).
+        {
+            use r2d2::ManageConnection;
+            drop(manager.connect().map_err(|e| Error::PostgresPool {
+                url: url.to_owned(),
+                message: recops_core::error_chain(&e),
+            })?);
+        }
         let pool = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(0))
@@ -86,8 +101,6 @@ impl PgDatabase {
             url: Arc::from(url),
             migrated: Arc::default(),
         };
-        // Fail now, with the URL, rather than at the first write.
-        drop(db.conn()?);
         Ok(db)
     }
 
@@ -256,4 +269,27 @@ fn is_retryable(e: &Error) -> bool {
     matches!(e, Error::Postgres { source, .. }
         if source.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
             || source.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_server_is_reported_with_the_url_and_the_reason() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("postgres://recops@127.0.0.1:{port}/recops");
+        let err = PgDatabase::connect_new(&url).unwrap_err();
+        let text = recops_core::error_chain(&err);
+        assert!(matches!(err, Error::PostgresPool { .. }), "{err:?}");
+        assert!(text.contains(&url), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        // The direct attempt, not the pool's checkout timeout.
+        assert!(!text.contains("timed out waiting for connection"), "{text}");
+    }
 }
