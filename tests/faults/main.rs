@@ -1,7 +1,8 @@
 //! The fault-injection suite (issue 19, scope 5): hostile clients, malformed inputs and
 //! property tests, each bounded in time and seeded. See docs/operations-hardening.md.
 //!
-//! Run: `cargo test -p recops --test faults` (about a minute on 2 cores).
+//! Run: `cargo test -p recops --test faults` (about 3 minutes on 2 loaded cores, most of it
+//! the `kill -9` suites; `RECOPS_FAULT_SEED=<n>` draws other kill points).
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
 mod corpus;
