@@ -6,7 +6,7 @@ use postgres::types::ToSql;
 use recops_core::{format_timestamp, parse_timestamp};
 use recops_tracking::PgDatabase;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::Severity;
 use crate::state::{AlertState, AlertStatus, Silence};
 use crate::store::{AlertStore, SILENCE_COLUMNS, STATE_COLUMNS};
@@ -134,24 +134,27 @@ fn silence_times(s: &Silence) -> (String, String) {
     (format_timestamp(s.until), format_timestamp(s.created_at))
 }
 
-fn row_err(e: postgres::Error) -> Error {
-    Error::InvalidInput {
-        what: "alert_state row",
+/// Row-reading errors are recops-tracking's, so readers run inside its transactions.
+type RowResult<T> = recops_tracking::Result<T>;
+
+fn row_err(e: postgres::Error) -> recops_tracking::Error {
+    recops_tracking::Error::InvalidInput {
+        what: "alert store row",
         message: e.to_string(),
     }
 }
 
-fn ts(r: &Row, idx: usize) -> Result<Option<DateTime<Utc>>> {
+fn ts(r: &Row, idx: usize) -> RowResult<Option<DateTime<Utc>>> {
     let s: Option<String> = r.try_get(idx).map_err(row_err)?;
     Ok(s.as_deref().and_then(parse_timestamp))
 }
 
-fn count(r: &Row, idx: usize) -> Result<u32> {
+fn count(r: &Row, idx: usize) -> RowResult<u32> {
     let n: i64 = r.try_get(idx).map_err(row_err)?;
     Ok(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
 }
 
-fn read_state(r: &Row) -> Result<AlertState> {
+fn read_state(r: &Row) -> RowResult<AlertState> {
     let status: String = r.try_get(1).map_err(row_err)?;
     let severity: String = r.try_get(2).map_err(row_err)?;
     Ok(AlertState {
@@ -170,7 +173,7 @@ fn read_state(r: &Row) -> Result<AlertState> {
     })
 }
 
-fn read_silence(r: &Row) -> Result<Silence> {
+fn read_silence(r: &Row) -> RowResult<Silence> {
     Ok(Silence {
         matcher: r.try_get(0).map_err(row_err)?,
         until: ts(r, 1)?.unwrap_or(DateTime::<Utc>::MIN_UTC),
@@ -190,8 +193,7 @@ impl AlertStore for PgAlertStore {
         alert_name: &str,
         next: &mut dyn FnMut(Option<AlertState>) -> AlertState,
     ) -> Result<AlertState> {
-        let mut failure = None;
-        let stored = self.db.transaction(|tx| {
+        let state = self.db.transaction(|tx| {
             let on = self.db.on();
             tx.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext($2))",
@@ -203,14 +205,10 @@ impl AlertStore for PgAlertStore {
                     &format!("SELECT {STATE_COLUMNS} FROM alert_state WHERE alert_name = $1"),
                     &[&alert_name],
                 )
-                .map_err(&on)?;
-            let prev = match prev.as_ref().map(read_state).transpose() {
-                Ok(p) => p,
-                Err(e) => {
-                    failure = Some(e);
-                    return Ok(None);
-                }
-            };
+                .map_err(&on)?
+                .as_ref()
+                .map(read_state)
+                .transpose()?;
             let state = next(prev);
             let values = StateValues::of(&state);
             tx.execute(
@@ -218,16 +216,9 @@ impl AlertStore for PgAlertStore {
                 &values.params(),
             )
             .map_err(&on)?;
-            Ok(Some(state))
+            Ok(state)
         })?;
-        match (stored, failure) {
-            (Some(state), _) => Ok(state),
-            (None, Some(e)) => Err(e),
-            (None, None) => Err(Error::InvalidInput {
-                what: "alert_state row",
-                message: format!("{alert_name}: unreadable"),
-            }),
-        }
+        Ok(state)
     }
 
     fn release_claim(
@@ -261,7 +252,7 @@ impl AlertStore for PgAlertStore {
             )
             .map_err(self.db.on())?
             .iter()
-            .map(read_state)
+            .map(|r| Ok(read_state(r)?))
             .collect()
     }
 
@@ -299,7 +290,7 @@ impl AlertStore for PgAlertStore {
             )
             .map_err(self.db.on())?
             .iter()
-            .map(read_silence)
+            .map(|r| Ok(read_silence(r)?))
             .collect()
     }
 
