@@ -377,9 +377,10 @@ impl SqliteStateStore {
     /// Opens the database at `path` for reading only (the dashboard, `--status`): never
     /// creates or migrates it. `None` when it does not exist yet.
     pub fn open_read_only(path: &Path) -> Result<Option<Self>> {
+        // WAL readers are not blocked by the writer; wait briefly for a checkpoint.
         let conn = recops_tracking::open_read_only(
             path,
-            std::time::Duration::from_secs(2),
+            std::time::Duration::from_millis(250),
             "scheduler_jobs",
         )?;
         Ok(conn.map(|conn| SqliteStateStore {
@@ -652,6 +653,15 @@ pub enum ClaimOutcome {
     },
 }
 
+/// A column added by schema version 2: absent (`None`) in a version-1 file opened
+/// read-only, which readers cannot migrate.
+fn v2_column<T: rusqlite::types::FromSql>(r: &Row<'_>, name: &str) -> rusqlite::Result<Option<T>> {
+    match r.get::<_, Option<T>>(name) {
+        Err(rusqlite::Error::InvalidColumnName(_)) => Ok(None),
+        other => other,
+    }
+}
+
 fn read_state(r: &Row<'_>) -> rusqlite::Result<JobState> {
     let running = match r.get::<_, Option<String>>("running_run_id")? {
         Some(run_id) => Some(RunningClaim {
@@ -667,13 +677,11 @@ fn read_state(r: &Row<'_>) -> rusqlite::Result<JobState> {
                 .get::<_, Option<String>>("running_trigger")?
                 .unwrap_or_default(),
             scheduled_at: parse_opt(r.get("running_scheduled_at")?),
-            owner_start_ticks: r
-                .get::<_, Option<i64>>("running_owner_start_ticks")?
+            owner_start_ticks: v2_column::<i64>(r, "running_owner_start_ticks")?
                 .and_then(|t| u64::try_from(t).ok()),
-            pgid_start_ticks: r
-                .get::<_, Option<i64>>("running_pgid_start_ticks")?
+            pgid_start_ticks: v2_column::<i64>(r, "running_pgid_start_ticks")?
                 .and_then(|t| u64::try_from(t).ok()),
-            boot_id: r.get("running_boot_id")?,
+            boot_id: v2_column(r, "running_boot_id")?,
         }),
         None => None,
     };
@@ -825,6 +833,30 @@ mod tests {
         assert_eq!(s.get("j").unwrap().unwrap().running.unwrap().run_id, "r2");
         s.release("j", "r2").unwrap();
         assert_eq!(s.get("j").unwrap().unwrap().running, None);
+    }
+
+    #[test]
+    fn a_version_1_file_is_read_by_readers_without_migrating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scheduler_state.db");
+        assert!(SqliteStateStore::open_read_only(&path).unwrap().is_none());
+        let conn = recops_core::sqlite::open(&path, &[SCHEMA_V1]).unwrap();
+        conn.execute(
+            "INSERT INTO scheduler_jobs (job, first_seen, running_run_id, running_owner_pid) \
+             VALUES ('j', '2025-01-15T01:00:00Z', 'r1', 42)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let s = SqliteStateStore::open_read_only(&path).unwrap().unwrap();
+        let running = s.all().unwrap()[0].running.clone().unwrap();
+        assert_eq!((running.run_id.as_str(), running.owner_pid), ("r1", 42));
+        assert_eq!(running.boot_id, None);
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 1, "a reader migrated the file");
     }
 
     #[test]
