@@ -98,4 +98,7 @@ pub use trainer::{
     TrainConfig, TrainData, TrainOptions, TrainOutcome, TrainingLog, clear_partial_models,
     new_model_id, thousands, train,
 };
-pub use tuning::{Trial, TrialParams, TuningPlan, TuningResult, TuningSection, tune};
+pub use tuning::{
+    Trial, TrialCost, TrialParams, TuneOptions, TuningPlan, TuningResult, TuningSection,
+    plan_trials, rungs, tune,
+};
