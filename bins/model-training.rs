@@ -43,6 +43,10 @@ struct Cli {
     /// Tuning budget per model type, seconds (default: tuning.budget_seconds, 300).
     #[arg(long, value_name = "SECONDS", requires = "tune")]
     budget: Option<f64>,
+    /// Tuning configurations to draw (default: derived from the budget); a run's
+    /// `planned_trials` repeats its search.
+    #[arg(long, value_name = "N", requires = "tune", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    trials: Option<u16>,
     /// Do not deploy the new best model afterwards (the spec's auto_deploy=True is the
     /// default: the new current_best is deployed through the model-deployment job).
     #[arg(long)]
@@ -69,6 +73,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         resume: cli.resume,
         tune: cli.tune,
         tune_budget_seconds: cli.budget,
+        tune_trials: cli.trials.map(usize::from),
         ..TrainModelsOptions::default()
     };
     let report = train_models(&home, &options)?;

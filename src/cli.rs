@@ -106,6 +106,10 @@ enum Command {
         /// report als_tuned and bpr_tuned (docs/training.md).
         #[arg(long, value_name = "SECONDS")]
         tune: Option<f64>,
+        /// With --tune: draw exactly N configurations instead of deriving the count
+        /// from the budget (the report's planned_trials repeats a search).
+        #[arg(long, value_name = "N", requires = "tune", value_parser = clap::value_parser!(u16).range(1..=1000))]
+        trials: Option<u16>,
     },
     /// Alerts: send a test alert, silence an alert, list rules, state and silences
     /// (config/alerts_config.yaml, the alert store: logs/alert_state.db or PostgreSQL,
@@ -325,6 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             threads,
             json,
             tune,
+            trials,
         } => {
             let rows = recops_cf_training::read_interactions_csv(&data)?;
             let options = recops_cf_training::BenchOptions {
@@ -333,6 +338,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 als: recops_cf_training::AlsConfig::load(&home)?,
                 bpr: recops_cf_training::BprConfig::load(&home)?,
                 tune_seconds: tune,
+                tune_trials: trials.map(usize::from),
             };
             let report = recops_cf_training::bench_cf(&rows, &options)?;
             if json {

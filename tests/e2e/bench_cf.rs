@@ -49,6 +49,8 @@ fn bench_cf_prints_the_harness_json() {
             "--json",
             "--tune",
             "600",
+            "--trials",
+            "4",
         ],
     );
     assert!(
@@ -77,6 +79,12 @@ fn bench_cf_prints_the_harness_json() {
         ] {
             assert!(r[key].as_f64().is_some(), "{model}.{key} missing in {r}");
         }
+    }
+    // `--trials 4`: the given plan, recorded with each search.
+    for model in ["als_tuned", "bpr_tuned"] {
+        let t = &v["tuning"][model];
+        assert_eq!(t["planned_trials"], 4, "{t}");
+        assert_eq!(t["trials_from_budget"], false, "{t}");
     }
     assert!(v["results"]["popularity"]["seconds_total"].is_null());
     assert!(v["results"]["popularity"]["ndcg_at_10"].as_f64().is_some());

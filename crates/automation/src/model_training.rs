@@ -111,6 +111,10 @@ pub struct TrainModelsOptions {
     /// The tuning budget per model type, seconds (default: the config's
     /// `tuning.budget_seconds`, 300).
     pub tune_budget_seconds: Option<f64>,
+    /// Draw exactly this many tuning configurations instead of deriving the count from
+    /// the budget (default: the config's `tuning.trials`, else derived); a run's
+    /// `tuning.planned_trials` here repeats its search.
+    pub tune_trials: Option<usize>,
     /// The clock (run times, registry stamps, alerts) of [`train_models`].
     pub clock: SharedClock,
 }
@@ -124,6 +128,7 @@ impl Default for TrainModelsOptions {
             resume: false,
             tune: false,
             tune_budget_seconds: None,
+            tune_trials: None,
             clock: SystemClock::shared(),
         }
     }
@@ -756,8 +761,22 @@ fn tune_on_validation(
             tracing::warn!(error = %error_chain(&e), "cannot record a tuning trial");
         }
     };
-    match recops_cf_training::tune(config, split, options.tune_budget_seconds, &mut on_trial) {
+    let tune_options = recops_cf_training::TuneOptions {
+        budget_seconds: options.tune_budget_seconds,
+        trials: options.tune_trials,
+    };
+    match recops_cf_training::tune(config, split, &tune_options, &mut on_trial) {
         Ok(r) => {
+            log.info(&format!(
+                "Tuning plan: {} configurations ({}); repeat with --trials {}",
+                r.planned_trials,
+                if r.trials_from_budget {
+                    "derived from the budget and the reference trial's cost"
+                } else {
+                    "given"
+                },
+                r.planned_trials
+            ));
             log.info(&format!(
                 "Tuning chose {}{} iterations={} (validation ndcg@10={:.4}, configured defaults {}; {} trials in {:.1}s{})",
                 serde_json::to_value(r.chosen).unwrap_or_default(),
@@ -1213,6 +1232,12 @@ mod tests {
         assert_eq!(model.meta.hyperparameters["iterations"], tuned.iterations);
         let log = std::fs::read_to_string(home.cf_log("als").unwrap()).unwrap();
         assert!(log.contains("| INFO | Tuning chose "), "{log}");
+        // The plan was given (tuning.trials: 4), and the log says how to repeat it.
+        assert_eq!((tuned.planned_trials, tuned.trials_from_budget), (4, false));
+        assert!(
+            log.contains("Tuning plan: 4 configurations (given); repeat with --trials 4"),
+            "{log}"
+        );
     }
 
     /// A model of the Synthetic data's 4 taste clusters: user u likes items i with

@@ -173,13 +173,19 @@ impl fmt::Display for ModelDetail {
         match &self.tuning {
             Some(t) => writeln!(
                 f,
-                "tuned:        {} ({} trials in {:.1}s, seed {}, validation ndcg@10 {:.4}, configured defaults {})",
+                "tuned:        {} ({} trials of {} planned{} in {:.1}s, seed {}, validation ndcg@10 {:.4}, configured defaults {})",
                 if t.chose_defaults {
                     "kept the configured defaults"
                 } else {
                     "chose the hyperparameters above"
                 },
                 t.trials_run,
+                t.planned_trials,
+                if t.trials_from_budget {
+                    " from the budget"
+                } else {
+                    ""
+                },
                 t.seconds,
                 t.seed,
                 t.validation_ndcg,
@@ -648,12 +654,15 @@ mod tests {
                 regularization: 0.5,
                 alpha: Some(7.0),
                 learning_rate: None,
+                half_life_days: Some(30.0),
             },
             iterations: 12,
             validation_ndcg: 0.31,
             default_validation_ndcg: Some(0.29),
             chose_defaults: false,
             trials_run: 17,
+            planned_trials: 9,
+            trials_from_budget: true,
             seed: 42,
             budget_seconds: 300.0,
             seconds: 41.5,
@@ -714,7 +723,7 @@ mod tests {
         for needle in [
             "hyperparameter factors",
             "hyperparameter alpha            7.0",
-            "17 trials",
+            "17 trials of 9 planned from the budget",
             "validation ndcg@10 0.3100, configured defaults 0.2900",
             "vs champion als_0: promoted",
         ] {
@@ -723,6 +732,8 @@ mod tests {
         let js = serde_json::to_value(&show).unwrap();
         assert_eq!(js["hyperparameters"]["regularization"], json!(0.5));
         assert_eq!(js["tuning"]["chosen"]["factors"], json!(32));
+        assert_eq!(js["tuning"]["chosen"]["half_life_days"], json!(30.0));
+        assert_eq!(js["tuning"]["planned_trials"], json!(9));
         assert_eq!(js["champion_comparisons"][0]["decision"], json!("promoted"));
     }
 

@@ -5,7 +5,8 @@
 //!
 //! Prints the `bench-cf --json` report. `ITERS` overrides the iterations of both models;
 //! `CF_BENCH_SEED` the seed of both; `CF_BENCH_TUNE=SECONDS` adds `als_tuned` and
-//! `bpr_tuned` (`bench-cf --tune SECONDS`); `CF_BENCH_HALF_LIFE=DAYS` sets ALS's
+//! `bpr_tuned` (`bench-cf --tune SECONDS`), `CF_BENCH_TRIALS=N` draws N configurations
+//! (`bench-cf --trials N`); `CF_BENCH_HALF_LIFE=DAYS` sets ALS's
 //! `half_life_days` (time-decayed confidence).
 //!
 //! `cf_bench time DATA.csv als|bpr THREADS ITERS` trains on the bench split only (no
@@ -95,6 +96,9 @@ fn run(
         als,
         bpr,
         tune_seconds: std::env::var("CF_BENCH_TUNE")
+            .ok()
+            .and_then(|s| s.parse().ok()),
+        tune_trials: std::env::var("CF_BENCH_TRIALS")
             .ok()
             .and_then(|s| s.parse().ok()),
     };

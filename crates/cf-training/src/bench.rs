@@ -61,6 +61,9 @@ pub struct BenchOptions {
     /// ([`crate::tune`], this many seconds each, search space from the configs'
     /// `tuning:`) and report `als_tuned` and `bpr_tuned`.
     pub tune_seconds: Option<f64>,
+    /// With `tune_seconds`: draw exactly this many configurations instead of deriving
+    /// the count from the budget ([`crate::TuneOptions::trials`]).
+    pub tune_trials: Option<usize>,
 }
 
 /// The split's size.
@@ -141,7 +144,7 @@ impl std::fmt::Display for BenchReport {
         for (name, t) in &self.tuning {
             writeln!(
                 f,
-                "{name}: {} iterations={} validation ndcg@10={:.4} (configured defaults {}){}; {} trials in {:.0}s{}",
+                "{name}: {} iterations={} validation ndcg@10={:.4} (configured defaults {}){}; {} trials ({} configurations{}) in {:.0}s{}",
                 serde_json::to_string(&t.chosen).unwrap_or_default(),
                 t.iterations,
                 t.validation_ndcg,
@@ -153,6 +156,12 @@ impl std::fmt::Display for BenchReport {
                     ""
                 },
                 t.trials_run,
+                t.planned_trials,
+                if t.trials_from_budget {
+                    " from the budget"
+                } else {
+                    ""
+                },
                 t.seconds,
                 if t.budget_exhausted {
                     ", budget exhausted"
@@ -288,7 +297,11 @@ pub fn bench_cf(rows: &[RawInteraction], options: &BenchOptions) -> Result<Bench
         let mut bpr = options.bpr.clone();
         bpr.training.threads = threads;
         for config in [TrainConfig::Als(als), TrainConfig::Bpr(bpr)] {
-            let tuned = crate::tune(&config, &split, Some(secs), &mut |t| {
+            let tune_options = crate::TuneOptions {
+                budget_seconds: Some(secs),
+                trials: options.tune_trials,
+            };
+            let tuned = crate::tune(&config, &split, &tune_options, &mut |t| {
                 tracing::info!(
                     trial = t.trial,
                     rung = t.rung,

@@ -102,4 +102,7 @@ pub use trainer::{
     clear_partial_models, clear_unregistered_models, mark_registered, new_model_id, thousands,
     train,
 };
-pub use tuning::{Trial, TrialParams, TuningPlan, TuningResult, TuningSection, tune};
+pub use tuning::{
+    Trial, TrialCost, TrialParams, TuneOptions, TuningPlan, TuningResult, TuningSection,
+    plan_trials, rungs, tune,
+};

@@ -1,29 +1,42 @@
-//! Hyperparameter tuning on the validation split only: successive halving.
+//! Hyperparameter tuning on the validation split only: successive halving sized to a
+//! time budget.
 //!
 //! The search never sees the evaluation rows: it carves the same validation hold-out
 //! as early stopping from the training part (`holdout_split(&split.train)`), fits on
 //! the rest and scores validation ndcg@10.
 //!
-//! 1. `trials` configurations are drawn with the run's seed: trial 0 is the config's own
-//!    hyperparameters, the others draw `factors` from a list and regularization, alpha
-//!    (ALS) or learning rate (BPR) log-uniformly from ranges (`tuning:` section).
-//! 2. Rung 0 trains every configuration for `min_iterations`; each later rung keeps the
+//! 1. The **reference trial** trains the config's own hyperparameters for the config's
+//!    own iteration count (what an untuned run would train). It is never eliminated:
+//!    when the search's winner does not beat it on validation ndcg@10 (ties included),
+//!    the reference is the choice. So a tuned model is never worse than the defaults
+//!    *on validation*; the short rungs alone could not promise that (a low learning
+//!    rate looks bad after 10 epochs, and a budget that ends the search early leaves
+//!    only short-rung winners).
+//! 2. **The plan**: unless the count is given (`tuning.trials`, `--trials N`), the
+//!    number of configurations is the largest (up to `max_trials`) whose successive-
+//!    halving schedule ([`rungs`]) is estimated to fit in `budget_fill` (0.8) of the
+//!    budget left after the reference trial, at the reference trial's measured cost
+//!    per iteration scaled to each factor count ([`TrialCost`], [`plan_trials`]).
+//!    This is the only place the wall clock enters the plan, once; the count is
+//!    recorded as [`TuningResult::planned_trials`] (and in the training log), and
+//!    `--trials` with it repeats the search exactly.
+//! 3. The configurations are drawn with the run's seed: trial 0 is the config's own
+//!    hyperparameters, the others draw `factors` from a list, regularization, alpha
+//!    (ALS) or learning rate (BPR) log-uniformly from ranges and, for ALS, the
+//!    time-decayed confidence's `half_life_days` from a list (0 = off) (`tuning:`
+//!    section). Trial `t`'s draw depends only on the seed and `t`.
+//! 4. Rung 0 trains every configuration for `min_iterations`; each later rung keeps the
 //!    best `1/eta` (at least one) and trains them for `eta` times more iterations, up to
 //!    `max_iterations`. A trial's score is its best validation ndcg@10 over the
 //!    iterations it ran (validated every `early_stopping.eval_every` iterations and at
 //!    the end), and that iteration is its iteration count.
-//! 3. The winner is the best trial of the highest rung reached (ties: the lower trial
-//!    number). The search stops starting trials when the time budget is spent.
-//! 4. Before the search, the **reference trial** trains the config's own
-//!    hyperparameters for the config's own iteration count (what an untuned run would
-//!    train), scored the same way. It is never eliminated: when the search's winner does
-//!    not beat it on validation ndcg@10 (ties included), the reference is the choice. So
-//!    a tuned model is never worse than the defaults *on validation*; the short rungs
-//!    alone could not promise that (a low learning rate looks bad after 10 epochs, and a
-//!    budget that ends the search early leaves only short-rung winners).
+//! 5. The winner is the best trial of the highest rung reached (ties: the lower trial
+//!    number), if it beats the reference. No trial starts once the budget is spent
+//!    (`budget_exhausted`); the best so far wins.
 //!
-//! Same seed, data, threads and search space: the same choice, as long as the budget
-//! is not what ended the search (the budget reads the wall clock).
+//! Same seed, data, threads, search space and planned trial count: the same choice, as
+//! long as the budget did not cut the search (the margin of step 2 is there so that
+//! it does not).
 
 use std::time::Instant;
 
@@ -51,9 +64,16 @@ pub struct TuningSection {
     /// Wall-clock budget of the search per model type, seconds (300).
     #[serde(default)]
     pub budget_seconds: Option<f64>,
-    /// Configurations drawn (12).
+    /// Configurations drawn. Unset (the default): derived from the budget, see
+    /// [`plan_trials`]; set: exactly this many (what `--trials N` does for one run).
     #[serde(default)]
     pub trials: Option<usize>,
+    /// The most configurations a budget-derived plan draws (300).
+    #[serde(default)]
+    pub max_trials: Option<usize>,
+    /// Share of the budget the plan fills, the rest being the safety margin (0.8).
+    #[serde(default)]
+    pub budget_fill: Option<f64>,
     /// Halving rate: each rung keeps 1/eta of the trials (3).
     #[serde(default)]
     pub eta: Option<usize>,
@@ -69,6 +89,10 @@ pub struct TuningSection {
     /// Learning rate range, BPR only ([0.005, 0.2]).
     #[serde(default)]
     pub learning_rate: Option<[f32; 2]>,
+    /// Candidate half lives of the time-decayed confidence in days, ALS only; `0` is
+    /// "off" (no decay) ([0, 7, 30, 90, 365]). BPR has no confidence weights to decay.
+    #[serde(default)]
+    pub half_life_days: Option<Vec<f64>>,
     /// Iterations of the first rung (ALS 3, BPR 10).
     #[serde(default)]
     pub min_iterations: Option<usize>,
@@ -82,8 +106,12 @@ pub struct TuningSection {
 pub struct TuningPlan {
     /// Seconds.
     pub budget_seconds: f64,
-    /// Configurations drawn.
-    pub trials: usize,
+    /// Configurations drawn; `None`: derived from the budget ([`plan_trials`]).
+    pub trials: Option<usize>,
+    /// The most configurations a budget-derived plan draws.
+    pub max_trials: usize,
+    /// Share of the budget a budget-derived plan fills.
+    pub budget_fill: f64,
     /// Halving rate.
     pub eta: usize,
     /// Candidate factor counts.
@@ -92,6 +120,8 @@ pub struct TuningPlan {
     pub regularization: [f32; 2],
     /// ALS alpha range, or BPR learning-rate range.
     pub rate: [f32; 2],
+    /// Candidate half lives (ALS; `None` = off); empty for BPR.
+    pub half_lives: Vec<Option<f64>>,
     /// Iterations of the first rung.
     pub min_iterations: usize,
     /// Iterations of the last rung.
@@ -104,7 +134,9 @@ impl TuningSection {
         let als = model_type == ModelType::Als;
         TuningPlan {
             budget_seconds: self.budget_seconds.unwrap_or(300.0),
-            trials: self.trials.unwrap_or(12),
+            trials: self.trials,
+            max_trials: self.max_trials.unwrap_or(300),
+            budget_fill: self.budget_fill.unwrap_or(0.8),
             eta: self.eta.unwrap_or(3),
             factors: self
                 .factors
@@ -119,6 +151,16 @@ impl TuningSection {
                 self.alpha.unwrap_or([1.0, 40.0])
             } else {
                 self.learning_rate.unwrap_or([0.005, 0.2])
+            },
+            half_lives: if als {
+                self.half_life_days
+                    .clone()
+                    .unwrap_or_else(|| vec![0.0, 7.0, 30.0, 90.0, 365.0])
+                    .into_iter()
+                    .map(|h| Some(h).filter(|&h| h > 0.0))
+                    .collect()
+            } else {
+                Vec::new()
             },
             min_iterations: self.min_iterations.unwrap_or(if als { 3 } else { 10 }),
             max_iterations: self.max_iterations.unwrap_or(if als { 30 } else { 150 }),
@@ -145,6 +187,24 @@ impl TuningSection {
             self.trials.is_none_or(|t| (1..=1000).contains(&t)),
             "trials",
             "expected an integer from 1 to 1000",
+        );
+        check(
+            self.max_trials.is_none_or(|t| (1..=1000).contains(&t)),
+            "max_trials",
+            "expected an integer from 1 to 1000",
+        );
+        check(
+            self.budget_fill
+                .is_none_or(|f| f.is_finite() && f > 0.0 && f <= 1.0),
+            "budget_fill",
+            "expected a share of the budget, 0 < budget_fill <= 1",
+        );
+        check(
+            self.half_life_days
+                .as_ref()
+                .is_none_or(|h| !h.is_empty() && h.iter().all(|d| d.is_finite() && *d >= 0.0)),
+            "half_life_days",
+            "expected a non-empty list of days >= 0 (0 = no decay)",
         );
         check(
             self.eta.is_none_or(|e| (2..=10).contains(&e)),
@@ -175,11 +235,18 @@ impl TuningSection {
                 "learning_rate",
                 "is a BPR setting; ALS tunes alpha",
             ),
-            ModelType::Bpr => check(
-                self.alpha.is_none(),
-                "alpha",
-                "is an ALS setting; BPR tunes learning_rate",
-            ),
+            ModelType::Bpr => {
+                check(
+                    self.alpha.is_none(),
+                    "alpha",
+                    "is an ALS setting; BPR tunes learning_rate",
+                );
+                check(
+                    self.half_life_days.is_none(),
+                    "half_life_days",
+                    "is an ALS setting; BPR has no confidence weights to decay",
+                );
+            }
         }
         let plan = self.plan(model_type);
         check(
@@ -206,6 +273,9 @@ pub struct TrialParams {
     /// BPR learning rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learning_rate: Option<f32>,
+    /// ALS time-decayed confidence half life, days (none: no decay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_life_days: Option<f64>,
 }
 
 /// One trial at one rung.
@@ -248,8 +318,17 @@ pub struct TuningResult {
     /// True when the reference trial (the configured defaults) is the choice.
     #[serde(default)]
     pub chose_defaults: bool,
-    /// Trials run (over all rungs).
+    /// Trials run (over all rungs, the reference trial included).
     pub trials_run: usize,
+    /// Configurations the search drew: the plan. `--trials N` with this number (and
+    /// the same seed, data, threads and search space) repeats the search exactly.
+    #[serde(default)]
+    pub planned_trials: usize,
+    /// True when `planned_trials` was derived from the budget and the reference
+    /// trial's measured cost ([`plan_trials`]); false when it was given (`--trials`,
+    /// `tuning.trials`).
+    #[serde(default)]
+    pub trials_from_budget: bool,
     /// The seed.
     pub seed: u64,
     /// The budget, seconds.
@@ -265,50 +344,158 @@ fn log_uniform(rng: &mut Rng, [lo, hi]: [f32; 2]) -> f32 {
     (f64::from(lo) * (f64::from(hi) / f64::from(lo)).powf(u)) as f32
 }
 
-/// Draws the trials' hyperparameters (trial 0: the config's own).
-fn draw(config: &TrainConfig, plan: &TuningPlan, seed: u64, n_items: usize) -> Vec<TrialParams> {
-    let factors: Vec<usize> = plan
-        .factors
-        .iter()
-        .copied()
-        .filter(|&k| k <= n_items)
-        .collect();
-    let factors = if factors.is_empty() {
-        vec![n_items.max(1)]
-    } else {
-        factors
-    };
-    let first = match config {
+/// The config's own hyperparameters (trial 0 and the reference trial).
+fn own_params(config: &TrainConfig) -> TrialParams {
+    match config {
         TrainConfig::Als(c) => TrialParams {
             factors: c.model.factors,
             regularization: c.model.regularization,
             alpha: Some(c.model.alpha),
             learning_rate: None,
+            half_life_days: c.model.half_life_days,
         },
         TrainConfig::Bpr(c) => TrialParams {
             factors: c.model.factors,
             regularization: c.model.regularization,
             alpha: None,
             learning_rate: Some(c.model.learning_rate),
+            half_life_days: None,
         },
-    };
+    }
+}
+
+/// The candidate factor counts no larger than the item count.
+fn usable_factors(plan: &TuningPlan, n_items: usize) -> Vec<usize> {
+    let factors: Vec<usize> = plan
+        .factors
+        .iter()
+        .copied()
+        .filter(|&k| k <= n_items)
+        .collect();
+    if factors.is_empty() {
+        vec![n_items.max(1)]
+    } else {
+        factors
+    }
+}
+
+/// Draws `trials` configurations (trial 0: the config's own). Trial `t`'s draw depends
+/// only on the seed and `t`, so a larger plan extends a smaller one.
+fn draw(
+    config: &TrainConfig,
+    plan: &TuningPlan,
+    seed: u64,
+    n_items: usize,
+    trials: usize,
+) -> Vec<TrialParams> {
+    let factors = usable_factors(plan, n_items);
+    let first = own_params(config);
     let mut out = vec![first];
-    for t in 1..plan.trials {
+    for t in 1..trials {
         let mut rng = Rng::stream(seed, &[0x7475_6e69_6e67, t as u64]);
         let k = factors[rng.below(factors.len() as u32) as usize];
         let reg = log_uniform(&mut rng, plan.regularization);
         let rate = log_uniform(&mut rng, plan.rate);
+        let half_life_days = if plan.half_lives.is_empty() {
+            None
+        } else {
+            plan.half_lives[rng.below(plan.half_lives.len() as u32) as usize]
+        };
         out.push(TrialParams {
             factors: k,
             regularization: reg,
             alpha: first.alpha.map(|_| rate),
             learning_rate: first.learning_rate.map(|_| rate),
+            half_life_days,
         });
     }
     out
 }
 
+/// The successive-halving schedule of `trials` configurations: (configurations,
+/// iterations) per rung, as [`tune`] runs it when the budget does not cut it.
+pub fn rungs(trials: usize, plan: &TuningPlan) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut alive, mut iterations) = (trials.max(1), plan.min_iterations.max(1));
+    loop {
+        out.push((alive, iterations));
+        if iterations >= plan.max_iterations || alive <= 1 && out.len() > 1 {
+            return out;
+        }
+        alive = alive.div_ceil(plan.eta.max(2)).max(1);
+        iterations = (iterations * plan.eta.max(2)).min(plan.max_iterations);
+    }
+}
+
+/// What the reference trial cost, the basis of a budget-derived plan.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrialCost {
+    /// Seconds to build a trial's matrix and model before its first iteration.
+    pub setup_seconds: f64,
+    /// Seconds per iteration (validation included) at `factors`.
+    pub seconds_per_iteration: f64,
+    /// The reference trial's factor count.
+    pub factors: usize,
+    /// An iteration at k factors costs `(k / factors)^exponent` times the reference's
+    /// ([`TrialCost::exponent_for`]).
+    pub exponent: f64,
+}
+
+impl TrialCost {
+    /// The cost exponent of `model_type`: 2 for ALS (its Gram and row solves are
+    /// quadratic in k; measured on ml-100k, 1.5 underestimated the search by a third),
+    /// 1 for BPR (an SGD step and the scoring are linear in k).
+    pub fn exponent_for(model_type: ModelType) -> f64 {
+        match model_type {
+            ModelType::Als => 2.0,
+            ModelType::Bpr => 1.0,
+        }
+    }
+
+    /// Estimated seconds of the schedule of `trials` configurations whose factor
+    /// counts are drawn from `factors`, an iteration at k factors costing
+    /// `(k / reference k)^exponent` times the reference's, averaged over `factors`.
+    pub fn schedule_seconds(&self, trials: usize, plan: &TuningPlan, factors: &[usize]) -> f64 {
+        let k0 = self.factors.max(1) as f64;
+        let scale = factors
+            .iter()
+            .map(|&k| (k as f64 / k0).powf(self.exponent))
+            .sum::<f64>()
+            / factors.len().max(1) as f64;
+        rungs(trials, plan)
+            .iter()
+            .map(|&(n, it)| {
+                n as f64 * (self.setup_seconds + it as f64 * self.seconds_per_iteration * scale)
+            })
+            .sum()
+    }
+}
+
+/// The number of configurations to draw: the largest count from 1 to
+/// `plan.max_trials` whose schedule ([`rungs`]) is estimated to fit in `seconds`.
+/// Computed once per search from the reference trial's measured cost and recorded
+/// as [`TuningResult::planned_trials`]: the only way the wall clock enters the plan.
+pub fn plan_trials(plan: &TuningPlan, cost: &TrialCost, factors: &[usize], seconds: f64) -> usize {
+    let fits = |n: usize| cost.schedule_seconds(n, plan, factors) <= seconds;
+    // The estimate grows with n: binary search for the last count that fits.
+    let (mut lo, mut hi) = (1usize, plan.max_trials.max(1));
+    if fits(hi) {
+        return hi;
+    }
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 struct Scored {
+    /// Seconds before the first iteration (matrix, model).
+    setup_seconds: f64,
     ndcg: f64,
     recall: f64,
     best_iteration: usize,
@@ -342,7 +529,9 @@ fn run_trial(
     } = *d;
     let (nu, ni) = shape;
     let every = config.training().early_stopping.eval_every.max(1);
+    let t0 = Instant::now();
     let mut best = Scored {
+        setup_seconds: 0.0,
         ndcg: f64::NEG_INFINITY,
         recall: 0.0,
         best_iteration: 0,
@@ -361,12 +550,13 @@ fn run_trial(
             let alpha = params.alpha.unwrap_or(c.model.alpha);
             let newest = crate::recency::newest_timestamp(fit);
             let conf = Interactions::from_entries(nu, ni, fit, |e| {
-                crate::recency::cell_confidence(e, alpha, newest, c.model.half_life_days)
+                crate::recency::cell_confidence(e, alpha, newest, params.half_life_days)
             })?;
             let mut p = c.model.params();
             p.factors = params.factors;
             p.regularization = params.regularization;
             let mut als = Als::new(p, &conf, seed);
+            best.setup_seconds = t0.elapsed().as_secs_f64();
             for it in 1..=iterations {
                 let loss = als.iterate();
                 best.iterations_run = it;
@@ -384,6 +574,7 @@ fn run_trial(
             p.regularization = params.regularization;
             p.learning_rate = params.learning_rate.unwrap_or(c.model.learning_rate);
             let mut bpr = Bpr::new(p, fit_bin, seed, threads);
+            best.setup_seconds = t0.elapsed().as_secs_f64();
             for it in 1..=iterations {
                 let loss = bpr.epoch((it - 1) as u64).loss;
                 best.iterations_run = it;
@@ -399,18 +590,32 @@ fn run_trial(
     Ok(best)
 }
 
+/// Overrides of the config's `tuning:` section for one search.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TuneOptions {
+    /// The budget, seconds (`--budget`; default `tuning.budget_seconds`).
+    pub budget_seconds: Option<f64>,
+    /// Draw exactly this many configurations instead of deriving the count from the
+    /// budget (`--trials`; default `tuning.trials`, else derived).
+    pub trials: Option<usize>,
+}
+
 /// Runs the search for `config` on the training part of `split` (see the module docs).
-/// `budget_seconds` overrides the section's budget; `on_trial` sees every trial.
+/// `options` override the section's budget and trial count; `on_trial` sees every
+/// trial.
 pub fn tune(
     config: &TrainConfig,
     split: &Split,
-    budget_seconds: Option<f64>,
+    options: &TuneOptions,
     on_trial: &mut dyn FnMut(&Trial),
 ) -> Result<TuningResult> {
     let mt = config.model_type();
     let mut plan = config.tuning().plan(mt);
-    if let Some(b) = budget_seconds {
+    if let Some(b) = options.budget_seconds {
         plan.budget_seconds = b;
+    }
+    if let Some(n) = options.trials {
+        plan.trials = Some(n.max(1));
     }
     let seed = config.training().seed;
     let threads = config.training().effective_threads();
@@ -432,7 +637,6 @@ pub fn tune(
     }
     let fit_bin = Interactions::from_entries(nu, ni, &fit, |_| 1.0)?;
     let val_m = Interactions::from_entries(nu, ni, &val, |_| 1.0)?;
-    let candidates = draw(config, &plan, seed, ni);
     let data = TrialData {
         fit: &fit,
         shape: (nu, ni),
@@ -442,13 +646,41 @@ pub fn tune(
         threads,
     };
     let started = Instant::now();
+    let own = own_params(config);
     // The reference trial: the config as an untuned run would train it.
     let reference = {
         let t0 = Instant::now();
-        let s = pool.install(|| run_trial(config, &candidates[0], config.iterations(), &data))?;
-        report_reference(on_trial, &candidates[0], &s, t0);
+        let s = pool.install(|| run_trial(config, &own, config.iterations(), &data))?;
+        report_reference(on_trial, &own, &s, t0);
         s
     };
+    // The plan: given, or the most configurations whose schedule fits the budget's
+    // share left after the reference trial, at the reference's measured cost.
+    let (planned, from_budget) = match plan.trials {
+        Some(n) => (n, false),
+        None => {
+            let spent = started.elapsed().as_secs_f64();
+            let cost = TrialCost {
+                setup_seconds: reference.setup_seconds,
+                seconds_per_iteration: (spent - reference.setup_seconds).max(0.0)
+                    / reference.iterations_run.max(1) as f64,
+                factors: own.factors,
+                exponent: TrialCost::exponent_for(mt),
+            };
+            let room = plan.budget_seconds * plan.budget_fill - spent;
+            let n = plan_trials(&plan, &cost, &usable_factors(&plan, ni), room);
+            tracing::info!(
+                model_type = %mt,
+                trials = n,
+                reference_seconds = spent,
+                seconds_per_iteration = cost.seconds_per_iteration,
+                budget_seconds = plan.budget_seconds,
+                "tuning plan derived from the budget"
+            );
+            (n, true)
+        }
+    };
+    let candidates = draw(config, &plan, seed, ni, planned);
     let mut alive: Vec<usize> = (0..candidates.len()).collect();
     let mut iterations = plan.min_iterations;
     let mut rung = 0usize;
@@ -511,6 +743,8 @@ pub fn tune(
         default_validation_ndcg: default_ndcg,
         chose_defaults,
         trials_run,
+        planned_trials: planned,
+        trials_from_budget: from_budget,
         seed,
         budget_seconds: plan.budget_seconds,
         seconds: started.elapsed().as_secs_f64(),
@@ -547,6 +781,7 @@ impl TrainConfig {
                 a.model.factors = r.chosen.factors;
                 a.model.regularization = r.chosen.regularization;
                 a.model.alpha = r.chosen.alpha.unwrap_or(a.model.alpha);
+                a.model.half_life_days = r.chosen.half_life_days;
                 a.model.iterations = r.iterations;
             }
             TrainConfig::Bpr(b) => {
@@ -627,7 +862,10 @@ mod tests {
     fn evaluation_rows_never_change_the_choice_and_a_seed_fixes_it() {
         let clean = split();
         let mut trials = Vec::new();
-        let a = tune(&als(42), &clean, None, &mut |t| trials.push(*t)).unwrap();
+        let a = tune(&als(42), &clean, &TuneOptions::default(), &mut |t| {
+            trials.push(*t)
+        })
+        .unwrap();
         assert!(!a.budget_exhausted);
         // The reference first (15 iterations, the config's), then 6 at rung 0, 2 at
         // rung 1 (2 -> 6 iterations), 1 at rung 2 (8).
@@ -647,14 +885,17 @@ mod tests {
             e.rating = 5.0;
         }
         assert_ne!(poisoned.test, clean.test);
-        let b = tune(&als(42), &poisoned, None, &mut |_| {}).unwrap();
+        let b = tune(&als(42), &poisoned, &TuneOptions::default(), &mut |_| {}).unwrap();
         assert_eq!((a.chosen, a.iterations), (b.chosen, b.iterations));
         assert_eq!(a.validation_ndcg, b.validation_ndcg);
         // Same seed, same choice; another seed draws other candidates.
-        let again = tune(&als(42), &clean, None, &mut |_| {}).unwrap();
+        let again = tune(&als(42), &clean, &TuneOptions::default(), &mut |_| {}).unwrap();
         assert_eq!(again.chosen, a.chosen);
         let mut other = Vec::new();
-        tune(&als(7), &clean, None, &mut |t| other.push(t.params)).unwrap();
+        tune(&als(7), &clean, &TuneOptions::default(), &mut |t| {
+            other.push(t.params)
+        })
+        .unwrap();
         assert_ne!(
             other[1..6],
             trials[1..6].iter().map(|t| t.params).collect::<Vec<_>>()[..]
@@ -681,7 +922,10 @@ mod tests {
         .unwrap();
         let config = TrainConfig::Als(c);
         let mut seen = Vec::new();
-        let r = tune(&config, &split(), None, &mut |t| seen.push(*t)).unwrap();
+        let r = tune(&config, &split(), &TuneOptions::default(), &mut |t| {
+            seen.push(*t)
+        })
+        .unwrap();
         let reference = seen.iter().find(|t| t.reference).unwrap();
         let best_search = seen
             .iter()
@@ -704,8 +948,15 @@ mod tests {
         )
         .unwrap();
         let mut seen = Vec::new();
-        let r = tune(&TrainConfig::Bpr(c), &split(), None, &mut |t| seen.push(*t)).unwrap();
+        let r = tune(
+            &TrainConfig::Bpr(c),
+            &split(),
+            &TuneOptions::default(),
+            &mut |t| seen.push(*t),
+        )
+        .unwrap();
         assert!(r.chosen.learning_rate.is_some() && r.chosen.alpha.is_none());
+        assert!(seen.iter().all(|t| t.params.half_life_days.is_none()));
         assert!(
             seen.iter()
                 .filter(|t| !t.reference && t.trial > 0)
@@ -715,6 +966,120 @@ mod tests {
         let cap = if r.chose_defaults { 100 } else { 10 };
         assert!(r.iterations <= cap && r.validation_ndcg > 0.0, "{r:?}");
         assert!(r.validation_ndcg >= r.default_validation_ndcg.unwrap());
+    }
+
+    #[test]
+    fn a_budget_derived_plan_is_recorded_and_trials_repeats_it_exactly() {
+        // No `trials`: the count comes from the budget (capped by max_trials on this
+        // huge budget, so the test does not depend on the machine's speed).
+        let c: AlsConfig = parse(
+            "model:\n  factors: 8\ntraining:\n  threads: 1\n  bert_init: false\n\
+             tuning:\n  max_trials: 7\n  factors: [2, 4, 8]\n  min_iterations: 2\n  max_iterations: 8\n  budget_seconds: 100000\n",
+        )
+        .unwrap();
+        let config = TrainConfig::Als(c);
+        let mut seen = Vec::new();
+        let a = tune(&config, &split(), &TuneOptions::default(), &mut |t| {
+            seen.push(*t)
+        })
+        .unwrap();
+        assert!(a.trials_from_budget && !a.budget_exhausted, "{a:?}");
+        assert_eq!(a.planned_trials, 7);
+        // Every rung of the planned schedule ran, plus the reference trial.
+        let schedule = rungs(7, &config.tuning().plan(ModelType::Als));
+        assert_eq!(schedule, vec![(7, 2), (3, 6), (1, 8)]);
+        assert_eq!(a.trials_run, 1 + 7 + 3 + 1);
+        assert_eq!(seen.len(), a.trials_run, "every trial is reported");
+        // The half life is searched: with and without decay among the draws.
+        let drawn = || seen.iter().filter(|t| !t.reference && t.trial > 0);
+        assert!(
+            drawn().any(|t| t.params.half_life_days.is_none()),
+            "{seen:?}"
+        );
+        assert!(
+            drawn().any(|t| t.params.half_life_days.is_some()),
+            "{seen:?}"
+        );
+        // `--trials` with the recorded count, on poisoned evaluation rows: the same
+        // search and the same choice.
+        let mut poisoned = split();
+        let n = poisoned.n_items() as u32;
+        for e in &mut poisoned.test {
+            e.item = (e.item * 5 + 1) % n;
+        }
+        let mut again = Vec::new();
+        let repeat = TuneOptions {
+            budget_seconds: None,
+            trials: Some(a.planned_trials),
+        };
+        let b = tune(&config, &poisoned, &repeat, &mut |t| again.push(*t)).unwrap();
+        assert!(!b.trials_from_budget);
+        assert_eq!(
+            (a.chosen, a.iterations, a.validation_ndcg, a.chose_defaults),
+            (b.chosen, b.iterations, b.validation_ndcg, b.chose_defaults)
+        );
+        let scores = |v: &[Trial]| {
+            v.iter()
+                .map(|t| (t.trial, t.rung, t.validation_ndcg))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(scores(&seen), scores(&again));
+        // The chosen half life goes into the config the model is trained with.
+        match config.with_tuned(&a) {
+            TrainConfig::Als(c) => assert_eq!(c.model.half_life_days, a.chosen.half_life_days),
+            TrainConfig::Bpr(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_spent_budget_ends_the_search_cleanly_with_the_defaults() {
+        // The reference trial alone outlasts a budget of a nanosecond: no search trial
+        // starts, the plan is the smallest, and the configured defaults are the choice.
+        let c: AlsConfig = parse(
+            "model:\n  factors: 8\ntraining:\n  threads: 1\n  bert_init: false\n\
+             tuning:\n  factors: [4]\n  budget_seconds: 0.000000001\n",
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        let r = tune(
+            &TrainConfig::Als(c),
+            &split(),
+            &TuneOptions::default(),
+            &mut |t| seen.push(*t),
+        )
+        .unwrap();
+        assert!(r.budget_exhausted && r.chose_defaults, "{r:?}");
+        assert_eq!((r.trials_run, r.planned_trials), (1, 1));
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].reference);
+        assert_eq!(Some(r.validation_ndcg), r.default_validation_ndcg);
+    }
+
+    #[test]
+    fn the_planned_trial_count_fills_the_budget_and_no_more() {
+        let plan = TuningSection::default().plan(ModelType::Als);
+        // 12 trials: 12 at 3 iterations, 4 at 9, 2 at 27, 1 at 30 (what tune runs).
+        assert_eq!(rungs(12, &plan), vec![(12, 3), (4, 9), (2, 27), (1, 30)]);
+        let cost = TrialCost {
+            setup_seconds: 0.1,
+            seconds_per_iteration: 0.01,
+            factors: 64,
+            exponent: 2.0,
+        };
+        let work = |n: usize, k: &[usize]| cost.schedule_seconds(n, &plan, k);
+        assert!((work(12, &[64]) - 3.46).abs() < 1e-9, "{}", work(12, &[64]));
+        for seconds in [5.0, 30.0, 60.0] {
+            let n = plan_trials(&plan, &cost, &[64], seconds);
+            assert!(work(n, &[64]) <= seconds, "{seconds}: {n}");
+            assert!(work(n + 1, &[64]) > seconds, "{seconds}: {n} leaves room");
+        }
+        // More budget, more configurations; larger factors cost more; the cap holds;
+        // a spent budget still plans one.
+        let n30 = plan_trials(&plan, &cost, &[64], 30.0);
+        assert!(plan_trials(&plan, &cost, &[64], 60.0) > n30);
+        assert!(plan_trials(&plan, &cost, &[128], 30.0) < n30);
+        assert_eq!(plan_trials(&plan, &cost, &[64], 1e9), plan.max_trials);
+        assert_eq!(plan_trials(&plan, &cost, &[64], -5.0), 1);
     }
 
     #[test]
@@ -731,6 +1096,9 @@ mod tests {
             ),
             ("tuning:\n  factors: []\n", "tuning.factors"),
             ("tuning:\n  budget_seconds: 0\n", "tuning.budget_seconds"),
+            ("tuning:\n  max_trials: 0\n", "tuning.max_trials"),
+            ("tuning:\n  budget_fill: 1.5\n", "tuning.budget_fill"),
+            ("tuning:\n  half_life_days: [-7]\n", "tuning.half_life_days"),
             ("model:\n  half_life_days: -1\n", "model.half_life_days"),
         ] {
             let text = if yaml.starts_with("model") {
@@ -741,6 +1109,10 @@ mod tests {
             let err = parse::<AlsConfig>(&text).unwrap_err().to_string();
             assert!(err.contains(key), "{yaml}: {err}");
         }
+        let err = parse::<BprConfig>("model: {}\ntuning:\n  half_life_days: [7]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tuning.half_life_days"), "{err}");
         let err = parse::<AlsConfig>("model: {}\ntuning:\n  nope: 1\n").unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
     }
