@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
 
 /// How long a read waits for a writer before the panel is shown as stale.
@@ -351,36 +350,6 @@ pub(crate) fn training_store(
     }
 }
 
-/// Opens `path` read-only; `None` when the file does not exist (nothing recorded yet).
-pub(crate) fn open_ro(path: &Path) -> rusqlite::Result<Option<Connection>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(READ_BUSY_TIMEOUT)?;
-    Ok(Some(conn))
-}
-
-/// Reads `path` with `f`: a missing file or a missing table is the empty state with
-/// `hint`, a busy database a stale notice, anything else unavailable with the reason.
-pub(crate) fn read<T>(
-    path: &Path,
-    hint: &str,
-    is_empty: impl FnOnce(&T) -> bool,
-    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> Panel<T> {
-    let result = open_ro(path).and_then(|c| c.map(|c| f(&c)).transpose());
-    match result {
-        Ok(None) => Panel::empty(hint),
-        Ok(Some(data)) => {
-            let empty = is_empty(&data);
-            Panel::of(data, empty, hint)
-        }
-        Err(e) => classify(path, e, hint),
-    }
-}
-
 pub(crate) fn classify<T>(path: &Path, e: rusqlite::Error, hint: &str) -> Panel<T> {
     let file = path
         .file_name()
@@ -408,6 +377,38 @@ pub(crate) fn classify<T>(path: &Path, e: rusqlite::Error, hint: &str) -> Panel<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::{Connection, OpenFlags};
+
+    /// Opens `path` read-only; `None` when the file does not exist (nothing recorded yet).
+    fn open_ro(path: &Path) -> rusqlite::Result<Option<Connection>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(READ_BUSY_TIMEOUT)?;
+        Ok(Some(conn))
+    }
+
+    /// Reads `path` with `f`, to check [`classify`] on real SQLite errors: a missing
+    /// file or table is the empty state with `hint`, a busy database a stale notice,
+    /// anything else unavailable with the reason.
+    fn read<T>(
+        path: &Path,
+        hint: &str,
+        is_empty: impl FnOnce(&T) -> bool,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Panel<T> {
+        let result = open_ro(path).and_then(|c| c.map(|c| f(&c)).transpose());
+        match result {
+            Ok(None) => Panel::empty(hint),
+            Ok(Some(data)) => {
+                let empty = is_empty(&data);
+                Panel::of(data, empty, hint)
+            }
+            Err(e) => classify(path, e, hint),
+        }
+    }
 
     #[test]
     fn missing_file_is_empty_and_never_created() {
