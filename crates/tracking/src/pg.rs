@@ -94,7 +94,8 @@ impl PgDatabase {
         &self.url
     }
 
-    pub(crate) fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+    /// A pooled connection (for stores of other crates built on this database).
+    pub fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
         self.pool.get().map_err(|e| Error::PostgresPool {
             url: self.url.to_string(),
             message: e.to_string(),
@@ -102,7 +103,7 @@ impl PgDatabase {
     }
 
     /// Maps a driver error.
-    pub(crate) fn err(&self, e: postgres::Error) -> Error {
+    pub fn err(&self, e: postgres::Error) -> Error {
         Error::Postgres {
             url: self.url.to_string(),
             source: e,
@@ -110,13 +111,13 @@ impl PgDatabase {
     }
 
     /// A closure mapping driver errors of this database.
-    pub(crate) fn on(&self) -> impl Fn(postgres::Error) -> Error + '_ {
+    pub fn on(&self) -> impl Fn(postgres::Error) -> Error + '_ {
         move |e| self.err(e)
     }
 
     /// Runs `f` in a transaction, committing when it returns `Ok`; a serialization
     /// failure or deadlock rolls back and runs `f` again (up to 8 times).
-    pub(crate) fn transaction<T>(
+    pub fn transaction<T>(
         &self,
         mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -144,7 +145,7 @@ impl PgDatabase {
     /// Whether the tables of `store` exist, without creating or migrating anything:
     /// false when no migration of it is recorded; [`Error::SchemaTooNew`] when the
     /// database is newer than `migrations`.
-    pub(crate) fn schema_present(&self, store: &'static str, migrations: &[&str]) -> Result<bool> {
+    pub fn schema_present(&self, store: &'static str, migrations: &[&str]) -> Result<bool> {
         let newest = i32::try_from(migrations.len()).unwrap_or(i32::MAX);
         let mut conn = self.conn()?;
         let on = self.on();
@@ -178,7 +179,7 @@ impl PgDatabase {
     /// Brings the tables of `store` to the newest version: `migrations[i]` takes it
     /// from version i to i + 1. Versions are rows of `recops_schema_migrations`;
     /// concurrent openers wait on an advisory lock, so each step runs once.
-    pub(crate) fn migrate(&self, store: &'static str, migrations: &[&str]) -> Result<()> {
+    pub fn migrate(&self, store: &'static str, migrations: &[&str]) -> Result<()> {
         {
             let done = self.migrated.lock().unwrap_or_else(PoisonError::into_inner);
             if done.contains(store) {
