@@ -288,9 +288,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let to = recops_core::StorageUrl::parse(&to)
                 .map_err(|m| anyhow::anyhow!("invalid --to: {m}"))?;
-            let report = recops_tracking::migrate_home(&home, &to, &mut |p| {
+            let mut progress = |p: recops_tracking::Progress| {
                 eprintln!("{}: {}/{} rows", p.table, p.done, p.total)
-            })?;
+            };
+            let mut report = recops_tracking::migrate_home(&home, &to, &mut progress)?;
+            let from = recops_core::RecopsConfig::storage(&home)?;
+            let records = recops_deploy::migrate_records(&home, &from, &to, &mut progress)?;
+            report.tables.extend(records);
             emit(&report, json)?
         }
         Command::Training { action } => match action {

@@ -11,7 +11,7 @@ pub enum Error {
 
     /// The PostgreSQL registry could not be reached, read or written.
     #[error(transparent)]
-    Storage(#[from] recops_tracking::Error),
+    Storage(Box<recops_tracking::Error>),
 
     /// A file of the model differs from the checksum the registry recorded for it:
     /// the replica refuses to serve it. `file` is relative to the model folder.
@@ -105,6 +105,12 @@ pub enum Error {
         /// `the deployed model` or `the champion (current_best)`.
         role: &'static str,
     },
+}
+
+impl From<recops_tracking::Error> for Error {
+    fn from(e: recops_tracking::Error) -> Self {
+        Error::Storage(Box::new(e))
+    }
 }
 
 /// `Result` with [`Error`] as the default error.

@@ -12,6 +12,19 @@
 //!   champion at that decision), `record_deployment`, `mark_verification_failed`,
 //!   `deployable`, `archive_unused` (refuses the deployed model and the champion) and
 //!   `gc` (deletes files of old archived models only). See docs/lifecycle.md.
+//! - **Backends** ([`RegistryStore`]): [`FileRegistryStore`], the files above in the
+//!   spec's format (the default), and [`PgRegistryStore`], tables `registry_state`,
+//!   `registry_models` and `registry_audit` with versioned migrations
+//!   ([`PG_REGISTRY_MIGRATIONS`]), each write one transaction holding the state row's
+//!   lock and retried on serialization failures. [`Registry::open`] picks the one
+//!   `storage.url` / `RECOPS_STORAGE_URL` names on first use (through
+//!   `recops_tracking::PgDatabase`); [`Registry::open_read_only`] never creates or
+//!   migrates anything (the dashboard, health). See docs/storage.md.
+//! - **Checksums** ([`ModelChecksum`]): registration records xxh3-128 of every file
+//!   of the model folder; [`Registry::servable_verified`], the replica's check before
+//!   it loads a model, refuses a file it cannot read or whose checksum differs,
+//!   naming the model and the file. Entries without a checksum (older registries) are
+//!   accepted with a warning.
 //!
 //! ```
 //! use recops_core::{Home, ModelId};

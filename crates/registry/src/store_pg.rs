@@ -94,7 +94,7 @@ impl PgRegistryStore {
         let mut own: Option<Error> = None;
         let out = self.db.transaction(|tx| match f(tx) {
             Ok(v) => Ok(v),
-            Err(Error::Storage(e)) => Err(e),
+            Err(Error::Storage(e)) => Err(*e),
             Err(e) => {
                 own = Some(e);
                 Err(recops_tracking::Error::InvalidInput {
