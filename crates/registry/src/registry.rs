@@ -517,7 +517,47 @@ mod tests {
         register_promote_archive_list_get_with_audit_lines,
         a_rejected_model_is_kept_with_its_numbers_but_never_champion_or_servable,
         a_model_whose_file_changed_is_not_servable,
+        concurrent_writers_all_land_with_one_audit_record_each,
     );
+
+    fn concurrent_writers_all_land_with_one_audit_record_each(setup: Setup) {
+        let Fixture {
+            _keep, home, reg, ..
+        } = setup();
+        let models: Vec<Vec<NewModel>> = (0..4)
+            .map(|t| {
+                (0..8)
+                    .map(|i| {
+                        model(
+                            &home,
+                            &format!("als_{t}_{i}"),
+                            0.1 + f64::from(t * 8 + i) / 100.0,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for batch in &models {
+                let reg = reg.clone();
+                s.spawn(move || {
+                    for m in batch {
+                        reg.register(m, "concurrent").unwrap();
+                        reg.promote(None, "best").unwrap();
+                    }
+                });
+            }
+        });
+        let file = reg.load().unwrap();
+        assert_eq!(file.models.len(), 32);
+        assert_eq!(file.current_best.as_deref(), Some("als_3_7"));
+        let audit = reg.audit().unwrap();
+        assert_eq!(audit.len(), 64);
+        assert_eq!(
+            audit.iter().filter(|a| a.operation == "register").count(),
+            32
+        );
+    }
 
     fn setup() -> (Box<dyn std::any::Any>, Home, FixedClock, Registry) {
         let f = crate::testing::files();
