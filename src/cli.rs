@@ -303,6 +303,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &to,
                 &mut progress,
             )?);
+            let from = recops_core::RecopsConfig::storage(&home)?;
+            let records = recops_deploy::migrate_records(&home, &from, &to, &mut progress)?;
+            report.tables.extend(records);
             emit(&report, json)?
         }
         Command::Training { action } => match action {

@@ -67,7 +67,7 @@ fn data_refresh_and_training_record_in_postgres_and_commands_read_it() {
             "SELECT string_agg(store || ':' || version, ',' ORDER BY store) \
              FROM recops_schema_migrations"
         ),
-        "alerts:1,locks:1,pipeline:1,training:1,training:2"
+        "alerts:1,locks:1,pipeline:1,registry:1,training:1,training:2"
     );
 
     // The commands read the same rows through the store traits.
@@ -328,6 +328,43 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
         }])
         .unwrap();
 
+    // A registered model (its folder stays on disk) and a deployment record.
+    let model: recops_core::ModelId = "als_20250101_000000".parse().unwrap();
+    std::fs::create_dir_all(home.model_dir(&model)).unwrap();
+    std::fs::write(home.model_dir(&model).join("model.json"), b"{}").unwrap();
+    let registry = recops_registry::Registry::open(&home);
+    registry
+        .register(
+            &recops_registry::NewModel {
+                model_id: model.clone(),
+                model_type: recops_core::ModelType::Als,
+                metrics: [("ndcg@10".to_owned(), 0.1)].into(),
+                baseline: Default::default(),
+                data_version: "v1".into(),
+            },
+            "test",
+        )
+        .unwrap();
+    registry.promote(None, "best").unwrap();
+    registry
+        .record_deployment(&model, recops_registry::DeployedBy::Operator, "test")
+        .unwrap();
+    recops_deploy::DeploymentLog::open(&home)
+        .append(recops_deploy::DeploymentRecord {
+            timestamp: "2025-01-01T00:00:00.000000+00:00".into(),
+            model_id: model.clone(),
+            previous_model_id: None,
+            status: recops_deploy::DeploymentStatus::Success,
+            verification: None,
+            rollback_triggered: false,
+            rollback_status: None,
+            rollback_verification: None,
+            action: recops_deploy::DeploymentAction::Deploy,
+            reason: None,
+            duration_seconds: 0.5,
+        })
+        .unwrap();
+
     // An interrupted first copy: some runs are already there.
     let some = tracker.store().export(None, 100).unwrap();
     let pgdb = recops_tracking::PgDatabase::connect_new(&url).unwrap();
@@ -395,6 +432,13 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
         "comparison 0,comparison 1,comparison 2"
     );
     assert_eq!(pg.psql(&db, "SELECT COUNT(*) FROM pipeline_runs"), "1200");
+    assert_eq!(table(&first, "registry_models")["copied"], 1);
+    assert_eq!(table(&first, "registry_audit")["copied"], 3);
+    assert_eq!(table(&first, "deployment_history")["copied"], 1);
+    assert_eq!(
+        pg.psql(&db, "SELECT current_best FROM registry_state"),
+        model.as_str()
+    );
 
     // Again: nothing new, still verified.
     let (again, _) = migrate(src.path(), None, &url);
@@ -415,6 +459,9 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
         "request_rollups",
         "alert_state",
         "silences",
+        "registry_models",
+        "registry_audit",
+        "deployment_history",
     ] {
         assert_eq!(
             table(&returned, name)["destination_checksum"],
@@ -435,6 +482,12 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
     assert!(
         matches!(again.action, recops_alerting::Action::Deduplicated { .. }),
         "{again:?}"
+    );
+    assert_eq!(
+        recops_registry::Registry::open(&Home::new(back.path()))
+            .load()
+            .unwrap(),
+        registry.load().unwrap()
     );
 }
 
@@ -475,4 +528,113 @@ fn bad_storage_urls_fail_clearly_and_never_show_a_password() {
         "{e}"
     );
     assert!(!Home::new(dir.path()).pipeline_db().exists());
+}
+
+/// Train → register → deploy with `RECOPS_STORAGE_URL` set: the registry, its audit,
+/// the deployed record and the deployment history live in PostgreSQL (no
+/// `registry.json`, `registry_audit.log` or `deployment_history.json` is written),
+/// and `recops models list` and `recops deployments list` read them from there.
+#[test]
+fn train_register_deploy_keep_registry_and_history_in_postgres() {
+    let Some(pg) = PgCluster::shared() else {
+        return;
+    };
+    let url = pg.fresh_database();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().to_str().unwrap();
+    let run = |path: &str, args: &[&str]| {
+        let mut c = bin(path);
+        c.env("RECOPS_STORAGE_URL", &url)
+            .arg("--home")
+            .arg(h)
+            .args(args);
+        ok(&mut c)
+    };
+    run(
+        env!("CARGO_BIN_EXE_recops"),
+        &[
+            "gen-data",
+            "--users",
+            "200",
+            "--products",
+            "80",
+            "--interactions",
+            "3000",
+        ],
+    );
+    run(env!("CARGO_BIN_EXE_data-refresh"), &[]);
+    // The recommender starts with no model, so the deployment below is a real one.
+    let (mut service, base) = start_recommender(dir.path(), &url);
+    let training: Value = serde_json::from_slice(
+        &run(
+            env!("CARGO_BIN_EXE_model-training"),
+            &["--json", "--no-auto-deploy"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let best = training["current_best"].as_str().unwrap().to_owned();
+    let deployed: Value = serde_json::from_slice(
+        &run(
+            env!("CARGO_BIN_EXE_model-deployment"),
+            &["--service-url", &base, "--json"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(deployed["status"], "deployed", "{deployed}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(service.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(service.wait().unwrap().success());
+
+    let q = |sql: &str| pg.psql(&db, sql);
+    assert_eq!(
+        q("SELECT current_best || ' ' || (deployed::json ->> 'model_id') FROM registry_state"),
+        format!("{best} {best}")
+    );
+    assert_eq!(
+        q(&format!(
+            "SELECT status || ' ' || (entry::json -> 'checksum' ->> 'algorithm') \
+             FROM registry_models WHERE model_id = '{best}'"
+        )),
+        "active xxh3-128"
+    );
+    assert!(
+        q("SELECT COUNT(*) FROM registry_audit")
+            .parse::<i64>()
+            .unwrap()
+            >= 3
+    );
+    assert_eq!(
+        q("SELECT string_agg(model_id || ':' || status, ',') FROM deployment_history"),
+        format!("{best}:success")
+    );
+
+    // The commands read them back from PostgreSQL.
+    let out = run(env!("CARGO_BIN_EXE_recops"), &["models", "list", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&best), "{text}");
+    let out = run(
+        env!("CARGO_BIN_EXE_recops"),
+        &["deployments", "list", "--json"],
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["deployed"]["model_id"], best.as_str(), "{listed}");
+    assert_eq!(listed["deployments"].as_array().unwrap().len(), 1);
+
+    let home = Home::new(dir.path());
+    assert!(!home.registry().exists(), "registry.json written");
+    assert!(
+        !home.registry_audit_log().exists(),
+        "registry_audit.log written"
+    );
+    assert!(
+        !home.deployment_history().exists(),
+        "deployment_history.json written"
+    );
+    assert!(home.model_dir(&best.parse().unwrap()).is_dir());
 }

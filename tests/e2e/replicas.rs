@@ -54,13 +54,16 @@ fn two_replicas_deploy_together_and_roll_back_together() {
         .find(|id| Registry::open(&home).servable(id).is_ok())
         .unwrap();
 
-    // Replica b serves a copy of the home whose `other` model files are unreadable
-    // garbage: its reload of `other` is refused.
+    // Replica b serves a copy of the home where one byte of `other`'s factors
+    // differs (the last byte: factor data, which would still load): the registry's
+    // checksum makes b refuse the reload, naming the file.
     copy_dir(&h, &h2);
     let other_b = Home::new(&h2).model_dir(&other);
-    for f in std::fs::read_dir(&other_b).unwrap() {
-        std::fs::write(f.unwrap().path(), b"not a model").unwrap();
-    }
+    let factors = other_b.join("model.safetensors");
+    let mut bytes = std::fs::read(&factors).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&factors, &bytes).unwrap();
     let (mut a, url_a) = start_recommender(&h);
     let (mut b, url_b) = start_recommender(&h2);
     assert_eq!(health_model_id(&url_a).as_deref(), Some(best.as_str()));
@@ -77,6 +80,14 @@ fn two_replicas_deploy_together_and_roll_back_together() {
     assert_eq!(out["status"], "rolled_back", "{out}");
     let reason = out["record"]["reason"].as_str().unwrap();
     assert!(reason.contains(&format!("replica {url_b}")), "{out}");
+    assert!(
+        reason.contains(&format!("model {other}: file model.safetensors differs")),
+        "{out}"
+    );
+    assert!(
+        !reason.contains(h2.to_str().unwrap()),
+        "no path in the answer: {out}"
+    );
     assert_eq!(out["record"]["rollback_status"], "success", "{out}");
     assert_eq!(health_model_id(&url_a).as_deref(), Some(best.as_str()));
     assert_eq!(health_model_id(&url_b).as_deref(), Some(best.as_str()));

@@ -24,7 +24,7 @@ use std::path::Path;
 
 use chrono::Duration;
 use recops_core::{Home, RecopsConfig, SharedClock, format_timestamp};
-use recops_deploy::DeploymentHistory;
+use recops_deploy::DeploymentLog;
 use recops_registry::Registry;
 use recops_tracking::{PipelineTracker, ServiceMetricsStore, TrainingTracker};
 use serde::Serialize;
@@ -127,8 +127,7 @@ fn retain(home: &Home, config: &RecopsConfig, clock: &SharedClock) -> Result<Mai
         days(r.registry_audit_days),
         &archive.join(format!("registry_audit.{date}.log")),
     )?;
-    report.deployments_archived = DeploymentHistory::archive_before(
-        &home.deployment_history(),
+    report.deployments_archived = DeploymentLog::open(home).archive_before(
         days(r.deployment_history_days),
         KEEP_DEPLOYMENTS,
         &archive.join(format!("deployment_history.{date}.json")),
@@ -195,7 +194,7 @@ fn bound_drift_summary(path: &Path, rows: usize, archive: &Path) -> Result<usize
 mod tests {
     use chrono::{TimeZone, Utc};
     use recops_core::FixedClock;
-    use recops_deploy::{DeploymentAction, DeploymentRecord, DeploymentStatus};
+    use recops_deploy::{DeploymentAction, DeploymentHistory, DeploymentRecord, DeploymentStatus};
     use recops_tracking::{LatencyHistogram, MinuteRollup, RunStatus};
 
     use super::*;

@@ -5,7 +5,7 @@ use recops_alerting::Severity;
 use recops_cf_training::CfModel;
 use recops_core::{Home, ModelId, RecopsConfig, SharedClock, SystemClock, error_chain};
 use recops_deploy::{
-    DeployOptions, DeployResult, Deployer, DeploymentAction, DeploymentHistory, DeploymentOutcome,
+    DeployOptions, DeployResult, Deployer, DeploymentAction, DeploymentLog, DeploymentOutcome,
     DeploymentRecord, DeploymentStatus, RollbackStatus, TestUsers,
 };
 use recops_registry::{DeployedBy, Registry};
@@ -177,7 +177,7 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(Option<ModelId>, Depl
                 .filter(|t| !t.is_empty()),
             ..DeployOptions::default()
         },
-        home.deployment_history(),
+        DeploymentLog::open(home),
         options.clock.clone(),
     )?;
     let n = options.test_users;
@@ -255,7 +255,7 @@ fn complete_interrupted(
     action: DeploymentAction,
     options: &DeployJobOptions,
 ) -> Result<Option<DeploymentRecord>> {
-    let history = DeploymentHistory::load(&home.deployment_history())?;
+    let history = DeploymentLog::open(home).load()?;
     if history.last_success().map(|r| &r.model_id) == Some(model_id) {
         return Ok(None);
     }
@@ -292,12 +292,13 @@ fn complete_interrupted(
         }),
         duration_seconds: 0.0,
     };
-    DeploymentHistory::append(&home.deployment_history(), record.clone())?;
+    DeploymentLog::open(home).append(record.clone())?;
     warn!(%model_id, previous = %previous, "recorded a deployment that had no history record");
     Ok(Some(record))
 }
 
-/// `logs/rollback_intent.json`: written before `--rollback` changes anything and
+/// The rollback intent (`logs/rollback_intent.json`, or a row of
+/// `deployment_intents` in PostgreSQL): written before `--rollback` changes anything and
 /// removed once its outcome is recorded. A rerun that finds it knows whether the
 /// killed rollback had already taken effect (the deployed model moved off `from`):
 /// then it completes the record instead of rolling back once more, so a rollback
@@ -310,10 +311,6 @@ struct RollbackIntent {
     started_at: String,
 }
 
-fn rollback_intent_path(home: &Home) -> std::path::PathBuf {
-    home.logs_dir().join("rollback_intent.json")
-}
-
 /// `model-deployment --rollback`, completing an interrupted one first (see
 /// [`RollbackIntent`]).
 fn rollback(
@@ -323,11 +320,11 @@ fn rollback(
     users_of: &dyn Fn(&ModelId) -> TestUsers,
     options: &DeployJobOptions,
 ) -> Result<(Option<ModelId>, DeploymentOutcome)> {
-    let path = rollback_intent_path(home);
+    let log = DeploymentLog::open(home);
     let deployed = registry.deployed()?.map(|d| d.model_id);
-    let pending = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<RollbackIntent>(&b).ok());
+    let pending = log
+        .intent()?
+        .and_then(|v| serde_json::from_value::<RollbackIntent>(v).ok());
     if let Some(intent) = pending
         && let Some(now) = deployed
             .as_ref()
@@ -341,7 +338,7 @@ fn rollback(
             intent.started_at
         );
         registry.record_deployment(now, DeployedBy::Rollback, &message)?;
-        remove_intent(&path)?;
+        log.set_intent(None)?;
         warn!(model_id = %now, "{message}");
         let outcome = DeploymentOutcome {
             result: DeployResult::Deployed,
@@ -354,23 +351,11 @@ fn rollback(
         from: deployed,
         started_at: recops_core::format_timestamp(options.clock.now()),
     };
-    let bytes = serde_json::to_vec_pretty(&intent).unwrap_or_default();
-    recops_core::write_atomic(&path, &bytes)?;
+    log.set_intent(Some(&serde_json::to_value(&intent).unwrap_or_default()))?;
     let outcome = deployer.rollback_deployed(registry, users_of)?;
-    remove_intent(&path)?;
+    log.set_intent(None)?;
     let id = outcome.record.as_ref().map(|r| r.model_id.clone());
     Ok((id, outcome))
-}
-
-fn remove_intent(path: &std::path::Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io {
-            action: "cannot remove the rollback intent",
-            path: path.to_path_buf(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
 }
 
 fn unchanged(message: String) -> DeploymentOutcome {

@@ -7,7 +7,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use recops_core::{Home, ModelId, SharedClock, format_timestamp};
-use recops_deploy::{DeploymentHistory, DeploymentRecord};
+use recops_deploy::{DeploymentLog, DeploymentRecord};
 use recops_registry::{DeployedEntry, GcReport, ModelEntry, ModelStatus, Registry};
 use recops_tracking::{
     ChampionRecord, IterationMetric, PipelineRun, PipelineTracker, RegistryStatus, RunStatus,
@@ -597,7 +597,7 @@ impl fmt::Display for DeploymentsReport {
 
 /// `recops deployments list [--limit N]`.
 pub fn deployments_list(home: &Home, limit: usize) -> Result<DeploymentsReport> {
-    let history = DeploymentHistory::load(&home.deployment_history())?;
+    let history = DeploymentLog::open(home).load()?;
     let limit = if limit == 0 { 20 } else { limit };
     let deployments = history.deployments.into_iter().rev().take(limit).collect();
     let deployed = Registry::open(home).deployed()?;

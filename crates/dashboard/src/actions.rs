@@ -93,7 +93,7 @@ pub(crate) fn rollback(ctx: &Ctx, admin_token: Option<String>) -> Result<String,
             admin_token,
             ..DeployOptions::default()
         },
-        ctx.home.deployment_history(),
+        recops_deploy::DeploymentLog::open(&ctx.home),
         ctx.clock.clone(),
     )
     .map_err(|e| e.to_string())?;

@@ -1,6 +1,5 @@
 //! Deploy, verify and roll back over the service's HTTP API.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use recops_core::{ModelId, SharedClock, format_timestamp};
@@ -9,9 +8,9 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::history::{
-    DeploymentAction, DeploymentHistory, DeploymentRecord, DeploymentStatus, RollbackStatus,
-    Verification,
+    DeploymentAction, DeploymentRecord, DeploymentStatus, RollbackStatus, Verification,
 };
+use crate::store::DeploymentLog;
 
 /// How to reach the service and what to do on failure.
 #[derive(Debug, Clone)]
@@ -133,14 +132,19 @@ pub struct Deployer {
     client: reqwest::blocking::Client,
     options: DeployOptions,
     urls: Vec<String>,
-    history: PathBuf,
+    history: DeploymentLog,
     clock: SharedClock,
 }
 
 impl Deployer {
     /// A deployer for `options.service_url`, recording to `history`
-    /// (`logs/deployment_history.json`).
-    pub fn new(options: DeployOptions, history: PathBuf, clock: SharedClock) -> Result<Self> {
+    /// ([`DeploymentLog::open`] of the home; a path is the embedded file there).
+    pub fn new(
+        options: DeployOptions,
+        history: impl Into<DeploymentLog>,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        let history = history.into();
         // reqwest is built with rustls without a default provider (see DEPENDENCIES.md).
         recops_core::tls::install_crypto_provider();
         let client = reqwest::blocking::Client::builder()
@@ -645,7 +649,7 @@ impl Deployer {
 
     /// `model-deployment --rollback` from `current` (the deployed model; `None` = what
     /// the service serves, else the newest successful deployment): goes to
-    /// [`DeploymentHistory::rollback_target`], skipping models `skip` refuses,
+    /// [`crate::DeploymentHistory::rollback_target`], skipping models `skip` refuses,
     /// verifies it and records it.
     pub fn rollback_from(
         &self,
@@ -655,7 +659,7 @@ impl Deployer {
     ) -> Result<DeploymentOutcome> {
         let started = Instant::now();
         let timestamp = format_timestamp(self.clock.now());
-        let history = DeploymentHistory::load(&self.history)?;
+        let history = self.history.load()?;
         let serving = self.current_model().ok().flatten();
         let from = current
             .cloned()
@@ -728,7 +732,7 @@ impl Deployer {
         result: DeployResult,
         message: String,
     ) -> Result<DeploymentOutcome> {
-        DeploymentHistory::append(&self.history, record.clone())?;
+        self.history.append(record.clone())?;
         match record.status {
             DeploymentStatus::Success => tracing::info!(model_id = %record.model_id, "{message}"),
             DeploymentStatus::Failed => tracing::error!(model_id = %record.model_id, "{message}"),

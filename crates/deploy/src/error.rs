@@ -12,6 +12,19 @@ pub enum Error {
     #[error(transparent)]
     Registry(#[from] recops_registry::Error),
 
+    /// The PostgreSQL history could not be reached, read or written.
+    #[error(transparent)]
+    Storage(Box<recops_tracking::Error>),
+
+    /// `storage migrate` found a destination that is not a copy of the source.
+    #[error("cannot copy {table}: {message}")]
+    Migration {
+        /// `registry_models`, `registry_audit` or `deployment_history`.
+        table: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+
     /// The deployment history file exists but cannot be read as the spec's format. It
     /// is left untouched.
     #[error(
@@ -31,6 +44,12 @@ pub enum Error {
     /// Nothing to roll back to.
     #[error("cannot roll back: {0}")]
     NoRollbackTarget(String),
+}
+
+impl From<recops_tracking::Error> for Error {
+    fn from(e: recops_tracking::Error) -> Self {
+        Error::Storage(Box::new(e))
+    }
 }
 
 /// `Result` with [`Error`] as the default error.

@@ -120,15 +120,15 @@ impl DeploymentHistory {
     /// replace): concurrent writers in several processes are serialised by an
     /// exclusive lock on `<path>.lock`, so none of their records is lost.
     pub fn append(path: &Path, record: DeploymentRecord) -> Result<()> {
+        Self::append_all(path, std::slice::from_ref(&record))
+    }
+
+    /// Appends `records` to the history file `path` under its lock, atomically.
+    pub fn append_all(path: &Path, records: &[DeploymentRecord]) -> Result<()> {
         let _lock = lock(path)?;
         let mut history = Self::load(path)?;
-        history.deployments.push(record);
-        let text = serde_json::to_vec_pretty(&history).map_err(|e| Error::CorruptHistory {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        recops_core::write_atomic(path, &text)?;
-        Ok(())
+        history.deployments.extend_from_slice(records);
+        Self::write(path, &history)
     }
 
     /// Moves records older than `cutoff` (by `timestamp`) from the history at `path` to
@@ -164,7 +164,7 @@ impl DeploymentHistory {
         Ok(moved)
     }
 
-    fn write(path: &Path, history: &DeploymentHistory) -> Result<()> {
+    pub(crate) fn write(path: &Path, history: &DeploymentHistory) -> Result<()> {
         let text = serde_json::to_vec_pretty(history).map_err(|e| Error::CorruptHistory {
             path: path.to_path_buf(),
             message: e.to_string(),

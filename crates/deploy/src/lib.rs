@@ -12,6 +12,14 @@
 //!   history record names the failing replica. Rollbacks reach every replica too.
 //! - [`DeploymentHistory`]: the history file, written atomically; a corrupt file is
 //!   refused and never overwritten.
+//! - **Backends** ([`DeploymentStore`]): [`FileDeploymentStore`]
+//!   (`logs/deployment_history.json` and `logs/rollback_intent.json`, the default)
+//!   and [`PgDeploymentStore`] (tables `deployment_history`, `deployment_intents`,
+//!   [`PG_DEPLOYMENT_MIGRATIONS`]). [`DeploymentLog::open`] picks the one
+//!   `storage.url` names on first use; every user goes through it (the deployer,
+//!   `model-deployment`, maintenance, `recops deployments`, the dashboard read-only).
+//! - [`migrate_records`]: `recops storage migrate` for the registry, its audit and the
+//!   deployment history, resumable and verified by counts and checksums.
 //!
 //! The service is reached over HTTP only; which model to deploy and which users to test
 //! with are decided by the caller (the `model_deployment` job reads the registry).
@@ -27,10 +35,17 @@
 mod deployer;
 mod error;
 mod history;
+mod migrate;
+mod store;
 
 pub use deployer::{DeployOptions, DeployResult, Deployer, DeploymentOutcome, TestUsers};
 pub use error::{Error, Result};
 pub use history::{
     DeploymentAction, DeploymentHistory, DeploymentRecord, DeploymentStatus, RollbackStatus,
     Verification,
+};
+pub use migrate::migrate_records;
+pub use store::{
+    DeploymentLog, DeploymentStore, FileDeploymentStore, PG_DEPLOYMENT_MIGRATIONS,
+    PgDeploymentStore, open_store,
 };

@@ -334,7 +334,7 @@ pub fn check_deployment(home: &Home, service: &ServiceHealth) -> DeploymentHealt
         .and_then(|r| r.get("model_id"))
         .and_then(|v| v.as_str())
         .map(str::to_owned);
-    let deployed = match Registry::open(home).load() {
+    let deployed = match Registry::open_read_only(home).load() {
         Ok(r) => r.deployed.map(|d| d.model_id),
         // The model check reports an unreadable registry.
         Err(_) => None,
@@ -524,7 +524,7 @@ pub fn check_model_health(home: &Home) -> ModelHealth {
         ));
         return h;
     }
-    let registry = match recops_registry::Registry::open(home).load() {
+    let registry = match recops_registry::Registry::open_read_only(home).load() {
         Ok(r) => r,
         Err(e) => {
             h.error = Some(error_chain(&e));

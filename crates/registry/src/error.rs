@@ -9,6 +9,34 @@ pub enum Error {
     #[error(transparent)]
     Core(#[from] recops_core::Error),
 
+    /// The PostgreSQL registry could not be reached, read or written.
+    #[error(transparent)]
+    Storage(Box<recops_tracking::Error>),
+
+    /// A file of the model differs from the checksum the registry recorded for it:
+    /// the replica refuses to serve it. `file` is relative to the model folder.
+    #[error(
+        "model {model_id}: file {file} differs from the checksum recorded in the registry (a torn copy or a damaged artifacts mount?)"
+    )]
+    ChecksumMismatch {
+        /// The model.
+        model_id: ModelId,
+        /// The file, relative to the model folder.
+        file: String,
+    },
+
+    /// A file of the model that the registry's checksum lists cannot be read.
+    #[error("model {model_id}: cannot read its file {file}")]
+    FileUnreadable {
+        /// The model.
+        model_id: ModelId,
+        /// The file, relative to the model folder.
+        file: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A file operation failed.
     #[error("{action} {path}")]
     Io {
@@ -77,6 +105,12 @@ pub enum Error {
         /// `the deployed model` or `the champion (current_best)`.
         role: &'static str,
     },
+}
+
+impl From<recops_tracking::Error> for Error {
+    fn from(e: recops_tracking::Error) -> Self {
+        Error::Storage(Box::new(e))
+    }
 }
 
 /// `Result` with [`Error`] as the default error.

@@ -14,6 +14,19 @@
 //!   champion at that decision), `record_deployment`, `mark_verification_failed`,
 //!   `deployable`, `archive_unused` (refuses the deployed model and the champion) and
 //!   `gc` (deletes files of old archived models only). See docs/lifecycle.md.
+//! - **Backends** ([`RegistryStore`]): [`FileRegistryStore`], the files above in the
+//!   spec's format (the default), and [`PgRegistryStore`], tables `registry_state`,
+//!   `registry_models` and `registry_audit` with versioned migrations
+//!   ([`PG_REGISTRY_MIGRATIONS`]), each write one transaction holding the state row's
+//!   lock and retried on serialization failures. [`Registry::open`] picks the one
+//!   `storage.url` / `RECOPS_STORAGE_URL` names on first use (through
+//!   `recops_tracking::PgDatabase`); [`Registry::open_read_only`] never creates or
+//!   migrates anything (the dashboard, health). See docs/storage.md.
+//! - **Checksums** ([`ModelChecksum`]): registration records xxh3-128 of every file
+//!   of the model folder; [`Registry::servable_verified`], the replica's check before
+//!   it loads a model, refuses a file it cannot read or whose checksum differs,
+//!   naming the model and the file. Entries without a checksum (older registries) are
+//!   accepted with a warning.
 //!
 //! ```
 //! use recops_core::{Home, ModelId};
@@ -39,9 +52,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod checksum;
 mod error;
 mod lifecycle;
 mod registry;
+mod store;
+mod store_pg;
+
+pub use checksum::{CHECKSUM_ALGORITHM, ModelChecksum};
+pub use store::{FileRegistryStore, RegistryStore};
+pub use store_pg::{PG_REGISTRY_MIGRATIONS, PgRegistryStore};
 
 pub use error::{Error, Result};
 pub use lifecycle::{
@@ -49,4 +69,82 @@ pub use lifecycle::{
 };
 pub use registry::{
     AuditRecord, CHAMPION_METRIC, ModelEntry, ModelStatus, NewModel, Registry, RegistryFile,
+    open_store,
 };
+
+/// The fixtures of the same-body tests over both backends.
+#[cfg(test)]
+pub(crate) mod testing {
+    use chrono::{TimeZone, Utc};
+    use recops_core::{FixedClock, Home};
+
+    use crate::Registry;
+
+    /// The home (kept alive by the first field), its clock and its registry, and
+    /// whether it is the embedded backend.
+    pub(crate) struct Fixture {
+        pub _keep: Box<dyn std::any::Any>,
+        pub home: Home,
+        pub clock: FixedClock,
+        pub reg: Registry,
+        pub embedded: bool,
+    }
+
+    /// A fixture maker.
+    pub(crate) type Setup = fn() -> Fixture;
+
+    fn clock() -> FixedClock {
+        FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap())
+    }
+
+    /// The embedded files of a temporary home.
+    pub(crate) fn files() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let clock = clock();
+        let reg = Registry::with_clock(&home, clock.shared());
+        Fixture {
+            _keep: Box::new(dir),
+            home,
+            clock,
+            reg,
+            embedded: true,
+        }
+    }
+
+    /// A fresh PostgreSQL database of the shared throwaway cluster.
+    pub(crate) fn postgres() -> Fixture {
+        let pg = recops_testkit::PgCluster::shared().unwrap();
+        let db = recops_tracking::PgDatabase::connect_new(&pg.fresh_database()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let clock = clock();
+        let store = std::sync::Arc::new(crate::PgRegistryStore::open(&db).unwrap());
+        let reg = Registry::with_store(&home, store, clock.shared());
+        Fixture {
+            _keep: Box::new((dir, db)),
+            home,
+            clock,
+            reg,
+            embedded: false,
+        }
+    }
+
+    /// The same test bodies over both backends; the PostgreSQL ones skip (with a
+    /// NOTICE) only when it is not installed and not required.
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod on_files {
+                $(#[test] fn $name() { super::$name($crate::testing::files) })*
+            }
+            mod on_postgres {
+                $(#[test] fn $name() {
+                    if recops_testkit::PgCluster::shared().is_some() {
+                        super::$name($crate::testing::postgres)
+                    }
+                })*
+            }
+        };
+    }
+    pub(crate) use on_both_backends;
+}

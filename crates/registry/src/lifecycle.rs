@@ -205,7 +205,7 @@ impl Registry {
                     model_id: model_id.clone(),
                 })?;
             entry.verification_failed = Some(VerificationFailure {
-                at: now,
+                at: now.clone(),
                 reason: reason.to_owned(),
             });
             Ok(Some(model_id.clone()))
@@ -342,42 +342,7 @@ impl Registry {
         cutoff: chrono::DateTime<chrono::Utc>,
         archive: &std::path::Path,
     ) -> Result<usize> {
-        use std::io::Write;
-        let _guard = self.lock()?;
-        let path = self.audit_path();
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(Error::io("cannot read", path, e)),
-        };
-        let (mut old, mut keep) = (String::new(), String::new());
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let time = serde_json::from_str::<crate::AuditRecord>(line)
-                .ok()
-                .and_then(|r| recops_core::parse_timestamp(&r.time));
-            let target = if time.is_some_and(|t| t < cutoff) {
-                &mut old
-            } else {
-                &mut keep
-            };
-            target.push_str(line);
-            target.push('\n');
-        }
-        let moved = old.lines().count();
-        if moved == 0 {
-            return Ok(0);
-        }
-        recops_core::ensure_parent(archive)?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(archive)
-            .map_err(|e| Error::io("cannot open", archive, e))?;
-        f.write_all(old.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| Error::io("cannot append to", archive, e))?;
-        recops_core::write_atomic(path, keep.as_bytes())?;
-        Ok(moved)
+        self.store()?.archive_audit_before(cutoff, archive)
     }
 }
 
@@ -406,18 +371,30 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{Duration, TimeZone, Utc};
+    use chrono::Duration;
     use recops_core::{Clock, FixedClock, Home};
 
     use super::*;
     use crate::registry::NewModel;
 
-    fn setup() -> (tempfile::TempDir, Home, FixedClock, Registry) {
-        let dir = tempfile::tempdir().unwrap();
-        let home = Home::new(dir.path());
-        let clock = FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap());
-        let reg = Registry::with_clock(&home, clock.shared());
-        (dir, home, clock, reg)
+    use crate::testing::{Fixture, Setup, on_both_backends};
+
+    on_both_backends!(
+        deployments_are_recorded_audited_and_validated,
+        archive_refuses_the_deployed_model_and_the_champion,
+        old_audit_lines_move_to_the_archive_and_the_rest_stays,
+        gc_deletes_only_old_archived_files_and_keeps_the_newest_per_type,
+    );
+
+    fn open(setup: Setup) -> (Box<dyn std::any::Any>, Home, FixedClock, Registry) {
+        let Fixture {
+            _keep,
+            home,
+            clock,
+            reg,
+            ..
+        } = setup();
+        (_keep, home, clock, reg)
     }
 
     fn mid(id: &str) -> ModelId {
@@ -442,9 +419,8 @@ mod tests {
         clock.advance(Duration::minutes(1));
     }
 
-    #[test]
-    fn deployments_are_recorded_audited_and_validated() {
-        let (_d, home, clock, reg) = setup();
+    fn deployments_are_recorded_audited_and_validated(setup: Setup) {
+        let (_d, home, clock, reg) = open(setup);
         add(&home, &reg, &clock, "als_1", 0.1);
         add(&home, &reg, &clock, "als_2", 0.2);
         reg.promote(None, "best").unwrap();
@@ -488,7 +464,7 @@ mod tests {
 
     #[test]
     fn a_deployed_entry_pointing_to_a_deleted_model_is_a_clear_error() {
-        let (_d, home, clock, reg) = setup();
+        let (_d, home, clock, reg) = open(crate::testing::files);
         add(&home, &reg, &clock, "als_1", 0.1);
         reg.record_deployment(&mid("als_1"), DeployedBy::Operator, "x")
             .unwrap();
@@ -503,9 +479,8 @@ mod tests {
         assert_eq!(std::fs::read(reg.path()).unwrap(), broken);
     }
 
-    #[test]
-    fn archive_refuses_the_deployed_model_and_the_champion() {
-        let (_d, home, clock, reg) = setup();
+    fn archive_refuses_the_deployed_model_and_the_champion(setup: Setup) {
+        let (_d, home, clock, reg) = open(setup);
         add(&home, &reg, &clock, "als_1", 0.1);
         add(&home, &reg, &clock, "als_2", 0.2);
         add(&home, &reg, &clock, "bpr_3", 0.05);
@@ -534,9 +509,8 @@ mod tests {
         assert!(reg.servable(&mid("als_1")).is_ok());
     }
 
-    #[test]
-    fn old_audit_lines_move_to_the_archive_and_the_rest_stays() {
-        let (_d, home, clock, reg) = setup();
+    fn old_audit_lines_move_to_the_archive_and_the_rest_stays(setup: Setup) {
+        let (_d, home, clock, reg) = open(setup);
         add(&home, &reg, &clock, "als_1", 0.1);
         clock.advance(Duration::days(400));
         add(&home, &reg, &clock, "als_2", 0.1);
@@ -559,9 +533,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn gc_deletes_only_old_archived_files_and_keeps_the_newest_per_type() {
-        let (_d, home, clock, reg) = setup();
+    fn gc_deletes_only_old_archived_files_and_keeps_the_newest_per_type(setup: Setup) {
+        let (_d, home, clock, reg) = open(setup);
         for id in ["als_1", "als_2", "als_3", "als_4", "bpr_5", "bpr_6"] {
             add(&home, &reg, &clock, id, 0.1);
         }

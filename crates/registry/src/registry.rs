@@ -1,17 +1,20 @@
-//! `artifacts/cf/registry.json`, its lock and `logs/registry_audit.log`.
+//! [`Registry`]: the registry's rules over a [`RegistryStore`] (the embedded
+//! `artifacts/cf/registry.json` with `logs/registry_audit.log`, or PostgreSQL).
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use recops_core::{
-    Home, ModelId, ModelType, SharedClock, SystemClock, format_timestamp, write_atomic,
+    Home, ModelId, ModelType, RecopsConfig, SharedClock, StorageUrl, SystemClock, format_timestamp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::checksum::ModelChecksum;
 use crate::error::{Error, Result};
+use crate::store::{FileRegistryStore, RegistryStore};
+use crate::store_pg::PgRegistryStore;
 
 /// The metric that elects `current_best`.
 pub const CHAMPION_METRIC: &str = "ndcg@10";
@@ -53,6 +56,11 @@ pub struct ModelEntry {
     /// deployed automatically again (an operator may still deploy it by id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification_failed: Option<crate::lifecycle::VerificationFailure>,
+    /// Checksums of the model's files, recorded at registration; every replica checks
+    /// them before serving the model. Absent in registries written before checksums
+    /// (such models are served with a warning).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ModelChecksum>,
     /// Fields written by other tools, preserved on rewrite.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -169,65 +177,99 @@ pub struct AuditRecord {
     pub deployed: Option<String>,
 }
 
-/// The model registry of a home. Every operation takes an exclusive lock on
-/// `artifacts/cf/registry.json.lock`, reads the file, changes it, writes it atomically
-/// (temp file, fsync, rename) and appends one audit line, so concurrent writers in
-/// several processes are serialised and none is lost.
+/// The model registry of a home over its [`RegistryStore`], chosen by `storage.url`
+/// (`RECOPS_STORAGE_URL`) on first use: the embedded files, where every operation
+/// takes an exclusive lock on `artifacts/cf/registry.json.lock`, reads the file,
+/// changes it, writes it atomically (temp file, fsync, rename) and appends one audit
+/// line; or PostgreSQL, where the same happens in one transaction holding the
+/// registry's row lock. Concurrent writers in several processes (and hosts) are
+/// serialised and none is lost. Model files always live under the home's
+/// `artifacts/cf/` (which may be a shared mount).
 #[derive(Debug, Clone)]
 pub struct Registry {
-    path: PathBuf,
-    lock_path: PathBuf,
-    audit_path: PathBuf,
-    root: PathBuf,
+    home: Home,
     clock: SharedClock,
+    read_only: bool,
+    store: Arc<OnceLock<Arc<dyn RegistryStore>>>,
 }
 
-pub(crate) struct Locked {
-    file: File,
-}
-
-impl Drop for Locked {
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
-    }
+/// Opens the registry store `url` names for `home`: the files under the home for
+/// `embedded`, else the PostgreSQL tables (created or migrated, unless `read_only`:
+/// then nothing is created and a database without them reads as an empty registry).
+pub fn open_store(
+    home: &Home,
+    url: &StorageUrl,
+    read_only: bool,
+) -> Result<Arc<dyn RegistryStore>> {
+    Ok(match url {
+        StorageUrl::Embedded => Arc::new(FileRegistryStore::new(home)),
+        StorageUrl::Postgres(url) => {
+            let db = recops_tracking::PgDatabase::connect(url)?;
+            if read_only {
+                Arc::new(PgRegistryStore::open_existing(&db)?)
+            } else {
+                Arc::new(PgRegistryStore::open(&db)?)
+            }
+        }
+    })
 }
 
 impl Registry {
-    /// The registry of `home` (no I/O until an operation).
+    /// The registry of `home` (no I/O until an operation; the backend is resolved
+    /// then, from `storage.url`).
     pub fn open(home: &Home) -> Self {
         Self::with_clock(home, SystemClock::shared())
     }
 
     /// The registry of `home` with a given clock.
     pub fn with_clock(home: &Home, clock: SharedClock) -> Self {
-        let path = home.registry();
-        let mut lock_name = path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        lock_name.push(".lock");
         Registry {
-            lock_path: path.with_file_name(lock_name),
-            path,
-            audit_path: home.registry_audit_log(),
-            root: home.root().to_path_buf(),
+            home: home.clone(),
             clock,
+            read_only: false,
+            store: Arc::default(),
         }
     }
 
-    /// Path of `registry.json`.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The registry of `home` for readers that must never create or migrate
+    /// anything (the dashboard's panels).
+    pub fn open_read_only(home: &Home) -> Self {
+        Registry {
+            read_only: true,
+            ..Self::open(home)
+        }
     }
 
-    /// Path of the audit log.
-    pub fn audit_path(&self) -> &Path {
-        &self.audit_path
+    /// The registry of `home` over a given store (tests, `storage migrate`).
+    pub fn with_store(home: &Home, store: Arc<dyn RegistryStore>, clock: SharedClock) -> Self {
+        let registry = Self::with_clock(home, clock);
+        let _ = registry.store.set(store);
+        registry
+    }
+
+    /// The store, resolved on first use (a failure is retried at the next call).
+    pub fn store(&self) -> Result<&dyn RegistryStore> {
+        if let Some(s) = self.store.get() {
+            return Ok(s.as_ref());
+        }
+        let url = RecopsConfig::storage(&self.home)?;
+        let store = open_store(&self.home, &url, self.read_only)?;
+        Ok(self.store.get_or_init(|| store).as_ref())
+    }
+
+    /// Path of `registry.json` (the embedded backend's file).
+    pub fn path(&self) -> PathBuf {
+        self.home.registry()
+    }
+
+    /// Path of the audit log (the embedded backend's file).
+    pub fn audit_path(&self) -> PathBuf {
+        self.home.registry_audit_log()
     }
 
     /// The home's root folder.
     pub(crate) fn root(&self) -> &Path {
-        &self.root
+        self.home.root()
     }
 
     /// The registry's clock.
@@ -235,53 +277,9 @@ impl Registry {
         &self.clock
     }
 
-    pub(crate) fn lock(&self) -> Result<Locked> {
-        recops_core::ensure_parent(&self.lock_path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(|e| Error::io("cannot open", &self.lock_path, e))?;
-        file.lock()
-            .map_err(|e| Error::io("cannot lock", &self.lock_path, e))?;
-        Ok(Locked { file })
-    }
-
-    /// Reads the registry (an absent file is an empty registry).
+    /// Reads the registry (nothing recorded yet is an empty registry).
     pub fn load(&self) -> Result<RegistryFile> {
-        let text = match std::fs::read(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(RegistryFile::default());
-            }
-            Err(e) => return Err(Error::io("cannot read", &self.path, e)),
-        };
-        let reg: RegistryFile = serde_json::from_slice(&text).map_err(|e| Error::Corrupt {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        if let Some(cb) = reg
-            .current_best
-            .as_ref()
-            .filter(|cb| !reg.models.contains_key(*cb))
-        {
-            return Err(Error::Corrupt {
-                path: self.path.clone(),
-                message: format!("current_best {cb:?} is not one of the models"),
-            });
-        }
-        if let Some(d) = reg
-            .deployed
-            .as_ref()
-            .filter(|d| !reg.models.contains_key(&d.model_id))
-        {
-            return Err(Error::Corrupt {
-                path: self.path.clone(),
-                message: format!("deployed model {:?} is not one of the models", d.model_id),
-            });
-        }
-        Ok(reg)
+        self.store()?.load()
     }
 
     /// Every model, by id.
@@ -307,7 +305,7 @@ impl Registry {
                 model_id: model_id.clone(),
             }),
             Some(e) => {
-                let dir = self.root.join(&e.path);
+                let dir = self.root().join(&e.path);
                 if !dir.is_dir() {
                     return Err(Error::MissingFiles {
                         model_id: model_id.clone(),
@@ -317,6 +315,22 @@ impl Registry {
                 Ok(e)
             }
         }
+    }
+
+    /// [`Registry::servable`], then the model's files against the checksum recorded
+    /// at registration ([`Error::ChecksumMismatch`], [`Error::FileUnreadable`] name
+    /// the file). A model registered before checksums is accepted with a warning.
+    /// The check of a replica before it loads a model.
+    pub fn servable_verified(&self, model_id: &ModelId) -> Result<ModelEntry> {
+        let entry = self.servable(model_id)?;
+        match &entry.checksum {
+            Some(sum) => sum.verify(model_id, &self.root().join(&entry.path))?,
+            None => tracing::warn!(
+                model_id = %model_id,
+                "the registry has no checksum for this model (registered before checksums): its files are not verified"
+            ),
+        }
+        Ok(entry)
     }
 
     /// `current_best` and its entry.
@@ -339,9 +353,9 @@ impl Registry {
     }
 
     /// Registers an active model and makes `champion` (the new model itself, or the
-    /// champion it did not beat) `current_best` in **one** write of `registry.json`, so a
+    /// champion it did not beat) `current_best` in **one** write of the store, so a
     /// crash leaves the registry as it was or with both changes, never a registered
-    /// model whose champion rule was not applied. The audit gets the two lines of
+    /// model whose champion rule was not applied. The audit gets the two records of
     /// [`Registry::register`] then [`Registry::promote`].
     pub fn register_with_champion(
         &self,
@@ -351,60 +365,42 @@ impl Registry {
         champion_reason: &str,
     ) -> Result<ModelEntry> {
         let entry = self.new_entry(model, ModelStatus::Active)?;
-        let _guard = self.lock()?;
-        let mut reg = self.load()?;
-        let previous = reg.current_best.clone();
-        if reg.models.contains_key(&model.model_id) {
-            return Err(Error::AlreadyRegistered {
-                model_id: model.model_id.clone(),
-            });
-        }
-        if champion != &model.model_id {
-            match reg.models.get(champion) {
-                None => {
-                    return Err(Error::NotFound {
-                        model_id: champion.clone(),
-                    });
-                }
-                Some(e) if e.status == ModelStatus::Rejected => {
-                    return Err(Error::NotServable {
-                        model_id: champion.clone(),
-                    });
-                }
-                Some(e) if e.status != ModelStatus::Active => {
-                    return Err(Error::Archived {
-                        model_id: champion.clone(),
-                    });
-                }
-                Some(_) => {}
+        self.update_records(|reg| {
+            if reg.models.contains_key(&model.model_id) {
+                return Err(Error::AlreadyRegistered {
+                    model_id: model.model_id.clone(),
+                });
             }
-        }
-        reg.models.insert(model.model_id.clone(), entry.clone());
-        reg.current_best = Some(champion.clone());
-        self.write_file(&reg)?;
-        recops_core::faults::point("registry.register.written");
-        self.audit_change(
-            "register",
-            Some(&model.model_id),
-            reason,
-            previous.clone(),
-            previous.clone(),
-            &reg,
-        )?;
-        self.audit_change(
-            "promote",
-            Some(champion),
-            champion_reason,
-            previous,
-            reg.current_best.clone(),
-            &reg,
-        )?;
+            if champion != &model.model_id {
+                check_champion(reg, champion)?;
+            }
+            let previous = reg.current_best.clone();
+            reg.models.insert(model.model_id.clone(), entry.clone());
+            let registered = self.audit_record(
+                reg,
+                "register",
+                Some(&model.model_id),
+                reason,
+                previous.clone(),
+                previous.clone(),
+            );
+            reg.current_best = Some(champion.clone());
+            let promoted = self.audit_record(
+                reg,
+                "promote",
+                Some(champion),
+                champion_reason,
+                previous,
+                reg.current_best.clone(),
+            );
+            Ok(vec![registered, promoted])
+        })?;
         Ok(entry)
     }
 
     fn new_entry(&self, model: &NewModel, status: ModelStatus) -> Result<ModelEntry> {
         let rel = format!("artifacts/cf/{}", model.model_id);
-        let dir = self.root.join(&rel);
+        let dir = self.root().join(&rel);
         if !dir.is_dir() {
             return Err(Error::io(
                 "cannot register a model without files:",
@@ -412,6 +408,7 @@ impl Registry {
                 std::io::Error::from(std::io::ErrorKind::NotFound),
             ));
         }
+        let checksum = ModelChecksum::of_dir(&model.model_id, &dir)?;
         Ok(ModelEntry {
             path: rel,
             model_type: model.model_type,
@@ -421,6 +418,7 @@ impl Registry {
             registered_at: format_timestamp(self.clock.now()),
             data_version: model.data_version.clone(),
             verification_failed: None,
+            checksum: Some(checksum),
             extra: Map::new(),
         })
     }
@@ -452,19 +450,7 @@ impl Registry {
         self.update_with("promote", reason, |reg| {
             let id = match model_id {
                 Some(id) => {
-                    let entry = reg.models.get(id).ok_or_else(|| Error::NotFound {
-                        model_id: id.clone(),
-                    })?;
-                    if entry.status == ModelStatus::Rejected {
-                        return Err(Error::NotServable {
-                            model_id: id.clone(),
-                        });
-                    }
-                    if entry.status != ModelStatus::Active {
-                        return Err(Error::Archived {
-                            model_id: id.clone(),
-                        });
-                    }
+                    check_champion(reg, id)?;
                     Some(id.clone())
                 }
                 None => reg.best_active().map(|(k, _)| k.clone()),
@@ -502,59 +488,73 @@ impl Registry {
         operation: &str,
         model_id: Option<&ModelId>,
         reason: &str,
-        change: F,
+        mut change: F,
     ) -> Result<()>
     where
-        F: FnOnce(&mut RegistryFile) -> Result<()>,
+        F: FnMut(&mut RegistryFile) -> Result<()>,
     {
         let id = model_id.cloned();
         self.update_with(operation, reason, |reg| {
             change(reg)?;
-            Ok(id)
+            Ok(id.clone())
         })
     }
 
-    /// Lock, read, change, write, audit. `change` returns the model id for the audit line.
-    pub(crate) fn update_with<F>(&self, operation: &str, reason: &str, change: F) -> Result<()>
+    /// Lock, read, change, write, audit (one step of the store). `change` returns the
+    /// model id for the audit line; it may run more than once (a retried
+    /// transaction), so it must only change the registry it is given.
+    pub(crate) fn update_with<F>(&self, operation: &str, reason: &str, mut change: F) -> Result<()>
     where
-        F: FnOnce(&mut RegistryFile) -> Result<Option<ModelId>>,
+        F: FnMut(&mut RegistryFile) -> Result<Option<ModelId>>,
     {
-        let _guard = self.lock()?;
-        let mut reg = self.load()?;
-        let previous = reg.current_best.clone();
-        let model_id = change(&mut reg)?;
-        self.write_file(&reg)?;
-        recops_core::faults::point(&format!("registry.{operation}.written"));
-        let current = reg.current_best.clone();
-        self.audit_change(
-            operation,
-            model_id.as_ref(),
-            reason,
-            previous,
-            current,
-            &reg,
-        )
+        self.update_records(|reg| {
+            let previous = reg.current_best.clone();
+            let model_id = change(reg)?;
+            let current = reg.current_best.clone();
+            Ok(vec![self.audit_record(
+                reg,
+                operation,
+                model_id.as_ref(),
+                reason,
+                previous,
+                current,
+            )])
+        })
     }
 
-    fn write_file(&self, reg: &RegistryFile) -> Result<()> {
-        let json = serde_json::to_vec_pretty(reg).map_err(|e| Error::Corrupt {
-            path: self.path.clone(),
-            message: e.to_string(),
+    /// One step of the store: `change` returns the audit records of what it did.
+    fn update_records<F>(&self, mut change: F) -> Result<()>
+    where
+        F: FnMut(&mut RegistryFile) -> Result<Vec<AuditRecord>>,
+    {
+        let mut last = Vec::new();
+        self.store()?.update(&mut |reg| {
+            let records = change(reg)?;
+            last.clone_from(&records);
+            Ok(records)
         })?;
-        Ok(write_atomic(&self.path, &json)?)
+        for record in &last {
+            tracing::info!(
+                operation = record.operation,
+                model_id = record.model_id.as_deref().unwrap_or("-"),
+                current_best = record.current_best.as_deref().unwrap_or("-"),
+                "registry updated"
+            );
+        }
+        Ok(())
     }
 
-    /// Appends the audit line of one change (and logs it).
-    fn audit_change(
+    /// The audit record of one operation on `reg`.
+    fn audit_record(
         &self,
+        reg: &RegistryFile,
         operation: &str,
         model_id: Option<&ModelId>,
         reason: &str,
         previous: Option<ModelId>,
         current: Option<ModelId>,
-        reg: &RegistryFile,
-    ) -> Result<()> {
-        let record = AuditRecord {
+    ) -> AuditRecord {
+        AuditRecord {
             time: format_timestamp(self.clock.now()),
             operation: operation.to_owned(),
             model_id: model_id.map(ToString::to_string),
@@ -563,67 +563,90 @@ impl Registry {
             reason: reason.to_owned(),
             pid: std::process::id(),
             deployed: reg.deployed.as_ref().map(|d| d.model_id.to_string()),
-        };
-        self.append_audit(&record)?;
-        tracing::info!(
-            operation,
-            model_id = record.model_id.as_deref().unwrap_or("-"),
-            current_best = record.current_best.as_deref().unwrap_or("-"),
-            "registry updated"
-        );
-        Ok(())
+        }
     }
 
-    fn append_audit(&self, record: &AuditRecord) -> Result<()> {
-        recops_core::ensure_parent(&self.audit_path)?;
-        let mut line = serde_json::to_string(record).map_err(|e| Error::Corrupt {
-            path: self.audit_path.clone(),
-            message: e.to_string(),
-        })?;
-        line.push('\n');
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.audit_path)
-            .map_err(|e| Error::io("cannot open", &self.audit_path, e))?;
-        f.write_all(line.as_bytes())
-            .map_err(|e| Error::io("cannot append to", &self.audit_path, e))
-    }
-
-    /// The audit records, oldest first (unreadable lines are skipped with a warning).
+    /// The audit records, oldest first (in the embedded log, unreadable lines are
+    /// skipped with a warning).
     pub fn audit(&self) -> Result<Vec<AuditRecord>> {
-        let text = match std::fs::read_to_string(&self.audit_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io("cannot read", &self.audit_path, e)),
-        };
-        Ok(text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .filter_map(|(n, l)| match serde_json::from_str(l) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!(line = n + 1, error = %recops_core::error_chain(&e), "skipping unreadable audit line");
-                    None
-                }
-            })
-            .collect())
+        self.store()?.audit()
+    }
+}
+
+/// `id` may become `current_best`: registered, active (not rejected nor archived).
+fn check_champion(reg: &RegistryFile, id: &ModelId) -> Result<()> {
+    let entry = reg.models.get(id).ok_or_else(|| Error::NotFound {
+        model_id: id.clone(),
+    })?;
+    match entry.status {
+        ModelStatus::Active => Ok(()),
+        ModelStatus::Rejected => Err(Error::NotServable {
+            model_id: id.clone(),
+        }),
+        _ => Err(Error::Archived {
+            model_id: id.clone(),
+        }),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{Duration, TimeZone, Utc};
+    use chrono::Duration;
     use recops_core::FixedClock;
 
-    fn setup() -> (tempfile::TempDir, Home, FixedClock, Registry) {
-        let dir = tempfile::tempdir().unwrap();
-        let home = Home::new(dir.path());
-        let clock = FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 10, 30, 0).unwrap());
-        let reg = Registry::with_clock(&home, clock.shared());
-        (dir, home, clock, reg)
+    use crate::testing::{Fixture, Setup, on_both_backends};
+
+    on_both_backends!(
+        register_promote_archive_list_get_with_audit_lines,
+        a_rejected_model_is_kept_with_its_numbers_but_never_champion_or_servable,
+        a_model_whose_file_changed_is_not_servable,
+        concurrent_writers_all_land_with_one_audit_record_each,
+        register_with_champion_is_one_write_with_both_audit_lines,
+    );
+
+    fn concurrent_writers_all_land_with_one_audit_record_each(setup: Setup) {
+        let Fixture {
+            _keep, home, reg, ..
+        } = setup();
+        let models: Vec<Vec<NewModel>> = (0..4)
+            .map(|t| {
+                (0..8)
+                    .map(|i| {
+                        model(
+                            &home,
+                            &format!("als_{t}_{i}"),
+                            0.1 + f64::from(t * 8 + i) / 100.0,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for batch in &models {
+                let reg = reg.clone();
+                s.spawn(move || {
+                    for m in batch {
+                        reg.register(m, "concurrent").unwrap();
+                        reg.promote(None, "best").unwrap();
+                    }
+                });
+            }
+        });
+        let file = reg.load().unwrap();
+        assert_eq!(file.models.len(), 32);
+        assert_eq!(file.current_best.as_deref(), Some("als_3_7"));
+        let audit = reg.audit().unwrap();
+        assert_eq!(audit.len(), 64);
+        assert_eq!(
+            audit.iter().filter(|a| a.operation == "register").count(),
+            32
+        );
+    }
+
+    fn setup() -> (Box<dyn std::any::Any>, Home, FixedClock, Registry) {
+        let f = crate::testing::files();
+        (f._keep, f.home, f.clock, f.reg)
     }
 
     fn mid(id: &str) -> ModelId {
@@ -646,16 +669,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn register_with_champion_is_one_write_with_both_audit_lines() {
-        let (_d, home, _clock, reg) = setup();
+    fn register_with_champion_is_one_write_with_both_audit_lines(setup: Setup) {
+        let Fixture {
+            _keep, home, reg, ..
+        } = setup();
         let first = mid("als_20250115_103000");
-        reg.register_with_champion(&model(&home, &first, 0.18), "beats", &first, "first")
-            .unwrap();
+        reg.register_with_champion(
+            &model(&home, first.as_str(), 0.18),
+            "beats",
+            &first,
+            "first",
+        )
+        .unwrap();
         assert_eq!(reg.load().unwrap().current_best.as_ref(), Some(&first));
         // A new model that loses keeps the champion; the new one is registered.
         let second = mid("als_20250115_103100");
-        reg.register_with_champion(&model(&home, &second, 0.1), "beats", &first, "kept")
+        reg.register_with_champion(&model(&home, second.as_str(), 0.1), "beats", &first, "kept")
             .unwrap();
         let file = reg.load().unwrap();
         assert_eq!(file.current_best.as_ref(), Some(&first));
@@ -691,16 +720,21 @@ mod tests {
         // An unknown champion changes nothing.
         let third = mid("als_20250115_103200");
         assert!(matches!(
-            reg.register_with_champion(&model(&home, &third, 0.3), "b", &mid("nope"), "x")
+            reg.register_with_champion(&model(&home, third.as_str(), 0.3), "b", &mid("nope"), "x")
                 .unwrap_err(),
             Error::NotFound { .. }
         ));
         assert_eq!(reg.load().unwrap(), file);
     }
 
-    #[test]
-    fn register_promote_archive_list_get_with_audit_lines() {
-        let (_d, home, clock, reg) = setup();
+    fn register_promote_archive_list_get_with_audit_lines(setup: Setup) {
+        let Fixture {
+            _keep,
+            home,
+            clock,
+            reg,
+            embedded,
+        } = setup();
         assert_eq!(reg.load().unwrap(), RegistryFile::default());
         reg.register(&model(&home, "als_20250115_103000", 0.18), "beats baseline")
             .unwrap();
@@ -746,19 +780,31 @@ mod tests {
         assert_eq!(als.path, "artifacts/cf/als_20250115_103000");
         assert_eq!(als.registered_at, "2025-01-15T10:30:00.000000+00:00");
         assert_eq!(reg.list().unwrap().len(), 2);
-        // The spec's shape on disk.
-        let raw: Value = serde_json::from_slice(&std::fs::read(reg.path()).unwrap()).unwrap();
-        let m = &raw["models"]["bpr_20250115_103100"];
-        for key in [
-            "path",
-            "model_type",
-            "metrics",
-            "baseline",
-            "status",
-            "registered_at",
-            "data_version",
-        ] {
-            assert!(m.get(key).is_some(), "missing {key}");
+        assert_eq!(
+            als.checksum.as_ref().map(|c| c.algorithm.as_str()),
+            Some("xxh3-128")
+        );
+        if embedded {
+            // The spec's shape on disk.
+            let raw: Value = serde_json::from_slice(&std::fs::read(reg.path()).unwrap()).unwrap();
+            let m = &raw["models"]["bpr_20250115_103100"];
+            for key in [
+                "path",
+                "model_type",
+                "metrics",
+                "baseline",
+                "status",
+                "registered_at",
+                "data_version",
+            ] {
+                assert!(m.get(key).is_some(), "missing {key}");
+            }
+        } else {
+            assert!(!reg.path().exists(), "no registry.json in PostgreSQL mode");
+            assert!(
+                !reg.audit_path().exists(),
+                "no audit log in PostgreSQL mode"
+            );
         }
         // One audit line per operation.
         let audit = reg.audit().unwrap();
@@ -779,9 +825,14 @@ mod tests {
         assert_eq!(audit[4].model_id.as_deref(), Some("als_20250115_103000"));
     }
 
-    #[test]
-    fn a_rejected_model_is_kept_with_its_numbers_but_never_champion_or_servable() {
-        let (_d, home, _c, reg) = setup();
+    fn a_rejected_model_is_kept_with_its_numbers_but_never_champion_or_servable(setup: Setup) {
+        let Fixture {
+            _keep,
+            home,
+            reg,
+            embedded,
+            ..
+        } = setup();
         reg.reject(
             &model(&home, "als_20250115_103000", 0.5),
             "loses to popularity",
@@ -800,9 +851,41 @@ mod tests {
             reg.servable(&mid("als_20250115_103000")).unwrap_err(),
             Error::NotServable { .. }
         ));
-        let raw: Value = serde_json::from_slice(&std::fs::read(reg.path()).unwrap()).unwrap();
-        assert_eq!(raw["models"]["als_20250115_103000"]["status"], "rejected");
+        if embedded {
+            let raw: Value = serde_json::from_slice(&std::fs::read(reg.path()).unwrap()).unwrap();
+            assert_eq!(raw["models"]["als_20250115_103000"]["status"], "rejected");
+        }
         assert_eq!(reg.audit().unwrap()[0].operation, "reject");
+    }
+
+    fn a_model_whose_file_changed_is_not_servable(setup: Setup) {
+        let Fixture {
+            _keep, home, reg, ..
+        } = setup();
+        let m = model(&home, "als_20250115_103000", 0.2);
+        let dir = home.model_dir(&m.model_id);
+        std::fs::write(dir.join("model.safetensors"), [7u8; 64]).unwrap();
+        reg.register(&m, "x").unwrap();
+        reg.servable_verified(&m.model_id).unwrap();
+        let mut bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+        bytes[10] ^= 1;
+        std::fs::write(dir.join("model.safetensors"), &bytes).unwrap();
+        // The cheap check still passes; the replica's check names the file.
+        reg.servable(&m.model_id).unwrap();
+        let err = reg.servable_verified(&m.model_id).unwrap_err();
+        assert!(
+            matches!(&err, Error::ChecksumMismatch { file, .. } if file == "model.safetensors"),
+            "{err}"
+        );
+        // An older entry without a checksum is accepted (with a warning).
+        reg.update_with("test", "drop checksum", |r| {
+            if let Some(e) = r.models.get_mut(&m.model_id) {
+                e.checksum = None;
+            }
+            Ok(None)
+        })
+        .unwrap();
+        reg.servable_verified(&m.model_id).unwrap();
     }
 
     #[test]

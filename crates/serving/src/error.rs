@@ -85,6 +85,11 @@ pub enum Unavailable {
     /// The registry entry is there but the model's files are not.
     #[error("its files are missing in {0}")]
     MissingFiles(PathBuf),
+    /// A file of the model cannot be read or differs from the checksum the registry
+    /// recorded at registration (the source names the file, relative to the model
+    /// folder).
+    #[error("its files do not match the registry")]
+    Damaged(#[source] recops_registry::Error),
     /// The registry refuses the model for another reason, or cannot be read.
     #[error("the registry refuses it")]
     Registry(#[source] recops_registry::Error),

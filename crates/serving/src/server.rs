@@ -551,6 +551,10 @@ async fn reload_model(
                 .map(|l| l.model.model_id().clone());
             tracing::warn!(model_id = %req.model_id, error = %error_chain(&e), "reload refused; the current model keeps serving");
             let status = match e {
+                Error::ModelUnavailable {
+                    reason: crate::error::Unavailable::Damaged(_),
+                    ..
+                } => StatusCode::UNPROCESSABLE_ENTITY,
                 Error::ModelUnavailable { .. } => StatusCode::NOT_FOUND,
                 Error::InvalidModel { .. } | Error::ModelFiles { .. } => {
                     StatusCode::UNPROCESSABLE_ENTITY

@@ -88,8 +88,10 @@ impl ModelSource for HomeModelSource {
             model_id: model_id.to_string(),
             source,
         };
+        // The registry's checksum of every file first: a replica on a shared
+        // artifacts mount refuses a torn or damaged copy, naming the file.
         Registry::open(&self.home)
-            .servable(model_id)
+            .servable_verified(model_id)
             .map_err(|e| unavailable(model_id, e))?;
         let dir = self.home.model_dir(model_id);
         if !dir.join(recops_cf_training::MODEL_META_FILE).exists() {
@@ -123,6 +125,9 @@ fn unavailable(model_id: &ModelId, e: RegistryError) -> Error {
         RegistryError::NotFound { .. } => Unavailable::NotRegistered,
         RegistryError::NotServable { .. } | RegistryError::Archived { .. } => Unavailable::Archived,
         RegistryError::MissingFiles { path, .. } => Unavailable::MissingFiles(path),
+        e @ (RegistryError::ChecksumMismatch { .. } | RegistryError::FileUnreadable { .. }) => {
+            Unavailable::Damaged(e)
+        }
         e => Unavailable::Registry(e),
     };
     Error::ModelUnavailable {

@@ -110,7 +110,8 @@ impl PgDatabase {
     }
 
     /// A connection from the pool (returned to it on drop), for the stores of other
-    /// crates (alert state, scheduler state); queries take parameters only.
+    /// crates (alert state, scheduler state, registry, deployments); queries take
+    /// parameters only.
     pub fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
         self.pool.get().map_err(|e| Error::PostgresPool {
             url: self.url.to_string(),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use recops_deploy::{DeploymentHistory, DeploymentRecord};
+use recops_deploy::{DeploymentLog, DeploymentRecord};
 use recops_registry::{AuditRecord, Registry};
 use serde::Serialize;
 
@@ -61,7 +61,7 @@ pub(crate) struct DeploymentRow {
 
 /// Reads `/models`.
 pub(crate) fn load(ctx: &Ctx) -> ModelsView {
-    let registry = Registry::open(&ctx.home);
+    let registry = Registry::open_read_only(&ctx.home);
     let serving = serving(ctx);
     let file = registry.load();
     let champion = file
@@ -121,7 +121,7 @@ fn deployed(extra: &serde_json::Map<String, serde_json::Value>) -> Option<String
 
 /// The deployment history, newest first.
 pub(crate) fn history(ctx: &Ctx) -> Panel<Vec<DeploymentRecord>> {
-    match DeploymentHistory::load(&ctx.home.deployment_history()) {
+    match DeploymentLog::open_read_only(&ctx.home).load() {
         Ok(h) => {
             let rows: Vec<DeploymentRecord> = h.deployments.into_iter().rev().collect();
             let empty = rows.is_empty();

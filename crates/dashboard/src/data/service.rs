@@ -308,7 +308,7 @@ fn totals(ctx: &Ctx, b: &[Bucket], range: Range) -> Totals {
     }
 }
 
-/// Deployments and rollbacks in the range, from `deployment_history.json`.
+/// Deployments and rollbacks in the range, from the deployment history.
 fn reload_marks(ctx: &Ctx, range: Range) -> Vec<Mark> {
     let from = ctx.now() - chrono::Duration::seconds(range.seconds());
     let history = super::models::history(ctx);

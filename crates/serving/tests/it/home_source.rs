@@ -87,10 +87,50 @@ fn current_best_loads_and_unknown_archived_or_broken_models_are_refused() {
         Err(Error::ModelUnavailable { .. })
     ));
 
-    std::fs::remove_file(home.model_dir(&id).join(SERVING_INDEX_FILE)).unwrap();
+    // One byte changed on the (shared) artifacts mount: refused before loading,
+    // naming the model and the file, never a folder.
+    let index = home.model_dir(&id).join(SERVING_INDEX_FILE);
+    let good = std::fs::read(&index).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x01;
+    std::fs::write(&index, &bad).unwrap();
     let err = source.load(&id).unwrap_err();
-    assert!(matches!(err, Error::ModelFiles { .. }), "{err}");
-    assert!(error_chain(&err).contains("serving.safetensors"), "{err}");
+    let chain = error_chain(&err);
+    assert!(
+        matches!(
+            err,
+            Error::ModelUnavailable {
+                reason: Unavailable::Damaged(_),
+                ..
+            }
+        ),
+        "{chain}"
+    );
+    assert!(
+        chain.contains(&format!("model {id}: file serving.safetensors differs")),
+        "{chain}"
+    );
+    assert!(!chain.contains(dir.path().to_str().unwrap()), "{chain}");
+    std::fs::write(&index, &good).unwrap();
+    source.load(&id).unwrap();
+
+    std::fs::remove_file(&index).unwrap();
+    let err = source.load(&id).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ModelUnavailable {
+                reason: Unavailable::Damaged(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        error_chain(&err).contains("cannot read its file serving.safetensors"),
+        "{err}"
+    );
 
     Registry::open(&home).archive(&id, "test").unwrap();
     let err = source.load(&id).unwrap_err();
