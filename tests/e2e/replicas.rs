@@ -114,7 +114,7 @@ fn two_replicas_deploy_together_and_roll_back_together() {
             let r = client
                 .post(format!("{url}/recommend"))
                 .header("content-type", "application/json")
-                .body(format!(r#"{{"user_id": {u}, "n": 5}}"#))
+                .body(format!(r#"{{"user_id": {u}, "topk": 5}}"#))
                 .send()
                 .unwrap();
             assert_eq!(r.status().as_u16(), 200);
@@ -137,7 +137,10 @@ fn two_replicas_deploy_together_and_roll_back_together() {
     // Instances are `<host name>:<port>`.
     let requests_of = |url: &str| {
         let port = format!(":{}", url.rsplit(':').next().unwrap());
-        let (_, m) = by_instance.iter().find(|(i, _)| i.ends_with(&port)).unwrap();
+        let (_, m) = by_instance
+            .iter()
+            .find(|(i, _)| i.ends_with(&port))
+            .unwrap();
         m.request_count
     };
     assert_eq!(by_instance.len(), 2, "{by_instance:?}");

@@ -225,7 +225,16 @@ impl std::fmt::Display for InstanceReport {
         let rows = self
             .instances
             .iter()
-            .map(|(i, m)| (if i.is_empty() { "(before instances)" } else { i.as_str() }, m))
+            .map(|(i, m)| {
+                (
+                    if i.is_empty() {
+                        "(before instances)"
+                    } else {
+                        i.as_str()
+                    },
+                    m,
+                )
+            })
             .chain(all);
         for (name, m) in rows {
             writeln!(
@@ -780,7 +789,10 @@ mod tests {
             .unwrap();
         assert_eq!(report.total, w);
         let table = report.to_string();
-        assert!(table.contains("shop-2:8000") && table.contains("(all)"), "{table}");
+        assert!(
+            table.contains("shop-2:8000") && table.contains("(all)"),
+            "{table}"
+        );
         let by = store
             .window_by_instance(t0, t0 + Duration::hours(1), Some("/recommend"))
             .unwrap();
