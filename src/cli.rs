@@ -34,7 +34,8 @@ enum Command {
     /// made by an earlier demo is reset; any other non-empty folder is refused).
     Demo(DemoArgs),
     /// Pipeline statistics: runs per pipeline by status, mean duration and success rate
-    /// over the last N days (from logs/pipeline_metrics.db).
+    /// over the last N days (from logs/pipeline_metrics.db); in the table, also the
+    /// recommender's /recommend requests of those days per replica (instance).
     Stats {
         /// How many days back to look.
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
@@ -255,6 +256,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     tracker.location()
                 );
                 print!("{stats}");
+                // The recommender's requests per replica, when it has served any.
+                let store = recops_tracking::ServiceMetricsStore::open(&home)?;
+                let now = chrono::Utc::now();
+                let from = now - chrono::Duration::days(i64::from(days));
+                let report = store.instance_report(from, now, Some("/recommend"))?;
+                if report.total.request_count > 0 {
+                    println!(
+                        "\n/recommend requests of the last {days} days by instance ({})",
+                        store.location()
+                    );
+                    print!("{report}");
+                }
             }
         }
         Command::EmbeddingModel {

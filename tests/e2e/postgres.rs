@@ -321,6 +321,7 @@ fn storage_migrate_copies_an_embedded_home_to_postgres_and_back() {
             minute,
             endpoint: "/recommend".into(),
             model_id: "als_20250101_000000".into(),
+            instance: String::new(),
             request_count: 3,
             error_count: 1,
             fallback_count: 1,

@@ -1,10 +1,13 @@
 //! Two recommender processes (OS-chosen ports) behind `service.urls`, one deployer:
 //! `model-deployment` switches both or neither, and the health check probes each.
+//! Two replicas sharing one home write their own rollups (labelled by instance) and
+//! the health check adds them up.
 
 use std::path::Path;
 
 use recops_core::Home;
 use recops_registry::Registry;
+use recops_tracking::ServiceMetricsStore;
 use serde_json::Value;
 
 use crate::pipeline::{bin, health_model_id, run, start_recommender};
@@ -113,7 +116,52 @@ fn two_replicas_deploy_together_and_roll_back_together() {
     let deployed = Registry::open(&home).deployed().unwrap().unwrap();
     assert_eq!(deployed.model_id, other);
 
-    // Health: one replica down makes the service unhealthy, naming it.
+    // Replica c shares a's home (and so its rollup store): each writes its own rows,
+    // labelled `<host>:<port>`, flushed when stopped with SIGTERM.
+    let (mut c, url_c) = start_recommender(&h);
+    let client = reqwest::blocking::Client::new();
+    for (url, n) in [(&url_a, 7), (&url_c, 5)] {
+        for u in 0..n {
+            let r = client
+                .post(format!("{url}/recommend"))
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"user_id": {u}, "topk": 5}}"#))
+                .send()
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200);
+        }
+    }
+    for p in [&mut a, &mut c] {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(p.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        p.wait().unwrap();
+    }
+    let now = chrono::Utc::now();
+    let by_instance = ServiceMetricsStore::open(&home)
+        .unwrap()
+        .window_by_instance(
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::minutes(1),
+            Some("/recommend"),
+        )
+        .unwrap();
+    // Instances are `<host name>:<port>`.
+    let requests_of = |url: &str| {
+        let port = format!(":{}", url.rsplit(':').next().unwrap());
+        let (_, m) = by_instance
+            .iter()
+            .find(|(i, _)| i.ends_with(&port))
+            .unwrap();
+        m.request_count
+    };
+    assert_eq!(by_instance.len(), 2, "{by_instance:?}");
+    // c served only these 5; a also answered the deployment checks.
+    assert_eq!(requests_of(&url_c), 5);
+    let from_a = requests_of(&url_a);
+    assert!(from_a >= 7, "{by_instance:?}");
+
+    // Health: replicas down make the service unhealthy, naming them; its request
+    // metrics add up every replica's rows.
     b.kill().unwrap();
     b.wait().unwrap();
     let (_, health, text) = run(bin(env!("CARGO_BIN_EXE_health-check"), &h)
@@ -121,6 +169,9 @@ fn two_replicas_deploy_together_and_roll_back_together() {
         .arg("--json"));
     assert_eq!(health["components"]["service"], "unhealthy", "{text}");
     assert!(text.contains(&url_b), "{text}");
-    a.kill().unwrap();
-    a.wait().unwrap();
+    assert_eq!(
+        health["service_metrics"]["metrics"]["request_count"].as_u64(),
+        Some(from_a + 5),
+        "{text}"
+    );
 }

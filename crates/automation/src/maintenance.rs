@@ -206,6 +206,7 @@ mod tests {
             minute: at,
             endpoint: "/recommend".into(),
             model_id: "als_1".into(),
+            instance: String::new(),
             request_count: 1,
             error_count: 0,
             fallback_count: 0,

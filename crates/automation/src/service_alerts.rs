@@ -97,8 +97,18 @@ mod tests {
     use super::*;
 
     fn minute(store: &ServiceMetricsStore, at: chrono::DateTime<Utc>, latency_ms: f64) {
+        replica_minute(store, "", at, latency_ms, 50);
+    }
+
+    fn replica_minute(
+        store: &ServiceMetricsStore,
+        instance: &str,
+        at: chrono::DateTime<Utc>,
+        latency_ms: f64,
+        requests: u64,
+    ) {
         let mut latency = LatencyHistogram::new();
-        for _ in 0..50 {
+        for _ in 0..requests {
             latency.record(latency_ms);
         }
         store
@@ -106,12 +116,36 @@ mod tests {
                 minute: at,
                 endpoint: "/recommend".into(),
                 model_id: "als_1".into(),
-                request_count: 50,
+                instance: instance.into(),
+                request_count: requests,
                 error_count: 0,
                 fallback_count: 0,
                 latency,
             }])
             .unwrap();
+    }
+
+    /// Two replicas: the rules see the requests of both, latency weighted by
+    /// requests. 150 requests at 20 ms and 50 at 900 ms average 240 ms: high_latency
+    /// (200) fires, critical_latency (500) does not; either replica alone, or the
+    /// slower one overwriting the other's row, would give 20 or 900 ms.
+    #[test]
+    fn the_rules_aggregate_every_replica_of_a_minute() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path());
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 10, 0, 0).unwrap();
+        let clock = FixedClock::new(t0 + Duration::minutes(5) + Duration::seconds(5));
+        let store = ServiceMetricsStore::open(&home).unwrap();
+        for m in 0..5 {
+            replica_minute(&store, "shop-1:8000", t0 + Duration::minutes(m), 20.0, 150);
+            replica_minute(&store, "shop-2:8000", t0 + Duration::minutes(m), 900.0, 50);
+        }
+        let r =
+            evaluate_service_rules(&home, &clock.shared(), SERVICE_RULES_WINDOW_MINUTES).unwrap();
+        assert_eq!(r.metrics.request_count, 5 * 200);
+        let avg = r.metrics.avg_latency_ms.unwrap();
+        assert!((avg - 240.0).abs() < 1e-9, "{avg}");
+        assert_eq!(r.breached, ["high_latency"]);
     }
 
     #[test]

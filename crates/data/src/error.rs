@@ -50,6 +50,29 @@ pub enum Error {
         source: parquet::errors::ParquetError,
     },
 
+    /// An `.npz` file is not a readable zip archive.
+    #[error("npz file {path} is not a readable zip archive")]
+    NotZip {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: zip::result::ZipError,
+    },
+
+    /// One entry of an `.npz` file cannot be read (decompression, CRC-32, `.npy`
+    /// header or values) or written.
+    #[error("npz file {path}, entry {entry}")]
+    NpzEntry {
+        /// The file.
+        path: PathBuf,
+        /// The entry (`data.npy`, ...).
+        entry: String,
+        /// The underlying error (`.npy` problems come as its `Io` variant).
+        #[source]
+        source: zip::result::ZipError,
+    },
+
     /// A processed file exists but does not have the expected content.
     #[error("invalid {what} {path}: {reason}")]
     InvalidFile {

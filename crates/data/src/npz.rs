@@ -4,29 +4,24 @@
 //! The layout: a zip archive with five `.npy` entries — `data` (values), `indices`
 //! (column of each value), `indptr` (row starts), `format` (the bytes `csr`, dtype
 //! `|S3`) and `shape` (two int64). Entries are deflated like `save_npz`'s default
-//! (`compressed=True`) or stored; the reader takes both, zip64 extra fields included
-//! (numpy writes them), and checks each entry's CRC-32.
+//! (`compressed=True`) or stored. The zip container is the `zip` crate (which checks
+//! each entry's CRC-32 and reads zip64 archives as numpy writes them) and the `.npy`
+//! entries are `npyz`; this module only maps a CSR matrix onto the five entries.
 
-use std::io::{Read, Write};
+use std::borrow::Borrow;
+use std::fs::File;
+use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::Path;
 
-use flate2::Compression;
-use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
-use rayon::prelude::*;
+use npyz::{DType, NpyFile, Order, TypeChar, TypeStr, WriterBuilder};
 use sprs::CsMat;
+use zip::result::ZipError;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 use crate::error::{Error, Result};
 
 const WHAT: &str = "npz file";
-const LOCAL_HEADER: u32 = 0x0403_4b50;
-const CENTRAL_HEADER: u32 = 0x0201_4b50;
-const END_OF_CENTRAL_DIR: u32 = 0x0605_4b50;
-const ZIP64_END_LOCATOR: u32 = 0x0706_4b50;
-const ZIP64_END: u32 = 0x0606_4b50;
-/// 1980-01-01 00:00 in MS-DOS date format (time 0): a fixed timestamp keeps the
-/// file's bytes a function of the matrix only.
-const DOS_DATE_1980_01_01: u16 = (1 << 5) | 1;
 
 /// How the entries of an `.npz` file are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -42,73 +37,152 @@ pub enum NpzCompression {
 
 /// Writes `matrix` (CSR) to `path` atomically in the `save_npz` layout: `data` as
 /// `<f4`, `indices` and `indptr` as `<i4` (or `<i8` when they do not fit), `format`
-/// `b"csr"`, `shape` `(rows, cols)` as `<i8`.
+/// `b"csr"`, `shape` `(rows, cols)` as `<i8`. Entry timestamps are fixed
+/// (1980-01-01), so the file's bytes are a function of the matrix only.
 pub fn write_csr_npz(path: &Path, matrix: &CsMat<f32>, compression: NpzCompression) -> Result<()> {
     if !matrix.is_csr() {
         return Err(Error::invalid(WHAT, path, "expected a CSR matrix, got CSC"));
     }
+    let options = match compression {
+        NpzCompression::Deflate => SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .compression_level(Some(1)),
+        NpzCompression::Stored => {
+            SimpleFileOptions::default().compression_method(CompressionMethod::Stored)
+        }
+    }
+    .last_modified_time(zip::DateTime::default());
+    let mut out = NpzWriter {
+        zip: ZipWriter::new(Cursor::new(Vec::new())),
+        path,
+        options,
+    };
     let indptr = matrix.proper_indptr();
     let fits_i32 = |m: usize| i32::try_from(m).is_ok();
-    let wide_indices = !fits_i32(matrix.cols());
-    let wide_indptr = !fits_i32(matrix.nnz());
-    let entries: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "data.npy",
-            npy_bytes("<f4", &[matrix.nnz()], |out| {
-                for v in matrix.data() {
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
-            }),
-        ),
-        ("indices.npy", index_npy(matrix.indices(), wide_indices)),
-        ("indptr.npy", index_npy(&indptr, wide_indptr)),
-        (
-            "format.npy",
-            npy_bytes("|S3", &[], |out| out.extend_from_slice(b"csr")),
-        ),
-        (
-            "shape.npy",
-            npy_bytes("<i8", &[2], |out| {
-                out.extend_from_slice(&(matrix.rows() as i64).to_le_bytes());
-                out.extend_from_slice(&(matrix.cols() as i64).to_le_bytes());
-            }),
-        ),
-    ];
-    let zip =
-        zip_archive(entries, compression).map_err(|reason| Error::invalid(WHAT, path, reason))?;
-    recops_core::write_atomic(path, &zip)?;
+    let len = |v: usize| v as u64;
+    out.put::<f32, _>("data", &[len(matrix.nnz())], matrix.data())?;
+    if fits_i32(matrix.cols()) {
+        out.put::<i32, _>(
+            "indices",
+            &[len(matrix.nnz())],
+            matrix.indices().iter().map(|&c| c as i32),
+        )?;
+    } else {
+        out.put::<i64, _>(
+            "indices",
+            &[len(matrix.nnz())],
+            matrix.indices().iter().map(|&c| c as i64),
+        )?;
+    }
+    if fits_i32(matrix.nnz()) {
+        out.put::<i32, _>(
+            "indptr",
+            &[len(indptr.len())],
+            indptr.iter().map(|&p| p as i32),
+        )?;
+    } else {
+        out.put::<i64, _>(
+            "indptr",
+            &[len(indptr.len())],
+            indptr.iter().map(|&p| p as i64),
+        )?;
+    }
+    let s3: TypeStr = "|S3"
+        .parse()
+        .map_err(|e| Error::invalid(WHAT, path, format!("format.npy: {e}")))?;
+    out.put_as::<[u8], _>("format", DType::Plain(s3), &[], [&b"csr"[..]])?;
+    let shape = [matrix.rows() as i64, matrix.cols() as i64];
+    out.put::<i64, _>("shape", &[2], shape)?;
+    let bytes = out
+        .zip
+        .finish()
+        .map_err(|source| Error::NpzEntry {
+            path: path.to_owned(),
+            entry: "(central directory)".to_owned(),
+            source,
+        })?
+        .into_inner();
+    recops_core::write_atomic(path, &bytes)?;
     Ok(())
 }
 
+/// The zip archive being built, with what every entry shares.
+struct NpzWriter<'p> {
+    zip: ZipWriter<Cursor<Vec<u8>>>,
+    path: &'p Path,
+    options: SimpleFileOptions,
+}
+
+impl NpzWriter<'_> {
+    /// Adds `<name>.npy` with the default dtype of `T` (little-endian on every
+    /// platform numpy and recops run on).
+    fn put<T, V>(
+        &mut self,
+        name: &str,
+        shape: &[u64],
+        values: impl IntoIterator<Item = V>,
+    ) -> Result<()>
+    where
+        T: npyz::AutoSerialize,
+        V: Borrow<T>,
+    {
+        self.put_as::<T, V>(name, T::default_dtype(), shape, values)
+    }
+
+    fn put_as<T, V>(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: &[u64],
+        values: impl IntoIterator<Item = V>,
+    ) -> Result<()>
+    where
+        T: npyz::Serialize + ?Sized,
+        V: Borrow<T>,
+    {
+        let entry = format!("{name}.npy");
+        let fail = |source: ZipError| Error::NpzEntry {
+            path: self.path.to_owned(),
+            entry: entry.clone(),
+            source,
+        };
+        self.zip
+            .start_file(entry.as_str(), self.options)
+            .map_err(fail)?;
+        let written = (|| {
+            let mut npy = npyz::WriteOptions::<T>::new()
+                .dtype(dtype)
+                .shape(shape)
+                .writer(&mut self.zip)
+                .begin_nd()?;
+            for v in values {
+                npy.push(v.borrow())?;
+            }
+            npy.finish()
+        })();
+        written.map_err(|e| fail(ZipError::Io(e)))
+    }
+}
+
 /// Reads a CSR matrix from an `.npz` file written by [`write_csr_npz`] or by
-/// `scipy.sparse.save_npz` (compressed or not). `data` may be any float or integer
-/// dtype (converted to f32), `indices`/`indptr` int32 or int64. Rows with unsorted
-/// or repeated column indices (scipy's non-canonical form) are sorted and summed.
+/// `scipy.sparse.save_npz` (compressed or not). `data` may be any float, integer or
+/// bool dtype (converted to f32), `indices`/`indptr` any integer dtype of at most
+/// 8 bytes. Rows with unsorted or repeated column indices (scipy's non-canonical
+/// form) are sorted and summed.
 pub fn read_csr_npz(path: &Path) -> Result<CsMat<f32>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let file = File::open(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let mut zip = ZipArchive::new(BufReader::new(file)).map_err(|source| Error::NotZip {
+        path: path.to_owned(),
+        source,
+    })?;
     let bad = |reason: String| Error::invalid(WHAT, path, reason);
-    let entries = unzip(&bytes).map_err(bad)?;
-    let get = |name: &str| {
-        entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| b.as_slice())
-            .ok_or_else(|| {
-                bad(format!(
-                    "missing entry {name} (expected data, indices, indptr, format, shape)"
-                ))
-            })
-    };
-    let format = Npy::parse(get("format.npy")?).map_err(|e| bad(format!("format.npy: {e}")))?;
-    let format = format.text().map_err(|e| bad(format!("format.npy: {e}")))?;
+    let format = Entry::open(&mut zip, path, "format")?.text()?;
     if format != "csr" {
         return Err(bad(format!(
             "matrix format is {format:?}, expected \"csr\""
         )));
     }
-    let shape = Npy::parse(get("shape.npy")?)
-        .and_then(|n| n.ints())
-        .map_err(|e| bad(format!("shape.npy: {e}")))?;
+    let shape = Entry::open(&mut zip, path, "shape")?.ints()?;
     let [rows, cols] = shape[..] else {
         return Err(bad(format!("shape has {} values, expected 2", shape.len())));
     };
@@ -118,15 +192,9 @@ pub fn read_csr_npz(path: &Path) -> Result<CsMat<f32>> {
         to_usize(rows, "row count")?,
         to_usize(cols, "column count")?,
     );
-    let data = Npy::parse(get("data.npy")?)
-        .and_then(|n| n.floats())
-        .map_err(|e| bad(format!("data.npy: {e}")))?;
-    let indices = Npy::parse(get("indices.npy")?)
-        .and_then(|n| n.ints())
-        .map_err(|e| bad(format!("indices.npy: {e}")))?;
-    let indptr = Npy::parse(get("indptr.npy")?)
-        .and_then(|n| n.ints())
-        .map_err(|e| bad(format!("indptr.npy: {e}")))?;
+    let data = Entry::open(&mut zip, path, "data")?.floats()?;
+    let indices = Entry::open(&mut zip, path, "indices")?.ints()?;
+    let indptr = Entry::open(&mut zip, path, "indptr")?.ints()?;
     let indices: Vec<usize> = indices
         .into_iter()
         .map(|v| to_usize(v, "column index"))
@@ -159,6 +227,153 @@ pub fn read_csr_npz(path: &Path) -> Result<CsMat<f32>> {
     let (indptr, indices, data) = canonical(indptr, indices, data);
     CsMat::try_new((rows, cols), indptr, indices, data)
         .map_err(|(_, _, _, e)| bad(format!("not a valid CSR structure: {e}")))
+}
+
+/// One `.npy` entry of an archive being read, decompressed and CRC-checked, with
+/// its header parsed.
+struct Entry<'p> {
+    path: &'p Path,
+    name: &'static str,
+    npy: NpyFile<Cursor<Vec<u8>>>,
+    type_str: TypeStr,
+}
+
+impl<'p> Entry<'p> {
+    fn open(
+        zip: &mut ZipArchive<impl Read + Seek>,
+        path: &'p Path,
+        name: &'static str,
+    ) -> Result<Self> {
+        let entry_error = |source: ZipError| Error::NpzEntry {
+            path: path.to_owned(),
+            entry: format!("{name}.npy"),
+            source,
+        };
+        let mut bytes = Vec::new();
+        match zip.by_name(&format!("{name}.npy")) {
+            Ok(mut file) => file
+                .read_to_end(&mut bytes)
+                .map_err(|e| entry_error(ZipError::Io(e)))?,
+            Err(ZipError::FileNotFound) => {
+                return Err(Error::invalid(
+                    WHAT,
+                    path,
+                    format!(
+                        "missing entry {name}.npy (expected data, indices, indptr, format, shape)"
+                    ),
+                ));
+            }
+            Err(source) => return Err(entry_error(source)),
+        };
+        let npy = NpyFile::new(Cursor::new(bytes)).map_err(|e| entry_error(ZipError::Io(e)))?;
+        let bad = |reason: String| Error::invalid(WHAT, path, format!("{name}.npy: {reason}"));
+        let type_str = match npy.dtype() {
+            DType::Plain(t) => t,
+            other => {
+                return Err(bad(format!(
+                    "dtype {}, expected a plain dtype",
+                    other.descr()
+                )));
+            }
+        };
+        if npy.shape().len() > 1 && npy.order() == Order::Fortran {
+            return Err(bad("fortran_order arrays are not supported".to_owned()));
+        }
+        Ok(Entry {
+            path,
+            name,
+            npy,
+            type_str,
+        })
+    }
+
+    fn bad(&self, reason: String) -> Error {
+        Error::invalid(WHAT, self.path, format!("{}.npy: {reason}", self.name))
+    }
+
+    /// The values of a 1-d array of type `T`.
+    fn values<T: npyz::Deserialize>(self) -> Result<Vec<T>> {
+        let (path, name) = (self.path, self.name);
+        self.npy.into_vec().map_err(|e| Error::NpzEntry {
+            path: path.to_owned(),
+            entry: format!("{name}.npy"),
+            source: ZipError::Io(e),
+        })
+    }
+
+    fn one_dimensional(&self) -> Result<()> {
+        match self.npy.shape() {
+            [_] => Ok(()),
+            shape => Err(self.bad(format!("expected a 1-d array, got shape {shape:?}"))),
+        }
+    }
+
+    /// An integer array of any width up to 8 bytes, signed or not (u64 only when
+    /// every value fits in i64).
+    fn ints(self) -> Result<Vec<i64>> {
+        self.one_dimensional()?;
+        fn widen<T: Into<i64>>(v: Vec<T>) -> Vec<i64> {
+            v.into_iter().map(Into::into).collect()
+        }
+        let t = &self.type_str;
+        Ok(match (t.type_char(), t.size_field()) {
+            (TypeChar::Int, 8) => self.values::<i64>()?,
+            (TypeChar::Int, 4) => widen(self.values::<i32>()?),
+            (TypeChar::Int, 2) => widen(self.values::<i16>()?),
+            (TypeChar::Int, 1) => widen(self.values::<i8>()?),
+            (TypeChar::Uint, 4) => widen(self.values::<u32>()?),
+            (TypeChar::Uint, 2) => widen(self.values::<u16>()?),
+            (TypeChar::Uint, 1) => widen(self.values::<u8>()?),
+            (TypeChar::Uint, 8) => {
+                let bad = self.bad("a value does not fit in int64".to_owned());
+                self.values::<u64>()?
+                    .into_iter()
+                    .map(|v| i64::try_from(v).map_err(|_| ()))
+                    .collect::<std::result::Result<_, ()>>()
+                    .map_err(|()| bad)?
+            }
+            _ => return Err(self.bad(format!("dtype {t}, expected an integer dtype"))),
+        })
+    }
+
+    /// A float, integer or bool array as f32.
+    fn floats(self) -> Result<Vec<f32>> {
+        self.one_dimensional()?;
+        let t = &self.type_str;
+        Ok(match (t.type_char(), t.size_field()) {
+            (TypeChar::Float, 4) => self.values::<f32>()?,
+            (TypeChar::Float, 8) => self
+                .values::<f64>()?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+            (TypeChar::Bool, _) => self.values::<bool>()?.into_iter().map(f32::from).collect(),
+            (TypeChar::Int | TypeChar::Uint, _) => {
+                self.ints()?.into_iter().map(|v| v as f32).collect()
+            }
+            _ => {
+                return Err(self.bad(format!(
+                    "dtype {t}, expected a float, integer or bool dtype"
+                )));
+            }
+        })
+    }
+
+    /// A 0-d byte string (`|S3`) or unicode string (`<U3`).
+    fn text(self) -> Result<String> {
+        if !self.npy.shape().is_empty() {
+            return Err(self.bad(format!(
+                "expected a scalar, got shape {:?}",
+                self.npy.shape()
+            )));
+        }
+        match self.type_str.type_char() {
+            TypeChar::ByteStr | TypeChar::UnicodeStr => {}
+            _ => return Err(self.bad(format!("dtype {}, expected a string", self.type_str))),
+        }
+        let mut values = self.values::<String>()?;
+        Ok(values.pop().unwrap_or_default())
+    }
 }
 
 /// Sorts each row by column and sums repeated columns, when needed.
@@ -195,401 +410,10 @@ fn canonical(
     (new_ptr, new_ind, new_dat)
 }
 
-fn index_npy(values: &[usize], wide: bool) -> Vec<u8> {
-    if wide {
-        npy_bytes("<i8", &[values.len()], |out| {
-            for &v in values {
-                out.extend_from_slice(&(v as i64).to_le_bytes());
-            }
-        })
-    } else {
-        npy_bytes("<i4", &[values.len()], |out| {
-            for &v in values {
-                out.extend_from_slice(&(v as i32).to_le_bytes());
-            }
-        })
-    }
-}
-
-/// An `.npy` file (format version 1.0): magic, header dict padded with spaces to a
-/// multiple of 64 bytes and ended by a newline, then the raw little-endian values.
-fn npy_bytes(descr: &str, shape: &[usize], fill: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    let shape_text = match shape {
-        [] => "()".to_owned(),
-        [n] => format!("({n},)"),
-        dims => format!(
-            "({})",
-            dims.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
-    // magic (6) + version (2) + header length (2) + header + '\n' = multiple of 64.
-    let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat(unpadded.div_ceil(64) * 64 - unpadded));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 8 * shape.iter().product::<usize>());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    fill(&mut out);
-    out
-}
-
-/// A parsed `.npy` entry.
-struct Npy<'a> {
-    descr: String,
-    shape: Vec<usize>,
-    data: &'a [u8],
-}
-
-impl<'a> Npy<'a> {
-    fn parse(b: &'a [u8]) -> std::result::Result<Npy<'a>, String> {
-        if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-            return Err("not an .npy array (bad magic)".to_owned());
-        }
-        let (header_len, start) = match b[6] {
-            1 => (usize::from(u16::from_le_bytes([b[8], b[9]])), 10),
-            2 | 3 if b.len() >= 12 => (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12),
-            v => return Err(format!("unsupported .npy version {v}")),
-        };
-        let header = b
-            .get(start..start + header_len)
-            .ok_or("truncated .npy header")?;
-        let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
-        let descr = dict_value(header, "descr")
-            .and_then(|v| v.strip_prefix('\'').and_then(|v| v.split('\'').next()))
-            .ok_or("header without descr")?
-            .to_owned();
-        if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
-            return Err("fortran_order arrays are not supported".to_owned());
-        }
-        let shape_text = dict_value(header, "shape")
-            .and_then(|v| v.strip_prefix('('))
-            .and_then(|v| v.split(')').next())
-            .ok_or("header without shape")?;
-        let shape = shape_text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.trim_end_matches('L').parse::<usize>())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|_| format!("bad shape ({shape_text})"))?;
-        Ok(Npy {
-            descr,
-            shape,
-            data: &b[start + header_len..],
-        })
-    }
-
-    fn count(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    fn values<const N: usize>(&self) -> std::result::Result<Vec<[u8; N]>, String> {
-        let n = self.count();
-        let bytes = self.data.get(..n * N).ok_or_else(|| {
-            format!(
-                "{n} values of {N} bytes announced, {} bytes present",
-                self.data.len()
-            )
-        })?;
-        Ok(bytes
-            .chunks_exact(N)
-            .map(|c| {
-                let mut a = [0u8; N];
-                a.copy_from_slice(c);
-                a
-            })
-            .collect())
-    }
-
-    fn ints(&self) -> std::result::Result<Vec<i64>, String> {
-        if self.shape.len() != 1 {
-            return Err(format!("expected a 1-d array, got shape {:?}", self.shape));
-        }
-        Ok(match self.descr.as_str() {
-            "<i8" => self
-                .values::<8>()?
-                .into_iter()
-                .map(i64::from_le_bytes)
-                .collect(),
-            "<i4" => self
-                .values::<4>()?
-                .into_iter()
-                .map(|b| i64::from(i32::from_le_bytes(b)))
-                .collect(),
-            "<u4" => self
-                .values::<4>()?
-                .into_iter()
-                .map(|b| i64::from(u32::from_le_bytes(b)))
-                .collect(),
-            d => return Err(format!("dtype {d}, expected <i4 or <i8")),
-        })
-    }
-
-    fn floats(&self) -> std::result::Result<Vec<f32>, String> {
-        if self.shape.len() != 1 {
-            return Err(format!("expected a 1-d array, got shape {:?}", self.shape));
-        }
-        Ok(match self.descr.as_str() {
-            "<f4" => self
-                .values::<4>()?
-                .into_iter()
-                .map(f32::from_le_bytes)
-                .collect(),
-            "<f8" => self
-                .values::<8>()?
-                .into_iter()
-                .map(|b| f64::from_le_bytes(b) as f32)
-                .collect(),
-            "<i8" | "<i4" | "<u4" => self.ints()?.into_iter().map(|v| v as f32).collect(),
-            "|b1" | "|u1" | "|i1" => self.data[..self.count().min(self.data.len())]
-                .iter()
-                .map(|&v| f32::from(v))
-                .collect(),
-            d => return Err(format!("dtype {d}, expected a float or integer dtype")),
-        })
-    }
-
-    /// A 0-d byte string (`|S3`) or unicode string (`<U3`).
-    fn text(&self) -> std::result::Result<String, String> {
-        if !self.shape.is_empty() {
-            return Err(format!("expected a scalar, got shape {:?}", self.shape));
-        }
-        if let Some(n) = self.descr.strip_prefix("|S") {
-            let n: usize = n.parse().map_err(|_| format!("bad dtype {}", self.descr))?;
-            let b = self.data.get(..n).ok_or("truncated string")?;
-            return Ok(String::from_utf8_lossy(b).trim_end_matches('\0').to_owned());
-        }
-        if let Some(n) = self.descr.strip_prefix("<U") {
-            let n: usize = n.parse().map_err(|_| format!("bad dtype {}", self.descr))?;
-            let b = self.data.get(..4 * n).ok_or("truncated string")?;
-            return Ok(b
-                .chunks_exact(4)
-                .filter_map(|c| char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
-                .filter(|&c| c != '\0')
-                .collect());
-        }
-        Err(format!("dtype {}, expected a string", self.descr))
-    }
-}
-
-/// The text after `'key':` in a numpy header dict.
-fn dict_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
-    let pat = format!("'{key}':");
-    let at = header.find(&pat)?;
-    Some(header[at + pat.len()..].trim_start())
-}
-
-/// Builds a zip archive of `entries` (entries compressed in parallel).
-fn zip_archive(
-    entries: Vec<(&str, Vec<u8>)>,
-    compression: NpzCompression,
-) -> std::result::Result<Vec<u8>, String> {
-    let packed: Vec<(&str, u32, usize, u16, Vec<u8>)> = entries
-        .into_par_iter()
-        .map(|(name, raw)| {
-            let crc = crc32fast::hash(&raw);
-            match compression {
-                NpzCompression::Stored => Ok((name, crc, raw.len(), 0u16, raw)),
-                NpzCompression::Deflate => {
-                    let mut enc =
-                        DeflateEncoder::new(Vec::with_capacity(raw.len() / 2), Compression::fast());
-                    enc.write_all(&raw).map_err(|e| e.to_string())?;
-                    let packed = enc.finish().map_err(|e| e.to_string())?;
-                    Ok((name, crc, raw.len(), 8u16, packed))
-                }
-            }
-        })
-        .collect::<std::result::Result<_, String>>()?;
-    let total: usize = packed.iter().map(|p| p.4.len() + 100).sum();
-    let mut out = Vec::with_capacity(total + 22);
-    let mut central = Vec::new();
-    let fit = |v: usize| u32::try_from(v).map_err(|_| "npz entry larger than 4 GiB".to_owned());
-    for (name, crc, raw_len, method, data) in &packed {
-        let offset = fit(out.len())?;
-        let (csize, usize_) = (fit(data.len())?, fit(*raw_len)?);
-        let mut header = Vec::with_capacity(30 + name.len());
-        put32(&mut header, LOCAL_HEADER);
-        put16(&mut header, 20); // version needed: 2.0
-        put16(&mut header, 0); // flags
-        put16(&mut header, *method);
-        put16(&mut header, 0); // time 00:00
-        put16(&mut header, DOS_DATE_1980_01_01);
-        put32(&mut header, *crc);
-        put32(&mut header, csize);
-        put32(&mut header, usize_);
-        put16(&mut header, name.len() as u16);
-        put16(&mut header, 0); // extra length
-        header.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(data);
-
-        put32(&mut central, CENTRAL_HEADER);
-        put16(&mut central, 20); // version made by
-        put16(&mut central, 20); // version needed
-        put16(&mut central, 0);
-        put16(&mut central, *method);
-        put16(&mut central, 0);
-        put16(&mut central, DOS_DATE_1980_01_01);
-        put32(&mut central, *crc);
-        put32(&mut central, csize);
-        put32(&mut central, usize_);
-        put16(&mut central, name.len() as u16);
-        put16(&mut central, 0); // extra
-        put16(&mut central, 0); // comment
-        put16(&mut central, 0); // disk
-        put16(&mut central, 0); // internal attributes
-        put32(&mut central, 0o100_644 << 16); // external attributes: regular file 0644
-        put32(&mut central, offset);
-        central.extend_from_slice(name.as_bytes());
-    }
-    let cd_offset = fit(out.len())?;
-    let cd_size = fit(central.len())?;
-    out.extend_from_slice(&central);
-    put32(&mut out, END_OF_CENTRAL_DIR);
-    put16(&mut out, 0);
-    put16(&mut out, 0);
-    put16(&mut out, packed.len() as u16);
-    put16(&mut out, packed.len() as u16);
-    put32(&mut out, cd_size);
-    put32(&mut out, cd_offset);
-    put16(&mut out, 0);
-    Ok(out)
-}
-
-fn put16(out: &mut Vec<u8>, v: u16) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn le16(b: &[u8], at: usize) -> std::result::Result<u16, String> {
-    b.get(at..at + 2)
-        .map(|s| u16::from_le_bytes([s[0], s[1]]))
-        .ok_or_else(|| "truncated zip structure".to_owned())
-}
-
-fn le32(b: &[u8], at: usize) -> std::result::Result<u32, String> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or_else(|| "truncated zip structure".to_owned())
-}
-
-fn le64(b: &[u8], at: usize) -> std::result::Result<u64, String> {
-    b.get(at..at + 8)
-        .map(|s| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(s);
-            u64::from_le_bytes(a)
-        })
-        .ok_or_else(|| "truncated zip structure".to_owned())
-}
-
-/// Reads every entry of a zip archive through its central directory.
-fn unzip(b: &[u8]) -> std::result::Result<Vec<(String, Vec<u8>)>, String> {
-    // The end record is in the last 22 + 65535 bytes.
-    let from = b.len().saturating_sub(22 + 65_535);
-    let eocd = (from..=b.len().saturating_sub(22))
-        .rev()
-        .find(|&i| le32(b, i) == Ok(END_OF_CENTRAL_DIR))
-        .ok_or("not a zip archive (no end of central directory)")?;
-    let mut count = u64::from(le16(b, eocd + 10)?);
-    let mut cd_offset = u64::from(le32(b, eocd + 16)?);
-    if (count == 0xFFFF || cd_offset == 0xFFFF_FFFF)
-        && eocd >= 20
-        && le32(b, eocd - 20) == Ok(ZIP64_END_LOCATOR)
-    {
-        let z64 = usize::try_from(le64(b, eocd - 20 + 8)?).map_err(|_| "bad zip64 offset")?;
-        if le32(b, z64)? != ZIP64_END {
-            return Err("bad zip64 end of central directory".to_owned());
-        }
-        count = le64(b, z64 + 32)?;
-        cd_offset = le64(b, z64 + 48)?;
-    }
-    let mut at = usize::try_from(cd_offset).map_err(|_| "bad central directory offset")?;
-    let mut entries = Vec::new();
-    for _ in 0..count {
-        if le32(b, at)? != CENTRAL_HEADER {
-            return Err("corrupt central directory".to_owned());
-        }
-        let method = le16(b, at + 10)?;
-        let crc = le32(b, at + 16)?;
-        let mut csize = u64::from(le32(b, at + 20)?);
-        let mut usize_ = u64::from(le32(b, at + 24)?);
-        let name_len = usize::from(le16(b, at + 28)?);
-        let extra_len = usize::from(le16(b, at + 30)?);
-        let comment_len = usize::from(le16(b, at + 32)?);
-        let mut local = u64::from(le32(b, at + 42)?);
-        let name = b
-            .get(at + 46..at + 46 + name_len)
-            .ok_or("truncated entry name")?;
-        let name = String::from_utf8_lossy(name).into_owned();
-        // zip64 extra field: the 0xFFFFFFFF fields, in order usize, csize, offset.
-        let extra = b
-            .get(at + 46 + name_len..at + 46 + name_len + extra_len)
-            .ok_or("truncated extra field")?;
-        let mut e = 0;
-        while e + 4 <= extra.len() {
-            let id = le16(extra, e)?;
-            let len = usize::from(le16(extra, e + 2)?);
-            if id == 1 {
-                let mut p = e + 4;
-                if usize_ == 0xFFFF_FFFF {
-                    usize_ = le64(extra, p)?;
-                    p += 8;
-                }
-                if csize == 0xFFFF_FFFF {
-                    csize = le64(extra, p)?;
-                    p += 8;
-                }
-                if local == 0xFFFF_FFFF {
-                    local = le64(extra, p)?;
-                }
-            }
-            e += 4 + len;
-        }
-        at += 46 + name_len + extra_len + comment_len;
-
-        let local = usize::try_from(local).map_err(|_| "bad entry offset")?;
-        if le32(b, local)? != LOCAL_HEADER {
-            return Err(format!("entry {name}: bad local header"));
-        }
-        let data_start =
-            local + 30 + usize::from(le16(b, local + 26)?) + usize::from(le16(b, local + 28)?);
-        let csize = usize::try_from(csize).map_err(|_| "entry too large")?;
-        let raw = b
-            .get(data_start..data_start + csize)
-            .ok_or_else(|| format!("entry {name}: truncated data"))?;
-        let data = match method {
-            0 => raw.to_vec(),
-            8 => {
-                let mut out = Vec::with_capacity(usize::try_from(usize_).unwrap_or(0));
-                DeflateDecoder::new(raw)
-                    .read_to_end(&mut out)
-                    .map_err(|e| format!("entry {name}: {e}"))?;
-                out
-            }
-            m => return Err(format!("entry {name}: unsupported compression method {m}")),
-        };
-        if data.len() as u64 != usize_ || crc32fast::hash(&data) != crc {
-            return Err(format!(
-                "entry {name}: size or CRC-32 mismatch (corrupt file)"
-            ));
-        }
-        entries.push((name, data));
-    }
-    Ok(entries)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn sample() -> CsMat<f32> {
@@ -602,6 +426,43 @@ mod tests {
         )
     }
 
+    /// An `.npy` file of `values` with dtype `descr`, as numpy would write it.
+    fn npy<T: npyz::Serialize + ?Sized>(descr: &str, shape: &[u64], values: &[&T]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = npyz::WriteOptions::<T>::new()
+            .dtype(DType::Plain(descr.parse().unwrap()))
+            .shape(shape)
+            .writer(&mut out)
+            .begin_nd()
+            .unwrap();
+        for v in values {
+            w.push(v).unwrap();
+        }
+        w.finish().unwrap();
+        out
+    }
+
+    fn archive(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, bytes) in entries {
+            zip.start_file(*name, SimpleFileOptions::default()).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    fn entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut zip = ZipArchive::new(Cursor::new(bytes)).unwrap();
+        (0..zip.len())
+            .map(|i| {
+                let mut f = zip.by_index(i).unwrap();
+                let mut b = Vec::new();
+                f.read_to_end(&mut b).unwrap();
+                (f.name().unwrap().into_owned(), b)
+            })
+            .collect()
+    }
+
     #[test]
     fn round_trip_both_compressions() {
         let dir = tempfile::tempdir().unwrap();
@@ -609,6 +470,13 @@ mod tests {
             let path = dir.path().join(format!("{c:?}.npz"));
             write_csr_npz(&path, &sample(), c).unwrap();
             assert_eq!(read_csr_npz(&path).unwrap(), sample());
+            // Same matrix, same bytes (fixed timestamps).
+            let again = dir.path().join(format!("{c:?}-again.npz"));
+            write_csr_npz(&again, &sample(), c).unwrap();
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                std::fs::read(&again).unwrap()
+            );
         }
         let empty = CsMat::<f32>::zero((0, 0));
         let path = dir.path().join("empty.npz");
@@ -617,12 +485,12 @@ mod tests {
     }
 
     #[test]
-    fn layout_is_the_save_npz_layout_byte_for_byte() {
+    fn layout_is_the_save_npz_layout() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npz");
         write_csr_npz(&path, &sample(), NpzCompression::Stored).unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        let entries = unzip(&bytes).unwrap();
+        let entries = entries(&bytes);
         let names: Vec<_> = entries.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -634,51 +502,29 @@ mod tests {
                 "shape.npy"
             ]
         );
-        let entry = |n: &str| entries.iter().find(|(e, _)| e == n).unwrap().1.clone();
-        // Every .npy header is exactly numpy's: version 1.0, padded to 64 bytes.
-        let data = entry("data.npy");
-        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }";
-        let mut expected = b"\x93NUMPY\x01\x00".to_vec();
-        expected.extend_from_slice(&118u16.to_le_bytes());
-        expected.extend_from_slice(header.as_bytes());
-        expected.extend_from_slice(&vec![b' '; 118 - header.len() - 1]);
-        expected.push(b'\n');
-        for v in [11.0f32, 51.0, 31.0] {
-            expected.extend_from_slice(&v.to_le_bytes());
-        }
-        assert_eq!((10 + 118) % 64, 0);
-        assert_eq!(data, expected);
-        let format = entry("format.npy");
-        assert!(
-            std::str::from_utf8(&format[10..74])
-                .unwrap()
-                .starts_with("{'descr': '|S3', 'fortran_order': False, 'shape': (), }")
-        );
-        assert_eq!(&format[128..], b"csr");
-        let indices = entry("indices.npy");
-        assert!(
-            std::str::from_utf8(&indices[10..128])
-                .unwrap()
-                .contains("'<i4'")
-        );
-        assert_eq!(&indices[128..], &[1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]);
-        let indptr = entry("indptr.npy");
-        assert!(
-            std::str::from_utf8(&indptr[10..128])
-                .unwrap()
-                .contains("'shape': (4,)")
-        );
-        let shape = entry("shape.npy");
-        assert!(
-            std::str::from_utf8(&shape[10..128])
-                .unwrap()
-                .contains("'<i8'")
-        );
+        let entry = |n: &str| {
+            let bytes = entries.iter().find(|(e, _)| e == n).unwrap().1.clone();
+            NpyFile::new(Cursor::new(bytes)).unwrap()
+        };
+        let header = |n: &str| {
+            let f = entry(n);
+            (f.dtype().descr(), f.shape().to_vec())
+        };
+        assert_eq!(header("data.npy"), ("'<f4'".to_owned(), vec![3]));
+        assert_eq!(header("indices.npy"), ("'<i4'".to_owned(), vec![3]));
+        assert_eq!(header("indptr.npy"), ("'<i4'".to_owned(), vec![4]));
+        assert_eq!(header("format.npy"), ("'|S3'".to_owned(), vec![]));
+        assert_eq!(header("shape.npy"), ("'<i8'".to_owned(), vec![2]));
         assert_eq!(
-            &shape[128..],
-            &[3, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0]
+            entry("data.npy").into_vec::<f32>().unwrap(),
+            [11.0, 51.0, 31.0]
         );
+        assert_eq!(entry("indices.npy").into_vec::<i32>().unwrap(), [1, 3, 0]);
+        assert_eq!(entry("indptr.npy").into_vec::<i32>().unwrap(), [0, 2, 2, 3]);
+        assert_eq!(entry("format.npy").into_vec::<Vec<u8>>().unwrap(), [b"csr"]);
+        assert_eq!(entry("shape.npy").into_vec::<i64>().unwrap(), [3, 4]);
         // Stored entries are the raw .npy bytes right after their local headers.
+        let data = &entries[0].1;
         assert_eq!(&bytes[..4], b"PK\x03\x04");
         assert_eq!(&bytes[30..38], b"data.npy");
         assert_eq!(&bytes[38..38 + data.len()], &data[..]);
@@ -686,41 +532,21 @@ mod tests {
 
     #[test]
     fn reads_non_canonical_and_wide_matrices_as_scipy_may_write_them() {
-        // Unsorted and repeated indices, int64 index arrays, float64 data.
-        let entries = vec![
+        // Unsorted and repeated indices, int64 index arrays, float64 data, <U3 format.
+        let csr: Vec<u32> = "csr".chars().map(u32::from).collect();
+        let entries = [
             (
                 "data.npy",
-                npy_bytes("<f8", &[4], |o| {
-                    for v in [1.0f64, 2.0, 3.0, 4.0] {
-                        o.extend_from_slice(&v.to_le_bytes());
-                    }
-                }),
+                npy::<f64>("<f8", &[4], &[&1.0, &2.0, &3.0, &4.0]),
             ),
-            ("indices.npy", index_npy(&[2, 0, 2, 1], true)),
-            ("indptr.npy", index_npy(&[0, 3, 4], true)),
-            (
-                "format.npy",
-                npy_bytes("<U3", &[], |o| {
-                    for c in "csr".chars() {
-                        o.extend_from_slice(&(c as u32).to_le_bytes());
-                    }
-                }),
-            ),
-            (
-                "shape.npy",
-                npy_bytes("<i8", &[2], |o| {
-                    o.extend_from_slice(&2i64.to_le_bytes());
-                    o.extend_from_slice(&3i64.to_le_bytes());
-                }),
-            ),
+            ("indices.npy", npy::<i64>("<i8", &[4], &[&2, &0, &2, &1])),
+            ("indptr.npy", npy::<i64>("<i8", &[3], &[&0, &3, &4])),
+            ("format.npy", npy::<[u32]>("<U3", &[], &[&csr[..]])),
+            ("shape.npy", npy::<i64>("<i8", &[2], &[&2, &3])),
         ];
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("scipy.npz");
-        std::fs::write(
-            &path,
-            zip_archive(entries, NpzCompression::Deflate).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(&path, archive(&entries)).unwrap();
         let m = read_csr_npz(&path).unwrap();
         assert_eq!(
             m,
@@ -729,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_files_are_errors_naming_the_problem() {
+    fn corrupt_files_are_errors_naming_the_file_and_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npz");
         write_csr_npz(&path, &sample(), NpzCompression::Deflate).unwrap();
@@ -740,13 +566,32 @@ mod tests {
         assert!(err.contains("x.npz") && err.contains("data.npy"), "{err}");
         std::fs::write(&path, b"hello").unwrap();
         let err = read_csr_npz(&path).unwrap_err().to_string();
-        assert!(err.contains("not a zip archive"), "{err}");
-        let entries = vec![(
-            "format.npy",
-            npy_bytes("|S3", &[], |o| o.extend_from_slice(b"csc")),
-        )];
-        std::fs::write(&path, zip_archive(entries, NpzCompression::Stored).unwrap()).unwrap();
+        assert!(
+            err.contains("x.npz") && err.contains("not a readable zip archive"),
+            "{err}"
+        );
+        let csc = [("format.npy", npy::<[u8]>("|S3", &[], &[b"csc"]))];
+        std::fs::write(&path, archive(&csc)).unwrap();
         let err = read_csr_npz(&path).unwrap_err().to_string();
         assert!(err.contains("\"csc\""), "{err}");
+        let no_shape = [("format.npy", npy::<[u8]>("|S3", &[], &[b"csr"]))];
+        std::fs::write(&path, archive(&no_shape)).unwrap();
+        let err = read_csr_npz(&path).unwrap_err().to_string();
+        assert!(err.contains("missing entry shape.npy"), "{err}");
+        let text_data = [
+            ("format.npy", npy::<[u8]>("|S3", &[], &[b"csr"])),
+            ("shape.npy", npy::<i64>("<i8", &[2], &[&1, &1])),
+            ("data.npy", npy::<[u8]>("|S1", &[1], &[b"a"])),
+        ];
+        std::fs::write(&path, archive(&text_data)).unwrap();
+        let err = read_csr_npz(&path).unwrap_err().to_string();
+        assert!(err.contains("data.npy: dtype |S1"), "{err}");
+        let truncated = [("format.npy", b"\x93NUMPY\x01\x00".to_vec())];
+        std::fs::write(&path, archive(&truncated)).unwrap();
+        let err = read_csr_npz(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("x.npz") && err.contains("entry format.npy"),
+            "{err}"
+        );
     }
 }

@@ -174,6 +174,8 @@ impl Metrics {
                 minute,
                 endpoint: ROUTES[r].to_owned(),
                 model_id: model_id.to_owned(),
+                // Labelled with the replica's instance when flushed.
+                instance: String::new(),
                 request_count: 0,
                 error_count: 0,
                 fallback_count: 0,

@@ -648,15 +648,20 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such endpoint")
 }
 
-/// Writes the rollups gathered so far to the store (off the request path). A failed
-/// write keeps them for the next flush.
+/// Writes the rollups gathered so far to the store (off the request path), labelled
+/// with this replica's instance (`service.instance`) so replicas sharing a store keep
+/// their own rows. A failed write keeps them for the next flush.
 pub(crate) async fn flush_rollups(state: &Arc<AppState>) {
     let Some(store) = state.store.clone() else {
         return;
     };
-    let rollups = state.metrics.take_rollups();
+    let mut rollups = state.metrics.take_rollups();
     if rollups.is_empty() {
         return;
+    }
+    let instance = state.options.instance.as_deref().unwrap_or_default();
+    for r in &mut rollups {
+        r.instance = instance.to_owned();
     }
     let st = state.clone();
     let result = tokio::task::spawn_blocking(move || match store.record(&rollups) {

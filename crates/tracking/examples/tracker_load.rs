@@ -113,6 +113,7 @@ fn main() {
                     minute: base + Duration::minutes(i64::try_from(i).unwrap()),
                     endpoint: "/recommend".into(),
                     model_id: model.clone(),
+                    instance: model.clone(),
                     request_count: 2,
                     error_count: 0,
                     fallback_count: 0,

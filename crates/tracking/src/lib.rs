@@ -78,8 +78,8 @@ pub use pipeline::{
 };
 pub use pipeline_pg::{PG_PIPELINE_MIGRATIONS, PgPipelineStore};
 pub use service::{
-    MinuteRollup, MinuteSummary, RollupStore, SERVICE_SCHEMA, ServiceMetricsStore,
-    SqliteRollupStore, WindowMetrics, truncate_minute,
+    InstanceReport, MinuteRollup, MinuteSummary, RollupStore, SERVICE_MIGRATIONS, SERVICE_SCHEMA,
+    SERVICE_SCHEMA_V2, ServiceMetricsStore, SqliteRollupStore, WindowMetrics, truncate_minute,
 };
 pub use service_pg::{PG_SERVICE_MIGRATIONS, PgRollupStore};
 pub use storage::Storage;

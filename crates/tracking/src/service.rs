@@ -1,5 +1,12 @@
 //! `ServiceMetricsStore`: per-minute request rollups of the recommender service in
 //! `logs/service_metrics.db`, and the window metrics the alert rules read.
+//!
+//! Each recommender replica writes its own rows, labelled by its `instance`
+//! (`service.instance`, default `<host name>:<port>`, the label on its `/metrics`);
+//! rows written before instances existed (schema version 1) keep the instance `""`.
+//! [`ServiceMetricsStore::window`] aggregates over every instance: counts are summed
+//! and percentiles come from the merged latency histograms, never averaged;
+//! [`ServiceMetricsStore::window_by_instance`] gives the same figures per instance.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +21,8 @@ use crate::db;
 use crate::error::{Error, Result};
 use crate::histogram::LatencyHistogram;
 
-/// Schema version 1 of `service_metrics.db`.
+/// Schema version 1 of `service_metrics.db` (see [`SERVICE_MIGRATIONS`] for the
+/// current one).
 ///
 /// One row per (minute, endpoint, model_id). The latency histogram is stored as JSON
 /// `[[bucket, count], ...]` (see [`LatencyHistogram`]) so percentiles of any window are
@@ -40,7 +48,42 @@ CREATE TABLE IF NOT EXISTS request_rollups (
 CREATE INDEX IF NOT EXISTS idx_rollups_minute ON request_rollups(minute);
 ";
 
-/// The requests of one endpoint and model during one minute.
+/// Schema version 2: the `instance` column (the replica that served; `''` for rows of
+/// version 1) joins the primary key, so replicas keep separate rows. SQLite cannot
+/// change a primary key in place: the table is rebuilt, every row copied.
+pub const SERVICE_SCHEMA_V2: &str = "\
+CREATE TABLE request_rollups_v2 (
+    minute TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    model_id TEXT NOT NULL DEFAULT '',
+    instance TEXT NOT NULL DEFAULT '', -- replica (service.instance), '' before v2
+    request_count INTEGER NOT NULL,
+    error_count INTEGER NOT NULL,
+    fallback_count INTEGER NOT NULL,
+    latency_sum_ms REAL NOT NULL,
+    latency_min_ms REAL,
+    latency_max_ms REAL,
+    latency_p50_ms REAL,
+    latency_p95_ms REAL,
+    latency_p99_ms REAL,
+    latency_hist TEXT NOT NULL,
+    PRIMARY KEY (minute, endpoint, model_id, instance)
+);
+INSERT INTO request_rollups_v2 (minute, endpoint, model_id, instance, request_count,
+    error_count, fallback_count, latency_sum_ms, latency_min_ms, latency_max_ms,
+    latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_hist)
+SELECT minute, endpoint, model_id, '', request_count, error_count, fallback_count,
+    latency_sum_ms, latency_min_ms, latency_max_ms, latency_p50_ms, latency_p95_ms,
+    latency_p99_ms, latency_hist FROM request_rollups;
+DROP TABLE request_rollups;
+ALTER TABLE request_rollups_v2 RENAME TO request_rollups;
+CREATE INDEX IF NOT EXISTS idx_rollups_minute ON request_rollups(minute);
+";
+
+/// The migrations of `service_metrics.db`: `[i]` takes `user_version` i to i + 1.
+pub const SERVICE_MIGRATIONS: &[&str] = &[SERVICE_SCHEMA, SERVICE_SCHEMA_V2];
+
+/// The requests of one endpoint and model served by one replica during one minute.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MinuteRollup {
     /// Start of the minute (seconds are truncated when stored).
@@ -49,6 +92,10 @@ pub struct MinuteRollup {
     pub endpoint: String,
     /// Model that served, `""` when none.
     pub model_id: String,
+    /// The replica that served (`service.instance`); `""` for rows written before
+    /// replicas were told apart.
+    #[serde(default)]
+    pub instance: String,
     /// Requests.
     pub request_count: u64,
     /// Responses with status >= 500.
@@ -107,6 +154,32 @@ pub struct WindowMetrics {
 }
 
 impl WindowMetrics {
+    /// Aggregates `rows`: counts summed, latencies from their merged histograms.
+    pub fn of(from: DateTime<Utc>, to: DateTime<Utc>, rows: &[MinuteRollup]) -> Self {
+        let mut hist = LatencyHistogram::new();
+        let (mut requests, mut errors, mut fallbacks) = (0u64, 0u64, 0u64);
+        for r in rows {
+            requests += r.request_count;
+            errors += r.error_count;
+            fallbacks += r.fallback_count;
+            hist.merge(&r.latency);
+        }
+        let rate = |n: u64| (requests > 0).then(|| n as f64 / requests as f64);
+        WindowMetrics {
+            from,
+            to,
+            request_count: requests,
+            error_count: errors,
+            fallback_count: fallbacks,
+            avg_latency_ms: hist.mean_ms(),
+            p50_latency_ms: hist.quantile_ms(0.5),
+            p95_latency_ms: hist.quantile_ms(0.95),
+            p99_latency_ms: hist.quantile_ms(0.99),
+            error_rate: rate(errors),
+            fallback_rate: rate(fallbacks),
+        }
+    }
+
     /// The metrics by the names alert rules use (`avg_latency_ms`, `p95_latency_ms`,
     /// `p99_latency_ms`, `error_rate`, `fallback_rate`, `request_count`). Metrics that
     /// are undefined for an empty window are left out, so no rule fires on them.
@@ -129,6 +202,57 @@ impl WindowMetrics {
     }
 }
 
+/// The requests of a window per replica and over all of them (`recops stats`, the
+/// dashboard's service page). Its `Display` is a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    /// Every instance together (what the health check and the alert rules read).
+    pub total: WindowMetrics,
+    /// Per instance, in instance order; `""` holds rows of before instances.
+    pub instances: BTreeMap<String, WindowMetrics>,
+}
+
+impl std::fmt::Display for InstanceReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        let pct = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.1}%", v * 100.0));
+        writeln!(
+            f,
+            "{:<28} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8}",
+            "instance", "requests", "errors", "fallback", "avg ms", "p95 ms", "p99 ms"
+        )?;
+        let all = [("(all)", &self.total)];
+        let rows = self
+            .instances
+            .iter()
+            .map(|(i, m)| {
+                (
+                    if i.is_empty() {
+                        "(before instances)"
+                    } else {
+                        i.as_str()
+                    },
+                    m,
+                )
+            })
+            .chain(all);
+        for (name, m) in rows {
+            writeln!(
+                f,
+                "{:<28} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8}",
+                name,
+                m.request_count,
+                m.error_count,
+                pct(m.fallback_rate),
+                ms(m.avg_latency_ms),
+                ms(m.p95_latency_ms),
+                ms(m.p99_latency_ms)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Where per-minute request rollups are kept: `request_rollups` in SQLite
 /// ([`SqliteRollupStore`], `logs/service_metrics.db`) or PostgreSQL
 /// ([`PgRollupStore`](crate::PgRollupStore)). [`ServiceMetricsStore`] adds the window
@@ -136,8 +260,8 @@ impl WindowMetrics {
 pub trait RollupStore: Send + Sync + std::fmt::Debug {
     /// The file or URL, for messages.
     fn location(&self) -> String;
-    /// Adds rollups, merging into existing rows of the same minute, endpoint and
-    /// model, in one transaction.
+    /// Adds rollups, merging into existing rows of the same minute, endpoint, model
+    /// and instance, in one transaction.
     fn record(&self, rollups: &[MinuteRollup]) -> Result<()>;
     /// The rollups with `from <= minute < to`, optionally of one endpoint, oldest first.
     fn rollups(
@@ -148,11 +272,12 @@ pub trait RollupStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<MinuteRollup>>;
     /// Deletes rollups older than `cutoff` and returns how many rows went.
     fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize>;
-    /// Inserts the rollups whose (minute, endpoint, model) is not there yet, as they
+    /// Inserts the rollups whose (minute, endpoint, model, instance) is not there yet, as they
     /// are (no merge); returns how many (for copying a store).
     fn import(&self, rollups: &[MinuteRollup]) -> Result<usize>;
     /// Counts and stored percentiles of the rows of `endpoint` with `minute >= from`,
-    /// oldest first (every model's row of a minute; a walk of the minute index).
+    /// oldest first (every model's and instance's row of a minute; a walk of the
+    /// minute index).
     fn summaries_since(&self, from: DateTime<Utc>, endpoint: &str) -> Result<Vec<MinuteSummary>>;
 }
 
@@ -160,7 +285,8 @@ pub trait RollupStore: Send + Sync + std::fmt::Debug {
 /// (`logs/service_metrics.db` by default, PostgreSQL when `storage.url` says so).
 ///
 /// The service's background task calls [`record`](Self::record) about once a minute
-/// with what it aggregated in memory; rows of the same minute, endpoint and model merge.
+/// with what it aggregated in memory, labelled with its instance; rows of the same
+/// minute, endpoint, model and instance merge.
 #[derive(Debug)]
 pub struct ServiceMetricsStore {
     store: Box<dyn RollupStore>,
@@ -196,8 +322,8 @@ impl ServiceMetricsStore {
         self.store.location()
     }
 
-    /// Adds rollups, merging into existing rows of the same minute, endpoint and model,
-    /// in one transaction.
+    /// Adds rollups, merging into existing rows of the same minute, endpoint, model
+    /// and instance, in one transaction.
     pub fn record(&self, rollups: &[MinuteRollup]) -> Result<()> {
         self.store.record(rollups)
     }
@@ -212,36 +338,60 @@ impl ServiceMetricsStore {
         self.store.rollups(from, to, endpoint)
     }
 
-    /// Aggregates `from <= minute < to` (optionally one endpoint) into the metrics the
-    /// alert rules use.
+    /// Aggregates `from <= minute < to` (optionally one endpoint) over every model
+    /// and instance into the metrics the alert rules use: counts summed, latencies
+    /// from the merged histograms.
     pub fn window(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         endpoint: Option<&str>,
     ) -> Result<WindowMetrics> {
-        let mut hist = LatencyHistogram::new();
-        let (mut requests, mut errors, mut fallbacks) = (0u64, 0u64, 0u64);
-        for r in self.rollups(from, to, endpoint)? {
-            requests += r.request_count;
-            errors += r.error_count;
-            fallbacks += r.fallback_count;
-            hist.merge(&r.latency);
-        }
-        let rate = |n: u64| (requests > 0).then(|| n as f64 / requests as f64);
-        Ok(WindowMetrics {
+        Ok(WindowMetrics::of(
             from,
             to,
-            request_count: requests,
-            error_count: errors,
-            fallback_count: fallbacks,
-            avg_latency_ms: hist.mean_ms(),
-            p50_latency_ms: hist.quantile_ms(0.5),
-            p95_latency_ms: hist.quantile_ms(0.95),
-            p99_latency_ms: hist.quantile_ms(0.99),
-            error_rate: rate(errors),
-            fallback_rate: rate(fallbacks),
+            &self.rollups(from, to, endpoint)?,
+        ))
+    }
+
+    /// [`window`](Self::window) over all instances and per instance, from one read.
+    pub fn instance_report(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> Result<InstanceReport> {
+        let rows = self.rollups(from, to, endpoint)?;
+        let mut by_instance: BTreeMap<&str, Vec<MinuteRollup>> = BTreeMap::new();
+        for r in &rows {
+            by_instance.entry(&r.instance).or_default().push(r.clone());
+        }
+        Ok(InstanceReport {
+            total: WindowMetrics::of(from, to, &rows),
+            instances: by_instance
+                .into_iter()
+                .map(|(i, rows)| (i.to_owned(), WindowMetrics::of(from, to, &rows)))
+                .collect(),
         })
+    }
+
+    /// [`window`](Self::window) per instance (the replica that served; `""` for rows
+    /// of before instances), in instance order. Instances without rows in the window
+    /// are absent.
+    pub fn window_by_instance(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> Result<BTreeMap<String, WindowMetrics>> {
+        let mut by_instance: BTreeMap<String, Vec<MinuteRollup>> = BTreeMap::new();
+        for r in self.rollups(from, to, endpoint)? {
+            by_instance.entry(r.instance.clone()).or_default().push(r);
+        }
+        Ok(by_instance
+            .into_iter()
+            .map(|(instance, rows)| (instance, WindowMetrics::of(from, to, &rows)))
+            .collect())
     }
 
     /// Deletes rollups older than `cutoff` and returns how many rows went.
@@ -255,15 +405,19 @@ impl ServiceMetricsStore {
 pub struct SqliteRollupStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// What reads select as the instance: the column, or `''` in a version-1 file
+    /// opened read-only (a reader never migrates).
+    instance_column: &'static str,
 }
 
 impl SqliteRollupStore {
     /// Opens (creating or migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = db::open(path, &[SERVICE_SCHEMA])?;
+        let conn = db::open(path, SERVICE_MIGRATIONS)?;
         Ok(SqliteRollupStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            instance_column: "instance",
         })
     }
 
@@ -271,10 +425,21 @@ impl SqliteRollupStore {
     /// never creates, migrates or locks the file, and waits at most `busy` for a
     /// writer). `None` when the file or its table does not exist yet.
     pub fn open_read_only(path: &Path, busy: std::time::Duration) -> Result<Option<Self>> {
-        let conn = db::open_read_only(path, busy, "request_rollups")?;
-        Ok(conn.map(|conn| SqliteRollupStore {
+        let Some(conn) = db::open_read_only(path, busy, "request_rollups")? else {
+            return Ok(None);
+        };
+        let has_instance: bool = conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM pragma_table_info('request_rollups') \
+                 WHERE name = 'instance')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db::on(path))?;
+        Ok(Some(SqliteRollupStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            instance_column: if has_instance { "instance" } else { "''" },
         }))
     }
 
@@ -325,8 +490,9 @@ impl RollupStore for SqliteRollupStore {
                 .prepare_cached(
                     "INSERT OR IGNORE INTO request_rollups (minute, endpoint, model_id, \
                      request_count, error_count, fallback_count, latency_sum_ms, latency_min_ms, \
-                     latency_max_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_hist) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     latency_max_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_hist, \
+                     instance) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .and_then(|mut st| {
                     st.execute(params![
@@ -343,6 +509,7 @@ impl RollupStore for SqliteRollupStore {
                         h.quantile_ms(0.95),
                         h.quantile_ms(0.99),
                         buckets_json(h),
+                        r.instance,
                     ])
                 })
                 .map_err(&on)?;
@@ -363,10 +530,10 @@ impl RollupStore for SqliteRollupStore {
                 .prepare_cached(
                     "SELECT request_count, error_count, fallback_count, latency_sum_ms, \
                      latency_min_ms, latency_max_ms, latency_hist FROM request_rollups \
-                     WHERE minute = ?1 AND endpoint = ?2 AND model_id = ?3",
+                     WHERE minute = ?1 AND endpoint = ?2 AND model_id = ?3 AND instance = ?4",
                 )
                 .and_then(|mut st| {
-                    st.query_row(params![minute, r.endpoint, r.model_id], |row| {
+                    st.query_row(params![minute, r.endpoint, r.model_id, r.instance], |row| {
                         Ok((
                             row.get::<_, i64>(0)?,
                             row.get::<_, i64>(1)?,
@@ -392,8 +559,8 @@ impl RollupStore for SqliteRollupStore {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO request_rollups (minute, endpoint, model_id, request_count, \
                  error_count, fallback_count, latency_sum_ms, latency_min_ms, latency_max_ms, \
-                 latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_hist) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_hist, instance) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -410,6 +577,7 @@ impl RollupStore for SqliteRollupStore {
                     hist.quantile_ms(0.95),
                     hist.quantile_ms(0.99),
                     buckets_json(&hist),
+                    r.instance,
                 ])
             })
             .map_err(&on)?;
@@ -424,14 +592,15 @@ impl RollupStore for SqliteRollupStore {
         endpoint: Option<&str>,
     ) -> Result<Vec<MinuteRollup>> {
         let conn = self.conn();
-        let mut st = conn
-            .prepare_cached(
-                "SELECT minute, endpoint, model_id, request_count, error_count, fallback_count, \
-                 latency_sum_ms, latency_min_ms, latency_max_ms, latency_hist FROM request_rollups \
-                 WHERE minute >= ?1 AND minute < ?2 AND (?3 IS NULL OR endpoint = ?3) \
-                 ORDER BY minute, endpoint, model_id",
-            )
-            .map_err(db::on(&self.path))?;
+        // `instance_column` is one of two constants, never input.
+        let sql = format!(
+            "SELECT minute, endpoint, model_id, request_count, error_count, fallback_count, \
+             latency_sum_ms, latency_min_ms, latency_max_ms, latency_hist, {0} FROM \
+             request_rollups WHERE minute >= ?1 AND minute < ?2 AND (?3 IS NULL OR endpoint = ?3) \
+             ORDER BY 1, 2, 3, 11",
+            self.instance_column
+        );
+        let mut st = conn.prepare_cached(&sql).map_err(db::on(&self.path))?;
         let rows = st
             .query_map(
                 params![format_timestamp(from), format_timestamp(to), endpoint],
@@ -447,6 +616,7 @@ impl RollupStore for SqliteRollupStore {
                         row.get::<_, Option<f64>>(7)?,
                         row.get::<_, Option<f64>>(8)?,
                         row.get::<_, String>(9)?,
+                        row.get::<_, String>(10)?,
                     ))
                 },
             )
@@ -454,7 +624,7 @@ impl RollupStore for SqliteRollupStore {
             .map_err(db::on(&self.path))?;
         rows.into_iter()
             .map(
-                |(minute, endpoint, model_id, rc, ec, fc, sum, min, max, buckets)| {
+                |(minute, endpoint, model_id, rc, ec, fc, sum, min, max, buckets, instance)| {
                     Ok(MinuteRollup {
                         minute: parse_timestamp(&minute).ok_or_else(|| Error::InvalidInput {
                             what: "stored minute",
@@ -465,6 +635,7 @@ impl RollupStore for SqliteRollupStore {
                         })?,
                         endpoint,
                         model_id,
+                        instance,
                         request_count: to_u64(rc),
                         error_count: to_u64(ec),
                         fallback_count: to_u64(fc),
@@ -566,7 +737,136 @@ mod tests {
         an_empty_window_has_no_rates_and_fires_nothing,
         prune_removes_old_minutes,
         summaries_give_counts_and_percentiles_of_one_endpoint_in_order,
+        replicas_keep_their_own_rows_and_windows_add_them_up,
     );
+
+    fn at(instance: &str, r: MinuteRollup) -> MinuteRollup {
+        MinuteRollup {
+            instance: instance.to_owned(),
+            ..r
+        }
+    }
+
+    fn replicas_keep_their_own_rows_and_windows_add_them_up(maker: Maker) {
+        let (_d, store) = maker();
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
+        // Same minute, endpoint and model from two replicas, one of them twice.
+        store
+            .record(&[
+                at("shop-1:8000", rollup(t0, "/recommend", &[10.0; 90], 1, 9)),
+                at("shop-2:8000", rollup(t0, "/recommend", &[400.0; 10], 3, 1)),
+            ])
+            .unwrap();
+        store
+            .record(&[at(
+                "shop-1:8000",
+                rollup(t0 + Duration::seconds(40), "/recommend", &[10.0; 10], 0, 0),
+            )])
+            .unwrap();
+        let rows = store.rollups(t0, t0 + Duration::minutes(1), None).unwrap();
+        let per: Vec<_> = rows
+            .iter()
+            .map(|r| (r.instance.as_str(), r.request_count))
+            .collect();
+        assert_eq!(per, [("shop-1:8000", 100), ("shop-2:8000", 10)]);
+
+        // The window sums counts over instances; its percentiles come from the merged
+        // histograms (a mean of the two p99s would be about 205 ms).
+        let w = store
+            .window(t0, t0 + Duration::hours(1), Some("/recommend"))
+            .unwrap();
+        assert_eq!(
+            (w.request_count, w.error_count, w.fallback_count),
+            (110, 4, 10)
+        );
+        let p50 = w.p50_latency_ms.unwrap();
+        assert!((p50 - 10.0).abs() / 10.0 < 0.1, "{p50}");
+        let p95 = w.p95_latency_ms.unwrap();
+        assert!((p95 - 400.0).abs() / 400.0 < 0.1, "{p95}");
+
+        let report = store
+            .instance_report(t0, t0 + Duration::hours(1), Some("/recommend"))
+            .unwrap();
+        assert_eq!(report.total, w);
+        let table = report.to_string();
+        assert!(
+            table.contains("shop-2:8000") && table.contains("(all)"),
+            "{table}"
+        );
+        let by = store
+            .window_by_instance(t0, t0 + Duration::hours(1), Some("/recommend"))
+            .unwrap();
+        assert_eq!(by, report.instances);
+        assert_eq!(
+            by.keys().collect::<Vec<_>>(),
+            ["shop-1:8000", "shop-2:8000"]
+        );
+        assert_eq!(by["shop-1:8000"].request_count, 100);
+        assert_eq!(by["shop-2:8000"].error_count, 3);
+        let p99_2 = by["shop-2:8000"].p99_latency_ms.unwrap();
+        assert!((p99_2 - 400.0).abs() / 400.0 < 0.1, "{p99_2}");
+        assert!(by["shop-1:8000"].p99_latency_ms.unwrap() < 20.0);
+
+        // Charts read every instance's row of a minute.
+        let s = store.store().summaries_since(t0, "/recommend").unwrap();
+        assert_eq!(s.iter().map(|m| m.request_count).sum::<u64>(), 110);
+
+        // Copying a store carries the instance (what `recops storage migrate` uses).
+        let (_d2, copy) = maker();
+        assert_eq!(copy.store().import(&rows).unwrap(), 2);
+        assert_eq!(copy.store().import(&rows).unwrap(), 0);
+        assert_eq!(
+            copy.rollups(t0, t0 + Duration::minutes(1), None).unwrap(),
+            rows
+        );
+    }
+
+    /// A version-1 file (rows of before instances) is migrated with every row kept,
+    /// under the instance `""`; a read-only reader of a version-1 file still reads it.
+    #[test]
+    fn version_1_rows_are_kept_under_the_empty_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("service_metrics.db");
+        let t0 = Utc.with_ymd_and_hms(2025, 1, 15, 15, 0, 0).unwrap();
+        {
+            let conn = db::open(&path, &[SERVICE_SCHEMA]).unwrap();
+            conn.execute(
+                "INSERT INTO request_rollups (minute, endpoint, model_id, request_count, \
+                 error_count, fallback_count, latency_sum_ms, latency_min_ms, latency_max_ms, \
+                 latency_hist) VALUES (?1, '/recommend', 'm1', 4, 1, 2, 40.0, 10.0, 10.0, ?2)",
+                params![
+                    format_timestamp(t0),
+                    buckets_json(&rollup(t0, "/recommend", &[10.0; 4], 0, 0).latency)
+                ],
+            )
+            .unwrap();
+        }
+        let old = SqliteRollupStore::open_read_only(&path, std::time::Duration::from_secs(1))
+            .unwrap()
+            .unwrap();
+        let rows = old.rollups(t0, t0 + Duration::minutes(1), None).unwrap();
+        assert_eq!((rows[0].instance.as_str(), rows[0].request_count), ("", 4));
+
+        let store = ServiceMetricsStore::open_path(&path).unwrap();
+        store
+            .record(&[at(
+                "shop-1:8000",
+                rollup(t0, "/recommend", &[20.0; 6], 0, 0),
+            )])
+            .unwrap();
+        let rows = store.rollups(t0, t0 + Duration::minutes(1), None).unwrap();
+        let per: Vec<_> = rows
+            .iter()
+            .map(|r| (r.instance.as_str(), r.model_id.as_str(), r.request_count))
+            .collect();
+        assert_eq!(
+            per,
+            [("shop-1:8000", "als_20250115_103000", 6), ("", "m1", 4)]
+        );
+        let w = store.window(t0, t0 + Duration::minutes(1), None).unwrap();
+        assert_eq!((w.request_count, w.error_count), (10, 1));
+        assert_eq!(w.avg_latency_ms, Some(16.0));
+    }
 
     fn summaries_give_counts_and_percentiles_of_one_endpoint_in_order(maker: Maker) {
         let (_d, store) = maker();
@@ -609,6 +909,7 @@ mod tests {
             minute,
             endpoint: endpoint.to_owned(),
             model_id: "als_20250115_103000".to_owned(),
+            instance: String::new(),
             request_count: latencies.len() as u64,
             error_count: errors,
             fallback_count: fallbacks,

@@ -13,8 +13,11 @@ use crate::service::{
 };
 
 /// Versioned migrations of the service metrics store in PostgreSQL: `request_rollups`
-/// with the columns of the SQLite schema ([`SERVICE_SCHEMA`](crate::SERVICE_SCHEMA)).
-pub const PG_SERVICE_MIGRATIONS: &[&str] = &["\
+/// with the columns of the SQLite schema ([`SERVICE_MIGRATIONS`](crate::SERVICE_MIGRATIONS)).
+/// Version 2 adds `instance` (the replica; `''` for the rows already there) to the
+/// primary key.
+pub const PG_SERVICE_MIGRATIONS: &[&str] = &[
+    "\
 CREATE TABLE IF NOT EXISTS request_rollups (
     minute TEXT COLLATE \"C\" NOT NULL,
     endpoint TEXT NOT NULL,
@@ -32,28 +35,54 @@ CREATE TABLE IF NOT EXISTS request_rollups (
     PRIMARY KEY (minute, endpoint, model_id)
 );
 CREATE INDEX IF NOT EXISTS idx_rollups_minute ON request_rollups(minute);
-"];
+",
+    "\
+ALTER TABLE request_rollups ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+ALTER TABLE request_rollups DROP CONSTRAINT request_rollups_pkey;
+ALTER TABLE request_rollups ADD PRIMARY KEY (minute, endpoint, model_id, instance);
+",
+];
 
 /// [`RollupStore`] in PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PgRollupStore {
     db: PgDatabase,
+    /// What reads select as the instance: the column, or `''` in a version-1 schema
+    /// opened read-only (a reader never migrates).
+    instance_column: &'static str,
 }
 
 impl PgRollupStore {
     /// Opens the store, creating or migrating its table.
     pub fn open(db: &PgDatabase) -> Result<Self> {
         db.migrate("service", PG_SERVICE_MIGRATIONS)?;
-        Ok(PgRollupStore { db: db.clone() })
+        Ok(PgRollupStore {
+            db: db.clone(),
+            instance_column: "instance",
+        })
     }
 
     /// Opens the store for reading only (the dashboard): never creates or migrates
     /// anything. `None` when its table does not exist yet; an error when it is newer
     /// than this build knows.
     pub fn open_existing(db: &PgDatabase) -> Result<Option<Self>> {
-        Ok(db
-            .schema_present("service", PG_SERVICE_MIGRATIONS)?
-            .then(|| PgRollupStore { db: db.clone() }))
+        if !db.schema_present("service", PG_SERVICE_MIGRATIONS)? {
+            return Ok(None);
+        }
+        let has_instance: bool = db
+            .conn()?
+            .query_one(
+                "SELECT EXISTS(SELECT 1 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = 'request_rollups' \
+                 AND column_name = 'instance')",
+                &[],
+            )
+            .map_err(db.on())?
+            .get(0);
+        Ok(Some(PgRollupStore {
+            db: db.clone(),
+            instance_column: if has_instance { "instance" } else { "''" },
+        }))
     }
 }
 
@@ -93,11 +122,18 @@ impl RollupStore for PgRollupStore {
         // Rows locked in key order, so concurrent writers (replicas) cannot deadlock.
         let mut sorted: Vec<&MinuteRollup> = rollups.iter().collect();
         sorted.sort_by(|a, b| {
-            (truncate_minute(a.minute), &a.endpoint, &a.model_id).cmp(&(
-                truncate_minute(b.minute),
-                &b.endpoint,
-                &b.model_id,
-            ))
+            (
+                truncate_minute(a.minute),
+                &a.endpoint,
+                &a.model_id,
+                &a.instance,
+            )
+                .cmp(&(
+                    truncate_minute(b.minute),
+                    &b.endpoint,
+                    &b.model_id,
+                    &b.instance,
+                ))
         });
         let url = Path::new(self.db.url());
         self.db.transaction(|tx| {
@@ -107,18 +143,19 @@ impl RollupStore for PgRollupStore {
                 // An empty row first (a no-op when it exists), then the row locked and
                 // merged: two writers of a new minute never overwrite each other.
                 tx.execute(
-                    "INSERT INTO request_rollups (minute, endpoint, model_id, request_count, \
-                     error_count, fallback_count, latency_sum_ms, latency_hist) \
-                     VALUES ($1, $2, $3, 0, 0, 0, 0, '[]') ON CONFLICT DO NOTHING",
-                    &[&minute, &r.endpoint, &r.model_id],
+                    "INSERT INTO request_rollups (minute, endpoint, model_id, instance, \
+                     request_count, error_count, fallback_count, latency_sum_ms, latency_hist) \
+                     VALUES ($1, $2, $3, $4, 0, 0, 0, 0, '[]') ON CONFLICT DO NOTHING",
+                    &[&minute, &r.endpoint, &r.model_id, &r.instance],
                 )
                 .map_err(&on)?;
                 let row = tx
                     .query_one(
                         "SELECT request_count, error_count, fallback_count, latency_sum_ms, \
                          latency_min_ms, latency_max_ms, latency_hist FROM request_rollups \
-                         WHERE minute = $1 AND endpoint = $2 AND model_id = $3 FOR UPDATE",
-                        &[&minute, &r.endpoint, &r.model_id],
+                         WHERE minute = $1 AND endpoint = $2 AND model_id = $3 AND instance = $4 \
+                         FOR UPDATE",
+                        &[&minute, &r.endpoint, &r.model_id, &r.instance],
                     )
                     .map_err(&on)?;
                 let (mut requests, mut errors, mut fallbacks) =
@@ -143,7 +180,7 @@ impl RollupStore for PgRollupStore {
                      fallback_count = $6, latency_sum_ms = $7, latency_min_ms = $8, \
                      latency_max_ms = $9, latency_p50_ms = $10, latency_p95_ms = $11, \
                      latency_p99_ms = $12, latency_hist = $13 \
-                     WHERE minute = $1 AND endpoint = $2 AND model_id = $3",
+                     WHERE minute = $1 AND endpoint = $2 AND model_id = $3 AND instance = $14",
                     &[
                         &minute,
                         &r.endpoint,
@@ -158,6 +195,7 @@ impl RollupStore for PgRollupStore {
                         &hist.quantile_ms(0.95),
                         &hist.quantile_ms(0.99),
                         &buckets_json(&hist),
+                        &r.instance,
                     ],
                 )
                 .map_err(&on)?;
@@ -173,12 +211,17 @@ impl RollupStore for PgRollupStore {
         endpoint: Option<&str>,
     ) -> Result<Vec<MinuteRollup>> {
         let mut conn = self.db.conn()?;
+        // `instance_column` is one of two constants, never input.
+        let sql = format!(
+            "SELECT minute, endpoint, model_id, request_count, error_count, fallback_count, \
+             latency_sum_ms, latency_min_ms, latency_max_ms, latency_hist, {0} FROM \
+             request_rollups WHERE minute >= $1 AND minute < $2 \
+             AND ($3::TEXT IS NULL OR endpoint = $3) ORDER BY 1, 2, 3, 11",
+            self.instance_column
+        );
         let rows = conn
             .query(
-                "SELECT minute, endpoint, model_id, request_count, error_count, fallback_count, \
-                 latency_sum_ms, latency_min_ms, latency_max_ms, latency_hist FROM request_rollups \
-                 WHERE minute >= $1 AND minute < $2 AND ($3::TEXT IS NULL OR endpoint = $3) \
-                 ORDER BY minute, endpoint, model_id",
+                &sql,
                 &[&format_timestamp(from), &format_timestamp(to), &endpoint],
             )
             .map_err(self.db.on())?;
@@ -194,6 +237,7 @@ impl RollupStore for PgRollupStore {
                     })?,
                     endpoint: row.get(1),
                     model_id: row.get(2),
+                    instance: row.get(10),
                     request_count: to_u64(row.get(3)),
                     error_count: to_u64(row.get(4)),
                     fallback_count: to_u64(row.get(5)),
@@ -213,8 +257,8 @@ impl RollupStore for PgRollupStore {
                         "INSERT INTO request_rollups (minute, endpoint, model_id, request_count, \
                          error_count, fallback_count, latency_sum_ms, latency_min_ms, \
                          latency_max_ms, latency_p50_ms, latency_p95_ms, latency_p99_ms, \
-                         latency_hist) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                         $13) ON CONFLICT DO NOTHING",
+                         latency_hist, instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                         $11, $12, $13, $14) ON CONFLICT DO NOTHING",
                         &[
                             &format_timestamp(truncate_minute(r.minute)),
                             &r.endpoint,
@@ -229,6 +273,7 @@ impl RollupStore for PgRollupStore {
                             &h.quantile_ms(0.95),
                             &h.quantile_ms(0.99),
                             &buckets_json(h),
+                            &r.instance,
                         ],
                     )
                     .map_err(self.db.on())?;

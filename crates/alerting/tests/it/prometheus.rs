@@ -102,9 +102,9 @@ fn the_prometheus_rules_match_the_service_rules_of_alerts_config() {
             panic!("{name}: numeric threshold expected");
         };
         let (recorded, metric) = match config.metric_of(name, rule).as_str() {
-            "avg_latency_ms" => ("instance:recops_recommend_latency_seconds:mean1h * 1000", t),
-            "error_rate" => ("instance:recops_recommend_errors:ratio_rate1h", t),
-            "fallback_rate" => ("instance:recops_recommend_fallbacks:ratio_rate1h", t),
+            "avg_latency_ms" => ("job:recops_recommend_latency_seconds:mean1h * 1000", t),
+            "error_rate" => ("job:recops_recommend_errors:ratio_rate1h", t),
+            "fallback_rate" => ("job:recops_recommend_fallbacks:ratio_rate1h", t),
             other => panic!("{name}: no Prometheus equivalent of {other}"),
         };
         assert_eq!(expr, &format!("{recorded} > {metric}"), "{name}");

@@ -252,6 +252,7 @@ fn service(home: &Home, now: DateTime<Utc>, scale: &Scale, rng: &mut Rng) -> Res
             minute: start + Duration::minutes(m),
             endpoint: "/recommend".into(),
             model_id: "als_20250115_000000".into(),
+            instance: String::new(),
             request_count: latency.count(),
             error_count: u64::from(rng.below(100) == 0),
             fallback_count: rng.below(4),

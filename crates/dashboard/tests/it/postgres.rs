@@ -132,6 +132,7 @@ fn the_api_of_a_postgres_home_shows_its_runs_training_runs_and_rollups() {
             minute: recops_tracking::truncate_minute(chrono::Utc::now()),
             endpoint: "/recommend".into(),
             model_id: "als_1".into(),
+            instance: String::new(),
             request_count: 40,
             error_count: 2,
             fallback_count: 4,

@@ -401,6 +401,11 @@ fn request_metrics_reach_the_store_on_shutdown() {
     assert!(w.avg_latency_ms.is_some());
     let rows = store.rollups(t0, t0 + Duration::hours(1), None).unwrap();
     assert!(rows.iter().all(|r| r.model_id == "als_20250101_000000"));
+    // Labelled with the replica's default instance, as on /metrics.
+    let port = f.base.rsplit(':').next().unwrap();
+    let host = hostname::get().unwrap().to_string_lossy().into_owned();
+    let instance = format!("{host}:{port}");
+    assert!(rows.iter().all(|r| r.instance == instance), "{rows:?}");
 }
 
 #[test]
