@@ -30,7 +30,9 @@ pub struct ModelChecksum {
 }
 
 impl ModelChecksum {
-    /// Hashes every file under `dir` (recursively).
+    /// Hashes every file under `dir` (recursively), except hidden ones (names starting
+    /// with `.`): those are bookkeeping, not model content, and come and go after
+    /// registration (training's `.unregistered` marker, an atomic write's `.tmp`).
     pub fn of_dir(model_id: &ModelId, dir: &Path) -> Result<ModelChecksum> {
         let mut files = BTreeMap::new();
         walk(model_id, dir, dir, &mut files)?;
@@ -82,6 +84,9 @@ fn walk(
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         let path = entry.path();
         let kind = entry
             .file_type()
@@ -133,11 +138,14 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("model.json"), b"{}").unwrap();
         std::fs::write(dir.path().join("sub/w.bin"), [1u8, 2, 3]).unwrap();
+        // Hidden bookkeeping (training's `.unregistered` marker) is not model content.
+        std::fs::write(dir.path().join(".unregistered"), b"").unwrap();
         let sum = ModelChecksum::of_dir(&id, dir.path()).unwrap();
         assert_eq!(
             sum.files.keys().collect::<Vec<_>>(),
             ["model.json", "sub/w.bin"]
         );
+        std::fs::remove_file(dir.path().join(".unregistered")).unwrap();
         sum.verify(&id, dir.path()).unwrap();
         // Files added later are not checked.
         std::fs::write(dir.path().join("extra"), b"x").unwrap();
