@@ -185,24 +185,11 @@ impl PgDeploymentStore {
 
     /// Runs `f` in a retried transaction; errors of `f` that are not the database's
     /// are carried out unchanged.
-    fn transaction<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut own: Option<Error> = None;
-        let out = self.db.transaction(|tx| match f(tx) {
-            Ok(v) => Ok(v),
-            Err(Error::Storage(e)) => Err(*e),
-            Err(e) => {
-                own = Some(e);
-                Err(recops_tracking::Error::InvalidInput {
-                    what: "deployment history change",
-                    message: "refused".into(),
-                })
-            }
-        });
-        match (out, own) {
-            (_, Some(e)) => Err(e),
-            (Ok(v), None) => Ok(v),
-            (Err(e), None) => Err(e.into()),
-        }
+    fn transaction<T>(&self, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.db.transaction_of(f, |e| match e {
+            Error::Storage(e) => Some(e.as_ref()),
+            _ => None,
+        })
     }
 
     fn rows(&self, tx: &mut Transaction<'_>, lock: bool) -> Result<Vec<(i64, DeploymentRecord)>> {

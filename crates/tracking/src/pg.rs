@@ -141,21 +141,33 @@ impl PgDatabase {
 
     /// Runs `f` in a transaction, committing when it returns `Ok`; a serialization
     /// failure or deadlock rolls back and runs `f` again (up to 8 times).
-    pub fn transaction<T>(
+    pub fn transaction<T>(&self, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.transaction_of(f, |e| Some(e))
+    }
+
+    /// [`PgDatabase::transaction`] for a store of another crate with its own error
+    /// type: `database` says which of its errors are this database's (retried when
+    /// retryable); any other error of `f` rolls back and is returned unchanged.
+    pub fn transaction_of<T, E: From<Error>>(
         &self,
-        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
+        mut f: impl FnMut(&mut Transaction<'_>) -> std::result::Result<T, E>,
+        database: impl Fn(&E) -> Option<&Error>,
+    ) -> std::result::Result<T, E> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut conn = self.conn()?;
-            let result = conn.transaction().map_err(self.on()).and_then(|mut tx| {
-                let value = f(&mut tx)?;
-                tx.commit().map_err(self.on())?;
-                Ok(value)
-            });
+            let result = conn
+                .transaction()
+                .map_err(|e| E::from(self.err(e)))
+                .and_then(|mut tx| {
+                    let value = f(&mut tx)?;
+                    tx.commit().map_err(|e| E::from(self.err(e)))?;
+                    Ok(value)
+                });
             match result {
-                Err(e) if attempt < ATTEMPTS && is_retryable(&e) => {
+                Err(e) if attempt < ATTEMPTS && database(&e).is_some_and(is_retryable) => {
+                    let e = database(&e).map(ToString::to_string).unwrap_or_default();
                     tracing::debug!(attempt, error = %e, "retrying a PostgreSQL transaction");
                     // Spread the retries of competing writers.
                     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 8);
