@@ -10,31 +10,21 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use recops_core::error_chain;
+use reqwest::Url;
 use reqwest::blocking::Client;
-use reqwest::{StatusCode, Url};
 use serde_json::{Map, Value, json};
 
 use crate::config::AlertmanagerConfig;
 use crate::notice::{Notice, NoticeKind};
 use crate::report::Delivery;
-use crate::retry::{Attempt, RetryPolicy, Sleeper, secs, with_retries};
+use crate::retry::{Attempt, RetryPolicy, Sleeper, with_retries};
 
 /// The path alerts are posted to, below `alertmanager.url`.
 pub(crate) const ALERTS_PATH: &str = "/api/v2/alerts";
 
 /// The HTTP client of the channel (timeout from `alertmanager.timeout_secs`).
 pub(crate) fn build_client(cfg: &AlertmanagerConfig) -> Result<Client, String> {
-    recops_core::tls::install_crypto_provider();
-    Client::builder()
-        .timeout(secs(cfg.timeout_secs))
-        .user_agent(concat!("recops/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| {
-            format!(
-                "cannot create the HTTP client: {}",
-                error_chain(&e.without_url())
-            )
-        })
+    crate::http::client(cfg.timeout_secs)
 }
 
 /// True for an `http://` or `https://` URL with a host.
@@ -171,28 +161,8 @@ pub(crate) fn send(
     let timeout = cfg.timeout_secs;
     let (result, attempts) = with_retries(policy, sleeper, |_| {
         match client.post(endpoint.clone()).json(&body).send() {
-            Ok(resp) => {
-                let status = resp.status();
-                if status.is_success() {
-                    return Attempt::Ok(());
-                }
-                let text: String = resp
-                    .text()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-                    .replace(['\n', '\r'], " ");
-                let reason = format!(
-                    "Alertmanager {shown} answered HTTP {status}: {}",
-                    text.trim()
-                );
-                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                    Attempt::Transient(reason)
-                } else {
-                    Attempt::Permanent(reason)
-                }
-            }
+            Ok(resp) if resp.status().is_success() => Attempt::Ok(()),
+            Ok(resp) => crate::http::refusal(&format!("Alertmanager {shown}"), resp, |s| s),
             Err(e) => {
                 let e = e.without_url();
                 if e.is_timeout() {

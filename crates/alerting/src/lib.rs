@@ -64,6 +64,7 @@ mod config;
 mod duration;
 mod email;
 mod error;
+mod http;
 mod manager;
 mod migrate;
 mod model;

@@ -1,7 +1,6 @@
 //! The Slack channel: an incoming-webhook POST with reqwest.
 
 use recops_core::error_chain;
-use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::json;
 
@@ -9,21 +8,11 @@ use crate::config::SlackConfig;
 use crate::model::redact;
 use crate::notice::Notice;
 use crate::report::Delivery;
-use crate::retry::{Attempt, RetryPolicy, Sleeper, secs, with_retries};
+use crate::retry::{Attempt, RetryPolicy, Sleeper, with_retries};
 
 /// The HTTP client of the Slack channel (timeout from `slack.timeout_secs`).
 pub(crate) fn build_client(cfg: &SlackConfig) -> Result<Client, String> {
-    recops_core::tls::install_crypto_provider();
-    Client::builder()
-        .timeout(secs(cfg.timeout_secs))
-        .user_agent(concat!("recops/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| {
-            format!(
-                "cannot create the HTTP client: {}",
-                error_chain(&e.without_url())
-            )
-        })
+    crate::http::client(cfg.timeout_secs)
 }
 
 /// Posts `notice` to the webhook, retrying timeouts, connection errors, 429 and 5xx.
@@ -63,28 +52,8 @@ pub(crate) fn send(
             .json(&payload)
             .send()
         {
-            Ok(resp) => {
-                let status = resp.status();
-                if status.is_success() {
-                    return Attempt::Ok(());
-                }
-                let body: String = resp
-                    .text()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-                    .replace(['\n', '\r'], " ");
-                let reason = scrub(format!(
-                    "Slack webhook answered HTTP {status}: {}",
-                    body.trim()
-                ));
-                if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                    Attempt::Transient(reason)
-                } else {
-                    Attempt::Permanent(reason)
-                }
-            }
+            Ok(resp) if resp.status().is_success() => Attempt::Ok(()),
+            Ok(resp) => crate::http::refusal("Slack webhook", resp, scrub),
             Err(e) => {
                 let e = e.without_url();
                 if e.is_builder() {
