@@ -60,7 +60,7 @@ mod store;
 mod store_pg;
 
 pub use checksum::{CHECKSUM_ALGORITHM, ModelChecksum};
-pub use store::{FileRegistryStore, RegistryStore};
+pub use store::{AUDIT_JOURNAL_KEY, FileRegistryStore, RegistryStore};
 pub use store_pg::{PG_REGISTRY_MIGRATIONS, PgRegistryStore};
 
 pub use error::{Error, Result};
