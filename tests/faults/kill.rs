@@ -24,7 +24,7 @@ use std::process::{Command, Output};
 use recops_cf_training::CfModel;
 use recops_core::Home;
 use recops_core::faults::{FAULT_ENV, TRACE_PREFIX};
-use recops_registry::Registry;
+use recops_registry::{AuditRecord, Registry};
 use serde_json::Value;
 
 /// Runs `bin` with `args` on `home`, the fault plan `fault` armed.
@@ -284,6 +284,121 @@ fn running_rows(home: &Home, pipeline: &str, snap: &mut Snapshot) {
     }
 }
 
+/// The audit records as the suites compare them: the operation, the model, the
+/// champion before and after and the deployed model, ids mapped by `name`; the time,
+/// pid and reason (which carries timings) dropped.
+fn audit_lines(records: &[AuditRecord], name: &dyn Fn(&str) -> String) -> Vec<String> {
+    let opt = |v: &Option<String>| v.as_deref().map(name);
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {:?} champion {:?}->{:?} deployed {:?}",
+                r.operation,
+                opt(&r.model_id),
+                opt(&r.previous_current_best),
+                opt(&r.current_best),
+                opt(&r.deployed)
+            )
+        })
+        .collect()
+}
+
+/// The audit as a reader sees it (`Registry::audit`, which merges the records a kill
+/// kept from the log), put in the state: right after a kill it must be the before or
+/// the after state's audit, never one line short.
+fn put_audit(home: &Home, name: &dyn Fn(&str) -> String, snap: &mut Snapshot) {
+    let audit = Registry::open(home).audit().expect("the audit reads");
+    for (n, line) in audit_lines(&audit, name).into_iter().enumerate() {
+        snap.put(format!("audit {n:03}"), line);
+    }
+}
+
+/// Every line of `logs/registry_audit.log` as it is on disk (each must parse).
+fn audit_file(home: &Home) -> Vec<AuditRecord> {
+    let text = std::fs::read_to_string(home.registry_audit_log()).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+        .collect()
+}
+
+/// After a rerun the audit log on disk agrees with `registry.json`: it is complete
+/// (equal to what a reader sees, nothing left to merge), every model is registered
+/// (or rejected) by exactly one line, each line's previous champion is the line
+/// before's champion, and the last line names the registry's champion and deployed
+/// model.
+/// `on_disk`: check the log file itself (after a rerun, which completes it), else the
+/// audit a reader sees (right after a kill, before anything ran again).
+fn assert_audit_agrees(point: &str, home: &Home, on_disk: bool) -> Vec<AuditRecord> {
+    let registry = Registry::open(home);
+    let file = registry.audit().unwrap();
+    if on_disk {
+        assert_eq!(
+            audit_file(home),
+            file,
+            "{point}: records missing from the log after the rerun"
+        );
+    }
+    let reg = registry.load().unwrap();
+    for id in reg.models.keys() {
+        let n = file
+            .iter()
+            .filter(|r| {
+                matches!(r.operation.as_str(), "register" | "reject")
+                    && r.model_id.as_deref() == Some(id.as_str())
+            })
+            .count();
+        assert_eq!(n, 1, "{point}: {id} has {n} registration lines");
+    }
+    for r in file
+        .iter()
+        .filter(|r| matches!(r.operation.as_str(), "register" | "reject"))
+    {
+        let id = r.model_id.as_deref().unwrap_or("");
+        assert!(
+            reg.models.contains_key(id),
+            "{point}: a line registers {id}, which is not in the registry"
+        );
+    }
+    for pair in file.windows(2) {
+        assert_eq!(
+            pair[1].previous_current_best, pair[0].current_best,
+            "{point}: a champion change without its line before {:?}",
+            pair[1]
+        );
+    }
+    if let Some(last) = file.last() {
+        assert_eq!(
+            last.current_best.as_deref(),
+            reg.current_best.as_deref(),
+            "{point}"
+        );
+        assert_eq!(
+            last.deployed.as_deref(),
+            reg.deployed.as_ref().map(|d| d.model_id.as_str()),
+            "{point}"
+        );
+    }
+    // The newest deployment line is the write that left the `deployed` record.
+    let deployment = file
+        .iter()
+        .rev()
+        .find(|r| matches!(r.operation.as_str(), "deploy" | "rollback" | "reload"));
+    if let Some(d) = &reg.deployed {
+        let operation = match d.action.as_str() {
+            "scheduled" | "operator" => "deploy",
+            other => other,
+        };
+        let line = deployment.map(|r| (r.operation.as_str(), r.model_id.as_deref()));
+        assert_eq!(
+            line,
+            Some((operation, Some(d.model_id.as_str()))),
+            "{point}: the deployed record has no line"
+        );
+    }
+    file
+}
+
 /// Model-training's state: the registry (models by type and order, their status and
 /// metrics; `current_best`, `deployed`), the model folders and their files.
 fn training_state(home: &Home) -> Snapshot {
@@ -333,6 +448,7 @@ fn training_state(home: &Home) -> Snapshot {
             format!("{:?} {:?}", m.status, m.metrics),
         );
     }
+    put_audit(home, &name, &mut snap);
     snap.put(
         "current_best",
         format!("{:?}", reg.current_best.as_deref().map(name)),
@@ -434,6 +550,14 @@ fn model_training_killed_at_any_step_recovers_to_the_uninterrupted_result() {
     let points = trace(training, &reference, &args);
     let expected = newest_metrics(&Home::new(&reference));
     assert_eq!(expected.len(), 2, "both models registered: {expected:?}");
+    let operations = |records: &[AuditRecord]| -> Vec<String> {
+        records.iter().map(|r| r.operation.clone()).collect()
+    };
+    let run_operations = operations(&assert_audit_agrees(
+        "reference",
+        &Home::new(&reference),
+        true,
+    ));
     let after = training_state(&Home::new(&reference));
     assert!(after.leftovers.is_empty(), "{:?}", after.leftovers);
     let paused = scratch.path().join("paused");
@@ -468,12 +592,26 @@ fn model_training_killed_at_any_step_recovers_to_the_uninterrupted_result() {
         *seen
             .entry(assert_one_of(point, &training_state(&home), &states))
             .or_default() += 1;
+        let killed_audit = assert_audit_agrees(point, &home, false);
         let again = run(training, &dir, &args, "");
         assert!(again.status.success(), "{point}: rerun failed: {again:?}");
         check_models(&home, true);
         let end = training_state(&home);
         assert!(end.leftovers.is_empty(), "{point}: {:?}", end.leftovers);
         assert_eq!(newest_metrics(&home), expected, "{point}");
+        // The log: the records a reader saw right after the kill, completed on disk,
+        // then the rerun's: together exactly the lines of an uninterrupted run.
+        let log = assert_audit_agrees(point, &home, true);
+        assert_eq!(log[..killed_audit.len()], killed_audit[..], "{point}");
+        assert_eq!(operations(&log), run_operations, "{point}");
+        let audit_of = |s: &Snapshot| -> Vec<(String, String)> {
+            s.state
+                .iter()
+                .filter(|(k, _)| k.starts_with("audit "))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        assert_eq!(audit_of(&end), audit_of(&after), "{point}: the audit lines");
         std::fs::remove_dir_all(&dir).unwrap();
     }
     eprintln!("model-training: right after the kill: {seen:?}");
@@ -590,6 +728,7 @@ fn lifecycle_state(home: &Home) -> Snapshot {
         "deployed",
         format!("{:?}", reg.deployed.as_ref().map(|d| &d.model_id)),
     );
+    put_audit(home, &|id: &str| id.to_owned(), &mut snap);
     temp_leftovers(home.root(), &mut snap);
     snap
 }
@@ -672,6 +811,7 @@ fn models_archive_and_gc_killed_at_any_step_recover() {
         }
         let got = assert_one_of(point, &lifecycle_state(&home), &allowed);
         *seen.entry(got.to_owned()).or_default() += 1;
+        let killed_audit = assert_audit_agrees(point, &home, false);
         // The rest of the job, the killed step again first.
         for s in &steps[*step..] {
             let again = run(recops, &dir, s, "");
@@ -680,6 +820,10 @@ fn models_archive_and_gc_killed_at_any_step_recover() {
         let end = lifecycle_state(&home);
         assert!(end.leftovers.is_empty(), "{point}: {:?}", end.leftovers);
         assert_eq!(end.state, states.last().unwrap().state, "{point}");
+        // The log on disk: the records seen right after the kill, then the rest; the
+        // same lines as the uninterrupted run's (the state above compares them).
+        let log = assert_audit_agrees(point, &home, true);
+        assert_eq!(log[..killed_audit.len()], killed_audit[..], "{point}");
         let reg = check_models(&home, false);
         for id in ARCHIVED {
             assert!(!whole_or_gone(&home, id), "{point}: {id} not deleted");
@@ -1004,6 +1148,12 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
     let mut plan: Vec<(usize, String)> = Vec::new();
     let mut after_step = Vec::new();
     let mut snapshots = vec![deployment_snapshot(&Home::new(&reference), &url)];
+    let same = |id: &str| id.to_owned();
+    let reference_audit = || {
+        let records = assert_audit_agrees("reference", &Home::new(&reference), true);
+        audit_lines(&records, &same)
+    };
+    let mut audits = vec![reference_audit()];
     for (i, s) in steps.iter().enumerate() {
         let a = with_url(s, &url);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
@@ -1012,7 +1162,21 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         }
         after_step.push(deployment_state(&Home::new(&reference), &url));
         snapshots.push(deployment_snapshot(&Home::new(&reference), &url));
+        audits.push(reference_audit());
     }
+    // The deployed model after each line, repeats merged: what the audit says was
+    // served, in order.
+    let transitions = |lines: &[AuditRecord]| {
+        let mut out: Vec<Option<String>> = Vec::new();
+        for r in lines {
+            if out.last() != Some(&r.deployed) {
+                out.push(r.deployed.clone());
+            }
+        }
+        out
+    };
+    let expected_transitions =
+        transitions(&Registry::open(&Home::new(&reference)).audit().unwrap());
     for s in &snapshots {
         assert!(s.leftovers.is_empty(), "{:?}", s.leftovers);
     }
@@ -1054,6 +1218,16 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         *seen
             .entry(assert_one_of(point, &got, &allowed))
             .or_default() += 1;
+        // The audit a reader sees right after the kill: the lines before the step,
+        // then a prefix of the step's lines (each line is one registry write, so the
+        // prefix is the writes that landed), and it agrees with registry.json.
+        let killed_audit = assert_audit_agrees(point, &home, false);
+        let lines = audit_lines(&killed_audit, &same);
+        let (before, after) = (&audits[*step], &audits[*step + 1]);
+        assert!(
+            lines.starts_with(before) && after.starts_with(&lines),
+            "{point}: audit right after the kill {lines:#?}\nbefore the step {before:#?}\nafter it {after:#?}"
+        );
         // A rollback killed after its reload has taken effect is run again too: it
         // completes its record instead of rolling back once more.
         for s in steps.iter().skip(*step) {
@@ -1066,6 +1240,11 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         assert_eq!(got, expected, "{point}: served, deployed, history");
         let end = deployment_snapshot(&home, &url);
         assert!(end.leftovers.is_empty(), "{point}: {:?}", end.leftovers);
+        // The log on disk: the records seen right after the kill, then the rerun's,
+        // with the uninterrupted run's sequence of deployed models.
+        let log = assert_audit_agrees(point, &home, true);
+        assert_eq!(log[..killed_audit.len()], killed_audit[..], "{point}");
+        assert_eq!(transitions(&log), expected_transitions, "{point}");
         service.kill().unwrap();
         service.wait().unwrap();
         // A restarted service serves the deployed model.

@@ -45,6 +45,14 @@ pub trait RegistryStore: std::fmt::Debug + Send + Sync {
 
     /// Where the registry lives, for messages (a path or a URL, never a password).
     fn describe(&self) -> String;
+
+    /// Serialised like [`RegistryStore::update`]: completes the audit records of a
+    /// write a crash interrupted, without changing the registry. Every update does
+    /// this first; a command that ends up writing nothing calls it. A no-op where the
+    /// records are written in the registry's own transaction (PostgreSQL).
+    fn complete_audit(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Checks what a loaded registry must satisfy; `what` names it in the error.
@@ -488,6 +496,15 @@ impl RegistryStore for FileRegistryStore {
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
+
+    fn complete_audit(&self) -> Result<()> {
+        if !self.path.exists() {
+            return Ok(());
+        }
+        let _guard = self.lock()?;
+        let (_, journal) = self.load_raw()?;
+        self.repair(journal.as_ref())
+    }
 }
 
 /// Appends `bytes` to the archive file `archive` (created with its folder) and syncs.
@@ -704,6 +721,14 @@ mod tests {
         let reference = Case::new();
         reference.step(&reference.registry(None)).unwrap();
         let expected = reference.log_records();
+
+        // `complete_audit` (a command that ends up writing nothing).
+        let case = Case::new();
+        assert!(case.step(&case.registry(Some(Crash::AfterWrite))).is_err());
+        let registry_bytes = std::fs::read(case.home.registry()).unwrap();
+        case.registry(None).complete_audit().unwrap();
+        assert_eq!(case.log_records(), expected);
+        assert_eq!(std::fs::read(case.home.registry()).unwrap(), registry_bytes);
 
         // `import_audit` (storage migrate): the missing records, then the imported.
         let case = Case::new();
