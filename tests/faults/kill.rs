@@ -272,7 +272,7 @@ fn temp_leftovers(dir: &Path, snap: &mut Snapshot) {
 /// the job's record, written after its effects, and not part of the state: a kill
 /// after the effects leaves the after state with the row still `running`.
 fn running_rows(home: &Home, pipeline: &str, snap: &mut Snapshot) {
-    if !home.pipeline_db().exists() {
+    if !home.pipeline_db().exists() && !on_postgres(home) {
         return;
     }
     let tracker = recops_tracking::PipelineTracker::open(home).unwrap();
@@ -328,6 +328,9 @@ fn has_pending_audit(snap: &Snapshot) -> bool {
 
 /// The records a reader sees that the log file does not hold yet, as a leftover.
 fn pending_audit(home: &Home, snap: &mut Snapshot) {
+    if on_postgres(home) {
+        return; // the audit rows are in the registry's transaction
+    }
     let seen = Registry::open(home).audit().expect("the audit reads");
     let file = audit_file(home);
     if file != seen {
@@ -360,7 +363,7 @@ fn audit_file(home: &Home) -> Vec<AuditRecord> {
 fn assert_audit_agrees(point: &str, home: &Home, on_disk: bool) -> Vec<AuditRecord> {
     let registry = Registry::open(home);
     let file = registry.audit().unwrap();
-    if on_disk {
+    if on_disk && !on_postgres(home) {
         assert_eq!(
             audit_file(home),
             file,
@@ -425,6 +428,14 @@ fn assert_audit_agrees(point: &str, home: &Home, on_disk: bool) -> Vec<AuditReco
         );
     }
     file
+}
+
+/// Whether `home`'s stores are in PostgreSQL (its `storage.url`).
+fn on_postgres(home: &Home) -> bool {
+    matches!(
+        recops_core::RecopsConfig::storage(home),
+        Ok(recops_core::StorageUrl::Postgres(_))
+    )
 }
 
 /// Model-training's state: the registry (models by type and order, their status and
@@ -1070,8 +1081,9 @@ fn served_model(url: &str) -> Option<String> {
 /// model and the models of the successful history records, in order.
 fn deployment_state(home: &Home, url: &str) -> (Option<String>, Option<String>, Vec<String>) {
     let reg = Registry::open(home).load().expect("registry.json parses");
-    let history = recops_deploy::DeploymentHistory::load(&home.deployment_history())
-        .expect("deployment_history.json parses");
+    let history = recops_deploy::DeploymentLog::open(home)
+        .load()
+        .expect("the deployment history (deployment_history.json) reads");
     let ok: Vec<String> = history
         .deployments
         .iter()
@@ -1096,11 +1108,11 @@ fn deployment_snapshot(home: &Home, url: &str) -> Snapshot {
     snap.put("history successes", format!("{history:?}"));
     running_rows(home, "model_deployment", &mut snap);
     pending_audit(home, &mut snap);
-    let intent = home.root().join("logs/rollback_intent.json");
-    if intent.exists() {
-        let text = std::fs::read(&intent).unwrap();
-        serde_json::from_slice::<Value>(&text).expect("rollback_intent.json parses");
-        snap.leftover("rollback intent", intent.display());
+    let intent = recops_deploy::DeploymentLog::open(home)
+        .intent()
+        .expect("the rollback intent (rollback_intent.json) reads");
+    if let Some(intent) = intent {
+        snap.leftover("rollback intent", intent);
     }
     temp_leftovers(home.root(), &mut snap);
     snap
@@ -1125,10 +1137,78 @@ fn reloaded_not_recorded(
 
 #[test]
 fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
+    deployment_suite("model-deployment", None, 22, 20);
+}
+
+/// The same suite with the registry, its audit, the deployment history, the rollback
+/// intent and the pipeline runs in PostgreSQL (each killed home gets its own copy of
+/// the base database), at fewer points to bound CI time.
+#[test]
+fn model_deployment_on_postgres_killed_at_any_step_recovers_to_the_uninterrupted_state() {
+    let Some(pg) = recops_testkit::PgCluster::shared() else {
+        return;
+    };
+    deployment_suite("model-deployment on postgres", Some(pg), 10, 10);
+}
+
+/// The storage of the homes of a suite: the embedded files, or one database per home
+/// on a throwaway PostgreSQL cluster, copied from the base home's.
+struct Storage<'a> {
+    pg: Option<&'a recops_testkit::PgCluster>,
+    base_db: String,
+}
+
+impl Storage<'_> {
+    /// Points `home` at a new database (copied from the base home's when `copy`), in
+    /// its `config/recops.yaml`; nothing in embedded mode. The base database is never
+    /// opened by this process, so it can serve as a template.
+    fn attach(&mut self, home: &Path, copy: bool) {
+        let Some(pg) = self.pg else {
+            return;
+        };
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("kill{}_{n}", std::process::id());
+        if copy {
+            pg.psql(
+                "postgres",
+                &format!("CREATE DATABASE {name} TEMPLATE {}", self.base_db),
+            );
+        } else {
+            pg.psql("postgres", &format!("CREATE DATABASE {name}"));
+            self.base_db = name.clone();
+        }
+        let url = pg.url(&name);
+        let config = include_str!("../../config/recops.yaml");
+        let with_url = config.replace("\n  url: \"\"\n", &format!("\n  url: \"{url}\"\n"));
+        assert_ne!(
+            with_url, config,
+            "config/recops.yaml has no empty storage.url"
+        );
+        let path = Home::new(home).recops_config();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, with_url).unwrap();
+    }
+}
+
+/// model-deployment X (live), Y, `--rollback`, Y against a running recommender, killed
+/// at `points` of the traced points (at least `min_points`).
+fn deployment_suite(
+    suite: &str,
+    pg: Option<&recops_testkit::PgCluster>,
+    points: usize,
+    min_points: usize,
+) {
+    let started = std::time::Instant::now();
     let deploy = env!("CARGO_BIN_EXE_model-deployment");
     let training = env!("CARGO_BIN_EXE_model-training");
     let scratch = tempfile::tempdir().unwrap();
     let base = scratch.path().join("base");
+    let mut storage = Storage {
+        pg,
+        base_db: String::new(),
+    };
+    storage.attach(&base, false);
     let h = base.to_str().unwrap();
     let generated = Command::new(env!("CARGO_BIN_EXE_recops"))
         .args([
@@ -1155,7 +1235,11 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         args.extend_from_slice(extra);
         assert!(run(training, &base, &args, "").status.success());
     }
-    let reg = Registry::open(&Home::new(&base)).load().unwrap();
+    // Read from a copy: the base database stays unopened (a template).
+    let look = scratch.path().join("look");
+    copy_tree(&base, &look);
+    storage.attach(&look, true);
+    let reg = Registry::open(&Home::new(&look)).load().unwrap();
     let mut als: Vec<String> = reg
         .models
         .iter()
@@ -1166,6 +1250,7 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         .collect();
     als.sort();
     assert_eq!(als.len(), 2, "{reg:?}");
+    std::fs::remove_dir_all(&look).unwrap();
     let steps: Vec<Vec<String>> = vec![
         vec!["--model-id".into(), als[0].clone()],
         vec!["--model-id".into(), als[1].clone()],
@@ -1181,6 +1266,7 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
     // The uninterrupted sequence, and its points.
     let reference = scratch.path().join("reference");
     copy_tree(&base, &reference);
+    storage.attach(&reference, true);
     let (mut service, url) = start_recommender(&reference);
     let mut plan: Vec<(usize, String)> = Vec::new();
     let mut after_step = Vec::new();
@@ -1226,14 +1312,19 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         "rolled back"
     );
     assert_eq!(expected.0.as_deref(), Some(als[1].as_str()), "{expected:?}");
-    let plan = draw("model-deployment", &plan, 22);
-    assert!(plan.len() >= 20, "only {} points: {plan:?}", plan.len());
+    let plan = draw(suite, &plan, points);
+    assert!(
+        plan.len() >= min_points,
+        "only {} points: {plan:?}",
+        plan.len()
+    );
 
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let mut pending = 0usize;
     for (step, point) in &plan {
         let dir = scratch.path().join("k");
         copy_tree(&base, &dir);
+        storage.attach(&dir, true);
         let home = Home::new(&dir);
         let (mut service, url) = start_recommender(&dir);
         for s in &steps[..*step] {
@@ -1294,6 +1385,7 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
     eprintln!(
-        "model-deployment: right after the kill: {seen:?}; audit lines completed from the journal after {pending} kills"
+        "{suite}: right after the kill: {seen:?}; audit lines completed from the journal after {pending} kills; {:.0} s",
+        started.elapsed().as_secs_f64()
     );
 }
