@@ -13,6 +13,15 @@
 //! Then every file parses, the next run completes, no leftover remains and the result
 //! equals an uninterrupted run's.
 //!
+//! The registry audit is checked too: right after a kill the audit a reader sees
+//! agrees with `registry.json` (each change has its lines exactly once) and is the
+//! before or after state's (training, archive/gc) or the lines before the killed step
+//! plus a prefix of its lines (deployment); after the rerun the log file holds them all
+//! (records a kill left only in `registry.json`'s `audit_journal` are completed) and
+//! matches the uninterrupted run's. The model-deployment suite also runs with its
+//! stores in PostgreSQL (skipped with a NOTICE when it is not installed and not
+//! required, `RECOPS_REQUIRE_POSTGRES=1`).
+//!
 //! Run: `cargo test -p recops --test faults kill -- --nocapture` (prints the seed and
 //! the points); `RECOPS_FAULT_SEED=<n>` draws another set.
 
