@@ -131,7 +131,7 @@ struct OnDisk<'a> {
 /// The journal stays in the file until the next write replaces it. A write killed
 /// before step 2 changed nothing and left no line; one killed after it is completed
 /// by the next writer (every writer of this store: updates, `import`,
-/// `import_audit`, `archive_audit_before`). Readers never write:
+/// `import_audit`, `archive_audit_before`, `complete_audit`). Readers never write:
 /// [`RegistryStore::audit`] returns the log with the journal's missing records
 /// merged in memory, so a reader sees the repaired trail even before the next
 /// writer repairs the file. Whether the records are in the log is decided by bytes,
@@ -139,7 +139,10 @@ struct OnDisk<'a> {
 /// (identical records written twice in the same microsecond are still told apart).
 /// When the log was changed behind the journal (truncated or edited by hand), the
 /// records count as present if the log ends with them, otherwise they are appended
-/// again with a warning.
+/// again with a warning. [`RegistryStore::complete_audit`] repairs without writing
+/// the registry, for jobs that end up changing nothing. Readers take a shared lock on
+/// `registry.json.lock` when it exists (never creating it), so they never see the
+/// log half-way through a writer's repair.
 #[derive(Debug, Clone)]
 pub struct FileRegistryStore {
     path: PathBuf,
