@@ -446,13 +446,14 @@ impl RegistryStore for FileRegistryStore {
     }
 
     /// Under the registry lock; the audit log is rewritten atomically with the rest.
-    /// Unreadable lines stay. The last write's records are completed first and its
-    /// journal dropped from `registry.json` (its offset would no longer hold).
+    /// Unreadable lines stay. The last write's records are completed first; when lines
+    /// move, the journal is dropped from `registry.json` before the log is rewritten
+    /// (its offset would no longer hold).
     fn archive_audit_before(&self, cutoff: DateTime<Utc>, archive: &Path) -> Result<usize> {
         let _guard = self.lock()?;
-        if let Ok((reg, Some(journal))) = self.load_raw() {
-            self.repair(Some(&journal))?;
-            self.write(&reg, None)?;
+        let loaded = self.load_raw().ok();
+        if let Some((_, journal)) = &loaded {
+            self.repair(journal.as_ref())?;
         }
         let path = &self.audit_path;
         let text = match std::fs::read_to_string(path) {
@@ -476,6 +477,9 @@ impl RegistryStore for FileRegistryStore {
         let moved = old.lines().count();
         if moved == 0 {
             return Ok(0);
+        }
+        if let Some((reg, Some(_))) = &loaded {
+            self.write(reg, None)?;
         }
         append_archive(archive, old.as_bytes())?;
         recops_core::write_atomic(path, keep.as_bytes())?;
@@ -762,6 +766,12 @@ mod tests {
         assert!(case.step(&case.registry(Some(Crash::AfterWrite))).is_err());
         let store = FileRegistryStore::new(&case.home);
         let archive = case.home.root().join("logs/archive/a.log");
+        // Nothing to move: the log is completed, the registry left as it is.
+        let registry_bytes = std::fs::read(case.home.registry()).unwrap();
+        let early = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(store.archive_audit_before(early, &archive).unwrap(), 0);
+        assert_eq!(case.log_records(), expected);
+        assert_eq!(std::fs::read(case.home.registry()).unwrap(), registry_bytes);
         let cutoff = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
         assert_eq!(store.archive_audit_before(cutoff, &archive).unwrap(), 4);
         assert!(case.log_records().is_empty());
