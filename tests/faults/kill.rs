@@ -13,6 +13,15 @@
 //! Then every file parses, the next run completes, no leftover remains and the result
 //! equals an uninterrupted run's.
 //!
+//! The registry audit is checked too: right after a kill the audit a reader sees
+//! agrees with `registry.json` (each change has its lines exactly once) and is the
+//! before or after state's (training, archive/gc) or the lines before the killed step
+//! plus a prefix of its lines (deployment); after the rerun the log file holds them all
+//! (records a kill left only in `registry.json`'s `audit_journal` are completed) and
+//! matches the uninterrupted run's. The model-deployment suite also runs with its
+//! stores in PostgreSQL (skipped with a NOTICE when it is not installed and not
+//! required, `RECOPS_REQUIRE_POSTGRES=1`).
+//!
 //! Run: `cargo test -p recops --test faults kill -- --nocapture` (prints the seed and
 //! the points); `RECOPS_FAULT_SEED=<n>` draws another set.
 
@@ -24,7 +33,7 @@ use std::process::{Command, Output};
 use recops_cf_training::CfModel;
 use recops_core::Home;
 use recops_core::faults::{FAULT_ENV, TRACE_PREFIX};
-use recops_registry::Registry;
+use recops_registry::{AuditRecord, Registry};
 use serde_json::Value;
 
 /// Runs `bin` with `args` on `home`, the fault plan `fault` armed.
@@ -158,7 +167,7 @@ fn draw<T: Clone + std::fmt::Debug>(suite: &str, points: &[T], n: usize) -> Vec<
 /// The recoverable leftovers a kill may leave next to a state that equals the before
 /// or the after state; each is removed or completed by the next run of the same job
 /// (the suites check that none is left after it).
-pub(crate) const ALLOWED_LEFTOVERS: [(&str, &str); 9] = [
+pub(crate) const ALLOWED_LEFTOVERS: [(&str, &str); 10] = [
     (
         "temp file",
         "`.<file>.tmp.<pid>.<n>` of an atomic write killed before its rename: removed by the next write of the file",
@@ -190,6 +199,10 @@ pub(crate) const ALLOWED_LEFTOVERS: [(&str, &str); 9] = [
     (
         "rollback intent",
         "`logs/rollback_intent.json`: completed and removed by the next `--rollback`",
+    ),
+    (
+        "pending audit lines",
+        "audit records of the last registry write that are in registry.json's `audit_journal` but not yet in logs/registry_audit.log (a reader already sees them): appended by the next registry writer or job",
     ),
     (
         "scheduler claim",
@@ -268,7 +281,7 @@ fn temp_leftovers(dir: &Path, snap: &mut Snapshot) {
 /// the job's record, written after its effects, and not part of the state: a kill
 /// after the effects leaves the after state with the row still `running`.
 fn running_rows(home: &Home, pipeline: &str, snap: &mut Snapshot) {
-    if !home.pipeline_db().exists() {
+    if !home.pipeline_db().exists() && !on_postgres(home) {
         return;
     }
     let tracker = recops_tracking::PipelineTracker::open(home).unwrap();
@@ -282,6 +295,156 @@ fn running_rows(home: &Home, pipeline: &str, snap: &mut Snapshot) {
     {
         snap.leftover("running row", &r.run_id);
     }
+}
+
+/// The audit records as the suites compare them: the operation, the model, the
+/// champion before and after and the deployed model, ids mapped by `name`; the time,
+/// pid and reason (which carries timings) dropped.
+fn audit_lines(records: &[AuditRecord], name: &dyn Fn(&str) -> String) -> Vec<String> {
+    let opt = |v: &Option<String>| v.as_deref().map(name);
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {:?} champion {:?}->{:?} deployed {:?}",
+                r.operation,
+                opt(&r.model_id),
+                opt(&r.previous_current_best),
+                opt(&r.current_best),
+                opt(&r.deployed)
+            )
+        })
+        .collect()
+}
+
+/// The audit as a reader sees it (`Registry::audit`, which merges the records a kill
+/// kept from the log), put in the state: right after a kill it must be the before or
+/// the after state's audit, never one line short.
+fn put_audit(home: &Home, name: &dyn Fn(&str) -> String, snap: &mut Snapshot) {
+    let audit = Registry::open(home).audit().expect("the audit reads");
+    for (n, line) in audit_lines(&audit, name).into_iter().enumerate() {
+        snap.put(format!("audit {n:03}"), line);
+    }
+    pending_audit(home, snap);
+}
+
+/// Whether the kill left audit records only in registry.json's journal.
+fn has_pending_audit(snap: &Snapshot) -> bool {
+    snap.leftovers
+        .iter()
+        .any(|l| l.starts_with("pending audit lines"))
+}
+
+/// The records a reader sees that the log file does not hold yet, as a leftover.
+fn pending_audit(home: &Home, snap: &mut Snapshot) {
+    if on_postgres(home) {
+        return; // the audit rows are in the registry's transaction
+    }
+    let seen = Registry::open(home).audit().expect("the audit reads");
+    let file = audit_file(home);
+    if file != seen {
+        assert!(
+            seen.starts_with(&file),
+            "the log is not a prefix of the audit a reader sees"
+        );
+        snap.leftover(
+            "pending audit lines",
+            format!("{} records", seen.len() - file.len()),
+        );
+    }
+}
+
+/// Every line of `logs/registry_audit.log` as it is on disk (each must parse).
+fn audit_file(home: &Home) -> Vec<AuditRecord> {
+    let text = std::fs::read_to_string(home.registry_audit_log()).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+        .collect()
+}
+
+/// After a rerun the audit log on disk agrees with `registry.json`: it is complete
+/// (equal to what a reader sees, nothing left to merge), every model is registered
+/// (or rejected) by exactly one line, each line's previous champion is the line
+/// before's champion, and the last line names the registry's champion and deployed
+/// model.
+/// `on_disk`: check the log file itself (after a rerun, which completes it), else the
+/// audit a reader sees (right after a kill, before anything ran again).
+fn assert_audit_agrees(point: &str, home: &Home, on_disk: bool) -> Vec<AuditRecord> {
+    let registry = Registry::open(home);
+    let file = registry.audit().unwrap();
+    if on_disk && !on_postgres(home) {
+        assert_eq!(
+            audit_file(home),
+            file,
+            "{point}: records missing from the log after the rerun"
+        );
+    }
+    let reg = registry.load().unwrap();
+    for id in reg.models.keys() {
+        let n = file
+            .iter()
+            .filter(|r| {
+                matches!(r.operation.as_str(), "register" | "reject")
+                    && r.model_id.as_deref() == Some(id.as_str())
+            })
+            .count();
+        assert_eq!(n, 1, "{point}: {id} has {n} registration lines");
+    }
+    for r in file
+        .iter()
+        .filter(|r| matches!(r.operation.as_str(), "register" | "reject"))
+    {
+        let id = r.model_id.as_deref().unwrap_or("");
+        assert!(
+            reg.models.contains_key(id),
+            "{point}: a line registers {id}, which is not in the registry"
+        );
+    }
+    for pair in file.windows(2) {
+        assert_eq!(
+            pair[1].previous_current_best, pair[0].current_best,
+            "{point}: a champion change without its line before {:?}",
+            pair[1]
+        );
+    }
+    if let Some(last) = file.last() {
+        assert_eq!(
+            last.current_best.as_deref(),
+            reg.current_best.as_deref(),
+            "{point}"
+        );
+        assert_eq!(
+            last.deployed.as_deref(),
+            reg.deployed.as_ref().map(|d| d.model_id.as_str()),
+            "{point}"
+        );
+    }
+    // The newest deployment line is the write that left the `deployed` record.
+    let deployment = file
+        .iter()
+        .rev()
+        .find(|r| matches!(r.operation.as_str(), "deploy" | "rollback" | "reload"));
+    if let Some(d) = &reg.deployed {
+        let operation = match d.action.as_str() {
+            "scheduled" | "operator" => "deploy",
+            other => other,
+        };
+        let line = deployment.map(|r| (r.operation.as_str(), r.model_id.as_deref()));
+        assert_eq!(
+            line,
+            Some((operation, Some(d.model_id.as_str()))),
+            "{point}: the deployed record has no line"
+        );
+    }
+    file
+}
+
+/// Whether `home`'s stores are in PostgreSQL (its `storage.url`).
+fn on_postgres(home: &Home) -> bool {
+    matches!(
+        recops_core::RecopsConfig::storage(home),
+        Ok(recops_core::StorageUrl::Postgres(_))
+    )
 }
 
 /// Model-training's state: the registry (models by type and order, their status and
@@ -333,6 +496,7 @@ fn training_state(home: &Home) -> Snapshot {
             format!("{:?} {:?}", m.status, m.metrics),
         );
     }
+    put_audit(home, &name, &mut snap);
     snap.put(
         "current_best",
         format!("{:?}", reg.current_best.as_deref().map(name)),
@@ -434,6 +598,14 @@ fn model_training_killed_at_any_step_recovers_to_the_uninterrupted_result() {
     let points = trace(training, &reference, &args);
     let expected = newest_metrics(&Home::new(&reference));
     assert_eq!(expected.len(), 2, "both models registered: {expected:?}");
+    let operations = |records: &[AuditRecord]| -> Vec<String> {
+        records.iter().map(|r| r.operation.clone()).collect()
+    };
+    let run_operations = operations(&assert_audit_agrees(
+        "reference",
+        &Home::new(&reference),
+        true,
+    ));
     let after = training_state(&Home::new(&reference));
     assert!(after.leftovers.is_empty(), "{:?}", after.leftovers);
     let paused = scratch.path().join("paused");
@@ -458,6 +630,7 @@ fn model_training_killed_at_any_step_recovers_to_the_uninterrupted_result() {
         chosen.len()
     );
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut pending = 0usize;
     for point in &chosen {
         let dir = scratch.path().join("k");
         copy_tree(&base, &dir);
@@ -465,18 +638,34 @@ fn model_training_killed_at_any_step_recovers_to_the_uninterrupted_result() {
         let out = run(training, &dir, &args, point);
         assert!(killed(&out), "{point}: not killed: {out:?}");
         check_models(&home, true);
-        *seen
-            .entry(assert_one_of(point, &training_state(&home), &states))
-            .or_default() += 1;
+        let got = training_state(&home);
+        *seen.entry(assert_one_of(point, &got, &states)).or_default() += 1;
+        pending += usize::from(has_pending_audit(&got));
+        let killed_audit = assert_audit_agrees(point, &home, false);
         let again = run(training, &dir, &args, "");
         assert!(again.status.success(), "{point}: rerun failed: {again:?}");
         check_models(&home, true);
         let end = training_state(&home);
         assert!(end.leftovers.is_empty(), "{point}: {:?}", end.leftovers);
         assert_eq!(newest_metrics(&home), expected, "{point}");
+        // The log: the records a reader saw right after the kill, completed on disk,
+        // then the rerun's: together exactly the lines of an uninterrupted run.
+        let log = assert_audit_agrees(point, &home, true);
+        assert_eq!(log[..killed_audit.len()], killed_audit[..], "{point}");
+        assert_eq!(operations(&log), run_operations, "{point}");
+        let audit_of = |s: &Snapshot| -> Vec<(String, String)> {
+            s.state
+                .iter()
+                .filter(|(k, _)| k.starts_with("audit "))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        assert_eq!(audit_of(&end), audit_of(&after), "{point}: the audit lines");
         std::fs::remove_dir_all(&dir).unwrap();
     }
-    eprintln!("model-training: right after the kill: {seen:?}");
+    eprintln!(
+        "model-training: right after the kill: {seen:?}; audit lines completed from the journal after {pending} kills"
+    );
 }
 
 /// A home with six registered models (three per type; the newest of each type is
@@ -590,6 +779,7 @@ fn lifecycle_state(home: &Home) -> Snapshot {
         "deployed",
         format!("{:?}", reg.deployed.as_ref().map(|d| &d.model_id)),
     );
+    put_audit(home, &|id: &str| id.to_owned(), &mut snap);
     temp_leftovers(home.root(), &mut snap);
     snap
 }
@@ -650,6 +840,7 @@ fn models_archive_and_gc_killed_at_any_step_recover() {
     assert!(plan.len() >= 20, "only {} points: {plan:?}", plan.len());
 
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut pending = 0usize;
     for (step, point) in &plan {
         let dir = scratch.path().join("k");
         copy_tree(&base, &dir);
@@ -670,8 +861,11 @@ fn models_archive_and_gc_killed_at_any_step_recover() {
         if *step == steps.len() - 1 {
             allowed.extend(gc_between.iter().map(|s| ("gc between models", &s.state)));
         }
-        let got = assert_one_of(point, &lifecycle_state(&home), &allowed);
+        let snap = lifecycle_state(&home);
+        let got = assert_one_of(point, &snap, &allowed);
         *seen.entry(got.to_owned()).or_default() += 1;
+        pending += usize::from(has_pending_audit(&snap));
+        let killed_audit = assert_audit_agrees(point, &home, false);
         // The rest of the job, the killed step again first.
         for s in &steps[*step..] {
             let again = run(recops, &dir, s, "");
@@ -680,6 +874,10 @@ fn models_archive_and_gc_killed_at_any_step_recover() {
         let end = lifecycle_state(&home);
         assert!(end.leftovers.is_empty(), "{point}: {:?}", end.leftovers);
         assert_eq!(end.state, states.last().unwrap().state, "{point}");
+        // The log on disk: the records seen right after the kill, then the rest; the
+        // same lines as the uninterrupted run's (the state above compares them).
+        let log = assert_audit_agrees(point, &home, true);
+        assert_eq!(log[..killed_audit.len()], killed_audit[..], "{point}");
         let reg = check_models(&home, false);
         for id in ARCHIVED {
             assert!(!whole_or_gone(&home, id), "{point}: {id} not deleted");
@@ -689,7 +887,9 @@ fn models_archive_and_gc_killed_at_any_step_recover() {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
-    eprintln!("models archive/gc: right after the kill: {seen:?}");
+    eprintln!(
+        "models archive/gc: right after the kill: {seen:?}; audit lines completed from the journal after {pending} kills"
+    );
 }
 
 /// The scheduler (`--run-now`, the same supervision as the daemon) killed while it
@@ -890,8 +1090,9 @@ fn served_model(url: &str) -> Option<String> {
 /// model and the models of the successful history records, in order.
 fn deployment_state(home: &Home, url: &str) -> (Option<String>, Option<String>, Vec<String>) {
     let reg = Registry::open(home).load().expect("registry.json parses");
-    let history = recops_deploy::DeploymentHistory::load(&home.deployment_history())
-        .expect("deployment_history.json parses");
+    let history = recops_deploy::DeploymentLog::open(home)
+        .load()
+        .expect("the deployment history (deployment_history.json) reads");
     let ok: Vec<String> = history
         .deployments
         .iter()
@@ -915,11 +1116,12 @@ fn deployment_snapshot(home: &Home, url: &str) -> Snapshot {
     snap.put("deployed", format!("{deployed:?}"));
     snap.put("history successes", format!("{history:?}"));
     running_rows(home, "model_deployment", &mut snap);
-    let intent = home.root().join("logs/rollback_intent.json");
-    if intent.exists() {
-        let text = std::fs::read(&intent).unwrap();
-        serde_json::from_slice::<Value>(&text).expect("rollback_intent.json parses");
-        snap.leftover("rollback intent", intent.display());
+    pending_audit(home, &mut snap);
+    let intent = recops_deploy::DeploymentLog::open(home)
+        .intent()
+        .expect("the rollback intent (rollback_intent.json) reads");
+    if let Some(intent) = intent {
+        snap.leftover("rollback intent", intent);
     }
     temp_leftovers(home.root(), &mut snap);
     snap
@@ -944,10 +1146,78 @@ fn reloaded_not_recorded(
 
 #[test]
 fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
+    deployment_suite("model-deployment", None, 22, 20);
+}
+
+/// The same suite with the registry, its audit, the deployment history, the rollback
+/// intent and the pipeline runs in PostgreSQL (each killed home gets its own copy of
+/// the base database), at fewer points to bound CI time.
+#[test]
+fn model_deployment_on_postgres_killed_at_any_step_recovers_to_the_uninterrupted_state() {
+    let Some(pg) = recops_testkit::PgCluster::shared() else {
+        return;
+    };
+    deployment_suite("model-deployment on postgres", Some(pg), 10, 10);
+}
+
+/// The storage of the homes of a suite: the embedded files, or one database per home
+/// on a throwaway PostgreSQL cluster, copied from the base home's.
+struct Storage<'a> {
+    pg: Option<&'a recops_testkit::PgCluster>,
+    base_db: String,
+}
+
+impl Storage<'_> {
+    /// Points `home` at a new database (copied from the base home's when `copy`), in
+    /// its `config/recops.yaml`; nothing in embedded mode. The base database is never
+    /// opened by this process, so it can serve as a template.
+    fn attach(&mut self, home: &Path, copy: bool) {
+        let Some(pg) = self.pg else {
+            return;
+        };
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("kill{}_{n}", std::process::id());
+        if copy {
+            pg.psql(
+                "postgres",
+                &format!("CREATE DATABASE {name} TEMPLATE {}", self.base_db),
+            );
+        } else {
+            pg.psql("postgres", &format!("CREATE DATABASE {name}"));
+            self.base_db = name.clone();
+        }
+        let url = pg.url(&name);
+        let config = include_str!("../../config/recops.yaml");
+        let with_url = config.replace("\n  url: \"\"\n", &format!("\n  url: \"{url}\"\n"));
+        assert_ne!(
+            with_url, config,
+            "config/recops.yaml has no empty storage.url"
+        );
+        let path = Home::new(home).recops_config();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, with_url).unwrap();
+    }
+}
+
+/// model-deployment X (live), Y, `--rollback`, Y against a running recommender, killed
+/// at `points` of the traced points (at least `min_points`).
+fn deployment_suite(
+    suite: &str,
+    pg: Option<&recops_testkit::PgCluster>,
+    points: usize,
+    min_points: usize,
+) {
+    let started = std::time::Instant::now();
     let deploy = env!("CARGO_BIN_EXE_model-deployment");
     let training = env!("CARGO_BIN_EXE_model-training");
     let scratch = tempfile::tempdir().unwrap();
     let base = scratch.path().join("base");
+    let mut storage = Storage {
+        pg,
+        base_db: String::new(),
+    };
+    storage.attach(&base, false);
     let h = base.to_str().unwrap();
     let generated = Command::new(env!("CARGO_BIN_EXE_recops"))
         .args([
@@ -974,7 +1244,11 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         args.extend_from_slice(extra);
         assert!(run(training, &base, &args, "").status.success());
     }
-    let reg = Registry::open(&Home::new(&base)).load().unwrap();
+    // Read from a copy: the base database stays unopened (a template).
+    let look = scratch.path().join("look");
+    copy_tree(&base, &look);
+    storage.attach(&look, true);
+    let reg = Registry::open(&Home::new(&look)).load().unwrap();
     let mut als: Vec<String> = reg
         .models
         .iter()
@@ -985,6 +1259,7 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         .collect();
     als.sort();
     assert_eq!(als.len(), 2, "{reg:?}");
+    std::fs::remove_dir_all(&look).unwrap();
     let steps: Vec<Vec<String>> = vec![
         vec!["--model-id".into(), als[0].clone()],
         vec!["--model-id".into(), als[1].clone()],
@@ -1000,10 +1275,17 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
     // The uninterrupted sequence, and its points.
     let reference = scratch.path().join("reference");
     copy_tree(&base, &reference);
+    storage.attach(&reference, true);
     let (mut service, url) = start_recommender(&reference);
     let mut plan: Vec<(usize, String)> = Vec::new();
     let mut after_step = Vec::new();
     let mut snapshots = vec![deployment_snapshot(&Home::new(&reference), &url)];
+    let same = |id: &str| id.to_owned();
+    let reference_audit = || {
+        let records = assert_audit_agrees("reference", &Home::new(&reference), true);
+        audit_lines(&records, &same)
+    };
+    let mut audits = vec![reference_audit()];
     for (i, s) in steps.iter().enumerate() {
         let a = with_url(s, &url);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
@@ -1012,7 +1294,21 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         }
         after_step.push(deployment_state(&Home::new(&reference), &url));
         snapshots.push(deployment_snapshot(&Home::new(&reference), &url));
+        audits.push(reference_audit());
     }
+    // The deployed model after each line, repeats merged: what the audit says was
+    // served, in order.
+    let transitions = |lines: &[AuditRecord]| {
+        let mut out: Vec<Option<String>> = Vec::new();
+        for r in lines {
+            if out.last() != Some(&r.deployed) {
+                out.push(r.deployed.clone());
+            }
+        }
+        out
+    };
+    let expected_transitions =
+        transitions(&Registry::open(&Home::new(&reference)).audit().unwrap());
     for s in &snapshots {
         assert!(s.leftovers.is_empty(), "{:?}", s.leftovers);
     }
@@ -1025,13 +1321,19 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         "rolled back"
     );
     assert_eq!(expected.0.as_deref(), Some(als[1].as_str()), "{expected:?}");
-    let plan = draw("model-deployment", &plan, 22);
-    assert!(plan.len() >= 20, "only {} points: {plan:?}", plan.len());
+    let plan = draw(suite, &plan, points);
+    assert!(
+        plan.len() >= min_points,
+        "only {} points: {plan:?}",
+        plan.len()
+    );
 
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut pending = 0usize;
     for (step, point) in &plan {
         let dir = scratch.path().join("k");
         copy_tree(&base, &dir);
+        storage.attach(&dir, true);
         let home = Home::new(&dir);
         let (mut service, url) = start_recommender(&dir);
         for s in &steps[..*step] {
@@ -1054,6 +1356,17 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         *seen
             .entry(assert_one_of(point, &got, &allowed))
             .or_default() += 1;
+        pending += usize::from(has_pending_audit(&got));
+        // The audit a reader sees right after the kill: the lines before the step,
+        // then a prefix of the step's lines (each line is one registry write, so the
+        // prefix is the writes that landed), and it agrees with registry.json.
+        let killed_audit = assert_audit_agrees(point, &home, false);
+        let lines = audit_lines(&killed_audit, &same);
+        let (before, after) = (&audits[*step], &audits[*step + 1]);
+        assert!(
+            lines.starts_with(before) && after.starts_with(&lines),
+            "{point}: audit right after the kill {lines:#?}\nbefore the step {before:#?}\nafter it {after:#?}"
+        );
         // A rollback killed after its reload has taken effect is run again too: it
         // completes its record instead of rolling back once more.
         for s in steps.iter().skip(*step) {
@@ -1066,6 +1379,11 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         assert_eq!(got, expected, "{point}: served, deployed, history");
         let end = deployment_snapshot(&home, &url);
         assert!(end.leftovers.is_empty(), "{point}: {:?}", end.leftovers);
+        // The log on disk: the records seen right after the kill, then the rerun's,
+        // with the uninterrupted run's sequence of deployed models.
+        let log = assert_audit_agrees(point, &home, true);
+        assert_eq!(log[..killed_audit.len()], killed_audit[..], "{point}");
+        assert_eq!(transitions(&log), expected_transitions, "{point}");
         service.kill().unwrap();
         service.wait().unwrap();
         // A restarted service serves the deployed model.
@@ -1075,5 +1393,8 @@ fn model_deployment_killed_at_any_step_recovers_to_the_uninterrupted_state() {
         again.wait().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
-    eprintln!("model-deployment: right after the kill: {seen:?}");
+    eprintln!(
+        "{suite}: right after the kill: {seen:?}; audit lines completed from the journal after {pending} kills; {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
 }

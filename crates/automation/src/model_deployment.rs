@@ -194,6 +194,9 @@ fn run(home: &Home, options: &DeployJobOptions) -> Result<(Option<ModelId>, Depl
         }
     };
     let registry = Registry::with_clock(home, options.clock.clone());
+    // The audit lines of a registry write a killed run left short, also when this run
+    // ends up writing nothing.
+    registry.complete_audit()?;
     if options.rollback {
         return rollback(home, &registry, &deployer, &users_of, options);
     }

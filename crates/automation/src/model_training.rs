@@ -361,6 +361,9 @@ fn run_job(
         );
     }
     let registry = Registry::with_clock(home, ctx.clock.clone());
+    // ... the audit lines of a registry write it interrupted (also when this run
+    // trains nothing) ...
+    registry.complete_audit()?;
     // ... and models moved into place by a run killed before registering them.
     let known = registry.load()?;
     let unregistered =

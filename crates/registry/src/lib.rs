@@ -15,7 +15,10 @@
 //!   `deployable`, `archive_unused` (refuses the deployed model and the champion) and
 //!   `gc` (deletes files of old archived models only). See docs/lifecycle.md.
 //! - **Backends** ([`RegistryStore`]): [`FileRegistryStore`], the files above in the
-//!   spec's format (the default), and [`PgRegistryStore`], tables `registry_state`,
+//!   spec's format (the default; each write of `registry.json` carries its audit
+//!   records under [`AUDIT_JOURNAL_KEY`], so a kill between the file and the log
+//!   loses no line: the next writer appends what the log lacks, readers merge it in
+//!   memory, [`Registry::complete_audit`] repairs without writing the registry), and [`PgRegistryStore`], tables `registry_state`,
 //!   `registry_models` and `registry_audit` with versioned migrations
 //!   ([`PG_REGISTRY_MIGRATIONS`]), each write one transaction holding the state row's
 //!   lock and retried on serialization failures. [`Registry::open`] picks the one
@@ -60,7 +63,7 @@ mod store;
 mod store_pg;
 
 pub use checksum::{CHECKSUM_ALGORITHM, ModelChecksum};
-pub use store::{FileRegistryStore, RegistryStore};
+pub use store::{AUDIT_JOURNAL_KEY, FileRegistryStore, RegistryStore};
 pub use store_pg::{PG_REGISTRY_MIGRATIONS, PgRegistryStore};
 
 pub use error::{Error, Result};

@@ -214,7 +214,15 @@ impl Registry {
 
     /// Archives `model_id` for an operator: refuses the deployed model and the
     /// champion (`current_best`), which [`Registry::archive`] would replace silently.
+    /// Archiving a model already archived changes nothing and writes no audit line
+    /// (a command run again after a crash ends like one uninterrupted run).
     pub fn archive_unused(&self, model_id: &ModelId, reason: &str) -> Result<()> {
+        if self
+            .get(model_id)?
+            .is_some_and(|m| m.status == ModelStatus::Archived)
+        {
+            return self.complete_audit();
+        }
         self.update_with("archive", reason, |reg| {
             if reg.deployed.as_ref().map(|d| &d.model_id) == Some(model_id) {
                 return Err(Error::InUse {
@@ -292,6 +300,7 @@ impl Registry {
             });
         }
         if !dry_run {
+            self.complete_audit()?;
             for item in &deleted {
                 // Renamed aside first (atomic), so a kill leaves the folder whole or
                 // gone, never half-deleted under its name; then the registry marks the
@@ -307,15 +316,22 @@ impl Registry {
                     recops_core::sync_parent(&dir)?;
                     recops_core::faults::point("gc.moved_aside");
                 }
+                // Marked by a gc killed before its delete: no second mark nor line.
+                let marked = reg
+                    .models
+                    .get(&item.model_id)
+                    .is_some_and(|m| m.extra.contains_key(FILES_DELETED_AT));
                 let now = format_timestamp(self.clock().now());
-                self.update_with("gc", "files of an archived model deleted", |reg| {
-                    if let Some(m) = reg.models.get_mut(&item.model_id) {
-                        m.extra
-                            .entry(FILES_DELETED_AT.to_owned())
-                            .or_insert_with(|| Value::String(now.clone()));
-                    }
-                    Ok(Some(item.model_id.clone()))
-                })?;
+                if !marked {
+                    self.update_with("gc", "files of an archived model deleted", |reg| {
+                        if let Some(m) = reg.models.get_mut(&item.model_id) {
+                            m.extra
+                                .entry(FILES_DELETED_AT.to_owned())
+                                .or_insert_with(|| Value::String(now.clone()));
+                        }
+                        Ok(Some(item.model_id.clone()))
+                    })?;
+                }
                 if trash.exists() {
                     std::fs::remove_dir_all(&trash)
                         .map_err(|e| Error::io("cannot delete the model folder", &trash, e))?;
@@ -568,5 +584,14 @@ mod tests {
         assert!(reg.gc(0, false).unwrap().deleted.len() == 2); // als_3, bpr_5
         assert!(home.model_dir(&mid("als_4")).is_dir());
         assert!(home.model_dir(&mid("bpr_6")).is_dir());
+        // Run again after a crash: archiving an archived model and finishing a gc
+        // killed between its mark and its delete write no second line.
+        let lines = reg.audit().unwrap().len();
+        reg.archive_unused(&mid("als_1"), "again").unwrap();
+        let trash = trash_dir(&home.model_dir(&mid("als_1")));
+        std::fs::create_dir_all(&trash).unwrap();
+        reg.gc(0, false).unwrap();
+        assert!(!trash.exists(), "the moved folder is deleted");
+        assert_eq!(reg.audit().unwrap().len(), lines);
     }
 }

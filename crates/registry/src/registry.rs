@@ -566,6 +566,14 @@ impl Registry {
         }
     }
 
+    /// Completes the audit lines of a registry write a crash interrupted (the
+    /// embedded store; see [`FileRegistryStore`]): every write does it first, and the
+    /// operations that end up writing nothing (archiving an archived model, a gc
+    /// finishing a killed one) call it, so the log on disk is whole after them too.
+    pub fn complete_audit(&self) -> Result<()> {
+        self.store()?.complete_audit()
+    }
+
     /// The audit records, oldest first (in the embedded log, unreadable lines are
     /// skipped with a warning).
     pub fn audit(&self) -> Result<Vec<AuditRecord>> {
