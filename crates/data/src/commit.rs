@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use recops_core::Home;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::{Error, Result};
 
@@ -135,7 +135,22 @@ pub fn lock_for_reading(home: &Home) -> Result<DataReadGuard> {
     }
     loop {
         recover_commit(home)?;
-        let file = open_lock(home)?;
+        let file = match open_lock(home) {
+            Ok(f) => f,
+            // A read-only data folder: no refresh can commit there either.
+            Err(Error::Io { source, .. })
+                if !home.data_commit_journal().exists()
+                    && matches!(
+                        source.kind(),
+                        std::io::ErrorKind::PermissionDenied
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                    ) =>
+            {
+                debug!(error = %source, "cannot open the data commit lock; reading without it");
+                return Ok(DataReadGuard { _file: None });
+            }
+            Err(e) => return Err(e),
+        };
         file.lock_shared()
             .map_err(|e| Error::io("cannot lock", home.data_commit_lock(), e))?;
         // A refresh may have committed between the check and the lock.
