@@ -36,13 +36,21 @@ fn child_entry() {
     let Ok(role) = std::env::var(ROLE) else {
         return;
     };
-    assert_eq!(role, "refresh");
     let home = Home::new(PathBuf::from(std::env::var(HOME).unwrap()));
-    let r = run(&home).unwrap();
-    println!("RESULT {:?}", r.kind);
+    match role.as_str() {
+        "refresh" => println!("RESULT {:?}", run(&home).unwrap().kind),
+        "read" => println!("RESULT {}", TrainingData::load(&home).unwrap().interactions),
+        other => panic!("unknown role {other}"),
+    }
 }
 
 fn spawn(home: &Path, fault: &str) -> Child {
+    spawn_as("refresh", home, fault)
+}
+
+/// `role`: `refresh` runs a refresh, `read` loads the training data (a reader that
+/// rolls a commit journal forward).
+fn spawn_as(role: &str, home: &Path, fault: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -51,7 +59,7 @@ fn spawn(home: &Path, fault: &str) -> Child {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(ROLE, "refresh")
+        .env(ROLE, role)
         .env(HOME, home)
         .env(FAULT_ENV, fault)
         .env_remove("RECOPS_LOG")
@@ -354,6 +362,7 @@ fn killed_refresh_leaves_the_before_or_after_state() {
     let py_root = scratch.path().join("python");
     let mut labels = Vec::new();
     let mut seen: Vec<(String, &str)> = Vec::new();
+    let mut reader_kills: Vec<String> = Vec::new();
     let states = [("before", &before.state), ("after", &after.state)];
     for (k, at) in plan.iter().enumerate() {
         let label = at.to_string();
@@ -383,7 +392,31 @@ fn killed_refresh_leaves_the_before_or_after_state() {
         .unwrap();
         labels.push((folder, label.clone()));
         let name = if got.has_journal() {
-            // Past the commit point: a reader rolls the journal forward first.
+            // Past the commit point: a reader rolls the journal forward first. The
+            // first reader after the commit point is killed too, in its roll-forward
+            // (at the next rename it would do): the next one completes it.
+            if let Some(rename) = points
+                .iter()
+                .skip_while(|p| !p.starts_with("data.commit.journal_written"))
+                .filter(|p| p.starts_with("data.commit.renamed:"))
+                .find(|p| {
+                    let file = p["data.commit.renamed:".len()..].trim_end_matches("#1");
+                    got.leftovers
+                        .iter()
+                        .any(|l| l.contains(&format!(".{file}.next")))
+                        || crate::names(&home.staging_dir()).iter().any(|n| n == file)
+                })
+            {
+                let status = spawn_as("read", home.root(), rename).wait().unwrap();
+                assert_eq!(
+                    status.signal(),
+                    Some(9),
+                    "{label}: reader not killed at {rename}"
+                );
+                let mid = data_state(&home);
+                assert!(mid.has_journal(), "{label}: {:?}", mid.leftovers);
+                reader_kills.push(format!("{label} -> reader killed at {rename}"));
+            }
             TrainingData::load(&home).unwrap();
             let rolled = data_state(&home);
             assert!(!rolled.has_journal(), "{label}: {:?}", rolled.leftovers);
@@ -419,12 +452,15 @@ fn killed_refresh_leaves_the_before_or_after_state() {
     }
     let count = |prefix: &str| seen.iter().filter(|(_, s)| s.starts_with(prefix)).count();
     println!(
-        "right after the kill: before {}, after {} (of which journal rolled forward {}); {:.1} s",
+        "right after the kill: before {}, after {} (of which journal rolled forward {}); \
+         readers killed in their roll-forward {}: {reader_kills:?}; {:.1} s",
         count("before"),
         count("after"),
         count("after (journal"),
+        reader_kills.len(),
         started.elapsed().as_secs_f64()
     );
+    assert!(!reader_kills.is_empty());
     assert!(seen.len() >= 20);
     assert!(
         count("before") >= 1 && count("after (journal") >= 1,
