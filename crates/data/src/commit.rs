@@ -88,7 +88,8 @@ struct JournalRename {
     kind: RenameKind,
 }
 
-/// A held commit lock (exclusive or shared); released when dropped.
+/// The commit lock held shared by a reader of the processed data (see
+/// [`lock_for_reading`]); released when dropped.
 #[derive(Debug)]
 pub struct DataReadGuard {
     _file: Option<File>,
@@ -162,9 +163,19 @@ pub fn lock_for_reading(home: &Home) -> Result<DataReadGuard> {
 
 /// Before a refresh writes anything: rolls a journal forward, then removes the
 /// staged outputs (and their temporary files) of a refresh killed before its commit
-/// point, in the folders of `dirs`. The caller holds the data pipeline lock.
+/// point, in the folders of `dirs`, and the temporary file of a journal killed
+/// before its rename. The caller holds the data pipeline lock.
 pub(crate) fn prepare(home: &Home, dirs: &[PathBuf]) -> Result<()> {
     recover_commit(home)?;
+    let journal = home.data_commit_journal();
+    if let (Some(dir), Some(name)) = (journal.parent(), journal.file_name()) {
+        let prefix = format!(".{}.tmp.", name.to_string_lossy());
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
