@@ -343,10 +343,14 @@ fn finish(home: &Home) -> Result<()> {
     Ok(())
 }
 
+/// `path` relative to the home when inside it, else absolute (a `--staging-dir` given
+/// relative to the working directory stays right for a reader started elsewhere).
 fn relative(home: &Home, path: &Path) -> PathBuf {
-    path.strip_prefix(home.root())
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (root, path) = (absolute(home.root()), absolute(path));
+    path.strip_prefix(&root)
         .map(Path::to_path_buf)
-        .unwrap_or_else(|_| path.to_path_buf())
+        .unwrap_or(path)
 }
 
 /// Picks the archive name of each staging file: its own name, or, when taken (in the
@@ -421,6 +425,10 @@ mod tests {
         assert_eq!(
             journal.renames[0].from,
             Path::new("data/processed/.a.json.next")
+        );
+        assert_eq!(
+            relative(&home, Path::new("incoming/x.csv")),
+            std::env::current_dir().unwrap().join("incoming/x.csv")
         );
         std::fs::write(
             home.data_commit_journal(),
