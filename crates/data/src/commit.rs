@@ -176,6 +176,13 @@ pub(crate) fn prepare(home: &Home, dirs: &[PathBuf]) -> Result<()> {
             }
         }
     }
+    remove_staged(dirs);
+    Ok(())
+}
+
+/// Removes the staged outputs (and their temporary files) in the folders of `dirs`:
+/// before a refresh writes, and when it fails before its commit point.
+pub(crate) fn remove_staged(dirs: &[PathBuf]) {
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
@@ -187,13 +194,12 @@ pub(crate) fn prepare(home: &Home, dirs: &[PathBuf]) -> Result<()> {
             }
             match std::fs::remove_file(e.path()) {
                 Ok(()) => {
-                    warn!(file = %name, "removed an output staged by a refresh killed before its commit")
+                    warn!(file = %name, "removed an output staged by a refresh that did not commit")
                 }
                 Err(err) => warn!(file = %name, error = %err, "cannot remove a staged output"),
             }
         }
     }
-    Ok(())
 }
 
 /// Commits `renames` as one step (see the module docs). Returns, per rename, whether

@@ -163,7 +163,8 @@ pub fn refresh(
         .unwrap_or_else(|| home.staging_dir());
     let stamp = options.now.format("%Y%m%dT%H%M%SZ").to_string();
     let processed = home.ensure_dir(home.processed_dir())?;
-    crate::commit::prepare(home, &[processed.clone(), home.staging_rejected_dir()])?;
+    let staged_dirs = [processed.clone(), home.staging_rejected_dir()];
+    crate::commit::prepare(home, &staged_dirs)?;
     remove_orphan_temp_files(&processed, home);
 
     let table_path = home.interactions();
@@ -188,18 +189,28 @@ pub fn refresh(
         report.timings_seconds = timer.finish();
         return Ok(report);
     }
-    let (files, rejected_renames) = report_rejected(home, &batches, &stamp)?;
-    report.files = files;
-    let mut renames = stage_outputs(
-        home,
-        config,
-        options,
-        &plan,
-        &mut batches,
-        &mut report,
-        &mut timer,
-    )?;
-    renames.extend(rejected_renames);
+    let staged = report_rejected(home, &batches, &stamp).and_then(|(files, rejected)| {
+        report.files = files;
+        let mut renames = stage_outputs(
+            home,
+            config,
+            options,
+            &plan,
+            &mut batches,
+            &mut report,
+            &mut timer,
+        )?;
+        renames.extend(rejected);
+        Ok(renames)
+    });
+    let mut renames = match staged {
+        Ok(r) => r,
+        Err(e) => {
+            // Failed before the commit point: nothing changed; leave nothing behind.
+            crate::commit::remove_staged(&staged_dirs);
+            return Err(e);
+        }
+    };
     // Created by the move itself: a folder that cannot be created fails only the
     // archive step, never the commit.
     let archive_dir = home.staging_archive_dir();
