@@ -2,8 +2,9 @@
 # The test command of the README: sets up what the tests need (idempotent, through the
 # package registries only), then runs every test of the workspace.
 #
-#   - a private Python venv with scipy (venv-ci/): recops-data's npz files are read and
-#     written by scipy.sparse in an interop test;
+#   - a private Python venv with scipy, numpy, pandas and pyarrow (venv-ci/): recops-data's
+#     npz files are read and written by scipy.sparse in an interop test, and the kill
+#     suites read every file a kill left with pandas, scipy and json;
 #   - the embedding model and ONNX Runtime (models/, scripts/fetch_models.sh): the
 #     embeddings tests run against the real model;
 #   - Chromium and chromedriver (Debian's chromium, chromium-driver): the dashboard's
@@ -24,6 +25,10 @@ if ! venv-ci/bin/python -c "import scipy.sparse" >/dev/null 2>&1; then
   echo "== setting up venv-ci (scipy, numpy)"
   python3 -m venv venv-ci
   venv-ci/bin/pip install -q --disable-pip-version-check scipy numpy
+fi
+if ! venv-ci/bin/python -c "import pandas, pyarrow" >/dev/null 2>&1; then
+  echo "== adding pandas and pyarrow to venv-ci"
+  venv-ci/bin/pip install -q --disable-pip-version-check pandas pyarrow
 fi
 export RECOPS_PYTHON="$PWD/venv-ci/bin/python" RECOPS_REQUIRE_SCIPY=1
 

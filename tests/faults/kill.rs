@@ -10,7 +10,11 @@
 //! normalised snapshot, see each `*_state` function) must equal the state before the
 //! killed step or after it in an uninterrupted run, apart from the recoverable
 //! leftovers listed in [`ALLOWED_LEFTOVERS`] (also in docs/operations-hardening.md).
-//! Then every file parses, the next run completes, no leftover remains and the result
+//! Then every file parses (the training and deployment suites also copy every
+//! Parquet, npz and JSON file a kill left and read them all back at the end with
+//! pandas, scipy and `json` in one Python process, see [`PythonReadBack`]; the
+//! lifecycle suite's model files are placeholders), the next run completes, no
+//! leftover remains and the result
 //! equals an uninterrupted run's.
 //!
 //! The registry audit is checked too: right after a kill the audit a reader sees
@@ -162,6 +166,45 @@ fn draw<T: Clone + std::fmt::Debug>(suite: &str, points: &[T], n: usize) -> Vec<
         points.len()
     );
     chosen
+}
+
+/// Copies of the files each kill left (Parquet, npz, JSON, outside hidden folders and
+/// temporary files), read back at the end of a suite by one Python process with
+/// pandas, scipy and `json` ([`recops_testkit::read_back_with_python`]; skipped with a
+/// NOTICE when no such Python is found, a failure under `RECOPS_REQUIRE_SCIPY=1`).
+struct PythonReadBack {
+    root: tempfile::TempDir,
+    labels: Vec<(String, String)>,
+}
+
+impl PythonReadBack {
+    fn new() -> PythonReadBack {
+        PythonReadBack {
+            root: tempfile::tempdir().unwrap(),
+            labels: Vec::new(),
+        }
+    }
+
+    /// Copies the data files of `home` right after the kill at `point`.
+    fn add(&mut self, home: &Path, point: &str) {
+        let folder = format!("k{:02}", self.labels.len());
+        recops_testkit::copy_data_files(
+            home,
+            &self.root.path().join(&folder),
+            &["parquet", "npz", "json"],
+        )
+        .unwrap();
+        self.labels.push((folder, point.to_owned()));
+    }
+
+    /// Reads every copied file with Python; panics naming the kill point and file.
+    fn finish(self, suite: &str) {
+        match recops_testkit::read_back_with_python(self.root.path(), &self.labels) {
+            Ok(Some(summary)) => eprintln!("{suite}: {summary}"),
+            Ok(None) => {}
+            Err(e) => panic!("{suite}: {e}"),
+        }
+    }
 }
 
 /// The recoverable leftovers a kill may leave next to a state that equals the before
@@ -631,12 +674,14 @@ fn model_training_killed_at_any_step_recovers_to_the_uninterrupted_result() {
     );
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let mut pending = 0usize;
+    let mut python = PythonReadBack::new();
     for point in &chosen {
         let dir = scratch.path().join("k");
         copy_tree(&base, &dir);
         let home = Home::new(&dir);
         let out = run(training, &dir, &args, point);
         assert!(killed(&out), "{point}: not killed: {out:?}");
+        python.add(&dir, point);
         check_models(&home, true);
         let got = training_state(&home);
         *seen.entry(assert_one_of(point, &got, &states)).or_default() += 1;
@@ -666,6 +711,7 @@ fn model_training_killed_at_any_step_recovers_to_the_uninterrupted_result() {
     eprintln!(
         "model-training: right after the kill: {seen:?}; audit lines completed from the journal after {pending} kills"
     );
+    python.finish("model-training");
 }
 
 /// A home with six registered models (three per type; the newest of each type is
@@ -1330,6 +1376,7 @@ fn deployment_suite(
 
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let mut pending = 0usize;
+    let mut python = PythonReadBack::new();
     for (step, point) in &plan {
         let dir = scratch.path().join("k");
         copy_tree(&base, &dir);
@@ -1345,6 +1392,7 @@ fn deployment_suite(
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         let out = run(deploy, &dir, &a, point);
         assert!(killed(&out), "{point}: not killed: {out:?}");
+        python.add(&dir, point);
         let (before, after) = (&snapshots[*step].state, &snapshots[*step + 1].state);
         let mixed = reloaded_not_recorded(before, after);
         let allowed = [
@@ -1397,4 +1445,5 @@ fn deployment_suite(
         "{suite}: right after the kill: {seen:?}; audit lines completed from the journal after {pending} kills; {:.0} s",
         started.elapsed().as_secs_f64()
     );
+    python.finish(suite);
 }

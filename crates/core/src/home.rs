@@ -143,6 +143,17 @@ impl Home {
     pub fn data_version_file(&self) -> PathBuf {
         self.join("data/processed/data_version.json")
     }
+    /// `data/.commit_journal.json`: the renames of a data refresh's commit, present
+    /// only between its commit point and the end of the renames; rolled forward by the
+    /// next writer or reader of the data (see `recops-data`).
+    pub fn data_commit_journal(&self) -> PathBuf {
+        self.join("data/.commit_journal.json")
+    }
+    /// `data/.commit.lock`: the file lock that orders a data commit, its roll-forward
+    /// and readers of the processed data.
+    pub fn data_commit_lock(&self) -> PathBuf {
+        self.join("data/.commit.lock")
+    }
     /// `data/published_data/data_product.csv`: the product catalog.
     pub fn product_catalog(&self) -> PathBuf {
         self.join("data/published_data/data_product.csv")
@@ -303,6 +314,8 @@ mod tests {
             rel(home.data_version_file()),
             "data/processed/data_version.json"
         );
+        assert_eq!(rel(home.data_commit_journal()), "data/.commit_journal.json");
+        assert_eq!(rel(home.data_commit_lock()), "data/.commit.lock");
         assert_eq!(rel(home.embeddings_config()), "config/embeddings.yaml");
         assert_eq!(rel(home.models_dir()), "models");
         assert_eq!(

@@ -923,9 +923,15 @@ pub fn write_rejected(
         return Ok(None);
     }
     let path = dir.join(format!("{file_name}.{stamp}.csv"));
+    write_rejected_to(&path, rejected)?;
+    Ok(Some(path))
+}
+
+/// Writes the rejected rows report to `path` (atomically).
+pub(crate) fn write_rejected_to(path: &Path, rejected: &[RejectedRow]) -> Result<()> {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
     let header = ["row", "line", "reason"].into_iter().chain(STAGING_COLUMNS);
-    let io = |e: csv::Error| Error::io("cannot write", &path, std::io::Error::other(e));
+    let io = |e: csv::Error| Error::io("cannot write", path, std::io::Error::other(e));
     w.write_record(header).map_err(io)?;
     for r in rejected {
         let mut rec = vec![
@@ -938,9 +944,9 @@ pub fn write_rejected(
     }
     let bytes = w
         .into_inner()
-        .map_err(|e| Error::io("cannot write", &path, std::io::Error::other(e.to_string())))?;
-    recops_core::write_atomic(&path, &bytes)?;
-    Ok(Some(path))
+        .map_err(|e| Error::io("cannot write", path, std::io::Error::other(e.to_string())))?;
+    recops_core::write_atomic(path, &bytes)?;
+    Ok(())
 }
 
 #[cfg(test)]

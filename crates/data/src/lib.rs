@@ -21,8 +21,13 @@
 //!   (`X_train_confidence.npz` in `scipy.sparse.save_npz` layout).
 //! - [`data_version`]: a content hash of the processed interactions, in the table's
 //!   footer and in `data_version.json` ([`DataManifest`]).
-//! - [`refresh`]: the data steps of the data-refresh job, crash-safe, and
-//!   [`TrainingData::load`] for the training job.
+//! - [`refresh`]: the data steps of the data-refresh job, and
+//!   [`TrainingData::load`] for the training job. All outputs of a refresh (processed
+//!   files, rejected-rows reports, archive moves) change in one commit: a kill at any
+//!   moment leaves the state before or after it. The commit is a journal of renames
+//!   (`data/.commit_journal.json`) that [`lock_for_reading`] and the next refresh roll
+//!   forward; readers of several files hold [`lock_for_reading`]'s guard while they
+//!   read (see docs/operations-hardening.md).
 //!
 //! ```
 //! use recops_data::{RawInteraction, temporal_split};
@@ -62,6 +67,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod commit;
 mod config;
 mod datetime;
 mod error;
@@ -77,6 +83,7 @@ mod table;
 mod training;
 mod version;
 
+pub use commit::{DataReadGuard, lock_for_reading, recover_commit};
 pub use config::{DEFAULT_DATA_CONFIG, DataConfig, RefreshSettings};
 pub use datetime::{format_micros, parse_cmt_date};
 pub use error::{Error, FileProblem, Result};

@@ -2,20 +2,26 @@
 //! out, crash-safe. The job around it (lock, tracking, alerts) lives in
 //! `recops-automation`.
 //!
-//! Order of writes, and why a kill at any point is safe:
-//! 1. rejected rows go to `data/staging/rejected/` (a report; harmless to repeat);
-//! 2. `interactions.parquet` is replaced atomically — the commit point. Its footer
-//!    records the staging files whose rows it holds;
-//! 3. the derived outputs (`X_train_confidence.npz`, `user_item_mappings.json`,
-//!    `user_metadata.parquet`) are replaced atomically, then `data_version.json`
-//!    names the data version they were built from;
-//! 4. the staging files are moved to `data/staging/archive/`.
+//! Every output of a run changes in **one commit** ([`crate::commit`]):
+//! 1. a journal left by a killed run is rolled forward, and outputs staged by a run
+//!    killed before its commit point are removed;
+//! 2. the new `interactions.parquet` (its footer records the staging files whose rows
+//!    it holds), the derived outputs (`X_train_confidence.npz`,
+//!    `user_item_mappings.json`, `user_metadata.parquet`, `data_version.json`) and the
+//!    rejected-rows reports are written to hidden staged names beside their final
+//!    ones (`.<name>.next`) and checked;
+//! 3. the commit: a journal listing the renames (staged outputs to their final names,
+//!    staging files to `data/staging/archive/`) is written atomically — the commit
+//!    point — then the renames are done and the journal is removed.
 //!
-//! Killed before 2: nothing changed, the staging files are still there. Killed
-//! between 2 and 4: the next run sees that the staging files' rows are already
-//! committed (same name, size and content hash as the footer records), archives them
-//! without ingesting them again, and rebuilds derived outputs whose manifest does not
-//! name the current data version.
+//! Killed before the commit point: every final file, the staging folder and the
+//! archive are as before (the staged files are removed by the next run). Killed after
+//! it: the next writer or reader through recops rolls the journal forward, giving
+//! exactly the state of an uninterrupted run. If an archive move fails (it never
+//! blocks: the rows are committed), the next run recognises the file as committed
+//! (same name, size and content hash as the footer records) and archives it without
+//! ingesting it again. Outputs that do not name the current data version (a home
+//! written by an older recops, or edited by hand) are rebuilt (`Repair`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,11 +33,12 @@ use recops_core::{Home, format_timestamp};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::commit::{Rename, RenameKind, archive_targets, staged_path};
 use crate::config::DataConfig;
 use crate::error::{Error, FileProblem, Result};
 use crate::ingest::{
     IngestLimits, StagingBatch, StagingFile, StagingFormat, find_staging_files,
-    read_staging_file_with, write_rejected,
+    read_staging_file_with, write_rejected_to,
 };
 use crate::matrix::{Mappings, UserMetadata, confidence_matrix};
 use crate::merge::{MergeStats, merge};
@@ -156,6 +163,8 @@ pub fn refresh(
         .unwrap_or_else(|| home.staging_dir());
     let stamp = options.now.format("%Y%m%dT%H%M%SZ").to_string();
     let processed = home.ensure_dir(home.processed_dir())?;
+    let staged_dirs = [processed.clone(), home.staging_rejected_dir()];
+    crate::commit::prepare(home, &staged_dirs)?;
     remove_orphan_temp_files(&processed, home);
 
     let table_path = home.interactions();
@@ -180,19 +189,50 @@ pub fn refresh(
         report.timings_seconds = timer.finish();
         return Ok(report);
     }
-    report.files = report_rejected(home, &batches, &stamp)?;
-    commit(
-        home,
-        config,
-        options,
-        &plan,
-        &mut batches,
-        &mut report,
-        &mut timer,
-    )?;
-
-    for (b, f) in batches.iter().zip(report.files.iter_mut()) {
-        f.archived_to = try_archive(home, &b.file, &stamp);
+    let staged = report_rejected(home, &batches, &stamp).and_then(|(files, rejected)| {
+        report.files = files;
+        let mut renames = stage_outputs(
+            home,
+            config,
+            options,
+            &plan,
+            &mut batches,
+            &mut report,
+            &mut timer,
+        )?;
+        renames.extend(rejected);
+        Ok(renames)
+    });
+    let mut renames = match staged {
+        Ok(r) => r,
+        Err(e) => {
+            // Failed before the commit point: nothing changed; leave nothing behind.
+            crate::commit::remove_staged(&staged_dirs);
+            return Err(e);
+        }
+    };
+    // Created by the move itself: a folder that cannot be created fails only the
+    // archive step, never the commit.
+    let archive_dir = home.staging_archive_dir();
+    let names: Vec<String> = batches.iter().map(|b| b.file.name.clone()).collect();
+    let first_archive = renames.len();
+    for (b, to) in batches
+        .iter()
+        .zip(archive_targets(&archive_dir, &names, &stamp))
+    {
+        renames.push(Rename {
+            from: b.file.path.clone(),
+            to,
+            kind: RenameKind::Archive,
+        });
+    }
+    let done = crate::commit::apply(home, report.data_version.as_deref(), &renames)?;
+    for (f, (r, ok)) in report
+        .files
+        .iter_mut()
+        .zip(renames.iter().zip(done).skip(first_archive))
+    {
+        f.archived_to = ok.then(|| r.to.clone());
     }
     if !batches.is_empty() {
         info!(files = batches.len(), "staging files archived");
@@ -343,17 +383,30 @@ impl Plan {
     }
 }
 
-/// Phase 4: rejected rows, a report written before the commit so it is never
-/// missing.
-fn report_rejected(home: &Home, batches: &[StagingBatch], stamp: &str) -> Result<Vec<FileReport>> {
+/// Phase 4: rejected rows, a report staged for the commit (it appears together with
+/// the data it belongs to).
+fn report_rejected(
+    home: &Home,
+    batches: &[StagingBatch],
+    stamp: &str,
+) -> Result<(Vec<FileReport>, Vec<Rename>)> {
     let rejected_dir = home.staging_rejected_dir();
     let mut files = Vec::with_capacity(batches.len());
+    let mut renames = Vec::new();
     for b in batches {
         let written = if b.rejected.is_empty() {
             None
         } else {
             home.ensure_dir(rejected_dir.clone())?;
-            write_rejected(&rejected_dir, &b.file.name, stamp, &b.rejected)?
+            let to = rejected_dir.join(format!("{}.{stamp}.csv", b.file.name));
+            let from = staged_path(&to);
+            write_rejected_to(&from, &b.rejected)?;
+            renames.push(Rename {
+                from,
+                to: to.clone(),
+                kind: RenameKind::Output,
+            });
+            Some(to)
         };
         files.push(FileReport {
             name: b.file.name.clone(),
@@ -365,12 +418,57 @@ fn report_rejected(home: &Home, batches: &[StagingBatch], stamp: &str) -> Result
             archived_to: None,
         });
     }
-    Ok(files)
+    Ok((files, renames))
 }
 
-/// Phase 5: merges the new rows, commits `interactions.parquet` (only when the data
-/// changed), writes the derived outputs and checks what is on disk.
-fn commit(
+/// The five processed outputs, at their final or staged names.
+struct OutputPaths {
+    interactions: PathBuf,
+    train_confidence: PathBuf,
+    mappings: PathBuf,
+    user_metadata: PathBuf,
+    manifest: PathBuf,
+}
+
+impl OutputPaths {
+    fn of(home: &Home) -> OutputPaths {
+        OutputPaths {
+            interactions: home.interactions(),
+            train_confidence: home.train_confidence(),
+            mappings: home.user_item_mappings(),
+            user_metadata: home.user_metadata(),
+            manifest: home.data_version_file(),
+        }
+    }
+
+    /// Stages every output but the table (written by [`Derived::write`]).
+    fn stage_derived(&mut self, renames: &mut Vec<Rename>) {
+        for p in [
+            &mut self.train_confidence,
+            &mut self.mappings,
+            &mut self.user_metadata,
+            &mut self.manifest,
+        ] {
+            *p = stage(p, renames);
+        }
+    }
+}
+
+/// Returns the staged name of `path` and records its rename into place.
+fn stage(path: &Path, renames: &mut Vec<Rename>) -> PathBuf {
+    let from = staged_path(path);
+    renames.push(Rename {
+        from: from.clone(),
+        to: path.to_path_buf(),
+        kind: RenameKind::Output,
+    });
+    from
+}
+
+/// Phase 5: merges the new rows, writes `interactions.parquet` (only when the data
+/// changed) and the derived outputs to their staged names, and checks them; returns
+/// the renames that commit them (`data_version.json` last).
+fn stage_outputs(
     home: &Home,
     config: &DataConfig,
     options: &RefreshOptions,
@@ -378,7 +476,7 @@ fn commit(
     batches: &mut [StagingBatch],
     report: &mut RefreshReport,
     timer: &mut Timer,
-) -> Result<()> {
+) -> Result<Vec<Rename>> {
     let kind = plan.kind;
     let table_path = home.interactions();
     let (existing, source) = match &plan.previous {
@@ -419,6 +517,14 @@ fn commit(
     // record of staging files is only needed when the data changes).
     let must_write_table = report.changed;
     let must_write_outputs = report.changed || options.force_full || !plan.outputs_consistent;
+    let mut paths = OutputPaths::of(home);
+    let mut renames = Vec::new();
+    if must_write_table {
+        paths.interactions = stage(&paths.interactions, &mut renames);
+    }
+    if must_write_outputs {
+        paths.stage_derived(&mut renames);
+    }
     // Build the derived outputs while the table is written.
     let (write_result, derived) = rayon::join(
         || {
@@ -428,7 +534,7 @@ fn commit(
                     last_ingest: ingest.clone(),
                     rows: merged.len(),
                 };
-                write_interactions_reusing(&table_path, &merged, &meta, source.as_ref())
+                write_interactions_reusing(&paths.interactions, &merged, &meta, source.as_ref())
             } else {
                 Ok(())
             }
@@ -440,11 +546,11 @@ fn commit(
     );
     write_result?;
     if must_write_table {
-        info!(rows = merged.len(), data_version = %version, "interactions committed");
+        info!(rows = merged.len(), data_version = %version, "interactions written");
     }
     timer.lap("write_interactions");
     if let Some(d) = &derived {
-        d.write(home, config, options.now)?;
+        d.write(&paths, config, options.now)?;
         report.outputs_written = true;
         info!(
             users = d.training.split.n_users(),
@@ -454,13 +560,13 @@ fn commit(
     }
     timer.lap("write_outputs");
 
-    let checked = validate_outputs(home, &version, merged.len())?;
+    let checked = validate_outputs(&paths, &version, merged.len())?;
     report.users = checked.users;
     report.items = checked.items;
     report.train_interactions = checked.train_interactions;
     report.test_interactions = checked.test_interactions;
     timer.lap("validate");
-    Ok(())
+    Ok(renames)
 }
 
 /// The mean of the comment quality scores (`None` for no rows).
@@ -490,7 +596,7 @@ impl Derived {
         }
     }
 
-    fn write(&self, home: &Home, config: &DataConfig, now: DateTime<Utc>) -> Result<()> {
+    fn write(&self, paths: &OutputPaths, config: &DataConfig, now: DateTime<Utc>) -> Result<()> {
         let version = &self.training.data_version;
         let mappings: Mappings = self.training.mappings();
         let ((npz, meta), map) = rayon::join(
@@ -498,15 +604,15 @@ impl Derived {
                 rayon::join(
                     || {
                         write_csr_npz(
-                            &home.train_confidence(),
+                            &paths.train_confidence,
                             &self.matrix,
                             config.refresh.npz_compression,
                         )
                     },
-                    || self.metadata.write(&home.user_metadata(), version),
+                    || self.metadata.write(&paths.user_metadata, version),
                 )
             },
-            || mappings.write(&home.user_item_mappings()),
+            || mappings.write(&paths.mappings),
         );
         npz?;
         meta?;
@@ -522,40 +628,41 @@ impl Derived {
             test_interactions: split.test.len(),
             confidence_alpha: config.refresh.confidence_alpha,
         }
-        .write(&home.data_version_file())
+        .write(&paths.manifest)
     }
 }
 
-/// Checks what a refresh left on disk against what it meant to write.
-fn validate_outputs(home: &Home, version: &str, rows: usize) -> Result<DataManifest> {
+/// Checks the outputs about to be committed (staged, or final when unchanged) against
+/// what the refresh meant to write.
+fn validate_outputs(paths: &OutputPaths, version: &str, rows: usize) -> Result<DataManifest> {
     let fail = |path: PathBuf, reason: String| Error::Validation { path, reason };
-    let table = read_interactions_meta(&home.interactions())?;
+    let table = read_interactions_meta(&paths.interactions)?;
     if table.rows != rows || table.data_version.as_deref() != Some(version) {
         return Err(fail(
-            home.interactions(),
+            paths.interactions.clone(),
             format!(
                 "expected {rows} rows of {version}, found {} rows of {:?}",
                 table.rows, table.data_version
             ),
         ));
     }
-    let manifest = DataManifest::read(&home.data_version_file())?
-        .ok_or_else(|| fail(home.data_version_file(), "missing".to_owned()))?;
+    let manifest = DataManifest::read(&paths.manifest)?
+        .ok_or_else(|| fail(paths.manifest.clone(), "missing".to_owned()))?;
     if manifest.data_version != version || manifest.interactions != rows {
         return Err(fail(
-            home.data_version_file(),
+            paths.manifest.clone(),
             format!(
                 "names {} ({} rows), expected {version} ({rows} rows)",
                 manifest.data_version, manifest.interactions
             ),
         ));
     }
-    let matrix = read_csr_npz(&home.train_confidence())?;
+    let matrix = read_csr_npz(&paths.train_confidence)?;
     if matrix.shape() != (manifest.users, manifest.items)
         || matrix.nnz() != manifest.train_interactions
     {
         return Err(fail(
-            home.train_confidence(),
+            paths.train_confidence.clone(),
             format!(
                 "shape {:?} with {} values, expected ({}, {}) with {}",
                 matrix.shape(),
@@ -566,13 +673,13 @@ fn validate_outputs(home: &Home, version: &str, rows: usize) -> Result<DataManif
             ),
         ));
     }
-    let mappings = Mappings::read(&home.user_item_mappings())?;
+    let mappings = Mappings::read(&paths.mappings)?;
     if mappings.user_ids.len() != manifest.users
         || mappings.item_ids.len() != manifest.items
         || mappings.data_version != version
     {
         return Err(fail(
-            home.user_item_mappings(),
+            paths.mappings.clone(),
             format!(
                 "{} users and {} items of {:?}, expected {} and {} of {version}",
                 mappings.user_ids.len(),
@@ -583,12 +690,12 @@ fn validate_outputs(home: &Home, version: &str, rows: usize) -> Result<DataManif
             ),
         ));
     }
-    let (_, kv, meta_rows) = read_parquet_footer(&home.user_metadata())?;
+    let (_, kv, meta_rows) = read_parquet_footer(&paths.user_metadata)?;
     if meta_rows != manifest.users
         || kv.get(crate::table::DATA_VERSION_KEY).map(String::as_str) != Some(version)
     {
         return Err(fail(
-            home.user_metadata(),
+            paths.user_metadata.clone(),
             format!(
                 "{meta_rows} users, expected {} of {version}",
                 manifest.users
@@ -653,25 +760,13 @@ fn try_archive(home: &Home, f: &StagingFile, stamp: &str) -> Option<PathBuf> {
     }
 }
 
-/// Moves a processed staging file to the archive, never overwriting: a name already
-/// there gets the run's stamp (`ratings.20250115T020000Z.csv`), then a counter.
+/// Moves a processed staging file to the archive, never overwriting (names as
+/// [`archive_targets`]).
 fn archive(home: &Home, f: &StagingFile, stamp: &str) -> Result<PathBuf> {
     let dir = home.ensure_dir(home.staging_archive_dir())?;
-    let mut target = dir.join(&f.name);
-    let (stem, ext) = match f.name.rsplit_once('.') {
-        Some((s, e)) => (s.to_owned(), format!(".{e}")),
-        None => (f.name.clone(), String::new()),
-    };
-    let mut n = 0;
-    while target.exists() {
-        n += 1;
-        let suffix = if n == 1 {
-            stamp.to_owned()
-        } else {
-            format!("{stamp}.{n}")
-        };
-        target = dir.join(format!("{stem}.{suffix}{ext}"));
-    }
+    let target = archive_targets(&dir, std::slice::from_ref(&f.name), stamp)
+        .pop()
+        .unwrap_or_else(|| dir.join(&f.name));
     move_file(&f.path, &target)?;
     Ok(target)
 }

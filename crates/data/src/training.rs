@@ -25,9 +25,12 @@ pub struct TrainingData {
 }
 
 impl TrainingData {
-    /// Reads `data/processed/interactions.parquet` of `home` and splits it.
+    /// Reads `data/processed/interactions.parquet` of `home` and splits it, after
+    /// rolling forward the commit of an interrupted refresh and under the commit lock
+    /// ([`lock_for_reading`](crate::lock_for_reading)).
     /// [`Error::NoProcessedData`](crate::Error::NoProcessedData) when there is none yet.
     pub fn load(home: &Home) -> Result<TrainingData> {
+        let _guard = crate::commit::lock_for_reading(home)?;
         Self::load_path(&home.interactions())
     }
 

@@ -36,12 +36,16 @@ impl DriftInput {
     ///
     /// The input is [as of](DriftInput::as_of) the refresh that wrote the table (the
     /// `created_at` of `data_version.json`), when that is known.
+    /// Both files are read under the data's commit lock, after rolling forward the
+    /// commit of an interrupted refresh, so they come from the same refresh.
     pub fn load(home: &recops_core::Home) -> crate::Result<(Self, Option<String>)> {
+        let guard = recops_data::lock_for_reading(home)?;
         let (parts, meta) = recops_data::read_interaction_columns(&home.interactions())?;
         let as_of = recops_data::DataManifest::read(&home.data_version_file())
             .ok()
             .flatten()
             .and_then(|m| recops_core::parse_timestamp(&m.created_at));
+        drop(guard);
         let input = DriftInput { parts, as_of: None };
         Ok((
             match as_of {

@@ -16,6 +16,9 @@
 //! - [`RealAlertmanager`]: a real Prometheus Alertmanager on 127.0.0.1 (temp config and
 //!   storage, clustering off), for the Alertmanager channel tests.
 //! - [`Rng`] / [`Weighted`]: the seeded generator behind it (stable across versions).
+//! - [`read_back_with_python`]: reads copied data files back with pandas, scipy and
+//!   `json` in one Python process (kill suites), naming the kill point and file of a
+//!   failure; [`copy_data_files`] collects them.
 //! - [`PgCluster`]: a throwaway PostgreSQL server (`initdb` in a temp folder, a free
 //!   port on 127.0.0.1, removed on drop) for the PostgreSQL store tests.
 //!
@@ -36,12 +39,14 @@
 mod alertmanager;
 mod home;
 mod pg;
+mod python;
 
 pub use alertmanager::{
     REQUIRE_ALERTMANAGER_ENV, RealAlertmanager, alertmanager_binary, alertmanager_required,
 };
 pub use home::TempHome;
 pub use pg::{PG_USER, PgCluster, postgres_bin_dir, postgres_required};
+pub use python::{REQUIRE_SCIPY_ENV, copy_data_files, python_with, read_back_with_python};
 pub use recops_synth::{
     Dataset, DriftOptions, Error, GenConfig, GenInteraction, GenSummary, Invalid, Product, Result,
     Rng, Weighted, generate, write_catalog_csv, write_dataset, write_interactions_csv,

@@ -490,3 +490,36 @@ fn hidden_and_foreign_files_are_left_alone() {
     let err = TrainingData::load(home).unwrap_err();
     assert!(err.to_string().contains("run data-refresh first"), "{err}");
 }
+
+#[test]
+fn a_refresh_failing_before_its_commit_changes_nothing_and_leaves_nothing() {
+    let (t, _) = TempHome::with_data(&GenConfig::tiny(), 1).unwrap();
+    let home = t.home();
+    run(home).unwrap();
+    let processed = snapshot(&home.processed_dir());
+    t.stage(
+        "more.csv",
+        &csv(&[
+            (5, 5, 5, "tốt", "2025-01-01"),
+            (6, 5, 9, "out of range", "2025-01-01"),
+        ]),
+    )
+    .unwrap();
+    let staging = snapshot(&home.staging_dir());
+    // The staged matrix cannot be written: a folder stands in its way.
+    let blocker = home.processed_dir().join(".X_train_confidence.npz.next");
+    std::fs::create_dir(&blocker).unwrap();
+    let err = run(home).unwrap_err();
+    assert!(
+        err.to_string().contains(".X_train_confidence.npz.next"),
+        "{err}"
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+    // The staged table and rejected-rows report were removed; nothing else changed.
+    assert_eq!(snapshot(&home.processed_dir()), processed);
+    assert_eq!(snapshot(&home.staging_dir()), staging);
+    assert!(!home.data_commit_journal().exists());
+    let r = run(home).unwrap();
+    assert_eq!((r.new_records, r.rejected_records), (1, 1));
+    assert!(r.files[0].archived_to.is_some());
+}
