@@ -225,10 +225,12 @@ fn eigenbasis_pays(solved_rows: usize, n_fixed: usize, steps: usize) -> bool {
 
 /// `out_r = v_r M` for every row (fixed chunks of 256 rows in parallel; each row's
 /// result depends only on that row).
-fn rotate_rows(v: &[f32], m: &[f32], k: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; v.len()];
+fn rotate_rows(v: &[f32], m: &[f32], k: usize) -> Factors {
+    // A `Factors` for its cache-line-aligned rows.
+    let mut out = Factors::zeros(v.len() / k.max(1), k);
     const CHUNK_ROWS: usize = 256;
-    out.par_chunks_mut(CHUNK_ROWS * k.max(1))
+    out.as_mut_slice()
+        .par_chunks_mut(CHUNK_ROWS * k.max(1))
         .zip(v.par_chunks(CHUNK_ROWS * k.max(1)))
         .for_each(|(o, i)| {
             wide(
@@ -326,7 +328,7 @@ fn solve_side_with(
             .flatten();
     let rotated = eigen.as_ref().map(|e| rotate_rows(y.as_slice(), &e.q, k));
     let (yv, op) = match (&eigen, &rotated) {
-        (Some(e), Some(r)) => (&r[..], GramOp::Eigen(e)),
+        (Some(e), Some(r)) => (r.as_slice(), GramOp::Eigen(e)),
         _ => (y.as_slice(), GramOp::Dense(&g)),
     };
     let partials: Vec<f64> = x
