@@ -55,6 +55,8 @@ pub struct Als<'a> {
     confidence: &'a Interactions,
     users: Factors,
     items: Factors,
+    /// `Σ c` over the cells (fixed by `confidence`; for the loss's denominator).
+    total_conf: f64,
 }
 
 impl<'a> Als<'a> {
@@ -64,12 +66,7 @@ impl<'a> Als<'a> {
         let k = params.factors;
         let users = random_factors(confidence.n_users(), k, seed, 1);
         let items = random_factors(confidence.n_items(), k, seed, 2);
-        Als {
-            params,
-            confidence,
-            users,
-            items,
-        }
+        Self::with_factors(params, confidence, users, items)
     }
 
     /// ALS starting from given factors (warm start, BERT init, checkpoints).
@@ -79,11 +76,18 @@ impl<'a> Als<'a> {
         users: Factors,
         items: Factors,
     ) -> Self {
+        let total_conf = confidence
+            .user_csr()
+            .data
+            .iter()
+            .map(|&c| f64::from(c))
+            .sum();
         Als {
             params,
             confidence,
             users,
             items,
+            total_conf,
         }
     }
 
@@ -117,9 +121,8 @@ impl<'a> Als<'a> {
         solve_side(users, &mut self.users, &self.items, p);
         let item_terms = solve_side(items, &mut self.items, &self.users, p);
         let reg_users = f64::from(p.regularization) * sum_squares(self.users.as_slice());
-        let total_conf: f64 = users.data.iter().map(|&c| f64::from(c)).sum();
         let cells = self.confidence.n_users() as f64 * self.confidence.n_items() as f64;
-        let denom = total_conf + cells - self.confidence.nnz() as f64;
+        let denom = self.total_conf + cells - self.confidence.nnz() as f64;
         (item_terms + reg_users) / denom.max(1.0)
     }
 }
@@ -131,8 +134,11 @@ pub(crate) fn random_factors(rows: usize, k: usize, seed: u64, tag: u64) -> Fact
     Factors::from_vec(rows, k, data).unwrap_or_else(|_| Factors::zeros(rows, k))
 }
 
+/// `Σ v²`: per chunk of 4096 values in f32 (in parallel), the chunks summed in order in
+/// f64, so the same for any number of threads.
 fn sum_squares(v: &[f32]) -> f64 {
-    v.chunks(4096).map(|c| f64::from(dot(c, c))).sum()
+    let parts: Vec<f64> = v.par_chunks(4096).map(|c| f64::from(dot(c, c))).collect();
+    parts.iter().sum()
 }
 
 /// `YᵀY + λI`, summed over fixed chunks of rows in a fixed order (reproducible for
@@ -225,10 +231,12 @@ fn eigenbasis_pays(solved_rows: usize, n_fixed: usize, steps: usize) -> bool {
 
 /// `out_r = v_r M` for every row (fixed chunks of 256 rows in parallel; each row's
 /// result depends only on that row).
-fn rotate_rows(v: &[f32], m: &[f32], k: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; v.len()];
+fn rotate_rows(v: &[f32], m: &[f32], k: usize) -> Factors {
+    // A `Factors` for its cache-line-aligned rows.
+    let mut out = Factors::zeros(v.len() / k.max(1), k);
     const CHUNK_ROWS: usize = 256;
-    out.par_chunks_mut(CHUNK_ROWS * k.max(1))
+    out.as_mut_slice()
+        .par_chunks_mut(CHUNK_ROWS * k.max(1))
         .zip(v.par_chunks(CHUNK_ROWS * k.max(1)))
         .for_each(|(o, i)| {
             wide(
@@ -326,7 +334,7 @@ fn solve_side_with(
             .flatten();
     let rotated = eigen.as_ref().map(|e| rotate_rows(y.as_slice(), &e.q, k));
     let (yv, op) = match (&eigen, &rotated) {
-        (Some(e), Some(r)) => (&r[..], GramOp::Eigen(e)),
+        (Some(e), Some(r)) => (r.as_slice(), GramOp::Eigen(e)),
         _ => (y.as_slice(), GramOp::Dense(&g)),
     };
     let partials: Vec<f64> = x

@@ -127,24 +127,49 @@ fn row(m: &CsMatI<f32, u32, usize>, r: usize) -> (&[u32], &[f32]) {
 }
 
 /// A dense row-major matrix of factors: one row per user or item.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The values start on a 64-byte boundary (a cache line; the buffer holds up to 15 spare
+/// values in front), so a row of `16·m` factors spans exactly `m` cache lines and its
+/// 512-bit loads never straddle two. The trainers gather scattered rows, and a 64-factor
+/// row then costs 4 line fetches instead of 5.
 pub struct Factors {
     rows: usize,
     cols: usize,
-    data: Vec<f32>,
+    /// `rows · cols` values from `buf[off]`, which is 64-byte aligned.
+    buf: Vec<f32>,
+    off: usize,
+}
+
+/// Values per 64-byte cache line.
+const LINE: usize = 64 / size_of::<f32>();
+
+/// The first index of `buf` on a 64-byte boundary (at most `LINE - 1`).
+fn line_offset(buf: &[f32]) -> usize {
+    let misaligned = (buf.as_ptr() as usize) % 64;
+    ((64 - misaligned) % 64) / size_of::<f32>()
+}
+
+/// A zeroed buffer holding `len` aligned values from the returned offset.
+fn aligned_zeros(len: usize) -> (Vec<f32>, usize) {
+    let buf = vec![0.0f32; len + LINE - 1];
+    let off = line_offset(&buf);
+    (buf, off)
 }
 
 impl Factors {
     /// A `rows × cols` matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
+        let (buf, off) = aligned_zeros(rows * cols);
         Factors {
             rows,
             cols,
-            data: vec![0.0; rows * cols],
+            buf,
+            off,
         }
     }
 
-    /// Wraps row-major `data`; its length must be `rows * cols`.
+    /// Wraps row-major `data`; its length must be `rows * cols`. The values are copied
+    /// once into an aligned buffer unless `data` already starts on a cache line.
     pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
         if data.len() != rows * cols {
             return Err(Error::ShapeMismatch {
@@ -153,7 +178,17 @@ impl Factors {
                 got: format!("{} values", data.len()),
             });
         }
-        Ok(Factors { rows, cols, data })
+        if line_offset(&data) == 0 {
+            return Ok(Factors {
+                rows,
+                cols,
+                buf: data,
+                off: 0,
+            });
+        }
+        let mut f = Factors::zeros(rows, cols);
+        f.as_mut_slice().copy_from_slice(&data);
+        Ok(f)
     }
 
     /// Number of rows.
@@ -168,32 +203,63 @@ impl Factors {
 
     /// Row `r`.
     pub fn row(&self, r: usize) -> &[f32] {
-        &self.data[r * self.cols..(r + 1) * self.cols]
+        &self.as_slice()[r * self.cols..(r + 1) * self.cols]
     }
 
     /// Row `r`, mutable.
     pub fn row_mut(&mut self, r: usize) -> &mut [f32] {
-        &mut self.data[r * self.cols..(r + 1) * self.cols]
+        let cols = self.cols;
+        &mut self.as_mut_slice()[r * cols..(r + 1) * cols]
     }
 
-    /// All values, row-major.
+    /// All values, row-major (starting on a 64-byte boundary).
     pub fn as_slice(&self) -> &[f32] {
-        &self.data
+        &self.buf[self.off..self.off + self.rows * self.cols]
     }
 
     /// All values, row-major, mutable.
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.data
+        let len = self.rows * self.cols;
+        &mut self.buf[self.off..self.off + len]
     }
 
     /// The values, row-major.
     pub fn into_vec(self) -> Vec<f32> {
-        self.data
+        let (len, off, mut buf) = (self.rows * self.cols, self.off, self.buf);
+        if off > 0 {
+            buf.copy_within(off..off + len, 0);
+        }
+        buf.truncate(len);
+        buf
     }
 
     /// True when every value is finite (no NaN, no infinity).
     pub fn all_finite(&self) -> bool {
-        self.data.iter().all(|v| v.is_finite())
+        self.as_slice().iter().all(|v| v.is_finite())
+    }
+}
+
+impl Clone for Factors {
+    fn clone(&self) -> Self {
+        let mut f = Factors::zeros(self.rows, self.cols);
+        f.as_mut_slice().copy_from_slice(self.as_slice());
+        f
+    }
+}
+
+impl PartialEq for Factors {
+    fn eq(&self, other: &Self) -> bool {
+        (self.rows, self.cols) == (other.rows, other.cols) && self.as_slice() == other.as_slice()
+    }
+}
+
+impl std::fmt::Debug for Factors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factors")
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .field("data", &self.as_slice())
+            .finish()
     }
 }
 
@@ -222,5 +288,24 @@ mod tests {
         assert_eq!(m.item_row(1).0.len(), 0);
         assert_eq!(m.item_counts(), vec![2, 0, 1, 1]);
         assert!(Interactions::from_entries(1, 1, &[e(0, 5, 1.0)], |_| 1.0).is_err());
+    }
+
+    #[test]
+    fn factors_start_on_a_cache_line_and_round_trip() {
+        for (rows, cols) in [(0usize, 0usize), (1, 1), (3, 5), (7, 64), (1000, 64)] {
+            let data: Vec<f32> = (0..rows * cols).map(|v| v as f32 * 0.5).collect();
+            let f = Factors::from_vec(rows, cols, data.clone()).unwrap();
+            let g = f.clone();
+            for m in [&f, &g, &Factors::zeros(rows, cols)] {
+                assert_eq!(m.as_slice().as_ptr() as usize % 64, 0, "{rows}x{cols}");
+            }
+            assert_eq!(f.as_slice(), &data[..]);
+            assert_eq!(f, g);
+            if rows > 1 {
+                assert_eq!(f.row(1), &data[cols..2 * cols]);
+            }
+            assert_eq!(g.into_vec(), data);
+        }
+        assert!(Factors::from_vec(2, 2, vec![0.0; 3]).is_err());
     }
 }
