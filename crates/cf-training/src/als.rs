@@ -222,11 +222,18 @@ impl Eigen {
     }
 }
 
+/// The eigendecomposition of `G` runs on one thread; it costs about as much as this
+/// many `k × k` row products per factor (measured at 64 factors: on ml-100k, whose
+/// user side saved only 204 row products a sweep, the eigenbasis made an iteration
+/// 15-20 % slower at 2 threads; on syn1m and the sparse set it saves far more).
+const EIGEN_COST_ROWS_PER_FACTOR: usize = 32;
+
 /// True when CG in `G`'s eigenbasis costs fewer `k × k` products than the plain one:
-/// rotating the `n_fixed` rows of the fixed side once and each solved row in and out
-/// (2) versus `1 + steps` products per solved row.
-fn eigenbasis_pays(solved_rows: usize, n_fixed: usize, steps: usize) -> bool {
-    steps >= 2 && solved_rows.saturating_mul(steps - 1) > n_fixed
+/// rotating the `n_fixed` rows of the fixed side once, each solved row in and out
+/// (2) and the eigendecomposition itself versus `1 + steps` products per solved row.
+fn eigenbasis_pays(solved_rows: usize, n_fixed: usize, steps: usize, k: usize) -> bool {
+    let cost = n_fixed.saturating_add(EIGEN_COST_ROWS_PER_FACTOR.saturating_mul(k));
+    steps >= 2 && solved_rows.saturating_mul(steps - 1) > cost
 }
 
 /// `out_r = v_r M` for every row (fixed chunks of 256 rows in parallel; each row's
@@ -329,7 +336,7 @@ fn solve_side_with(
     let g = gram_plus_reg(y, p.regularization);
     let solved = (0..x.rows()).filter(|&r| !c.range(r).is_empty()).count();
     let eigen =
-        (eigenbasis && p.solver == Solver::Cg && eigenbasis_pays(solved, y.rows(), p.cg_steps))
+        (eigenbasis && p.solver == Solver::Cg && eigenbasis_pays(solved, y.rows(), p.cg_steps, k))
             .then(|| Eigen::of(&g, k))
             .flatten();
     let rotated = eigen.as_ref().map(|e| rotate_rows(y.as_slice(), &e.q, k));
@@ -650,9 +657,10 @@ mod tests {
 
     #[test]
     fn cg_in_the_eigenbasis_gives_the_plain_cg_solution() {
-        // 60 users x 9 items: the user side takes the eigenbasis (60 * 2 > 9).
+        // 300 users x 9 items, 6 factors: the user side takes the eigenbasis
+        // (300 * 2 > 9 + 32 * 6).
         let mut cells = Vec::new();
-        for u in 0..60u32 {
+        for u in 0..300u32 {
             for i in 0..9u32 {
                 if (u * 5 + i * 3) % 4 == 0 || (u + i) % 7 == 0 {
                     cells.push(Entry {
@@ -664,14 +672,16 @@ mod tests {
                 }
             }
         }
-        let m = Interactions::from_entries(60, 9, &cells, |e| 1.0 + 10.0 * e.rating).unwrap();
+        let m = Interactions::from_entries(300, 9, &cells, |e| 1.0 + 10.0 * e.rating).unwrap();
         let p = AlsParams {
             factors: 6,
             ..params(Solver::Cg)
         };
-        assert!(eigenbasis_pays(60, 9, p.cg_steps) && !eigenbasis_pays(9, 60, p.cg_steps));
+        assert!(eigenbasis_pays(300, 9, p.cg_steps, 6) && !eigenbasis_pays(9, 300, p.cg_steps, 6));
+        // ml-100k's user side at 64 factors: too few rows to pay for the decomposition.
+        assert!(!eigenbasis_pays(943, 1682, p.cg_steps, 64));
         let y = random_factors(9, 6, 5, 2);
-        let start = random_factors(60, 6, 5, 1);
+        let start = random_factors(300, 6, 5, 1);
         let (mut plain, mut eig) = (start.clone(), start.clone());
         let lp = solve_side_with(m.user_csr(), &mut plain, &y, p, false);
         let le = solve_side_with(m.user_csr(), &mut eig, &y, p, true);
