@@ -285,11 +285,12 @@ pub fn outcome_summary(result: &BertEmbeddingsResult) -> String {
     };
     let run_id = result.run_id.as_deref().unwrap_or("-");
     let mut s = format!(
-        "wrote {} vectors (dimension {}) to {}\n  model {}: {} re-embedded, {} unchanged kept, {} removed\n",
+        "wrote {} vectors (dimension {}) to {}\n  model {} ({}): {} re-embedded, {} unchanged kept, {} removed\n",
         stats.num_products,
         stats.embedding_dim,
         stats.output_path,
         stats.model_name,
+        stats.model_variant,
         stats.reembedded,
         stats.reused,
         stats.removed
@@ -315,10 +316,11 @@ pub fn outcome_summary(result: &BertEmbeddingsResult) -> String {
 pub fn freshness_summary(report: &FreshnessReport) -> String {
     let f = &report.freshness;
     let mut s = format!(
-        "{}\n  created {} by {} ({} days ago)\n  {} vectors of dimension {}\n",
+        "{}\n  created {} by {} ({}) ({} days ago)\n  {} vectors of dimension {}\n",
         report.path.display(),
         f.created_at,
         f.model_name,
+        f.model_variant,
         f.age_days,
         f.num_embeddings,
         f.embedding_dim
@@ -356,6 +358,7 @@ mod tests {
                 created_at: created,
                 model: ModelIdentity {
                     name: "intfloat/multilingual-e5-small".into(),
+                    variant: "int8".into(),
                     model_sha256: "a".repeat(64),
                     tokenizer_sha256: "b".repeat(64),
                     prefix: "passage: ".into(),

@@ -63,6 +63,8 @@ pub struct GenerationStats {
     pub batch_size: usize,
     /// Model name recorded with the vectors.
     pub model_name: String,
+    /// Model variant recorded with the vectors (`int8` or `fp32`).
+    pub model_variant: String,
     /// When the file was written (RFC 3339).
     pub created_at: String,
     /// Seconds spent, reading the catalog to writing the file.
@@ -148,6 +150,7 @@ impl<'e> ProductEmbedder<'e> {
             truncated: embedded.truncated,
             batch_size,
             model_name: file.metadata.model.name.clone(),
+            model_variant: file.metadata.model.variant.clone(),
             created_at: format_timestamp(file.metadata.created_at),
             duration_seconds: started.elapsed().as_secs_f64(),
             texts_per_second: (!plan.todo.is_empty() && model_seconds > 0.0)

@@ -69,15 +69,15 @@ mod store;
 pub use catalog::{Catalog, Product, REQUIRED_COLUMNS, product_text, read_catalog};
 pub use config::{
     DEFAULT_EMBEDDINGS_CONFIG, DEFAULT_MODEL_NAME, EmbeddingsConfig, FreshnessSettings,
-    GenerationSettings, ModelSettings, repository_models_dir,
+    GenerationSettings, ModelSettings, ModelVariant, repository_models_dir,
 };
 pub use encoder::{EmbedOptions, Embedded, Encoder, mean_pool_normalize};
 pub use error::{Error, Result};
 pub use freshness::{Freshness, FreshnessOptions, check_embedding_freshness};
 pub use generate::{GenerateOptions, GenerationStats, ProductEmbedder};
 pub use model::{
-    DESCRIPTOR_FILE, FileDigest, MODEL_FILE, ModelDescriptor, ModelIdentity, ModelSpec,
-    TOKENIZER_FILE, sha256_file,
+    DEFAULT_VARIANT, DESCRIPTOR_FILE, FileDigest, MODEL_FILE, ModelDescriptor, ModelIdentity,
+    ModelSpec, TOKENIZER_FILE, sha256_file,
 };
 pub use runtime::{ORT_DYLIB_ENV, find_runtime_library};
 pub use store::{
