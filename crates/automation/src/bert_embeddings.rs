@@ -111,6 +111,7 @@ fn generate(
         clock.clone(),
         GenerateOptions {
             sort_by_length: config.generation.sort_by_length,
+            max_batch_tokens: config.generation.max_batch_tokens,
             full: options.full,
             progress: options.progress,
         },

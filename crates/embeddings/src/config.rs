@@ -124,6 +124,14 @@ pub struct GenerationSettings {
     /// identical vectors.
     #[serde(default = "default_true")]
     pub sort_by_length: bool,
+    /// Tokens per forward pass (padding included) when sorting by length (default
+    /// 512: small passes stay in the CPU caches).
+    #[serde(default = "default_max_batch_tokens")]
+    pub max_batch_tokens: usize,
+}
+
+fn default_max_batch_tokens() -> usize {
+    crate::encoder::DEFAULT_MAX_BATCH_TOKENS
 }
 
 /// `freshness:` section.
@@ -147,6 +155,7 @@ impl Default for GenerationSettings {
         GenerationSettings {
             batch_size: 32,
             sort_by_length: true,
+            max_batch_tokens: default_max_batch_tokens(),
         }
     }
 }
@@ -186,6 +195,15 @@ impl Validate for EmbeddingsConfig {
                 format!(
                     "expected 1..=4096 texts, got {}",
                     self.generation.batch_size
+                ),
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.generation.max_batch_tokens) {
+            p.push((
+                "generation.max_batch_tokens".into(),
+                format!(
+                    "expected 1..=1000000 tokens, got {}",
+                    self.generation.max_batch_tokens
                 ),
             ));
         }
@@ -283,6 +301,7 @@ mod tests {
         assert!(cfg.model.models_dir.is_empty());
         assert!(cfg.generation.sort_by_length);
         assert_eq!(cfg.model.variant, ModelVariant::Int8);
+        assert_eq!(cfg.generation.max_batch_tokens, 512);
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub use config::{
     DEFAULT_EMBEDDINGS_CONFIG, DEFAULT_MODEL_NAME, EmbeddingsConfig, FreshnessSettings,
     GenerationSettings, ModelSettings, ModelVariant, repository_models_dir,
 };
-pub use encoder::{EmbedOptions, Embedded, Encoder, mean_pool_normalize};
+pub use encoder::{DEFAULT_MAX_BATCH_TOKENS, EmbedOptions, Embedded, Encoder, mean_pool_normalize};
 pub use error::{Error, Result};
 pub use freshness::{Freshness, FreshnessOptions, check_embedding_freshness};
 pub use generate::{GenerateOptions, GenerationStats, ProductEmbedder};
