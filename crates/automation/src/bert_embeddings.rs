@@ -317,7 +317,7 @@ pub fn outcome_summary(result: &BertEmbeddingsResult) -> String {
 pub fn freshness_summary(report: &FreshnessReport) -> String {
     let f = &report.freshness;
     let mut s = format!(
-        "{}\n  created {} by {} ({}) ({} days ago)\n  {} vectors of dimension {}\n",
+        "{}\n  created {} by {} {} ({} days ago)\n  {} vectors of dimension {}\n",
         report.path.display(),
         f.created_at,
         f.model_name,
@@ -431,7 +431,12 @@ mod tests {
         let text = freshness_summary(&report);
         assert!(text.contains("STALE"), "{text}");
         assert!(text.contains("40 days ago"), "{text}");
+        assert!(
+            text.contains("by intfloat/multilingual-e5-small int8 (40 days ago)"),
+            "{text}"
+        );
         let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["model_variant"], "int8");
         assert_eq!(json["age_days"], 40);
         assert_eq!(json["is_stale"], true);
         assert_eq!(json["num_embeddings"], 2);
