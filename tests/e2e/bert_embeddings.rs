@@ -190,8 +190,9 @@ fn models_check_runs_the_real_model_when_it_is_set_up() {
     if runtime().is_none() {
         return;
     }
+    // The shipped config uses the int8 variant.
     if !repository_models_dir()
-        .join("multilingual-e5-small/model.json")
+        .join("multilingual-e5-small-int8/model.json")
         .is_file()
     {
         eprintln!("NOTICE: skipping `recops embedding-model check`: run scripts/fetch_models.sh");
@@ -210,6 +211,13 @@ fn models_check_runs_the_real_model_when_it_is_set_up() {
         .unwrap();
     let v = json_of(&out);
     assert_eq!(v["model"], "intfloat/multilingual-e5-small");
+    assert!(
+        v["model_path"]
+            .as_str()
+            .unwrap()
+            .ends_with("multilingual-e5-small-int8/model.onnx"),
+        "{v}"
+    );
     assert_eq!(v["dim"], 384);
     assert_eq!(v["ordering_ok"], true);
     let c0 = v["cosines"][0].as_f64().unwrap();
@@ -260,22 +268,33 @@ fn fetch_models_check_finds_missing_and_tampered_files() {
     assert!(err.contains("libonnxruntime.so.1.32.0"), "{err}");
     assert!(err.contains("run: "), "{err}");
 
-    // A complete folder: the real runtime library and a model whose model.json
-    // records the sha256 of its files.
+    // A complete folder: the real runtime library and both variants of the model, each
+    // with a model.json recording the sha256 of its files.
     let Some(rt) = runtime() else { return };
     let ort_dir = dir.path().join("onnxruntime");
     std::fs::create_dir_all(&ort_dir).unwrap();
     std::os::unix::fs::symlink(&rt, ort_dir.join("libonnxruntime.so.1.32.0")).unwrap();
-    let model = dir.path().join("multilingual-e5-small");
-    std::fs::create_dir_all(&model).unwrap();
-    std::fs::write(model.join("model.onnx"), "m").unwrap();
-    std::fs::write(model.join("tokenizer.json"), "t").unwrap();
-    let sha = |f: &str| recops_embeddings::sha256_file(&model.join(f)).unwrap();
-    let desc = serde_json::json!({"files": {
-        "model.onnx": {"sha256": sha("model.onnx")},
-        "tokenizer.json": {"sha256": sha("tokenizer.json")},
-    }});
-    std::fs::write(model.join("model.json"), desc.to_string()).unwrap();
+    let variant = |name: &str| {
+        let model = dir.path().join(name);
+        std::fs::create_dir_all(&model).unwrap();
+        std::fs::write(model.join("model.onnx"), name).unwrap();
+        std::fs::write(model.join("tokenizer.json"), "t").unwrap();
+        let sha = |f: &str| recops_embeddings::sha256_file(&model.join(f)).unwrap();
+        let desc = serde_json::json!({"files": {
+            "model.onnx": {"sha256": sha("model.onnx")},
+            "tokenizer.json": {"sha256": sha("tokenizer.json")},
+        }});
+        std::fs::write(model.join("model.json"), desc.to_string()).unwrap();
+        model
+    };
+    let model = variant("multilingual-e5-small");
+    // Without the int8 variant (a folder set up before it existed) the set-up is not
+    // complete.
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("multilingual-e5-small-int8"), "{err}");
+    variant("multilingual-e5-small-int8");
     let out = check();
     assert!(
         out.status.success(),

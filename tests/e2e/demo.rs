@@ -7,7 +7,7 @@ fn demo_runs_every_step_and_resets_only_its_own_home() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("demo-home");
     let models_ready = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/multilingual-e5-small/model.onnx")
+        .join("models/multilingual-e5-small-int8/model.onnx")
         .exists();
     let demo = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_recops"));

@@ -111,6 +111,7 @@ fn generate(
         clock.clone(),
         GenerateOptions {
             sort_by_length: config.generation.sort_by_length,
+            max_batch_tokens: config.generation.max_batch_tokens,
             full: options.full,
             progress: options.progress,
         },
@@ -285,11 +286,12 @@ pub fn outcome_summary(result: &BertEmbeddingsResult) -> String {
     };
     let run_id = result.run_id.as_deref().unwrap_or("-");
     let mut s = format!(
-        "wrote {} vectors (dimension {}) to {}\n  model {}: {} re-embedded, {} unchanged kept, {} removed\n",
+        "wrote {} vectors (dimension {}) to {}\n  model {} ({}): {} re-embedded, {} unchanged kept, {} removed\n",
         stats.num_products,
         stats.embedding_dim,
         stats.output_path,
         stats.model_name,
+        stats.model_variant,
         stats.reembedded,
         stats.reused,
         stats.removed
@@ -315,10 +317,11 @@ pub fn outcome_summary(result: &BertEmbeddingsResult) -> String {
 pub fn freshness_summary(report: &FreshnessReport) -> String {
     let f = &report.freshness;
     let mut s = format!(
-        "{}\n  created {} by {} ({} days ago)\n  {} vectors of dimension {}\n",
+        "{}\n  created {} by {} {} ({} days ago)\n  {} vectors of dimension {}\n",
         report.path.display(),
         f.created_at,
         f.model_name,
+        f.model_variant,
         f.age_days,
         f.num_embeddings,
         f.embedding_dim
@@ -356,6 +359,7 @@ mod tests {
                 created_at: created,
                 model: ModelIdentity {
                     name: "intfloat/multilingual-e5-small".into(),
+                    variant: "int8".into(),
                     model_sha256: "a".repeat(64),
                     tokenizer_sha256: "b".repeat(64),
                     prefix: "passage: ".into(),
@@ -427,7 +431,12 @@ mod tests {
         let text = freshness_summary(&report);
         assert!(text.contains("STALE"), "{text}");
         assert!(text.contains("40 days ago"), "{text}");
+        assert!(
+            text.contains("by intfloat/multilingual-e5-small int8 (40 days ago)"),
+            "{text}"
+        );
         let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["model_variant"], "int8");
         assert_eq!(json["age_days"], 40);
         assert_eq!(json["is_stale"], true);
         assert_eq!(json["num_embeddings"], 2);

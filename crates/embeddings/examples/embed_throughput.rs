@@ -3,11 +3,16 @@
 //! benches/embeddings_python.py and prints one JSON line (texts, seconds,
 //! texts_per_second; best of --repeat runs after a one-text warm-up).
 //!
+//! The model is `--model-dir`, else `<models>/multilingual-e5-small-int8` (`--variant
+//! int8`, the default) or `<models>/multilingual-e5-small` (`--variant fp32`), where
+//! `<models>` is `$RECOPS_MODELS_DIR` or the repository's `models/` (ONNX Runtime from
+//! there too).
+//!
 //! ```text
 //! cargo run --release -p recops-embeddings --example embed_throughput -- \
-//!     --model-dir models/multilingual-e5-small --texts texts.txt \
+//!     [--model-dir DIR | --variant int8|fp32] --texts texts.txt \
 //!     [--batch-size 32] [--threads 2] [--max-length 256] [--prefix "passage: "] \
-//!     [--sort] [--repeat 3] [--vectors-out F]
+//!     [--sort] [--max-batch-tokens 512] [--repeat 3] [--vectors-out F]
 //! ```
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
@@ -23,6 +28,8 @@ fn main() {
     let (mut model_dir, mut texts_path, mut out) = (None, None, None);
     let (mut batch, mut threads, mut max_len, mut repeat) = (32usize, 2usize, 256usize, 3usize);
     let (mut prefix, mut sort) = ("passage: ".to_owned(), false);
+    let mut variant = "int8".to_owned();
+    let mut max_batch_tokens = recops_embeddings::DEFAULT_MAX_BATCH_TOKENS;
     while let Some(a) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
@@ -34,6 +41,8 @@ fn main() {
             "--prefix" => prefix = value(),
             "--repeat" => repeat = value().parse().unwrap(),
             "--vectors-out" => out = Some(PathBuf::from(value())),
+            "--variant" => variant = value(),
+            "--max-batch-tokens" => max_batch_tokens = value().parse().unwrap(),
             "--sort" => sort = true,
             other => {
                 eprintln!("unknown argument {other}");
@@ -41,11 +50,18 @@ fn main() {
             }
         }
     }
-    let model_dir =
-        model_dir.unwrap_or_else(|| repository_models_dir().join("multilingual-e5-small"));
+    let models = std::env::var_os("RECOPS_MODELS_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(repository_models_dir, PathBuf::from);
+    let folder = match variant.as_str() {
+        "int8" => "multilingual-e5-small-int8",
+        "fp32" => "multilingual-e5-small",
+        other => panic!("--variant is int8 or fp32, not {other}"),
+    };
+    let model_dir = model_dir.unwrap_or_else(|| models.join(folder));
     let texts = std::fs::read_to_string(texts_path.expect("--texts FILE is required")).unwrap();
     let texts: Vec<&str> = texts.lines().collect();
-    let runtime = find_runtime_library(None, &repository_models_dir()).unwrap();
+    let runtime = find_runtime_library(None, &models).unwrap();
     let mut spec = ModelSpec::from_dir(&model_dir, runtime).unwrap();
     spec.prefix = prefix;
     spec.max_length = max_len;
@@ -54,6 +70,7 @@ fn main() {
     let options = EmbedOptions {
         batch_size: batch,
         sort_by_length: sort,
+        max_batch_tokens,
     };
     let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
     let mut last = None;
@@ -69,7 +86,8 @@ fn main() {
         std::fs::write(path, bytes).unwrap();
     }
     println!(
-        "{{\"impl\": \"rust\", \"texts\": {}, \"seconds\": {:.3}, \"texts_per_second\": {:.1}, \"cpu_seconds\": {:.2}, \"texts_per_cpu_second\": {:.2}, \"sorted\": {}}}",
+        "{{\"impl\": \"rust\", \"model\": \"{}\", \"texts\": {}, \"seconds\": {:.3}, \"texts_per_second\": {:.1}, \"cpu_seconds\": {:.2}, \"texts_per_cpu_second\": {:.2}, \"sorted\": {}}}",
+        model_dir.display(),
         texts.len(),
         best,
         texts.len() as f64 / best,

@@ -68,6 +68,19 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The folder of the configured `model.variant` is not set up (a models folder from
+    /// before the int8 variant existed, or a partial copy).
+    #[error(
+        "the {variant} model is not set up: {path} not found; {SETUP_HINT} (it builds both \
+         variants), or choose the other one with model.variant in config/embeddings.yaml"
+    )]
+    VariantMissing {
+        /// `int8` or `fp32`.
+        variant: &'static str,
+        /// The missing file.
+        path: PathBuf,
+    },
+
     /// The model file is not a usable ONNX model.
     #[error("invalid model {path}: {message}")]
     InvalidModel {
@@ -221,6 +234,22 @@ mod tests {
         );
         assert!(msg.contains("scripts/fetch_models.sh"), "{msg}");
         assert!(msg.contains("ORT_DYLIB_PATH"), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_variant_names_the_file_and_what_to_run() {
+        let e = Error::VariantMissing {
+            variant: "int8",
+            path: PathBuf::from("/m/multilingual-e5-small-int8/model.onnx"),
+        };
+        let msg = e.to_string();
+        assert!(msg.starts_with("the int8 model is not set up"), "{msg}");
+        assert!(
+            msg.contains("/m/multilingual-e5-small-int8/model.onnx"),
+            "{msg}"
+        );
+        assert!(msg.contains("scripts/fetch_models.sh"), "{msg}");
+        assert!(msg.contains("model.variant"), "{msg}");
     }
 
     #[test]

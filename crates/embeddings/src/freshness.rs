@@ -37,6 +37,8 @@ pub struct Freshness {
     pub created_at: String,
     /// Name of the model that made the vectors.
     pub model_name: String,
+    /// Its variant (`int8` or `fp32`).
+    pub model_variant: String,
     /// The configured model, tokenizer, prefix or maximum length differs from the one
     /// that made the vectors.
     pub model_mismatch: bool,
@@ -65,6 +67,7 @@ pub fn check_embedding_freshness(path: &Path, options: &FreshnessOptions<'_>) ->
         embedding_dim: meta.dim,
         created_at: format_timestamp(meta.created_at),
         model_name: meta.model.name,
+        model_variant: meta.model.variant,
         model_mismatch,
         mismatch_reasons,
         stale_after_days: options.stale_after_days,
@@ -142,6 +145,48 @@ mod tests {
         )
         .unwrap();
         assert!(!f.model_mismatch && !f.is_stale);
+    }
+
+    #[test]
+    fn vectors_of_the_other_variant_are_stale_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FixedClock::new(Utc.with_ymd_and_hms(2025, 1, 15, 0, 0, 0).unwrap());
+        let int8 = sample(2, 4).metadata.model;
+        let fp32 = ModelIdentity {
+            variant: "fp32".into(),
+            model_sha256: "f".repeat(64),
+            ..int8.clone()
+        };
+        for (made_by, configured) in [(&int8, &fp32), (&fp32, &int8)] {
+            let path = dir.path().join(format!("{}.safetensors", made_by.variant));
+            let mut file = sample(2, 4);
+            file.metadata.model = made_by.clone();
+            file.write(&path).unwrap();
+            let check = |expected: &ModelIdentity| {
+                check_embedding_freshness(
+                    &path,
+                    &FreshnessOptions {
+                        clock: &clock,
+                        stale_after_days: 30,
+                        expected: Some(expected),
+                    },
+                )
+                .unwrap()
+            };
+            let f = check(configured);
+            assert!(f.model_mismatch && f.is_stale, "{f:?}");
+            let reason = &f.mismatch_reasons[0];
+            assert!(
+                reason.contains(&format!("{} sha256", made_by.variant)),
+                "{reason}"
+            );
+            assert!(
+                reason.contains(&format!("{} sha256", configured.variant)),
+                "{reason}"
+            );
+            let f = check(made_by);
+            assert!(!f.model_mismatch && !f.is_stale, "{f:?}");
+        }
     }
 
     #[test]

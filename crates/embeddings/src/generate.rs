@@ -20,6 +20,9 @@ use crate::store::{EmbeddingsFile, EmbeddingsMetadata};
 pub struct GenerateOptions {
     /// Batch texts of similar length together (less padding, same vectors).
     pub sort_by_length: bool,
+    /// Tokens per forward pass when sorting by length
+    /// ([`EmbedOptions::max_batch_tokens`]).
+    pub max_batch_tokens: usize,
     /// Re-embed every product even when the previous file could be reused.
     pub full: bool,
     /// Draw a progress bar on stderr when it is a terminal.
@@ -30,6 +33,7 @@ impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
             sort_by_length: true,
+            max_batch_tokens: crate::encoder::DEFAULT_MAX_BATCH_TOKENS,
             full: false,
             progress: false,
         }
@@ -63,6 +67,8 @@ pub struct GenerationStats {
     pub batch_size: usize,
     /// Model name recorded with the vectors.
     pub model_name: String,
+    /// Model variant recorded with the vectors (`int8` or `fp32`).
+    pub model_variant: String,
     /// When the file was written (RFC 3339).
     pub created_at: String,
     /// Seconds spent, reading the catalog to writing the file.
@@ -148,6 +154,7 @@ impl<'e> ProductEmbedder<'e> {
             truncated: embedded.truncated,
             batch_size,
             model_name: file.metadata.model.name.clone(),
+            model_variant: file.metadata.model.variant.clone(),
             created_at: format_timestamp(file.metadata.created_at),
             duration_seconds: started.elapsed().as_secs_f64(),
             texts_per_second: (!plan.todo.is_empty() && model_seconds > 0.0)
@@ -243,6 +250,7 @@ impl<'e> ProductEmbedder<'e> {
             &EmbedOptions {
                 batch_size,
                 sort_by_length: self.options.sort_by_length,
+                max_batch_tokens: self.options.max_batch_tokens,
             },
             &mut |n| bar.inc(n as u64),
         );

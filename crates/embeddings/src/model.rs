@@ -19,6 +19,8 @@ pub const MODEL_FILE: &str = "model.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// The optional description of a model folder.
 pub const DESCRIPTOR_FILE: &str = "model.json";
+/// The variant of a model whose `model.json` (or embeddings file) names none.
+pub const DEFAULT_VARIANT: &str = "fp32";
 
 /// `model.json`: what `scripts/convert_e5.py` (or a person) says about a model folder.
 /// Only `files` checksums are enforced; the rest are defaults the config may override.
@@ -27,6 +29,9 @@ pub struct ModelDescriptor {
     /// Model name recorded with the vectors (`intfloat/multilingual-e5-small`).
     #[serde(default)]
     pub name: String,
+    /// `fp32` or `int8` (absent: `fp32`); recorded with the vectors.
+    #[serde(default)]
+    pub variant: Option<String>,
     /// Embedding dimension.
     #[serde(default)]
     pub dim: Option<usize>,
@@ -93,6 +98,8 @@ impl ModelDescriptor {
 pub struct ModelSpec {
     /// Name recorded with the vectors (model.json's `name`, else the folder name).
     pub name: String,
+    /// Variant recorded with the vectors (model.json's `variant`, else `fp32`).
+    pub variant: String,
     /// `model.onnx`.
     pub model_path: PathBuf,
     /// `tokenizer.json`.
@@ -131,7 +138,24 @@ impl ModelSpec {
     }
 
     fn model_from_config(config: &EmbeddingsConfig, home: &Home) -> Result<Self> {
-        let mut spec = Self::from_dir(&config.model_dir(home), PathBuf::new())?;
+        let dir = config.model_dir(home);
+        let variant = config.model.variant;
+        if config.variant_picks_the_folder() && !dir.join(MODEL_FILE).is_file() {
+            return Err(Error::VariantMissing {
+                variant: variant.as_str(),
+                path: dir.join(MODEL_FILE),
+            });
+        }
+        let mut spec = Self::from_dir(&dir, PathBuf::new())?;
+        if config.variant_picks_the_folder() && spec.variant != variant.as_str() {
+            return Err(Error::Descriptor {
+                path: dir.join(DESCRIPTOR_FILE),
+                message: format!(
+                    "model.variant is {variant} but this folder holds the {} variant",
+                    spec.variant
+                ),
+            });
+        }
         if let Some(prefix) = &config.model.prefix {
             spec.prefix = prefix.clone();
         }
@@ -170,6 +194,10 @@ impl ModelSpec {
             } else {
                 d.name.clone()
             },
+            variant: d
+                .variant
+                .clone()
+                .unwrap_or_else(|| DEFAULT_VARIANT.to_owned()),
             model_path,
             tokenizer_path,
             descriptor_path: descriptor.is_some().then_some(descriptor_path),
@@ -187,6 +215,7 @@ impl ModelSpec {
     pub fn identity(&self) -> Result<ModelIdentity> {
         Ok(ModelIdentity {
             name: self.name.clone(),
+            variant: self.variant.clone(),
             model_sha256: sha256_file(&self.model_path)?,
             tokenizer_sha256: sha256_file(&self.tokenizer_path)?,
             prefix: self.prefix.clone(),
@@ -228,6 +257,9 @@ impl ModelSpec {
 pub struct ModelIdentity {
     /// Model name (informational; the checksums decide).
     pub name: String,
+    /// `fp32` or `int8` (informational like the name: the model's sha256 differs too).
+    #[serde(default = "default_variant")]
+    pub variant: String,
     /// sha256 of `model.onnx`.
     pub model_sha256: String,
     /// sha256 of `tokenizer.json`.
@@ -242,12 +274,14 @@ impl ModelIdentity {
     /// How `other` differs from `self`, one phrase per difference (empty = same).
     pub fn differences(&self, other: &ModelIdentity) -> Vec<String> {
         let mut d = Vec::new();
-        if self.model_sha256 != other.model_sha256 {
+        if self.model_sha256 != other.model_sha256 || self.variant != other.variant {
             d.push(format!(
-                "model changed ({} sha256 {} -> {} sha256 {})",
+                "model changed ({} {} sha256 {} -> {} {} sha256 {})",
                 self.name,
+                self.variant,
                 short(&self.model_sha256),
                 other.name,
+                other.variant,
                 short(&other.model_sha256)
             ));
         }
@@ -272,6 +306,10 @@ impl ModelIdentity {
         }
         d
     }
+}
+
+fn default_variant() -> String {
+    DEFAULT_VARIANT.to_owned()
 }
 
 fn short(sha: &str) -> &str {
@@ -342,6 +380,7 @@ mod tests {
         let spec = ModelSpec::from_dir(dir.path(), PathBuf::from("/lib/ort.so")).unwrap();
         assert_eq!(spec.prefix, "");
         assert_eq!(spec.max_length, 512);
+        assert_eq!(spec.variant, "fp32");
         assert!(spec.descriptor_path.is_none());
         let folder = dir
             .path()
@@ -389,6 +428,83 @@ mod tests {
         assert!(err.contains("model.json records"), "{err}");
     }
 
+    /// The shipped config with `RECOPS_MODELS_DIR` = `models` and the given variant.
+    fn config_for(models: &Path, variant: &str) -> EmbeddingsConfig {
+        let env = std::collections::HashMap::from([
+            ("RECOPS_MODELS_DIR".to_owned(), models.display().to_string()),
+            ("RECOPS_EMBEDDINGS_VARIANT".to_owned(), variant.to_owned()),
+        ]);
+        recops_core::parse_config(
+            crate::config::DEFAULT_EMBEDDINGS_CONFIG,
+            Path::new("config/embeddings.yaml"),
+            recops_core::ConfigFormat::Yaml,
+            &env,
+        )
+        .unwrap()
+    }
+
+    fn variant_folder(models: &Path, name: &str, variant: &str) {
+        let dir = models.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("model.onnx"), variant).unwrap();
+        std::fs::write(dir.join("tokenizer.json"), "t").unwrap();
+        std::fs::write(
+            dir.join("model.json"),
+            format!(r#"{{"name":"e5","variant":"{variant}","prefix":"passage: "}}"#),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_configured_variant_is_the_one_loaded_and_recorded() {
+        let models = tempfile::tempdir().unwrap();
+        let home = Home::new(models.path());
+        variant_folder(models.path(), "multilingual-e5-small", "fp32");
+        variant_folder(models.path(), "multilingual-e5-small-int8", "int8");
+        let int8 =
+            ModelSpec::configured_identity(&config_for(models.path(), "int8"), &home).unwrap();
+        let fp32 =
+            ModelSpec::configured_identity(&config_for(models.path(), "fp32"), &home).unwrap();
+        assert_eq!(
+            (int8.variant.as_str(), fp32.variant.as_str()),
+            ("int8", "fp32")
+        );
+        assert_eq!(int8.model_sha256, hex(&sha256_text("int8")));
+        assert_eq!(fp32.model_sha256, hex(&sha256_text("fp32")));
+        assert_eq!(int8.differences(&fp32).len(), 1);
+    }
+
+    #[test]
+    fn a_missing_or_mislabelled_variant_folder_is_refused_clearly() {
+        let models = tempfile::tempdir().unwrap();
+        let home = Home::new(models.path());
+        variant_folder(models.path(), "multilingual-e5-small", "fp32");
+        let err =
+            ModelSpec::configured_identity(&config_for(models.path(), "int8"), &home).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::VariantMissing {
+                    variant: "int8",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("multilingual-e5-small-int8/model.onnx"),
+            "{msg}"
+        );
+        assert!(msg.contains("fetch_models.sh"), "{msg}");
+        // A folder whose model.json names another variant is not silently used.
+        variant_folder(models.path(), "multilingual-e5-small-int8", "fp32");
+        let err = ModelSpec::configured_identity(&config_for(models.path(), "int8"), &home)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model.variant is int8"), "{err}");
+    }
+
     #[test]
     fn unsupported_pooling_and_bad_json_are_refused() {
         let dir = folder_with(&[("model.json", r#"{"pooling":"cls"}"#)]);
@@ -406,6 +522,7 @@ mod tests {
     fn identity_differences_name_what_changed() {
         let a = ModelIdentity {
             name: "e5".into(),
+            variant: "fp32".into(),
             model_sha256: "a".repeat(64),
             tokenizer_sha256: "b".repeat(64),
             prefix: "passage: ".into(),
@@ -421,5 +538,15 @@ mod tests {
         assert_eq!(d.len(), 2, "{d:?}");
         assert!(d[0].contains("prefix changed"), "{d:?}");
         assert!(d[1].contains("256 -> 128"), "{d:?}");
+        // Another variant is another model, even under the same name.
+        let int8 = ModelIdentity {
+            variant: "int8".into(),
+            model_sha256: "c".repeat(64),
+            ..a.clone()
+        };
+        let d = a.differences(&int8);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].contains("e5 fp32 sha256 aaaa"), "{d:?}");
+        assert!(d[0].contains("e5 int8 sha256 cccc"), "{d:?}");
     }
 }

@@ -9,7 +9,7 @@ use recops_core::{format_timestamp, parse_timestamp, write_atomic};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{Error, Result};
-use crate::model::ModelIdentity;
+use crate::model::{DEFAULT_VARIANT, ModelIdentity};
 
 /// The `format` metadata value of files this crate writes.
 pub const EMBEDDINGS_FORMAT: &str = "recops-product-embeddings/1";
@@ -185,6 +185,7 @@ fn metadata_map(m: &EmbeddingsMetadata) -> HashMap<String, String> {
         ("format".into(), EMBEDDINGS_FORMAT.into()),
         ("created_at".into(), format_timestamp(m.created_at)),
         ("model_name".into(), m.model.name.clone()),
+        ("model_variant".into(), m.model.variant.clone()),
         ("model_sha256".into(), m.model.model_sha256.clone()),
         ("tokenizer_sha256".into(), m.model.tokenizer_sha256.clone()),
         ("prefix".into(), m.model.prefix.clone()),
@@ -227,6 +228,11 @@ fn parse_metadata(
             .ok_or_else(|| format!("metadata created_at {created:?} is not a timestamp"))?,
         model: ModelIdentity {
             name: get("model_name")?,
+            // Files written before variants existed were made by the float32 model.
+            variant: meta
+                .get("model_variant")
+                .cloned()
+                .unwrap_or_else(|| DEFAULT_VARIANT.to_owned()),
             model_sha256: get("model_sha256")?,
             tokenizer_sha256: get("tokenizer_sha256")?,
             prefix: get("prefix")?,
@@ -249,6 +255,7 @@ pub(crate) mod tests {
                 created_at: Utc.with_ymd_and_hms(2025, 1, 14, 3, 0, 0).unwrap(),
                 model: ModelIdentity {
                     name: "intfloat/multilingual-e5-small".into(),
+                    variant: "int8".into(),
                     model_sha256: "a".repeat(64),
                     tokenizer_sha256: "b".repeat(64),
                     prefix: "passage: ".into(),
@@ -289,6 +296,7 @@ pub(crate) mod tests {
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
         let meta = header.metadata().clone().unwrap();
         assert_eq!(meta["model_name"], "intfloat/multilingual-e5-small");
+        assert_eq!(meta["model_variant"], "int8");
         assert_eq!(meta["created_at"], "2025-01-14T03:00:00.000000+00:00");
         assert_eq!(meta["prefix"], "passage: ");
         assert_eq!(meta["dim"], "3");
@@ -319,6 +327,36 @@ pub(crate) mod tests {
         let missing = dir.path().join("none.safetensors");
         let err = EmbeddingsFile::read(&missing).unwrap_err();
         assert!(matches!(err, Error::EmbeddingsMissing { .. }), "{err}");
+    }
+
+    #[test]
+    fn files_from_before_variants_read_as_fp32() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.safetensors");
+        let file = sample(1, 2);
+        let mut meta = metadata_map(&file.metadata);
+        meta.remove("model_variant");
+        let vec_bytes: Vec<u8> = file.vectors.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let id_bytes = file.product_ids[0].to_le_bytes();
+        let hash = file.text_sha256[0];
+        let tensors = vec![
+            (
+                TENSOR_EMBEDDINGS,
+                TensorView::new(Dtype::F32, vec![1, 2], &vec_bytes).unwrap(),
+            ),
+            (
+                TENSOR_PRODUCT_IDS,
+                TensorView::new(Dtype::I64, vec![1], &id_bytes).unwrap(),
+            ),
+            (
+                TENSOR_TEXT_SHA256,
+                TensorView::new(Dtype::U8, vec![1, 32], &hash).unwrap(),
+            ),
+        ];
+        std::fs::write(&path, safetensors::serialize(tensors, Some(meta)).unwrap()).unwrap();
+        let back = EmbeddingsFile::read(&path).unwrap();
+        assert_eq!(back.metadata.model.variant, "fp32");
+        assert_eq!(back.vectors, file.vectors);
     }
 
     #[test]

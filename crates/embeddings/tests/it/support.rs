@@ -13,9 +13,17 @@ fn required() -> bool {
     std::env::var("RECOPS_REQUIRE_MODELS").is_ok_and(|v| v == "1")
 }
 
+/// The models folder: `$RECOPS_MODELS_DIR` (as the shipped config reads it), else the
+/// repository's `models/`.
+pub(crate) fn models_dir() -> PathBuf {
+    std::env::var_os("RECOPS_MODELS_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(repository_models_dir, PathBuf::from)
+}
+
 /// The ONNX Runtime library, or `None` (with a notice) when the setup has not run.
 pub(crate) fn runtime() -> Option<PathBuf> {
-    match find_runtime_library(None, &repository_models_dir()) {
+    match find_runtime_library(None, &models_dir()) {
         Ok(path) => Some(path),
         Err(e) if required() => panic!("RECOPS_REQUIRE_MODELS=1 but {e}"),
         Err(e) => {
@@ -25,9 +33,10 @@ pub(crate) fn runtime() -> Option<PathBuf> {
     }
 }
 
-/// The real model folder, or `None` (with a notice) when the setup has not run.
-pub(crate) fn real_model_dir() -> Option<PathBuf> {
-    let dir = repository_models_dir().join("multilingual-e5-small");
+/// The real model folder (`multilingual-e5-small`, the float32 variant, or
+/// `multilingual-e5-small-int8`), or `None` (with a notice) when the setup has not run.
+pub(crate) fn real_model_dir(folder: &str) -> Option<PathBuf> {
+    let dir = models_dir().join(folder);
     if dir.join("model.json").is_file() {
         return Some(dir);
     }

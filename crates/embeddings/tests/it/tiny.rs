@@ -43,6 +43,7 @@ fn a_text_alone_equals_the_same_text_in_a_padded_batch() {
             &EmbedOptions {
                 batch_size: 2,
                 sort_by_length: true,
+                max_batch_tokens: 512,
             },
             &mut |_| {},
         )

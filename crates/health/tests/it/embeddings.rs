@@ -9,6 +9,7 @@ fn write(home: &Home, created: chrono::DateTime<Utc>) {
             created_at: created,
             model: ModelIdentity {
                 name: "test-model".into(),
+                variant: "int8".into(),
                 model_sha256: "a".repeat(64),
                 tokenizer_sha256: "b".repeat(64),
                 prefix: "passage: ".into(),
