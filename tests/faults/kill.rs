@@ -281,27 +281,7 @@ fn assert_one_of<'a>(
     got: &Snapshot,
     states: &[(&'a str, &BTreeMap<String, String>)],
 ) -> &'a str {
-    if let Some((name, _)) = states.iter().find(|(_, s)| **s == got.state) {
-        return name;
-    }
-    let mut diff = String::new();
-    for (name, s) in states {
-        diff.push_str(&format!("\n  against the {name} state:"));
-        let keys: std::collections::BTreeSet<&String> = s.keys().chain(got.state.keys()).collect();
-        for k in keys {
-            if s.get(k) != got.state.get(k) {
-                diff.push_str(&format!(
-                    "\n    {k}: expected {:?}, got {:?}",
-                    s.get(k),
-                    got.state.get(k)
-                ));
-            }
-        }
-    }
-    panic!(
-        "{point}: a half state right after the kill (leftovers {:?}):{diff}",
-        got.leftovers
-    );
+    recops_testkit::which_state(point, &got.state, &got.leftovers, states)
 }
 
 /// Temporary files of atomic writes anywhere under `dir`, as leftovers.

@@ -38,6 +38,7 @@
 
 mod alertmanager;
 mod home;
+mod kill;
 mod pg;
 mod python;
 
@@ -45,6 +46,7 @@ pub use alertmanager::{
     REQUIRE_ALERTMANAGER_ENV, RealAlertmanager, alertmanager_binary, alertmanager_required,
 };
 pub use home::TempHome;
+pub use kill::{State, which_state};
 pub use pg::{PG_USER, PgCluster, postgres_bin_dir, postgres_required};
 pub use python::{REQUIRE_SCIPY_ENV, copy_data_files, python_with, read_back_with_python};
 pub use recops_synth::{
