@@ -386,24 +386,8 @@ mod tests {
         (Box::new(db), Box::new(store))
     }
 
-    /// The same test bodies over both backends (PostgreSQL skips only when it is not
-    /// installed and not required).
-    macro_rules! on_both_backends {
-        ($($name:ident),* $(,)?) => {
-            mod on_sqlite {
-                $(#[test] fn $name() { super::$name(super::sqlite) })*
-            }
-            mod on_postgres {
-                $(#[test] fn $name() {
-                    if recops_testkit::PgCluster::shared().is_some() {
-                        super::$name(super::postgres)
-                    }
-                })*
-            }
-        };
-    }
-
-    on_both_backends!(
+    recops_testkit::on_both_backends!(
+        on_sqlite: sqlite, postgres;
         state_and_silences_round_trip,
         concurrent_updates_of_one_alert_lose_nothing,
         import_keeps_rows_already_there,

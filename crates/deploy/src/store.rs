@@ -467,22 +467,8 @@ mod tests {
         (Box::new(db), log, false)
     }
 
-    macro_rules! on_both_backends {
-        ($($name:ident),* $(,)?) => {
-            mod on_files {
-                $(#[test] fn $name() { super::$name(super::files) })*
-            }
-            mod on_postgres {
-                $(#[test] fn $name() {
-                    if recops_testkit::PgCluster::shared().is_some() {
-                        super::$name(super::postgres)
-                    }
-                })*
-            }
-        };
-    }
-
-    on_both_backends!(
+    recops_testkit::on_both_backends!(
+        on_files: files, postgres;
         records_append_in_order_and_concurrent_writers_all_land,
         old_records_move_to_the_archive_file_keeping_the_newest,
         the_rollback_intent_is_written_read_and_removed,

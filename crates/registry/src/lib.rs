@@ -132,22 +132,4 @@ pub(crate) mod testing {
             embedded: false,
         }
     }
-
-    /// The same test bodies over both backends; the PostgreSQL ones skip (with a
-    /// NOTICE) only when it is not installed and not required.
-    macro_rules! on_both_backends {
-        ($($name:ident),* $(,)?) => {
-            mod on_files {
-                $(#[test] fn $name() { super::$name($crate::testing::files) })*
-            }
-            mod on_postgres {
-                $(#[test] fn $name() {
-                    if recops_testkit::PgCluster::shared().is_some() {
-                        super::$name($crate::testing::postgres)
-                    }
-                })*
-            }
-        };
-    }
-    pub(crate) use on_both_backends;
 }

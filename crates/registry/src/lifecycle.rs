@@ -393,9 +393,10 @@ mod tests {
     use super::*;
     use crate::registry::NewModel;
 
-    use crate::testing::{Fixture, Setup, on_both_backends};
+    use crate::testing::{Fixture, Setup};
 
-    on_both_backends!(
+    recops_testkit::on_both_backends!(
+        on_files: crate::testing::files, crate::testing::postgres;
         deployments_are_recorded_audited_and_validated,
         archive_refuses_the_deployed_model_and_the_champion,
         old_audit_lines_move_to_the_archive_and_the_rest_stays,

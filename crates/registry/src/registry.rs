@@ -603,9 +603,10 @@ mod tests {
     use chrono::Duration;
     use recops_core::FixedClock;
 
-    use crate::testing::{Fixture, Setup, on_both_backends};
+    use crate::testing::{Fixture, Setup};
 
-    on_both_backends!(
+    recops_testkit::on_both_backends!(
+        on_files: crate::testing::files, crate::testing::postgres;
         register_promote_archive_list_get_with_audit_lines,
         a_rejected_model_is_kept_with_its_numbers_but_never_champion_or_servable,
         a_model_whose_file_changed_is_not_servable,

@@ -748,24 +748,8 @@ mod tests {
         }
     }
 
-    /// The same test bodies over both backends; PostgreSQL ones skip (with a NOTICE)
-    /// only when it is not installed and not required.
-    macro_rules! on_both_backends {
-        ($($name:ident),* $(,)?) => {
-            mod on_sqlite {
-                $(#[test] fn $name() { super::$name(super::sqlite) })*
-            }
-            mod on_postgres {
-                $(#[test] fn $name() {
-                    if recops_testkit::PgCluster::shared().is_some() {
-                        super::$name(super::postgres)
-                    }
-                })*
-            }
-        };
-    }
-
-    on_both_backends!(
+    recops_testkit::on_both_backends!(
+        on_sqlite: sqlite, postgres;
         state_survives_reopen_and_tracks_fires_runs_and_success,
         a_live_claim_blocks_a_second_instance_and_a_dead_one_is_handed_back,
     );

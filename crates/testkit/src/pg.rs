@@ -376,6 +376,35 @@ fn watchdog(server: u32, dir: &Path) -> Option<Child> {
         .ok()
 }
 
+/// Runs the same test bodies over both storage backends: for each `name`, a test
+/// `<embedded_mod>::name` calling `name(embedded)` and a test `on_postgres::name`
+/// calling `name(postgres)`, which skips (with [`PgCluster::shared`]'s NOTICE) only
+/// when PostgreSQL is not installed and not required. The fixtures are resolved in the
+/// calling module.
+///
+/// ```ignore
+/// recops_testkit::on_both_backends!(on_sqlite: sqlite, postgres; round_trip, concurrent_writers);
+/// ```
+#[macro_export]
+macro_rules! on_both_backends {
+    ($embedded_mod:ident: $embedded:expr, $postgres:expr; $($name:ident),* $(,)?) => {
+        mod $embedded_mod {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[test] fn $name() { super::$name($embedded) })*
+        }
+        mod on_postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[test] fn $name() {
+                if $crate::PgCluster::shared().is_some() {
+                    super::$name($postgres)
+                }
+            })*
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

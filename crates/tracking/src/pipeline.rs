@@ -988,24 +988,8 @@ mod tests {
         (Box::new(db), clock, t)
     }
 
-    /// The same test bodies over both backends; PostgreSQL ones skip (with a NOTICE)
-    /// only when it is not installed and not required.
-    macro_rules! on_both_backends {
-        ($($name:ident),* $(,)?) => {
-            mod on_sqlite {
-                $(#[test] fn $name() { super::$name(super::sqlite) })*
-            }
-            mod on_postgres {
-                $(#[test] fn $name() {
-                    if recops_testkit::PgCluster::shared().is_some() {
-                        super::$name(super::postgres)
-                    }
-                })*
-            }
-        };
-    }
-
-    on_both_backends!(
+    recops_testkit::on_both_backends!(
+        on_sqlite: sqlite, postgres;
         start_complete_records_duration_and_merges_metadata,
         fail_and_cancel_set_status_and_error,
         finishing_a_missing_or_finished_run_is_an_error,

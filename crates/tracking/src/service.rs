@@ -714,24 +714,8 @@ mod tests {
         (Box::new(db), store)
     }
 
-    /// The same test bodies over both backends (PostgreSQL skips only when it is not
-    /// installed and not required).
-    macro_rules! on_both_backends {
-        ($($name:ident),* $(,)?) => {
-            mod on_sqlite {
-                $(#[test] fn $name() { super::$name(super::sqlite) })*
-            }
-            mod on_postgres {
-                $(#[test] fn $name() {
-                    if recops_testkit::PgCluster::shared().is_some() {
-                        super::$name(super::postgres)
-                    }
-                })*
-            }
-        };
-    }
-
-    on_both_backends!(
+    recops_testkit::on_both_backends!(
+        on_sqlite: sqlite, postgres;
         window_metrics_merge_minutes_and_skip_other_endpoints,
         rows_of_the_same_minute_merge,
         an_empty_window_has_no_rates_and_fires_nothing,

@@ -1011,24 +1011,8 @@ mod tests {
         (Box::new(db), clock, t)
     }
 
-    /// The same test bodies over both backends (PostgreSQL skips only when it is not
-    /// installed and not required).
-    macro_rules! on_both_backends {
-        ($($name:ident),* $(,)?) => {
-            mod on_sqlite {
-                $(#[test] fn $name() { super::$name(super::sqlite) })*
-            }
-            mod on_postgres {
-                $(#[test] fn $name() {
-                    if recops_testkit::PgCluster::shared().is_some() {
-                        super::$name(super::postgres)
-                    }
-                })*
-            }
-        };
-    }
-
-    on_both_backends!(
+    recops_testkit::on_both_backends!(
+        on_sqlite: sqlite, postgres;
         a_run_with_iterations_evaluation_and_registration,
         finished_runs_take_no_more_iterations_and_missing_runs_are_errors,
         list_runs_filters_by_type_newest_first,
